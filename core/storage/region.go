@@ -1,0 +1,419 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/kv"
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// Region is one region's local state: meta, raft log and hard state, apply
+// state and keys. It implements raft.Storage for the region's RawNode.
+// Callers must treat returned protobufs as read-only and change state only
+// through the methods, which queue the matching durable records.
+type Region struct {
+	e          *Engine
+	id         uint64
+	meta       *pb.Region
+	state      pb.PeerState
+	applied    uint64
+	truncIndex uint64
+	truncTerm  uint64
+	hard       *raftpb.HardState
+	conf       *raftpb.ConfState
+	entries    []*raftpb.Entry // entries[i].Index == truncIndex+1+i
+	kv         *kv.Data
+}
+
+var _ raft.Storage = (*Region)(nil)
+
+func newRegionFromCheckpoint(e *Engine, ck *pb.RegionCheckpoint) *Region {
+	ck = cloneCk(ck)
+	r := &Region{
+		e:          e,
+		id:         ck.GetRegion().GetId(),
+		meta:       ck.Region,
+		state:      ck.PeerState,
+		applied:    ck.AppliedIndex,
+		truncIndex: ck.TruncatedIndex,
+		truncTerm:  ck.TruncatedTerm,
+		hard:       ck.HardState,
+		conf:       ck.ConfState,
+		entries:    ck.Entries,
+		kv:         kv.New(),
+	}
+	if r.hard == nil {
+		r.hard = &raftpb.HardState{}
+	}
+	if r.conf == nil {
+		r.conf = &raftpb.ConfState{}
+	}
+	for _, p := range ck.Pairs {
+		r.kv.Set(p.Key, p.Value, p.Version)
+	}
+	return r
+}
+
+// checkpoint returns the region's whole state.
+func (r *Region) checkpoint() *pb.RegionCheckpoint {
+	ck := &pb.RegionCheckpoint{
+		Region:         r.meta,
+		PeerState:      r.state,
+		AppliedIndex:   r.applied,
+		TruncatedIndex: r.truncIndex,
+		TruncatedTerm:  r.truncTerm,
+		HardState:      r.hard,
+		ConfState:      r.conf,
+		Entries:        r.entries,
+		Pairs:          pairsOf(r.kv, nil, nil),
+	}
+	return ck
+}
+
+func pairsOf(d *kv.Data, start, end []byte) []*pb.KvPair {
+	var out []*pb.KvPair
+	d.Ascend(func(it kv.Item) bool {
+		if bytes.Compare(it.Key, start) < 0 {
+			return true
+		}
+		if len(end) > 0 && bytes.Compare(it.Key, end) >= 0 {
+			return false
+		}
+		out = append(out, &pb.KvPair{Key: it.Key, Value: it.Value, Version: it.Version})
+		return true
+	})
+	return out
+}
+
+// ID is the region id.
+func (r *Region) ID() uint64 { return r.id }
+
+// Meta is the region's range, epoch and peers as this store knows them.
+func (r *Region) Meta() *pb.Region { return r.meta }
+
+// State is NORMAL or TOMBSTONE.
+func (r *Region) State() pb.PeerState { return r.state }
+
+// Applied is the index of the last applied entry.
+func (r *Region) Applied() uint64 { return r.applied }
+
+// Data gives read access to the region's keys. Do not modify it.
+func (r *Region) Data() *kv.Data { return r.kv }
+
+// HardState is the persisted raft hard state.
+func (r *Region) HardState() *raftpb.HardState { return r.hard }
+
+// ConfState is the membership as of the applied index.
+func (r *Region) ConfState() *raftpb.ConfState { return r.conf }
+
+// lazyUpdate returns an update record for apply-side changes, merging into
+// the previous record when that one holds only apply-side changes of this
+// region (replay order is preserved either way).
+func (r *Region) lazyUpdate() *pb.RegionUpdate {
+	if n := len(r.e.pending); n > 0 {
+		last := r.e.pending[n-1]
+		if last.RegionId == r.id && last.Reset_ == nil && last.Split == nil && last.Region == nil &&
+			last.PeerState == pb.PeerState_NORMAL && last.CompactIndex == 0 && len(last.Entries) == 0 &&
+			last.HardState == nil && last.ConfState == nil {
+			return last
+		}
+	}
+	u := &pb.RegionUpdate{RegionId: r.id}
+	r.e.queue(u, false)
+	return u
+}
+
+// Put writes key and returns its new version.
+func (r *Region) Put(key, value []byte) uint64 {
+	v := r.kv.Put(key, value)
+	u := r.lazyUpdate()
+	u.Mutations = append(u.Mutations, &pb.KvMutation{Key: bytes.Clone(key), Value: bytes.Clone(value), Version: v})
+	return v
+}
+
+// Delete removes key and reports whether it existed.
+func (r *Region) Delete(key []byte) bool {
+	ok := r.kv.Delete(key)
+	if ok {
+		u := r.lazyUpdate()
+		u.Mutations = append(u.Mutations, &pb.KvMutation{Key: bytes.Clone(key), Delete: true})
+	}
+	return ok
+}
+
+// CompareAndSwap writes value if key's version is expected.
+func (r *Region) CompareAndSwap(key []byte, expected uint64, value []byte) (bool, uint64) {
+	ok, v := r.kv.CompareAndSwap(key, expected, value)
+	if ok {
+		u := r.lazyUpdate()
+		u.Mutations = append(u.Mutations, &pb.KvMutation{Key: bytes.Clone(key), Value: bytes.Clone(value), Version: v})
+	}
+	return ok, v
+}
+
+// SetApplied records that entries up to index are applied.
+func (r *Region) SetApplied(index uint64) {
+	if index < r.applied {
+		panic(fmt.Sprintf("storage: region %d applied index going back from %d to %d", r.id, r.applied, index))
+	}
+	r.applied = index
+	r.lazyUpdate().AppliedIndex = index
+}
+
+// SetMeta replaces the region meta (after a conf change applies).
+func (r *Region) SetMeta(meta *pb.Region) {
+	r.meta = proto.Clone(meta).(*pb.Region)
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Region: r.meta}, false)
+}
+
+// SetConfState records the membership after a conf change applies.
+func (r *Region) SetConfState(cs *raftpb.ConfState) {
+	r.conf = proto.Clone(cs).(*raftpb.ConfState)
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, ConfState: r.conf}, false)
+}
+
+// SetPeerState marks the region (for example TOMBSTONE after removal); a
+// tombstone keeps only its meta.
+func (r *Region) SetPeerState(s pb.PeerState) {
+	r.applyPeerState(s)
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, PeerState: s}, true)
+}
+
+func (r *Region) applyPeerState(s pb.PeerState) {
+	r.state = s
+	if s == pb.PeerState_TOMBSTONE {
+		r.kv = kv.New()
+		r.entries = nil
+	}
+}
+
+// Split shrinks this region to left and creates the region right.Region
+// holding every key >= right.Region.StartKey, with right's raft state. The
+// new region is returned. It is one durable record.
+func (r *Region) Split(left *pb.Region, right *pb.RegionCheckpoint) (*Region, error) {
+	rec := &pb.SplitRecord{Left: proto.Clone(left).(*pb.Region), Right: cloneCk(right)}
+	nr, err := r.applySplit(rec, true)
+	if err != nil {
+		return nil, err
+	}
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Split: rec}, true)
+	return nr, nil
+}
+
+func (r *Region) applySplit(rec *pb.SplitRecord, live bool) (*Region, error) {
+	right := rec.Right
+	rid := right.GetRegion().GetId()
+	if rid == 0 || rid == r.id {
+		return nil, fmt.Errorf("storage: split of region %d: bad new region id %d", r.id, rid)
+	}
+	if old, ok := r.e.regions[rid]; ok && live {
+		// The caller decides whether an existing (uninitialized) region may
+		// be taken over; here it must have been removed first.
+		return nil, fmt.Errorf("storage: split of region %d: region %d already exists (state %v)", r.id, rid, old.state)
+	}
+	at := right.GetRegion().GetStartKey()
+	if !bytes.Equal(rec.Left.GetEndKey(), at) {
+		return nil, fmt.Errorf("storage: split of region %d: left ends at %q but right starts at %q", r.id, rec.Left.GetEndKey(), at)
+	}
+	moved := r.kv.SplitOff(at)
+	nr := newRegionFromCheckpoint(r.e, right)
+	nr.kv = moved
+	r.meta = rec.Left
+	r.e.regions[rid] = nr
+	return nr, nil
+}
+
+// RemoveRegion forgets a region entirely (for an uninitialized placeholder
+// being replaced). It is durable with the next sync.
+func (e *Engine) RemoveRegion(id uint64) {
+	if _, ok := e.regions[id]; !ok {
+		return
+	}
+	delete(e.regions, id)
+	e.queue(&pb.RegionUpdate{RegionId: id, PeerState: pb.PeerState_TOMBSTONE}, true)
+}
+
+// Append adds raft entries, cutting any existing entries at or after the
+// first new index.
+func (r *Region) Append(ents []*raftpb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	if err := r.append(ents); err != nil {
+		return err
+	}
+	u := &pb.RegionUpdate{RegionId: r.id, Entries: ents}
+	r.e.queue(u, true)
+	return nil
+}
+
+func (r *Region) append(ents []*raftpb.Entry) error {
+	first := ents[0].GetIndex()
+	last := r.lastIndex()
+	if first <= r.truncIndex {
+		// Entries already covered by the compacted prefix: skip them.
+		skip := r.truncIndex + 1 - first
+		if skip >= uint64(len(ents)) {
+			return nil
+		}
+		ents = ents[skip:]
+		first = ents[0].GetIndex()
+	}
+	if first > last+1 {
+		return fmt.Errorf("storage: region %d: append at %d leaves a gap after %d", r.id, first, last)
+	}
+	keep := first - r.truncIndex - 1
+	r.entries = append(r.entries[:keep:keep], ents...)
+	return nil
+}
+
+// SetHardState records the raft hard state.
+func (r *Region) SetHardState(hs *raftpb.HardState) {
+	if hs == nil {
+		return
+	}
+	r.hard = proto.Clone(hs).(*raftpb.HardState)
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, HardState: r.hard}, true)
+}
+
+// ApplySnapshot replaces the region's state with a raft snapshot whose data
+// is a pb.RegionSnapshot.
+func (r *Region) ApplySnapshot(snap *raftpb.Snapshot) error {
+	rs := &pb.RegionSnapshot{}
+	if err := proto.Unmarshal(snap.GetData(), rs); err != nil {
+		return fmt.Errorf("storage: region %d: decode snapshot: %w", r.id, err)
+	}
+	if rs.GetRegion().GetId() != r.id {
+		return fmt.Errorf("storage: region %d: snapshot is for region %d", r.id, rs.GetRegion().GetId())
+	}
+	md := snap.GetMetadata()
+	hard := proto.Clone(r.hard).(*raftpb.HardState)
+	if hard.GetCommit() < md.GetIndex() {
+		hard.Commit = proto.Uint64(md.GetIndex())
+	}
+	ck := &pb.RegionCheckpoint{
+		Region:         rs.Region,
+		PeerState:      pb.PeerState_NORMAL,
+		AppliedIndex:   md.GetIndex(),
+		TruncatedIndex: md.GetIndex(),
+		TruncatedTerm:  md.GetTerm(),
+		HardState:      hard,
+		ConfState:      md.GetConfState(),
+		Pairs:          rs.Pairs,
+	}
+	nr := newRegionFromCheckpoint(r.e, ck)
+	*r = *nr
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Reset_: ck}, true)
+	return nil
+}
+
+// Compact drops raft entries up to and including index, which must be
+// applied.
+func (r *Region) Compact(index uint64) error {
+	if index <= r.truncIndex {
+		return nil
+	}
+	if index > r.applied {
+		return fmt.Errorf("storage: region %d: compact to %d beyond applied %d", r.id, index, r.applied)
+	}
+	term, err := r.Term(index)
+	if err != nil {
+		return fmt.Errorf("storage: region %d: compact to %d: %w", r.id, index, err)
+	}
+	if err := r.compact(index, term); err != nil {
+		return err
+	}
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, CompactIndex: index, CompactTerm: term}, false)
+	return nil
+}
+
+func (r *Region) compact(index, term uint64) error {
+	if index <= r.truncIndex {
+		return nil
+	}
+	if index > r.lastIndex() {
+		return fmt.Errorf("storage: region %d: compact to %d beyond last index %d", r.id, index, r.lastIndex())
+	}
+	drop := index - r.truncIndex
+	r.entries = append([]*raftpb.Entry(nil), r.entries[drop:]...)
+	r.truncIndex, r.truncTerm = index, term
+	return nil
+}
+
+func (r *Region) lastIndex() uint64 { return r.truncIndex + uint64(len(r.entries)) }
+
+// ---- raft.Storage
+
+// InitialState implements raft.Storage.
+func (r *Region) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
+	return proto.Clone(r.hard).(*raftpb.HardState), proto.Clone(r.conf).(*raftpb.ConfState), nil
+}
+
+// Entries implements raft.Storage.
+func (r *Region) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	if lo <= r.truncIndex {
+		return nil, raft.ErrCompacted
+	}
+	if hi > r.lastIndex()+1 {
+		return nil, fmt.Errorf("storage: region %d: entries [%d,%d) beyond last index %d: %w", r.id, lo, hi, r.lastIndex(), raft.ErrUnavailable)
+	}
+	if lo >= hi {
+		return nil, nil
+	}
+	s := r.entries[lo-r.truncIndex-1 : hi-r.truncIndex-1]
+	size := uint64(0)
+	for i, e := range s {
+		size += uint64(proto.Size(e))
+		if i > 0 && size > maxSize {
+			s = s[:i]
+			break
+		}
+	}
+	return s[:len(s):len(s)], nil
+}
+
+// Term implements raft.Storage.
+func (r *Region) Term(i uint64) (uint64, error) {
+	if i < r.truncIndex {
+		return 0, raft.ErrCompacted
+	}
+	if i == r.truncIndex {
+		return r.truncTerm, nil
+	}
+	if i > r.lastIndex() {
+		return 0, raft.ErrUnavailable
+	}
+	return r.entries[i-r.truncIndex-1].GetTerm(), nil
+}
+
+// LastIndex implements raft.Storage.
+func (r *Region) LastIndex() (uint64, error) { return r.lastIndex(), nil }
+
+// FirstIndex implements raft.Storage.
+func (r *Region) FirstIndex() (uint64, error) { return r.truncIndex + 1, nil }
+
+// Snapshot implements raft.Storage: the region's meta and keys at the
+// applied index.
+func (r *Region) Snapshot() (*raftpb.Snapshot, error) {
+	term, err := r.Term(r.applied)
+	if err != nil {
+		return nil, fmt.Errorf("storage: region %d: snapshot at applied %d: %w", r.id, r.applied, err)
+	}
+	data, err := proto.Marshal(&pb.RegionSnapshot{Region: r.meta, Pairs: pairsOf(r.kv, nil, nil)})
+	if err != nil {
+		return nil, fmt.Errorf("storage: region %d: encode snapshot: %w", r.id, err)
+	}
+	return &raftpb.Snapshot{
+		Data: data,
+		Metadata: &raftpb.SnapshotMetadata{
+			ConfState: proto.Clone(r.conf).(*raftpb.ConfState),
+			Index:     proto.Uint64(r.applied),
+			Term:      proto.Uint64(term),
+		},
+	}, nil
+}
