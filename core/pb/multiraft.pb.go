@@ -322,6 +322,7 @@ type RegionError struct {
 	EpochNotMatch  *EpochNotMatch         `protobuf:"bytes,5,opt,name=epoch_not_match,json=epochNotMatch,proto3" json:"epoch_not_match,omitempty"`
 	StoreBusy      *StoreBusy             `protobuf:"bytes,6,opt,name=store_busy,json=storeBusy,proto3" json:"store_busy,omitempty"`
 	StaleCommand   *StaleCommand          `protobuf:"bytes,7,opt,name=stale_command,json=staleCommand,proto3" json:"stale_command,omitempty"`
+	InvalidRequest *InvalidRequest        `protobuf:"bytes,8,opt,name=invalid_request,json=invalidRequest,proto3" json:"invalid_request,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -401,6 +402,13 @@ func (x *RegionError) GetStoreBusy() *StoreBusy {
 func (x *RegionError) GetStaleCommand() *StaleCommand {
 	if x != nil {
 		return x.StaleCommand
+	}
+	return nil
+}
+
+func (x *RegionError) GetInvalidRequest() *InvalidRequest {
+	if x != nil {
+		return x.InvalidRequest
 	}
 	return nil
 }
@@ -649,6 +657,52 @@ func (*StoreBusy) Descriptor() ([]byte, []int) {
 	return file_multiraft_proto_rawDescGZIP(), []int{8}
 }
 
+// InvalidRequest: the request itself is malformed (empty key, reversed scan
+// range, missing fields). Retrying cannot help.
+type InvalidRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidRequest) Reset() {
+	*x = InvalidRequest{}
+	mi := &file_multiraft_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidRequest) ProtoMessage() {}
+
+func (x *InvalidRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidRequest.ProtoReflect.Descriptor instead.
+func (*InvalidRequest) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *InvalidRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // StaleCommand: the proposal was dropped by a leader change and will never
 // apply. Safe to retry.
 type StaleCommand struct {
@@ -659,7 +713,7 @@ type StaleCommand struct {
 
 func (x *StaleCommand) Reset() {
 	*x = StaleCommand{}
-	mi := &file_multiraft_proto_msgTypes[9]
+	mi := &file_multiraft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +725,7 @@ func (x *StaleCommand) String() string {
 func (*StaleCommand) ProtoMessage() {}
 
 func (x *StaleCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[9]
+	mi := &file_multiraft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +738,7 @@ func (x *StaleCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaleCommand.ProtoReflect.Descriptor instead.
 func (*StaleCommand) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{9}
+	return file_multiraft_proto_rawDescGZIP(), []int{10}
 }
 
 type RequestHeader struct {
@@ -697,7 +751,7 @@ type RequestHeader struct {
 
 func (x *RequestHeader) Reset() {
 	*x = RequestHeader{}
-	mi := &file_multiraft_proto_msgTypes[10]
+	mi := &file_multiraft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +763,7 @@ func (x *RequestHeader) String() string {
 func (*RequestHeader) ProtoMessage() {}
 
 func (x *RequestHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[10]
+	mi := &file_multiraft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +776,7 @@ func (x *RequestHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestHeader.ProtoReflect.Descriptor instead.
 func (*RequestHeader) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{10}
+	return file_multiraft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RequestHeader) GetRegionId() uint64 {
@@ -748,7 +802,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_multiraft_proto_msgTypes[11]
+	mi := &file_multiraft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +814,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[11]
+	mi := &file_multiraft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +827,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{11}
+	return file_multiraft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -794,7 +848,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_multiraft_proto_msgTypes[12]
+	mi := &file_multiraft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +860,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[12]
+	mi := &file_multiraft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +873,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{12}
+	return file_multiraft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -853,7 +907,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_multiraft_proto_msgTypes[13]
+	mi := &file_multiraft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +919,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[13]
+	mi := &file_multiraft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +932,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{13}
+	return file_multiraft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutRequest) GetKey() []byte {
@@ -904,7 +958,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_multiraft_proto_msgTypes[14]
+	mi := &file_multiraft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +970,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[14]
+	mi := &file_multiraft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +983,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{14}
+	return file_multiraft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -948,7 +1002,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_multiraft_proto_msgTypes[15]
+	mi := &file_multiraft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1014,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[15]
+	mi := &file_multiraft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1027,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{15}
+	return file_multiraft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteRequest) GetKey() []byte {
@@ -992,7 +1046,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_multiraft_proto_msgTypes[16]
+	mi := &file_multiraft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1058,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[16]
+	mi := &file_multiraft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1071,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{16}
+	return file_multiraft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteResponse) GetDeleted() bool {
@@ -1040,7 +1094,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_multiraft_proto_msgTypes[17]
+	mi := &file_multiraft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1106,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[17]
+	mi := &file_multiraft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1119,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{17}
+	return file_multiraft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ScanRequest) GetStartKey() []byte {
@@ -1100,7 +1154,7 @@ type KvPair struct {
 
 func (x *KvPair) Reset() {
 	*x = KvPair{}
-	mi := &file_multiraft_proto_msgTypes[18]
+	mi := &file_multiraft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1166,7 @@ func (x *KvPair) String() string {
 func (*KvPair) ProtoMessage() {}
 
 func (x *KvPair) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[18]
+	mi := &file_multiraft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1179,7 @@ func (x *KvPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvPair.ProtoReflect.Descriptor instead.
 func (*KvPair) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{18}
+	return file_multiraft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KvPair) GetKey() []byte {
@@ -1158,7 +1212,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_multiraft_proto_msgTypes[19]
+	mi := &file_multiraft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1224,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[19]
+	mi := &file_multiraft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1237,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{19}
+	return file_multiraft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ScanResponse) GetPairs() []*KvPair {
@@ -1206,7 +1260,7 @@ type CasRequest struct {
 
 func (x *CasRequest) Reset() {
 	*x = CasRequest{}
-	mi := &file_multiraft_proto_msgTypes[20]
+	mi := &file_multiraft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1272,7 @@ func (x *CasRequest) String() string {
 func (*CasRequest) ProtoMessage() {}
 
 func (x *CasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[20]
+	mi := &file_multiraft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1285,7 @@ func (x *CasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasRequest.ProtoReflect.Descriptor instead.
 func (*CasRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{20}
+	return file_multiraft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CasRequest) GetKey() []byte {
@@ -1265,7 +1319,7 @@ type CasResponse struct {
 
 func (x *CasResponse) Reset() {
 	*x = CasResponse{}
-	mi := &file_multiraft_proto_msgTypes[21]
+	mi := &file_multiraft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1331,7 @@ func (x *CasResponse) String() string {
 func (*CasResponse) ProtoMessage() {}
 
 func (x *CasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[21]
+	mi := &file_multiraft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1344,7 @@ func (x *CasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasResponse.ProtoReflect.Descriptor instead.
 func (*CasResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{21}
+	return file_multiraft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CasResponse) GetSucceeded() bool {
@@ -1325,7 +1379,7 @@ type KvRequest struct {
 
 func (x *KvRequest) Reset() {
 	*x = KvRequest{}
-	mi := &file_multiraft_proto_msgTypes[22]
+	mi := &file_multiraft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1391,7 @@ func (x *KvRequest) String() string {
 func (*KvRequest) ProtoMessage() {}
 
 func (x *KvRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[22]
+	mi := &file_multiraft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1404,7 @@ func (x *KvRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvRequest.ProtoReflect.Descriptor instead.
 func (*KvRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{22}
+	return file_multiraft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KvRequest) GetRequestId() uint64 {
@@ -1471,7 +1525,7 @@ type KvResponse struct {
 
 func (x *KvResponse) Reset() {
 	*x = KvResponse{}
-	mi := &file_multiraft_proto_msgTypes[23]
+	mi := &file_multiraft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1537,7 @@ func (x *KvResponse) String() string {
 func (*KvResponse) ProtoMessage() {}
 
 func (x *KvResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[23]
+	mi := &file_multiraft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1550,7 @@ func (x *KvResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvResponse.ProtoReflect.Descriptor instead.
 func (*KvResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{23}
+	return file_multiraft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KvResponse) GetRequestId() uint64 {
@@ -1613,7 +1667,7 @@ type SplitRequest struct {
 
 func (x *SplitRequest) Reset() {
 	*x = SplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[24]
+	mi := &file_multiraft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1679,7 @@ func (x *SplitRequest) String() string {
 func (*SplitRequest) ProtoMessage() {}
 
 func (x *SplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[24]
+	mi := &file_multiraft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1692,7 @@ func (x *SplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRequest.ProtoReflect.Descriptor instead.
 func (*SplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{24}
+	return file_multiraft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SplitRequest) GetSplitKey() []byte {
@@ -1681,7 +1735,7 @@ type RaftCommand struct {
 
 func (x *RaftCommand) Reset() {
 	*x = RaftCommand{}
-	mi := &file_multiraft_proto_msgTypes[25]
+	mi := &file_multiraft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1747,7 @@ func (x *RaftCommand) String() string {
 func (*RaftCommand) ProtoMessage() {}
 
 func (x *RaftCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[25]
+	mi := &file_multiraft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1760,7 @@ func (x *RaftCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCommand.ProtoReflect.Descriptor instead.
 func (*RaftCommand) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{25}
+	return file_multiraft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RaftCommand) GetProposerIncarnation() uint64 {
@@ -1812,7 +1866,7 @@ type RegionSnapshot struct {
 
 func (x *RegionSnapshot) Reset() {
 	*x = RegionSnapshot{}
-	mi := &file_multiraft_proto_msgTypes[26]
+	mi := &file_multiraft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1878,7 @@ func (x *RegionSnapshot) String() string {
 func (*RegionSnapshot) ProtoMessage() {}
 
 func (x *RegionSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[26]
+	mi := &file_multiraft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1891,7 @@ func (x *RegionSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionSnapshot.ProtoReflect.Descriptor instead.
 func (*RegionSnapshot) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{26}
+	return file_multiraft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegionSnapshot) GetRegion() *Region {
@@ -1871,7 +1925,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_multiraft_proto_msgTypes[27]
+	mi := &file_multiraft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +1937,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[27]
+	mi := &file_multiraft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +1950,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{27}
+	return file_multiraft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RaftMessage) GetRegionId() uint64 {
@@ -1959,7 +2013,7 @@ type StoreHello struct {
 
 func (x *StoreHello) Reset() {
 	*x = StoreHello{}
-	mi := &file_multiraft_proto_msgTypes[28]
+	mi := &file_multiraft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2025,7 @@ func (x *StoreHello) String() string {
 func (*StoreHello) ProtoMessage() {}
 
 func (x *StoreHello) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[28]
+	mi := &file_multiraft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2038,7 @@ func (x *StoreHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHello.ProtoReflect.Descriptor instead.
 func (*StoreHello) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{28}
+	return file_multiraft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StoreHello) GetStoreId() uint64 {
@@ -2013,7 +2067,7 @@ type Bootstrap struct {
 
 func (x *Bootstrap) Reset() {
 	*x = Bootstrap{}
-	mi := &file_multiraft_proto_msgTypes[29]
+	mi := &file_multiraft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2079,7 @@ func (x *Bootstrap) String() string {
 func (*Bootstrap) ProtoMessage() {}
 
 func (x *Bootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[29]
+	mi := &file_multiraft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2092,7 @@ func (x *Bootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bootstrap.ProtoReflect.Descriptor instead.
 func (*Bootstrap) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{29}
+	return file_multiraft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Bootstrap) GetStoreId() uint64 {
@@ -2075,7 +2129,7 @@ type RegionHeartbeat struct {
 
 func (x *RegionHeartbeat) Reset() {
 	*x = RegionHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[30]
+	mi := &file_multiraft_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2141,7 @@ func (x *RegionHeartbeat) String() string {
 func (*RegionHeartbeat) ProtoMessage() {}
 
 func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[30]
+	mi := &file_multiraft_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2154,7 @@ func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHeartbeat.ProtoReflect.Descriptor instead.
 func (*RegionHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{30}
+	return file_multiraft_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegionHeartbeat) GetRegion() *Region {
@@ -2150,7 +2204,7 @@ type StoreHeartbeat struct {
 
 func (x *StoreHeartbeat) Reset() {
 	*x = StoreHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[31]
+	mi := &file_multiraft_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2216,7 @@ func (x *StoreHeartbeat) String() string {
 func (*StoreHeartbeat) ProtoMessage() {}
 
 func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[31]
+	mi := &file_multiraft_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2229,7 @@ func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHeartbeat.ProtoReflect.Descriptor instead.
 func (*StoreHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{31}
+	return file_multiraft_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StoreHeartbeat) GetStoreId() uint64 {
@@ -2216,7 +2270,7 @@ type GetRegionRequest struct {
 
 func (x *GetRegionRequest) Reset() {
 	*x = GetRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[32]
+	mi := &file_multiraft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2282,7 @@ func (x *GetRegionRequest) String() string {
 func (*GetRegionRequest) ProtoMessage() {}
 
 func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[32]
+	mi := &file_multiraft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2295,7 @@ func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{32}
+	return file_multiraft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetRegionRequest) GetRequestId() uint64 {
@@ -2270,7 +2324,7 @@ type GetRegionResponse struct {
 
 func (x *GetRegionResponse) Reset() {
 	*x = GetRegionResponse{}
-	mi := &file_multiraft_proto_msgTypes[33]
+	mi := &file_multiraft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2336,7 @@ func (x *GetRegionResponse) String() string {
 func (*GetRegionResponse) ProtoMessage() {}
 
 func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[33]
+	mi := &file_multiraft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2349,7 @@ func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{33}
+	return file_multiraft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetRegionResponse) GetRequestId() uint64 {
@@ -2335,7 +2389,7 @@ type ListRegionsRequest struct {
 
 func (x *ListRegionsRequest) Reset() {
 	*x = ListRegionsRequest{}
-	mi := &file_multiraft_proto_msgTypes[34]
+	mi := &file_multiraft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2401,7 @@ func (x *ListRegionsRequest) String() string {
 func (*ListRegionsRequest) ProtoMessage() {}
 
 func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[34]
+	mi := &file_multiraft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2414,7 @@ func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsRequest.ProtoReflect.Descriptor instead.
 func (*ListRegionsRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{34}
+	return file_multiraft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRegionsRequest) GetRequestId() uint64 {
@@ -2380,7 +2434,7 @@ type RegionInfo struct {
 
 func (x *RegionInfo) Reset() {
 	*x = RegionInfo{}
-	mi := &file_multiraft_proto_msgTypes[35]
+	mi := &file_multiraft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2446,7 @@ func (x *RegionInfo) String() string {
 func (*RegionInfo) ProtoMessage() {}
 
 func (x *RegionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[35]
+	mi := &file_multiraft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2459,7 @@ func (x *RegionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfo.ProtoReflect.Descriptor instead.
 func (*RegionInfo) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{35}
+	return file_multiraft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RegionInfo) GetRegion() *Region {
@@ -2432,7 +2486,7 @@ type ListRegionsResponse struct {
 
 func (x *ListRegionsResponse) Reset() {
 	*x = ListRegionsResponse{}
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2498,7 @@ func (x *ListRegionsResponse) String() string {
 func (*ListRegionsResponse) ProtoMessage() {}
 
 func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2511,7 @@ func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsResponse.ProtoReflect.Descriptor instead.
 func (*ListRegionsResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{36}
+	return file_multiraft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListRegionsResponse) GetRequestId() uint64 {
@@ -2484,7 +2538,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2550,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2563,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{37}
+	return file_multiraft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AskSplitRequest) GetRequestId() uint64 {
@@ -2538,7 +2592,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2604,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2617,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{38}
+	return file_multiraft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AskSplitResponse) GetRequestId() uint64 {
@@ -2604,7 +2658,7 @@ type ReportSplit struct {
 
 func (x *ReportSplit) Reset() {
 	*x = ReportSplit{}
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2670,7 @@ func (x *ReportSplit) String() string {
 func (*ReportSplit) ProtoMessage() {}
 
 func (x *ReportSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2683,7 @@ func (x *ReportSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplit.ProtoReflect.Descriptor instead.
 func (*ReportSplit) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{39}
+	return file_multiraft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReportSplit) GetLeft() *Region {
@@ -2674,7 +2728,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2740,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2753,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{40}
+	return file_multiraft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Envelope) GetFrom() uint64 {
@@ -2950,7 +3004,7 @@ type KvMutation struct {
 
 func (x *KvMutation) Reset() {
 	*x = KvMutation{}
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3016,7 @@ func (x *KvMutation) String() string {
 func (*KvMutation) ProtoMessage() {}
 
 func (x *KvMutation) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3029,7 @@ func (x *KvMutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvMutation.ProtoReflect.Descriptor instead.
 func (*KvMutation) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{41}
+	return file_multiraft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *KvMutation) GetKey() []byte {
@@ -3034,7 +3088,7 @@ type RegionUpdate struct {
 
 func (x *RegionUpdate) Reset() {
 	*x = RegionUpdate{}
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3100,7 @@ func (x *RegionUpdate) String() string {
 func (*RegionUpdate) ProtoMessage() {}
 
 func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3113,7 @@ func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionUpdate.ProtoReflect.Descriptor instead.
 func (*RegionUpdate) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{42}
+	return file_multiraft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegionUpdate) GetRegionId() uint64 {
@@ -3156,7 +3210,7 @@ type SplitRecord struct {
 
 func (x *SplitRecord) Reset() {
 	*x = SplitRecord{}
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3222,7 @@ func (x *SplitRecord) String() string {
 func (*SplitRecord) ProtoMessage() {}
 
 func (x *SplitRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3235,7 @@ func (x *SplitRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRecord.ProtoReflect.Descriptor instead.
 func (*SplitRecord) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{43}
+	return file_multiraft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SplitRecord) GetLeft() *Region {
@@ -3210,7 +3264,7 @@ type WalBatch struct {
 
 func (x *WalBatch) Reset() {
 	*x = WalBatch{}
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3222,7 +3276,7 @@ func (x *WalBatch) String() string {
 func (*WalBatch) ProtoMessage() {}
 
 func (x *WalBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3235,7 +3289,7 @@ func (x *WalBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalBatch.ProtoReflect.Descriptor instead.
 func (*WalBatch) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{44}
+	return file_multiraft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WalBatch) GetSeq() uint64 {
@@ -3269,7 +3323,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3335,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3348,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{45}
+	return file_multiraft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *StoreIdent) GetClusterId() uint64 {
@@ -3329,7 +3383,7 @@ type RegionCheckpoint struct {
 
 func (x *RegionCheckpoint) Reset() {
 	*x = RegionCheckpoint{}
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3395,7 @@ func (x *RegionCheckpoint) String() string {
 func (*RegionCheckpoint) ProtoMessage() {}
 
 func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +3408,7 @@ func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionCheckpoint.ProtoReflect.Descriptor instead.
 func (*RegionCheckpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{46}
+	return file_multiraft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RegionCheckpoint) GetRegion() *Region {
@@ -3434,7 +3488,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3446,7 +3500,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3459,7 +3513,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{47}
+	return file_multiraft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Checkpoint) GetIdent() *StoreIdent {
@@ -3508,7 +3562,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\tstart_key\x18\x02 \x01(\fR\bstartKey\x12\x17\n" +
 	"\aend_key\x18\x03 \x01(\fR\x06endKey\x12&\n" +
 	"\x05epoch\x18\x04 \x01(\v2\x10.multiraft.EpochR\x05epoch\x12%\n" +
-	"\x05peers\x18\x05 \x03(\v2\x0f.multiraft.PeerR\x05peers\"\x9c\x03\n" +
+	"\x05peers\x18\x05 \x03(\v2\x0f.multiraft.PeerR\x05peers\"\xe0\x03\n" +
 	"\vRegionError\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x123\n" +
 	"\n" +
@@ -3518,7 +3572,8 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x0fepoch_not_match\x18\x05 \x01(\v2\x18.multiraft.EpochNotMatchR\repochNotMatch\x123\n" +
 	"\n" +
 	"store_busy\x18\x06 \x01(\v2\x14.multiraft.StoreBusyR\tstoreBusy\x12<\n" +
-	"\rstale_command\x18\a \x01(\v2\x17.multiraft.StaleCommandR\fstaleCommand\"Q\n" +
+	"\rstale_command\x18\a \x01(\v2\x17.multiraft.StaleCommandR\fstaleCommand\x12B\n" +
+	"\x0finvalid_request\x18\b \x01(\v2\x19.multiraft.InvalidRequestR\x0einvalidRequest\"Q\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\"-\n" +
@@ -3531,7 +3586,9 @@ const file_multiraft_proto_rawDesc = "" +
 	"\aend_key\x18\x04 \x01(\fR\x06endKey\"K\n" +
 	"\rEpochNotMatch\x12:\n" +
 	"\x0fcurrent_regions\x18\x01 \x03(\v2\x11.multiraft.RegionR\x0ecurrentRegions\"\v\n" +
-	"\tStoreBusy\"\x0e\n" +
+	"\tStoreBusy\"(\n" +
+	"\x0eInvalidRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x0e\n" +
 	"\fStaleCommand\"a\n" +
 	"\rRequestHeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x123\n" +
@@ -3771,7 +3828,7 @@ func file_multiraft_proto_rawDescGZIP() []byte {
 }
 
 var file_multiraft_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_multiraft_proto_goTypes = []any{
 	(PeerRole)(0),               // 0: multiraft.PeerRole
 	(PeerState)(0),              // 1: multiraft.PeerState
@@ -3784,49 +3841,50 @@ var file_multiraft_proto_goTypes = []any{
 	(*KeyNotInRegion)(nil),      // 8: multiraft.KeyNotInRegion
 	(*EpochNotMatch)(nil),       // 9: multiraft.EpochNotMatch
 	(*StoreBusy)(nil),           // 10: multiraft.StoreBusy
-	(*StaleCommand)(nil),        // 11: multiraft.StaleCommand
-	(*RequestHeader)(nil),       // 12: multiraft.RequestHeader
-	(*GetRequest)(nil),          // 13: multiraft.GetRequest
-	(*GetResponse)(nil),         // 14: multiraft.GetResponse
-	(*PutRequest)(nil),          // 15: multiraft.PutRequest
-	(*PutResponse)(nil),         // 16: multiraft.PutResponse
-	(*DeleteRequest)(nil),       // 17: multiraft.DeleteRequest
-	(*DeleteResponse)(nil),      // 18: multiraft.DeleteResponse
-	(*ScanRequest)(nil),         // 19: multiraft.ScanRequest
-	(*KvPair)(nil),              // 20: multiraft.KvPair
-	(*ScanResponse)(nil),        // 21: multiraft.ScanResponse
-	(*CasRequest)(nil),          // 22: multiraft.CasRequest
-	(*CasResponse)(nil),         // 23: multiraft.CasResponse
-	(*KvRequest)(nil),           // 24: multiraft.KvRequest
-	(*KvResponse)(nil),          // 25: multiraft.KvResponse
-	(*SplitRequest)(nil),        // 26: multiraft.SplitRequest
-	(*RaftCommand)(nil),         // 27: multiraft.RaftCommand
-	(*RegionSnapshot)(nil),      // 28: multiraft.RegionSnapshot
-	(*RaftMessage)(nil),         // 29: multiraft.RaftMessage
-	(*StoreHello)(nil),          // 30: multiraft.StoreHello
-	(*Bootstrap)(nil),           // 31: multiraft.Bootstrap
-	(*RegionHeartbeat)(nil),     // 32: multiraft.RegionHeartbeat
-	(*StoreHeartbeat)(nil),      // 33: multiraft.StoreHeartbeat
-	(*GetRegionRequest)(nil),    // 34: multiraft.GetRegionRequest
-	(*GetRegionResponse)(nil),   // 35: multiraft.GetRegionResponse
-	(*ListRegionsRequest)(nil),  // 36: multiraft.ListRegionsRequest
-	(*RegionInfo)(nil),          // 37: multiraft.RegionInfo
-	(*ListRegionsResponse)(nil), // 38: multiraft.ListRegionsResponse
-	(*AskSplitRequest)(nil),     // 39: multiraft.AskSplitRequest
-	(*AskSplitResponse)(nil),    // 40: multiraft.AskSplitResponse
-	(*ReportSplit)(nil),         // 41: multiraft.ReportSplit
-	(*Envelope)(nil),            // 42: multiraft.Envelope
-	(*KvMutation)(nil),          // 43: multiraft.KvMutation
-	(*RegionUpdate)(nil),        // 44: multiraft.RegionUpdate
-	(*SplitRecord)(nil),         // 45: multiraft.SplitRecord
-	(*WalBatch)(nil),            // 46: multiraft.WalBatch
-	(*StoreIdent)(nil),          // 47: multiraft.StoreIdent
-	(*RegionCheckpoint)(nil),    // 48: multiraft.RegionCheckpoint
-	(*Checkpoint)(nil),          // 49: multiraft.Checkpoint
-	(*raftpb.Message)(nil),      // 50: raftpb.Message
-	(*raftpb.Entry)(nil),        // 51: raftpb.Entry
-	(*raftpb.HardState)(nil),    // 52: raftpb.HardState
-	(*raftpb.ConfState)(nil),    // 53: raftpb.ConfState
+	(*InvalidRequest)(nil),      // 11: multiraft.InvalidRequest
+	(*StaleCommand)(nil),        // 12: multiraft.StaleCommand
+	(*RequestHeader)(nil),       // 13: multiraft.RequestHeader
+	(*GetRequest)(nil),          // 14: multiraft.GetRequest
+	(*GetResponse)(nil),         // 15: multiraft.GetResponse
+	(*PutRequest)(nil),          // 16: multiraft.PutRequest
+	(*PutResponse)(nil),         // 17: multiraft.PutResponse
+	(*DeleteRequest)(nil),       // 18: multiraft.DeleteRequest
+	(*DeleteResponse)(nil),      // 19: multiraft.DeleteResponse
+	(*ScanRequest)(nil),         // 20: multiraft.ScanRequest
+	(*KvPair)(nil),              // 21: multiraft.KvPair
+	(*ScanResponse)(nil),        // 22: multiraft.ScanResponse
+	(*CasRequest)(nil),          // 23: multiraft.CasRequest
+	(*CasResponse)(nil),         // 24: multiraft.CasResponse
+	(*KvRequest)(nil),           // 25: multiraft.KvRequest
+	(*KvResponse)(nil),          // 26: multiraft.KvResponse
+	(*SplitRequest)(nil),        // 27: multiraft.SplitRequest
+	(*RaftCommand)(nil),         // 28: multiraft.RaftCommand
+	(*RegionSnapshot)(nil),      // 29: multiraft.RegionSnapshot
+	(*RaftMessage)(nil),         // 30: multiraft.RaftMessage
+	(*StoreHello)(nil),          // 31: multiraft.StoreHello
+	(*Bootstrap)(nil),           // 32: multiraft.Bootstrap
+	(*RegionHeartbeat)(nil),     // 33: multiraft.RegionHeartbeat
+	(*StoreHeartbeat)(nil),      // 34: multiraft.StoreHeartbeat
+	(*GetRegionRequest)(nil),    // 35: multiraft.GetRegionRequest
+	(*GetRegionResponse)(nil),   // 36: multiraft.GetRegionResponse
+	(*ListRegionsRequest)(nil),  // 37: multiraft.ListRegionsRequest
+	(*RegionInfo)(nil),          // 38: multiraft.RegionInfo
+	(*ListRegionsResponse)(nil), // 39: multiraft.ListRegionsResponse
+	(*AskSplitRequest)(nil),     // 40: multiraft.AskSplitRequest
+	(*AskSplitResponse)(nil),    // 41: multiraft.AskSplitResponse
+	(*ReportSplit)(nil),         // 42: multiraft.ReportSplit
+	(*Envelope)(nil),            // 43: multiraft.Envelope
+	(*KvMutation)(nil),          // 44: multiraft.KvMutation
+	(*RegionUpdate)(nil),        // 45: multiraft.RegionUpdate
+	(*SplitRecord)(nil),         // 46: multiraft.SplitRecord
+	(*WalBatch)(nil),            // 47: multiraft.WalBatch
+	(*StoreIdent)(nil),          // 48: multiraft.StoreIdent
+	(*RegionCheckpoint)(nil),    // 49: multiraft.RegionCheckpoint
+	(*Checkpoint)(nil),          // 50: multiraft.Checkpoint
+	(*raftpb.Message)(nil),      // 51: raftpb.Message
+	(*raftpb.Entry)(nil),        // 52: raftpb.Entry
+	(*raftpb.HardState)(nil),    // 53: raftpb.HardState
+	(*raftpb.ConfState)(nil),    // 54: raftpb.ConfState
 }
 var file_multiraft_proto_depIdxs = []int32{
 	0,  // 0: multiraft.Peer.role:type_name -> multiraft.PeerRole
@@ -3837,85 +3895,86 @@ var file_multiraft_proto_depIdxs = []int32{
 	8,  // 5: multiraft.RegionError.key_not_in_region:type_name -> multiraft.KeyNotInRegion
 	9,  // 6: multiraft.RegionError.epoch_not_match:type_name -> multiraft.EpochNotMatch
 	10, // 7: multiraft.RegionError.store_busy:type_name -> multiraft.StoreBusy
-	11, // 8: multiraft.RegionError.stale_command:type_name -> multiraft.StaleCommand
-	3,  // 9: multiraft.NotLeader.leader:type_name -> multiraft.Peer
-	4,  // 10: multiraft.EpochNotMatch.current_regions:type_name -> multiraft.Region
-	2,  // 11: multiraft.RequestHeader.region_epoch:type_name -> multiraft.Epoch
-	20, // 12: multiraft.ScanResponse.pairs:type_name -> multiraft.KvPair
-	12, // 13: multiraft.KvRequest.header:type_name -> multiraft.RequestHeader
-	13, // 14: multiraft.KvRequest.get:type_name -> multiraft.GetRequest
-	15, // 15: multiraft.KvRequest.put:type_name -> multiraft.PutRequest
-	17, // 16: multiraft.KvRequest.delete:type_name -> multiraft.DeleteRequest
-	19, // 17: multiraft.KvRequest.scan:type_name -> multiraft.ScanRequest
-	22, // 18: multiraft.KvRequest.cas:type_name -> multiraft.CasRequest
-	5,  // 19: multiraft.KvResponse.region_error:type_name -> multiraft.RegionError
-	14, // 20: multiraft.KvResponse.get:type_name -> multiraft.GetResponse
-	16, // 21: multiraft.KvResponse.put:type_name -> multiraft.PutResponse
-	18, // 22: multiraft.KvResponse.delete:type_name -> multiraft.DeleteResponse
-	21, // 23: multiraft.KvResponse.scan:type_name -> multiraft.ScanResponse
-	23, // 24: multiraft.KvResponse.cas:type_name -> multiraft.CasResponse
-	12, // 25: multiraft.RaftCommand.header:type_name -> multiraft.RequestHeader
-	15, // 26: multiraft.RaftCommand.put:type_name -> multiraft.PutRequest
-	17, // 27: multiraft.RaftCommand.delete:type_name -> multiraft.DeleteRequest
-	22, // 28: multiraft.RaftCommand.cas:type_name -> multiraft.CasRequest
-	26, // 29: multiraft.RaftCommand.split:type_name -> multiraft.SplitRequest
-	4,  // 30: multiraft.RegionSnapshot.region:type_name -> multiraft.Region
-	20, // 31: multiraft.RegionSnapshot.pairs:type_name -> multiraft.KvPair
-	3,  // 32: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
-	3,  // 33: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
-	2,  // 34: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
-	50, // 35: multiraft.RaftMessage.message:type_name -> raftpb.Message
-	4,  // 36: multiraft.Bootstrap.regions:type_name -> multiraft.Region
-	4,  // 37: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
-	3,  // 38: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
-	3,  // 39: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
-	4,  // 40: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
-	3,  // 41: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
-	4,  // 42: multiraft.RegionInfo.region:type_name -> multiraft.Region
-	3,  // 43: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
-	37, // 44: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
-	4,  // 45: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
-	4,  // 46: multiraft.ReportSplit.left:type_name -> multiraft.Region
-	4,  // 47: multiraft.ReportSplit.right:type_name -> multiraft.Region
-	29, // 48: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
-	24, // 49: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
-	25, // 50: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
-	30, // 51: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
-	31, // 52: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
-	32, // 53: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
-	33, // 54: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
-	34, // 55: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
-	35, // 56: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
-	36, // 57: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
-	38, // 58: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
-	39, // 59: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
-	40, // 60: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
-	41, // 61: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
-	48, // 62: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
-	43, // 63: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
-	45, // 64: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
-	4,  // 65: multiraft.RegionUpdate.region:type_name -> multiraft.Region
-	1,  // 66: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
-	51, // 67: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
-	52, // 68: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
-	53, // 69: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
-	4,  // 70: multiraft.SplitRecord.left:type_name -> multiraft.Region
-	48, // 71: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
-	44, // 72: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
-	47, // 73: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
-	4,  // 74: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
-	1,  // 75: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
-	52, // 76: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
-	53, // 77: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
-	51, // 78: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
-	20, // 79: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
-	47, // 80: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
-	48, // 81: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
-	82, // [82:82] is the sub-list for method output_type
-	82, // [82:82] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	12, // 8: multiraft.RegionError.stale_command:type_name -> multiraft.StaleCommand
+	11, // 9: multiraft.RegionError.invalid_request:type_name -> multiraft.InvalidRequest
+	3,  // 10: multiraft.NotLeader.leader:type_name -> multiraft.Peer
+	4,  // 11: multiraft.EpochNotMatch.current_regions:type_name -> multiraft.Region
+	2,  // 12: multiraft.RequestHeader.region_epoch:type_name -> multiraft.Epoch
+	21, // 13: multiraft.ScanResponse.pairs:type_name -> multiraft.KvPair
+	13, // 14: multiraft.KvRequest.header:type_name -> multiraft.RequestHeader
+	14, // 15: multiraft.KvRequest.get:type_name -> multiraft.GetRequest
+	16, // 16: multiraft.KvRequest.put:type_name -> multiraft.PutRequest
+	18, // 17: multiraft.KvRequest.delete:type_name -> multiraft.DeleteRequest
+	20, // 18: multiraft.KvRequest.scan:type_name -> multiraft.ScanRequest
+	23, // 19: multiraft.KvRequest.cas:type_name -> multiraft.CasRequest
+	5,  // 20: multiraft.KvResponse.region_error:type_name -> multiraft.RegionError
+	15, // 21: multiraft.KvResponse.get:type_name -> multiraft.GetResponse
+	17, // 22: multiraft.KvResponse.put:type_name -> multiraft.PutResponse
+	19, // 23: multiraft.KvResponse.delete:type_name -> multiraft.DeleteResponse
+	22, // 24: multiraft.KvResponse.scan:type_name -> multiraft.ScanResponse
+	24, // 25: multiraft.KvResponse.cas:type_name -> multiraft.CasResponse
+	13, // 26: multiraft.RaftCommand.header:type_name -> multiraft.RequestHeader
+	16, // 27: multiraft.RaftCommand.put:type_name -> multiraft.PutRequest
+	18, // 28: multiraft.RaftCommand.delete:type_name -> multiraft.DeleteRequest
+	23, // 29: multiraft.RaftCommand.cas:type_name -> multiraft.CasRequest
+	27, // 30: multiraft.RaftCommand.split:type_name -> multiraft.SplitRequest
+	4,  // 31: multiraft.RegionSnapshot.region:type_name -> multiraft.Region
+	21, // 32: multiraft.RegionSnapshot.pairs:type_name -> multiraft.KvPair
+	3,  // 33: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
+	3,  // 34: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
+	2,  // 35: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
+	51, // 36: multiraft.RaftMessage.message:type_name -> raftpb.Message
+	4,  // 37: multiraft.Bootstrap.regions:type_name -> multiraft.Region
+	4,  // 38: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
+	3,  // 39: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
+	3,  // 40: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
+	4,  // 41: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
+	3,  // 42: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
+	4,  // 43: multiraft.RegionInfo.region:type_name -> multiraft.Region
+	3,  // 44: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
+	38, // 45: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
+	4,  // 46: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
+	4,  // 47: multiraft.ReportSplit.left:type_name -> multiraft.Region
+	4,  // 48: multiraft.ReportSplit.right:type_name -> multiraft.Region
+	30, // 49: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
+	25, // 50: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
+	26, // 51: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
+	31, // 52: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
+	32, // 53: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
+	33, // 54: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
+	34, // 55: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
+	35, // 56: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
+	36, // 57: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
+	37, // 58: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
+	39, // 59: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
+	40, // 60: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
+	41, // 61: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
+	42, // 62: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
+	49, // 63: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
+	44, // 64: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
+	46, // 65: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
+	4,  // 66: multiraft.RegionUpdate.region:type_name -> multiraft.Region
+	1,  // 67: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
+	52, // 68: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
+	53, // 69: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
+	54, // 70: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
+	4,  // 71: multiraft.SplitRecord.left:type_name -> multiraft.Region
+	49, // 72: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
+	45, // 73: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
+	48, // 74: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
+	4,  // 75: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
+	1,  // 76: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
+	53, // 77: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
+	54, // 78: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
+	52, // 79: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
+	21, // 80: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
+	48, // 81: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
+	49, // 82: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
+	83, // [83:83] is the sub-list for method output_type
+	83, // [83:83] is the sub-list for method input_type
+	83, // [83:83] is the sub-list for extension type_name
+	83, // [83:83] is the sub-list for extension extendee
+	0,  // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_multiraft_proto_init() }
@@ -3923,27 +3982,27 @@ func file_multiraft_proto_init() {
 	if File_multiraft_proto != nil {
 		return
 	}
-	file_multiraft_proto_msgTypes[22].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[23].OneofWrappers = []any{
 		(*KvRequest_Get)(nil),
 		(*KvRequest_Put)(nil),
 		(*KvRequest_Delete)(nil),
 		(*KvRequest_Scan)(nil),
 		(*KvRequest_Cas)(nil),
 	}
-	file_multiraft_proto_msgTypes[23].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[24].OneofWrappers = []any{
 		(*KvResponse_Get)(nil),
 		(*KvResponse_Put)(nil),
 		(*KvResponse_Delete)(nil),
 		(*KvResponse_Scan)(nil),
 		(*KvResponse_Cas)(nil),
 	}
-	file_multiraft_proto_msgTypes[25].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[26].OneofWrappers = []any{
 		(*RaftCommand_Put)(nil),
 		(*RaftCommand_Delete)(nil),
 		(*RaftCommand_Cas)(nil),
 		(*RaftCommand_Split)(nil),
 	}
-	file_multiraft_proto_msgTypes[40].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[41].OneofWrappers = []any{
 		(*Envelope_Raft)(nil),
 		(*Envelope_KvRequest)(nil),
 		(*Envelope_KvResponse)(nil),
@@ -3965,7 +4024,7 @@ func file_multiraft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_multiraft_proto_rawDesc), len(file_multiraft_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

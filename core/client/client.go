@@ -1,0 +1,831 @@
+// Package client is the routing and retry logic of a multiraft KV client, as
+// a deterministic, sans-I/O state machine shared by the simulator's client
+// actors and the real client.
+//
+// A Client keeps a region cache (sorted by start key, with the leader it
+// believes in per region), turns each submitted Op into KvRequests sent to
+// the store that leads the region owning the key, asks PD (GetRegionRequest)
+// for regions it does not know, and reacts to every region error: NotLeader
+// (go to the hinted leader, or the next peer), EpochNotMatch (cache the
+// current regions), KeyNotInRegion and RegionNotFound (drop the entry, ask
+// PD), StoreBusy and StaleCommand (back off), InvalidRequest (fail at once:
+// retrying cannot help). Region errors are definite: the request did not and
+// will not apply, so an op may be retried after one. A store attempt that gets no reply within AttemptTimeout is retried
+// for reads; a write's outcome is then unknown, so the op completes as
+// Ambiguous at once and is never retried (a retry could apply twice).
+//
+// Retries are bounded by Config.MaxAttempts store attempts (per op, and per
+// sub-scan of a scan) and by Config.OpTimeout overall, with exponential
+// backoff (BackoffBase doubling up to BackoffMax, equal jitter drawn from
+// Env.Rand) between them. A scan over several regions is stitched from one
+// sub-scan per region, each routed and retried on its own.
+//
+// The client does no I/O of its own: it sends through Env.Net, reads time
+// from Env.Clock and draws jitter from Env.Rand. The driver calls Submit,
+// Receive (for every KvResponse and GetRegionResponse addressed to the
+// client) and Tick (often, say every 5-10 ms of its clock), and collects
+// results with Completed. The same inputs always give the same sends.
+package client
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// Config tunes a Client. Zero fields take the defaults noted.
+type Config struct {
+	ID uint64 // the client's own node id (Envelope.From)
+	PD uint64 // PD's node id
+
+	AttemptTimeout time.Duration // one store or PD attempt; default 2s
+	OpTimeout      time.Duration // a whole op; default 10s
+	MaxAttempts    int           // store attempts per op (per sub-scan for scans); default 20
+	BackoffBase    time.Duration // first backoff; default 20ms
+	BackoffMax     time.Duration // backoff cap; default 1s
+}
+
+// Defaults of Config.
+const (
+	DefaultAttemptTimeout = 2 * time.Second
+	DefaultOpTimeout      = 10 * time.Second
+	DefaultMaxAttempts    = 20
+	DefaultBackoffBase    = 20 * time.Millisecond
+	DefaultBackoffMax     = time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = DefaultOpTimeout
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = DefaultBackoffBase
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.BackoffMax < c.BackoffBase {
+		c.BackoffMax = c.BackoffBase
+	}
+	return c
+}
+
+// OpKind is the kind of a KV operation.
+type OpKind int
+
+// The operation kinds. The zero OpKind is invalid.
+const (
+	Get OpKind = iota + 1
+	Put
+	Delete
+	Scan
+	Cas
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case Get:
+		return "get"
+	case Put:
+		return "put"
+	case Delete:
+		return "delete"
+	case Scan:
+		return "scan"
+	case Cas:
+		return "cas"
+	}
+	return fmt.Sprintf("OpKind(%d)", int(k))
+}
+
+// IsWrite reports whether k changes state (put, delete, cas). A write whose
+// attempt gets no reply has an unknown outcome.
+func (k OpKind) IsWrite() bool { return k == Put || k == Delete || k == Cas }
+
+// Op is one KV operation. Get, Put, Delete and Cas use Key (non-empty); Put
+// and Cas use Value; Cas writes only if the key's version equals
+// ExpectedVersion (0: only if absent). Scan reads [Start, End) (empty End =
+// +inf), at most Limit pairs (0 = no limit).
+type Op struct {
+	Kind            OpKind
+	Key, Value      []byte
+	ExpectedVersion uint64
+	Start, End      []byte
+	Limit           int
+}
+
+func cloneOp(op Op) Op {
+	op.Key = bytes.Clone(op.Key)
+	op.Value = bytes.Clone(op.Value)
+	op.Start = bytes.Clone(op.Start)
+	op.End = bytes.Clone(op.End)
+	return op
+}
+
+// Outcome says what is known about an op's effect.
+type Outcome int
+
+// The outcomes. The zero Outcome is invalid.
+const (
+	// OK: the op took effect (writes) or was served (reads); results are set.
+	OK Outcome = iota + 1
+	// Failed: the op definitely did not take effect.
+	Failed
+	// Ambiguous: a write may or may not have taken effect, now or later.
+	Ambiguous
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OK:
+		return "ok"
+	case Failed:
+		return "failed"
+	case Ambiguous:
+		return "ambiguous"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Errors a Completion.Err wraps (test with errors.Is).
+var (
+	ErrInvalidOp       = errors.New("client: invalid op")
+	ErrTimeout         = errors.New("client: no reply within the attempt timeout")
+	ErrOpTimeout       = errors.New("client: op timeout")
+	ErrTooManyAttempts = errors.New("client: too many attempts")
+	ErrMalformedReply  = errors.New("client: malformed reply")
+)
+
+// Completion is the end of one op.
+type Completion struct {
+	ID      uint64
+	Op      Op
+	Outcome Outcome
+	Err     error // why, when Failed or Ambiguous
+
+	Found        bool   // get
+	Value        []byte // get
+	Version      uint64 // get; put; cas (new version on success, current on failure)
+	Deleted      bool   // delete
+	CasSucceeded bool   // cas
+	Pairs        []*pb.KvPair
+
+	Attempts int // store attempts made
+}
+
+// Stats counts what a client did, since New.
+type Stats struct {
+	Submitted, OK, Failed, Ambiguous uint64
+
+	Attempts uint64 // KvRequests sent
+	Retries  uint64 // of which not the first of their op (or sub-scan)
+	Timeouts uint64 // store attempts unanswered within AttemptTimeout
+	Backoffs uint64
+
+	NotLeader, EpochNotMatch, KeyNotInRegion, RegionNotFound   uint64
+	StoreBusy, StaleCommand, InvalidRequest, OtherRegionErrors uint64
+	Malformed                                                  uint64
+
+	PDLookups, PDTimeouts, PDErrors uint64
+
+	LateReplies uint64 // replies to no live attempt, ignored
+}
+
+// maxImmediate is how many retries in a row may skip the backoff (NotLeader
+// with a new hint, EpochNotMatch that changed the route, KeyNotInRegion):
+// beyond, a ping-pong between stale views backs off like any other retry.
+const maxImmediate = 2
+
+type phase int
+
+const (
+	phaseIdle    phase = iota // between steps (transient)
+	phaseLookup               // a GetRegionRequest to PD is outstanding
+	phaseStore                // a KvRequest to a store is outstanding
+	phaseBackoff              // sleeping until wakeAt
+)
+
+// attempt is the store request an op has outstanding (or had last).
+type attempt struct {
+	regionID  uint64
+	epoch     *pb.Epoch
+	store     uint64
+	regionEnd []byte // end of the region routed by
+	subEnd    []byte // scans: end_key sent (empty = +inf)
+}
+
+type opState struct {
+	id       uint64
+	op       Op
+	deadline time.Time
+	done     bool
+
+	phase    phase
+	reqID    uint64    // outstanding request id (store or PD), 0 if none
+	timeout  time.Time // of the outstanding request
+	wakeAt   time.Time // phaseBackoff
+	pdKey    []byte    // phaseLookup: the key asked about
+	att      attempt
+	attempts int // store attempts in all
+	budget   int // store attempts of this op, or of the current sub-scan
+	backoffs int // backoffs of this op, or of the current sub-scan
+	immed    int // consecutive retries without backoff
+	lastErr  error
+
+	// scans
+	cursor    []byte
+	remaining int // pairs still wanted when limited
+	pairs     []*pb.KvPair
+
+	res Completion // results of a successful op
+}
+
+// routeKey is the key the op's next request is routed by.
+func (o *opState) routeKey() []byte {
+	if o.op.Kind == Scan {
+		return o.cursor
+	}
+	return o.op.Key
+}
+
+// Client is the routing and retry state machine. It is not safe for
+// concurrent use; its driver serialises calls.
+type Client struct {
+	env   core.Env
+	cfg   Config
+	log   *slog.Logger
+	cache regionCache
+
+	nextOp  uint64
+	nextReq uint64
+	active  []*opState          // live ops in id order
+	reqs    map[uint64]*opState // outstanding request id -> op (lookup only)
+	done    []Completion
+	stats   Stats
+}
+
+// New returns a client that talks through env.Net and reads env.Clock;
+// env.Rand (optional) supplies backoff jitter and env.Log (optional) logs.
+func New(env core.Env, cfg Config) *Client {
+	log := env.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		env:  env,
+		cfg:  cfg.withDefaults(),
+		log:  log.With("client", cfg.ID),
+		reqs: make(map[uint64]*opState),
+	}
+}
+
+// Config returns the client's configuration with defaults filled in.
+func (c *Client) Config() Config { return c.cfg }
+
+// Submit starts op and returns its id (the Completion's ID). It sends the
+// op's first request at once; an invalid op completes as Failed at once.
+func (c *Client) Submit(op Op) uint64 {
+	c.nextOp++
+	o := &opState{id: c.nextOp, op: cloneOp(op)}
+	c.stats.Submitted++
+	if err := validate(o.op); err != nil {
+		c.complete(o, Failed, err)
+		return o.id
+	}
+	now := c.env.Clock.Now()
+	o.deadline = now.Add(c.cfg.OpTimeout)
+	if op.Kind == Scan {
+		o.cursor = o.op.Start
+		o.remaining = op.Limit
+	}
+	c.active = append(c.active, o)
+	c.route(o, now)
+	return o.id
+}
+
+func validate(op Op) error {
+	switch op.Kind {
+	case Get, Put, Delete, Cas:
+		if len(op.Key) == 0 {
+			return fmt.Errorf("%w: %s with an empty key", ErrInvalidOp, op.Kind)
+		}
+	case Scan:
+		if len(op.End) != 0 && bytes.Compare(op.End, op.Start) <= 0 {
+			return fmt.Errorf("%w: scan end %q <= start %q", ErrInvalidOp, op.End, op.Start)
+		}
+		if op.Limit < 0 || op.Limit > math.MaxUint32 {
+			return fmt.Errorf("%w: scan limit %d", ErrInvalidOp, op.Limit)
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrInvalidOp, int(op.Kind))
+	}
+	return nil
+}
+
+// Completed returns the ops completed since the last call, in completion
+// order.
+func (c *Client) Completed() []Completion {
+	out := c.done
+	c.done = nil
+	return out
+}
+
+// Pending returns the number of submitted ops not yet completed.
+func (c *Client) Pending() int { return len(c.active) }
+
+// Stats returns the counters.
+func (c *Client) Stats() Stats { return c.stats }
+
+// Receive handles a reply from a store (KvResponse) or PD
+// (GetRegionResponse). Replies to no live attempt are ignored; other bodies
+// are ignored.
+func (c *Client) Receive(m *pb.Envelope) {
+	switch b := m.GetBody().(type) {
+	case *pb.Envelope_KvResponse:
+		if b.KvResponse != nil {
+			c.onKvResponse(m.GetFrom(), b.KvResponse)
+		}
+	case *pb.Envelope_GetRegionResponse:
+		if b.GetRegionResponse != nil {
+			c.onRegionResponse(b.GetRegionResponse)
+		}
+	default:
+		c.log.Debug("ignoring message", "from", m.GetFrom(), "type", fmt.Sprintf("%T", b))
+	}
+}
+
+// Tick handles op deadlines, attempt timeouts and the end of backoffs, in op
+// id order, at the clock's current time.
+func (c *Client) Tick() {
+	now := c.env.Clock.Now()
+	for _, o := range slices.Clone(c.active) {
+		if o.done {
+			continue
+		}
+		if !now.Before(o.deadline) {
+			c.giveUp(o)
+			continue
+		}
+		switch o.phase {
+		case phaseStore:
+			if !now.Before(o.timeout) {
+				c.onStoreTimeout(o, now)
+			}
+		case phaseLookup:
+			if !now.Before(o.timeout) {
+				c.stats.PDTimeouts++
+				c.endRequest(o)
+				o.lastErr = fmt.Errorf("%w: PD did not answer about key %q", ErrTimeout, o.pdKey)
+				c.retry(o, now, true)
+			}
+		case phaseBackoff:
+			if !now.Before(o.wakeAt) {
+				o.phase = phaseIdle
+				c.route(o, now)
+			}
+		}
+	}
+}
+
+// route sends the op's next request: to the store leading the region of its
+// route key if cached, else to PD.
+func (c *Client) route(o *opState, now time.Time) {
+	if !now.Before(o.deadline) {
+		c.giveUp(o)
+		return
+	}
+	if o.budget >= c.cfg.MaxAttempts {
+		c.exhausted(o)
+		return
+	}
+	key := o.routeKey()
+	if e := c.cache.find(key); e != nil {
+		c.sendKv(o, e, now)
+		return
+	}
+	c.askPD(o, key, now)
+}
+
+func (c *Client) newRequest(o *opState, now time.Time, ph phase) uint64 {
+	c.nextReq++
+	o.reqID = c.nextReq
+	o.phase = ph
+	o.timeout = now.Add(c.cfg.AttemptTimeout)
+	c.reqs[o.reqID] = o
+	return o.reqID
+}
+
+// endRequest forgets the op's outstanding request: a reply to it is late.
+func (c *Client) endRequest(o *opState) {
+	if o.reqID != 0 {
+		delete(c.reqs, o.reqID)
+		o.reqID = 0
+	}
+	o.phase = phaseIdle
+}
+
+func (c *Client) askPD(o *opState, key []byte, now time.Time) {
+	id := c.newRequest(o, now, phaseLookup)
+	o.pdKey = key
+	c.stats.PDLookups++
+	c.env.Net.Send(&pb.Envelope{From: c.cfg.ID, To: c.cfg.PD, Body: &pb.Envelope_GetRegion{
+		GetRegion: &pb.GetRegionRequest{RequestId: id, Key: key},
+	}})
+}
+
+// minEnd returns the smaller of two range ends, empty meaning +inf.
+func minEnd(a, b []byte) []byte {
+	switch {
+	case len(a) == 0:
+		return b
+	case len(b) == 0:
+		return a
+	case bytes.Compare(a, b) <= 0:
+		return a
+	}
+	return b
+}
+
+func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
+	r := e.region
+	store := e.target()
+	id := c.newRequest(o, now, phaseStore)
+	ep := r.GetEpoch()
+	req := &pb.KvRequest{RequestId: id, Header: &pb.RequestHeader{
+		RegionId:    r.GetId(),
+		RegionEpoch: &pb.Epoch{ConfVer: ep.GetConfVer(), Version: ep.GetVersion()},
+	}}
+	o.att = attempt{regionID: r.GetId(), epoch: req.Header.RegionEpoch, store: store, regionEnd: r.GetEndKey()}
+	switch op := &o.op; op.Kind {
+	case Get:
+		req.Op = &pb.KvRequest_Get{Get: &pb.GetRequest{Key: op.Key}}
+	case Put:
+		req.Op = &pb.KvRequest_Put{Put: &pb.PutRequest{Key: op.Key, Value: op.Value}}
+	case Delete:
+		req.Op = &pb.KvRequest_Delete{Delete: &pb.DeleteRequest{Key: op.Key}}
+	case Cas:
+		req.Op = &pb.KvRequest_Cas{Cas: &pb.CasRequest{Key: op.Key, ExpectedVersion: op.ExpectedVersion, Value: op.Value}}
+	case Scan:
+		o.att.subEnd = minEnd(op.End, r.GetEndKey())
+		req.Op = &pb.KvRequest_Scan{Scan: &pb.ScanRequest{
+			StartKey: o.cursor, EndKey: o.att.subEnd, Limit: uint32(o.remaining),
+		}}
+	}
+	if o.budget > 0 {
+		c.stats.Retries++
+	}
+	o.attempts++
+	o.budget++
+	c.stats.Attempts++
+	c.env.Net.Send(&pb.Envelope{From: c.cfg.ID, To: store, Body: &pb.Envelope_KvRequest{KvRequest: req}})
+}
+
+// retry schedules the op's next step after a definite failure: at once if
+// allowed (and not too often in a row), else after a backoff.
+func (c *Client) retry(o *opState, now time.Time, backoff bool) {
+	if o.budget >= c.cfg.MaxAttempts {
+		c.exhausted(o)
+		return
+	}
+	if !backoff && o.immed < maxImmediate {
+		o.immed++
+		c.route(o, now)
+		return
+	}
+	o.immed = 0
+	d := c.backoffDelay(o.backoffs)
+	o.backoffs++
+	c.stats.Backoffs++
+	o.wakeAt = now.Add(d)
+	if o.wakeAt.After(o.deadline) {
+		o.wakeAt = o.deadline
+	}
+	o.phase = phaseBackoff
+}
+
+// backoffDelay is BackoffBase·2^n capped at BackoffMax, with equal jitter:
+// uniform in [d/2, d].
+func (c *Client) backoffDelay(n int) time.Duration {
+	d := c.cfg.BackoffBase
+	for i := 0; i < n && d < c.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.BackoffMax)
+	half := d / 2
+	if c.env.Rand == nil || d-half <= 0 {
+		return d
+	}
+	return half + time.Duration(core.Intn(c.env.Rand, int(d-half)+1))
+}
+
+func (c *Client) onStoreTimeout(o *opState, now time.Time) {
+	att := o.att
+	c.endRequest(o)
+	c.stats.Timeouts++
+	if e := c.cache.byID(att.regionID); e != nil {
+		e.skip(att.store) // the store may be down: try another peer next
+	}
+	err := fmt.Errorf("%w: store %d, region %d, after %v", ErrTimeout, att.store, att.regionID, c.cfg.AttemptTimeout)
+	if o.op.Kind.IsWrite() {
+		c.complete(o, Ambiguous, fmt.Errorf("%w; outcome unknown", err))
+		return
+	}
+	o.lastErr = err
+	c.retry(o, now, true)
+}
+
+// giveUp ends an op whose deadline passed: Ambiguous if a write attempt is
+// still unanswered, else Failed (every attempt so far failed definitely).
+func (c *Client) giveUp(o *opState) {
+	if o.phase == phaseStore && o.op.Kind.IsWrite() {
+		c.complete(o, Ambiguous, fmt.Errorf("%w after %v: request to store %d unanswered; outcome unknown",
+			ErrOpTimeout, c.cfg.OpTimeout, o.att.store))
+		return
+	}
+	err := fmt.Errorf("%w after %v and %d attempts", ErrOpTimeout, c.cfg.OpTimeout, o.attempts)
+	if o.lastErr != nil {
+		err = fmt.Errorf("%w: last error: %w", err, o.lastErr)
+	}
+	c.complete(o, Failed, err)
+}
+
+// exhausted ends an op that used all its store attempts, each a definite
+// failure.
+func (c *Client) exhausted(o *opState) {
+	err := fmt.Errorf("%w (%d)", ErrTooManyAttempts, o.budget)
+	if o.lastErr != nil {
+		err = fmt.Errorf("%w: last error: %w", err, o.lastErr)
+	}
+	c.complete(o, Failed, err)
+}
+
+func (c *Client) complete(o *opState, out Outcome, err error) {
+	c.endRequest(o)
+	o.done = true
+	if i := slices.Index(c.active, o); i >= 0 {
+		c.active = slices.Delete(c.active, i, i+1)
+	}
+	comp := o.res
+	comp.ID, comp.Op, comp.Outcome, comp.Attempts = o.id, o.op, out, o.attempts
+	if out == OK {
+		comp.Err = nil
+	} else {
+		comp = Completion{ID: o.id, Op: o.op, Outcome: out, Err: err, Attempts: o.attempts}
+	}
+	switch out {
+	case OK:
+		c.stats.OK++
+	case Failed:
+		c.stats.Failed++
+	case Ambiguous:
+		c.stats.Ambiguous++
+	}
+	c.done = append(c.done, comp)
+}
+
+func (c *Client) onRegionResponse(resp *pb.GetRegionResponse) {
+	o := c.reqs[resp.GetRequestId()]
+	if o == nil || o.phase != phaseLookup {
+		c.stats.LateReplies++
+		return
+	}
+	c.endRequest(o)
+	now := c.env.Clock.Now()
+	r := resp.GetRegion()
+	switch {
+	case resp.GetError() != "":
+		o.lastErr = fmt.Errorf("PD: %s", resp.GetError())
+	case r == nil:
+		o.lastErr = fmt.Errorf("PD: no region for key %q", o.pdKey)
+	case !validRegion(r) || !contains(r, o.pdKey):
+		o.lastErr = fmt.Errorf("PD: region %d [%q, %q) with %d peers for key %q",
+			r.GetId(), r.GetStartKey(), r.GetEndKey(), len(r.GetPeers()), o.pdKey)
+	default:
+		c.cache.insert(r, resp.GetLeader(), nil)
+		if c.cache.find(o.pdKey) != nil {
+			c.route(o, now)
+			return
+		}
+		// The cache holds a newer overlapping region: PD is behind.
+		o.lastErr = fmt.Errorf("PD: stale region %d for key %q", r.GetId(), o.pdKey)
+	}
+	c.stats.PDErrors++
+	c.log.Debug("PD lookup failed", "op", o.id, "err", o.lastErr)
+	c.retry(o, now, true)
+}
+
+func (c *Client) onKvResponse(from uint64, resp *pb.KvResponse) {
+	o := c.reqs[resp.GetRequestId()]
+	if o == nil || o.phase != phaseStore {
+		c.stats.LateReplies++
+		return
+	}
+	c.endRequest(o)
+	now := c.env.Clock.Now()
+	if re := resp.GetRegionError(); re != nil {
+		c.onRegionError(o, re, now)
+		return
+	}
+	switch o.op.Kind {
+	case Get:
+		g := resp.GetGet()
+		if g == nil {
+			c.malformed(o, from, resp, now)
+			return
+		}
+		o.res.Found, o.res.Value, o.res.Version = g.GetFound(), bytes.Clone(g.GetValue()), g.GetVersion()
+	case Put:
+		p := resp.GetPut()
+		if p == nil {
+			c.malformed(o, from, resp, now)
+			return
+		}
+		o.res.Version = p.GetVersion()
+	case Delete:
+		d := resp.GetDelete()
+		if d == nil {
+			c.malformed(o, from, resp, now)
+			return
+		}
+		o.res.Deleted = d.GetDeleted()
+	case Cas:
+		cs := resp.GetCas()
+		if cs == nil {
+			c.malformed(o, from, resp, now)
+			return
+		}
+		o.res.CasSucceeded, o.res.Version = cs.GetSucceeded(), cs.GetVersion()
+	case Scan:
+		s := resp.GetScan()
+		if s == nil || !c.validScan(o, s.GetPairs()) {
+			c.malformed(o, from, resp, now)
+			return
+		}
+		c.scanStep(o, s.GetPairs(), now)
+		return
+	}
+	c.complete(o, OK, nil)
+}
+
+// validScan checks a sub-scan's pairs: inside [cursor, subEnd), strictly
+// ascending, within the limit.
+func (c *Client) validScan(o *opState, pairs []*pb.KvPair) bool {
+	if o.remaining > 0 && len(pairs) > o.remaining {
+		return false
+	}
+	var prev []byte
+	for i, p := range pairs {
+		k := p.GetKey()
+		if p == nil || bytes.Compare(k, o.cursor) < 0 ||
+			(len(o.att.subEnd) != 0 && bytes.Compare(k, o.att.subEnd) >= 0) ||
+			(i > 0 && bytes.Compare(k, prev) <= 0) {
+			return false
+		}
+		prev = k
+	}
+	return true
+}
+
+// scanStep takes a sub-scan's pairs and either completes the scan or moves
+// on to the next region.
+func (c *Client) scanStep(o *opState, pairs []*pb.KvPair, now time.Time) {
+	for _, p := range pairs {
+		o.pairs = append(o.pairs, proto.Clone(p).(*pb.KvPair))
+	}
+	limited := o.op.Limit > 0
+	if limited {
+		o.remaining -= len(pairs)
+	}
+	end := o.att.regionEnd
+	if (limited && o.remaining <= 0) || len(end) == 0 ||
+		(len(o.op.End) != 0 && bytes.Compare(end, o.op.End) >= 0) {
+		o.res.Pairs = o.pairs
+		c.complete(o, OK, nil)
+		return
+	}
+	o.cursor = end
+	o.budget, o.backoffs, o.immed, o.lastErr = 0, 0, 0, nil
+	c.route(o, now)
+}
+
+// malformed handles a reply with neither a region error nor the result the
+// op expects: a failed attempt for a read, an unknown outcome for a write.
+func (c *Client) malformed(o *opState, from uint64, resp *pb.KvResponse, now time.Time) {
+	c.stats.Malformed++
+	err := fmt.Errorf("%w from store %d for %s: result %T", ErrMalformedReply, from, o.op.Kind, resp.GetResult())
+	c.log.Warn("malformed reply", "op", o.id, "store", from, "request", resp.GetRequestId(), "err", err)
+	if o.op.Kind.IsWrite() {
+		c.complete(o, Ambiguous, err)
+		return
+	}
+	o.lastErr = err
+	c.retry(o, now, true)
+}
+
+func describe(re *pb.RegionError) string {
+	var kind string
+	switch {
+	case re.GetNotLeader() != nil:
+		kind = fmt.Sprintf("not leader (hint store %d)", re.GetNotLeader().GetLeader().GetStoreId())
+	case re.GetEpochNotMatch() != nil:
+		kind = fmt.Sprintf("epoch not match (%d current regions)", len(re.GetEpochNotMatch().GetCurrentRegions()))
+	case re.GetKeyNotInRegion() != nil:
+		kind = "key not in region"
+	case re.GetRegionNotFound() != nil:
+		kind = "region not found"
+	case re.GetStoreBusy() != nil:
+		kind = "store busy"
+	case re.GetStaleCommand() != nil:
+		kind = "stale command"
+	case re.GetInvalidRequest() != nil:
+		kind = "invalid request: " + re.GetInvalidRequest().GetReason()
+	default:
+		kind = "region error"
+	}
+	if msg := re.GetMessage(); msg != "" {
+		return kind + ": " + msg
+	}
+	return kind
+}
+
+// onRegionError reacts to a definite refusal: fix the cache, then retry.
+func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
+	att := o.att
+	o.lastErr = fmt.Errorf("store %d, region %d: %s", att.store, att.regionID, describe(re))
+	e := c.cache.byID(att.regionID)
+	if e != nil && !sameEpoch(e.region.GetEpoch(), att.epoch) {
+		e = nil // refreshed meanwhile (by another op): leave it alone
+	}
+	switch {
+	case re.GetNotLeader() != nil:
+		c.stats.NotLeader++
+		hint := re.GetNotLeader().GetLeader()
+		if hint.GetStoreId() != 0 && hint.GetStoreId() != att.store {
+			if e != nil {
+				e.leader = proto.Clone(hint).(*pb.Peer)
+			}
+			c.retry(o, now, false)
+			return
+		}
+		if e != nil {
+			e.skip(att.store)
+		}
+		c.retry(o, now, true) // no leader known there: an election may be on
+	case re.GetEpochNotMatch() != nil:
+		c.stats.EpochNotMatch++
+		for _, r := range re.GetEpochNotMatch().GetCurrentRegions() {
+			// The store that answered likely leads these regions (a split
+			// leaves the new region's leader on the same store).
+			c.cache.insert(r, nil, peerOn(r, att.store))
+		}
+		if ne := c.cache.find(o.routeKey()); ne != nil && ne.region.GetId() == att.regionID &&
+			sameEpoch(ne.region.GetEpoch(), att.epoch) {
+			// No news for this key: drop the entry and ask PD, after a pause.
+			c.cache.remove(att.regionID)
+			c.retry(o, now, true)
+			return
+		}
+		c.retry(o, now, false)
+	case re.GetKeyNotInRegion() != nil:
+		c.stats.KeyNotInRegion++
+		if e != nil {
+			c.cache.remove(att.regionID)
+		}
+		c.retry(o, now, false)
+	case re.GetRegionNotFound() != nil:
+		c.stats.RegionNotFound++
+		if e != nil {
+			c.cache.remove(att.regionID)
+		}
+		c.retry(o, now, true)
+	case re.GetStoreBusy() != nil:
+		c.stats.StoreBusy++
+		c.retry(o, now, true)
+	case re.GetStaleCommand() != nil:
+		c.stats.StaleCommand++
+		c.retry(o, now, true)
+	case re.GetInvalidRequest() != nil:
+		// The store refuses the request itself: definite, and a retry
+		// cannot help.
+		c.stats.InvalidRequest++
+		c.complete(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr))
+	default:
+		c.stats.OtherRegionErrors++
+		c.retry(o, now, true)
+	}
+}

@@ -1,0 +1,519 @@
+package raftstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/kv"
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/storage"
+)
+
+type kvItem = kv.Item
+
+// peer is this store's replica of one region.
+type peer struct {
+	s      *Store
+	region *storage.Region
+	id     uint64
+	rn     *raft.RawNode
+
+	peerCache map[uint64]*pb.Peer // raft id -> peer, from meta and senders
+	leader    uint64
+	leading   bool
+
+	proposals []*proposal // in propose order
+	reads     []*readRequest
+	batches   []*readBatch
+
+	lastRegionHB  time.Time
+	splitAskedAt  time.Time
+	snapshotsSent []uint64 // raft ids to report snapshot status for after Advance
+}
+
+// proposal is a client write this store proposed and has not answered.
+type proposal struct {
+	id       uint64
+	client   uint64
+	reqID    uint64
+	index    uint64 // known once the entry shows up in a Ready
+	term     uint64
+	appended bool
+}
+
+type readRequest struct {
+	client uint64
+	req    *pb.KvRequest
+}
+
+type readBatch struct {
+	ctx        []byte
+	reads      []*readRequest
+	index      uint64
+	indexKnown bool
+}
+
+func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
+	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}}
+	p.refreshPeerCache()
+	return p
+}
+
+func (p *peer) regionID() uint64 { return p.region.ID() }
+
+func (p *peer) isLeader() bool { return p.leading }
+
+func (p *peer) refreshPeerCache() {
+	for _, pp := range p.region.Meta().GetPeers() {
+		p.peerCache[pp.Id] = pp
+	}
+}
+
+func (p *peer) rememberPeer(pp *pb.Peer) {
+	if pp.GetId() != 0 && pp.GetStoreId() != 0 {
+		if _, ok := p.peerCache[pp.Id]; !ok {
+			p.peerCache[pp.Id] = proto.Clone(pp).(*pb.Peer)
+		}
+	}
+}
+
+func (p *peer) self() *pb.Peer {
+	if pp := p.peerCache[p.id]; pp != nil {
+		return pp
+	}
+	return &pb.Peer{Id: p.id, StoreId: p.s.cfg.StoreID}
+}
+
+func (p *peer) leaderPeer() *pb.Peer {
+	if p.leader == 0 {
+		return nil
+	}
+	if pp := p.peerCache[p.leader]; pp != nil {
+		return proto.Clone(pp).(*pb.Peer)
+	}
+	return nil
+}
+
+// onTick runs the peer's periodic work: PD heartbeat and split check.
+func (p *peer) onTick(now time.Time) {
+	if !p.leading {
+		return
+	}
+	if p.lastRegionHB.IsZero() || now.Sub(p.lastRegionHB) >= p.s.cfg.RegionHeartbeatInterval {
+		p.sendRegionHeartbeat()
+	}
+	p.maybeAskSplit(now)
+}
+
+func (p *peer) sendRegionHeartbeat() {
+	p.lastRegionHB = p.s.now()
+	p.s.stats.RegionHeartbeatsOut++
+	d := p.region.Data()
+	p.s.send(p.s.cfg.PD, &pb.RegionHeartbeat{
+		Region:          proto.Clone(p.region.Meta()).(*pb.Region),
+		Leader:          proto.Clone(p.self()).(*pb.Peer),
+		ApproximateSize: uint64(d.Bytes()),
+		ApproximateKeys: uint64(d.Len()),
+	})
+}
+
+// persist queues the durable part of a Ready: snapshot, entries, hard state.
+func (p *peer) persist(rd raft.Ready) error {
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := p.region.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
+		}
+		p.refreshPeerCache()
+		p.s.stats.SnapshotsApplied++
+	}
+	if p.leading || len(p.proposals) > 0 {
+		p.noteProposedEntries(rd.Entries)
+	}
+	if err := p.region.Append(rd.Entries); err != nil {
+		return fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		p.region.SetHardState(rd.HardState)
+	}
+	return nil
+}
+
+// noteProposedEntries learns the index and term of this store's proposals.
+func (p *peer) noteProposedEntries(ents []*raftpb.Entry) {
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryType_EntryNormal || len(e.GetData()) == 0 {
+			continue
+		}
+		var cmd pb.RaftCommand
+		if proto.Unmarshal(e.GetData(), &cmd) != nil || cmd.ProposerIncarnation != p.s.incarnation {
+			continue
+		}
+		for _, pr := range p.proposals {
+			if pr.id == cmd.ProposalId {
+				pr.index, pr.term, pr.appended = e.GetIndex(), e.GetTerm(), true
+				break
+			}
+		}
+	}
+}
+
+func (p *peer) sendMessages(msgs []*raftpb.Message) {
+	meta := p.region.Meta()
+	from := p.self()
+	for _, m := range msgs {
+		to := p.peerCache[m.GetTo()]
+		if to == nil {
+			p.s.log.Warn("no address for raft peer", "region", p.regionID(), "peer", m.GetTo())
+			continue
+		}
+		if m.GetType() == raftpb.MessageType_MsgSnap {
+			p.s.stats.SnapshotsSent++
+			p.snapshotsSent = append(p.snapshotsSent, m.GetTo())
+		}
+		p.s.send(to.StoreId, &pb.RaftMessage{
+			RegionId:    p.regionID(),
+			FromPeer:    from,
+			ToPeer:      to,
+			RegionEpoch: meta.GetEpoch(),
+			StartKey:    meta.GetStartKey(),
+			EndKey:      meta.GetEndKey(),
+			Message:     m,
+		})
+	}
+}
+
+// apply handles the volatile part of a Ready: role changes, committed
+// entries, read states.
+func (p *peer) apply(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		p.onSoftState(rd.SoftState)
+	}
+	for _, e := range rd.CommittedEntries {
+		if err := p.applyEntry(e); err != nil {
+			return err
+		}
+		p.region.SetApplied(e.GetIndex())
+	}
+	for _, rs := range rd.ReadStates {
+		for _, b := range p.batches {
+			if !b.indexKnown && bytes.Equal(b.ctx, rs.RequestCtx) {
+				b.index, b.indexKnown = rs.Index, true
+			}
+		}
+	}
+	return nil
+}
+
+// afterAdvance reports snapshot sends to raft (outside the Ready cycle).
+func (p *peer) afterAdvance() {
+	for _, to := range p.snapshotsSent {
+		p.rn.ReportSnapshot(to, raft.SnapshotFinish)
+	}
+	p.snapshotsSent = nil
+}
+
+func (p *peer) onSoftState(ss *raft.SoftState) {
+	was := p.leading
+	p.leader = ss.Lead
+	p.leading = ss.RaftState == raft.StateLeader
+	if p.s.leaderChangeFn != nil {
+		p.s.leaderChangeFn(p.regionID(), ss.Lead)
+	}
+	if p.leading && !was {
+		p.sendRegionHeartbeat()
+	}
+	if was && !p.leading {
+		// Raft forgets pending read-only requests when it steps down.
+		for _, b := range p.batches {
+			if !b.indexKnown {
+				for _, r := range b.reads {
+					p.replyErr(r.client, r.req.RequestId, p.notLeaderErr())
+				}
+			}
+		}
+		kept := p.batches[:0]
+		for _, b := range p.batches {
+			if b.indexKnown {
+				kept = append(kept, b)
+			}
+		}
+		p.batches = kept
+	}
+}
+
+func (p *peer) applyEntry(e *raftpb.Entry) error {
+	switch e.GetType() {
+	case raftpb.EntryType_EntryNormal:
+		if len(e.GetData()) == 0 {
+			return nil // a new leader's empty entry
+		}
+		var cmd pb.RaftCommand
+		if err := proto.Unmarshal(e.GetData(), &cmd); err != nil {
+			// Every replica skips it the same way: nothing was applied.
+			p.s.log.Error("undecodable raft command", "region", p.regionID(), "index", e.GetIndex(), "err", err)
+			return nil
+		}
+		resp := p.applyCommand(&cmd, e)
+		p.answerProposal(&cmd, e, resp)
+		return nil
+	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
+		var cc raftpb.ConfChangeI
+		if e.GetType() == raftpb.EntryType_EntryConfChange {
+			var c raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+				return fmt.Errorf("raftstore: region %d: decode conf change at %d: %w", p.regionID(), e.GetIndex(), err)
+			}
+			cc = &c
+		} else {
+			var c raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+				return fmt.Errorf("raftstore: region %d: decode conf change at %d: %w", p.regionID(), e.GetIndex(), err)
+			}
+			cc = &c
+		}
+		// Membership changes are not proposed yet; keep raft consistent.
+		cs := p.rn.ApplyConfChange(cc)
+		p.region.SetConfState(cs)
+		p.s.log.Warn("applied a conf change without region meta change", "region", p.regionID(), "index", e.GetIndex())
+		return nil
+	}
+	return nil
+}
+
+// applyCommand executes one command against the region and returns the
+// response for its proposer.
+func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) *pb.KvResponse {
+	meta := p.region.Meta()
+	resp := &pb.KvResponse{}
+	h := cmd.GetHeader()
+	if h.GetRegionId() != p.regionID() {
+		resp.RegionError = regionNotFoundErr(h.GetRegionId())
+		return resp
+	}
+	if split := cmd.GetSplit(); split != nil {
+		if !epochEqual(h.GetRegionEpoch(), meta.GetEpoch()) {
+			p.s.log.Info("split skipped: epoch changed", "region", p.regionID(), "index", e.GetIndex())
+			resp.RegionError = p.s.epochNotMatchErr(p, nil)
+			return resp
+		}
+		if err := p.applySplit(split); err != nil {
+			p.s.log.Warn("split rejected at apply", "region", p.regionID(), "err", err)
+			resp.RegionError = invalidErr(err.Error())
+		}
+		return resp
+	}
+	if h.GetRegionEpoch().GetVersion() != meta.GetEpoch().GetVersion() {
+		resp.RegionError = p.s.epochNotMatchErr(p, commandKey(cmd))
+		return resp
+	}
+	if key := commandKey(cmd); !keyInRegion(key, meta) {
+		resp.RegionError = keyNotInRegionErr(key, meta)
+		return resp
+	}
+	p.s.stats.WritesApplied++
+	switch c := cmd.Cmd.(type) {
+	case *pb.RaftCommand_Put:
+		v := p.region.Put(c.Put.Key, c.Put.Value)
+		resp.Result = &pb.KvResponse_Put{Put: &pb.PutResponse{Version: v}}
+	case *pb.RaftCommand_Delete:
+		ok := p.region.Delete(c.Delete.Key)
+		resp.Result = &pb.KvResponse_Delete{Delete: &pb.DeleteResponse{Deleted: ok}}
+	case *pb.RaftCommand_Cas:
+		ok, v := p.region.CompareAndSwap(c.Cas.Key, c.Cas.ExpectedVersion, c.Cas.Value)
+		resp.Result = &pb.KvResponse_Cas{Cas: &pb.CasResponse{Succeeded: ok, Version: v}}
+	default:
+		resp.RegionError = invalidErr("empty command")
+	}
+	return resp
+}
+
+func commandKey(cmd *pb.RaftCommand) []byte {
+	switch c := cmd.Cmd.(type) {
+	case *pb.RaftCommand_Put:
+		return c.Put.GetKey()
+	case *pb.RaftCommand_Delete:
+		return c.Delete.GetKey()
+	case *pb.RaftCommand_Cas:
+		return c.Cas.GetKey()
+	}
+	return nil
+}
+
+func epochEqual(a, b *pb.Epoch) bool {
+	return a.GetVersion() == b.GetVersion() && a.GetConfVer() == b.GetConfVer()
+}
+
+// answerProposal replies to the client whose proposal this entry is, and
+// tells clients whose proposals were overwritten at or before this index.
+func (p *peer) answerProposal(cmd *pb.RaftCommand, e *raftpb.Entry, resp *pb.KvResponse) {
+	if len(p.proposals) == 0 {
+		return
+	}
+	mine := cmd.ProposerIncarnation == p.s.incarnation
+	kept := p.proposals[:0]
+	for _, pr := range p.proposals {
+		switch {
+		case mine && pr.id == cmd.ProposalId:
+			resp.RequestId = pr.reqID
+			p.s.sendKv(pr.client, resp)
+		case pr.appended && pr.index <= e.GetIndex():
+			// Another entry took this index: the proposal can never apply.
+			p.s.stats.StaleCommands++
+			p.replyErr(pr.client, pr.reqID, &pb.RegionError{Message: "proposal dropped by a leader change", StaleCommand: &pb.StaleCommand{}})
+		default:
+			kept = append(kept, pr)
+		}
+	}
+	p.proposals = kept
+}
+
+// propose submits a client write.
+func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
+	p.s.nextProposal++
+	cmd.ProposerIncarnation = p.s.incarnation
+	cmd.ProposalId = p.s.nextProposal
+	cmd.Header = req.Header
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		p.replyErr(client, req.RequestId, invalidErr(fmt.Sprintf("encode command: %v", err)))
+		return
+	}
+	if err := p.rn.Propose(data); err != nil {
+		p.s.stats.NotLeader++
+		p.replyErr(client, req.RequestId, p.notLeaderErr())
+		return
+	}
+	p.s.stats.Proposals++
+	p.proposals = append(p.proposals, &proposal{id: cmd.ProposalId, client: client, reqID: req.RequestId})
+}
+
+// issueReads starts one ReadIndex for all reads queued since the last round.
+func (p *peer) issueReads() {
+	if len(p.reads) == 0 {
+		return
+	}
+	reads := p.reads
+	p.reads = nil
+	if !p.leading {
+		for _, r := range reads {
+			p.s.stats.NotLeader++
+			p.replyErr(r.client, r.req.RequestId, p.notLeaderErr())
+		}
+		return
+	}
+	p.s.nextReadCtx++
+	ctx := make([]byte, 16)
+	binary.BigEndian.PutUint64(ctx, p.s.incarnation)
+	binary.BigEndian.PutUint64(ctx[8:], p.s.nextReadCtx)
+	p.s.stats.ReadIndexRequests++
+	p.batches = append(p.batches, &readBatch{ctx: ctx, reads: reads})
+	p.rn.ReadIndex(ctx)
+}
+
+// serveReads answers reads whose read index has been applied.
+func (p *peer) serveReads() {
+	if len(p.batches) == 0 {
+		return
+	}
+	applied := p.region.Applied()
+	kept := p.batches[:0]
+	for _, b := range p.batches {
+		if !b.indexKnown || b.index > applied {
+			kept = append(kept, b)
+			continue
+		}
+		for _, r := range b.reads {
+			p.serveRead(r)
+		}
+	}
+	p.batches = kept
+}
+
+// serveRead answers one read from local state, re-checking that the region
+// still owns the key: a split applied since the request arrived moves keys
+// away.
+func (p *peer) serveRead(r *readRequest) {
+	meta := p.region.Meta()
+	req := r.req
+	if req.GetHeader().GetRegionEpoch().GetVersion() != meta.GetEpoch().GetVersion() {
+		p.s.stats.EpochNotMatch++
+		p.replyErr(r.client, req.RequestId, p.s.epochNotMatchErr(p, readKey(req)))
+		return
+	}
+	p.s.stats.ReadsServed++
+	resp := &pb.KvResponse{RequestId: req.RequestId}
+	d := p.region.Data()
+	switch op := req.Op.(type) {
+	case *pb.KvRequest_Get:
+		it, ok := d.Get(op.Get.Key)
+		g := &pb.GetResponse{Found: ok}
+		if ok {
+			g.Value, g.Version = it.Value, it.Version
+		}
+		resp.Result = &pb.KvResponse_Get{Get: g}
+	case *pb.KvRequest_Scan:
+		start, end := clampScan(op.Scan, meta)
+		items := d.Scan(start, end, int(op.Scan.Limit))
+		sr := &pb.ScanResponse{Pairs: make([]*pb.KvPair, len(items))}
+		for i, it := range items {
+			sr.Pairs[i] = &pb.KvPair{Key: it.Key, Value: it.Value, Version: it.Version}
+		}
+		resp.Result = &pb.KvResponse_Scan{Scan: sr}
+	}
+	p.s.sendKv(r.client, resp)
+}
+
+func readKey(req *pb.KvRequest) []byte {
+	switch op := req.Op.(type) {
+	case *pb.KvRequest_Get:
+		return op.Get.GetKey()
+	case *pb.KvRequest_Scan:
+		return op.Scan.GetStartKey()
+	}
+	return nil
+}
+
+// clampScan intersects a scan's range with the region's.
+func clampScan(sc *pb.ScanRequest, meta *pb.Region) (start, end []byte) {
+	start = sc.GetStartKey()
+	if bytes.Compare(start, meta.GetStartKey()) < 0 {
+		start = meta.GetStartKey()
+	}
+	end = sc.GetEndKey()
+	if len(end) == 0 || (len(meta.GetEndKey()) > 0 && bytes.Compare(meta.GetEndKey(), end) < 0) {
+		end = meta.GetEndKey()
+	}
+	return start, end
+}
+
+// maybeCompact trims the applied prefix of the raft log.
+func (p *peer) maybeCompact() error {
+	first, _ := p.region.FirstIndex()
+	applied := p.region.Applied()
+	if applied+1 <= first || applied+1-first <= p.s.cfg.LogCompactEntries {
+		return nil
+	}
+	to := applied - p.s.cfg.LogKeepEntries
+	if err := p.region.Compact(to); err != nil {
+		return fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
+	}
+	p.s.stats.LogCompactions++
+	return nil
+}
+
+func (p *peer) notLeaderErr() *pb.RegionError {
+	return &pb.RegionError{
+		Message:   fmt.Sprintf("region %d: peer %d on store %d is not leader", p.regionID(), p.id, p.s.cfg.StoreID),
+		NotLeader: &pb.NotLeader{RegionId: p.regionID(), Leader: p.leaderPeer()},
+	}
+}
+
+func (p *peer) replyErr(client, reqID uint64, err *pb.RegionError) {
+	p.s.sendKv(client, &pb.KvResponse{RequestId: reqID, RegionError: err})
+}

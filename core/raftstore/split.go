@@ -1,0 +1,160 @@
+package raftstore
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// splitRequest is a split waiting for PD to allocate ids.
+type splitRequest struct {
+	regionID uint64
+	epoch    *pb.Epoch
+	key      []byte
+}
+
+func cloneRegion(r *pb.Region) *pb.Region { return proto.Clone(r).(*pb.Region) }
+
+// splitRetryInterval is how long a leader waits for PD's AskSplit answer
+// before asking again.
+func (s *Store) splitRetryInterval() time.Duration {
+	d := 2 * s.cfg.ElectionTick()
+	if d < time.Second {
+		d = time.Second
+	}
+	return d
+}
+
+// maybeAskSplit starts a split when the region has outgrown the threshold.
+func (p *peer) maybeAskSplit(now time.Time) {
+	thr := p.s.cfg.SplitThreshold
+	if thr <= 0 || p.region.Data().Bytes() < thr {
+		return
+	}
+	if !p.splitAskedAt.IsZero() && now.Sub(p.splitAskedAt) < p.s.splitRetryInterval() {
+		return
+	}
+	key := p.region.Data().MiddleKey()
+	if key == nil {
+		return
+	}
+	p.askSplit(key)
+}
+
+func (p *peer) askSplit(key []byte) {
+	p.splitAskedAt = p.s.now()
+	p.s.nextPDRequest++
+	id := p.s.nextPDRequest
+	meta := p.region.Meta()
+	p.s.splitRequests[id] = &splitRequest{regionID: p.regionID(), epoch: proto.Clone(meta.GetEpoch()).(*pb.Epoch), key: bytes.Clone(key)}
+	p.s.send(p.s.cfg.PD, &pb.AskSplitRequest{RequestId: id, Region: cloneRegion(meta)})
+}
+
+// RequestSplit asks the leader of regionID to split it at key (operators and
+// scenarios use it). The split goes through PD for ids, then through raft.
+func (s *Store) RequestSplit(regionID uint64, key []byte) error {
+	p := s.peers[regionID]
+	if p == nil {
+		return fmt.Errorf("raftstore: store %d: region %d not found", s.cfg.StoreID, regionID)
+	}
+	if !p.leading {
+		return fmt.Errorf("raftstore: store %d: not the leader of region %d", s.cfg.StoreID, regionID)
+	}
+	if err := checkSplitKey(p.region.Meta(), key); err != nil {
+		return err
+	}
+	p.askSplit(key)
+	s.dirty = true
+	return nil
+}
+
+func checkSplitKey(meta *pb.Region, key []byte) error {
+	if bytes.Compare(key, meta.GetStartKey()) <= 0 || (len(meta.GetEndKey()) > 0 && bytes.Compare(key, meta.GetEndKey()) >= 0) {
+		return fmt.Errorf("raftstore: split key %q is not strictly inside region %d [%q, %q)", key, meta.GetId(), meta.GetStartKey(), meta.GetEndKey())
+	}
+	return nil
+}
+
+func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
+	req := s.splitRequests[resp.GetRequestId()]
+	if req == nil {
+		return
+	}
+	delete(s.splitRequests, resp.GetRequestId())
+	if resp.GetError() != "" {
+		s.log.Warn("PD refused split", "region", req.regionID, "error", resp.GetError())
+		return
+	}
+	p := s.peers[req.regionID]
+	if p == nil || !p.leading || !epochEqual(p.region.Meta().GetEpoch(), req.epoch) {
+		return // leadership or epoch changed; the split checker will ask again
+	}
+	if len(resp.GetNewPeerIds()) != len(p.region.Meta().GetPeers()) || resp.GetNewRegionId() == 0 {
+		s.stats.MalformedMsgs++
+		s.log.Warn("PD split answer has wrong id count", "region", req.regionID)
+		return
+	}
+	cmd := &pb.RaftCommand{
+		Header: &pb.RequestHeader{RegionId: req.regionID, RegionEpoch: req.epoch},
+		Cmd: &pb.RaftCommand_Split{Split: &pb.SplitRequest{
+			SplitKey: req.key, NewRegionId: resp.GetNewRegionId(), NewPeerIds: resp.GetNewPeerIds(),
+		}},
+	}
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		s.log.Error("encode split", "err", err)
+		return
+	}
+	if err := p.rn.Propose(data); err != nil {
+		s.log.Info("split proposal dropped", "region", req.regionID, "err", err)
+	}
+}
+
+// applySplit cuts the region at the split key on this replica: one durable
+// record shrinks it and creates the new region, whose peer then starts.
+func (p *peer) applySplit(sp *pb.SplitRequest) error {
+	meta := p.region.Meta()
+	if err := checkSplitKey(meta, sp.GetSplitKey()); err != nil {
+		return err
+	}
+	if len(sp.GetNewPeerIds()) != len(meta.GetPeers()) || sp.GetNewRegionId() == 0 {
+		return fmt.Errorf("split of region %d: %d new peer ids for %d peers", meta.GetId(), len(sp.GetNewPeerIds()), len(meta.GetPeers()))
+	}
+	left := cloneRegion(meta)
+	left.EndKey = bytes.Clone(sp.SplitKey)
+	left.Epoch.Version++
+	right := &pb.Region{
+		Id:       sp.NewRegionId,
+		StartKey: bytes.Clone(sp.SplitKey),
+		EndKey:   bytes.Clone(meta.GetEndKey()),
+		Epoch:    &pb.Epoch{ConfVer: meta.GetEpoch().GetConfVer(), Version: meta.GetEpoch().GetVersion() + 1},
+	}
+	for i, pp := range meta.GetPeers() {
+		right.Peers = append(right.Peers, &pb.Peer{Id: sp.NewPeerIds[i], StoreId: pp.StoreId, Role: pp.Role})
+	}
+	if existing := p.s.eng.Region(right.Id); existing != nil {
+		return fmt.Errorf("split of region %d: new region %d already exists here", meta.GetId(), right.Id)
+	}
+	nr, err := p.region.Split(left, InitialRegionState(right))
+	if err != nil {
+		return err
+	}
+	if err := p.s.startPeer(nr); err != nil {
+		return err
+	}
+	p.s.stats.Splits++
+	p.splitAskedAt = time.Time{}
+	p.s.log.Info("region split", "region", meta.GetId(), "key", fmt.Sprintf("%q", sp.SplitKey), "new", right.Id)
+	if p.leading {
+		p.s.send(p.s.cfg.PD, &pb.ReportSplit{Left: cloneRegion(left), Right: cloneRegion(right)})
+		// The old leader's store starts the new region's election at once.
+		if np := p.s.peers[right.Id]; np != nil {
+			_ = np.rn.Campaign()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,326 @@
+// Package netsim is the simulated network of the deterministic simulator.
+//
+// It holds neither messages nor a clock. For every message the simulator
+// sends, it asks Route when (if ever) copies of that message arrive, and it
+// schedules the deliveries on its own event queue. netsim only decides each
+// message's fate: dropped by a fault rule (partition, isolation, one-way
+// block), lost at random, delivered once, or delivered twice, and after which
+// delays.
+//
+// All randomness comes from the rng.Rand handed to New. Every Route call
+// takes exactly one draw from that generator (it forks a private child for
+// the message and makes all of its decisions from the child in a fixed
+// order), so the same seed and the same sequence of calls give the same
+// results, and a fault rule that blocks a message does not shift the random
+// draws of the messages after it. No decision depends on map iteration
+// order.
+package netsim
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/multiraft/multiraft/core/rng"
+)
+
+// NodeID identifies an endpoint on the network: a store, PD or a client.
+type NodeID = uint64
+
+// Latency is a delay distribution: uniform in [Min, Max], plus, with
+// probability TailProb, an extra delay uniform in [0, TailMax]. The tail is
+// what reorders messages on one link.
+type Latency struct {
+	Min, Max time.Duration
+	TailProb float64
+	TailMax  time.Duration
+}
+
+// Validate reports whether l is a usable distribution.
+func (l Latency) Validate() error {
+	switch {
+	case l.Min < 0 || l.Max < 0 || l.TailMax < 0:
+		return fmt.Errorf("netsim: negative latency in %v", l)
+	case l.Max < l.Min:
+		return fmt.Errorf("netsim: latency max %v < min %v", l.Max, l.Min)
+	case !(l.TailProb >= 0 && l.TailProb <= 1):
+		return fmt.Errorf("netsim: latency tail probability %v not in [0,1]", l.TailProb)
+	}
+	return nil
+}
+
+// String renders l deterministically, e.g. "[1ms,5ms]+tail(0.01,20ms)".
+func (l Latency) String() string {
+	s := fmt.Sprintf("[%v,%v]", l.Min, l.Max)
+	if l.TailProb > 0 && l.TailMax > 0 {
+		s += fmt.Sprintf("+tail(%v,%v)", l.TailProb, l.TailMax)
+	}
+	return s
+}
+
+// sample draws one delay from l using r, in a fixed order: base, then tail
+// chance, then tail amount (only if the tail is taken).
+func (l Latency) sample(r *rng.Rand) time.Duration {
+	d := l.Min + uniform(r, l.Max-l.Min)
+	if l.TailProb > 0 && l.TailMax > 0 && r.Chance(l.TailProb) {
+		d += uniform(r, l.TailMax)
+	}
+	return d
+}
+
+// uniform returns a duration uniform in [0, span].
+func uniform(r *rng.Rand, span time.Duration) time.Duration {
+	if span <= 0 {
+		return 0
+	}
+	return time.Duration(r.Int63n(int64(span) + 1))
+}
+
+// Config is the network-wide behaviour; fault rules (partitions, blocks,
+// per-link latency) are layered on top of it.
+type Config struct {
+	Latency   Latency // default latency of every link
+	Loss      float64 // probability a message is dropped
+	Duplicate float64 // probability a delivered message arrives twice; the second copy gets its own latency
+}
+
+// Validate reports whether c is usable.
+func (c Config) Validate() error {
+	if err := c.Latency.Validate(); err != nil {
+		return err
+	}
+	if !(c.Loss >= 0 && c.Loss <= 1) {
+		return fmt.Errorf("netsim: loss %v not in [0,1]", c.Loss)
+	}
+	if !(c.Duplicate >= 0 && c.Duplicate <= 1) {
+		return fmt.Errorf("netsim: duplicate %v not in [0,1]", c.Duplicate)
+	}
+	return nil
+}
+
+// DefaultConfig is a healthy LAN: 1-5ms latency, a 1% tail of up to 20ms
+// more, no loss, no duplication.
+func DefaultConfig() Config {
+	return Config{
+		Latency: Latency{Min: time.Millisecond, Max: 5 * time.Millisecond, TailProb: 0.01, TailMax: 20 * time.Millisecond},
+	}
+}
+
+// Stats counts what Route decided.
+type Stats struct {
+	Sent        uint64 // Route calls
+	Delivered   uint64 // copies scheduled for delivery (duplicates included)
+	Dropped     uint64 // messages lost at random (Config.Loss)
+	Partitioned uint64 // messages blocked by a partition, isolation or one-way block
+	Duplicated  uint64 // extra copies scheduled (Config.Duplicate)
+}
+
+type link struct{ from, to NodeID }
+
+// partition is one Partition call: the group index of each listed node, and
+// the groups as given (sorted, for Describe).
+type partition struct {
+	group  map[NodeID]int
+	groups [][]NodeID
+}
+
+// Network decides the fate of messages. It is not safe for concurrent use.
+type Network struct {
+	cfg        Config
+	r          *rng.Rand
+	partitions []partition
+	isolated   map[NodeID]bool
+	oneWay     map[link]bool
+	links      map[link]Latency
+	stats      Stats
+}
+
+// New returns a healed network with cfg, drawing all randomness from r.
+// It panics if cfg is invalid.
+func New(cfg Config, r *rng.Rand) *Network {
+	if r == nil {
+		panic("netsim: nil rng")
+	}
+	n := &Network{r: r}
+	n.SetConfig(cfg)
+	n.Heal()
+	return n
+}
+
+// Config returns the current network-wide configuration.
+func (n *Network) Config() Config { return n.cfg }
+
+// SetConfig changes latency, loss and duplication from now on; fault rules
+// are kept. It panics if cfg is invalid.
+func (n *Network) SetConfig(cfg Config) {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	n.cfg = cfg
+}
+
+// Route decides the fate of one message sent now from -> to and returns the
+// delays after which its copies arrive: none if it is dropped, two if it is
+// duplicated. A self-send (from == to) always arrives exactly once, after the
+// link's minimum latency, regardless of faults, loss and duplication.
+//
+// Each call takes exactly one draw from the network's generator.
+func (n *Network) Route(from, to NodeID) []time.Duration {
+	r := n.r.Fork()
+	n.stats.Sent++
+	lat := n.latency(from, to)
+	if from == to {
+		n.stats.Delivered++
+		return []time.Duration{lat.Min}
+	}
+	if n.blocked(from, to) {
+		n.stats.Partitioned++
+		return nil
+	}
+	// Fixed draw order: loss, duplicate, first delay, second delay.
+	if r.Chance(n.cfg.Loss) {
+		n.stats.Dropped++
+		return nil
+	}
+	dup := r.Chance(n.cfg.Duplicate)
+	out := []time.Duration{lat.sample(r)}
+	if dup {
+		out = append(out, lat.sample(r))
+		n.stats.Duplicated++
+	}
+	n.stats.Delivered += uint64(len(out))
+	return out
+}
+
+func (n *Network) latency(from, to NodeID) Latency {
+	if l, ok := n.links[link{from, to}]; ok {
+		return l
+	}
+	return n.cfg.Latency
+}
+
+func (n *Network) blocked(from, to NodeID) bool {
+	if n.isolated[from] || n.isolated[to] || n.oneWay[link{from, to}] {
+		return true
+	}
+	for _, p := range n.partitions {
+		gf, okf := p.group[from]
+		gt, okt := p.group[to]
+		if okf && okt && gf != gt {
+			return true
+		}
+	}
+	return false
+}
+
+// Connected reports whether a message from -> to can currently get through
+// the fault rules (random loss aside). A node is always connected to itself.
+func (n *Network) Connected(from, to NodeID) bool {
+	return from == to || !n.blocked(from, to)
+}
+
+// Partition adds a partition: nodes in different listed groups cannot talk
+// (either direction); nodes in the same group can; nodes in no group are
+// unaffected by this partition. Partitions compose with each other and with
+// isolation and one-way blocks: a message is blocked if any rule blocks it.
+// Listing a node in two groups of one partition panics.
+func (n *Network) Partition(groups ...[]NodeID) {
+	p := partition{group: make(map[NodeID]int)}
+	for i, g := range groups {
+		for _, id := range g {
+			if j, ok := p.group[id]; ok && j != i {
+				panic(fmt.Sprintf("netsim: node %d in partition groups %d and %d", id, j, i))
+			}
+			p.group[id] = i
+		}
+		g = slices.Clone(g)
+		slices.Sort(g)
+		p.groups = append(p.groups, slices.Compact(g))
+	}
+	n.partitions = append(n.partitions, p)
+}
+
+// Isolate cuts node off from every other node, both directions.
+func (n *Network) Isolate(node NodeID) {
+	n.isolated[node] = true
+}
+
+// BlockOneWay drops messages from -> to; messages to -> from still flow.
+func (n *Network) BlockOneWay(from, to NodeID) {
+	if from != to {
+		n.oneWay[link{from, to}] = true
+	}
+}
+
+// SetLinkLatency overrides the latency of the directed link from -> to
+// ("clogging"); the reverse direction is unaffected. It panics if l is
+// invalid.
+func (n *Network) SetLinkLatency(from, to NodeID, l Latency) {
+	if err := l.Validate(); err != nil {
+		panic(err)
+	}
+	n.links[link{from, to}] = l
+}
+
+// Heal removes all partitions, isolations, one-way blocks and link latency
+// overrides. The Config is kept.
+func (n *Network) Heal() {
+	n.partitions = nil
+	n.isolated = make(map[NodeID]bool)
+	n.oneWay = make(map[link]bool)
+	n.links = make(map[link]Latency)
+}
+
+// Stats returns the counters since New.
+func (n *Network) Stats() Stats { return n.stats }
+
+// Describe renders the configuration and current faults deterministically,
+// one clause per rule separated by "; ", for the trace. Example:
+//
+//	latency=[1ms,5ms]+tail(0.01,20ms) loss=0 dup=0; partition {1,2}|{3}; isolate 4; block 5->6; link 1->3 [50ms,80ms]
+func (n *Network) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "latency=%v loss=%v dup=%v", n.cfg.Latency, n.cfg.Loss, n.cfg.Duplicate)
+	for _, p := range n.partitions {
+		parts := make([]string, 0, len(p.groups))
+		for _, g := range p.groups {
+			ids := make([]string, len(g))
+			for i, id := range g {
+				ids[i] = fmt.Sprint(id)
+			}
+			parts = append(parts, "{"+strings.Join(ids, ",")+"}")
+		}
+		b.WriteString("; partition " + strings.Join(parts, "|"))
+	}
+	iso := make([]NodeID, 0, len(n.isolated))
+	for id := range n.isolated {
+		iso = append(iso, id)
+	}
+	slices.Sort(iso)
+	for _, id := range iso {
+		fmt.Fprintf(&b, "; isolate %d", id)
+	}
+	for _, l := range sortedLinks(n.oneWay) {
+		fmt.Fprintf(&b, "; block %d->%d", l.from, l.to)
+	}
+	for _, l := range sortedLinks(n.links) {
+		fmt.Fprintf(&b, "; link %d->%d %v", l.from, l.to, n.links[l])
+	}
+	return b.String()
+}
+
+func sortedLinks[V any](m map[link]V) []link {
+	out := make([]link, 0, len(m))
+	for l := range m {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b link) int {
+		if c := cmp.Compare(a.from, b.from); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.to, b.to)
+	})
+	return out
+}

@@ -1,0 +1,174 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/multiraft/multiraft/checker"
+	"github.com/multiraft/multiraft/core/client"
+	"github.com/multiraft/multiraft/core/rng"
+)
+
+// clientTick is how often client actors check their timers.
+const clientTick = 10 * time.Millisecond
+
+// clientNode is one simulated client: a closed loop of operations drawn
+// from the workload stream, each recorded into the history.
+type clientNode struct {
+	w        *World
+	index    int
+	node     uint64
+	c        *client.Client
+	r        *rng.Rand
+	inflight map[uint64]int64 // op id -> call time
+	seq      int
+	versions map[string]uint64 // last version seen per key, for cas
+}
+
+func (w *World) addClient(i int) {
+	node := uint64(FirstClientNode + i)
+	r := w.rs.work.Fork()
+	cn := &clientNode{w: w, index: i, node: node, r: r, inflight: map[uint64]int64{}, versions: map[string]uint64{}}
+	cn.c = client.New(w.env(node, nil, "", w.rs.node.Fork()), client.Config{ID: node, PD: PDNode})
+	w.clients = append(w.clients, cn)
+	w.k.after(cn.think(), "", cn.next)
+	var tick func()
+	tick = func() {
+		cn.c.Tick()
+		cn.collect()
+		w.k.after(clientTick, "", tick)
+	}
+	w.k.after(clientTick, "", tick)
+}
+
+func (cn *clientNode) think() time.Duration { return cn.w.cfg.Workload.Think.draw(cn.r) }
+
+// next starts the client's next workload operation.
+func (cn *clientNode) next() {
+	if cn.w.workloadOver {
+		return
+	}
+	cn.submit(cn.nextOp())
+}
+
+func (cn *clientNode) submit(op client.Op) {
+	id := cn.c.Submit(op)
+	cn.inflight[id] = int64(cn.w.k.now)
+	cn.collect()
+}
+
+func (cn *clientNode) nextOp() client.Op {
+	wl := cn.w.cfg.Workload
+	keys := cn.w.keys
+	key := keys[cn.r.Intn(len(keys))]
+	total := wl.Get + wl.Put + wl.Delete + wl.Cas + wl.Scan
+	x := cn.r.Intn(total)
+	switch {
+	case x < wl.Get:
+		return client.Op{Kind: client.Get, Key: []byte(key)}
+	case x < wl.Get+wl.Put:
+		return client.Op{Kind: client.Put, Key: []byte(key), Value: cn.value()}
+	case x < wl.Get+wl.Put+wl.Delete:
+		return client.Op{Kind: client.Delete, Key: []byte(key)}
+	case x < wl.Get+wl.Put+wl.Delete+wl.Cas:
+		expected := cn.versions[key]
+		if cn.r.Intn(4) == 0 {
+			expected = uint64(cn.r.Intn(3)) // sometimes a guess, often wrong
+		}
+		return client.Op{Kind: client.Cas, Key: []byte(key), ExpectedVersion: expected, Value: cn.value()}
+	default:
+		end := keys[cn.r.Intn(len(keys))]
+		if end <= key {
+			end = "" // to +inf
+		}
+		return client.Op{Kind: client.Scan, Start: []byte(key), End: []byte(end), Limit: wl.ScanLimit}
+	}
+}
+
+// value is unique per write, as the checker requires.
+func (cn *clientNode) value() []byte {
+	cn.seq++
+	v := fmt.Sprintf("c%d-%d", cn.index, cn.seq)
+	if pad := cn.w.cfg.Workload.ValueSize - len(v); pad > 0 {
+		v += "-" + strings.Repeat("x", pad-1)
+	}
+	return []byte(v)
+}
+
+// collect records finished operations and starts the next ones.
+func (cn *clientNode) collect() {
+	for _, c := range cn.c.Completed() {
+		call, ok := cn.inflight[c.ID]
+		if !ok {
+			continue
+		}
+		delete(cn.inflight, c.ID)
+		cn.w.history = append(cn.w.history, cn.record(c, call))
+		if c.Outcome == client.OK {
+			switch c.Op.Kind {
+			case client.Get, client.Put:
+				cn.versions[string(c.Op.Key)] = c.Version
+			case client.Cas:
+				cn.versions[string(c.Op.Key)] = c.Version
+			case client.Delete:
+				cn.versions[string(c.Op.Key)] = 0
+			}
+		}
+		if !cn.w.workloadOver {
+			cn.w.k.after(cn.think(), "", cn.next)
+		}
+	}
+}
+
+func (cn *clientNode) record(c client.Completion, call int64) checker.Op {
+	op := checker.Op{
+		ClientID:        cn.index,
+		Key:             string(c.Op.Key),
+		Value:           string(c.Op.Value),
+		ExpectedVersion: c.Op.ExpectedVersion,
+		ScanStart:       string(c.Op.Start),
+		ScanEnd:         string(c.Op.End),
+		ScanLimit:       c.Op.Limit,
+		Call:            call,
+		Return:          int64(cn.w.k.now),
+		Found:           c.Found,
+		ResultValue:     string(c.Value),
+		Version:         c.Version,
+		Deleted:         c.Deleted,
+		CasSucceeded:    c.CasSucceeded,
+	}
+	switch c.Op.Kind {
+	case client.Get:
+		op.Kind = checker.OpGet
+	case client.Put:
+		op.Kind = checker.OpPut
+	case client.Delete:
+		op.Kind = checker.OpDelete
+	case client.Cas:
+		op.Kind = checker.OpCas
+	case client.Scan:
+		op.Kind = checker.OpScan
+	}
+	switch c.Outcome {
+	case client.OK:
+		op.Outcome = checker.OutcomeOK
+	case client.Failed:
+		op.Outcome = checker.OutcomeFailed
+	default:
+		op.Outcome = checker.OutcomeAmbiguous
+	}
+	for _, p := range c.Pairs {
+		op.Pairs = append(op.Pairs, checker.Pair{Key: string(p.Key), Value: string(p.Value), Version: p.Version})
+	}
+	return op
+}
+
+func (w *World) clientsIdle() bool {
+	for _, c := range w.clients {
+		if len(c.inflight) > 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,122 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/rng"
+)
+
+// probe sends requests no store may serve — keys outside the named region,
+// unknown region ids, stale epochs — and raft messages for regions that do
+// not exist, and turns any served answer or created state into a violation.
+type probe struct {
+	w        *World
+	r        *rng.Rand
+	nextID   uint64
+	expect   map[uint64]string // request id -> what it tested
+	sent     int
+	rejected int
+}
+
+// unknownRegion is a region id PD never allocates in a simulation.
+const unknownRegion = 1 << 40
+
+func newProbe(w *World) *probe {
+	p := &probe{w: w, r: w.rs.work.Fork(), expect: map[uint64]string{}}
+	var tick func()
+	tick = func() {
+		if w.workloadOver {
+			return
+		}
+		p.fire()
+		w.k.after(time.Second, "", tick)
+	}
+	w.k.after(time.Second, "", tick)
+	return p
+}
+
+func (p *probe) send(store uint64, what string, req *pb.KvRequest) {
+	p.nextID++
+	req.RequestId = p.nextID
+	p.expect[p.nextID] = what
+	p.sent++
+	transport{p.w, ProbeNode}.Send(&pb.Envelope{To: store, Body: &pb.Envelope_KvRequest{KvRequest: req}})
+}
+
+func (p *probe) fire() {
+	if p.w.pd == nil {
+		return
+	}
+	regions := p.w.pd.Regions()
+	r := regions[p.r.Intn(len(regions))]
+	peers := r.GetPeers()
+	store := peers[p.r.Intn(len(peers))].GetStoreId()
+	hdr := &pb.RequestHeader{RegionId: r.GetId(), RegionEpoch: r.GetEpoch()}
+	// A key just outside the region.
+	var outside []byte
+	if len(r.GetStartKey()) > 0 {
+		outside = []byte{0x01}
+		if string(outside) >= string(r.GetStartKey()) {
+			outside = nil
+		}
+	}
+	if outside == nil && len(r.GetEndKey()) > 0 {
+		outside = append([]byte(nil), r.GetEndKey()...)
+	}
+	if outside != nil {
+		p.send(store, fmt.Sprintf("get %q outside region %d", outside, r.GetId()),
+			&pb.KvRequest{Header: hdr, Op: &pb.KvRequest_Get{Get: &pb.GetRequest{Key: outside}}})
+		p.send(store, fmt.Sprintf("put %q outside region %d", outside, r.GetId()),
+			&pb.KvRequest{Header: hdr, Op: &pb.KvRequest_Put{Put: &pb.PutRequest{Key: outside, Value: []byte("probe")}}})
+	}
+	inside := append(append([]byte(nil), r.GetStartKey()...), 'z')
+	p.send(store, fmt.Sprintf("get in unknown region %d", unknownRegion),
+		&pb.KvRequest{Header: &pb.RequestHeader{RegionId: unknownRegion, RegionEpoch: r.GetEpoch()},
+			Op: &pb.KvRequest_Get{Get: &pb.GetRequest{Key: inside}}})
+	stale := &pb.Epoch{ConfVer: r.GetEpoch().GetConfVer(), Version: r.GetEpoch().GetVersion() + 1000}
+	p.send(store, fmt.Sprintf("put with wrong epoch in region %d", r.GetId()),
+		&pb.KvRequest{Header: &pb.RequestHeader{RegionId: r.GetId(), RegionEpoch: stale},
+			Op: &pb.KvRequest_Put{Put: &pb.PutRequest{Key: inside, Value: []byte("probe")}}})
+	// A raft message for a region that does not exist must create nothing.
+	msg := &raftpb.Message{Type: raftpb.MessageType_MsgHeartbeat.Enum(), To: proto.Uint64(unknownRegion + 2), From: proto.Uint64(unknownRegion + 1), Term: proto.Uint64(7)}
+	transport{p.w, ProbeNode}.Send(&pb.Envelope{To: store, Body: &pb.Envelope_Raft{Raft: &pb.RaftMessage{
+		RegionId: unknownRegion, FromPeer: &pb.Peer{Id: unknownRegion + 1, StoreId: store%uint64(p.w.cfg.Stores) + 1},
+		ToPeer: &pb.Peer{Id: unknownRegion + 2, StoreId: store}, RegionEpoch: r.GetEpoch(), Message: msg,
+	}}})
+}
+
+func (p *probe) receive(m *pb.Envelope) {
+	resp := m.GetKvResponse()
+	if resp == nil {
+		return
+	}
+	what, ok := p.expect[resp.GetRequestId()]
+	if !ok {
+		return
+	}
+	delete(p.expect, resp.GetRequestId())
+	if resp.GetRegionError() == nil {
+		p.w.violate(fmt.Sprintf("store %d served a request it must refuse: %s", m.GetFrom(), what))
+		return
+	}
+	p.rejected++
+}
+
+// checkNoGhostRegions verifies that no store created the probe's region.
+func (p *probe) checkNoGhostRegions() {
+	for _, n := range p.w.stores {
+		if !n.up() {
+			continue
+		}
+		for _, rs := range n.st.Regions(false) {
+			if rs.Region.GetId() >= unknownRegion {
+				p.w.violate(fmt.Sprintf("store %d created region %d from a stray raft message", n.id, rs.Region.GetId()))
+			}
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/multiraft/multiraft/checker"
+)
+
+// Report is the outcome of one run.
+type Report struct {
+	Scenario          string   `json:"scenario"`
+	Seed              uint64   `json:"seed"`
+	OK                bool     `json:"ok"`
+	Violation         string   `json:"violation"`
+	Violations        []string `json:"violations,omitempty"`
+	OpsTotal          int      `json:"ops_total"`
+	OpsOK             int      `json:"ops_ok"`
+	OpsFailed         int      `json:"ops_failed"`
+	OpsAmbiguous      int      `json:"ops_ambiguous"`
+	OpsChecked        int      `json:"ops_checked"`
+	RegionsInitial    int      `json:"regions_initial"`
+	RegionsFinal      int      `json:"regions_final"`
+	LeaderElectMsMax  float64  `json:"leader_elect_ms_max"`
+	SimMs             float64  `json:"sim_ms"`
+	WallMs            float64  `json:"wall_ms"`
+	TraceHash         string   `json:"trace_hash"`
+	Events            uint64   `json:"events"`
+	Crashes           int      `json:"crashes"`
+	DiskFailures      int      `json:"disk_failures"`
+	ProbesSent        int      `json:"probes_sent"`
+	ProbesRejected    int      `json:"probes_rejected"`
+	UnknownRegionMsgs uint64   `json:"unknown_region_msgs"`
+
+	lin checker.Result
+	ann []checker.Annotation
+}
+
+// WriteVisualization writes porcupine's HTML view of the history to path.
+func (r *Report) WriteVisualization(path string) error {
+	return r.lin.WriteVisualization(path, r.ann)
+}
+
+// LinearizabilityFailed reports whether the history check failed (so a
+// visualization is worth writing).
+func (r *Report) LinearizabilityFailed() bool { return !r.lin.OK }
+
+// linearizabilityTimeout is porcupine's wall-clock budget per run.
+const linearizabilityTimeout = 2 * time.Minute
+
+func (w *World) finish() *Report {
+	rep := &Report{
+		Scenario:     w.cfg.Name,
+		Seed:         w.seed,
+		SimMs:        float64(w.k.now) / 1e6,
+		TraceHash:    fmt.Sprintf("%016x", w.k.hash.Sum64()),
+		Events:       w.k.events,
+		Crashes:      w.crashes,
+		DiskFailures: w.diskFailures,
+		ann:          w.annotations,
+	}
+	if w.pd != nil {
+		rep.RegionsInitial = len(w.cfg.SplitKeys) + 1
+		rep.RegionsFinal = len(w.pd.Regions())
+		w.checkInvariants()
+		if w.probe != nil {
+			w.probe.checkNoGhostRegions()
+			rep.ProbesSent, rep.ProbesRejected = w.probe.sent, w.probe.rejected
+		}
+		for _, n := range w.stores {
+			if n.up() {
+				rep.UnknownRegionMsgs += n.st.Stats().UnknownRegionMsgs
+			}
+		}
+		for _, r := range w.pd.Regions() {
+			born := w.regionBorn[r.GetId()]
+			first, ok := w.firstLeader[r.GetId()]
+			if !ok {
+				w.violate(fmt.Sprintf("region %d never elected a leader", r.GetId()))
+				continue
+			}
+			if ms := float64(first-born) / 1e6; ms > rep.LeaderElectMsMax {
+				rep.LeaderElectMsMax = ms
+			}
+		}
+	}
+	for _, op := range w.history {
+		rep.OpsTotal++
+		switch op.Outcome {
+		case checker.OutcomeOK:
+			rep.OpsOK++
+		case checker.OutcomeFailed:
+			rep.OpsFailed++
+		default:
+			rep.OpsAmbiguous++
+		}
+	}
+	if len(w.history) > 0 {
+		rep.lin = checker.CheckLinearizable(checker.History{Ops: w.history, Keys: w.keys}, linearizabilityTimeout)
+		rep.OpsChecked = rep.lin.Ops
+		if !rep.lin.OK {
+			w.violations = append([]string{"not linearizable: " + rep.lin.Violation}, w.violations...)
+		}
+	} else {
+		rep.lin.OK = true
+		w.violations = append(w.violations, "no client operations ran")
+	}
+	rep.Violations = w.violations
+	rep.OK = len(w.violations) == 0
+	if !rep.OK {
+		rep.Violation = w.violations[0]
+	}
+	return rep
+}

@@ -1,0 +1,498 @@
+package sim
+
+import (
+	"bytes"
+	cryptorand "crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/checker"
+	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/client"
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/pd"
+	"github.com/multiraft/multiraft/core/raftstore"
+	"github.com/multiraft/multiraft/core/rng"
+	"github.com/multiraft/multiraft/netsim"
+
+)
+
+// runLock serialises runs: a run replaces crypto/rand.Reader.
+var runLock sync.Mutex
+
+// World is one simulation in progress.
+type World struct {
+	cfg  Config
+	seed uint64
+	k    *kernel
+	rs   streams
+	net  *netsim.Network
+	log  *slog.Logger
+
+	pd      *pd.PD
+	stores  []*storeNode // index = id-1
+	clients []*clientNode
+	probe   *probe
+
+	workloadOver bool
+	keys         []string
+	history      []checker.Op
+	annotations  []checker.Annotation
+	epochs       checker.EpochMonitor
+	violations   []string
+
+	regionBorn    map[uint64]time.Duration
+	firstLeader   map[uint64]time.Duration
+	crashes       int
+	restarts      int
+	diskFailures  int
+	finalReadsSub int
+}
+
+type storeNode struct {
+	w           *World
+	id          uint64
+	fs          *vfs.MemFS
+	st          *raftstore.Store
+	gen         int // bumped on crash: events of older generations are void
+	flushQueued bool
+	rand        *rng.Rand
+}
+
+func (n *storeNode) up() bool { return n.st != nil }
+
+// transport sends envelopes from one node through the simulated network.
+type transport struct {
+	w    *World
+	from uint64
+}
+
+func (t transport) Send(env *pb.Envelope) {
+	env.From = t.from
+	data, err := proto.Marshal(env)
+	if err != nil {
+		panic(fmt.Sprintf("sim: encode envelope: %v", err))
+	}
+	to := env.To
+	for _, d := range t.w.net.Route(t.from, to) {
+		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, data) })
+	}
+}
+
+type clock struct{ k *kernel }
+
+func (c clock) Now() time.Time { return c.k.Now() }
+
+// Run executes one simulation and checks it.
+func Run(cfg Config, seed uint64, trace io.Writer) *Report {
+	runLock.Lock()
+	defer runLock.Unlock()
+	w := newWorld(cfg, seed, trace)
+	saved := cryptorand.Reader
+	cryptorand.Reader = w.rs.raft
+	w.run()
+	cryptorand.Reader = saved
+	return w.finish()
+}
+
+func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
+	w := &World{
+		cfg:         cfg,
+		seed:        seed,
+		k:           newKernel(trace),
+		rs:          newStreams(seed),
+		log:         slog.New(slog.DiscardHandler),
+		regionBorn:  map[uint64]time.Duration{},
+		firstLeader: map[uint64]time.Duration{},
+	}
+	w.net = netsim.New(cfg.Net, w.rs.net)
+	for i := 0; i < cfg.Workload.Keys; i++ {
+		w.keys = append(w.keys, keyName(i))
+	}
+	return w
+}
+
+// keyName spreads the key universe over the alphabet so that every initial
+// region gets keys.
+func keyName(i int) string {
+	return fmt.Sprintf("%c%03d", 'a'+byte(i%26), i/26)
+}
+
+func (w *World) env(node uint64, fs vfs.FS, dir string, r *rng.Rand) core.Env {
+	return core.Env{Clock: clock{w.k}, Net: transport{w, node}, FS: fs, Dir: dir, Rand: r, Log: w.log}
+}
+
+func (w *World) storeIDs() []uint64 {
+	ids := make([]uint64, w.cfg.Stores)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	return ids
+}
+
+func (w *World) run() {
+	cfg := w.cfg
+	var split [][]byte
+	for _, k := range cfg.SplitKeys {
+		split = append(split, []byte(k))
+	}
+	p, err := pd.New(w.env(PDNode, nil, "", w.rs.node.Fork()), pd.Config{
+		ID:                PDNode,
+		Layout:            pd.LayoutFromSplitKeys(split, cfg.Replicas, w.storeIDs()),
+		HeartbeatInterval: cfg.PDHeartbeat,
+	})
+	if err != nil {
+		w.violations = append(w.violations, fmt.Sprintf("PD refused the layout: %v", err))
+		return
+	}
+	w.pd = p
+	for _, r := range p.Regions() {
+		w.regionBorn[r.GetId()] = 0
+	}
+	w.schedulePDTick()
+	for _, id := range w.storeIDs() {
+		n := &storeNode{w: w, id: id, fs: vfs.NewCrashableMem(), rand: w.rs.node.Fork()}
+		w.stores = append(w.stores, n)
+		w.startStore(n)
+	}
+	for i := 0; i < cfg.Clients; i++ {
+		w.addClient(i)
+	}
+	if cfg.Probe {
+		w.probe = newProbe(w)
+	}
+	if cfg.Faults != nil {
+		cfg.Faults(&Planner{w: w, Dur: cfg.Duration, R: w.rs.fault})
+	}
+	w.k.after(cfg.Duration, "workload over", w.endWorkload)
+	for w.k.step(cfg.Duration + cfg.Settle) {
+	}
+	// Final reads were submitted at Duration+Settle; wait for them and for
+	// every replica to catch up, checking every 100ms, within finalPhase.
+	deadline := w.k.now + finalPhase
+	for w.k.now < deadline {
+		next := w.k.now + 100*time.Millisecond
+		for w.k.step(next) {
+		}
+		w.k.now = next
+		if w.clientsIdle() && w.converged() {
+			break
+		}
+	}
+	if !w.clientsIdle() {
+		w.violate(fmt.Sprintf("client operations still pending %v after the final reads", finalPhase))
+	}
+	if !w.converged() {
+		w.violate(fmt.Sprintf("replicas did not converge within %v after the workload", finalPhase))
+	}
+	// Let every leader report to PD once more before comparing views.
+	hb := w.k.now + 2*w.cfg.Store.RegionHeartbeatInterval
+	for w.k.step(hb) {
+	}
+	w.k.now = hb
+}
+
+// finalPhase bounds the final reads and convergence after Settle.
+const finalPhase = 15 * time.Second
+
+// ---- stores
+
+func (w *World) startStore(n *storeNode) {
+	scfg := w.cfg.Store
+	scfg.StoreID = n.id
+	scfg.PD = PDNode
+	st, err := raftstore.Open(w.env(n.id, n.fs, "/store", n.rand.Fork()), scfg)
+	if err != nil {
+		w.violations = append(w.violations, fmt.Sprintf("store %d failed to open: %v", n.id, err))
+		return
+	}
+	st.ObserveLeaders(func(region, leader uint64) {
+		if leader != 0 {
+			if _, ok := w.firstLeader[region]; !ok {
+				w.firstLeader[region] = w.k.now
+			}
+		}
+	})
+	n.st = st
+	gen := n.gen
+	// Stagger ticks so that stores do not tick in lockstep.
+	w.k.after(time.Duration(n.rand.Int63n(int64(scfg.TickInterval))), "", func() { w.tickStore(n, gen) })
+}
+
+func (w *World) tickStore(n *storeNode, gen int) {
+	if n.gen != gen || !n.up() {
+		return
+	}
+	n.st.Tick()
+	w.queueFlush(n)
+	w.k.after(w.cfg.Store.TickInterval, fmt.Sprintf("tick s%d", n.id), func() { w.tickStore(n, gen) })
+}
+
+func (w *World) queueFlush(n *storeNode) {
+	if n.flushQueued || !n.up() {
+		return
+	}
+	n.flushQueued = true
+	gen := n.gen
+	w.k.after(w.cfg.DiskLatency.draw(w.rs.disk), fmt.Sprintf("flush s%d", n.id), func() {
+		if n.gen != gen || !n.up() {
+			return
+		}
+		n.flushQueued = false
+		if err := n.st.Flush(); err != nil {
+			w.diskFailures++
+			w.k.note("store %d disk failure: %v", n.id, err)
+			w.crashStore(n)
+			return
+		}
+		if n.st.NeedsFlush() {
+			w.queueFlush(n)
+		}
+	})
+}
+
+// crashStore stops a store; its disk keeps what was synced and, at the
+// seed's choice, some of what was not.
+func (w *World) crashStore(n *storeNode) {
+	if !n.up() {
+		return
+	}
+	w.crashes++
+	n.st.Close()
+	n.st = nil
+	n.gen++
+	n.flushQueued = false
+	crashed, err := n.fs.CrashClone(vfs.CrashCloneCfg{}), error(nil) // TODO simfs
+	if err != nil {
+		panic(fmt.Sprintf("sim: crash store %d: %v", n.id, err))
+	}
+	n.fs = crashed
+	w.k.note("crash store %d", n.id)
+}
+
+func (w *World) restartStore(n *storeNode) {
+	if n.up() {
+		return
+	}
+	w.restarts++
+	w.k.note("restart store %d", n.id)
+	w.startStore(n)
+}
+
+// ---- PD
+
+func (w *World) schedulePDTick() {
+	w.k.after(100*time.Millisecond, "", func() {
+		w.pd.Tick()
+		w.observePD()
+		w.schedulePDTick()
+	})
+}
+
+// observePD checks that PD's epochs never go back.
+func (w *World) observePD() {
+	for _, r := range w.pd.Regions() {
+		if err := w.epochs.Observe("pd", r.GetId(), r.GetEpoch().GetConfVer(), r.GetEpoch().GetVersion()); err != nil {
+			w.violate(err.Error())
+		}
+		if _, ok := w.regionBorn[r.GetId()]; !ok {
+			w.regionBorn[r.GetId()] = w.k.now
+		}
+	}
+}
+
+func (w *World) violate(msg string) {
+	w.k.note("VIOLATION %s", msg)
+	if len(w.violations) < 20 {
+		w.violations = append(w.violations, msg)
+	}
+}
+
+func (w *World) annotate(node, text string) {
+	w.annotations = append(w.annotations, checker.Annotation{At: int64(w.k.now), Node: node, Text: text})
+}
+
+// ---- delivery
+
+func (w *World) deliver(from, to uint64, data []byte) {
+	m := &pb.Envelope{}
+	if err := proto.Unmarshal(data, m); err != nil {
+		panic(fmt.Sprintf("sim: decode envelope %d->%d: %v", from, to, err))
+	}
+	w.k.note("deliver %d->%d %s h=%016x", from, to, bodyName(m), xxhash.Sum64(data))
+	switch {
+	case to == PDNode:
+		if w.pd != nil {
+			w.pd.Receive(m)
+			w.observePD()
+		}
+	case to >= 1 && to <= uint64(len(w.stores)):
+		n := w.stores[to-1]
+		if n.up() {
+			n.st.Receive(m)
+			w.queueFlush(n)
+		}
+	case to == ProbeNode:
+		if w.probe != nil {
+			w.probe.receive(m)
+		}
+	case to >= FirstClientNode && to < FirstClientNode+uint64(len(w.clients)):
+		c := w.clients[to-FirstClientNode]
+		c.c.Receive(m)
+		c.collect()
+	}
+}
+
+func bodyName(m *pb.Envelope) string {
+	switch b := m.GetBody().(type) {
+	case *pb.Envelope_Raft:
+		return fmt.Sprintf("raft r%d %v %d->%d", b.Raft.GetRegionId(), b.Raft.GetMessage().GetType(), b.Raft.GetMessage().GetFrom(), b.Raft.GetMessage().GetTo())
+	case *pb.Envelope_KvRequest:
+		return fmt.Sprintf("kv-req r%d #%d", b.KvRequest.GetHeader().GetRegionId(), b.KvRequest.GetRequestId())
+	case *pb.Envelope_KvResponse:
+		return fmt.Sprintf("kv-resp #%d", b.KvResponse.GetRequestId())
+	case nil:
+		return "empty"
+	default:
+		return fmt.Sprintf("%T", b)[len("*pb.Envelope_"):]
+	}
+}
+
+// ---- end of run
+
+func (w *World) endWorkload() {
+	w.workloadOver = true
+	w.net.Heal()
+	w.annotate("faults", "heal all")
+	for _, n := range w.stores {
+		w.restartStore(n)
+	}
+	w.k.after(w.cfg.Settle, "final reads", w.finalReads)
+}
+
+// finalReads reads every key once, spread over the clients, so that the
+// history ends with the state of every key.
+func (w *World) finalReads() {
+	if len(w.clients) == 0 {
+		return
+	}
+	for i, key := range w.keys {
+		c := w.clients[i%len(w.clients)]
+		c.submit(client.Op{Kind: client.Get, Key: []byte(key)})
+		w.finalReadsSub++
+	}
+}
+
+// regionViews collects PD's and every store's view of the regions.
+func (w *World) regionViews() (pdViews, storeViews []checker.RegionView) {
+	if w.pd != nil {
+		for _, r := range w.pd.Regions() {
+			pdViews = append(pdViews, viewOf("pd", r, nil))
+		}
+	}
+	for _, n := range w.stores {
+		if !n.up() {
+			continue
+		}
+		for _, rs := range n.st.Regions(true) {
+			storeViews = append(storeViews, viewOf(fmt.Sprintf("store %d", n.id), rs.Region, rs.Keys))
+		}
+	}
+	return
+}
+
+func viewOf(holder string, r *pb.Region, keys [][]byte) checker.RegionView {
+	return checker.RegionView{
+		Holder: holder, ID: r.GetId(), Start: r.GetStartKey(), End: r.GetEndKey(),
+		ConfVer: r.GetEpoch().GetConfVer(), Version: r.GetEpoch().GetVersion(), Keys: keys,
+	}
+}
+
+// checkInvariants runs the end-of-run checks on regions and data.
+func (w *World) checkInvariants() {
+	pdViews, storeViews := w.regionViews()
+	if err := checker.CheckCoverage("pd", pdViews); err != nil {
+		w.violate(err.Error())
+	}
+	byHolder := map[string][]checker.RegionView{}
+	var holders []string
+	for _, v := range storeViews {
+		if _, ok := byHolder[v.Holder]; !ok {
+			holders = append(holders, v.Holder)
+		}
+		byHolder[v.Holder] = append(byHolder[v.Holder], v)
+	}
+	sort.Strings(holders)
+	for _, h := range holders {
+		if err := checker.CheckNoOverlap(h, byHolder[h]); err != nil {
+			w.violate(err.Error())
+		}
+	}
+	if err := checker.CheckDataInRange(storeViews); err != nil {
+		w.violate(err.Error())
+	}
+	if err := checker.CheckAgreement(pdViews, storeViews); err != nil {
+		w.violate(err.Error())
+	}
+	// Replicas of a region hold the same keys once converged.
+	w.checkReplicaData()
+}
+
+// checkReplicaData compares every region's replicas key by key.
+func (w *World) checkReplicaData() {
+	type replica struct {
+		store uint64
+		keys  [][]byte
+	}
+	byRegion := map[uint64][]replica{}
+	var ids []uint64
+	for _, n := range w.stores {
+		if !n.up() {
+			continue
+		}
+		for _, rs := range n.st.Regions(true) {
+			id := rs.Region.GetId()
+			if _, ok := byRegion[id]; !ok {
+				ids = append(ids, id)
+			}
+			byRegion[id] = append(byRegion[id], replica{n.id, rs.Keys})
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		reps := byRegion[id]
+		for _, r := range reps[1:] {
+			if !slices.EqualFunc(r.keys, reps[0].keys, bytes.Equal) {
+				w.violate(fmt.Sprintf("region %d: store %d holds %d keys, store %d holds %d keys",
+					id, reps[0].store, len(reps[0].keys), r.store, len(r.keys)))
+			}
+		}
+	}
+}
+
+// converged reports whether every region's replicas applied the same index
+// and all stores are up.
+func (w *World) converged() bool {
+	applied := map[uint64]uint64{}
+	for _, n := range w.stores {
+		if !n.up() {
+			return false
+		}
+		for _, rs := range n.st.Regions(false) {
+			if a, ok := applied[rs.Region.GetId()]; ok && a != rs.Applied {
+				return false
+			}
+			applied[rs.Region.GetId()] = rs.Applied
+		}
+	}
+	return true
+}
