@@ -1,0 +1,617 @@
+// Package pd is the placement driver of multiraft as a deterministic, sans-I/O
+// state machine: it hands out the initial region layout, tracks stores and
+// regions from their heartbeats, answers routing queries and allocates ids
+// for splits.
+//
+// # Driving it
+//
+// New builds a PD from a validated Layout. Receive handles one envelope and
+// sends any reply through Env.Net, addressed from Config.ID to the sender;
+// Tick is the periodic hook. PD reads time only from Env.Clock, starts no
+// goroutines and never lets map order decide anything, so the simulator can
+// drive it exactly like the real runtime does. State is in memory only.
+//
+// # Ids
+//
+// Region ids and peer ids come from one allocator that starts at 1 and only
+// grows: New numbers the initial regions in start-key order, each region id
+// followed by the ids of its peers (listed by store id). AskSplit draws the
+// new region id and then one peer id per peer of the splitting region. An id
+// is never handed out twice, even when a request is retried. The allocator
+// also moves past any id it sees in an accepted heartbeat.
+//
+// # Epoch rules
+//
+// For each region id PD keeps the newest state reported. A report is older,
+// and ignored (counted in Stats), when its version or its conf_ver is lower
+// than PD's; an equal epoch refreshes leader and sizes; anything else is
+// newer. A report of a region id PD does not know (the right half of a
+// split) is ignored when it overlaps a published region of another id whose
+// version is >= its own: without merges a region that overlaps another is its
+// ancestor or its descendant, and the descendant has the higher version.
+//
+// # The routing view never has a gap
+//
+// A split is reported as two independent heartbeats, left and right, in
+// either order, and either may be lost or arrive long after the other. Were
+// PD to shrink the left region as soon as its heartbeat arrives, the keys it
+// gave up would belong to nothing until the right half is heard from. PD
+// therefore keeps two sets:
+//
+//   - the published view: the regions served to clients (Regions, GetRegion,
+//     ListRegions). It always tiles the keyspace exactly: no gap, no overlap.
+//   - pending states: region states newer than what is published that cannot
+//     be published yet. At most one per region id, the newest.
+//
+// A newer report whose range equals the published one (a membership change,
+// a leader change) is published in place at once. Any other newer report
+// becomes pending, and then PD settles: for each published region q that a
+// pending state falls into, it looks for pending states that are each newer
+// than q and together tile q's range exactly (sweeping from q's start, taking
+// at each key the pending state that starts there with the highest version).
+// If it finds them, q is replaced by them in one step; if not, q stays
+// published, wide and with its old epoch, and keeps serving the keys nobody
+// else covers yet. A client routed by it to the old epoch gets EpochNotMatch
+// from the store, with the current regions, and refreshes. Settling repeats
+// until nothing changes, then drops pending states that the published view
+// has overtaken. While a region's newer state is pending, its newer leader is
+// still copied onto the published entry as a hint (a split does not change
+// the raft group or its peers).
+//
+// So the published view changes only by replacing one region with newer
+// regions that cover exactly its keys: it always tiles the keyspace, and the
+// version seen at any key never goes down. When every current region has
+// reported its latest state, the view equals the cluster's real layout.
+// ReportSplit offers both halves before settling, so a split reported that
+// way is published in one step.
+package pd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// DefaultHeartbeatInterval is the interval stores are told to heartbeat at
+// when Config.HeartbeatInterval is zero.
+const DefaultHeartbeatInterval = 30 * time.Second
+
+// Config configures a PD.
+type Config struct {
+	ID                uint64        // PD's own NodeID: From of every reply; non-zero, not a store id
+	Layout            Layout        // the initial cluster
+	HeartbeatInterval time.Duration // interval stores are told to use; 0 = DefaultHeartbeatInterval
+}
+
+// StoreInfo is what PD knows about one registered store.
+type StoreInfo struct {
+	ID            uint64
+	Address       string    // from the last StoreHello
+	RegionCount   uint64    // from the last StoreHeartbeat
+	LeaderCount   uint64    // from the last StoreHeartbeat
+	UsedBytes     uint64    // from the last StoreHeartbeat
+	Heartbeats    uint64    // StoreHeartbeats received
+	LastHeartbeat time.Time // zero until the first StoreHeartbeat
+	LastSeen      time.Time // last StoreHello or StoreHeartbeat
+}
+
+// Stats counts what PD has received and done.
+type Stats struct {
+	Hellos             uint64 // StoreHello from a store of the layout
+	UnknownStores      uint64 // StoreHello or StoreHeartbeat from a store not in the layout
+	StoreHeartbeats    uint64
+	RegionHeartbeats   uint64 // all region heartbeats received
+	StaleHeartbeats    uint64 // region heartbeats ignored as older than PD's state
+	RejectedHeartbeats uint64 // region heartbeats ignored as invalid or inconsistent
+	SplitReports       uint64
+	StaleSplitReports  uint64 // ReportSplit ignored: left not newer, or invalid
+	ViewChanges        uint64 // published regions replaced by newer ones (splits published)
+	Pending            int    // region states waiting for their range to be covered
+	GetRegions         uint64
+	ListRegions        uint64
+	AskSplits          uint64
+	AskSplitErrors     uint64
+	Malformed          uint64 // envelopes PD cannot handle (nil, empty, wrong kind)
+}
+
+// PD is the placement driver state machine. It is not safe for concurrent
+// use: its driver calls it from one goroutine.
+type PD struct {
+	env      core.Env
+	log      *slog.Logger
+	id       uint64
+	interval time.Duration
+
+	nextID  uint64            // the next id the allocator hands out
+	stores  map[uint64]*store // every store of the layout
+	initial []*pb.Region      // the initial regions, in start-key order
+	view    *view             // routing view and pending states
+	stats   Stats
+}
+
+type store struct {
+	info       StoreInfo
+	registered bool
+}
+
+// New validates cfg and builds a PD holding the initial layout.
+func New(env core.Env, cfg Config) (*PD, error) {
+	if env.Clock == nil || env.Net == nil {
+		return nil, errors.New("pd: new: env needs a Clock and a Net")
+	}
+	ranges, stores, err := validateLayout(cfg.Layout)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ID == 0 {
+		return nil, errors.New("pd: new: Config.ID (PD's node id) must be non-zero")
+	}
+	if _, clash := slices.BinarySearch(stores, cfg.ID); clash {
+		return nil, fmt.Errorf("pd: new: Config.ID %d is also a store id", cfg.ID)
+	}
+	interval := cfg.HeartbeatInterval
+	if interval < 0 {
+		return nil, fmt.Errorf("pd: new: negative heartbeat interval %v", interval)
+	}
+	if interval == 0 {
+		interval = DefaultHeartbeatInterval
+	}
+	log := env.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &PD{
+		env:      env,
+		log:      log.With("node", "pd", "pd_id", cfg.ID),
+		id:       cfg.ID,
+		interval: interval,
+		nextID:   1,
+		stores:   make(map[uint64]*store, len(stores)),
+		view:     newView(),
+	}
+	for _, s := range stores {
+		p.stores[s] = &store{info: StoreInfo{ID: s}}
+	}
+	replicas := cfg.Layout.Replicas
+	for i, rs := range ranges {
+		r := &pb.Region{
+			Id:       p.alloc(),
+			StartKey: slices.Clone(rs.Start),
+			EndKey:   slices.Clone(rs.End),
+			Epoch:    &pb.Epoch{ConfVer: 1, Version: 1},
+		}
+		on := make([]uint64, 0, replicas)
+		for j := 0; j < replicas; j++ {
+			on = append(on, stores[(i+j)%len(stores)])
+		}
+		slices.Sort(on)
+		for _, s := range on {
+			r.Peers = append(r.Peers, &pb.Peer{Id: p.alloc(), StoreId: s, Role: pb.PeerRole_VOTER})
+		}
+		p.initial = append(p.initial, r)
+		p.view.publish(&entry{region: proto.Clone(r).(*pb.Region)})
+	}
+	p.log.Info("pd: started", "regions", len(p.initial), "stores", len(stores),
+		"replicas", replicas, "heartbeat_interval", interval)
+	return p, nil
+}
+
+// alloc hands out the next id.
+func (p *PD) alloc() uint64 {
+	id := p.nextID
+	p.nextID++
+	return id
+}
+
+// observe moves the allocator past the ids of r, so that an id seen in the
+// cluster is never handed out again.
+func (p *PD) observe(r *pb.Region) {
+	if r.GetId() >= p.nextID {
+		p.nextID = r.GetId() + 1
+	}
+	for _, peer := range r.GetPeers() {
+		if peer.GetId() >= p.nextID {
+			p.nextID = peer.GetId() + 1
+		}
+	}
+}
+
+// HeartbeatInterval is the interval stores are told to heartbeat at.
+func (p *PD) HeartbeatInterval() time.Duration { return p.interval }
+
+// ID is PD's own node id.
+func (p *PD) ID() uint64 { return p.id }
+
+// Tick is the periodic housekeeping hook. It does nothing yet; the scheduler
+// and operator timeouts will live here.
+func (p *PD) Tick() {}
+
+// Stats returns a copy of PD's counters.
+func (p *PD) Stats() Stats {
+	s := p.stats
+	s.Pending = p.view.pending.Len()
+	return s
+}
+
+// Regions returns the routing view: clones of the published regions, sorted
+// by start key. They tile the keyspace exactly.
+func (p *PD) Regions() []*pb.Region {
+	all := p.view.all()
+	out := make([]*pb.Region, len(all))
+	for i, e := range all {
+		out[i] = proto.Clone(e.region).(*pb.Region)
+	}
+	return out
+}
+
+// RegionInfos returns the routing view with the known leaders (clones),
+// sorted by start key.
+func (p *PD) RegionInfos() []*pb.RegionInfo {
+	all := p.view.all()
+	out := make([]*pb.RegionInfo, len(all))
+	for i, e := range all {
+		out[i] = e.info()
+	}
+	return out
+}
+
+// PendingRegions returns clones of the region states PD has accepted but not
+// published yet, sorted by start key then id.
+func (p *PD) PendingRegions() []*pb.Region {
+	all := p.view.pendingAll()
+	out := make([]*pb.Region, len(all))
+	for i, e := range all {
+		out[i] = proto.Clone(e.region).(*pb.Region)
+	}
+	return out
+}
+
+// InitialRegions returns clones of the regions allocated by New, sorted by
+// start key.
+func (p *PD) InitialRegions() []*pb.Region {
+	out := make([]*pb.Region, len(p.initial))
+	for i, r := range p.initial {
+		out[i] = proto.Clone(r).(*pb.Region)
+	}
+	return out
+}
+
+// Stores returns the registered stores (those that sent a StoreHello or a
+// StoreHeartbeat), sorted by id.
+func (p *PD) Stores() []StoreInfo {
+	ids := make([]uint64, 0, len(p.stores))
+	for id, s := range p.stores {
+		if s.registered {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	out := make([]StoreInfo, len(ids))
+	for i, id := range ids {
+		out[i] = p.stores[id].info
+	}
+	return out
+}
+
+// Receive handles one envelope. Replies go out through Env.Net.
+func (p *PD) Receive(m *pb.Envelope) {
+	if m == nil {
+		p.malformed(nil, "nil envelope")
+		return
+	}
+	switch b := m.GetBody().(type) {
+	case *pb.Envelope_StoreHello:
+		p.onStoreHello(m, b.StoreHello)
+	case *pb.Envelope_StoreHeartbeat:
+		p.onStoreHeartbeat(m, b.StoreHeartbeat)
+	case *pb.Envelope_RegionHeartbeat:
+		p.onRegionHeartbeat(m, b.RegionHeartbeat)
+	case *pb.Envelope_ReportSplit:
+		p.onReportSplit(m, b.ReportSplit)
+	case *pb.Envelope_GetRegion:
+		p.onGetRegion(m, b.GetRegion)
+	case *pb.Envelope_ListRegions:
+		p.onListRegions(m, b.ListRegions)
+	case *pb.Envelope_AskSplit:
+		p.onAskSplit(m, b.AskSplit)
+	case nil:
+		p.malformed(m, "envelope without a body")
+	default:
+		p.malformed(m, fmt.Sprintf("unexpected body %T", b))
+	}
+}
+
+func (p *PD) malformed(m *pb.Envelope, why string) {
+	p.stats.Malformed++
+	p.log.Warn("pd: ignoring malformed message", "reason", why, "from", m.GetFrom())
+}
+
+// reply sends body back to the sender of m.
+func (p *PD) reply(m *pb.Envelope, body *pb.Envelope) {
+	body.From = p.id
+	body.To = m.GetFrom()
+	p.env.Net.Send(body)
+}
+
+func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
+	id := h.GetStoreId()
+	s := p.stores[id]
+	if s == nil {
+		p.stats.UnknownStores++
+		p.log.Warn("pd: hello from a store not in the layout", "store", id, "from", m.GetFrom())
+		p.reply(m, &pb.Envelope{Body: &pb.Envelope_Bootstrap{Bootstrap: &pb.Bootstrap{
+			StoreId: id,
+			Error:   fmt.Sprintf("pd: store %d is not in the cluster layout", id),
+		}}})
+		return
+	}
+	p.stats.Hellos++
+	if !s.registered {
+		p.log.Info("pd: store registered", "store", id, "address", h.GetAddress())
+	}
+	s.registered = true
+	s.info.Address = h.GetAddress()
+	s.info.LastSeen = p.env.Clock.Now()
+	var regions []*pb.Region
+	for _, r := range p.initial {
+		for _, peer := range r.GetPeers() {
+			if peer.GetStoreId() == id {
+				regions = append(regions, proto.Clone(r).(*pb.Region))
+				break
+			}
+		}
+	}
+	p.reply(m, &pb.Envelope{Body: &pb.Envelope_Bootstrap{Bootstrap: &pb.Bootstrap{
+		StoreId: id,
+		Regions: regions,
+	}}})
+}
+
+func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
+	id := h.GetStoreId()
+	s := p.stores[id]
+	if s == nil {
+		p.stats.UnknownStores++
+		p.log.Warn("pd: heartbeat from a store not in the layout", "store", id, "from", m.GetFrom())
+		return
+	}
+	p.stats.StoreHeartbeats++
+	now := p.env.Clock.Now()
+	s.registered = true
+	s.info.RegionCount = h.GetRegionCount()
+	s.info.LeaderCount = h.GetLeaderCount()
+	s.info.UsedBytes = h.GetUsedBytes()
+	s.info.Heartbeats++
+	s.info.LastHeartbeat = now
+	s.info.LastSeen = now
+}
+
+// verdict is the outcome of offering a region state to the view.
+type verdict int
+
+const (
+	accepted  verdict = iota // newer: published in place or made pending
+	refreshed                // same epoch as PD's newest state
+	stale                    // older than what PD knows
+	rejected                 // invalid or inconsistent
+)
+
+func (v verdict) String() string {
+	return [...]string{"accepted", "refreshed", "stale", "rejected"}[v]
+}
+
+// checkRegion returns why r cannot be a region state, or "".
+func checkRegion(r *pb.Region) string {
+	switch {
+	case r == nil:
+		return "no region"
+	case r.GetId() == 0:
+		return "region id 0"
+	case r.GetEpoch() == nil:
+		return "no epoch"
+	case len(r.GetEndKey()) != 0 && string(r.GetStartKey()) >= string(r.GetEndKey()):
+		return "empty range " + fmtRange(r.GetStartKey(), r.GetEndKey())
+	}
+	for _, peer := range r.GetPeers() {
+		if peer == nil {
+			return "nil peer"
+		}
+	}
+	return ""
+}
+
+// classify decides what a report of region r means against PD's state,
+// without changing anything. why explains a stale or rejected verdict.
+func (p *PD) classify(r *pb.Region) (v verdict, why string) {
+	if why := checkRegion(r); why != "" {
+		return rejected, why
+	}
+	if k := p.view.known(r.GetId()); k != nil {
+		switch {
+		case epochOlder(r.GetEpoch(), k.epoch()):
+			return stale, "older than " + fmtRegion(k.region)
+		case r.GetEpoch().GetVersion() == k.version() && !sameRange(r, k.region):
+			return rejected, "same version as " + fmtRegion(k.region) + " but another range"
+		case epochEqual(r.GetEpoch(), k.epoch()):
+			return refreshed, ""
+		}
+	}
+	why = ""
+	p.view.overlapping(r.GetStartKey(), r.GetEndKey(), func(e *entry) bool {
+		if e.id() != r.GetId() && e.version() >= r.GetEpoch().GetVersion() {
+			why = "overlaps newer " + fmtRegion(e.region)
+			return false
+		}
+		return true
+	})
+	if why != "" {
+		return stale, why
+	}
+	return accepted, ""
+}
+
+// offer applies a report of region r (with leader and sizes when it comes
+// from a heartbeat) to the view, without settling. The caller settles.
+func (p *PD) offer(r *pb.Region, hb *pb.RegionHeartbeat) (verdict, string) {
+	v, why := p.classify(r)
+	if v == stale || v == rejected {
+		return v, why
+	}
+	p.observe(r)
+	now := p.env.Clock.Now()
+	k := p.view.known(r.GetId())
+	if v == refreshed {
+		if hb != nil {
+			k.leader = cloneLeader(hb.GetLeader(), k.leader)
+			k.size, k.keys, k.seen = hb.GetApproximateSize(), hb.GetApproximateKeys(), now
+			if pub := p.view.byID[r.GetId()]; pub != nil && pub != k && hb.GetLeader() != nil {
+				pub.leader = cloneLeader(hb.GetLeader(), pub.leader)
+			}
+		}
+		return v, ""
+	}
+	e := &entry{region: proto.Clone(r).(*pb.Region), seen: now}
+	if k != nil {
+		e.leader, e.size, e.keys = k.leader, k.size, k.keys
+	}
+	if hb != nil {
+		e.leader = cloneLeader(hb.GetLeader(), e.leader)
+		e.size, e.keys = hb.GetApproximateSize(), hb.GetApproximateKeys()
+	}
+	pub := p.view.byID[r.GetId()]
+	if pub != nil && p.view.pendingID[r.GetId()] == nil && sameRange(pub.region, r) {
+		// Same keys, newer epoch (membership change): publish in place.
+		p.view.unpublish(pub)
+		p.view.publish(e)
+		return v, ""
+	}
+	p.view.setPending(e)
+	if pub != nil && e.leader != nil {
+		pub.leader = proto.Clone(e.leader).(*pb.Peer) // same raft group: a better hint
+	}
+	return v, ""
+}
+
+// cloneLeader returns a clone of reported, or old when nothing was reported.
+func cloneLeader(reported, old *pb.Peer) *pb.Peer {
+	if reported == nil {
+		return old
+	}
+	return proto.Clone(reported).(*pb.Peer)
+}
+
+// settle publishes what can be published and logs the changes.
+func (p *PD) settle() {
+	for _, c := range p.view.settle() {
+		p.stats.ViewChanges++
+		news := make([]string, len(c.new))
+		for i, e := range c.new {
+			news[i] = fmtRegion(e.region)
+		}
+		p.log.Info("pd: routing view updated", "replaced", fmtRegion(c.old.region), "by", news)
+	}
+}
+
+func (p *PD) onRegionHeartbeat(m *pb.Envelope, hb *pb.RegionHeartbeat) {
+	p.stats.RegionHeartbeats++
+	v, why := p.offer(hb.GetRegion(), hb)
+	switch v {
+	case stale:
+		p.stats.StaleHeartbeats++
+		p.log.Debug("pd: stale region heartbeat ignored", "region", fmtRegion(hb.GetRegion()),
+			"from", m.GetFrom(), "reason", why)
+	case rejected:
+		p.stats.RejectedHeartbeats++
+		p.log.Warn("pd: invalid region heartbeat ignored", "region", fmtRegion(hb.GetRegion()),
+			"from", m.GetFrom(), "reason", why)
+	case accepted:
+		p.settle()
+	}
+}
+
+func (p *PD) onReportSplit(m *pb.Envelope, rs *pb.ReportSplit) {
+	p.stats.SplitReports++
+	left, right := rs.GetLeft(), rs.GetRight()
+	ignore := func(why string) {
+		p.stats.StaleSplitReports++
+		p.log.Debug("pd: split report ignored", "left", fmtRegion(left), "right", fmtRegion(right),
+			"from", m.GetFrom(), "reason", why)
+	}
+	if why := checkRegion(left); why != "" {
+		ignore("left: " + why)
+		return
+	}
+	if why := checkRegion(right); why != "" {
+		ignore("right: " + why)
+		return
+	}
+	if len(left.GetEndKey()) == 0 || string(left.GetEndKey()) != string(right.GetStartKey()) ||
+		left.GetId() == right.GetId() {
+		ignore("halves are not adjacent regions")
+		return
+	}
+	if v, why := p.classify(left); v != accepted {
+		ignore("left " + v.String() + ": " + why)
+		return
+	}
+	p.offer(left, nil)
+	if v, why := p.offer(right, nil); v == stale || v == rejected {
+		p.log.Debug("pd: split report: right half not newer", "right", fmtRegion(right), "reason", why)
+	}
+	p.settle()
+}
+
+func (p *PD) onGetRegion(m *pb.Envelope, req *pb.GetRegionRequest) {
+	p.stats.GetRegions++
+	e := p.view.lookup(req.GetKey())
+	info := e.info()
+	p.reply(m, &pb.Envelope{Body: &pb.Envelope_GetRegionResponse{GetRegionResponse: &pb.GetRegionResponse{
+		RequestId: req.GetRequestId(),
+		Region:    info.Region,
+		Leader:    info.Leader,
+	}}})
+}
+
+func (p *PD) onListRegions(m *pb.Envelope, req *pb.ListRegionsRequest) {
+	p.stats.ListRegions++
+	p.reply(m, &pb.Envelope{Body: &pb.Envelope_ListRegionsResponse{ListRegionsResponse: &pb.ListRegionsResponse{
+		RequestId: req.GetRequestId(),
+		Regions:   p.RegionInfos(),
+	}}})
+}
+
+func (p *PD) onAskSplit(m *pb.Envelope, req *pb.AskSplitRequest) {
+	p.stats.AskSplits++
+	resp := &pb.AskSplitResponse{RequestId: req.GetRequestId()}
+	r := req.GetRegion()
+	k := p.view.known(r.GetId())
+	switch {
+	case r == nil:
+		resp.Error = "pd: ask split: no region given"
+	case k == nil:
+		resp.Error = fmt.Sprintf("pd: ask split: region %d is unknown", r.GetId())
+	case r.GetEpoch() == nil || epochOlder(r.GetEpoch(), k.epoch()):
+		resp.Error = fmt.Sprintf("pd: ask split: %s is older than PD's %s", fmtRegion(r), fmtRegion(k.region))
+	case len(r.GetPeers()) == 0:
+		resp.Error = fmt.Sprintf("pd: ask split: %s has no peers", fmtRegion(r))
+	default:
+		resp.NewRegionId = p.alloc()
+		for range r.GetPeers() {
+			resp.NewPeerIds = append(resp.NewPeerIds, p.alloc())
+		}
+		p.log.Debug("pd: split ids allocated", "region", fmtRegion(r), "new_region", resp.NewRegionId,
+			"new_peers", resp.NewPeerIds)
+	}
+	if resp.Error != "" {
+		p.stats.AskSplitErrors++
+		p.log.Debug("pd: ask split refused", "reason", resp.Error, "from", m.GetFrom())
+	}
+	p.reply(m, &pb.Envelope{Body: &pb.Envelope_AskSplitResponse{AskSplitResponse: resp}})
+}
