@@ -73,18 +73,28 @@ func staticPartition() Scenario {
 			hold := time.Duration(2000+p.R.Intn(5000)) * time.Millisecond
 			switch (i + p.R.Intn(4)) % 4 {
 			case 0:
-				p.At(t, "isolate a region leader", func(w *sim.World) {
+				// Cut the leader off from its peers but not from clients or
+				// PD: the case where a deposed leader could serve stale reads.
+				p.At(t, "partition a region leader from its peers", func(w *sim.World) {
 					regions := w.RegionIDs()
 					r := regions[p.R.Intn(len(regions))]
 					if s := w.LeaderStore(r); s != 0 {
-						w.Isolate(s)
+						w.Partition([]uint64{s}, others(w.StoreIDs(), s))
 					}
 				})
 			case 1:
-				p.At(t, "isolate a minority store", func(w *sim.World) {
-					ids := w.StoreIDs()
-					w.Isolate(ids[p.R.Intn(len(ids))])
-				})
+				if p.R.Intn(2) == 0 {
+					p.At(t, "isolate a minority store", func(w *sim.World) {
+						ids := w.StoreIDs()
+						w.Isolate(ids[p.R.Intn(len(ids))])
+					})
+				} else {
+					p.At(t, "partition a minority store with PD", func(w *sim.World) {
+						ids := w.StoreIDs()
+						s := ids[p.R.Intn(len(ids))]
+						w.Partition([]uint64{s, sim.PDNode}, others(ids, s))
+					})
+				}
 			case 2:
 				p.At(t, "isolate PD", func(w *sim.World) { w.Isolate(sim.PDNode) })
 			case 3:
@@ -107,7 +117,7 @@ func staticPartition() Scenario {
 	}
 	return Scenario{
 		Name:        "static-partition",
-		Description: "static layout under partitions: a region leader isolated, a minority isolated, PD isolated, one-way cuts; each healed",
+		Description: "static layout under partitions: a region leader cut from its peers (clients still reach it), a minority isolated, PD isolated, one-way cuts; each healed",
 		Config:      cfg,
 	}
 }
@@ -156,6 +166,16 @@ func staticCrash() Scenario {
 		Description: "static layout while stores crash (a leader, a follower, now and then two at once) and restart from their synced data",
 		Config:      cfg,
 	}
+}
+
+func others(ids []uint64, not uint64) []uint64 {
+	var out []uint64
+	for _, id := range ids {
+		if id != not {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // All returns every scenario, in a fixed order.

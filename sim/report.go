@@ -99,7 +99,7 @@ func (w *World) finish() *Report {
 		rep.lin = checker.CheckLinearizable(checker.History{Ops: w.history, Keys: w.keys}, linearizabilityTimeout)
 		rep.OpsChecked = rep.lin.Ops
 		if !rep.lin.OK {
-			w.violations = append([]string{"not linearizable: " + rep.lin.Violation}, w.violations...)
+			w.violations = append([]string{rep.lin.Violation}, w.violations...)
 		}
 	} else {
 		rep.lin.OK = true

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/multiraft/multiraft/scenarios"
@@ -19,7 +18,7 @@ import (
 )
 
 // defaultSeeds is the seed range `multiraft sim` runs without --seed(s).
-const defaultSeeds = "1-3"
+const defaultSeeds = "1-10"
 
 func runSim(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
@@ -71,10 +70,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	var table *tabwriter.Writer
+	const rowFormat = "%-18s %6v %4s %6v %6v %6v %6v %7s %8v %6v %6v %6v  %s\n"
 	if !*asJSON {
-		table = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(table, "scenario\tseed\tok\tops\tok\tfailed\tambig\tregions\telect_ms\tsim_s\twall_s\tspeed\ttrace_hash\t")
+		fmt.Fprintf(stdout, rowFormat, "scenario", "seed", "ok", "ops", "ok", "failed", "ambig", "regions", "elect_ms", "sim_s", "wall_s", "speed", "trace_hash")
 	}
 	failed := 0
 	total := 0
@@ -111,11 +109,11 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 				if !rep.OK {
 					mark = "FAIL"
 				}
-				fmt.Fprintf(table, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d->%d\t%.0f\t%.0f\t%.1f\t%.0fx\t%s\t\n",
+				fmt.Fprintf(stdout, rowFormat,
 					rep.Scenario, rep.Seed, mark, rep.OpsTotal, rep.OpsOK, rep.OpsFailed, rep.OpsAmbiguous,
-					rep.RegionsInitial, rep.RegionsFinal, rep.LeaderElectMsMax, rep.SimMs/1000, rep.WallMs/1000,
-					rep.SimMs/max(rep.WallMs, 1), rep.TraceHash)
-				table.Flush()
+					fmt.Sprintf("%d->%d", rep.RegionsInitial, rep.RegionsFinal), fmt.Sprintf("%.0f", rep.LeaderElectMsMax),
+					fmt.Sprintf("%.1f", rep.SimMs/1000), fmt.Sprintf("%.2f", rep.WallMs/1000),
+					fmt.Sprintf("%.0fx", rep.SimMs/max(rep.WallMs, 1)), rep.TraceHash)
 			}
 			if !rep.OK {
 				fmt.Fprintf(stderr, "FAIL %s seed %d: %s\n", rep.Scenario, rep.Seed, rep.Violation)

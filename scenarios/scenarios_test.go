@@ -1,0 +1,99 @@
+package scenarios
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/multiraft/multiraft/sim"
+)
+
+var seeds = flag.Int("seeds", 20, "seeds per scenario (1..N)")
+
+// TestScenarios runs every scenario over seeds 1..N (default 20): every
+// history must be linearizable and every invariant hold.
+func TestScenarios(t *testing.T) {
+	for _, s := range All() {
+		t.Run(s.Name, func(t *testing.T) {
+			worstElect := 0.0
+			for seed := uint64(1); seed <= uint64(*seeds); seed++ {
+				rep := sim.Run(s.Config, seed, nil)
+				if !rep.OK {
+					t.Errorf("seed %d: %s (replay: go run ./cmd/multiraft sim --scenario %s --seed %d)",
+						seed, rep.Violation, s.Name, seed)
+					for _, v := range rep.Violations[1:] {
+						t.Logf("  also: %s", v)
+					}
+					continue
+				}
+				if rep.OpsTotal < 2000 {
+					t.Errorf("seed %d: only %d client ops, want at least 2000", seed, rep.OpsTotal)
+				}
+				if rep.SimMs < 60_000 {
+					t.Errorf("seed %d: simulated %.0f ms, want at least 60 s", seed, rep.SimMs)
+				}
+				worstElect = max(worstElect, rep.LeaderElectMsMax)
+			}
+			t.Logf("%s: %d seeds, slowest first leader %.0f ms", s.Name, *seeds, worstElect)
+		})
+	}
+}
+
+// TestStaticRejectsEveryMisroutedRequest is SC-002: in the static scenario
+// every probe (key outside the region, unknown region id, wrong epoch) is
+// refused, stray raft messages create nothing, and every region elects a
+// leader well within 60 simulated seconds.
+func TestStaticRejectsEveryMisroutedRequest(t *testing.T) {
+	s, err := Get("static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := uint64(1); seed <= 5; seed++ {
+		rep := sim.Run(s.Config, seed, nil)
+		if !rep.OK {
+			t.Fatalf("seed %d: %s", seed, rep.Violation)
+		}
+		if rep.ProbesSent < 100 {
+			t.Fatalf("seed %d: only %d probes sent", seed, rep.ProbesSent)
+		}
+		// Probes lost to the network get no answer; every answer must be a refusal.
+		if rep.ProbesRejected < rep.ProbesSent*9/10 {
+			t.Errorf("seed %d: %d of %d probes answered with a refusal", seed, rep.ProbesRejected, rep.ProbesSent)
+		}
+		if rep.UnknownRegionMsgs == 0 {
+			t.Errorf("seed %d: stray raft messages never reached a store", seed)
+		}
+		if rep.LeaderElectMsMax <= 0 || rep.LeaderElectMsMax > 60_000 {
+			t.Errorf("seed %d: slowest first leader after %.0f ms", seed, rep.LeaderElectMsMax)
+		}
+	}
+}
+
+// TestDeterminism runs every scenario twice with the same seed: the traces
+// must hash the same. A third run with another seed must differ.
+func TestDeterminism(t *testing.T) {
+	for _, s := range All() {
+		t.Run(s.Name, func(t *testing.T) {
+			a := sim.Run(s.Config, 7, nil)
+			b := sim.Run(s.Config, 7, nil)
+			if a.TraceHash != b.TraceHash || a.OpsTotal != b.OpsTotal || a.Events != b.Events {
+				t.Fatalf("seed 7 twice: hash %s vs %s, ops %d vs %d, events %d vs %d",
+					a.TraceHash, b.TraceHash, a.OpsTotal, b.OpsTotal, a.Events, b.Events)
+			}
+			c := sim.Run(s.Config, 8, nil)
+			if c.TraceHash == a.TraceHash {
+				t.Fatalf("seeds 7 and 8 gave the same trace hash %s", a.TraceHash)
+			}
+		})
+	}
+}
+
+func TestGetUnknownScenario(t *testing.T) {
+	if _, err := Get("no-such"); err == nil {
+		t.Fatal("Get of an unknown scenario succeeded")
+	} else if want := fmt.Sprintf("%q", "no-such"); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name the scenario", err)
+	}
+}
+
