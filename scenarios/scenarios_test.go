@@ -96,4 +96,3 @@ func TestGetUnknownScenario(t *testing.T) {
 		t.Fatalf("error %q does not name the scenario", err)
 	}
 }
-

@@ -23,7 +23,6 @@ import (
 	"github.com/multiraft/multiraft/core/raftstore"
 	"github.com/multiraft/multiraft/core/rng"
 	"github.com/multiraft/multiraft/netsim"
-
 )
 
 // runLock serialises runs: a run replaces crypto/rand.Reader.
