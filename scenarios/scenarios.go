@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/raftstore"
 	"github.com/multiraft/multiraft/netsim"
 	"github.com/multiraft/multiraft/sim"
@@ -180,7 +181,10 @@ func others(ids []uint64, not uint64) []uint64 {
 
 // All returns every scenario, in a fixed order.
 func All() []Scenario {
-	return []Scenario{static(), staticPartition(), staticCrash()}
+	return []Scenario{
+		static(), staticPartition(), staticCrash(),
+		split(), splitLeaderChange(), splitPartition(), splitCrash(), splitPDDown(),
+	}
 }
 
 // Get returns the scenario called name.
@@ -194,4 +198,139 @@ func Get(name string) (Scenario, error) {
 	}
 	sort.Strings(names)
 	return Scenario{}, fmt.Errorf("unknown scenario %q (have: %v)", name, names)
+}
+
+// splitBase is the Phase 2 setup: the static layout, a 6 KiB split
+// threshold, and a write-heavy workload over 160 keys of about 170 bytes
+// each, so that regions split several times in every run.
+func splitBase(name string) sim.Config {
+	cfg := base(name)
+	cfg.Store.SplitThreshold = 6 << 10
+	cfg.Workload = sim.Workload{
+		Keys: 160, Get: 25, Put: 40, Delete: 5, Cas: 15, Scan: 15,
+		ScanLimit: 10, ValueSize: 160,
+		Think: sim.Latency{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+	}
+	return cfg
+}
+
+func split() Scenario {
+	return Scenario{
+		Name:        "split",
+		Description: "regions outgrow a 6 KiB threshold and split online, again and again, while clients read and write every range",
+		Config:      splitBase("split"),
+	}
+}
+
+// splitLeaderChange moves or kills the leader right when a split is
+// proposed or applied, and transfers leaders now and then besides.
+func splitLeaderChange() Scenario {
+	cfg := splitBase("split-leader-change")
+	cfg.Faults = func(p *sim.Planner) {
+		p.OnSplitProposed(func(w *sim.World, store, region uint64) {
+			switch p.R.Intn(4) {
+			case 0, 1:
+				w.TransferLeader(region, p.R.Intn)
+			case 2:
+				if w.Now() < p.Dur-5*time.Second {
+					w.Crash(store)
+					p.At(w.Now()+time.Duration(500+p.R.Intn(2500))*time.Millisecond, "restart", func(w *sim.World) { w.Restart(store) })
+				}
+			}
+		})
+		p.OnSplitApplied(func(w *sim.World, store uint64, left, right *pb.Region) {
+			if p.R.Intn(3) == 0 {
+				w.TransferLeader(left.GetId(), p.R.Intn)
+			}
+			if p.R.Intn(3) == 0 {
+				w.TransferLeader(right.GetId(), p.R.Intn)
+			}
+		})
+		for t := 2 * time.Second; t < p.Dur-3*time.Second; t += time.Duration(1000+p.R.Intn(3000)) * time.Millisecond {
+			p.At(t, "transfer a leader", func(w *sim.World) {
+				regions := w.RegionIDs()
+				w.TransferLeader(regions[p.R.Intn(len(regions))], p.R.Intn)
+			})
+		}
+	}
+	return Scenario{
+		Name:        "split-leader-change",
+		Description: "splits while leaders move: leader transfer or leader crash right at split propose, transfers right at split apply, and at random",
+		Config:      cfg,
+	}
+}
+
+// splitPartition cuts one follower store off through several splits; it
+// must catch up (by log or snapshot) without overlap once healed.
+func splitPartition() Scenario {
+	cfg := splitBase("split-partition")
+	cfg.Store.LogCompactEntries = 100
+	cfg.Store.LogKeepEntries = 20
+	cfg.Faults = func(p *sim.Planner) {
+		t := 3 * time.Second
+		for t < p.Dur-10*time.Second {
+			hold := time.Duration(8000+p.R.Intn(12000)) * time.Millisecond
+			if t+hold > p.Dur-5*time.Second {
+				hold = p.Dur - 5*time.Second - t
+			}
+			p.At(t, "isolate a store through splits", func(w *sim.World) {
+				ids := w.StoreIDs()
+				w.Isolate(ids[p.R.Intn(len(ids))])
+			})
+			p.At(t+hold, "heal", func(w *sim.World) { w.Heal() })
+			t += hold + time.Duration(3000+p.R.Intn(5000))*time.Millisecond
+		}
+	}
+	return Scenario{
+		Name:        "split-partition",
+		Description: "a store is cut off while regions split several times, then heals and catches up by log or snapshot without overlap",
+		Config:      cfg,
+	}
+}
+
+// splitCrash crashes a store right after it applied a split (before its
+// next ready round made anything more durable), and at random.
+func splitCrash() Scenario {
+	cfg := splitBase("split-crash")
+	cfg.Faults = func(p *sim.Planner) {
+		p.OnSplitApplied(func(w *sim.World, store uint64, left, right *pb.Region) {
+			if p.R.Intn(3) == 0 && w.Now() < p.Dur-5*time.Second && w.Up(store) {
+				w.Crash(store)
+				p.At(w.Now()+time.Duration(300+p.R.Intn(2500))*time.Millisecond, "restart", func(w *sim.World) { w.Restart(store) })
+			}
+		})
+		for t := 4 * time.Second; t < p.Dur-6*time.Second; t += time.Duration(4000+p.R.Intn(6000)) * time.Millisecond {
+			p.At(t, "crash a store", func(w *sim.World) {
+				ids := w.StoreIDs()
+				id := ids[p.R.Intn(len(ids))]
+				w.Crash(id)
+				p.At(w.Now()+time.Duration(500+p.R.Intn(3000))*time.Millisecond, "restart", func(w *sim.World) { w.Restart(id) })
+			})
+		}
+	}
+	return Scenario{
+		Name:        "split-crash",
+		Description: "stores crash right after applying a split (losing what was not yet synced) and at random, then restart",
+		Config:      cfg,
+	}
+}
+
+// splitPDDown makes PD unreachable again and again while splits are due:
+// they must wait or retry, and nothing may be lost.
+func splitPDDown() Scenario {
+	cfg := splitBase("split-pd-down")
+	cfg.Faults = func(p *sim.Planner) {
+		t := 2 * time.Second
+		for t < p.Dur-8*time.Second {
+			hold := time.Duration(4000+p.R.Intn(8000)) * time.Millisecond
+			p.At(t, "isolate PD", func(w *sim.World) { w.Isolate(sim.PDNode) })
+			p.At(t+hold, "heal", func(w *sim.World) { w.Heal() })
+			t += hold + time.Duration(2000+p.R.Intn(4000))*time.Millisecond
+		}
+	}
+	return Scenario{
+		Name:        "split-pd-down",
+		Description: "PD unreachable for seconds at a time while regions outgrow the threshold: splits wait and retry, nothing is lost",
+		Config:      cfg,
+	}
 }

@@ -67,9 +67,10 @@ type Planner struct {
 	R   *rng.Rand
 }
 
-// At schedules a fault action at time t.
+// At schedules a fault action at time t since the start of the run (at
+// once if t has passed).
 func (p *Planner) At(t time.Duration, name string, fn func(w *World)) {
-	p.w.k.after(t, "fault "+name, func() {
+	p.w.k.after(t-p.w.k.now, "fault "+name, func() {
 		p.w.annotate("faults", name)
 		fn(p.w)
 	})

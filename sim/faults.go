@@ -1,7 +1,10 @@
 package sim
 
 import (
+	"fmt"
 	"time"
+
+	"github.com/multiraft/multiraft/core/pb"
 )
 
 // The fault API scenarios use from their plans. Every action is noted in
@@ -76,3 +79,65 @@ func (w *World) Restart(id uint64) { w.restartStore(w.stores[id-1]) }
 
 // Up reports whether store id is running.
 func (w *World) Up(id uint64) bool { return w.stores[id-1].up() }
+
+// TransferLeader moves the leadership of regionID to another voter, chosen
+// with r. It does nothing when the region has no leader right now.
+func (w *World) TransferLeader(regionID uint64, pick func(n int) int) {
+	s := w.LeaderStore(regionID)
+	if s == 0 {
+		return
+	}
+	var meta *pb.Region
+	for _, rs := range w.stores[s-1].st.Regions(false) {
+		if rs.Region.GetId() == regionID {
+			meta = rs.Region
+		}
+	}
+	var targets []uint64
+	for _, p := range meta.GetPeers() {
+		if p.GetStoreId() != s && p.GetRole() == pb.PeerRole_VOTER {
+			targets = append(targets, p.GetId())
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	to := targets[pick(len(targets))]
+	if err := w.stores[s-1].st.TransferLeader(regionID, to); err == nil {
+		w.k.note("transfer leader of region %d from store %d to peer %d", regionID, s, to)
+		w.annotate("faults", fmt.Sprintf("transfer leader r%d", regionID))
+	}
+}
+
+// RequestSplit asks the leader of the region holding key to split there.
+func (w *World) RequestSplit(key []byte) {
+	if w.pd == nil {
+		return
+	}
+	for _, r := range w.pd.Regions() {
+		if string(key) >= string(r.GetStartKey()) && (len(r.GetEndKey()) == 0 || string(key) < string(r.GetEndKey())) {
+			if s := w.LeaderStore(r.GetId()); s != 0 {
+				if err := w.stores[s-1].st.RequestSplit(r.GetId(), key); err != nil {
+					w.k.note("manual split at %q refused: %v", key, err)
+				}
+			}
+			return
+		}
+	}
+}
+
+// OnSplitProposed runs fn (as an event right after the current one)
+// whenever a leader proposes a split.
+func (p *Planner) OnSplitProposed(fn func(w *World, store, region uint64)) {
+	p.w.onSplitProposed = append(p.w.onSplitProposed, func(w *World, store, region uint64) {
+		w.k.after(0, "fault on split proposed", func() { fn(w, store, region) })
+	})
+}
+
+// OnSplitApplied runs fn (as an event right after the current one, before
+// the store's next ready round) whenever a replica applies a split.
+func (p *Planner) OnSplitApplied(fn func(w *World, store uint64, left, right *pb.Region)) {
+	p.w.onSplitApplied = append(p.w.onSplitApplied, func(w *World, store uint64, left, right *pb.Region) {
+		w.k.after(0, "fault on split applied", func() { fn(w, store, left, right) })
+	})
+}

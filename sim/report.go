@@ -9,28 +9,38 @@ import (
 
 // Report is the outcome of one run.
 type Report struct {
-	Scenario          string   `json:"scenario"`
-	Seed              uint64   `json:"seed"`
-	OK                bool     `json:"ok"`
-	Violation         string   `json:"violation"`
-	Violations        []string `json:"violations,omitempty"`
-	OpsTotal          int      `json:"ops_total"`
-	OpsOK             int      `json:"ops_ok"`
-	OpsFailed         int      `json:"ops_failed"`
-	OpsAmbiguous      int      `json:"ops_ambiguous"`
-	OpsChecked        int      `json:"ops_checked"`
-	RegionsInitial    int      `json:"regions_initial"`
-	RegionsFinal      int      `json:"regions_final"`
-	LeaderElectMsMax  float64  `json:"leader_elect_ms_max"`
-	SimMs             float64  `json:"sim_ms"`
-	WallMs            float64  `json:"wall_ms"`
-	TraceHash         string   `json:"trace_hash"`
-	Events            uint64   `json:"events"`
-	Crashes           int      `json:"crashes"`
-	DiskFailures      int      `json:"disk_failures"`
-	ProbesSent        int      `json:"probes_sent"`
-	ProbesRejected    int      `json:"probes_rejected"`
-	UnknownRegionMsgs uint64   `json:"unknown_region_msgs"`
+	Scenario           string   `json:"scenario"`
+	Seed               uint64   `json:"seed"`
+	OK                 bool     `json:"ok"`
+	Violation          string   `json:"violation"`
+	Violations         []string `json:"violations,omitempty"`
+	OpsTotal           int      `json:"ops_total"`
+	OpsOK              int      `json:"ops_ok"`
+	OpsFailed          int      `json:"ops_failed"`
+	OpsAmbiguous       int      `json:"ops_ambiguous"`
+	OpsChecked         int      `json:"ops_checked"`
+	RegionsInitial     int      `json:"regions_initial"`
+	RegionsFinal       int      `json:"regions_final"`
+	LeaderElectMsMax   float64  `json:"leader_elect_ms_max"`
+	SimMs              float64  `json:"sim_ms"`
+	WallMs             float64  `json:"wall_ms"`
+	TraceHash          string   `json:"trace_hash"`
+	Events             uint64   `json:"events"`
+	Crashes            int      `json:"crashes"`
+	DiskFailures       int      `json:"disk_failures"`
+	ProbesSent         int      `json:"probes_sent"`
+	ProbesRejected     int      `json:"probes_rejected"`
+	UnknownRegionMsgs  uint64   `json:"unknown_region_msgs"`
+	Splits             int      `json:"splits"`
+	SplitRegisterMsMax float64  `json:"split_register_ms_max"`
+	WritesIssued       int      `json:"writes_issued"`
+	WritesAcked        int      `json:"writes_acked"`
+	WriteSuccessRatio  float64  `json:"write_success_ratio"`
+	SnapshotsApplied   uint64   `json:"snapshots_applied"`
+	SnapshotsRefused   uint64   `json:"snapshots_refused"`
+	PlaceholderPeers   uint64   `json:"placeholder_peers"`
+	PlaceholdersTaken  uint64   `json:"placeholders_taken_over"`
+	TornTailCuts       uint64   `json:"torn_tail_cuts"`
 
 	lin checker.Result
 	ann []checker.Annotation
@@ -69,7 +79,13 @@ func (w *World) finish() *Report {
 		}
 		for _, n := range w.stores {
 			if n.up() {
-				rep.UnknownRegionMsgs += n.st.Stats().UnknownRegionMsgs
+				st := n.st.Stats()
+				rep.UnknownRegionMsgs += st.UnknownRegionMsgs
+				rep.SnapshotsApplied += st.SnapshotsApplied
+				rep.SnapshotsRefused += st.SnapshotsRefused
+				rep.PlaceholderPeers += st.PlaceholderPeers
+				rep.PlaceholdersTaken += st.PlaceholdersTakenOver
+				rep.TornTailCuts += n.st.EngineStats().TornTailCuts
 			}
 		}
 		for _, r := range w.pd.Regions() {
@@ -84,7 +100,17 @@ func (w *World) finish() *Report {
 			}
 		}
 	}
+	rep.Splits = rep.RegionsFinal - rep.RegionsInitial
+	for _, d := range w.splitLatency {
+		rep.SplitRegisterMsMax = max(rep.SplitRegisterMsMax, float64(d)/1e6)
+	}
 	for _, op := range w.history {
+		if op.Kind == checker.OpPut || op.Kind == checker.OpDelete || op.Kind == checker.OpCas {
+			rep.WritesIssued++
+			if op.Outcome == checker.OutcomeOK {
+				rep.WritesAcked++
+			}
+		}
 		rep.OpsTotal++
 		switch op.Outcome {
 		case checker.OutcomeOK:
@@ -104,6 +130,9 @@ func (w *World) finish() *Report {
 	} else {
 		rep.lin.OK = true
 		w.violations = append(w.violations, "no client operations ran")
+	}
+	if rep.WritesIssued > 0 {
+		rep.WriteSuccessRatio = float64(rep.WritesAcked) / float64(rep.WritesIssued)
 	}
 	rep.Violations = w.violations
 	rep.OK = len(w.violations) == 0

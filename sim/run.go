@@ -49,12 +49,18 @@ type World struct {
 	epochs       checker.EpochMonitor
 	violations   []string
 
-	regionBorn    map[uint64]time.Duration
-	firstLeader   map[uint64]time.Duration
-	crashes       int
-	restarts      int
-	diskFailures  int
-	finalReadsSub int
+	regionBorn      map[uint64]time.Duration
+	splitDue        map[splitKey]time.Duration
+	splitLatency    []time.Duration // threshold to PD registration, per split
+	pdVersion       map[uint64]uint64
+	pdSeen          map[uint64]time.Duration
+	onSplitProposed []func(w *World, store, region uint64)
+	onSplitApplied  []func(w *World, store uint64, left, right *pb.Region)
+	firstLeader     map[uint64]time.Duration
+	crashes         int
+	restarts        int
+	diskFailures    int
+	finalReadsSub   int
 }
 
 type storeNode struct {
@@ -111,6 +117,9 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 		rs:          newStreams(seed),
 		log:         slog.New(slog.DiscardHandler),
 		regionBorn:  map[uint64]time.Duration{},
+		splitDue:    map[splitKey]time.Duration{},
+		pdVersion:   map[uint64]uint64{},
+		pdSeen:      map[uint64]time.Duration{},
 		firstLeader: map[uint64]time.Duration{},
 	}
 	w.net = netsim.New(cfg.Net, w.rs.net)
@@ -214,12 +223,34 @@ func (w *World) startStore(n *storeNode) {
 		w.violations = append(w.violations, fmt.Sprintf("store %d failed to open: %v", n.id, err))
 		return
 	}
-	st.ObserveLeaders(func(region, leader uint64) {
-		if leader != 0 {
-			if _, ok := w.firstLeader[region]; !ok {
-				w.firstLeader[region] = w.k.now
+	st.SetHooks(raftstore.Hooks{
+		LeaderChanged: func(region, leader uint64) {
+			if leader != 0 {
+				if _, ok := w.firstLeader[region]; !ok {
+					w.firstLeader[region] = w.k.now
+				}
 			}
-		}
+		},
+		SplitDue: func(region, version uint64) {
+			key := splitKey{region, version}
+			if _, ok := w.splitDue[key]; !ok {
+				w.splitDue[key] = w.k.now
+			}
+		},
+		SplitProposed: func(region uint64) {
+			for _, fn := range w.onSplitProposed {
+				fn(w, n.id, region)
+			}
+		},
+		SplitApplied: func(left, right *pb.Region) {
+			w.k.note("store %d applied split of region %d at %q into %d", n.id, left.GetId(), right.GetStartKey(), right.GetId())
+			if _, ok := w.regionBorn[right.GetId()]; !ok {
+				w.regionBorn[right.GetId()] = w.k.now
+			}
+			for _, fn := range w.onSplitApplied {
+				fn(w, n.id, left, right)
+			}
+		},
 	})
 	n.st = st
 	gen := n.gen
@@ -297,15 +328,50 @@ func (w *World) schedulePDTick() {
 	})
 }
 
-// observePD checks that PD's epochs never go back.
+// splitKey names a region at one epoch version.
+type splitKey struct{ region, version uint64 }
+
+// observePD checks that PD's epochs never go back and its view never shows
+// a gap or an overlap, and times how long new regions take to appear.
 func (w *World) observePD() {
-	for _, r := range w.pd.Regions() {
+	regions := w.pd.Regions()
+	changed := len(regions) != len(w.pdVersion)
+	for _, r := range regions {
+		if v, ok := w.pdVersion[r.GetId()]; !ok || v != r.GetEpoch().GetVersion() {
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	var views []checker.RegionView
+	for i, r := range regions {
+		views = append(views, viewOf("pd", r, nil))
 		if err := w.epochs.Observe("pd", r.GetId(), r.GetEpoch().GetConfVer(), r.GetEpoch().GetVersion()); err != nil {
 			w.violate(err.Error())
 		}
-		if _, ok := w.regionBorn[r.GetId()]; !ok {
-			w.regionBorn[r.GetId()] = w.k.now
+		if _, ok := w.pdSeen[r.GetId()]; !ok {
+			w.pdSeen[r.GetId()] = w.k.now
+			if _, ok := w.regionBorn[r.GetId()]; !ok {
+				w.regionBorn[r.GetId()] = w.k.now
+			}
+			// A new region is the right half of a split of its left
+			// neighbour at the version before the split.
+			if i > 0 {
+				left := regions[i-1]
+				if due, ok := w.splitDue[splitKey{left.GetId(), r.GetEpoch().GetVersion() - 1}]; ok {
+					w.splitLatency = append(w.splitLatency, w.k.now-due)
+				}
+			}
+			w.k.note("pd registered region %d [%q, %q)", r.GetId(), r.GetStartKey(), r.GetEndKey())
 		}
+	}
+	if err := checker.CheckCoverage("pd", views); err != nil {
+		w.violate(err.Error())
+	}
+	clear(w.pdVersion)
+	for _, r := range regions {
+		w.pdVersion[r.GetId()] = r.GetEpoch().GetVersion()
 	}
 }
 
@@ -403,6 +469,9 @@ func (w *World) regionViews() (pdViews, storeViews []checker.RegionView) {
 			continue
 		}
 		for _, rs := range n.st.Regions(true) {
+			if !rs.Initialized {
+				continue
+			}
 			storeViews = append(storeViews, viewOf(fmt.Sprintf("store %d", n.id), rs.Region, rs.Keys))
 		}
 	}
@@ -487,6 +556,9 @@ func (w *World) converged() bool {
 			return false
 		}
 		for _, rs := range n.st.Regions(false) {
+			if !rs.Initialized {
+				return false // a placeholder still waiting for its snapshot
+			}
 			if a, ok := applied[rs.Region.GetId()]; ok && a != rs.Applied {
 				return false
 			}

@@ -222,8 +222,8 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 	was := p.leading
 	p.leader = ss.Lead
 	p.leading = ss.RaftState == raft.StateLeader
-	if p.s.leaderChangeFn != nil {
-		p.s.leaderChangeFn(p.regionID(), ss.Lead)
+	if h := p.s.hooks.LeaderChanged; h != nil {
+		h(p.regionID(), ss.Lead)
 	}
 	if p.leading && !was {
 		p.sendRegionHeartbeat()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/storage"
 )
 
 func (s *Store) sendKv(client uint64, resp *pb.KvResponse) {
@@ -30,7 +31,7 @@ func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 		return
 	}
 	p := s.peers[h.GetRegionId()]
-	if p == nil {
+	if p == nil || !storage.Initialized(p.region.Meta()) {
 		s.stats.RegionNotFound++
 		reply(regionNotFoundErr(h.GetRegionId()))
 		return
@@ -137,7 +138,7 @@ func (s *Store) epochNotMatchErr(p *peer, key []byte) *pb.RegionError {
 	current := []*pb.Region{cloneRegion(p.region.Meta())}
 	if key != nil && !keyInRegion(key, p.region.Meta()) {
 		for _, o := range s.sortedPeers() {
-			if o != p && keyInRegion(key, o.region.Meta()) {
+			if o != p && storage.Initialized(o.region.Meta()) && keyInRegion(key, o.region.Meta()) {
 				current = append(current, cloneRegion(o.region.Meta()))
 				break
 			}

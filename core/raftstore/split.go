@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/storage"
 )
 
 // splitRequest is a split waiting for PD to allocate ids.
@@ -39,13 +40,16 @@ func (p *peer) maybeAskSplit(now time.Time) {
 		return
 	}
 	key := p.region.Data().MiddleKey()
-	if key == nil {
+	if key == nil || checkSplitKey(p.region.Meta(), key) != nil {
 		return
 	}
 	p.askSplit(key)
 }
 
 func (p *peer) askSplit(key []byte) {
+	if h := p.s.hooks.SplitDue; h != nil {
+		h(p.regionID(), p.region.Meta().GetEpoch().GetVersion())
+	}
 	p.splitAskedAt = p.s.now()
 	p.s.nextPDRequest++
 	id := p.s.nextPDRequest
@@ -111,6 +115,10 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 	}
 	if err := p.rn.Propose(data); err != nil {
 		s.log.Info("split proposal dropped", "region", req.regionID, "err", err)
+		return
+	}
+	if h := s.hooks.SplitProposed; h != nil {
+		h(req.regionID)
 	}
 }
 
@@ -136,10 +144,30 @@ func (p *peer) applySplit(sp *pb.SplitRequest) error {
 	for i, pp := range meta.GetPeers() {
 		right.Peers = append(right.Peers, &pb.Peer{Id: sp.NewPeerIds[i], StoreId: pp.StoreId, Role: pp.Role})
 	}
+	rightState := InitialRegionState(right)
 	if existing := p.s.eng.Region(right.Id); existing != nil {
-		return fmt.Errorf("split of region %d: new region %d already exists here", meta.GetId(), right.Id)
+		if existing.State() != pb.PeerState_NORMAL || storage.Initialized(existing.Meta()) {
+			// The new region is already here, initialized by a snapshot
+			// from its own leader, or it was removed from this store: keep
+			// it as it is and only shrink this region.
+			p.s.log.Info("split: new region already present, shrinking only", "region", meta.GetId(), "new", right.Id)
+			if _, err := p.region.Split(left, nil); err != nil {
+				return err
+			}
+			p.s.stats.Splits++
+			return nil
+		}
+		// A placeholder peer created by an early message: take it over. It
+		// may have voted in a term after the initial one; keep that vote so
+		// this store never votes twice in one term.
+		if hs := existing.HardState(); hs.GetTerm() > rightState.HardState.GetTerm() {
+			rightState.HardState.Term = proto.Uint64(hs.GetTerm())
+			rightState.HardState.Vote = proto.Uint64(hs.GetVote())
+		}
+		delete(p.s.peers, right.Id)
+		p.s.stats.PlaceholdersTakenOver++
 	}
-	nr, err := p.region.Split(left, InitialRegionState(right))
+	nr, err := p.region.Split(left, rightState)
 	if err != nil {
 		return err
 	}
@@ -148,6 +176,9 @@ func (p *peer) applySplit(sp *pb.SplitRequest) error {
 	}
 	p.s.stats.Splits++
 	p.splitAskedAt = time.Time{}
+	if h := p.s.hooks.SplitApplied; h != nil {
+		h(cloneRegion(left), cloneRegion(right))
+	}
 	p.s.log.Info("region split", "region", meta.GetId(), "key", fmt.Sprintf("%q", sp.SplitKey), "new", right.Id)
 	if p.leading {
 		p.s.send(p.s.cfg.PD, &pb.ReportSplit{Left: cloneRegion(left), Right: cloneRegion(right)})

@@ -92,26 +92,28 @@ func (c *Config) fill() {
 
 // Stats counts what a store did and refused.
 type Stats struct {
-	UnknownRegionMsgs   uint64 // raft messages for a region this store does not have
-	MalformedMsgs       uint64
-	StalePeerMsgs       uint64 // raft messages for a different peer id of a known region
-	SnapshotsRefused    uint64 // snapshots overlapping another region here
-	RegionNotFound      uint64
-	KeyNotInRegion      uint64
-	EpochNotMatch       uint64
-	NotLeader           uint64
-	InvalidRequests     uint64
-	StaleCommands       uint64
-	Proposals           uint64
-	ReadIndexRequests   uint64
-	ReadsServed         uint64
-	WritesApplied       uint64
-	SnapshotsSent       uint64
-	SnapshotsApplied    uint64
-	Splits              uint64
-	FlushRounds         uint64
-	LogCompactions      uint64
-	RegionHeartbeatsOut uint64
+	UnknownRegionMsgs     uint64 // raft messages for a region this store does not have
+	MalformedMsgs         uint64
+	StalePeerMsgs         uint64 // raft messages for a different peer id of a known region
+	SnapshotsRefused      uint64 // snapshots overlapping another region here
+	PlaceholderPeers      uint64 // uninitialized peers created for unknown regions
+	PlaceholdersTakenOver uint64 // placeholders replaced by a local split
+	RegionNotFound        uint64
+	KeyNotInRegion        uint64
+	EpochNotMatch         uint64
+	NotLeader             uint64
+	InvalidRequests       uint64
+	StaleCommands         uint64
+	Proposals             uint64
+	ReadIndexRequests     uint64
+	ReadsServed           uint64
+	WritesApplied         uint64
+	SnapshotsSent         uint64
+	SnapshotsApplied      uint64
+	Splits                uint64
+	FlushRounds           uint64
+	LogCompactions        uint64
+	RegionHeartbeatsOut   uint64
 }
 
 // Store hosts the peers of one node.
@@ -126,15 +128,15 @@ type Store struct {
 	nextProposal uint64
 	nextReadCtx  uint64
 
-	bootstrapped   bool
-	lastHello      time.Time
-	lastStoreHB    time.Time
-	dirty          bool
-	stats          Stats
-	raftLogger     raft.Logger
-	splitRequests  map[uint64]*splitRequest // by PD request id
-	nextPDRequest  uint64
-	leaderChangeFn func(regionID, leaderPeer uint64)
+	bootstrapped  bool
+	lastHello     time.Time
+	lastStoreHB   time.Time
+	dirty         bool
+	stats         Stats
+	raftLogger    raft.Logger
+	splitRequests map[uint64]*splitRequest // by PD request id
+	nextPDRequest uint64
+	hooks         Hooks
 }
 
 // Open recovers a store from env.FS/env.Dir. A store that has never
@@ -181,9 +183,40 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// ObserveLeaders registers fn to learn every leader change a local peer
-// sees (observers such as the simulator's metrics use it).
-func (s *Store) ObserveLeaders(fn func(regionID, leaderPeer uint64)) { s.leaderChangeFn = fn }
+// Hooks let an observer (the simulator's metrics and fault plans, a real
+// runtime's metrics) learn what the store does. Any field may be nil.
+type Hooks struct {
+	// LeaderChanged: a local peer learned of a new leader (0 = none).
+	LeaderChanged func(regionID, leaderPeer uint64)
+	// SplitDue: the leader decided to split (size over the threshold, or
+	// an operator's request) the region at this epoch version.
+	SplitDue func(regionID, version uint64)
+	// SplitProposed: the leader proposed a split through raft.
+	SplitProposed func(regionID uint64)
+	// SplitApplied: a local replica applied a split.
+	SplitApplied func(left, right *pb.Region)
+}
+
+// SetHooks installs observer hooks.
+func (s *Store) SetHooks(h Hooks) { s.hooks = h }
+
+// TransferLeader asks the local leader of regionID to hand leadership to
+// the peer toPeer.
+func (s *Store) TransferLeader(regionID, toPeer uint64) error {
+	p := s.peers[regionID]
+	if p == nil {
+		return fmt.Errorf("raftstore: store %d: region %d not found", s.cfg.StoreID, regionID)
+	}
+	if !p.leading {
+		return fmt.Errorf("raftstore: store %d: not the leader of region %d", s.cfg.StoreID, regionID)
+	}
+	if findPeer(p.region.Meta(), toPeer) == nil {
+		return fmt.Errorf("raftstore: region %d has no peer %d", regionID, toPeer)
+	}
+	p.rn.TransferLeader(toPeer)
+	s.dirty = true
+	return nil
+}
 
 // Close releases the engine's files.
 func (s *Store) Close() error { return s.eng.Close() }
@@ -443,9 +476,9 @@ func (s *Store) onRaftMessage(rm *pb.RaftMessage) {
 	}
 	p := s.peers[rm.GetRegionId()]
 	if p == nil {
-		s.stats.UnknownRegionMsgs++
-		s.log.Debug("dropping raft message for unknown region", "region", rm.GetRegionId(), "from_store", rm.GetFromPeer().GetStoreId(), "type", msg.GetType())
-		return
+		if p = s.maybeCreatePeer(rm); p == nil {
+			return
+		}
 	}
 	if rm.GetToPeer().GetId() != p.id || msg.GetTo() != p.id {
 		s.stats.StalePeerMsgs++
@@ -463,6 +496,63 @@ func (s *Store) onRaftMessage(rm *pb.RaftMessage) {
 	}
 }
 
+// maybeCreatePeer decides what to do with a raft message for a region this
+// store does not have. The store creates an uninitialized placeholder peer
+// (no range, no data; it waits for a snapshot) only when all hold:
+//   - the store was never told to drop this region (no tombstone);
+//   - the message is one a leader or candidate sends to a member;
+//   - the sender's view of the region names this store's peer;
+//   - the region's range overlaps no initialized local region. If it does,
+//     the local region is older and will create this one by applying its
+//     split (or shrink through a snapshot): the message is dropped, and the
+//     sender will retry.
+//
+// Anything else is rejected, counted and logged, and creates nothing.
+func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
+	msg := rm.GetMessage()
+	id := rm.GetRegionId()
+	if r := s.eng.Region(id); r != nil {
+		s.stats.StalePeerMsgs++ // a tombstone: the region was removed here
+		return nil
+	}
+	switch msg.GetType() {
+	case raftpb.MessageType_MsgApp, raftpb.MessageType_MsgHeartbeat, raftpb.MessageType_MsgSnap,
+		raftpb.MessageType_MsgVote, raftpb.MessageType_MsgPreVote:
+	default:
+		s.stats.UnknownRegionMsgs++
+		return nil
+	}
+	if rm.GetRegionEpoch().GetVersion() == 0 || rm.GetToPeer().GetId() == 0 {
+		s.stats.UnknownRegionMsgs++
+		s.log.Debug("dropping raft message for unknown region without epoch", "region", id)
+		return nil
+	}
+	view := &pb.Region{Id: id, StartKey: rm.GetStartKey(), EndKey: rm.GetEndKey()}
+	for _, o := range s.sortedPeers() {
+		if storage.Initialized(o.region.Meta()) && rangesOverlap(o.region.Meta(), view) {
+			s.stats.UnknownRegionMsgs++
+			s.log.Debug("dropping raft message for unknown region overlapping a local one",
+				"region", id, "local", o.regionID(), "type", msg.GetType())
+			return nil
+		}
+	}
+	meta := &pb.Region{Id: id, Peers: []*pb.Peer{cloneRegionPeer(rm.GetToPeer())}}
+	r, err := s.eng.CreateRegion(&pb.RegionCheckpoint{Region: meta})
+	if err != nil {
+		s.log.Error("create placeholder peer", "region", id, "err", err)
+		return nil
+	}
+	if err := s.startPeer(r); err != nil {
+		s.log.Error("start placeholder peer", "region", id, "err", err)
+		return nil
+	}
+	s.stats.PlaceholderPeers++
+	s.log.Info("created uninitialized peer", "region", id, "peer", rm.GetToPeer().GetId(), "from_store", rm.GetFromPeer().GetStoreId())
+	return s.peers[id]
+}
+
+func cloneRegionPeer(p *pb.Peer) *pb.Peer { return proto.Clone(p).(*pb.Peer) }
+
 // snapshotAcceptable refuses a snapshot whose range overlaps another region
 // this store holds (it would put one key in two regions here).
 func (s *Store) snapshotAcceptable(p *peer, snap *raftpb.Snapshot) bool {
@@ -473,7 +563,7 @@ func (s *Store) snapshotAcceptable(p *peer, snap *raftpb.Snapshot) bool {
 		return false
 	}
 	for _, o := range s.sortedPeers() {
-		if o == p {
+		if o == p || !storage.Initialized(o.region.Meta()) {
 			continue
 		}
 		if rangesOverlap(o.region.Meta(), rs.GetRegion()) {
@@ -553,15 +643,16 @@ func (s *Store) SyncApplied() error {
 
 // RegionStatus is a snapshot of one local region for observers.
 type RegionStatus struct {
-	Region   *pb.Region
-	PeerID   uint64
-	Leader   uint64 // raft id of the leader this peer knows, 0 if none
-	IsLeader bool
-	Term     uint64
-	Applied  uint64
-	Commit   uint64
-	Keys     [][]byte
-	Bytes    int64
+	Region      *pb.Region
+	Initialized bool // false for a placeholder peer waiting for a snapshot
+	PeerID      uint64
+	Leader      uint64 // raft id of the leader this peer knows, 0 if none
+	IsLeader    bool
+	Term        uint64
+	Applied     uint64
+	Commit      uint64
+	Keys        [][]byte
+	Bytes       int64
 }
 
 // Regions describes every local region, sorted by region id.
@@ -570,14 +661,15 @@ func (s *Store) Regions(withKeys bool) []RegionStatus {
 	for _, p := range s.sortedPeers() {
 		st := p.rn.BasicStatus()
 		rs := RegionStatus{
-			Region:   proto.Clone(p.region.Meta()).(*pb.Region),
-			PeerID:   p.id,
-			Leader:   st.Lead,
-			IsLeader: st.RaftState == raft.StateLeader,
-			Term:     st.GetTerm(),
-			Applied:  p.region.Applied(),
-			Commit:   st.GetCommit(),
-			Bytes:    p.region.Data().Bytes(),
+			Region:      proto.Clone(p.region.Meta()).(*pb.Region),
+			Initialized: storage.Initialized(p.region.Meta()),
+			PeerID:      p.id,
+			Leader:      st.Lead,
+			IsLeader:    st.RaftState == raft.StateLeader,
+			Term:        st.GetTerm(),
+			Applied:     p.region.Applied(),
+			Commit:      st.GetCommit(),
+			Bytes:       p.region.Data().Bytes(),
 		}
 		if withKeys {
 			p.region.Data().Ascend(func(it kvItem) bool {

@@ -194,9 +194,17 @@ func (r *Region) applyPeerState(s pb.PeerState) {
 
 // Split shrinks this region to left and creates the region right.Region
 // holding every key >= right.Region.StartKey, with right's raft state. The
-// new region is returned. It is one durable record.
+// new region is returned. It is one durable record. A region already
+// present under right's id is replaced only if it is uninitialized (a
+// placeholder created by an early raft message).
+//
+// With right nil, the keys past left's end are dropped instead: the new
+// region already exists here (initialized by a snapshot) or was removed.
 func (r *Region) Split(left *pb.Region, right *pb.RegionCheckpoint) (*Region, error) {
-	rec := &pb.SplitRecord{Left: proto.Clone(left).(*pb.Region), Right: cloneCk(right)}
+	rec := &pb.SplitRecord{Left: proto.Clone(left).(*pb.Region)}
+	if right != nil {
+		rec.Right = cloneCk(right)
+	}
 	nr, err := r.applySplit(rec, true)
 	if err != nil {
 		return nil, err
@@ -205,37 +213,38 @@ func (r *Region) Split(left *pb.Region, right *pb.RegionCheckpoint) (*Region, er
 	return nr, nil
 }
 
+// Initialized reports whether the region has a range (and so data). An
+// uninitialized region is a placeholder peer waiting for a snapshot.
+func Initialized(meta *pb.Region) bool { return meta.GetEpoch().GetVersion() > 0 }
+
 func (r *Region) applySplit(rec *pb.SplitRecord, live bool) (*Region, error) {
+	left := rec.Left
+	at := left.GetEndKey()
+	if len(at) == 0 || !bytes.Equal(left.GetStartKey(), r.meta.GetStartKey()) {
+		return nil, fmt.Errorf("storage: split of region %d: left half [%q, %q) does not start the region", r.id, left.GetStartKey(), at)
+	}
 	right := rec.Right
+	if right == nil {
+		r.kv.SplitOff(at) // dropped
+		r.meta = left
+		return nil, nil
+	}
 	rid := right.GetRegion().GetId()
 	if rid == 0 || rid == r.id {
 		return nil, fmt.Errorf("storage: split of region %d: bad new region id %d", r.id, rid)
 	}
-	if old, ok := r.e.regions[rid]; ok && live {
-		// The caller decides whether an existing (uninitialized) region may
-		// be taken over; here it must have been removed first.
+	if old, ok := r.e.regions[rid]; ok && live && (Initialized(old.meta) || old.state != pb.PeerState_NORMAL) {
 		return nil, fmt.Errorf("storage: split of region %d: region %d already exists (state %v)", r.id, rid, old.state)
 	}
-	at := right.GetRegion().GetStartKey()
-	if !bytes.Equal(rec.Left.GetEndKey(), at) {
-		return nil, fmt.Errorf("storage: split of region %d: left ends at %q but right starts at %q", r.id, rec.Left.GetEndKey(), at)
+	if !bytes.Equal(right.GetRegion().GetStartKey(), at) {
+		return nil, fmt.Errorf("storage: split of region %d: left ends at %q but right starts at %q", r.id, at, right.GetRegion().GetStartKey())
 	}
 	moved := r.kv.SplitOff(at)
 	nr := newRegionFromCheckpoint(r.e, right)
 	nr.kv = moved
-	r.meta = rec.Left
+	r.meta = left
 	r.e.regions[rid] = nr
 	return nr, nil
-}
-
-// RemoveRegion forgets a region entirely (for an uninitialized placeholder
-// being replaced). It is durable with the next sync.
-func (e *Engine) RemoveRegion(id uint64) {
-	if _, ok := e.regions[id]; !ok {
-		return
-	}
-	delete(e.regions, id)
-	e.queue(&pb.RegionUpdate{RegionId: id, PeerState: pb.PeerState_TOMBSTONE}, true)
 }
 
 // Append adds raft entries, cutting any existing entries at or after the
