@@ -34,9 +34,37 @@ func TestScenarios(t *testing.T) {
 					t.Errorf("seed %d: simulated %.0f ms, want at least 60 s", seed, rep.SimMs)
 				}
 				worstElect = max(worstElect, rep.LeaderElectMsMax)
+				if strings.HasPrefix(s.Name, "split") {
+					checkSplitRun(t, s.Name, seed, rep)
+				}
 			}
 			t.Logf("%s: %d seeds, slowest first leader %.0f ms", s.Name, *seeds, worstElect)
 		})
+	}
+}
+
+// checkSplitRun holds the Phase 2 scenarios to their promises: at least
+// four splits in the split scenario (three where faults slow the writers
+// down); in the fault-free split scenario (SC-003) every new region
+// registered at PD within 60 simulated seconds of its split being due and
+// write success at or above 99%.
+func checkSplitRun(t *testing.T, name string, seed uint64, rep *sim.Report) {
+	t.Helper()
+	want := 4
+	if name != "split" {
+		want = 3
+	}
+	if rep.Splits < want {
+		t.Errorf("seed %d: only %d splits, want at least %d", seed, rep.Splits, want)
+	}
+	if name != "split" {
+		return
+	}
+	if rep.SplitRegisterMsMax <= 0 || rep.SplitRegisterMsMax > 60_000 {
+		t.Errorf("seed %d: a split took %.0f ms to reach PD", seed, rep.SplitRegisterMsMax)
+	}
+	if rep.WriteSuccessRatio < 0.99 {
+		t.Errorf("seed %d: write success %.4f (%d of %d), want >= 0.99", seed, rep.WriteSuccessRatio, rep.WritesAcked, rep.WritesIssued)
 	}
 }
 
