@@ -33,6 +33,10 @@ type Report struct {
 	UnknownRegionMsgs  uint64   `json:"unknown_region_msgs"`
 	Splits             int      `json:"splits"`
 	SplitRegisterMsMax float64  `json:"split_register_ms_max"`
+	SplitApplyMsMax    float64  `json:"split_apply_ms_max"`
+	SplitApplyMsMean   float64  `json:"split_apply_ms_mean"`
+	WriteRateAvg       float64  `json:"write_rate_avg"`       // acknowledged writes per simulated second, workload phase
+	WriteRateSplitMin  float64  `json:"write_rate_split_min"` // lowest rate over the second after a split applied
 	WritesIssued       int      `json:"writes_issued"`
 	WritesAcked        int      `json:"writes_acked"`
 	WriteSuccessRatio  float64  `json:"write_success_ratio"`
@@ -104,6 +108,11 @@ func (w *World) finish() *Report {
 	for _, d := range w.splitLatency {
 		rep.SplitRegisterMsMax = max(rep.SplitRegisterMsMax, float64(d)/1e6)
 	}
+	for _, d := range w.splitApplyLatency {
+		rep.SplitApplyMsMax = max(rep.SplitApplyMsMax, float64(d)/1e6)
+		rep.SplitApplyMsMean += float64(d) / 1e6 / float64(len(w.splitApplyLatency))
+	}
+	rep.WriteRateAvg, rep.WriteRateSplitMin = w.writeRates()
 	for _, op := range w.history {
 		if op.Kind == checker.OpPut || op.Kind == checker.OpDelete || op.Kind == checker.OpCas {
 			rep.WritesIssued++
@@ -140,4 +149,39 @@ func (w *World) finish() *Report {
 		rep.Violation = w.violations[0]
 	}
 	return rep
+}
+
+// writeRates returns the acknowledged write rate over the workload phase,
+// and the lowest rate over the second that follows any split's first apply.
+func (w *World) writeRates() (avg, splitMin float64) {
+	var acks []time.Duration
+	for _, op := range w.history {
+		if op.Outcome == checker.OutcomeOK && (op.Kind == checker.OpPut || op.Kind == checker.OpDelete || op.Kind == checker.OpCas) &&
+			time.Duration(op.Return) <= w.cfg.Duration {
+			acks = append(acks, time.Duration(op.Return))
+		}
+	}
+	if w.cfg.Duration > 0 {
+		avg = float64(len(acks)) / w.cfg.Duration.Seconds()
+	}
+	splitMin = -1
+	for id, born := range w.regionBorn {
+		if born == 0 || born+time.Second > w.cfg.Duration {
+			continue
+		}
+		_ = id
+		n := 0
+		for _, a := range acks {
+			if a >= born && a < born+time.Second {
+				n++
+			}
+		}
+		if splitMin < 0 || float64(n) < splitMin {
+			splitMin = float64(n)
+		}
+	}
+	if splitMin < 0 {
+		splitMin = 0
+	}
+	return avg, splitMin
 }

@@ -49,18 +49,19 @@ type World struct {
 	epochs       checker.EpochMonitor
 	violations   []string
 
-	regionBorn      map[uint64]time.Duration
-	splitDue        map[splitKey]time.Duration
-	splitLatency    []time.Duration // threshold to PD registration, per split
-	pdVersion       map[uint64]uint64
-	pdSeen          map[uint64]time.Duration
-	onSplitProposed []func(w *World, store, region uint64)
-	onSplitApplied  []func(w *World, store uint64, left, right *pb.Region)
-	firstLeader     map[uint64]time.Duration
-	crashes         int
-	restarts        int
-	diskFailures    int
-	finalReadsSub   int
+	regionBorn        map[uint64]time.Duration
+	splitDue          map[splitKey]time.Duration
+	splitLatency      []time.Duration // split due to PD registration, per split
+	splitApplyLatency []time.Duration // split due to first replica applying it
+	pdVersion         map[uint64]uint64
+	pdSeen            map[uint64]time.Duration
+	onSplitProposed   []func(w *World, store, region uint64)
+	onSplitApplied    []func(w *World, store uint64, left, right *pb.Region)
+	firstLeader       map[uint64]time.Duration
+	crashes           int
+	restarts          int
+	diskFailures      int
+	finalReadsSub     int
 }
 
 type storeNode struct {
@@ -246,6 +247,9 @@ func (w *World) startStore(n *storeNode) {
 			w.k.note("store %d applied split of region %d at %q into %d", n.id, left.GetId(), right.GetStartKey(), right.GetId())
 			if _, ok := w.regionBorn[right.GetId()]; !ok {
 				w.regionBorn[right.GetId()] = w.k.now
+				if due, ok := w.splitDue[splitKey{left.GetId(), left.GetEpoch().GetVersion() - 1}]; ok {
+					w.splitApplyLatency = append(w.splitApplyLatency, w.k.now-due)
+				}
 			}
 			for _, fn := range w.onSplitApplied {
 				fn(w, n.id, left, right)

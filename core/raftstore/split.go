@@ -180,6 +180,7 @@ func (p *peer) applySplit(sp *pb.SplitRequest) error {
 		h(cloneRegion(left), cloneRegion(right))
 	}
 	p.s.log.Info("region split", "region", meta.GetId(), "key", fmt.Sprintf("%q", sp.SplitKey), "new", right.Id)
+	p.s.deliverStashed(right.Id)
 	if p.leading {
 		p.s.send(p.s.cfg.PD, &pb.ReportSplit{Left: cloneRegion(left), Right: cloneRegion(right)})
 		// The old leader's store starts the new region's election at once.

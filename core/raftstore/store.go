@@ -134,7 +134,9 @@ type Store struct {
 	dirty         bool
 	stats         Stats
 	raftLogger    raft.Logger
-	splitRequests map[uint64]*splitRequest // by PD request id
+	splitRequests map[uint64]*splitRequest     // by PD request id
+	stashed       map[uint64][]*pb.RaftMessage // messages for regions a pending split will create
+	stashOrder    []uint64
 	nextPDRequest uint64
 	hooks         Hooks
 }
@@ -163,6 +165,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		peers:         map[uint64]*peer{},
 		incarnation:   env.Rand.Uint64(),
 		splitRequests: map[uint64]*splitRequest{},
+		stashed:       map[uint64][]*pb.RaftMessage{},
 		raftLogger:    &raftLogger{log: log},
 	}
 	if id := eng.Ident(); id != nil {
@@ -531,7 +534,12 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 	for _, o := range s.sortedPeers() {
 		if storage.Initialized(o.region.Meta()) && rangesOverlap(o.region.Meta(), view) {
 			s.stats.UnknownRegionMsgs++
-			s.log.Debug("dropping raft message for unknown region overlapping a local one",
+			if o.region.Meta().GetEpoch().GetVersion() < rm.GetRegionEpoch().GetVersion() {
+				// Most likely a split this store has yet to apply: keep
+				// the message for the peer that split will create.
+				s.stashForSplit(rm)
+			}
+			s.log.Debug("holding back raft message for unknown region overlapping a local one",
 				"region", id, "local", o.regionID(), "type", msg.GetType())
 			return nil
 		}
@@ -552,6 +560,51 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 }
 
 func cloneRegionPeer(p *pb.Peer) *pb.Peer { return proto.Clone(p).(*pb.Peer) }
+
+// Bounds of the messages held for regions a pending split will create.
+const (
+	maxStashedRegions = 64
+	maxStashedPerRgn  = 8
+)
+
+// stashForSplit keeps a raft message for a region that does not exist here
+// yet because a local split has not been applied. When the split creates
+// the region, the messages are delivered at once instead of waiting for the
+// sender to retry (a vote request would otherwise wait a whole election
+// timeout). Only the newest few per region are kept.
+func (s *Store) stashForSplit(rm *pb.RaftMessage) {
+	id := rm.GetRegionId()
+	q, ok := s.stashed[id]
+	if !ok {
+		if len(s.stashOrder) >= maxStashedRegions {
+			delete(s.stashed, s.stashOrder[0])
+			s.stashOrder = s.stashOrder[1:]
+		}
+		s.stashOrder = append(s.stashOrder, id)
+	}
+	if len(q) >= maxStashedPerRgn {
+		q = q[1:]
+	}
+	s.stashed[id] = append(q, rm)
+}
+
+// deliverStashed hands the held messages of a region just created.
+func (s *Store) deliverStashed(regionID uint64) {
+	q, ok := s.stashed[regionID]
+	if !ok {
+		return
+	}
+	delete(s.stashed, regionID)
+	for i, id := range s.stashOrder {
+		if id == regionID {
+			s.stashOrder = append(s.stashOrder[:i:i], s.stashOrder[i+1:]...)
+			break
+		}
+	}
+	for _, rm := range q {
+		s.onRaftMessage(rm)
+	}
+}
 
 // snapshotAcceptable refuses a snapshot whose range overlaps another region
 // this store holds (it would put one key in two regions here).
