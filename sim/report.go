@@ -24,6 +24,8 @@ type Report struct {
 	LeaderElectMsMax   float64  `json:"leader_elect_ms_max"`
 	SimMs              float64  `json:"sim_ms"`
 	WallMs             float64  `json:"wall_ms"`
+	SimWallMs          float64  `json:"sim_wall_ms"`   // wall time of the simulation alone
+	CheckWallMs        float64  `json:"check_wall_ms"` // wall time of the linearizability check
 	TraceHash          string   `json:"trace_hash"`
 	Events             uint64   `json:"events"`
 	Crashes            int      `json:"crashes"`
@@ -104,6 +106,7 @@ func (w *World) finish() *Report {
 			}
 		}
 	}
+	rep.SimWallMs = float64(w.simWall.Microseconds()) / 1000
 	rep.Splits = rep.RegionsFinal - rep.RegionsInitial
 	for _, d := range w.splitLatency {
 		rep.SplitRegisterMsMax = max(rep.SplitRegisterMsMax, float64(d)/1e6)
@@ -131,7 +134,14 @@ func (w *World) finish() *Report {
 		}
 	}
 	if len(w.history) > 0 {
+		var t0 time.Time
+		if w.wall != nil {
+			t0 = w.wall()
+		}
 		rep.lin = checker.CheckLinearizable(checker.History{Ops: w.history, Keys: w.keys}, linearizabilityTimeout)
+		if w.wall != nil {
+			rep.CheckWallMs = float64(w.wall().Sub(t0).Microseconds()) / 1000
+		}
 		rep.OpsChecked = rep.lin.Ops
 		if !rep.lin.OK {
 			w.violations = append([]string{rep.lin.Violation}, w.violations...)

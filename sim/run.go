@@ -44,6 +44,8 @@ type World struct {
 
 	workloadOver bool
 	keys         []string
+	wall         func() time.Time // injected stopwatch, for the report only
+	simWall      time.Duration
 	history      []checker.Op
 	annotations  []checker.Annotation
 	epochs       checker.EpochMonitor
@@ -100,13 +102,28 @@ func (c clock) Now() time.Time { return c.k.Now() }
 
 // Run executes one simulation and checks it.
 func Run(cfg Config, seed uint64, trace io.Writer) *Report {
+	return RunTimed(cfg, seed, trace, nil)
+}
+
+// RunTimed is Run with a stopwatch: when wall is not nil (the command
+// passes time.Now), the report says how long simulating and checking took.
+// The simulation itself never reads it.
+func RunTimed(cfg Config, seed uint64, trace io.Writer, wall func() time.Time) *Report {
 	runLock.Lock()
 	defer runLock.Unlock()
 	w := newWorld(cfg, seed, trace)
+	w.wall = wall
+	var t0 time.Time
+	if wall != nil {
+		t0 = wall()
+	}
 	saved := cryptorand.Reader
 	cryptorand.Reader = w.rs.raft
 	w.run()
 	cryptorand.Reader = saved
+	if wall != nil {
+		w.simWall = wall().Sub(t0)
+	}
 	return w.finish()
 }
 

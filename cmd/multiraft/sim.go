@@ -92,7 +92,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 				trace = buffered
 			}
 			start := time.Now()
-			rep := sim.Run(s.Config, sd, trace)
+			rep := sim.RunTimed(s.Config, sd, trace, time.Now)
 			rep.WallMs = float64(time.Since(start).Microseconds()) / 1000
 			if buffered != nil {
 				buffered.Flush()
