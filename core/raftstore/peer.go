@@ -131,6 +131,7 @@ func (p *peer) persist(rd raft.Ready) error {
 		}
 		p.refreshPeerCache()
 		p.s.stats.SnapshotsApplied++
+		p.forgetProposalsIn(rd.Snapshot.GetMetadata().GetIndex())
 	}
 	if p.leading || len(p.proposals) > 0 {
 		p.noteProposedEntries(rd.Entries)
@@ -251,7 +252,10 @@ func (p *peer) applyEntry(e *raftpb.Entry) error {
 	switch e.GetType() {
 	case raftpb.EntryType_EntryNormal:
 		if len(e.GetData()) == 0 {
-			return nil // a new leader's empty entry
+			// A new leader's empty entry. It may have taken the index of a
+			// proposal of ours that will now never apply: answer it.
+			p.answerProposal(nil, e, nil)
+			return nil
 		}
 		var cmd pb.RaftCommand
 		if err := proto.Unmarshal(e.GetData(), &cmd); err != nil {
@@ -351,11 +355,13 @@ func epochEqual(a, b *pb.Epoch) bool {
 
 // answerProposal replies to the client whose proposal this entry is, and
 // tells clients whose proposals were overwritten at or before this index.
+// cmd is nil for an entry that is no client command (a leader's empty
+// entry): it only retires overwritten proposals.
 func (p *peer) answerProposal(cmd *pb.RaftCommand, e *raftpb.Entry, resp *pb.KvResponse) {
 	if len(p.proposals) == 0 {
 		return
 	}
-	mine := cmd.ProposerIncarnation == p.s.incarnation
+	mine := cmd != nil && cmd.ProposerIncarnation == p.s.incarnation
 	kept := p.proposals[:0]
 	for _, pr := range p.proposals {
 		switch {
@@ -369,6 +375,24 @@ func (p *peer) answerProposal(cmd *pb.RaftCommand, e *raftpb.Entry, resp *pb.KvR
 		default:
 			kept = append(kept, pr)
 		}
+	}
+	p.proposals = kept
+}
+
+// forgetProposalsIn drops, unanswered, the proposals whose entries are at
+// or below a snapshot's index. Those entries are never applied one by one
+// here, and the snapshot may or may not contain them: neither a result nor
+// StaleCommand would be true, so the client's timeout reports the outcome
+// as unknown. (Answering StaleCommand when a later entry applies, as
+// answerProposal would, tells a client that a committed write failed.)
+func (p *peer) forgetProposalsIn(index uint64) {
+	kept := p.proposals[:0]
+	for _, pr := range p.proposals {
+		if pr.appended && pr.index <= index {
+			p.s.log.Info("proposal covered by a snapshot: outcome unknown", "region", p.regionID(), "index", pr.index, "snapshot", index)
+			continue
+		}
+		kept = append(kept, pr)
 	}
 	p.proposals = kept
 }
@@ -400,7 +424,10 @@ func (p *peer) issueReads() {
 	}
 	reads := p.reads
 	p.reads = nil
-	if !p.leading {
+	// Ask raft, not the role seen at the last Ready: a message stepped since
+	// may have deposed this peer, and a follower's ReadIndex with no known
+	// leader is dropped without an answer.
+	if p.rn.BasicStatus().RaftState != raft.StateLeader {
 		for _, r := range reads {
 			p.s.stats.NotLeader++
 			p.replyErr(r.client, r.req.RequestId, p.notLeaderErr())

@@ -334,6 +334,7 @@ func (e *Engine) recover() error {
 	if err != nil {
 		return fmt.Errorf("storage: list %s: %w", e.dir, err)
 	}
+	sort.Strings(names) // MemFS lists in map order
 	var ckpt uint64
 	haveCkpt := false
 	for _, n := range names {
@@ -342,9 +343,19 @@ func (e *Engine) recover() error {
 		}
 	}
 	if !haveCkpt {
+		// A crash in the first Open, after the first WAL was created but
+		// before the directory sync that makes the checkpoint durable, can
+		// leave that WAL without its checkpoint; it is empty, since frames
+		// are written only after that sync. A WAL with data is corruption.
 		for _, n := range names {
 			if kind, _, ok := parseName(n); ok && kind == "wal" {
-				return fmt.Errorf("%w: %s has a WAL file %s but no checkpoint", ErrCorrupt, e.dir, n)
+				st, err := e.fs.Stat(e.fs.PathJoin(e.dir, n))
+				if err != nil {
+					return fmt.Errorf("storage: stat %s: %w", n, err)
+				}
+				if st.Size() > 0 {
+					return fmt.Errorf("%w: %s has a WAL file %s but no checkpoint", ErrCorrupt, e.dir, n)
+				}
 			}
 		}
 		return nil // a new store
@@ -543,14 +554,15 @@ func syncDir(fs vfs.FS, dir string) error {
 }
 
 // syncDirChain syncs dir and each of its ancestors, so a fresh directory
-// survives a crash.
+// survives a crash. A relative dir's chain ends with "." (the current
+// directory holds its first element).
 func syncDirChain(fs vfs.FS, dir string) error {
 	for {
 		if err := syncDir(fs, dir); err != nil {
 			return err
 		}
 		parent := fs.PathDir(dir)
-		if parent == dir || parent == "" || parent == "." {
+		if parent == dir || parent == "" {
 			return nil
 		}
 		dir = parent
