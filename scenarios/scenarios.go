@@ -161,10 +161,24 @@ func staticCrash() Scenario {
 			})
 			t += down + time.Duration(1500+p.R.Intn(4000))*time.Millisecond
 		}
+		// Disk faults: a store's disk dies in the middle of a write (the
+		// frame is torn), or starts failing writes; either way the store
+		// fails stop and is restarted from what reached the disk.
+		for t := 5 * time.Second; t < p.Dur-6*time.Second; t += time.Duration(5000+p.R.Intn(7000)) * time.Millisecond {
+			p.At(t, "disk fault", func(w *sim.World) {
+				ids := w.StoreIDs()
+				id := ids[p.R.Intn(len(ids))]
+				if p.R.Intn(2) == 0 {
+					w.TearNextWrite(id, p.R.Intn(6))
+				} else {
+					w.DiskErrors(id, 0.05)
+				}
+			})
+		}
 	}
 	return Scenario{
 		Name:        "static-crash",
-		Description: "static layout while stores crash (a leader, a follower, now and then two at once) and restart from their synced data",
+		Description: "static layout while stores crash (a leader, a follower, now and then two at once) and restart from their synced data; disks die mid-write or fail writes",
 		Config:      cfg,
 	}
 }
@@ -294,9 +308,16 @@ func splitCrash() Scenario {
 	cfg := splitBase("split-crash")
 	cfg.Faults = func(p *sim.Planner) {
 		p.OnSplitApplied(func(w *sim.World, store uint64, left, right *pb.Region) {
-			if p.R.Intn(3) == 0 && w.Now() < p.Dur-5*time.Second && w.Up(store) {
+			if w.Now() >= p.Dur-5*time.Second || !w.Up(store) {
+				return
+			}
+			switch p.R.Intn(6) {
+			case 0, 1:
 				w.Crash(store)
 				p.At(w.Now()+time.Duration(300+p.R.Intn(2500))*time.Millisecond, "restart", func(w *sim.World) { w.Restart(store) })
+			case 2:
+				// The next ready round writes the split record: tear it.
+				w.TearNextWrite(store, p.R.Intn(3))
 			}
 		})
 		for t := 4 * time.Second; t < p.Dur-6*time.Second; t += time.Duration(4000+p.R.Intn(6000)) * time.Millisecond {
@@ -310,7 +331,7 @@ func splitCrash() Scenario {
 	}
 	return Scenario{
 		Name:        "split-crash",
-		Description: "stores crash right after applying a split (losing what was not yet synced) and at random, then restart",
+		Description: "stores crash right after applying a split (losing what was not yet synced), or their disk dies while writing the split record, and at random; then restart",
 		Config:      cfg,
 	}
 }

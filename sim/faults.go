@@ -141,3 +141,25 @@ func (p *Planner) OnSplitApplied(fn func(w *World, store uint64, left, right *pb
 		w.k.after(0, "fault on split applied", func() { fn(w, store, left, right) })
 	})
 }
+
+// DiskErrors makes a fraction p of store id's disk writes, syncs and file
+// operations fail from now on (until it crashes). The store fails stop on
+// the first one and is restarted from a crash image.
+func (w *World) DiskErrors(id uint64, p float64) {
+	n := w.stores[id-1]
+	if n.up() {
+		n.ffs.SetErrorRate(p)
+		w.k.note("disk errors on store %d, rate %g", id, p)
+	}
+}
+
+// TearNextWrite makes store id's disk stop dead after ops more mutating
+// operations: the write in progress is torn, everything after it fails,
+// and the store crashes with whatever reached the disk.
+func (w *World) TearNextWrite(id uint64, ops int) {
+	n := w.stores[id-1]
+	if n.up() {
+		n.ffs.CrashAfter(ops)
+		w.k.note("disk of store %d dies after %d more writes", id, ops)
+	}
+}

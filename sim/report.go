@@ -91,7 +91,6 @@ func (w *World) finish() *Report {
 				rep.SnapshotsRefused += st.SnapshotsRefused
 				rep.PlaceholderPeers += st.PlaceholderPeers
 				rep.PlaceholdersTaken += st.PlaceholdersTakenOver
-				rep.TornTailCuts += n.st.EngineStats().TornTailCuts
 			}
 		}
 		for _, r := range w.pd.Regions() {
@@ -107,6 +106,7 @@ func (w *World) finish() *Report {
 		}
 	}
 	rep.SimWallMs = float64(w.simWall.Microseconds()) / 1000
+	rep.TornTailCuts = w.tornTailCuts
 	rep.Splits = rep.RegionsFinal - rep.RegionsInitial
 	for _, d := range w.splitLatency {
 		rep.SplitRegisterMsMax = max(rep.SplitRegisterMsMax, float64(d)/1e6)

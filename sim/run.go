@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	cryptorand "crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/multiraft/multiraft/core/raftstore"
 	"github.com/multiraft/multiraft/core/rng"
 	"github.com/multiraft/multiraft/netsim"
+	"github.com/multiraft/multiraft/sim/simfs"
 )
 
 // runLock serialises runs: a run replaces crypto/rand.Reader.
@@ -61,6 +63,7 @@ type World struct {
 	onSplitApplied    []func(w *World, store uint64, left, right *pb.Region)
 	firstLeader       map[uint64]time.Duration
 	crashes           int
+	tornTailCuts      uint64
 	restarts          int
 	diskFailures      int
 	finalReadsSub     int
@@ -69,7 +72,8 @@ type World struct {
 type storeNode struct {
 	w           *World
 	id          uint64
-	fs          *vfs.MemFS
+	fs          *vfs.MemFS     // the disk: what a crash image is taken of
+	ffs         *simfs.FaultFS // the store's view of it, with injected faults
 	st          *raftstore.Store
 	gen         int // bumped on crash: events of older generations are void
 	flushQueued bool
@@ -187,6 +191,7 @@ func (w *World) run() {
 	w.schedulePDTick()
 	for _, id := range w.storeIDs() {
 		n := &storeNode{w: w, id: id, fs: vfs.NewCrashableMem(), rand: w.rs.node.Fork()}
+		n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
 		w.stores = append(w.stores, n)
 		w.startStore(n)
 	}
@@ -236,9 +241,16 @@ func (w *World) startStore(n *storeNode) {
 	scfg := w.cfg.Store
 	scfg.StoreID = n.id
 	scfg.PD = PDNode
-	st, err := raftstore.Open(w.env(n.id, n.fs, "/store", n.rand.Fork()), scfg)
+	st, err := raftstore.Open(w.env(n.id, n.ffs, "/store", n.rand.Fork()), scfg)
 	if err != nil {
-		w.violations = append(w.violations, fmt.Sprintf("store %d failed to open: %v", n.id, err))
+		if errors.Is(err, simfs.ErrInjected) || errors.Is(err, simfs.ErrCrashed) {
+			// The disk failed again while recovering: crash and retry later.
+			w.k.note("store %d failed to open on an injected disk fault: %v", n.id, err)
+			w.crashDisk(n)
+			w.scheduleRestart(n)
+			return
+		}
+		w.violate(fmt.Sprintf("store %d failed to open its disk: %v", n.id, err))
 		return
 	}
 	st.SetHooks(raftstore.Hooks{
@@ -274,6 +286,7 @@ func (w *World) startStore(n *storeNode) {
 		},
 	})
 	n.st = st
+	w.tornTailCuts += st.EngineStats().TornTailCuts
 	gen := n.gen
 	// Stagger ticks so that stores do not tick in lockstep.
 	w.k.after(time.Duration(n.rand.Int63n(int64(scfg.TickInterval))), "", func() { w.tickStore(n, gen) })
@@ -300,9 +313,13 @@ func (w *World) queueFlush(n *storeNode) {
 		}
 		n.flushQueued = false
 		if err := n.st.Flush(); err != nil {
+			if !errors.Is(err, simfs.ErrInjected) && !errors.Is(err, simfs.ErrCrashed) {
+				w.violate(fmt.Sprintf("store %d: ready round failed without a disk fault: %v", n.id, err))
+			}
 			w.diskFailures++
 			w.k.note("store %d disk failure: %v", n.id, err)
 			w.crashStore(n)
+			w.scheduleRestart(n)
 			return
 		}
 		if n.st.NeedsFlush() {
@@ -322,12 +339,30 @@ func (w *World) crashStore(n *storeNode) {
 	n.st = nil
 	n.gen++
 	n.flushQueued = false
-	crashed, err := n.fs.CrashClone(vfs.CrashCloneCfg{}), error(nil) // TODO simfs
+	w.crashDisk(n)
+	w.k.note("crash store %d", n.id)
+}
+
+// crashDisk replaces a store's disk by a crash image of it: what was synced,
+// and, as the seed says, some of what was not. Injected faults are cleared.
+func (w *World) crashDisk(n *storeNode) {
+	crashed, err := simfs.Crash(n.fs, w.rs.disk, w.cfg.CrashKeepUnsynced)
 	if err != nil {
-		panic(fmt.Sprintf("sim: crash store %d: %v", n.id, err))
+		panic(fmt.Sprintf("sim: crash image of store %d: %v", n.id, err))
 	}
 	n.fs = crashed
-	w.k.note("crash store %d", n.id)
+	n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
+}
+
+// scheduleRestart brings a store that failed on its own (a disk fault) back
+// after a while, as an operator or a supervisor would.
+func (w *World) scheduleRestart(n *storeNode) {
+	d := time.Duration(500+w.rs.fault.Intn(2500)) * time.Millisecond
+	w.k.after(d, fmt.Sprintf("auto-restart s%d", n.id), func() {
+		if !w.workloadOver {
+			w.restartStore(n)
+		}
+	})
 }
 
 func (w *World) restartStore(n *storeNode) {
