@@ -247,8 +247,7 @@ func splitLeaderChange() Scenario {
 				w.TransferLeader(region, p.R.Intn)
 			case 2:
 				if w.Now() < p.Dur-5*time.Second {
-					w.Crash(store)
-					p.At(w.Now()+time.Duration(500+p.R.Intn(2500))*time.Millisecond, "restart", func(w *sim.World) { w.Restart(store) })
+					p.CrashFor(w, store, time.Duration(500+p.R.Intn(2500))*time.Millisecond)
 				}
 			}
 		})
@@ -313,8 +312,7 @@ func splitCrash() Scenario {
 			}
 			switch p.R.Intn(6) {
 			case 0, 1:
-				w.Crash(store)
-				p.At(w.Now()+time.Duration(300+p.R.Intn(2500))*time.Millisecond, "restart", func(w *sim.World) { w.Restart(store) })
+				p.CrashFor(w, store, time.Duration(300+p.R.Intn(2500))*time.Millisecond)
 			case 2:
 				// The next ready round writes the split record: tear it.
 				w.TearNextWrite(store, p.R.Intn(3))
@@ -324,8 +322,7 @@ func splitCrash() Scenario {
 			p.At(t, "crash a store", func(w *sim.World) {
 				ids := w.StoreIDs()
 				id := ids[p.R.Intn(len(ids))]
-				w.Crash(id)
-				p.At(w.Now()+time.Duration(500+p.R.Intn(3000))*time.Millisecond, "restart", func(w *sim.World) { w.Restart(id) })
+				p.CrashFor(w, id, time.Duration(500+p.R.Intn(3000))*time.Millisecond)
 			})
 		}
 	}

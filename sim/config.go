@@ -75,3 +75,9 @@ func (p *Planner) At(t time.Duration, name string, fn func(w *World)) {
 		fn(p.w)
 	})
 }
+
+// CrashFor crashes store id now and restarts it after down.
+func (p *Planner) CrashFor(w *World, id uint64, down time.Duration) {
+	w.Crash(id)
+	p.At(w.Now()+down, "restart", func(w *World) { w.Restart(id) })
+}
