@@ -67,6 +67,8 @@ func static() Scenario {
 // healed before the next.
 func staticPartition() Scenario {
 	cfg := base("static-partition")
+	cfg.Net.Loss = 0.01      // and a lossy network that
+	cfg.Net.Duplicate = 0.01 // duplicates messages
 	cfg.Faults = func(p *sim.Planner) {
 		t := 3 * time.Second
 		i := 0
@@ -118,7 +120,7 @@ func staticPartition() Scenario {
 	}
 	return Scenario{
 		Name:        "static-partition",
-		Description: "static layout under partitions: a region leader cut from its peers (clients still reach it), a minority isolated, PD isolated, one-way cuts; each healed",
+		Description: "static layout under partitions (a region leader cut from its peers while clients still reach it, a minority isolated, PD isolated, one-way cuts; each healed) on a network that loses and duplicates 1% of messages",
 		Config:      cfg,
 	}
 }
@@ -277,6 +279,8 @@ func splitLeaderChange() Scenario {
 // must catch up (by log or snapshot) without overlap once healed.
 func splitPartition() Scenario {
 	cfg := splitBase("split-partition")
+	cfg.Net.Loss = 0.01
+	cfg.Net.Duplicate = 0.01
 	cfg.Store.LogCompactEntries = 100
 	cfg.Store.LogKeepEntries = 20
 	cfg.Faults = func(p *sim.Planner) {
@@ -296,7 +300,7 @@ func splitPartition() Scenario {
 	}
 	return Scenario{
 		Name:        "split-partition",
-		Description: "a store is cut off while regions split several times, then heals and catches up by log or snapshot without overlap",
+		Description: "a store is cut off while regions split several times, then heals and catches up by log or snapshot without overlap; 1% of messages lost or duplicated",
 		Config:      cfg,
 	}
 }

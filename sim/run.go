@@ -358,11 +358,7 @@ func (w *World) crashDisk(n *storeNode) {
 // after a while, as an operator or a supervisor would.
 func (w *World) scheduleRestart(n *storeNode) {
 	d := time.Duration(500+w.rs.fault.Intn(2500)) * time.Millisecond
-	w.k.after(d, fmt.Sprintf("auto-restart s%d", n.id), func() {
-		if !w.workloadOver {
-			w.restartStore(n)
-		}
-	})
+	w.k.after(d, fmt.Sprintf("auto-restart s%d", n.id), func() { w.restartStore(n) })
 }
 
 func (w *World) restartStore(n *storeNode) {
@@ -495,6 +491,8 @@ func (w *World) endWorkload() {
 	w.net.Heal()
 	w.annotate("faults", "heal all")
 	for _, n := range w.stores {
+		n.ffs.SetErrorRate(0)
+		n.ffs.CrashAfter(-1)
 		w.restartStore(n)
 	}
 	w.k.after(w.cfg.Settle, "final reads", w.finalReads)
@@ -574,8 +572,9 @@ func (w *World) checkInvariants() {
 // checkReplicaData compares every region's replicas key by key.
 func (w *World) checkReplicaData() {
 	type replica struct {
-		store uint64
-		keys  [][]byte
+		store  uint64
+		keys   [][]byte
+		digest uint64
 	}
 	byRegion := map[uint64][]replica{}
 	var ids []uint64
@@ -588,7 +587,7 @@ func (w *World) checkReplicaData() {
 			if _, ok := byRegion[id]; !ok {
 				ids = append(ids, id)
 			}
-			byRegion[id] = append(byRegion[id], replica{n.id, rs.Keys})
+			byRegion[id] = append(byRegion[id], replica{n.id, rs.Keys, rs.Digest})
 		}
 	}
 	slices.Sort(ids)
@@ -598,6 +597,9 @@ func (w *World) checkReplicaData() {
 			if !slices.EqualFunc(r.keys, reps[0].keys, bytes.Equal) {
 				w.violate(fmt.Sprintf("region %d: store %d holds %d keys, store %d holds %d keys",
 					id, reps[0].store, len(reps[0].keys), r.store, len(r.keys)))
+			} else if r.digest != reps[0].digest {
+				w.violate(fmt.Sprintf("region %d: stores %d and %d hold the same keys with different values or versions",
+					id, reps[0].store, r.store))
 			}
 		}
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/multiraft/multiraft/core/rng"
-	"github.com/multiraft/multiraft/netsim"
 )
 
 // epoch is the virtual wall time at which every simulation starts.
@@ -141,5 +140,3 @@ func (l Latency) draw(r *rng.Rand) time.Duration {
 	}
 	return l.Min + time.Duration(r.Int63n(int64(l.Max-l.Min)+1))
 }
-
-var _ = netsim.DefaultConfig

@@ -201,7 +201,7 @@ type Stats struct {
 	StoreBusy, StaleCommand, InvalidRequest, OtherRegionErrors uint64
 	Malformed                                                  uint64
 
-	PDLookups, PDTimeouts, PDErrors uint64
+	PDLookups, PDTimeouts, PDErrors, PDStale uint64
 
 	LateReplies uint64 // replies to no live attempt, ignored
 }
@@ -621,8 +621,13 @@ func (c *Client) onRegionResponse(resp *pb.GetRegionResponse) {
 			c.route(o, now)
 			return
 		}
-		// The cache holds a newer overlapping region: PD is behind.
-		o.lastErr = fmt.Errorf("PD: stale region %d for key %q", r.GetId(), o.pdKey)
+		// The cache holds a newer overlapping region: PD is behind (a
+		// split it has not learned yet). Ask the region's store anyway,
+		// without caching PD's view: it answers EpochNotMatch listing the
+		// regions as they are now, the new one holding the key included.
+		c.stats.PDStale++
+		c.sendKv(o, &entry{region: proto.Clone(r).(*pb.Region), leader: resp.GetLeader()}, now)
+		return
 	}
 	c.stats.PDErrors++
 	c.log.Debug("PD lookup failed", "op", o.id, "err", o.lastErr)

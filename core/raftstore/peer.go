@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/kv"
@@ -32,14 +34,15 @@ type peer struct {
 	reads     []*readRequest
 	batches   []*readBatch
 
-	lastRegionHB  time.Time
-	splitAskedAt  time.Time
-	snapshotsSent []uint64 // raft ids to report snapshot status for after Advance
+	lastRegionHB time.Time
+	splitAskedAt time.Time
+	snapshotSent map[uint64]time.Time // raft id -> when the last snapshot left
 }
 
 // proposal is a client write this store proposed and has not answered.
 type proposal struct {
 	id       uint64
+	flush    uint64 // the store's ready round count when proposed
 	client   uint64
 	reqID    uint64
 	index    uint64 // known once the entry shows up in a Ready
@@ -60,7 +63,7 @@ type readBatch struct {
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
-	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}}
+	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}, snapshotSent: map[uint64]time.Time{}}
 	p.refreshPeerCache()
 	return p
 }
@@ -102,6 +105,7 @@ func (p *peer) leaderPeer() *pb.Peer {
 
 // onTick runs the peer's periodic work: PD heartbeat and split check.
 func (p *peer) onTick(now time.Time) {
+	p.checkSnapshots(now)
 	if !p.leading {
 		return
 	}
@@ -175,7 +179,7 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 		}
 		if m.GetType() == raftpb.MessageType_MsgSnap {
 			p.s.stats.SnapshotsSent++
-			p.snapshotsSent = append(p.snapshotsSent, m.GetTo())
+			p.snapshotSent[m.GetTo()] = p.s.now()
 		}
 		p.s.send(to.StoreId, &pb.RaftMessage{
 			RegionId:    p.regionID(),
@@ -192,6 +196,15 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 // apply handles the volatile part of a Ready: role changes, committed
 // entries, read states.
 func (p *peer) apply(rd raft.Ready) error {
+	// Read states first: one obtained while still leader stays valid even
+	// if the same Ready also reports the step-down.
+	for _, rs := range rd.ReadStates {
+		for _, b := range p.batches {
+			if !b.indexKnown && bytes.Equal(b.ctx, rs.RequestCtx) {
+				b.index, b.indexKnown = rs.Index, true
+			}
+		}
+	}
 	if rd.SoftState != nil {
 		p.onSoftState(rd.SoftState)
 	}
@@ -201,22 +214,33 @@ func (p *peer) apply(rd raft.Ready) error {
 		}
 		p.region.SetApplied(e.GetIndex())
 	}
-	for _, rs := range rd.ReadStates {
-		for _, b := range p.batches {
-			if !b.indexKnown && bytes.Equal(b.ctx, rs.RequestCtx) {
-				b.index, b.indexKnown = rs.Index, true
-			}
-		}
-	}
 	return nil
 }
 
-// afterAdvance reports snapshot sends to raft (outside the Ready cycle).
-func (p *peer) afterAdvance() {
-	for _, to := range p.snapshotsSent {
-		p.rn.ReportSnapshot(to, raft.SnapshotFinish)
+// checkSnapshots tells raft about snapshots that never arrived (lost, or
+// refused by a follower that still holds an overlapping range), so that it
+// probes the follower again and sends a fresh one. A snapshot that arrived
+// needs no report: the follower's append response moves it on.
+func (p *peer) checkSnapshots(now time.Time) {
+	if len(p.snapshotSent) == 0 {
+		return
 	}
-	p.snapshotsSent = nil
+	progress := p.rn.Status().Progress
+	ids := make([]uint64, 0, len(p.snapshotSent))
+	for id := range p.snapshotSent {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		pr, ok := progress[id]
+		switch {
+		case !p.leading || !ok || pr.State != tracker.StateSnapshot:
+			delete(p.snapshotSent, id)
+		case now.Sub(p.snapshotSent[id]) >= p.s.cfg.SnapshotTimeout:
+			p.rn.ReportSnapshot(id, raft.SnapshotFailure)
+			delete(p.snapshotSent, id)
+		}
+	}
 }
 
 func (p *peer) onSoftState(ss *raft.SoftState) {
@@ -230,6 +254,7 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 		p.sendRegionHeartbeat()
 	}
 	if was && !p.leading {
+		p.s.forgetSplitRequests(p.regionID())
 		// Raft forgets pending read-only requests when it steps down.
 		for _, b := range p.batches {
 			if !b.indexKnown {
@@ -263,7 +288,10 @@ func (p *peer) applyEntry(e *raftpb.Entry) error {
 			p.s.log.Error("undecodable raft command", "region", p.regionID(), "index", e.GetIndex(), "err", err)
 			return nil
 		}
-		resp := p.applyCommand(&cmd, e)
+		resp, err := p.applyCommand(&cmd, e)
+		if err != nil {
+			return err
+		}
 		p.answerProposal(&cmd, e, resp)
 		return nil
 	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
@@ -281,44 +309,47 @@ func (p *peer) applyEntry(e *raftpb.Entry) error {
 			}
 			cc = &c
 		}
-		// Membership changes are not proposed yet; keep raft consistent.
-		cs := p.rn.ApplyConfChange(cc)
-		p.region.SetConfState(cs)
-		p.s.log.Warn("applied a conf change without region meta change", "region", p.regionID(), "index", e.GetIndex())
-		return nil
+		// Membership changes are not supported yet (they come with moving
+		// replicas). Applying one without updating the region's peers and
+		// conf_ver would corrupt routing: stop instead.
+		return fmt.Errorf("raftstore: region %d: conf change %v at index %d, which this version cannot apply", p.regionID(), cc, e.GetIndex())
 	}
 	return nil
 }
 
 // applyCommand executes one command against the region and returns the
-// response for its proposer.
-func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) *pb.KvResponse {
+// response for its proposer. An error is fatal: the store must stop.
+func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvResponse, error) {
 	meta := p.region.Meta()
 	resp := &pb.KvResponse{}
 	h := cmd.GetHeader()
 	if h.GetRegionId() != p.regionID() {
 		resp.RegionError = regionNotFoundErr(h.GetRegionId())
-		return resp
+		return resp, nil
 	}
 	if split := cmd.GetSplit(); split != nil {
 		if !epochEqual(h.GetRegionEpoch(), meta.GetEpoch()) {
 			p.s.log.Info("split skipped: epoch changed", "region", p.regionID(), "index", e.GetIndex())
 			resp.RegionError = p.s.epochNotMatchErr(p, nil)
-			return resp
+			return resp, nil
 		}
-		if err := p.applySplit(split); err != nil {
-			p.s.log.Warn("split rejected at apply", "region", p.regionID(), "err", err)
-			resp.RegionError = invalidErr(err.Error())
+		rejected, fatal := p.applySplit(split)
+		if fatal != nil {
+			return nil, fatal
 		}
-		return resp
+		if rejected != nil {
+			p.s.log.Warn("split rejected at apply", "region", p.regionID(), "err", rejected)
+			resp.RegionError = invalidErr(rejected.Error())
+		}
+		return resp, nil
 	}
 	if h.GetRegionEpoch().GetVersion() != meta.GetEpoch().GetVersion() {
 		resp.RegionError = p.s.epochNotMatchErr(p, commandKey(cmd))
-		return resp
+		return resp, nil
 	}
 	if key := commandKey(cmd); !keyInRegion(key, meta) {
 		resp.RegionError = keyNotInRegionErr(key, meta)
-		return resp
+		return resp, nil
 	}
 	p.s.stats.WritesApplied++
 	switch c := cmd.Cmd.(type) {
@@ -334,7 +365,7 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) *pb.KvResponse
 	default:
 		resp.RegionError = invalidErr("empty command")
 	}
-	return resp
+	return resp, nil
 }
 
 func commandKey(cmd *pb.RaftCommand) []byte {
@@ -397,6 +428,27 @@ func (p *peer) forgetProposalsIn(index uint64) {
 	p.proposals = kept
 }
 
+// retireLostProposals answers proposals raft dropped before they reached a
+// Ready: with synchronous storage every accepted proposal is in the next
+// Ready's entries, unless a message from a newer leader truncated the
+// unstable log first. Such an entry was never persisted or sent, so it can
+// never apply.
+func (p *peer) retireLostProposals(round uint64) {
+	if len(p.proposals) == 0 {
+		return
+	}
+	kept := p.proposals[:0]
+	for _, pr := range p.proposals {
+		if !pr.appended && pr.flush < round {
+			p.s.stats.StaleCommands++
+			p.replyErr(pr.client, pr.reqID, &pb.RegionError{Message: "proposal dropped by a leader change", StaleCommand: &pb.StaleCommand{}})
+			continue
+		}
+		kept = append(kept, pr)
+	}
+	p.proposals = kept
+}
+
 // propose submits a client write.
 func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 	p.s.nextProposal++
@@ -409,12 +461,21 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 		return
 	}
 	if err := p.rn.Propose(data); err != nil {
+		if p.rn.BasicStatus().RaftState == raft.StateLeader {
+			// Still leader, but raft refused: a leadership transfer is under
+			// way or too much is uncommitted. Come back later.
+			p.replyErr(client, req.RequestId, &pb.RegionError{
+				Message:   fmt.Sprintf("region %d: proposal refused (%v)", p.regionID(), err),
+				StoreBusy: &pb.StoreBusy{},
+			})
+			return
+		}
 		p.s.stats.NotLeader++
 		p.replyErr(client, req.RequestId, p.notLeaderErr())
 		return
 	}
 	p.s.stats.Proposals++
-	p.proposals = append(p.proposals, &proposal{id: cmd.ProposalId, client: client, reqID: req.RequestId})
+	p.proposals = append(p.proposals, &proposal{id: cmd.ProposalId, flush: p.s.stats.FlushRounds, client: client, reqID: req.RequestId})
 }
 
 // issueReads starts one ReadIndex for all reads queued since the last round.

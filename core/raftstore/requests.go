@@ -3,6 +3,7 @@ package raftstore
 import (
 	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/storage"
@@ -18,6 +19,13 @@ func (s *Store) sendKv(client uint64, resp *pb.KvResponse) {
 func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 	reply := func(err *pb.RegionError) {
 		s.sendKv(client, &pb.KvResponse{RequestId: req.GetRequestId(), RegionError: err})
+	}
+	if isWrite(req) && s.seenBefore(client, req.GetRequestId()) {
+		// A network duplicate of a write this store already received:
+		// whatever happened to the original (applied, refused), this copy
+		// must not apply a second time. The original gets the answer.
+		s.stats.DuplicateRequests++
+		return
 	}
 	h := req.GetHeader()
 	if h == nil || h.GetRegionId() == 0 || h.GetRegionEpoch() == nil {
@@ -148,4 +156,47 @@ func (s *Store) epochNotMatchErr(p *peer, key []byte) *pb.RegionError {
 		Message:       fmt.Sprintf("region %d epoch changed: now %v", p.regionID(), p.region.Meta().GetEpoch()),
 		EpochNotMatch: &pb.EpochNotMatch{CurrentRegions: current},
 	}
+}
+
+func isWrite(req *pb.KvRequest) bool {
+	switch req.Op.(type) {
+	case *pb.KvRequest_Put, *pb.KvRequest_Delete, *pb.KvRequest_Cas:
+		return true
+	}
+	return false
+}
+
+// clientRequest names a client request for duplicate detection.
+type clientRequest struct{ client, id uint64 }
+
+// recentWriteWindow is how long a store remembers the write requests it
+// received. A duplicate delivered later than that (or after a restart,
+// which forgets them) could apply twice: the real transport (TCP) never
+// duplicates, and the simulated network delivers copies within its
+// latency bounds.
+const recentWriteWindow = 30 * time.Second
+
+// seenBefore records a write request and reports whether it was recorded
+// already.
+func (s *Store) seenBefore(client, id uint64) bool {
+	k := clientRequest{client, id}
+	if _, ok := s.recentWrites[k]; ok {
+		return true
+	}
+	s.recentWrites[k] = s.now()
+	s.recentOrder = append(s.recentOrder, k)
+	return false
+}
+
+// expireRecentWrites forgets write requests older than the window.
+func (s *Store) expireRecentWrites(now time.Time) {
+	n := 0
+	for _, k := range s.recentOrder {
+		if now.Sub(s.recentWrites[k]) < recentWriteWindow {
+			break
+		}
+		delete(s.recentWrites, k)
+		n++
+	}
+	s.recentOrder = s.recentOrder[n:]
 }

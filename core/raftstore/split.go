@@ -13,6 +13,7 @@ import (
 
 // splitRequest is a split waiting for PD to allocate ids.
 type splitRequest struct {
+	askedAt  time.Time
 	regionID uint64
 	epoch    *pb.Epoch
 	key      []byte
@@ -47,6 +48,7 @@ func (p *peer) maybeAskSplit(now time.Time) {
 }
 
 func (p *peer) askSplit(key []byte) {
+	p.s.pruneSplitRequests()
 	if h := p.s.hooks.SplitDue; h != nil {
 		h(p.regionID(), p.region.Meta().GetEpoch().GetVersion())
 	}
@@ -54,7 +56,7 @@ func (p *peer) askSplit(key []byte) {
 	p.s.nextPDRequest++
 	id := p.s.nextPDRequest
 	meta := p.region.Meta()
-	p.s.splitRequests[id] = &splitRequest{regionID: p.regionID(), epoch: proto.Clone(meta.GetEpoch()).(*pb.Epoch), key: bytes.Clone(key)}
+	p.s.splitRequests[id] = &splitRequest{regionID: p.regionID(), epoch: proto.Clone(meta.GetEpoch()).(*pb.Epoch), key: bytes.Clone(key), askedAt: p.s.now()}
 	p.s.send(p.s.cfg.PD, &pb.AskSplitRequest{RequestId: id, Region: cloneRegion(meta)})
 }
 
@@ -97,9 +99,9 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 	if p == nil || !p.leading || !epochEqual(p.region.Meta().GetEpoch(), req.epoch) {
 		return // leadership or epoch changed; the split checker will ask again
 	}
-	if len(resp.GetNewPeerIds()) != len(p.region.Meta().GetPeers()) || resp.GetNewRegionId() == 0 {
+	if err := checkSplitIDs(p.region.Meta(), resp.GetNewRegionId(), resp.GetNewPeerIds()); err != nil {
 		s.stats.MalformedMsgs++
-		s.log.Warn("PD split answer has wrong id count", "region", req.regionID)
+		s.log.Warn("PD split answer refused", "region", req.regionID, "err", err)
 		return
 	}
 	cmd := &pb.RaftCommand{
@@ -124,13 +126,16 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 
 // applySplit cuts the region at the split key on this replica: one durable
 // record shrinks it and creates the new region, whose peer then starts.
-func (p *peer) applySplit(sp *pb.SplitRequest) error {
+// rejected means the command is invalid and changed nothing (every replica
+// decides the same); fatal means local state is inconsistent and the store
+// must stop.
+func (p *peer) applySplit(sp *pb.SplitRequest) (rejected, fatal error) {
 	meta := p.region.Meta()
 	if err := checkSplitKey(meta, sp.GetSplitKey()); err != nil {
-		return err
+		return err, nil
 	}
-	if len(sp.GetNewPeerIds()) != len(meta.GetPeers()) || sp.GetNewRegionId() == 0 {
-		return fmt.Errorf("split of region %d: %d new peer ids for %d peers", meta.GetId(), len(sp.GetNewPeerIds()), len(meta.GetPeers()))
+	if err := checkSplitIDs(meta, sp.GetNewRegionId(), sp.GetNewPeerIds()); err != nil {
+		return err, nil
 	}
 	left := cloneRegion(meta)
 	left.EndKey = bytes.Clone(sp.SplitKey)
@@ -150,12 +155,17 @@ func (p *peer) applySplit(sp *pb.SplitRequest) error {
 			// The new region is already here, initialized by a snapshot
 			// from its own leader, or it was removed from this store: keep
 			// it as it is and only shrink this region.
+			if existing.State() == pb.PeerState_NORMAL && !bytes.Equal(existing.Meta().GetStartKey(), right.StartKey) {
+				return nil, fmt.Errorf("raftstore: store %d: split of region %d creates region %d at %q, but region %d here starts at %q (region id reused?)",
+					p.s.cfg.StoreID, meta.GetId(), right.Id, right.StartKey, right.Id, existing.Meta().GetStartKey())
+			}
 			p.s.log.Info("split: new region already present, shrinking only", "region", meta.GetId(), "new", right.Id)
 			if _, err := p.region.Split(left, nil); err != nil {
-				return err
+				return nil, fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
 			}
 			p.s.stats.Splits++
-			return nil
+			delete(p.s.stashed, right.Id)
+			return nil, nil
 		}
 		// A placeholder peer created by an early message: take it over. It
 		// may have voted in a term after the initial one; keep that vote so
@@ -169,10 +179,10 @@ func (p *peer) applySplit(sp *pb.SplitRequest) error {
 	}
 	nr, err := p.region.Split(left, rightState)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
 	}
 	if err := p.s.startPeer(nr); err != nil {
-		return err
+		return nil, err
 	}
 	p.s.stats.Splits++
 	p.splitAskedAt = time.Time{}
@@ -188,5 +198,50 @@ func (p *peer) applySplit(sp *pb.SplitRequest) error {
 			_ = np.rn.Campaign()
 		}
 	}
+	return nil, nil
+}
+
+// checkSplitIDs validates the ids PD gave a split: a new region id other
+// than this one, and one distinct, non-zero new peer id per peer, none of
+// them an existing peer's.
+func checkSplitIDs(meta *pb.Region, newRegion uint64, newPeers []uint64) error {
+	if newRegion == 0 || newRegion == meta.GetId() {
+		return fmt.Errorf("split of region %d: bad new region id %d", meta.GetId(), newRegion)
+	}
+	if len(newPeers) != len(meta.GetPeers()) {
+		return fmt.Errorf("split of region %d: %d new peer ids for %d peers", meta.GetId(), len(newPeers), len(meta.GetPeers()))
+	}
+	seen := map[uint64]bool{}
+	for _, pp := range meta.GetPeers() {
+		seen[pp.GetId()] = true
+	}
+	for _, id := range newPeers {
+		if id == 0 || seen[id] {
+			return fmt.Errorf("split of region %d: new peer id %d is zero, repeated or in use", meta.GetId(), id)
+		}
+		seen[id] = true
+	}
 	return nil
+}
+
+// forgetSplitRequests drops the region's outstanding AskSplit requests, when
+// its peer here stops leading.
+func (s *Store) forgetSplitRequests(regionID uint64) {
+	for id, r := range s.splitRequests { // deletion only: order does not matter
+		if r.regionID == regionID {
+			delete(s.splitRequests, id)
+		}
+	}
+}
+
+// pruneSplitRequests drops AskSplit requests PD never answered (down, or
+// the answer was lost), so that they do not pile up while PD is away.
+func (s *Store) pruneSplitRequests() {
+	limit := 10 * s.splitRetryInterval()
+	now := s.now()
+	for id, r := range s.splitRequests { // deletion only: order does not matter
+		if now.Sub(r.askedAt) > limit {
+			delete(s.splitRequests, id)
+		}
+	}
 }

@@ -11,7 +11,9 @@ package raftstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"time"
@@ -48,6 +50,11 @@ type Config struct {
 	LogCompactEntries uint64
 	LogKeepEntries    uint64
 
+	// SnapshotTimeout: a snapshot the follower has not acknowledged after
+	// this long is reported failed, and raft sends a fresh one.
+	// Default 20 election timeouts.
+	SnapshotTimeout time.Duration
+
 	CheckpointBytes int64
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
@@ -82,6 +89,9 @@ func (c *Config) fill() {
 	if c.LogKeepEntries == 0 || c.LogKeepEntries > c.LogCompactEntries {
 		c.LogKeepEntries = c.LogCompactEntries / 4
 	}
+	if c.SnapshotTimeout <= 0 {
+		c.SnapshotTimeout = 20 * c.ElectionTick()
+	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = 1 << 20
 	}
@@ -98,6 +108,7 @@ type Stats struct {
 	SnapshotsRefused      uint64 // snapshots overlapping another region here
 	PlaceholderPeers      uint64 // uninitialized peers created for unknown regions
 	PlaceholdersTakenOver uint64 // placeholders replaced by a local split
+	DuplicateRequests     uint64 // network duplicates of write requests, dropped
 	RegionNotFound        uint64
 	KeyNotInRegion        uint64
 	EpochNotMatch         uint64
@@ -137,6 +148,9 @@ type Store struct {
 	splitRequests map[uint64]*splitRequest     // by PD request id
 	stashed       map[uint64][]*pb.RaftMessage // messages for regions a pending split will create
 	stashOrder    []uint64
+	pendingSnaps  map[uint64]*pb.Region       // ranges of snapshots accepted since the last ready round
+	recentWrites  map[clientRequest]time.Time // write requests received, for duplicate detection
+	recentOrder   []clientRequest
 	nextPDRequest uint64
 	hooks         Hooks
 }
@@ -166,6 +180,8 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		incarnation:   env.Rand.Uint64(),
 		splitRequests: map[uint64]*splitRequest{},
 		stashed:       map[uint64][]*pb.RaftMessage{},
+		pendingSnaps:  map[uint64]*pb.Region{},
+		recentWrites:  map[clientRequest]time.Time{},
 		raftLogger:    &raftLogger{log: log},
 	}
 	if id := eng.Ident(); id != nil {
@@ -329,6 +345,7 @@ func (s *Store) sortedPeers() []*peer {
 // Tick advances every peer's logical clock and runs periodic work.
 func (s *Store) Tick() {
 	now := s.now()
+	s.expireRecentWrites(now)
 	if !s.bootstrapped {
 		if s.lastHello.IsZero() || now.Sub(s.lastHello) >= s.cfg.ElectionTick() {
 			s.lastHello = now
@@ -353,9 +370,13 @@ func (c Config) ElectionTick() time.Duration {
 }
 
 func (s *Store) sendStoreHeartbeat() {
-	var leaders uint64
+	var leaders, regions uint64
 	var used int64
 	for _, p := range s.sortedPeers() {
+		if !storage.Initialized(p.region.Meta()) {
+			continue
+		}
+		regions++
 		if p.isLeader() {
 			leaders++
 		}
@@ -363,7 +384,7 @@ func (s *Store) sendStoreHeartbeat() {
 	}
 	s.send(s.cfg.PD, &pb.StoreHeartbeat{
 		StoreId:     s.cfg.StoreID,
-		RegionCount: uint64(len(s.peers)),
+		RegionCount: regions,
 		LeaderCount: leaders,
 		UsedBytes:   uint64(used),
 	})
@@ -387,8 +408,19 @@ func (s *Store) Receive(m *pb.Envelope) {
 	s.dirty = true
 	switch b := m.GetBody().(type) {
 	case *pb.Envelope_Raft:
+		if !s.bootstrapped {
+			// Peers come from PD's bootstrap answer first; raft traffic
+			// before it would create placeholders that block it.
+			s.stats.UnknownRegionMsgs++
+			return
+		}
 		s.onRaftMessage(b.Raft)
 	case *pb.Envelope_KvRequest:
+		if !s.bootstrapped {
+			s.stats.RegionNotFound++
+			s.sendKv(m.From, &pb.KvResponse{RequestId: b.KvRequest.GetRequestId(), RegionError: regionNotFoundErr(b.KvRequest.GetHeader().GetRegionId())})
+			return
+		}
 		s.onKvRequest(m.From, b.KvRequest)
 	case *pb.Envelope_Bootstrap:
 		s.onBootstrap(b.Bootstrap)
@@ -472,6 +504,11 @@ func (s *Store) onRaftMessage(rm *pb.RaftMessage) {
 		s.log.Warn("dropping malformed raft message", "region", rm.GetRegionId())
 		return
 	}
+	if rm.GetFromPeer().GetId() != msg.GetFrom() {
+		s.stats.MalformedMsgs++
+		s.log.Warn("dropping raft message whose sender does not match", "region", rm.GetRegionId(), "from_peer", rm.GetFromPeer().GetId(), "msg_from", msg.GetFrom())
+		return
+	}
 	if rm.GetToPeer().GetStoreId() != s.cfg.StoreID {
 		s.stats.MalformedMsgs++
 		s.log.Warn("dropping raft message for another store", "region", rm.GetRegionId(), "to_store", rm.GetToPeer().GetStoreId())
@@ -514,8 +551,8 @@ func (s *Store) onRaftMessage(rm *pb.RaftMessage) {
 func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 	msg := rm.GetMessage()
 	id := rm.GetRegionId()
-	if r := s.eng.Region(id); r != nil {
-		s.stats.StalePeerMsgs++ // a tombstone: the region was removed here
+	if r := s.eng.Region(id); r != nil && r.State() == pb.PeerState_TOMBSTONE {
+		s.stats.StalePeerMsgs++ // the region was removed from this store
 		return nil
 	}
 	switch msg.GetType() {
@@ -556,6 +593,7 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 	}
 	s.stats.PlaceholderPeers++
 	s.log.Info("created uninitialized peer", "region", id, "peer", rm.GetToPeer().GetId(), "from_store", rm.GetFromPeer().GetStoreId())
+	delete(s.stashed, id) // older than this message; the leader resends
 	return s.peers[id]
 }
 
@@ -624,6 +662,14 @@ func (s *Store) snapshotAcceptable(p *peer, snap *raftpb.Snapshot) bool {
 			return false
 		}
 	}
+	// Snapshots accepted since the last ready round are not in storage yet.
+	for id, r := range s.pendingSnaps {
+		if id != p.regionID() && rangesOverlap(r, rs.GetRegion()) {
+			s.log.Info("refusing snapshot overlapping another snapshot in flight", "region", p.regionID(), "overlaps", id)
+			return false
+		}
+	}
+	s.pendingSnaps[p.regionID()] = rs.GetRegion()
 	return true
 }
 
@@ -659,6 +705,7 @@ func (s *Store) Flush() error {
 			return err
 		}
 	}
+	clear(s.pendingSnaps)
 	if err := s.eng.Sync(false); err != nil {
 		return fmt.Errorf("raftstore: store %d: %w", s.cfg.StoreID, err)
 	}
@@ -671,24 +718,15 @@ func (s *Store) Flush() error {
 			return err
 		}
 		r.p.rn.Advance(r.rd)
-		r.p.afterAdvance()
 	}
 	for _, p := range s.sortedPeers() {
 		p.serveReads()
+		p.retireLostProposals(s.stats.FlushRounds)
 		if err := p.maybeCompact(); err != nil {
 			return err
 		}
 	}
 	if err := s.eng.MaybeCheckpoint(); err != nil {
-		return fmt.Errorf("raftstore: store %d: %w", s.cfg.StoreID, err)
-	}
-	return nil
-}
-
-// SyncApplied makes lazily logged apply state durable (called on Tick by
-// drivers that want a bound on replay work after a crash).
-func (s *Store) SyncApplied() error {
-	if err := s.eng.Sync(true); err != nil {
 		return fmt.Errorf("raftstore: store %d: %w", s.cfg.StoreID, err)
 	}
 	return nil
@@ -705,6 +743,7 @@ type RegionStatus struct {
 	Applied     uint64
 	Commit      uint64
 	Keys        [][]byte
+	Digest      uint64 // hash of every key, value and version (with keys)
 	Bytes       int64
 }
 
@@ -725,10 +764,18 @@ func (s *Store) Regions(withKeys bool) []RegionStatus {
 			Bytes:       p.region.Data().Bytes(),
 		}
 		if withKeys {
+			h := fnv.New64a()
+			var v [8]byte
 			p.region.Data().Ascend(func(it kvItem) bool {
 				rs.Keys = append(rs.Keys, it.Key)
+				binary.LittleEndian.PutUint64(v[:], it.Version)
+				h.Write(it.Key)
+				h.Write([]byte{0})
+				h.Write(it.Value)
+				h.Write(v[:])
 				return true
 			})
+			rs.Digest = h.Sum64()
 		}
 		out = append(out, rs)
 	}

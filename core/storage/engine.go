@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	iofs "io/fs"
 	"slices"
 	"sort"
 	"strconv"
@@ -76,6 +77,10 @@ type Engine struct {
 	walSeq   uint64
 	walBytes int64
 	frameSeq uint64 // seq of the next frame
+
+	// failed is the first write or sync error: after it the disk state is
+	// unknown, so the engine refuses to write more (fail-stop).
+	failed error
 
 	pending      []*pb.RegionUpdate
 	pendingIdent bool
@@ -185,6 +190,9 @@ func (e *Engine) queue(u *pb.RegionUpdate, critical bool) {
 // is false, it writes nothing. A write or sync error is returned and the
 // caller must stop the store: the disk state is then unknown.
 func (e *Engine) Sync(force bool) error {
+	if e.failed != nil {
+		return e.failed
+	}
 	if !e.HasPending() || (!force && !e.critical) {
 		return nil
 	}
@@ -204,10 +212,12 @@ func (e *Engine) Sync(force bool) error {
 	binary.LittleEndian.PutUint32(buf[4:8], crc32.Checksum(payload, crcTable))
 	copy(buf[frameHeader:], payload)
 	if _, err := e.wal.Write(buf); err != nil {
-		return fmt.Errorf("storage: write wal %d: %w", e.walSeq, err)
+		e.failed = fmt.Errorf("storage: write wal %d: %w", e.walSeq, err)
+		return e.failed
 	}
 	if err := e.wal.Sync(); err != nil {
-		return fmt.Errorf("storage: sync wal %d: %w", e.walSeq, err)
+		e.failed = fmt.Errorf("storage: sync wal %d: %w", e.walSeq, err)
+		return e.failed
 	}
 	e.stats.Frames++
 	e.stats.FrameBytes += uint64(len(buf))
@@ -223,10 +233,17 @@ func (e *Engine) Sync(force bool) error {
 // MaybeCheckpoint writes a checkpoint when the WAL has grown past the
 // configured size. Pending records are subsumed by it.
 func (e *Engine) MaybeCheckpoint() error {
+	if e.failed != nil {
+		return e.failed
+	}
 	if e.walBytes < e.opts.CheckpointBytes {
 		return nil
 	}
-	return e.checkpoint()
+	if err := e.checkpoint(); err != nil {
+		e.failed = err
+		return err
+	}
+	return nil
 }
 
 // WALBytes is the size of the current WAL file.
@@ -441,9 +458,12 @@ func parseFrame(data []byte, off int) (*pb.WalBatch, int, bool) {
 func (e *Engine) replayWAL(seq uint64) error {
 	name := e.fs.PathJoin(e.dir, walName(seq))
 	if _, err := e.fs.Stat(name); err != nil {
-		// The checkpoint was made durable but the crash came before its WAL
-		// file was: nothing was written after the checkpoint.
-		return nil
+		if errors.Is(err, iofs.ErrNotExist) {
+			// The checkpoint was made durable but the crash came before its
+			// WAL file was: nothing was written after the checkpoint.
+			return nil
+		}
+		return fmt.Errorf("storage: stat %s: %w", name, err)
 	}
 	data, err := e.readFile(name)
 	if err != nil {
