@@ -828,3 +828,33 @@ func TestDeterminism(t *testing.T) {
 		t.Fatal("different seeds gave identical traces")
 	}
 }
+
+// PD has not learned of a split yet, but the client has (from a store's
+// EpochNotMatch for another key): PD's stale answer for a key in the new
+// region must still lead somewhere — to the old region's store, whose
+// EpochNotMatch names the new region — rather than loop on PD.
+func TestStalePDAnswerStillReachesTheStore(t *testing.T) {
+	h := newHarness(t, testConfig(), 1)
+	old := region(2, "g", "p", 1)
+	left, right := region(2, "g", "k", 2), region(4, "k", "p", 2)
+	if !h.c.cache.insert(left, leaderOn(left, 2), nil) {
+		t.Fatal("could not seed the cache")
+	}
+	id := h.c.Submit(Op{Kind: Get, Key: []byte("m")}) // in the new region, not cached
+	pd := h.one()
+	wantPD(t, pd, "m")
+	h.c.Receive(pdReply(pd, old, 2)) // PD is behind: the pre-split region
+	req := h.one()
+	wantKv(t, req, 2, 2, 1) // sent with PD's view, to its leader
+	h.c.Receive(regionErr(req, &pb.RegionError{EpochNotMatch: &pb.EpochNotMatch{CurrentRegions: []*pb.Region{left, right}}}))
+	req = h.one()
+	wantKv(t, req, 2, 4, 2) // now routed by the store's answer
+	h.c.Receive(kvReply(req, &pb.KvResponse{Result: &pb.KvResponse_Get{Get: &pb.GetResponse{}}}))
+	if c := h.completed(1)[0]; c.ID != id || c.Outcome != OK {
+		t.Fatalf("bad completion %+v", c)
+	}
+	// PD's stale view was not cached over the newer halves.
+	if e := h.c.cache.find([]byte("h")); e == nil || e.region.GetEpoch().GetVersion() != 2 {
+		t.Fatalf("cache for \"h\": %v", e)
+	}
+}
