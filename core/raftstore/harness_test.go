@@ -60,6 +60,9 @@ type cluster struct {
 	// A deaf store receives nothing from other stores and PD, a mute one
 	// sends nothing to them; clients still reach both.
 	deaf, mute map[uint64]bool
+	// filter, when set, sees every envelope before it is routed; returning
+	// true drops it (a test may keep it and send it again later).
+	filter func(*pb.Envelope) bool
 }
 
 func defaultConfig() raftstore.Config {
@@ -192,6 +195,10 @@ func (c *cluster) round() {
 }
 
 func (c *cluster) route(e *pb.Envelope) {
+	if c.filter != nil && c.filter(e) {
+		c.dropped++
+		return
+	}
 	if e.GetFrom() != clientNode && e.GetTo() != clientNode && (c.mute[e.GetFrom()] || c.deaf[e.GetTo()]) {
 		c.dropped++
 		return
