@@ -67,7 +67,7 @@ func static() Scenario {
 // healed before the next.
 func staticPartition() Scenario {
 	cfg := base("static-partition")
-	cfg.Net.Loss = 0.01      // and a lossy network that
+	cfg.Net.Loss = 0.005     // and a lossy network that
 	cfg.Net.Duplicate = 0.01 // duplicates messages
 	cfg.Faults = func(p *sim.Planner) {
 		t := 3 * time.Second
@@ -120,7 +120,7 @@ func staticPartition() Scenario {
 	}
 	return Scenario{
 		Name:        "static-partition",
-		Description: "static layout under partitions (a region leader cut from its peers while clients still reach it, a minority isolated, PD isolated, one-way cuts; each healed) on a network that loses and duplicates 1% of messages",
+		Description: "static layout under partitions (a region leader cut from its peers while clients still reach it, a minority isolated, PD isolated, one-way cuts; each healed) on a network that loses 0.5% and duplicates 1% of messages",
 		Config:      cfg,
 	}
 }
@@ -279,7 +279,7 @@ func splitLeaderChange() Scenario {
 // must catch up (by log or snapshot) without overlap once healed.
 func splitPartition() Scenario {
 	cfg := splitBase("split-partition")
-	cfg.Net.Loss = 0.01
+	cfg.Net.Loss = 0.005
 	cfg.Net.Duplicate = 0.01
 	cfg.Store.LogCompactEntries = 100
 	cfg.Store.LogKeepEntries = 20
@@ -300,7 +300,7 @@ func splitPartition() Scenario {
 	}
 	return Scenario{
 		Name:        "split-partition",
-		Description: "a store is cut off while regions split several times, then heals and catches up by log or snapshot without overlap; 1% of messages lost or duplicated",
+		Description: "a store is cut off while regions split several times, then heals and catches up by log or snapshot without overlap; 0.5% of messages lost, 1% duplicated",
 		Config:      cfg,
 	}
 }
