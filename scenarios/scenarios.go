@@ -231,10 +231,20 @@ func splitBase(name string) sim.Config {
 }
 
 func split() Scenario {
+	cfg := splitBase("split")
+	cfg.Faults = func(p *sim.Planner) {
+		// Besides the size-driven splits, an operator splits twice at a
+		// chosen key (the manual path: same protocol, key given).
+		for _, t := range []time.Duration{20 * time.Second, 40 * time.Second} {
+			p.At(t, "manual split", func(w *sim.World) {
+				w.RequestSplit([]byte(sim.KeyName(p.R.Intn(160))))
+			})
+		}
+	}
 	return Scenario{
 		Name:        "split",
-		Description: "regions outgrow a 6 KiB threshold and split online, again and again, while clients read and write every range",
-		Config:      splitBase("split"),
+		Description: "regions outgrow a 6 KiB threshold and split online, again and again, while clients read and write every range; two manual splits at chosen keys",
+		Config:      cfg,
 	}
 }
 

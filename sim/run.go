@@ -146,14 +146,14 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 	}
 	w.net = netsim.New(cfg.Net, w.rs.net)
 	for i := 0; i < cfg.Workload.Keys; i++ {
-		w.keys = append(w.keys, keyName(i))
+		w.keys = append(w.keys, KeyName(i))
 	}
 	return w
 }
 
-// keyName spreads the key universe over the alphabet so that every initial
-// region gets keys.
-func keyName(i int) string {
+// KeyName is the i-th key of the workload's universe. Keys are spread over
+// the alphabet so that every initial region gets some.
+func KeyName(i int) string {
 	return fmt.Sprintf("%c%03d", 'a'+byte(i%26), i/26)
 }
 
