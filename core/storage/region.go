@@ -165,25 +165,6 @@ func (r *Region) SetApplied(index uint64) {
 	r.lazyUpdate().AppliedIndex = index
 }
 
-// SetMeta replaces the region meta (after a conf change applies).
-func (r *Region) SetMeta(meta *pb.Region) {
-	r.meta = proto.Clone(meta).(*pb.Region)
-	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Region: r.meta}, false)
-}
-
-// SetConfState records the membership after a conf change applies.
-func (r *Region) SetConfState(cs *raftpb.ConfState) {
-	r.conf = proto.Clone(cs).(*raftpb.ConfState)
-	r.e.queue(&pb.RegionUpdate{RegionId: r.id, ConfState: r.conf}, false)
-}
-
-// SetPeerState marks the region (for example TOMBSTONE after removal); a
-// tombstone keeps only its meta.
-func (r *Region) SetPeerState(s pb.PeerState) {
-	r.applyPeerState(s)
-	r.e.queue(&pb.RegionUpdate{RegionId: r.id, PeerState: s}, true)
-}
-
 func (r *Region) applyPeerState(s pb.PeerState) {
 	r.state = s
 	if s == pb.PeerState_TOMBSTONE {
