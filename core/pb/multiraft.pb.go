@@ -2057,12 +2057,14 @@ func (x *StoreHello) GetAddress() string {
 
 // Bootstrap lists the regions (with peers) a store must host at first boot.
 type Bootstrap struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StoreId       uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
-	Regions       []*Region              `protobuf:"bytes,2,rep,name=regions,proto3" json:"regions,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StoreId uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Regions []*Region              `protobuf:"bytes,2,rep,name=regions,proto3" json:"regions,omitempty"`
+	Error   string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// The heartbeat interval PD wants, for stores not configured with one.
+	HeartbeatIntervalMs uint64 `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Bootstrap) Reset() {
@@ -2114,6 +2116,13 @@ func (x *Bootstrap) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *Bootstrap) GetHeartbeatIntervalMs() uint64 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
 }
 
 type RegionHeartbeat struct {
@@ -3314,11 +3323,12 @@ func (x *WalBatch) GetIdent() *StoreIdent {
 }
 
 type StoreIdent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId           uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	StoreId             uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	HeartbeatIntervalMs uint64                 `protobuf:"varint,3,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"` // as PD asked at bootstrap
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *StoreIdent) Reset() {
@@ -3361,6 +3371,13 @@ func (x *StoreIdent) GetClusterId() uint64 {
 func (x *StoreIdent) GetStoreId() uint64 {
 	if x != nil {
 		return x.StoreId
+	}
+	return 0
+}
+
+func (x *StoreIdent) GetHeartbeatIntervalMs() uint64 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
 	}
 	return 0
 }
@@ -3678,11 +3695,12 @@ const file_multiraft_proto_rawDesc = "" +
 	"\n" +
 	"StoreHello\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"i\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\x9d\x01\n" +
 	"\tBootstrap\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12+\n" +
 	"\aregions\x18\x02 \x03(\v2\x11.multiraft.RegionR\aregions\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xf1\x01\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\"\xf1\x01\n" +
 	"\x0fRegionHeartbeat\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\x12)\n" +
@@ -3782,12 +3800,13 @@ const file_multiraft_proto_rawDesc = "" +
 	"\bWalBatch\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
 	"\aupdates\x18\x02 \x03(\v2\x17.multiraft.RegionUpdateR\aupdates\x12+\n" +
-	"\x05ident\x18\x03 \x01(\v2\x15.multiraft.StoreIdentR\x05ident\"F\n" +
+	"\x05ident\x18\x03 \x01(\v2\x15.multiraft.StoreIdentR\x05ident\"z\n" +
 	"\n" +
 	"StoreIdent\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x19\n" +
-	"\bstore_id\x18\x02 \x01(\x04R\astoreId\"\x9d\x03\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x03 \x01(\x04R\x13heartbeatIntervalMs\"\x9d\x03\n" +
 	"\x10RegionCheckpoint\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x123\n" +
 	"\n" +

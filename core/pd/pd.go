@@ -369,8 +369,9 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 		}
 	}
 	p.reply(m, &pb.Envelope{Body: &pb.Envelope_Bootstrap{Bootstrap: &pb.Bootstrap{
-		StoreId: id,
-		Regions: regions,
+		StoreId:             id,
+		Regions:             regions,
+		HeartbeatIntervalMs: uint64(p.interval / time.Millisecond),
 	}}})
 }
 

@@ -156,3 +156,36 @@ func TestProposalCutBeforeReadyIsAnswered(t *testing.T) {
 		t.Fatalf("want StaleCommand, got %v", c.responses[req.RequestId])
 	}
 }
+
+// A store configured without heartbeat intervals heartbeats at the interval
+// PD names at bootstrap, and keeps it across a restart.
+func TestHeartbeatIntervalFromPD(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.RegionHeartbeatInterval, cfg.StoreHeartbeatInterval = 0, 0
+	c := newCluster(t, cfg) // PD asks for 1 s
+	c.waitBootstrap(1)
+	count := func() int {
+		n := 0
+		for _, id := range c.ids {
+			if st := c.stores[id]; st != nil {
+				n += int(st.Stats().RegionHeartbeatsOut)
+			}
+		}
+		return n
+	}
+	for round := 0; round < 2; round++ {
+		before := count()
+		for i := 0; i < 50; i++ { // 5 s of fake time
+			c.step()
+		}
+		// One leader heartbeating every second: about 5, never the 0 a
+		// 30 s default would give over 5 s.
+		if got := count() - before; got < 3 || got > 8 {
+			t.Fatalf("round %d: %d region heartbeats in 5 s, want about 5", round, got)
+		}
+		for _, id := range c.ids {
+			c.stop(id)
+			c.start(id)
+		}
+	}
+}

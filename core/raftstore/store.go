@@ -38,6 +38,8 @@ type Config struct {
 	ElectionTicks  int
 	HeartbeatTicks int
 
+	// Heartbeat intervals to PD. When both are zero the store uses the
+	// interval PD names at bootstrap (PD's default: 30 s).
 	RegionHeartbeatInterval time.Duration
 	StoreHeartbeatInterval  time.Duration
 
@@ -140,6 +142,7 @@ type Store struct {
 	nextReadCtx  uint64
 
 	bootstrapped  bool
+	hbFromPD      bool // heartbeat intervals not configured: use PD\'s
 	lastHello     time.Time
 	lastStoreHB   time.Time
 	dirty         bool
@@ -158,6 +161,7 @@ type Store struct {
 // Open recovers a store from env.FS/env.Dir. A store that has never
 // bootstrapped asks PD for its regions on the first Tick.
 func Open(env core.Env, cfg Config) (*Store, error) {
+	hbFromPD := cfg.RegionHeartbeatInterval <= 0 && cfg.StoreHeartbeatInterval <= 0
 	cfg.fill()
 	if cfg.StoreID == 0 {
 		return nil, fmt.Errorf("raftstore: store id must be set")
@@ -178,6 +182,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		eng:           eng,
 		peers:         map[uint64]*peer{},
 		incarnation:   env.Rand.Uint64(),
+		hbFromPD:      hbFromPD,
 		splitRequests: map[uint64]*splitRequest{},
 		stashed:       map[uint64][]*pb.RaftMessage{},
 		pendingSnaps:  map[uint64]*pb.Region{},
@@ -189,6 +194,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("raftstore: data in %s belongs to store %d, not %d", env.Dir, id.StoreId, cfg.StoreID)
 		}
 		s.bootstrapped = true
+		s.adoptHeartbeatInterval(id.GetHeartbeatIntervalMs())
 		for _, rid := range eng.RegionIDs() {
 			r := eng.Region(rid)
 			if r.State() != pb.PeerState_NORMAL {
@@ -364,6 +370,15 @@ func (s *Store) Tick() {
 	s.dirty = true
 }
 
+// adoptHeartbeatInterval uses the heartbeat interval PD asked for, unless
+// this store was configured with its own.
+func (s *Store) adoptHeartbeatInterval(ms uint64) {
+	if s.hbFromPD && ms > 0 {
+		d := time.Duration(ms) * time.Millisecond
+		s.cfg.RegionHeartbeatInterval, s.cfg.StoreHeartbeatInterval = d, d
+	}
+}
+
 // ElectionTick is the election timeout as a duration.
 func (c Config) ElectionTick() time.Duration {
 	return time.Duration(c.ElectionTicks) * c.TickInterval
@@ -463,7 +478,8 @@ func (s *Store) onBootstrap(b *pb.Bootstrap) {
 			return
 		}
 	}
-	s.eng.SetIdent(&pb.StoreIdent{StoreId: s.cfg.StoreID})
+	s.eng.SetIdent(&pb.StoreIdent{StoreId: s.cfg.StoreID, HeartbeatIntervalMs: b.GetHeartbeatIntervalMs()})
+	s.adoptHeartbeatInterval(b.GetHeartbeatIntervalMs())
 	s.bootstrapped = true
 	s.log.Info("bootstrapped", "regions", len(b.GetRegions()))
 }
