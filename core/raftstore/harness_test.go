@@ -237,6 +237,14 @@ func (c *cluster) flushAll() {
 // delivers until quiet.
 func (c *cluster) step() {
 	c.t.Helper()
+	c.tickOnce()
+	c.deliver()
+}
+
+// tickOnce advances the clock by one tick, ticks every running store and PD
+// and flushes, without delivering anything.
+func (c *cluster) tickOnce() {
+	c.t.Helper()
 	c.clock.now = c.clock.now.Add(tick)
 	for _, id := range c.ids {
 		if st := c.stores[id]; st != nil {
@@ -245,7 +253,6 @@ func (c *cluster) step() {
 	}
 	c.pd.Tick()
 	c.flushAll()
-	c.deliver()
 }
 
 // waitFor steps until cond holds, failing after maxTicks with what.

@@ -27,20 +27,6 @@ import (
 
 // ---- helpers
 
-// tickOnce advances the clock by one tick, ticks every running store and PD
-// and flushes, without delivering anything.
-func (c *cluster) tickOnce() {
-	c.t.Helper()
-	c.clock.now = c.clock.now.Add(tick)
-	for _, id := range c.ids {
-		if st := c.stores[id]; st != nil {
-			st.Tick()
-		}
-	}
-	c.pd.Tick()
-	c.flushAll()
-}
-
 // initializedRegions lists store id's initialized regions sorted by start key.
 func (c *cluster) initializedRegions(id uint64) []*pb.Region {
 	var out []*pb.Region
