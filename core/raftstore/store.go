@@ -142,7 +142,7 @@ type Store struct {
 	nextReadCtx  uint64
 
 	bootstrapped  bool
-	hbFromPD      bool // heartbeat intervals not configured: use PD\'s
+	hbFromPD      bool // heartbeat intervals not configured: use PD's
 	lastHello     time.Time
 	lastStoreHB   time.Time
 	dirty         bool
@@ -468,6 +468,9 @@ func (s *Store) onBootstrap(b *pb.Bootstrap) {
 		}
 	}
 	for _, region := range b.GetRegions() {
+		if s.peers[region.GetId()] != nil {
+			continue // created by an earlier, interrupted attempt
+		}
 		r, err := s.eng.CreateRegion(InitialRegionState(region))
 		if err != nil {
 			s.log.Error("bootstrap: create region", "region", region.GetId(), "err", err)
