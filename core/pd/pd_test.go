@@ -63,25 +63,7 @@ func newHarness(t tb, l Layout) *harness {
 }
 
 func (h *harness) send(from uint64, body any) {
-	m := &pb.Envelope{From: from, To: pdID}
-	switch b := body.(type) {
-	case *pb.StoreHello:
-		m.Body = &pb.Envelope_StoreHello{StoreHello: b}
-	case *pb.StoreHeartbeat:
-		m.Body = &pb.Envelope_StoreHeartbeat{StoreHeartbeat: b}
-	case *pb.RegionHeartbeat:
-		m.Body = &pb.Envelope_RegionHeartbeat{RegionHeartbeat: b}
-	case *pb.ReportSplit:
-		m.Body = &pb.Envelope_ReportSplit{ReportSplit: b}
-	case *pb.GetRegionRequest:
-		m.Body = &pb.Envelope_GetRegion{GetRegion: b}
-	case *pb.ListRegionsRequest:
-		m.Body = &pb.Envelope_ListRegions{ListRegions: b}
-	case *pb.AskSplitRequest:
-		m.Body = &pb.Envelope_AskSplit{AskSplit: b}
-	default:
-		panic(fmt.Sprintf("send: unsupported body %T", body))
-	}
+	m := pb.NewEnvelope(from, pdID, body)
 	h.pd.Receive(m)
 }
 

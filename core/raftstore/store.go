@@ -261,26 +261,7 @@ func (s *Store) Bootstrapped() bool { return s.bootstrapped }
 func (s *Store) now() time.Time { return s.env.Clock.Now() }
 
 func (s *Store) send(to uint64, body any) {
-	env := &pb.Envelope{From: s.cfg.StoreID, To: to}
-	switch b := body.(type) {
-	case *pb.RaftMessage:
-		env.Body = &pb.Envelope_Raft{Raft: b}
-	case *pb.KvResponse:
-		env.Body = &pb.Envelope_KvResponse{KvResponse: b}
-	case *pb.StoreHello:
-		env.Body = &pb.Envelope_StoreHello{StoreHello: b}
-	case *pb.RegionHeartbeat:
-		env.Body = &pb.Envelope_RegionHeartbeat{RegionHeartbeat: b}
-	case *pb.StoreHeartbeat:
-		env.Body = &pb.Envelope_StoreHeartbeat{StoreHeartbeat: b}
-	case *pb.AskSplitRequest:
-		env.Body = &pb.Envelope_AskSplit{AskSplit: b}
-	case *pb.ReportSplit:
-		env.Body = &pb.Envelope_ReportSplit{ReportSplit: b}
-	default:
-		panic(fmt.Sprintf("raftstore: cannot send %T", body))
-	}
-	s.env.Net.Send(env)
+	s.env.Net.Send(pb.NewEnvelope(s.cfg.StoreID, to, body))
 }
 
 // startPeer creates the raft node of a local region.
