@@ -506,16 +506,7 @@ func TestSplitAppliesOnce(t *testing.T) {
 	// it once it hears again.
 	t.Run("committed by the next leader", func(t *testing.T) {
 		c, model := splitOnceSetup(t)
-		old := c.waitLeader(left)
-		term := c.region(old, left).Term
-		c.store(old).SetHooks(raftstore.Hooks{SplitProposed: func(rid uint64) {
-			if rid == left {
-				c.deaf[old] = true
-			}
-		}})
-		if err := c.store(old).RequestSplit(left, []byte("g")); err != nil {
-			t.Fatalf("RequestSplit: %v", err)
-		}
+		old, term := c.splitThenCut(t, c.deaf)
 		pr := newProber(c, model, "b", "z")
 		rest := others(c, old)
 		pr.run(300, "the other stores to apply the split under a new leader", func() bool {
@@ -548,16 +539,7 @@ func TestSplitAppliesOnce(t *testing.T) {
 	// leader's entry is overwritten: the region splits once, at "c".
 	t.Run("old leader's proposal lost", func(t *testing.T) {
 		c, model := splitOnceSetup(t)
-		old := c.waitLeader(left)
-		term := c.region(old, left).Term
-		c.store(old).SetHooks(raftstore.Hooks{SplitProposed: func(rid uint64) {
-			if rid == left {
-				c.mute[old] = true
-			}
-		}})
-		if err := c.store(old).RequestSplit(left, []byte("g")); err != nil {
-			t.Fatalf("RequestSplit: %v", err)
-		}
+		old, term := c.splitThenCut(t, c.mute)
 		pr := newProber(c, model, "b", "z")
 		var next uint64
 		pr.run(300, "a new leader among the other stores", func() bool {
@@ -1203,4 +1185,22 @@ func TestSplitPropertyAgainstModel(t *testing.T) {
 			checkGet(k, c.ok(route(k), get(k)).GetGet())
 		}
 	})
+}
+
+// splitThenCut has the leader of region 1 split it at "g", and marks the
+// leader in cut (deaf or mute) the moment it proposes. It returns the old
+// leader and its term.
+func (c *cluster) splitThenCut(t *testing.T, cut map[uint64]bool) (old, term uint64) {
+	t.Helper()
+	old = c.waitLeader(left)
+	term = c.region(old, left).Term
+	c.store(old).SetHooks(raftstore.Hooks{SplitProposed: func(rid uint64) {
+		if rid == left {
+			cut[old] = true
+		}
+	}})
+	if err := c.store(old).RequestSplit(left, []byte("g")); err != nil {
+		t.Fatalf("RequestSplit: %v", err)
+	}
+	return old, term
 }
