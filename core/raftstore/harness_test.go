@@ -511,3 +511,29 @@ func (c *cluster) waitReplicas(rid uint64, want string) {
 func sameRange(r *pb.Region, start, end string) bool {
 	return bytes.Equal(r.GetStartKey(), []byte(start)) && bytes.Equal(r.GetEndKey(), []byte(end))
 }
+
+// leadFrom makes store id lead region rid (transferring leadership to it if
+// another store leads) and waits until it does.
+func (c *cluster) leadFrom(id, rid uint64) {
+	c.t.Helper()
+	if cur := c.waitLeader(rid); cur != id {
+		if err := c.store(cur).TransferLeader(rid, c.region(id, rid).PeerID); err != nil {
+			c.t.Fatalf("transfer leader of region %d to store %d: %v", rid, id, err)
+		}
+	}
+	c.waitFor(100, fmt.Sprintf("store %d to lead region %d", id, rid), func() bool {
+		l, ok := c.leaderOf(rid)
+		return ok && l == id
+	})
+}
+
+// restartAll stops every store, then starts them all again from disk.
+func (c *cluster) restartAll() {
+	c.t.Helper()
+	for _, id := range c.ids {
+		c.stop(id)
+	}
+	for _, id := range c.ids {
+		c.start(id)
+	}
+}

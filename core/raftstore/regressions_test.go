@@ -183,9 +183,6 @@ func TestHeartbeatIntervalFromPD(t *testing.T) {
 		if got := count() - before; got < 3 || got > 8 {
 			t.Fatalf("round %d: %d region heartbeats in 5 s, want about 5", round, got)
 		}
-		for _, id := range c.ids {
-			c.stop(id)
-			c.start(id)
-		}
+		c.restartAll()
 	}
 }

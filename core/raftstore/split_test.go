@@ -668,16 +668,7 @@ func TestMessagesForUnappliedSplitCreateNothing(t *testing.T) {
 		t.Fatalf("store %d: %d splits, %d placeholders, want 1 and 0", behind, s.Splits, s.PlaceholderPeers)
 	}
 	// Its new peer works: it leads and serves.
-	cur := c.waitLeader(newID)
-	if cur != behind {
-		if err := c.store(cur).TransferLeader(newID, c.region(behind, newID).PeerID); err != nil {
-			t.Fatalf("transfer leader: %v", err)
-		}
-		c.waitFor(100, "the store that split late to lead the new region", func() bool {
-			l, ok := c.leaderOf(newID)
-			return ok && l == behind
-		})
-	}
+	c.leadFrom(behind, newID)
 	c.mustGet(newID, "i", "vi", 1)
 	c.ok(newID, put("j", "vj"))
 	c.waitReplicas(newID, "h,i,j,k")

@@ -469,26 +469,12 @@ func TestAcknowledgedWritesSurviveRestart(t *testing.T) {
 	c.waitReplicas(right, "n")
 
 	// It serves reads once it leads again.
-	cur := c.waitLeader(left)
-	if cur != old {
-		if err := c.store(cur).TransferLeader(left, c.region(old, left).PeerID); err != nil {
-			t.Fatalf("transfer leader: %v", err)
-		}
-		c.waitFor(100, fmt.Sprintf("store %d to lead region 1 again", old), func() bool {
-			l, ok := c.leaderOf(left)
-			return ok && l == old
-		})
-	}
+	c.leadFrom(old, left)
 	c.mustGet(left, "a", "3", 3)
 	c.mustGet(left, "c", "1", 1)
 
 	// The whole cluster restarts.
-	for _, id := range c.ids {
-		c.stop(id)
-	}
-	for _, id := range c.ids {
-		c.start(id)
-	}
+	c.restartAll()
 	c.mustGet(left, "a", "3", 3)
 	c.mustGet(left, "b", "1", 1)
 	c.mustGet(left, "c", "1", 1)
@@ -669,14 +655,7 @@ func TestLogCompactionAndSnapshotCatchUp(t *testing.T) {
 	c.ok(left, put("k99", "after"))
 	c.waitReplicas(left, want+",k99")
 	// The follower serves what the snapshot brought once it leads.
-	cur := c.waitLeader(left)
-	if err := c.store(cur).TransferLeader(left, c.region(down, left).PeerID); err != nil && cur != down {
-		t.Fatalf("transfer leader: %v", err)
-	}
-	c.waitFor(100, fmt.Sprintf("store %d to lead region 1", down), func() bool {
-		l, ok := c.leaderOf(left)
-		return ok && l == down
-	})
+	c.leadFrom(down, left)
 	c.mustGet(left, "k00", "vk00", 1)
 	c.mustGet(left, "k99", "after", 1)
 
@@ -769,26 +748,12 @@ func TestSplitWhileReplicaDown(t *testing.T) {
 				t.Fatalf("store %d applied %d splits from the log, want 1: %+v", down, st.Splits, st)
 			}
 			// The caught-up replica serves the new region once it leads it.
-			cur := c.waitLeader(newID)
-			if cur != down {
-				if err := c.store(cur).TransferLeader(newID, c.region(down, newID).PeerID); err != nil {
-					t.Fatalf("transfer leader: %v", err)
-				}
-				c.waitFor(100, "the caught-up store to lead the new region", func() bool {
-					l, ok := c.leaderOf(newID)
-					return ok && l == down
-				})
-			}
+			c.leadFrom(down, newID)
 			c.mustGet(newID, "h", "after", 2)
 			c.mustGet(newID, "i24", "y", 1)
 
 			// And everything survives a full restart.
-			for _, id := range c.ids {
-				c.stop(id)
-			}
-			for _, id := range c.ids {
-				c.start(id)
-			}
+			c.restartAll()
 			for _, id := range c.ids {
 				if n := len(c.store(id).Regions(false)); n != 3 {
 					t.Fatalf("store %d recovered %d regions, want 3\n%s", id, n, c.describe())
