@@ -242,14 +242,7 @@ func (p *PD) Stats() Stats {
 
 // Regions returns the routing view: clones of the published regions, sorted
 // by start key. They tile the keyspace exactly.
-func (p *PD) Regions() []*pb.Region {
-	all := p.view.all()
-	out := make([]*pb.Region, len(all))
-	for i, e := range all {
-		out[i] = proto.Clone(e.region).(*pb.Region)
-	}
-	return out
-}
+func (p *PD) Regions() []*pb.Region { return cloneEntries(p.view.all()) }
 
 // RegionInfos returns the routing view with the known leaders (clones),
 // sorted by start key.
@@ -264,10 +257,12 @@ func (p *PD) RegionInfos() []*pb.RegionInfo {
 
 // PendingRegions returns clones of the region states PD has accepted but not
 // published yet, sorted by start key then id.
-func (p *PD) PendingRegions() []*pb.Region {
-	all := p.view.pendingAll()
-	out := make([]*pb.Region, len(all))
-	for i, e := range all {
+func (p *PD) PendingRegions() []*pb.Region { return cloneEntries(p.view.pendingAll()) }
+
+// cloneEntries returns clones of the entries' regions, in order.
+func cloneEntries(entries []*entry) []*pb.Region {
+	out := make([]*pb.Region, len(entries))
+	for i, e := range entries {
 		out[i] = proto.Clone(e.region).(*pb.Region)
 	}
 	return out
