@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
 
@@ -70,14 +69,15 @@ type World struct {
 }
 
 type storeNode struct {
-	w           *World
-	id          uint64
-	fs          *vfs.MemFS     // the disk: what a crash image is taken of
-	ffs         *simfs.FaultFS // the store's view of it, with injected faults
-	st          *raftstore.Store
-	gen         int // bumped on crash: events of older generations are void
-	flushQueued bool
-	rand        *rng.Rand
+	w                   *World
+	id                  uint64
+	fs                  *vfs.MemFS     // the disk: what a crash image is taken of
+	ffs                 *simfs.FaultFS // the store's view of it, with injected faults
+	st                  *raftstore.Store
+	gen                 int // bumped on crash: events of older generations are void
+	flushQueued         bool
+	rand                *rng.Rand
+	tickName, flushName string // trace names of its recurring events
 }
 
 func (n *storeNode) up() bool { return n.st != nil }
@@ -190,7 +190,8 @@ func (w *World) run() {
 	}
 	w.schedulePDTick()
 	for _, id := range w.storeIDs() {
-		n := &storeNode{w: w, id: id, fs: vfs.NewCrashableMem(), rand: w.rs.node.Fork()}
+		n := &storeNode{w: w, id: id, fs: vfs.NewCrashableMem(), rand: w.rs.node.Fork(),
+			tickName: fmt.Sprintf("tick s%d", id), flushName: fmt.Sprintf("flush s%d", id)}
 		n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
 		w.stores = append(w.stores, n)
 		w.startStore(n)
@@ -298,7 +299,7 @@ func (w *World) tickStore(n *storeNode, gen int) {
 	}
 	n.st.Tick()
 	w.queueFlush(n)
-	w.k.after(w.cfg.Store.TickInterval, fmt.Sprintf("tick s%d", n.id), func() { w.tickStore(n, gen) })
+	w.k.after(w.cfg.Store.TickInterval, n.tickName, func() { w.tickStore(n, gen) })
 }
 
 func (w *World) queueFlush(n *storeNode) {
@@ -307,7 +308,7 @@ func (w *World) queueFlush(n *storeNode) {
 	}
 	n.flushQueued = true
 	gen := n.gen
-	w.k.after(w.cfg.DiskLatency.draw(w.rs.disk), fmt.Sprintf("flush s%d", n.id), func() {
+	w.k.after(w.cfg.DiskLatency.draw(w.rs.disk), n.flushName, func() {
 		if n.gen != gen || !n.up() {
 			return
 		}
@@ -445,7 +446,7 @@ func (w *World) deliver(from, to uint64, data []byte) {
 	if err := proto.Unmarshal(data, m); err != nil {
 		panic(fmt.Sprintf("sim: decode envelope %d->%d: %v", from, to, err))
 	}
-	w.k.note("deliver %d->%d %s h=%016x", from, to, bodyName(m), xxhash.Sum64(data))
+	w.k.noteDelivery(from, to, data, func() string { return bodyName(m) })
 	switch {
 	case to == PDNode:
 		if w.pd != nil {
