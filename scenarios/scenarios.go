@@ -36,7 +36,7 @@ func base(name string) sim.Config {
 			StoreHeartbeatInterval:  2 * time.Second,
 			LogCompactEntries:       200,
 			LogKeepEntries:          50,
-			CheckpointBytes:         256 << 10,
+			CheckpointBytes:         64 << 10,
 		},
 		PDHeartbeat:       time.Second,
 		Net:               netsim.DefaultConfig(),
