@@ -1,6 +1,10 @@
 package checker
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/multiraft/multiraft/core/pb"
+)
 
 // OpKind is the kind of a client operation.
 type OpKind uint8
@@ -126,17 +130,9 @@ func (op Op) describe() string {
 	case OpCas:
 		s = fmt.Sprintf("cas(%q, expect v%d, %q)", op.Key, op.ExpectedVersion, op.Value)
 	case OpScan:
-		s = fmt.Sprintf("scan(%s, limit %d)", formatStrRange(op.ScanStart, op.ScanEnd), op.ScanLimit)
+		s = fmt.Sprintf("scan(%s, limit %d)", pb.FormatRange([]byte(op.ScanStart), []byte(op.ScanEnd)), op.ScanLimit)
 	default:
 		s = op.Kind.String()
 	}
 	return fmt.Sprintf("client %d %s [t=%d..%d, %s]", op.ClientID, s, op.Call, op.Return, op.Outcome)
-}
-
-// formatStrRange renders [start, end) with an empty end shown as +inf.
-func formatStrRange(start, end string) string {
-	if end == "" {
-		return fmt.Sprintf("[%q,+inf)", start)
-	}
-	return fmt.Sprintf("[%q,%q)", start, end)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/multiraft/multiraft/core/pb"
 )
 
 // RegionView is one holder's view of one region: PD's routing entry, or a
@@ -20,7 +22,7 @@ type RegionView struct {
 
 // rangeString renders the region's range as ["a","m") or ["p",+inf).
 func (r RegionView) rangeString() string {
-	return formatRange(r.Start, r.End)
+	return pb.FormatRange(r.Start, r.End)
 }
 
 // String renders the region as `region 2 ["a","m")`.
@@ -32,14 +34,6 @@ func (r RegionView) epochString() string {
 	return fmt.Sprintf("epoch {conf_ver %d, version %d}", r.ConfVer, r.Version)
 }
 
-// formatRange renders [start, end) with keys quoted and an empty end as +inf.
-func formatRange(start, end []byte) string {
-	if len(end) == 0 {
-		return fmt.Sprintf("[%q,+inf)", start)
-	}
-	return fmt.Sprintf("[%q,%q)", start, end)
-}
-
 // endLess compares two range ends, an empty end being +infinity.
 func endLess(a, b []byte) bool {
 	if len(a) == 0 {
@@ -49,11 +43,6 @@ func endLess(a, b []byte) bool {
 		return true
 	}
 	return bytes.Compare(a, b) < 0
-}
-
-// inRange reports whether key lies in [start, end), empty end = +inf.
-func inRange(key, start, end []byte) bool {
-	return bytes.Compare(key, start) >= 0 && (len(end) == 0 || bytes.Compare(key, end) < 0)
 }
 
 // sortedByStart returns a copy of regions sorted by start key, then id.
@@ -92,7 +81,7 @@ func overlapErr(holder string, a, b RegionView) error {
 		end = a.End
 	}
 	return fmt.Errorf("%s: %s overlaps %s: keys %s are in both",
-		holder, a, b, formatRange(b.Start, end))
+		holder, a, b, pb.FormatRange(b.Start, end))
 }
 
 // CheckNoOverlap checks that no two of a holder's regions overlap (and that
@@ -123,13 +112,13 @@ func CheckNoOverlap(holder string, regions []RegionView) error {
 func CheckCoverage(holder string, regions []RegionView) error {
 	errs := checkWellFormed(holder, regions)
 	if len(regions) == 0 {
-		errs = append(errs, fmt.Errorf("%s: no regions: keys %s have no region", holder, formatRange(nil, nil)))
+		errs = append(errs, fmt.Errorf("%s: no regions: keys %s have no region", holder, pb.FormatRange(nil, nil)))
 		return errors.Join(errs...)
 	}
 	s := sortedByStart(regions)
 	if len(s[0].Start) != 0 {
 		errs = append(errs, fmt.Errorf("%s: first %s does not start at \"\": keys %s have no region",
-			holder, s[0], formatRange(nil, s[0].Start)))
+			holder, s[0], pb.FormatRange(nil, s[0].Start)))
 	}
 	for i := 1; i < len(s); i++ {
 		prev, cur := s[i-1], s[i]
@@ -138,7 +127,7 @@ func CheckCoverage(holder string, regions []RegionView) error {
 			errs = append(errs, overlapErr(holder, prev, cur))
 		case bytes.Compare(prev.End, cur.Start) < 0:
 			errs = append(errs, fmt.Errorf("%s: gap between %s and %s: keys %s have no region",
-				holder, prev, cur, formatRange(prev.End, cur.Start)))
+				holder, prev, cur, pb.FormatRange(prev.End, cur.Start)))
 		}
 	}
 	// The region reaching furthest must reach +inf.
@@ -150,7 +139,7 @@ func CheckCoverage(holder string, regions []RegionView) error {
 	}
 	if len(last.End) != 0 {
 		errs = append(errs, fmt.Errorf("%s: last %s does not end at +inf: keys %s have no region",
-			holder, last, formatRange(last.End, nil)))
+			holder, last, pb.FormatRange(last.End, nil)))
 	}
 	return errors.Join(errs...)
 }
@@ -161,7 +150,7 @@ func CheckDataInRange(regions []RegionView) error {
 	var errs []error
 	for _, r := range regions {
 		for _, k := range r.Keys {
-			if !inRange(k, r.Start, r.End) {
+			if !pb.KeyInRange(k, r.Start, r.End) {
 				errs = append(errs, fmt.Errorf("%s: %s holds key %q outside its range", r.Holder, r, k))
 			}
 		}

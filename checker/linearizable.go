@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/multiraft/multiraft/core/pb"
 )
 
 // Verdicts of CheckLinearizable.
@@ -258,7 +259,7 @@ func scanProblems(op Op) []string {
 	}
 	for j, pair := range op.Pairs {
 		if !inStrRange(pair.Key, op.ScanStart, op.ScanEnd) {
-			p = append(p, fmt.Sprintf("key %q is outside the range %s", pair.Key, formatStrRange(op.ScanStart, op.ScanEnd)))
+			p = append(p, fmt.Sprintf("key %q is outside the range %s", pair.Key, pb.FormatRange([]byte(op.ScanStart), []byte(op.ScanEnd))))
 		}
 		if j > 0 {
 			prev := op.Pairs[j-1].Key
@@ -381,7 +382,7 @@ func describePorcupineOp(op porcupine.Operation) string {
 	meta := op.Metadata.(opMeta)
 	origin := ""
 	if meta.op.Kind == OpScan {
-		origin = fmt.Sprintf(", part of scan %s limit %d", formatStrRange(meta.op.ScanStart, meta.op.ScanEnd), meta.op.ScanLimit)
+		origin = fmt.Sprintf(", part of scan %s limit %d", pb.FormatRange([]byte(meta.op.ScanStart), []byte(meta.op.ScanEnd)), meta.op.ScanLimit)
 	}
 	return fmt.Sprintf("op #%d client %d t=%d..%s: %s%s",
 		meta.index, op.ClientId, op.Call, ret,

@@ -37,7 +37,7 @@ func (w *World) LeaderStore(regionID uint64) uint64 {
 		if !n.up() {
 			continue
 		}
-		for _, rs := range n.st.Regions(false) {
+		for _, rs := range n.st.Regions() {
 			if rs.Region.GetId() == regionID && rs.IsLeader && rs.Term > term {
 				best, term = n.id, rs.Term
 			}
@@ -88,7 +88,7 @@ func (w *World) TransferLeader(regionID uint64, pick func(n int) int) {
 		return
 	}
 	var meta *pb.Region
-	for _, rs := range w.stores[s-1].st.Regions(false) {
+	for _, rs := range w.stores[s-1].st.Regions() {
 		if rs.Region.GetId() == regionID {
 			meta = rs.Region
 		}

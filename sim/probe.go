@@ -113,7 +113,7 @@ func (p *probe) checkNoGhostRegions() {
 		if !n.up() {
 			continue
 		}
-		for _, rs := range n.st.Regions(false) {
+		for _, rs := range n.st.Regions() {
 			if rs.Region.GetId() >= unknownRegion {
 				p.w.violate(fmt.Sprintf("store %d created region %d from a stray raft message", n.id, rs.Region.GetId()))
 			}

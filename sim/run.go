@@ -523,7 +523,7 @@ func (w *World) regionViews() (pdViews, storeViews []checker.RegionView) {
 		if !n.up() {
 			continue
 		}
-		for _, rs := range n.st.Regions(true) {
+		for _, rs := range n.st.RegionsWithKeys() {
 			if !rs.Initialized {
 				continue
 			}
@@ -583,7 +583,7 @@ func (w *World) checkReplicaData() {
 		if !n.up() {
 			continue
 		}
-		for _, rs := range n.st.Regions(true) {
+		for _, rs := range n.st.RegionsWithKeys() {
 			id := rs.Region.GetId()
 			if _, ok := byRegion[id]; !ok {
 				ids = append(ids, id)
@@ -614,7 +614,7 @@ func (w *World) converged() bool {
 		if !n.up() {
 			return false
 		}
-		for _, rs := range n.st.Regions(false) {
+		for _, rs := range n.st.Regions() {
 			if !rs.Initialized {
 				return false // a placeholder still waiting for its snapshot
 			}

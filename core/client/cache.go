@@ -57,35 +57,9 @@ func (e *entry) skip(store uint64) {
 	}
 }
 
-// peerOn returns the region's peer on store, or nil.
-func peerOn(r *pb.Region, store uint64) *pb.Peer {
-	for _, p := range r.GetPeers() {
-		if p.GetStoreId() == store {
-			return p
-		}
-	}
-	return nil
-}
-
 // regionCache holds non-overlapping regions sorted by start key.
 type regionCache struct {
 	entries []*entry
-}
-
-// contains reports whether key lies in [start, end) of r (empty end = +inf).
-func contains(r *pb.Region, key []byte) bool {
-	if bytes.Compare(key, r.GetStartKey()) < 0 {
-		return false
-	}
-	end := r.GetEndKey()
-	return len(end) == 0 || bytes.Compare(key, end) < 0
-}
-
-// overlaps reports whether the ranges of a and b intersect.
-func overlaps(a, b *pb.Region) bool {
-	aEnd, bEnd := a.GetEndKey(), b.GetEndKey()
-	return (len(bEnd) == 0 || bytes.Compare(a.GetStartKey(), bEnd) < 0) &&
-		(len(aEnd) == 0 || bytes.Compare(b.GetStartKey(), aEnd) < 0)
 }
 
 // newer reports whether a is strictly newer than b, both overlapping. Without
@@ -98,10 +72,6 @@ func newer(a, b *pb.Region) bool {
 		return av > bv
 	}
 	return a.GetId() == b.GetId() && a.GetEpoch().GetConfVer() > b.GetEpoch().GetConfVer()
-}
-
-func sameEpoch(a, b *pb.Epoch) bool {
-	return a.GetVersion() == b.GetVersion() && a.GetConfVer() == b.GetConfVer()
 }
 
 // validRegion reports whether r can be routed by: a non-empty range and at
@@ -126,7 +96,7 @@ func (c *regionCache) find(key []byte) *entry {
 	i := sort.Search(len(c.entries), func(i int) bool {
 		return bytes.Compare(c.entries[i].region.GetStartKey(), key) > 0
 	}) - 1
-	if i < 0 || !contains(c.entries[i].region, key) {
+	if i < 0 || !c.entries[i].region.ContainsKey(key) {
 		return nil
 	}
 	return c.entries[i]
@@ -163,7 +133,7 @@ func (c *regionCache) insert(r *pb.Region, leader, guess *pb.Peer) bool {
 	var carried *pb.Peer
 	lo, hi := -1, -1 // overlapping entries are contiguous: [lo, hi)
 	for i, e := range c.entries {
-		if !overlaps(e.region, r) {
+		if !e.region.Overlaps(r) {
 			if lo >= 0 {
 				break
 			}
@@ -177,7 +147,7 @@ func (c *regionCache) insert(r *pb.Region, leader, guess *pb.Peer) bool {
 		}
 		hi = i + 1
 		if e.region.GetId() == r.GetId() && e.leader != nil {
-			if p := peerOn(r, e.leader.GetStoreId()); p != nil {
+			if p := r.PeerOnStore(e.leader.GetStoreId()); p != nil {
 				carried = p
 			}
 		}

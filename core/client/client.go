@@ -391,7 +391,7 @@ func (c *Client) Tick() {
 				c.stats.PDTimeouts++
 				c.endRequest(o)
 				o.lastErr = fmt.Errorf("%w: PD did not answer about key %q", ErrTimeout, o.pdKey)
-				c.retry(o, now, true)
+				c.retryLater(o, now)
 			}
 		case phaseBackoff:
 			if !now.Before(o.wakeAt) {
@@ -443,9 +443,7 @@ func (c *Client) askPD(o *opState, key []byte, now time.Time) {
 	id := c.newRequest(o, now, phaseLookup)
 	o.pdKey = key
 	c.stats.PDLookups++
-	c.env.Net.Send(&pb.Envelope{From: c.cfg.ID, To: c.cfg.PD, Body: &pb.Envelope_GetRegion{
-		GetRegion: &pb.GetRegionRequest{RequestId: id, Key: key},
-	}})
+	c.env.Net.Send(pb.NewEnvelope(c.cfg.ID, c.cfg.PD, &pb.GetRegionRequest{RequestId: id, Key: key}))
 }
 
 // minEnd returns the smaller of two range ends, empty meaning +inf.
@@ -492,19 +490,29 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 	o.attempts++
 	o.budget++
 	c.stats.Attempts++
-	c.env.Net.Send(&pb.Envelope{From: c.cfg.ID, To: store, Body: &pb.Envelope_KvRequest{KvRequest: req}})
+	c.env.Net.Send(pb.NewEnvelope(c.cfg.ID, store, req))
 }
 
-// retry schedules the op's next step after a definite failure: at once if
-// allowed (and not too often in a row), else after a backoff.
-func (c *Client) retry(o *opState, now time.Time, backoff bool) {
+// retryNow retries the op at once after a definite failure that gave the
+// client a better route (a new leader hint, fresher regions); beyond
+// maxImmediate such retries in a row it backs off like any other.
+func (c *Client) retryNow(o *opState, now time.Time) {
 	if o.budget >= c.cfg.MaxAttempts {
 		c.exhausted(o)
 		return
 	}
-	if !backoff && o.immed < maxImmediate {
+	if o.immed < maxImmediate {
 		o.immed++
 		c.route(o, now)
+		return
+	}
+	c.retryLater(o, now)
+}
+
+// retryLater schedules the op's next step after a backoff.
+func (c *Client) retryLater(o *opState, now time.Time) {
+	if o.budget >= c.cfg.MaxAttempts {
+		c.exhausted(o)
 		return
 	}
 	o.immed = 0
@@ -546,7 +554,7 @@ func (c *Client) onStoreTimeout(o *opState, now time.Time) {
 		return
 	}
 	o.lastErr = err
-	c.retry(o, now, true)
+	c.retryLater(o, now)
 }
 
 // giveUp ends an op whose deadline passed: Ambiguous if a write attempt is
@@ -612,7 +620,7 @@ func (c *Client) onRegionResponse(resp *pb.GetRegionResponse) {
 		o.lastErr = fmt.Errorf("PD: %s", resp.GetError())
 	case r == nil:
 		o.lastErr = fmt.Errorf("PD: no region for key %q", o.pdKey)
-	case !validRegion(r) || !contains(r, o.pdKey):
+	case !validRegion(r) || !r.ContainsKey(o.pdKey):
 		o.lastErr = fmt.Errorf("PD: region %d [%q, %q) with %d peers for key %q",
 			r.GetId(), r.GetStartKey(), r.GetEndKey(), len(r.GetPeers()), o.pdKey)
 	default:
@@ -631,7 +639,7 @@ func (c *Client) onRegionResponse(resp *pb.GetRegionResponse) {
 	}
 	c.stats.PDErrors++
 	c.log.Debug("PD lookup failed", "op", o.id, "err", o.lastErr)
-	c.retry(o, now, true)
+	c.retryLater(o, now)
 }
 
 func (c *Client) onKvResponse(from uint64, resp *pb.KvResponse) {
@@ -739,7 +747,7 @@ func (c *Client) malformed(o *opState, from uint64, resp *pb.KvResponse, now tim
 		return
 	}
 	o.lastErr = err
-	c.retry(o, now, true)
+	c.retryLater(o, now)
 }
 
 func describe(re *pb.RegionError) string {
@@ -773,7 +781,7 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 	att := o.att
 	o.lastErr = fmt.Errorf("store %d, region %d: %s", att.store, att.regionID, describe(re))
 	e := c.cache.byID(att.regionID)
-	if e != nil && !sameEpoch(e.region.GetEpoch(), att.epoch) {
+	if e != nil && !e.region.GetEpoch().Equal(att.epoch) {
 		e = nil // refreshed meanwhile (by another op): leave it alone
 	}
 	switch {
@@ -784,46 +792,46 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 			if e != nil {
 				e.leader = proto.Clone(hint).(*pb.Peer)
 			}
-			c.retry(o, now, false)
+			c.retryNow(o, now)
 			return
 		}
 		if e != nil {
 			e.skip(att.store)
 		}
-		c.retry(o, now, true) // no leader known there: an election may be on
+		c.retryLater(o, now) // no leader known there: an election may be on
 	case re.GetEpochNotMatch() != nil:
 		c.stats.EpochNotMatch++
 		for _, r := range re.GetEpochNotMatch().GetCurrentRegions() {
 			// The store that answered likely leads these regions (a split
 			// leaves the new region's leader on the same store).
-			c.cache.insert(r, nil, peerOn(r, att.store))
+			c.cache.insert(r, nil, r.PeerOnStore(att.store))
 		}
 		if ne := c.cache.find(o.routeKey()); ne != nil && ne.region.GetId() == att.regionID &&
-			sameEpoch(ne.region.GetEpoch(), att.epoch) {
+			ne.region.GetEpoch().Equal(att.epoch) {
 			// No news for this key: drop the entry and ask PD, after a pause.
 			c.cache.remove(att.regionID)
-			c.retry(o, now, true)
+			c.retryLater(o, now)
 			return
 		}
-		c.retry(o, now, false)
+		c.retryNow(o, now)
 	case re.GetKeyNotInRegion() != nil:
 		c.stats.KeyNotInRegion++
 		if e != nil {
 			c.cache.remove(att.regionID)
 		}
-		c.retry(o, now, false)
+		c.retryNow(o, now)
 	case re.GetRegionNotFound() != nil:
 		c.stats.RegionNotFound++
 		if e != nil {
 			c.cache.remove(att.regionID)
 		}
-		c.retry(o, now, true)
+		c.retryLater(o, now)
 	case re.GetStoreBusy() != nil:
 		c.stats.StoreBusy++
-		c.retry(o, now, true)
+		c.retryLater(o, now)
 	case re.GetStaleCommand() != nil:
 		c.stats.StaleCommand++
-		c.retry(o, now, true)
+		c.retryLater(o, now)
 	case re.GetInvalidRequest() != nil:
 		// The store refuses the request itself: definite, and a retry
 		// cannot help.
@@ -831,6 +839,6 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		c.complete(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr))
 	default:
 		c.stats.OtherRegionErrors++
-		c.retry(o, now, true)
+		c.retryLater(o, now)
 	}
 }

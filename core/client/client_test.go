@@ -118,7 +118,7 @@ func threeRegions() []*pb.Region {
 	return []*pb.Region{region(1, "", "g", 1), region(2, "g", "p", 1), region(3, "p", "", 1)}
 }
 
-func leaderOn(r *pb.Region, store uint64) *pb.Peer { return peerOn(r, store) }
+func leaderOn(r *pb.Region, store uint64) *pb.Peer { return r.PeerOnStore(store) }
 
 func pdReply(req *pb.Envelope, r *pb.Region, leaderStore uint64) *pb.Envelope {
 	return &pb.Envelope{From: pdID, To: clientID, Body: &pb.Envelope_GetRegionResponse{
@@ -204,7 +204,7 @@ func TestNotLeaderHint(t *testing.T) {
 	h.warm(r, 1)
 	req := h.one()
 	wantKv(t, req, 1, 2, 1)
-	h.c.Receive(regionErr(req, &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: 2, Leader: peerOn(r, 3)}}))
+	h.c.Receive(regionErr(req, &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: 2, Leader: r.PeerOnStore(3)}}))
 	req = h.one() // at once, no tick
 	wantKv(t, req, 3, 2, 1)
 	// Without a hint: back off, then try another peer than the one that refused.
@@ -531,7 +531,7 @@ func newWorld(rs []*pb.Region) *world {
 
 func (w *world) regionOf(key []byte) *pb.Region {
 	for _, r := range w.regions {
-		if contains(r, key) {
+		if r.ContainsKey(key) {
 			return r
 		}
 	}
@@ -554,9 +554,9 @@ func (w *world) serve(e *pb.Envelope) *pb.Envelope {
 		return regionErr(e, &pb.RegionError{RegionNotFound: &pb.RegionNotFound{RegionId: req.GetHeader().GetRegionId()}})
 	}
 	if l := w.leader[r.GetId()]; l != e.GetTo() {
-		return regionErr(e, &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: r.GetId(), Leader: peerOn(r, l)}})
+		return regionErr(e, &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: r.GetId(), Leader: r.PeerOnStore(l)}})
 	}
-	if !sameEpoch(r.GetEpoch(), req.GetHeader().GetRegionEpoch()) {
+	if !r.GetEpoch().Equal(req.GetHeader().GetRegionEpoch()) {
 		return regionErr(e, &pb.RegionError{EpochNotMatch: &pb.EpochNotMatch{CurrentRegions: []*pb.Region{r}}})
 	}
 	switch op := req.GetOp().(type) {
@@ -758,7 +758,7 @@ func TestCacheInsertReplacesOverlaps(t *testing.T) {
 		t.Fatal("bad lookups")
 	}
 	// Same region, newer conf_ver: replaced; the known leader carries over.
-	c.find([]byte("q")).leader = peerOn(region(3, "p", "", 1), 2)
+	c.find([]byte("q")).leader = region(3, "p", "", 1).PeerOnStore(2)
 	r := region(3, "p", "", 1)
 	r.Epoch.ConfVer = 2
 	c.insert(r, nil, nil)

@@ -17,7 +17,7 @@ type RangeSpec struct {
 
 // String renders the range as ["start","end") with keys quoted, or
 // ["start",+inf) for an unbounded end.
-func (r RangeSpec) String() string { return fmtRange(r.Start, r.End) }
+func (r RangeSpec) String() string { return pb.FormatRange(r.Start, r.End) }
 
 // Layout is the cluster PD starts with: the initial regions, how many
 // replicas each has, and the stores that exist.
@@ -62,25 +62,6 @@ func (e *LayoutError) Unwrap() error { return ErrInvalidLayout }
 
 func layoutErr(format string, args ...any) error {
 	return &LayoutError{Reason: fmt.Sprintf(format, args...)}
-}
-
-// fmtKey quotes a key; fmtEnd renders an end key, empty meaning +inf.
-func fmtKey(k []byte) string { return fmt.Sprintf("%q", k) }
-
-func fmtEnd(k []byte) string {
-	if len(k) == 0 {
-		return "+inf"
-	}
-	return fmtKey(k)
-}
-
-func fmtRange(start, end []byte) string {
-	return "[" + fmtKey(start) + "," + fmtEnd(end) + ")"
-}
-
-func fmtRegion(r *pb.Region) string {
-	return fmt.Sprintf("region %d %s v%d/c%d", r.GetId(), fmtRange(r.GetStartKey(), r.GetEndKey()),
-		r.GetEpoch().GetVersion(), r.GetEpoch().GetConfVer())
 }
 
 // cmpEnd orders end keys, empty (+inf) last.
@@ -135,7 +116,7 @@ func validateLayout(l Layout) ([]RangeSpec, []uint64, error) {
 	})
 	if first := ranges[0]; len(first.Start) != 0 {
 		return nil, nil, layoutErr("first range %s does not start at \"\": keys %s belong to no range",
-			first, fmtRange(nil, first.Start))
+			first, pb.FormatRange(nil, first.Start))
 	}
 	for i := 1; i < len(ranges); i++ {
 		prev, cur := ranges[i-1], ranges[i]
@@ -144,12 +125,12 @@ func validateLayout(l Layout) ([]RangeSpec, []uint64, error) {
 			return nil, nil, layoutErr("ranges %s and %s overlap", prev, cur)
 		case c < 0:
 			return nil, nil, layoutErr("gap between %s and %s: keys %s belong to no range",
-				prev, cur, fmtRange(prev.End, cur.Start))
+				prev, cur, pb.FormatRange(prev.End, cur.Start))
 		}
 	}
 	if last := ranges[len(ranges)-1]; len(last.End) != 0 {
 		return nil, nil, layoutErr("last range %s ends at %s, not +inf: keys %s belong to no range",
-			last, fmtKey(last.End), fmtRange(last.End, nil))
+			last, fmt.Sprintf("%q", last.End), pb.FormatRange(last.End, nil))
 	}
 	return ranges, stores, nil
 }

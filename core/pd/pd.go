@@ -329,10 +329,8 @@ func (p *PD) malformed(m *pb.Envelope, why string) {
 }
 
 // reply sends body back to the sender of m.
-func (p *PD) reply(m *pb.Envelope, body *pb.Envelope) {
-	body.From = p.id
-	body.To = m.GetFrom()
-	p.env.Net.Send(body)
+func (p *PD) reply(m *pb.Envelope, body pb.Body) {
+	p.env.Net.Send(pb.NewEnvelope(p.id, m.GetFrom(), body))
 }
 
 func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
@@ -341,10 +339,10 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 	if s == nil {
 		p.stats.UnknownStores++
 		p.log.Warn("pd: hello from a store not in the layout", "store", id, "from", m.GetFrom())
-		p.reply(m, &pb.Envelope{Body: &pb.Envelope_Bootstrap{Bootstrap: &pb.Bootstrap{
+		p.reply(m, &pb.Bootstrap{
 			StoreId: id,
 			Error:   fmt.Sprintf("pd: store %d is not in the cluster layout", id),
-		}}})
+		})
 		return
 	}
 	p.stats.Hellos++
@@ -363,11 +361,11 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 			}
 		}
 	}
-	p.reply(m, &pb.Envelope{Body: &pb.Envelope_Bootstrap{Bootstrap: &pb.Bootstrap{
+	p.reply(m, &pb.Bootstrap{
 		StoreId:             id,
 		Regions:             regions,
 		HeartbeatIntervalMs: uint64(p.interval / time.Millisecond),
-	}}})
+	})
 }
 
 func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
@@ -413,7 +411,7 @@ func checkRegion(r *pb.Region) string {
 	case r.GetEpoch() == nil:
 		return "no epoch"
 	case len(r.GetEndKey()) != 0 && string(r.GetStartKey()) >= string(r.GetEndKey()):
-		return "empty range " + fmtRange(r.GetStartKey(), r.GetEndKey())
+		return "empty range " + pb.FormatRange(r.GetStartKey(), r.GetEndKey())
 	}
 	for _, peer := range r.GetPeers() {
 		if peer == nil {
@@ -431,18 +429,18 @@ func (p *PD) classify(r *pb.Region) (v verdict, why string) {
 	}
 	if k := p.view.known(r.GetId()); k != nil {
 		switch {
-		case epochOlder(r.GetEpoch(), k.epoch()):
-			return stale, "older than " + fmtRegion(k.region)
-		case r.GetEpoch().GetVersion() == k.version() && !sameRange(r, k.region):
-			return rejected, "same version as " + fmtRegion(k.region) + " but another range"
-		case epochEqual(r.GetEpoch(), k.epoch()):
+		case r.GetEpoch().Older(k.epoch()):
+			return stale, "older than " + k.region.Describe()
+		case r.GetEpoch().GetVersion() == k.version() && !r.SameRange(k.region):
+			return rejected, "same version as " + k.region.Describe() + " but another range"
+		case r.GetEpoch().Equal(k.epoch()):
 			return refreshed, ""
 		}
 	}
 	why = ""
 	p.view.overlapping(r.GetStartKey(), r.GetEndKey(), func(e *entry) bool {
 		if e.id() != r.GetId() && e.version() >= r.GetEpoch().GetVersion() {
-			why = "overlaps newer " + fmtRegion(e.region)
+			why = "overlaps newer " + e.region.Describe()
 			return false
 		}
 		return true
@@ -482,7 +480,7 @@ func (p *PD) offer(r *pb.Region, hb *pb.RegionHeartbeat) (verdict, string) {
 		e.size, e.keys = hb.GetApproximateSize(), hb.GetApproximateKeys()
 	}
 	pub := p.view.byID[r.GetId()]
-	if pub != nil && p.view.pendingID[r.GetId()] == nil && sameRange(pub.region, r) {
+	if pub != nil && p.view.pendingID[r.GetId()] == nil && pub.region.SameRange(r) {
 		// Same keys, newer epoch (membership change): publish in place.
 		p.view.unpublish(pub)
 		p.view.publish(e)
@@ -509,9 +507,9 @@ func (p *PD) settle() {
 		p.stats.ViewChanges++
 		news := make([]string, len(c.new))
 		for i, e := range c.new {
-			news[i] = fmtRegion(e.region)
+			news[i] = e.region.Describe()
 		}
-		p.log.Info("pd: routing view updated", "replaced", fmtRegion(c.old.region), "by", news)
+		p.log.Info("pd: routing view updated", "replaced", c.old.region.Describe(), "by", news)
 	}
 }
 
@@ -521,11 +519,11 @@ func (p *PD) onRegionHeartbeat(m *pb.Envelope, hb *pb.RegionHeartbeat) {
 	switch v {
 	case stale:
 		p.stats.StaleHeartbeats++
-		p.log.Debug("pd: stale region heartbeat ignored", "region", fmtRegion(hb.GetRegion()),
+		p.log.Debug("pd: stale region heartbeat ignored", "region", hb.GetRegion().Describe(),
 			"from", m.GetFrom(), "reason", why)
 	case rejected:
 		p.stats.RejectedHeartbeats++
-		p.log.Warn("pd: invalid region heartbeat ignored", "region", fmtRegion(hb.GetRegion()),
+		p.log.Warn("pd: invalid region heartbeat ignored", "region", hb.GetRegion().Describe(),
 			"from", m.GetFrom(), "reason", why)
 	case accepted:
 		p.settle()
@@ -537,7 +535,7 @@ func (p *PD) onReportSplit(m *pb.Envelope, rs *pb.ReportSplit) {
 	left, right := rs.GetLeft(), rs.GetRight()
 	ignore := func(why string) {
 		p.stats.StaleSplitReports++
-		p.log.Debug("pd: split report ignored", "left", fmtRegion(left), "right", fmtRegion(right),
+		p.log.Debug("pd: split report ignored", "left", left.Describe(), "right", right.Describe(),
 			"from", m.GetFrom(), "reason", why)
 	}
 	if why := checkRegion(left); why != "" {
@@ -559,7 +557,7 @@ func (p *PD) onReportSplit(m *pb.Envelope, rs *pb.ReportSplit) {
 	}
 	p.offer(left, nil)
 	if v, why := p.offer(right, nil); v == stale || v == rejected {
-		p.log.Debug("pd: split report: right half not newer", "right", fmtRegion(right), "reason", why)
+		p.log.Debug("pd: split report: right half not newer", "right", right.Describe(), "reason", why)
 	}
 	p.settle()
 }
@@ -568,19 +566,19 @@ func (p *PD) onGetRegion(m *pb.Envelope, req *pb.GetRegionRequest) {
 	p.stats.GetRegions++
 	e := p.view.lookup(req.GetKey())
 	info := e.info()
-	p.reply(m, &pb.Envelope{Body: &pb.Envelope_GetRegionResponse{GetRegionResponse: &pb.GetRegionResponse{
+	p.reply(m, &pb.GetRegionResponse{
 		RequestId: req.GetRequestId(),
 		Region:    info.Region,
 		Leader:    info.Leader,
-	}}})
+	})
 }
 
 func (p *PD) onListRegions(m *pb.Envelope, req *pb.ListRegionsRequest) {
 	p.stats.ListRegions++
-	p.reply(m, &pb.Envelope{Body: &pb.Envelope_ListRegionsResponse{ListRegionsResponse: &pb.ListRegionsResponse{
+	p.reply(m, &pb.ListRegionsResponse{
 		RequestId: req.GetRequestId(),
 		Regions:   p.RegionInfos(),
-	}}})
+	})
 }
 
 func (p *PD) onAskSplit(m *pb.Envelope, req *pb.AskSplitRequest) {
@@ -593,21 +591,21 @@ func (p *PD) onAskSplit(m *pb.Envelope, req *pb.AskSplitRequest) {
 		resp.Error = "pd: ask split: no region given"
 	case k == nil:
 		resp.Error = fmt.Sprintf("pd: ask split: region %d is unknown", r.GetId())
-	case r.GetEpoch() == nil || epochOlder(r.GetEpoch(), k.epoch()):
-		resp.Error = fmt.Sprintf("pd: ask split: %s is older than PD's %s", fmtRegion(r), fmtRegion(k.region))
+	case r.GetEpoch() == nil || r.GetEpoch().Older(k.epoch()):
+		resp.Error = fmt.Sprintf("pd: ask split: %s is older than PD's %s", r.Describe(), k.region.Describe())
 	case len(r.GetPeers()) == 0:
-		resp.Error = fmt.Sprintf("pd: ask split: %s has no peers", fmtRegion(r))
+		resp.Error = fmt.Sprintf("pd: ask split: %s has no peers", r.Describe())
 	default:
 		resp.NewRegionId = p.alloc()
 		for range r.GetPeers() {
 			resp.NewPeerIds = append(resp.NewPeerIds, p.alloc())
 		}
-		p.log.Debug("pd: split ids allocated", "region", fmtRegion(r), "new_region", resp.NewRegionId,
+		p.log.Debug("pd: split ids allocated", "region", r.Describe(), "new_region", resp.NewRegionId,
 			"new_peers", resp.NewPeerIds)
 	}
 	if resp.Error != "" {
 		p.stats.AskSplitErrors++
 		p.log.Debug("pd: ask split refused", "reason", resp.Error, "from", m.GetFrom())
 	}
-	p.reply(m, &pb.Envelope{Body: &pb.Envelope_AskSplitResponse{AskSplitResponse: resp}})
+	p.reply(m, resp)
 }

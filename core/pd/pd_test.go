@@ -62,7 +62,7 @@ func newHarness(t tb, l Layout) *harness {
 	return h
 }
 
-func (h *harness) send(from uint64, body any) {
+func (h *harness) send(from uint64, body pb.Body) {
 	m := pb.NewEnvelope(from, pdID, body)
 	h.pd.Receive(m)
 }
@@ -109,7 +109,7 @@ func tiles(regions []*pb.Region) error {
 			return fmt.Errorf("region %d follows a region ending at +inf", i)
 		}
 		if end := r.GetEndKey(); len(end) != 0 && bytes.Compare(r.GetStartKey(), end) >= 0 {
-			return fmt.Errorf("region %d %s is empty", i, fmtRegion(r))
+			return fmt.Errorf("region %d %s is empty", i, r.Describe())
 		}
 		prevEnd = r.GetEndKey()
 	}
@@ -129,7 +129,7 @@ func mustTile(t tb, p *PD) {
 func describe(rs []*pb.Region) string {
 	s := make([]string, len(rs))
 	for i, r := range rs {
-		s[i] = fmtRegion(r)
+		s[i] = r.Describe()
 	}
 	return strings.Join(s, ", ")
 }
@@ -470,7 +470,7 @@ func TestSplitByHeartbeats(t *testing.T) {
 			h.heartbeat(first)
 			mustTile(t, h.pd)
 			view := h.pd.Regions()
-			if len(view) != 1 || !sameRange(view[0], parent) || view[0].GetEpoch().GetVersion() != 1 {
+			if len(view) != 1 || !view[0].SameRange(parent) || view[0].GetEpoch().GetVersion() != 1 {
 				t.Fatalf("half a split published: %s", describe(view))
 			}
 			if got := h.pd.PendingRegions(); len(got) != 1 || !proto.Equal(got[0], first) {
@@ -522,7 +522,7 @@ func TestNestedSplitsOutOfOrder(t *testing.T) {
 		h.heartbeat(r)
 		mustTile(t, h.pd)
 		if n := len(h.pd.Regions()); n != 1 {
-			t.Fatalf("published too early after %s: %s", fmtRegion(r), describe(h.pd.Regions()))
+			t.Fatalf("published too early after %s: %s", r.Describe(), describe(h.pd.Regions()))
 		}
 	}
 	h.heartbeat(b2) // older than b3, pending for the same id
@@ -784,17 +784,17 @@ func TestSplitsProperty(t *testing.T) {
 				}
 				inView[r.GetId()] = true
 				if !existed(r) {
-					rt.Fatalf("%s: view holds a state that never existed: %s", step, fmtRegion(r))
+					rt.Fatalf("%s: view holds a state that never existed: %s", step, r.Describe())
 				}
-				if m := maxEpoch[r.GetId()]; m != nil && epochOlder(r.GetEpoch(), m) {
+				if m := maxEpoch[r.GetId()]; m != nil && r.GetEpoch().Older(m) {
 					rt.Fatalf("%s: region %d epoch went down: %v -> %v", step, r.GetId(), m, r.GetEpoch())
 				}
 				maxEpoch[r.GetId()] = r.GetEpoch()
 				for _, o := range prev {
-					if overlaps(r.GetStartKey(), r.GetEndKey(), o.GetStartKey(), o.GetEndKey()) &&
+					if r.Overlaps(o) &&
 						r.GetEpoch().GetVersion() < o.GetEpoch().GetVersion() {
 						rt.Fatalf("%s: version went down over %s: %s -> %s", step,
-							fmtRange(r.GetStartKey(), r.GetEndKey()), fmtRegion(o), fmtRegion(r))
+							pb.FormatRange(r.GetStartKey(), r.GetEndKey()), o.Describe(), r.Describe())
 					}
 				}
 			}
@@ -833,20 +833,20 @@ func TestSplitsProperty(t *testing.T) {
 			case 4, 5, 6, 7, 8: // a heartbeat of any state, old or new
 				r := rapid.SampledFrom(history).Draw(rt, "heartbeat")
 				h.heartbeat(r)
-				check(fmt.Sprintf("heartbeat %s", fmtRegion(r)))
+				check(fmt.Sprintf("heartbeat %s", r.Describe()))
 			case 9: // a split report, maybe a stale one
 				if len(splits) == 0 {
 					continue
 				}
 				s := rapid.SampledFrom(splits).Draw(rt, "report")
 				h.send(1, &pb.ReportSplit{Left: s.l, Right: s.r})
-				check(fmt.Sprintf("report %s + %s", fmtRegion(s.l), fmtRegion(s.r)))
+				check(fmt.Sprintf("report %s + %s", s.l.Describe(), s.r.Describe()))
 			}
 		}
 		// Liveness: every region reports its latest state, in random order.
 		for _, id := range rapid.Permutation(ids()).Draw(rt, "final order") {
 			h.heartbeat(truth[id])
-			check(fmt.Sprintf("final heartbeat %s", fmtRegion(truth[id])))
+			check(fmt.Sprintf("final heartbeat %s", truth[id].Describe()))
 		}
 		want := make([]*pb.Region, 0, len(truth))
 		for _, id := range ids() {

@@ -150,16 +150,6 @@ func within(s, e, outerS, outerE []byte) bool {
 	return bytes.Compare(s, outerS) >= 0 && (len(outerE) == 0 || (len(e) != 0 && bytes.Compare(e, outerE) <= 0))
 }
 
-// overlaps reports whether [aS, aE) and [bS, bE) intersect.
-func overlaps(aS, aE, bS, bE []byte) bool {
-	return (len(bE) == 0 || bytes.Compare(aS, bE) < 0) && (len(aE) == 0 || bytes.Compare(bS, aE) < 0)
-}
-
-// sameRange reports whether two regions cover the same keys.
-func sameRange(a, b *pb.Region) bool {
-	return bytes.Equal(a.GetStartKey(), b.GetStartKey()) && bytes.Equal(a.GetEndKey(), b.GetEndKey())
-}
-
 // replacement finds the pending states that exactly tile the range of the
 // published entry q and are each newer than q: q's own region at a newer
 // epoch, or another region with a higher version that is not published
@@ -250,7 +240,7 @@ type replaced struct {
 // least as new as p over p's range: its own region at a newer or equal epoch,
 // or another region with a version >= p's overlapping it.
 func (v *view) overtaken(p *entry) bool {
-	if e := v.byID[p.id()]; e != nil && !epochOlder(e.epoch(), p.epoch()) {
+	if e := v.byID[p.id()]; e != nil && !e.epoch().Older(p.epoch()) {
 		return true
 	}
 	stale := false
@@ -262,16 +252,4 @@ func (v *view) overtaken(p *entry) bool {
 		return true
 	})
 	return stale
-}
-
-// epochOlder reports whether a is strictly older than b: a lower version or
-// a lower conf_ver. (A report with a higher version but a lower conf_ver is
-// inconsistent; it counts as older so that no epoch component ever goes
-// down.)
-func epochOlder(a, b *pb.Epoch) bool {
-	return a.GetVersion() < b.GetVersion() || a.GetConfVer() < b.GetConfVer()
-}
-
-func epochEqual(a, b *pb.Epoch) bool {
-	return a.GetVersion() == b.GetVersion() && a.GetConfVer() == b.GetConfVer()
 }

@@ -2,7 +2,11 @@ package raftstore_test
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
+	"flag"
 	"fmt"
+	"hash"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strings"
@@ -19,9 +23,12 @@ import (
 	"github.com/multiraft/multiraft/core/rng"
 )
 
-// A tiny deterministic-ish cluster: fake clock, FIFO in-memory network, one
-// MemFS per store, the real PD. Only raft's election jitter (crypto/rand)
-// varies between runs, so every wait below is bounded by a tick budget.
+// A tiny deterministic cluster: fake clock, FIFO in-memory network, one
+// MemFS per store, the real PD. etcd raft draws its election jitter from
+// crypto/rand.Reader; the harness replaces that reader, for the length of a
+// test, with a stream seeded from the test's name (or -raftstore.seed), so a
+// failing test replays exactly. Tests in this package must not run in
+// parallel. Every wait below is still bounded by a tick budget.
 
 const (
 	pdNode     = 100
@@ -39,9 +46,41 @@ func (c *fakeClock) Now() time.Time { return c.now }
 // fakeNet queues every envelope; the cluster delivers them in FIFO order.
 // Envelopes are cloned on send, as a real network would serialize them, so
 // that no two nodes share a protobuf.
-type fakeNet struct{ q []*pb.Envelope }
+type fakeNet struct {
+	q    []*pb.Envelope
+	hash hash.Hash64 // of every envelope sent, in order: the run's fingerprint
+}
 
-func (n *fakeNet) Send(e *pb.Envelope) { n.q = append(n.q, proto.Clone(e).(*pb.Envelope)) }
+func (n *fakeNet) Send(e *pb.Envelope) {
+	n.q = append(n.q, proto.Clone(e).(*pb.Envelope))
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(e)
+	if err != nil {
+		panic(fmt.Sprintf("harness: encode envelope: %v", err))
+	}
+	n.hash.Write(b)
+}
+
+var raftSeed = flag.Uint64("raftstore.seed", 0, "seed of raft's election jitter in the test harness (0: derived from the test's name)")
+
+// seedRaft replaces crypto/rand.Reader, etcd raft's source of election
+// jitter, with a seeded stream until the test ends, and returns the seed.
+func seedRaft(t testing.TB) uint64 {
+	seed := *raftSeed
+	if seed == 0 {
+		h := fnv.New64a()
+		h.Write([]byte(t.Name()))
+		seed = h.Sum64()
+	}
+	saved := cryptorand.Reader
+	cryptorand.Reader = rng.Stream(seed, "raft")
+	t.Cleanup(func() {
+		cryptorand.Reader = saved
+		if t.Failed() {
+			t.Logf("raft jitter seed %d (replay: go test ./core/raftstore -run '^%s$' -raftstore.seed=%d)", seed, t.Name(), seed)
+		}
+	})
+	return seed
+}
 
 type cluster struct {
 	t      testing.TB
@@ -79,10 +118,11 @@ func defaultConfig() raftstore.Config {
 // 1..3) and opens the stores. Nothing is bootstrapped until time runs.
 func newCluster(t testing.TB, cfg raftstore.Config, splitKeys ...string) *cluster {
 	t.Helper()
+	seedRaft(t)
 	c := &cluster{
 		t:         t,
 		clock:     &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
-		net:       &fakeNet{},
+		net:       &fakeNet{hash: fnv.New64a()},
 		cfg:       cfg,
 		fs:        map[uint64]vfs.FS{},
 		stores:    map[uint64]*raftstore.Store{},
@@ -276,7 +316,7 @@ func (c *cluster) describe() string {
 			fmt.Fprintf(&b, "  store %d: down\n", id)
 			continue
 		}
-		for _, rs := range st.Regions(false) {
+		for _, rs := range st.Regions() {
 			fmt.Fprintf(&b, "  store %d: region %d [%q,%q) v%d peer %d leader %d isLeader=%v term %d applied %d init=%v\n",
 				id, rs.Region.GetId(), rs.Region.GetStartKey(), rs.Region.GetEndKey(), rs.Region.GetEpoch().GetVersion(),
 				rs.PeerID, rs.Leader, rs.IsLeader, rs.Term, rs.Applied, rs.Initialized)
@@ -291,7 +331,7 @@ func (c *cluster) region(id, rid uint64) *raftstore.RegionStatus {
 	if st == nil {
 		return nil
 	}
-	for _, rs := range st.Regions(true) {
+	for _, rs := range st.RegionsWithKeys() {
 		if rs.Region.GetId() == rid {
 			return &rs
 		}
@@ -535,5 +575,36 @@ func (c *cluster) restartAll() {
 	}
 	for _, id := range c.ids {
 		c.start(id)
+	}
+}
+
+// TestHarnessIsDeterministic runs the same workload, with elections and a
+// leader crash, twice under one test name: every envelope sent must be the
+// same, so a failing test in this package replays exactly.
+func TestHarnessIsDeterministic(t *testing.T) {
+	saved := *raftSeed
+	defer func() { *raftSeed = saved }()
+	*raftSeed = 42
+	run := func() uint64 {
+		var fp uint64
+		t.Run("run", func(t *testing.T) {
+			c := newCluster(t, defaultConfig(), "m")
+			c.waitBootstrap(1, 5)
+			leader := c.waitLeader(1)
+			c.ok(1, put("a", "1"))
+			c.stop(leader)
+			c.waitFor(200, "a new leader", func() bool {
+				l, ok := c.leaderOf(1)
+				return ok && l != leader
+			})
+			c.start(leader)
+			c.ok(1, put("b", "2"))
+			fp = c.net.hash.Sum64()
+		})
+		return fp
+	}
+	a, b := run(), run()
+	if a != b {
+		t.Fatalf("same seed, different runs: envelope hashes %x and %x", a, b)
 	}
 }

@@ -23,13 +23,13 @@ func TestLateStoreBootstrapsDespiteEarlyRaftTraffic(t *testing.T) {
 		return ok && l != 3
 	})
 	c.waitFor(20, "raft traffic to reach store 3", func() bool { return c.store(3).Stats().UnknownRegionMsgs > 0 })
-	if c.store(3).Bootstrapped() || len(c.store(3).Regions(false)) != 0 {
+	if c.store(3).Bootstrapped() || len(c.store(3).Regions()) != 0 {
 		t.Fatalf("store 3 created state before its bootstrap: %s", c.describe())
 	}
 	c.filter = nil
 	c.waitFor(100, "store 3 to bootstrap and catch up", func() bool {
 		st := c.store(3)
-		return st.Bootstrapped() && len(st.Regions(false)) == 1 && st.Regions(false)[0].Initialized
+		return st.Bootstrapped() && len(st.Regions()) == 1 && st.Regions()[0].Initialized
 	})
 	c.ok(1, put("k", "v"))
 	c.waitReplicas(1, "k")
@@ -97,7 +97,7 @@ func TestSplitWithBadIDsIsRefused(t *testing.T) {
 		t.Fatalf("bad split answer not refused: MalformedMsgs %d -> %d", before, got)
 	}
 	for _, id := range c.ids {
-		if n := len(c.store(id).Regions(false)); n != 1 {
+		if n := len(c.store(id).Regions()); n != 1 {
 			t.Fatalf("store %d holds %d regions after a refused split", id, n)
 		}
 	}

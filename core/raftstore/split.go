@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
-	"github.com/multiraft/multiraft/core/storage"
 )
 
 // splitRequest is a split waiting for PD to allocate ids.
@@ -44,20 +43,22 @@ func (p *peer) maybeAskSplit(now time.Time) {
 	if key == nil || checkSplitKey(p.region.Meta(), key) != nil {
 		return
 	}
-	p.askSplit(key)
+	p.s.askSplit(p, key)
 }
 
-func (p *peer) askSplit(key []byte) {
-	p.s.pruneSplitRequests()
-	if h := p.s.hooks.SplitDue; h != nil {
+// askSplit asks PD for the ids of a split of p's region at key; the answer
+// (onAskSplitResponse) proposes the split.
+func (s *Store) askSplit(p *peer, key []byte) {
+	s.pruneSplitRequests()
+	if h := s.hooks.SplitDue; h != nil {
 		h(p.regionID(), p.region.Meta().GetEpoch().GetVersion())
 	}
-	p.splitAskedAt = p.s.now()
-	p.s.nextPDRequest++
-	id := p.s.nextPDRequest
+	p.splitAskedAt = s.now()
+	s.nextPDRequest++
+	id := s.nextPDRequest
 	meta := p.region.Meta()
-	p.s.splitRequests[id] = &splitRequest{regionID: p.regionID(), epoch: proto.Clone(meta.GetEpoch()).(*pb.Epoch), key: bytes.Clone(key), askedAt: p.s.now()}
-	p.s.send(p.s.cfg.PD, &pb.AskSplitRequest{RequestId: id, Region: cloneRegion(meta)})
+	s.splitRequests[id] = &splitRequest{regionID: p.regionID(), epoch: proto.Clone(meta.GetEpoch()).(*pb.Epoch), key: bytes.Clone(key), askedAt: s.now()}
+	s.send(s.cfg.PD, &pb.AskSplitRequest{RequestId: id, Region: cloneRegion(meta)})
 }
 
 // RequestSplit asks the leader of regionID to split it at key (operators and
@@ -73,7 +74,7 @@ func (s *Store) RequestSplit(regionID uint64, key []byte) error {
 	if err := checkSplitKey(p.region.Meta(), key); err != nil {
 		return err
 	}
-	p.askSplit(key)
+	s.askSplit(p, key)
 	s.dirty = true
 	return nil
 }
@@ -96,7 +97,7 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 		return
 	}
 	p := s.peers[req.regionID]
-	if p == nil || !p.leading || !epochEqual(p.region.Meta().GetEpoch(), req.epoch) {
+	if p == nil || !p.leading || !p.region.Meta().GetEpoch().Equal(req.epoch) {
 		return // leadership or epoch changed; the split checker will ask again
 	}
 	if err := checkSplitIDs(p.region.Meta(), resp.GetNewRegionId(), resp.GetNewPeerIds()); err != nil {
@@ -124,81 +125,38 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 	}
 }
 
-// applySplit cuts the region at the split key on this replica: one durable
-// record shrinks it and creates the new region, whose peer then starts.
-// rejected means the command is invalid and changed nothing (every replica
-// decides the same); fatal means local state is inconsistent and the store
-// must stop.
-func (p *peer) applySplit(sp *pb.SplitRequest) (rejected, fatal error) {
-	meta := p.region.Meta()
-	if err := checkSplitKey(meta, sp.GetSplitKey()); err != nil {
-		return err, nil
+// onSplitApplied is the store's part of a split this replica applied:
+// start the new region's peer, deliver the messages held for it, and, on
+// the leader's store, tell PD and start the new region's election at once.
+func (s *Store) onSplitApplied(p *peer, res *splitApplied) error {
+	right := res.right
+	if res.created == nil {
+		s.stats.Splits++
+		s.stash.drop(right.Id)
+		return nil
 	}
-	if err := checkSplitIDs(meta, sp.GetNewRegionId(), sp.GetNewPeerIds()); err != nil {
-		return err, nil
+	if res.tookOver {
+		delete(s.peers, right.Id)
+		s.stats.PlaceholdersTakenOver++
 	}
-	left := cloneRegion(meta)
-	left.EndKey = bytes.Clone(sp.SplitKey)
-	left.Epoch.Version++
-	right := &pb.Region{
-		Id:       sp.NewRegionId,
-		StartKey: bytes.Clone(sp.SplitKey),
-		EndKey:   bytes.Clone(meta.GetEndKey()),
-		Epoch:    &pb.Epoch{ConfVer: meta.GetEpoch().GetConfVer(), Version: meta.GetEpoch().GetVersion() + 1},
+	if err := s.startPeer(res.created); err != nil {
+		return err
 	}
-	for i, pp := range meta.GetPeers() {
-		right.Peers = append(right.Peers, &pb.Peer{Id: sp.NewPeerIds[i], StoreId: pp.StoreId, Role: pp.Role})
-	}
-	rightState := InitialRegionState(right)
-	if existing := p.s.eng.Region(right.Id); existing != nil {
-		if existing.State() != pb.PeerState_NORMAL || storage.Initialized(existing.Meta()) {
-			// The new region is already here, initialized by a snapshot
-			// from its own leader, or it was removed from this store: keep
-			// it as it is and only shrink this region.
-			if existing.State() == pb.PeerState_NORMAL && !bytes.Equal(existing.Meta().GetStartKey(), right.StartKey) {
-				return nil, fmt.Errorf("raftstore: store %d: split of region %d creates region %d at %q, but region %d here starts at %q (region id reused?)",
-					p.s.cfg.StoreID, meta.GetId(), right.Id, right.StartKey, right.Id, existing.Meta().GetStartKey())
-			}
-			p.s.log.Info("split: new region already present, shrinking only", "region", meta.GetId(), "new", right.Id)
-			if _, err := p.region.Split(left, nil); err != nil {
-				return nil, fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
-			}
-			p.s.stats.Splits++
-			delete(p.s.stashed, right.Id)
-			return nil, nil
-		}
-		// A placeholder peer created by an early message: take it over. It
-		// may have voted in a term after the initial one; keep that vote so
-		// this store never votes twice in one term.
-		if hs := existing.HardState(); hs.GetTerm() > rightState.HardState.GetTerm() {
-			rightState.HardState.Term = proto.Uint64(hs.GetTerm())
-			rightState.HardState.Vote = proto.Uint64(hs.GetVote())
-		}
-		delete(p.s.peers, right.Id)
-		p.s.stats.PlaceholdersTakenOver++
-	}
-	nr, err := p.region.Split(left, rightState)
-	if err != nil {
-		return nil, fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
-	}
-	if err := p.s.startPeer(nr); err != nil {
-		return nil, err
-	}
-	p.s.stats.Splits++
+	s.stats.Splits++
 	p.splitAskedAt = time.Time{}
-	if h := p.s.hooks.SplitApplied; h != nil {
-		h(cloneRegion(left), cloneRegion(right))
+	if h := s.hooks.SplitApplied; h != nil {
+		h(cloneRegion(res.left), cloneRegion(right))
 	}
-	p.s.log.Info("region split", "region", meta.GetId(), "key", fmt.Sprintf("%q", sp.SplitKey), "new", right.Id)
-	p.s.deliverStashed(right.Id)
+	s.log.Info("region split", "region", res.left.GetId(), "key", fmt.Sprintf("%q", right.GetStartKey()), "new", right.Id)
+	s.deliverStashed(right.Id)
 	if p.leading {
-		p.s.send(p.s.cfg.PD, &pb.ReportSplit{Left: cloneRegion(left), Right: cloneRegion(right)})
+		s.send(s.cfg.PD, &pb.ReportSplit{Left: cloneRegion(res.left), Right: cloneRegion(right)})
 		// The old leader's store starts the new region's election at once.
-		if np := p.s.peers[right.Id]; np != nil {
+		if np := s.peers[right.Id]; np != nil {
 			_ = np.rn.Campaign()
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // checkSplitIDs validates the ids PD gave a split: a new region id other

@@ -30,7 +30,7 @@ import (
 // initializedRegions lists store id's initialized regions sorted by start key.
 func (c *cluster) initializedRegions(id uint64) []*pb.Region {
 	var out []*pb.Region
-	for _, rs := range c.store(id).Regions(false) {
+	for _, rs := range c.store(id).Regions() {
 		if rs.Initialized {
 			out = append(out, rs.Region)
 		}
@@ -113,7 +113,7 @@ func (c *cluster) splitSeen(rid uint64, start, key, end string, stores ...uint64
 			return 0
 		}
 		var found uint64
-		for _, rs := range c.store(id).Regions(false) {
+		for _, rs := range c.store(id).Regions() {
 			if rs.Initialized && rs.Region.GetId() != rid && sameRange(rs.Region, key, end) {
 				found = rs.Region.GetId()
 			}
@@ -130,7 +130,7 @@ func (c *cluster) splitSeen(rid uint64, start, key, end string, stores ...uint64
 // start key: equal layouts mean equal regions and replicas.
 func (c *cluster) layout(id uint64) string {
 	var b strings.Builder
-	rs := c.store(id).Regions(true)
+	rs := c.store(id).RegionsWithKeys()
 	slices.SortFunc(rs, func(x, y raftstore.RegionStatus) int {
 		return bytes.Compare(x.Region.GetStartKey(), y.Region.GetStartKey())
 	})
@@ -345,7 +345,7 @@ func (c *cluster) checkOneSplit(key string, newID uint64) {
 	c.t.Helper()
 	for _, id := range c.ids {
 		st := c.store(id)
-		if got, want := regionIDs(st.Regions(false)), fmt.Sprintf("%d,%d,%d", left, right, newID); got != want {
+		if got, want := regionIDs(st.Regions()), fmt.Sprintf("%d,%d,%d", left, right, newID); got != want {
 			c.t.Fatalf("store %d holds regions %s, want %s\n%s", id, got, want, c.describe())
 		}
 		if l := c.meta(id, left); !sameRange(l, "", key) || l.GetEpoch().GetVersion() != 2 || l.GetEpoch().GetConfVer() != 1 {
@@ -599,7 +599,7 @@ func TestMessagesForUnappliedSplitCreateNothing(t *testing.T) {
 		return false
 	}
 	st := c.store(behind)
-	regionsBefore := regionIDs(st.Regions(false))
+	regionsBefore := regionIDs(st.Regions())
 	statsBefore := st.Stats()
 
 	if err := c.store(leader).RequestSplit(left, []byte("g")); err != nil {
@@ -618,7 +618,7 @@ func TestMessagesForUnappliedSplitCreateNothing(t *testing.T) {
 		c.step()
 	}
 
-	if got := regionIDs(st.Regions(false)); got != regionsBefore {
+	if got := regionIDs(st.Regions()); got != regionsBefore {
 		t.Fatalf("store %d's regions went from %s to %s before it applied the split", behind, regionsBefore, got)
 	}
 	if l := c.meta(behind, left); !sameRange(l, "", "m") || l.GetEpoch().GetVersion() != 1 {
@@ -712,7 +712,7 @@ func testSnapshotBeforeSplit(t *testing.T, held bool) {
 		return false
 	}
 	st := c.store(behind)
-	regionsBefore := regionIDs(st.Regions(false))
+	regionsBefore := regionIDs(st.Regions())
 
 	if err := c.store(leader).RequestSplit(left, []byte("g")); err != nil {
 		t.Fatalf("RequestSplit: %v", err)
@@ -763,7 +763,7 @@ func testSnapshotBeforeSplit(t *testing.T, held bool) {
 		t.Fatalf("the snapshot holds %v with %d keys, want [g,m) with %d", rs.GetRegion(), len(rs.GetPairs()), len(want))
 	}
 	s := st.Stats()
-	if got := regionIDs(st.Regions(false)); got != regionsBefore {
+	if got := regionIDs(st.Regions()); got != regionsBefore {
 		t.Fatalf("store %d's regions went from %s to %s on a snapshot for a region its pending split will create", behind, regionsBefore, got)
 	}
 	if s.UnknownRegionMsgs-statsBefore.UnknownRegionMsgs < uint64(len(snaps)) || s.SnapshotsApplied != statsBefore.SnapshotsApplied || s.PlaceholderPeers != 0 {
@@ -783,7 +783,7 @@ func testSnapshotBeforeSplit(t *testing.T, held bool) {
 		for i := 0; i < 3*cfg.ElectionTicks; i++ {
 			c.step()
 		}
-		if got := regionIDs(st.Regions(false)); got != regionsBefore {
+		if got := regionIDs(st.Regions()); got != regionsBefore {
 			t.Fatalf("store %d's regions went from %s to %s while it was cut off", behind, regionsBefore, got)
 		}
 	}

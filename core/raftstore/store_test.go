@@ -44,7 +44,7 @@ func peerOn(r *pb.Region, store uint64) *pb.Peer {
 func TestBootstrapFromPD(t *testing.T) {
 	c := newCluster(t, defaultConfig(), "m")
 	for _, id := range c.ids {
-		if c.store(id).Bootstrapped() || len(c.store(id).Regions(false)) != 0 {
+		if c.store(id).Bootstrapped() || len(c.store(id).Regions()) != 0 {
 			t.Fatalf("store %d has regions before talking to PD", id)
 		}
 	}
@@ -52,7 +52,7 @@ func TestBootstrapFromPD(t *testing.T) {
 
 	init := c.pd.InitialRegions()
 	for _, id := range c.ids {
-		got := c.store(id).Regions(false)
+		got := c.store(id).Regions()
 		if len(got) != len(init) {
 			t.Fatalf("store %d hosts %d regions, PD's layout has %d\n%s", id, len(got), len(init), c.describe())
 		}
@@ -344,7 +344,7 @@ func TestUnknownRegionAndMalformedRaftMessages(t *testing.T) {
 	c := startTwoRegions(t, defaultConfig())
 	const target = uint64(1)
 	st := c.store(target)
-	regionsBefore := regionIDs(st.Regions(false))
+	regionsBefore := regionIDs(st.Regions())
 
 	msg := func(typ raftpb.MessageType, from, to uint64) *raftpb.Message {
 		return &raftpb.Message{Type: typ.Enum(), From: proto.Uint64(from), To: proto.Uint64(to), Term: proto.Uint64(50)}
@@ -375,7 +375,7 @@ func TestUnknownRegionAndMalformedRaftMessages(t *testing.T) {
 		if got := st.Stats().UnknownRegionMsgs; got != uint64(i+1) {
 			t.Fatalf("%s: UnknownRegionMsgs = %d, want %d", u.name, got, i+1)
 		}
-		if got := regionIDs(st.Regions(false)); got != regionsBefore {
+		if got := regionIDs(st.Regions()); got != regionsBefore {
 			t.Fatalf("%s: regions changed from %s to %s", u.name, regionsBefore, got)
 		}
 		if st.Stats().PlaceholderPeers != 0 {
@@ -415,7 +415,7 @@ func TestUnknownRegionAndMalformedRaftMessages(t *testing.T) {
 			t.Fatalf("%s: MalformedMsgs grew to %d, want %d", m.name, got, i+1)
 		}
 	}
-	if got := regionIDs(st.Regions(false)); got != regionsBefore {
+	if got := regionIDs(st.Regions()); got != regionsBefore {
 		t.Fatalf("malformed messages changed regions from %s to %s", regionsBefore, got)
 	}
 	if got := c.region(target, left).Term; got != term {
@@ -462,7 +462,7 @@ func TestAcknowledgedWritesSurviveRestart(t *testing.T) {
 	if !c.store(old).Bootstrapped() {
 		t.Fatalf("store %d forgot it was bootstrapped", old)
 	}
-	if rs := c.store(old).Regions(false); len(rs) != 2 {
+	if rs := c.store(old).Regions(); len(rs) != 2 {
 		t.Fatalf("restarted store %d recovered %d regions, want 2", old, len(rs))
 	}
 	c.waitReplicas(left, "a,b,c")
@@ -544,7 +544,7 @@ func TestSplit(t *testing.T) {
 				return false
 			}
 		}
-		for _, rs := range c.store(leader).Regions(false) {
+		for _, rs := range c.store(leader).Regions() {
 			if sameRange(rs.Region, "g", "m") {
 				newID = rs.Region.GetId()
 			}
@@ -680,7 +680,7 @@ func (c *cluster) splitAndWait(rid uint64, key string) uint64 {
 	}
 	var newID uint64
 	c.waitFor(100, fmt.Sprintf("region %d to split at %q", rid, key), func() bool {
-		for _, rs := range c.store(leader).Regions(false) {
+		for _, rs := range c.store(leader).Regions() {
 			if sameRange(rs.Region, key, end) {
 				newID = rs.Region.GetId()
 			}
@@ -755,7 +755,7 @@ func TestSplitWhileReplicaDown(t *testing.T) {
 			// And everything survives a full restart.
 			c.restartAll()
 			for _, id := range c.ids {
-				if n := len(c.store(id).Regions(false)); n != 3 {
+				if n := len(c.store(id).Regions()); n != 3 {
 					t.Fatalf("store %d recovered %d regions, want 3\n%s", id, n, c.describe())
 				}
 			}

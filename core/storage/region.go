@@ -194,10 +194,6 @@ func (r *Region) Split(left *pb.Region, right *pb.RegionCheckpoint) (*Region, er
 	return nr, nil
 }
 
-// Initialized reports whether the region has a range (and so data). An
-// uninitialized region is a placeholder peer waiting for a snapshot.
-func Initialized(meta *pb.Region) bool { return meta.GetEpoch().GetVersion() > 0 }
-
 func (r *Region) applySplit(rec *pb.SplitRecord, live bool) (*Region, error) {
 	left := rec.Left
 	at := left.GetEndKey()
@@ -214,7 +210,7 @@ func (r *Region) applySplit(rec *pb.SplitRecord, live bool) (*Region, error) {
 	if rid == 0 || rid == r.id {
 		return nil, fmt.Errorf("storage: split of region %d: bad new region id %d", r.id, rid)
 	}
-	if old, ok := r.e.regions[rid]; ok && live && (Initialized(old.meta) || old.state != pb.PeerState_NORMAL) {
+	if old, ok := r.e.regions[rid]; ok && live && (old.meta.Initialized() || old.state != pb.PeerState_NORMAL) {
 		return nil, fmt.Errorf("storage: split of region %d: region %d already exists (state %v)", r.id, rid, old.state)
 	}
 	if !bytes.Equal(right.GetRegion().GetStartKey(), at) {

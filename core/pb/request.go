@@ -1,0 +1,79 @@
+package pb
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// Key is the key that decides which region serves the request: the key of a
+// get, put, delete or cas, the start of a scan; nil when the request has no
+// operation.
+func (r *KvRequest) Key() []byte {
+	switch op := r.GetOp().(type) {
+	case *KvRequest_Get:
+		return op.Get.GetKey()
+	case *KvRequest_Put:
+		return op.Put.GetKey()
+	case *KvRequest_Delete:
+		return op.Delete.GetKey()
+	case *KvRequest_Cas:
+		return op.Cas.GetKey()
+	case *KvRequest_Scan:
+		return op.Scan.GetStartKey()
+	}
+	return nil
+}
+
+// IsWrite reports whether the request changes state (put, delete, cas) and
+// so goes through the raft log; gets and scans are reads.
+func (r *KvRequest) IsWrite() bool {
+	switch r.GetOp().(type) {
+	case *KvRequest_Put, *KvRequest_Delete, *KvRequest_Cas:
+		return true
+	}
+	return false
+}
+
+// Validate returns why the request's operation is malformed, or nil.
+func (r *KvRequest) Validate() error {
+	switch op := r.GetOp().(type) {
+	case *KvRequest_Get:
+		if len(op.Get.GetKey()) == 0 {
+			return fmt.Errorf("get: empty key")
+		}
+	case *KvRequest_Put:
+		if len(op.Put.GetKey()) == 0 {
+			return fmt.Errorf("put: empty key")
+		}
+	case *KvRequest_Delete:
+		if len(op.Delete.GetKey()) == 0 {
+			return fmt.Errorf("delete: empty key")
+		}
+	case *KvRequest_Cas:
+		if len(op.Cas.GetKey()) == 0 {
+			return fmt.Errorf("cas: empty key")
+		}
+	case *KvRequest_Scan:
+		sc := op.Scan
+		if len(sc.GetEndKey()) > 0 && bytes.Compare(sc.GetStartKey(), sc.GetEndKey()) >= 0 {
+			return fmt.Errorf("scan: start %q is not before end %q", sc.GetStartKey(), sc.GetEndKey())
+		}
+	default:
+		return fmt.Errorf("request has no operation")
+	}
+	return nil
+}
+
+// Key is the key a write command changes; nil for admin commands (split)
+// and empty commands.
+func (c *RaftCommand) Key() []byte {
+	switch cmd := c.GetCmd().(type) {
+	case *RaftCommand_Put:
+		return cmd.Put.GetKey()
+	case *RaftCommand_Delete:
+		return cmd.Delete.GetKey()
+	case *RaftCommand_Cas:
+		return cmd.Cas.GetKey()
+	}
+	return nil
+}

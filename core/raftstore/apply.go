@@ -1,0 +1,231 @@
+package raftstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/storage"
+)
+
+// The apply side of a peer: committed entries change the region's state
+// machine (keys, meta) and nothing else. What the store must do about an
+// entry (start the peer of a new region, tell PD) comes back as an
+// applyResult, which Store.applyReady hands to the store's handlers.
+
+// applyResult is what applying one entry did beyond the region's own state,
+// for the store to act on. Applying a plain KV write returns none.
+type applyResult interface{ isApplyResult() }
+
+// splitApplied: this replica applied a split of its region into left (this
+// region, shrunk) and right.
+type splitApplied struct {
+	left, right *pb.Region
+	// created is the new region's local state, or nil when the new region
+	// was already here (initialized by a snapshot from its own leader, or
+	// removed from this store): then this replica only shrank.
+	created *storage.Region
+	// tookOver: created replaced a placeholder peer of the new region.
+	tookOver bool
+}
+
+func (*splitApplied) isApplyResult() {}
+
+// observeReady takes in the volatile, non-entry part of a Ready before its
+// entries are applied: read states, then role changes.
+func (p *peer) observeReady(rd raft.Ready) {
+	// Read states first: one obtained while still leader stays valid even
+	// if the same Ready also reports the step-down.
+	for _, rs := range rd.ReadStates {
+		for _, b := range p.batches {
+			if !b.indexKnown && bytes.Equal(b.ctx, rs.RequestCtx) {
+				b.index, b.indexKnown = rs.Index, true
+			}
+		}
+	}
+	if rd.SoftState != nil {
+		p.onSoftState(rd.SoftState)
+	}
+}
+
+// applyEntry applies one committed entry, answers the proposal it settles
+// and records the applied index. It returns what the store must do about
+// the entry, if anything; an error means local state is inconsistent and the
+// store must stop.
+func (p *peer) applyEntry(e *raftpb.Entry) (applyResult, error) {
+	res, err := p.applyEntryData(e)
+	if err != nil {
+		return nil, err
+	}
+	p.region.SetApplied(e.GetIndex())
+	return res, nil
+}
+
+func (p *peer) applyEntryData(e *raftpb.Entry) (applyResult, error) {
+	switch e.GetType() {
+	case raftpb.EntryType_EntryNormal:
+		if len(e.GetData()) == 0 {
+			// A new leader's empty entry. It may have taken the index of a
+			// proposal of ours that will now never apply: answer it.
+			p.answerProposal(nil, e, nil)
+			return nil, nil
+		}
+		var cmd pb.RaftCommand
+		if err := proto.Unmarshal(e.GetData(), &cmd); err != nil {
+			// Every replica skips it the same way: nothing was applied.
+			p.s.log.Error("undecodable raft command", "region", p.regionID(), "index", e.GetIndex(), "err", err)
+			return nil, nil
+		}
+		resp, res, err := p.applyCommand(&cmd, e)
+		if err != nil {
+			return nil, err
+		}
+		p.answerProposal(&cmd, e, resp)
+		return res, nil
+	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
+		var cc raftpb.ConfChangeI
+		if e.GetType() == raftpb.EntryType_EntryConfChange {
+			var c raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+				return nil, fmt.Errorf("raftstore: region %d: decode conf change at %d: %w", p.regionID(), e.GetIndex(), err)
+			}
+			cc = &c
+		} else {
+			var c raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+				return nil, fmt.Errorf("raftstore: region %d: decode conf change at %d: %w", p.regionID(), e.GetIndex(), err)
+			}
+			cc = &c
+		}
+		// Membership changes are not supported yet (they come with moving
+		// replicas). Applying one without updating the region's peers and
+		// conf_ver would corrupt routing: stop instead.
+		return nil, fmt.Errorf("raftstore: region %d: conf change %v at index %d, which this version cannot apply", p.regionID(), cc, e.GetIndex())
+	}
+	return nil, nil
+}
+
+// applyCommand executes one command against the region and returns the
+// response for its proposer and what the store must do about it. An error
+// is fatal: the store must stop.
+func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvResponse, applyResult, error) {
+	meta := p.region.Meta()
+	resp := &pb.KvResponse{}
+	h := cmd.GetHeader()
+	if h.GetRegionId() != p.regionID() {
+		resp.RegionError = regionNotFoundErr(h.GetRegionId())
+		return resp, nil, nil
+	}
+	if split := cmd.GetSplit(); split != nil {
+		if !h.GetRegionEpoch().Equal(meta.GetEpoch()) {
+			p.s.log.Info("split skipped: epoch changed", "region", p.regionID(), "index", e.GetIndex())
+			resp.RegionError = p.s.epochNotMatchErr(p, nil)
+			return resp, nil, nil
+		}
+		res, err := p.applySplit(split)
+		var invalid *invalidSplitError
+		switch {
+		case errors.As(err, &invalid):
+			p.s.log.Warn("split rejected at apply", "region", p.regionID(), "err", err)
+			resp.RegionError = invalidErr(err.Error())
+			return resp, nil, nil
+		case err != nil:
+			return nil, nil, err
+		}
+		return resp, res, nil
+	}
+	if h.GetRegionEpoch().GetVersion() != meta.GetEpoch().GetVersion() {
+		resp.RegionError = p.s.epochNotMatchErr(p, cmd.Key())
+		return resp, nil, nil
+	}
+	if key := cmd.Key(); !meta.ContainsKey(key) {
+		resp.RegionError = keyNotInRegionErr(key, meta)
+		return resp, nil, nil
+	}
+	p.s.stats.WritesApplied++
+	switch c := cmd.Cmd.(type) {
+	case *pb.RaftCommand_Put:
+		v := p.region.Put(c.Put.Key, c.Put.Value)
+		resp.Result = &pb.KvResponse_Put{Put: &pb.PutResponse{Version: v}}
+	case *pb.RaftCommand_Delete:
+		ok := p.region.Delete(c.Delete.Key)
+		resp.Result = &pb.KvResponse_Delete{Delete: &pb.DeleteResponse{Deleted: ok}}
+	case *pb.RaftCommand_Cas:
+		ok, v := p.region.CompareAndSwap(c.Cas.Key, c.Cas.ExpectedVersion, c.Cas.Value)
+		resp.Result = &pb.KvResponse_Cas{Cas: &pb.CasResponse{Succeeded: ok, Version: v}}
+	default:
+		resp.RegionError = invalidErr("empty command")
+	}
+	return resp, nil, nil
+}
+
+// invalidSplitError: a split command that is invalid against the region
+// (bad key or ids). Every replica decides the same and changes nothing.
+type invalidSplitError struct{ err error }
+
+func (e *invalidSplitError) Error() string { return e.err.Error() }
+func (e *invalidSplitError) Unwrap() error { return e.err }
+
+// applySplit cuts the region at the split key on this replica, as one
+// durable record that shrinks it and creates the new region's local state.
+// Starting the new region's peer is the store's part (Store.onSplitApplied).
+// An *invalidSplitError means the command changed nothing; any other error
+// means local state is inconsistent and the store must stop.
+func (p *peer) applySplit(sp *pb.SplitRequest) (*splitApplied, error) {
+	meta := p.region.Meta()
+	if err := checkSplitKey(meta, sp.GetSplitKey()); err != nil {
+		return nil, &invalidSplitError{err}
+	}
+	if err := checkSplitIDs(meta, sp.GetNewRegionId(), sp.GetNewPeerIds()); err != nil {
+		return nil, &invalidSplitError{err}
+	}
+	left := cloneRegion(meta)
+	left.EndKey = bytes.Clone(sp.SplitKey)
+	left.Epoch.Version++
+	right := &pb.Region{
+		Id:       sp.NewRegionId,
+		StartKey: bytes.Clone(sp.SplitKey),
+		EndKey:   bytes.Clone(meta.GetEndKey()),
+		Epoch:    &pb.Epoch{ConfVer: meta.GetEpoch().GetConfVer(), Version: meta.GetEpoch().GetVersion() + 1},
+	}
+	for i, pp := range meta.GetPeers() {
+		right.Peers = append(right.Peers, &pb.Peer{Id: sp.NewPeerIds[i], StoreId: pp.StoreId, Role: pp.Role})
+	}
+	res := &splitApplied{left: left, right: right}
+	rightState := InitialRegionState(right)
+	if existing := p.s.eng.Region(right.Id); existing != nil {
+		if existing.State() != pb.PeerState_NORMAL || existing.Meta().Initialized() {
+			// The new region is already here, initialized by a snapshot
+			// from its own leader, or it was removed from this store: keep
+			// it as it is and only shrink this region.
+			if existing.State() == pb.PeerState_NORMAL && !bytes.Equal(existing.Meta().GetStartKey(), right.StartKey) {
+				return nil, fmt.Errorf("raftstore: store %d: split of region %d creates region %d at %q, but region %d here starts at %q (region id reused?)",
+					p.s.cfg.StoreID, meta.GetId(), right.Id, right.StartKey, right.Id, existing.Meta().GetStartKey())
+			}
+			p.s.log.Info("split: new region already present, shrinking only", "region", meta.GetId(), "new", right.Id)
+			if _, err := p.region.Split(left, nil); err != nil {
+				return nil, fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
+			}
+			return res, nil
+		}
+		// A placeholder peer created by an early message: take it over. It
+		// may have voted in a term after the initial one; keep that vote so
+		// this store never votes twice in one term.
+		if hs := existing.HardState(); hs.GetTerm() > rightState.HardState.GetTerm() {
+			rightState.HardState.Term = proto.Uint64(hs.GetTerm())
+			rightState.HardState.Vote = proto.Uint64(hs.GetVote())
+		}
+		res.tookOver = true
+	}
+	nr, err := p.region.Split(left, rightState)
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
+	}
+	res.created = nr
+	return res, nil
+}

@@ -1,0 +1,83 @@
+package raftstore
+
+import "time"
+
+// Config tunes a store.
+type Config struct {
+	StoreID uint64
+	PD      uint64 // PD's node id
+
+	// TickInterval is how often the driver calls Tick.
+	TickInterval time.Duration
+	// ElectionTicks and HeartbeatTicks are raft's timeouts in ticks.
+	ElectionTicks  int
+	HeartbeatTicks int
+
+	// Heartbeat intervals to PD. When both are zero the store uses the
+	// interval PD names at bootstrap (PD's default: 30 s).
+	RegionHeartbeatInterval time.Duration
+	StoreHeartbeatInterval  time.Duration
+
+	// SplitThreshold is the approximate region size in bytes (keys plus
+	// values) at which a region splits. 0 disables splitting.
+	SplitThreshold int64
+
+	// LogCompactEntries: once more than this many applied entries are in a
+	// region's raft log, the log is compacted, keeping LogKeepEntries.
+	LogCompactEntries uint64
+	LogKeepEntries    uint64
+
+	// SnapshotTimeout: a snapshot the follower has not acknowledged after
+	// this long is reported failed, and raft sends a fresh one.
+	// Default 20 election timeouts.
+	SnapshotTimeout time.Duration
+
+	CheckpointBytes int64
+	MaxSizePerMsg   uint64
+	MaxInflightMsgs int
+}
+
+// Defaults for a real deployment.
+const (
+	DefaultTickInterval      = 100 * time.Millisecond
+	DefaultHeartbeatInterval = 30 * time.Second
+	DefaultSplitThreshold    = 96 << 20
+)
+
+func (c *Config) fill() {
+	if c.TickInterval <= 0 {
+		c.TickInterval = DefaultTickInterval
+	}
+	if c.ElectionTicks <= 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks <= 0 {
+		c.HeartbeatTicks = 2
+	}
+	if c.RegionHeartbeatInterval <= 0 {
+		c.RegionHeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.StoreHeartbeatInterval <= 0 {
+		c.StoreHeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.LogCompactEntries == 0 {
+		c.LogCompactEntries = 1000
+	}
+	if c.LogKeepEntries == 0 || c.LogKeepEntries > c.LogCompactEntries {
+		c.LogKeepEntries = c.LogCompactEntries / 4
+	}
+	if c.SnapshotTimeout <= 0 {
+		c.SnapshotTimeout = 20 * c.ElectionTick()
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = 256
+	}
+}
+
+// ElectionTick is the election timeout as a duration.
+func (c Config) ElectionTick() time.Duration {
+	return time.Duration(c.ElectionTicks) * c.TickInterval
+}

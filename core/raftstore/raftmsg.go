@@ -1,0 +1,146 @@
+package raftstore
+
+import (
+	"github.com/multiraft/multiraft/core/pb"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// onRaftMessage routes a raft message to the peer of its region.
+func (s *Store) onRaftMessage(rm *pb.RaftMessage) {
+	msg := rm.GetMessage()
+	if msg == nil || rm.GetRegionId() == 0 || rm.GetToPeer() == nil || rm.GetFromPeer() == nil {
+		s.stats.MalformedMsgs++
+		s.log.Warn("dropping malformed raft message", "region", rm.GetRegionId())
+		return
+	}
+	if rm.GetFromPeer().GetId() != msg.GetFrom() {
+		s.stats.MalformedMsgs++
+		s.log.Warn("dropping raft message whose sender does not match", "region", rm.GetRegionId(), "from_peer", rm.GetFromPeer().GetId(), "msg_from", msg.GetFrom())
+		return
+	}
+	if rm.GetToPeer().GetStoreId() != s.cfg.StoreID {
+		s.stats.MalformedMsgs++
+		s.log.Warn("dropping raft message for another store", "region", rm.GetRegionId(), "to_store", rm.GetToPeer().GetStoreId())
+		return
+	}
+	p := s.peers[rm.GetRegionId()]
+	if p == nil {
+		if p = s.maybeCreatePeer(rm); p == nil {
+			return
+		}
+	}
+	if rm.GetToPeer().GetId() != p.id || msg.GetTo() != p.id {
+		s.stats.StalePeerMsgs++
+		return
+	}
+	if msg.GetType() == raftpb.MessageType_MsgSnap {
+		if !s.snapshotAcceptable(p, msg.GetSnapshot()) {
+			s.stats.SnapshotsRefused++
+			return
+		}
+	}
+	p.rememberPeer(rm.GetFromPeer())
+	if err := p.rn.Step(msg); err != nil {
+		s.log.Debug("raft step", "region", p.regionID(), "err", err)
+	}
+}
+
+// maybeCreatePeer decides what to do with a raft message for a region this
+// store does not have. The store creates an uninitialized placeholder peer
+// (no range, no data; it waits for a snapshot) only when all hold:
+//   - the store was never told to drop this region (no tombstone);
+//   - the message is one a leader or candidate sends to a member;
+//   - the sender's view of the region names this store's peer;
+//   - the region's range overlaps no initialized local region. If it does,
+//     the local region is older and will create this one by applying its
+//     split (or shrink through a snapshot): the message is dropped, and the
+//     sender will retry.
+//
+// Anything else is rejected, counted and logged, and creates nothing.
+func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
+	msg := rm.GetMessage()
+	id := rm.GetRegionId()
+	if r := s.eng.Region(id); r != nil && r.State() == pb.PeerState_TOMBSTONE {
+		s.stats.StalePeerMsgs++ // the region was removed from this store
+		return nil
+	}
+	switch msg.GetType() {
+	case raftpb.MessageType_MsgApp, raftpb.MessageType_MsgHeartbeat, raftpb.MessageType_MsgSnap,
+		raftpb.MessageType_MsgVote, raftpb.MessageType_MsgPreVote:
+	default:
+		s.stats.UnknownRegionMsgs++
+		return nil
+	}
+	if rm.GetRegionEpoch().GetVersion() == 0 || rm.GetToPeer().GetId() == 0 {
+		s.stats.UnknownRegionMsgs++
+		s.log.Debug("dropping raft message for unknown region without epoch", "region", id)
+		return nil
+	}
+	view := &pb.Region{Id: id, StartKey: rm.GetStartKey(), EndKey: rm.GetEndKey()}
+	for _, o := range s.sortedPeers() {
+		if o.region.Meta().Initialized() && o.region.Meta().Overlaps(view) {
+			s.stats.UnknownRegionMsgs++
+			if o.region.Meta().GetEpoch().GetVersion() < rm.GetRegionEpoch().GetVersion() {
+				// Most likely a split this store has yet to apply: keep
+				// the message for the peer that split will create.
+				s.stash.hold(rm)
+			}
+			s.log.Debug("holding back raft message for unknown region overlapping a local one",
+				"region", id, "local", o.regionID(), "type", msg.GetType())
+			return nil
+		}
+	}
+	meta := &pb.Region{Id: id, Peers: []*pb.Peer{cloneRegionPeer(rm.GetToPeer())}}
+	r, err := s.eng.CreateRegion(&pb.RegionCheckpoint{Region: meta})
+	if err != nil {
+		s.log.Error("create placeholder peer", "region", id, "err", err)
+		return nil
+	}
+	if err := s.startPeer(r); err != nil {
+		s.log.Error("start placeholder peer", "region", id, "err", err)
+		return nil
+	}
+	s.stats.PlaceholderPeers++
+	s.log.Info("created uninitialized peer", "region", id, "peer", rm.GetToPeer().GetId(), "from_store", rm.GetFromPeer().GetStoreId())
+	s.stash.drop(id) // older than this message; the leader resends
+	return s.peers[id]
+}
+
+func cloneRegionPeer(p *pb.Peer) *pb.Peer { return proto.Clone(p).(*pb.Peer) }
+
+// deliverStashed hands the messages held for a region just created to it.
+func (s *Store) deliverStashed(regionID uint64) {
+	for _, rm := range s.stash.take(regionID) {
+		s.onRaftMessage(rm)
+	}
+}
+
+// snapshotAcceptable refuses a snapshot whose range overlaps another region
+// this store holds (it would put one key in two regions here).
+func (s *Store) snapshotAcceptable(p *peer, snap *raftpb.Snapshot) bool {
+	rs := &pb.RegionSnapshot{}
+	if err := proto.Unmarshal(snap.GetData(), rs); err != nil || rs.GetRegion().GetId() != p.regionID() {
+		s.stats.MalformedMsgs++
+		s.log.Warn("dropping undecodable snapshot", "region", p.regionID(), "err", err)
+		return false
+	}
+	for _, o := range s.sortedPeers() {
+		if o == p || !o.region.Meta().Initialized() {
+			continue
+		}
+		if o.region.Meta().Overlaps(rs.GetRegion()) {
+			s.log.Info("refusing snapshot overlapping a local region", "region", p.regionID(), "overlaps", o.regionID())
+			return false
+		}
+	}
+	// Snapshots accepted since the last ready round are not in storage yet.
+	for id, r := range s.pendingSnaps {
+		if id != p.regionID() && r.Overlaps(rs.GetRegion()) {
+			s.log.Info("refusing snapshot overlapping another snapshot in flight", "region", p.regionID(), "overlaps", id)
+			return false
+		}
+	}
+	s.pendingSnaps[p.regionID()] = rs.GetRegion()
+	return true
+}
