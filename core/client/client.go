@@ -621,8 +621,8 @@ func (c *Client) onRegionResponse(resp *pb.GetRegionResponse) {
 	case r == nil:
 		o.lastErr = fmt.Errorf("PD: no region for key %q", o.pdKey)
 	case !validRegion(r) || !r.ContainsKey(o.pdKey):
-		o.lastErr = fmt.Errorf("PD: region %d [%q, %q) with %d peers for key %q",
-			r.GetId(), r.GetStartKey(), r.GetEndKey(), len(r.GetPeers()), o.pdKey)
+		o.lastErr = fmt.Errorf("PD: region %d %s with %d peers for key %q",
+			r.GetId(), r.RangeString(), len(r.GetPeers()), o.pdKey)
 	default:
 		c.cache.insert(r, resp.GetLeader(), nil)
 		if c.cache.find(o.pdKey) != nil {

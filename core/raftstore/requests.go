@@ -83,7 +83,7 @@ func regionNotFoundErr(id uint64) *pb.RegionError {
 
 func keyNotInRegionErr(key []byte, meta *pb.Region) *pb.RegionError {
 	return &pb.RegionError{
-		Message: fmt.Sprintf("key %q is not in region %d [%q, %q)", key, meta.GetId(), meta.GetStartKey(), meta.GetEndKey()),
+		Message: fmt.Sprintf("key %q is not in region %d %s", key, meta.GetId(), meta.RangeString()),
 		KeyNotInRegion: &pb.KeyNotInRegion{
 			Key: key, RegionId: meta.GetId(), StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(),
 		},

@@ -81,7 +81,7 @@ func (s *Store) RequestSplit(regionID uint64, key []byte) error {
 
 func checkSplitKey(meta *pb.Region, key []byte) error {
 	if bytes.Compare(key, meta.GetStartKey()) <= 0 || (len(meta.GetEndKey()) > 0 && bytes.Compare(key, meta.GetEndKey()) >= 0) {
-		return fmt.Errorf("raftstore: split key %q is not strictly inside region %d [%q, %q)", key, meta.GetId(), meta.GetStartKey(), meta.GetEndKey())
+		return fmt.Errorf("raftstore: split key %q is not strictly inside region %d %s", key, meta.GetId(), meta.RangeString())
 	}
 	return nil
 }
