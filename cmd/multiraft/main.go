@@ -14,6 +14,7 @@ func usage() {
 commands:
   sim     run simulation scenarios across seeds and check them
           (multiraft sim -h for flags)
+  version print the build's version
 `)
 }
 
@@ -26,6 +27,8 @@ func main() {
 	switch os.Args[1] {
 	case "sim":
 		code = runSim(os.Args[2:], os.Stdout, os.Stderr)
+	case "version":
+		code = runVersion(os.Stdout)
 	case "-h", "--help", "help":
 		usage()
 	default:

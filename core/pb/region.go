@@ -81,6 +81,14 @@ func (r *Region) Describe() string {
 		r.GetEpoch().GetVersion(), r.GetEpoch().GetConfVer())
 }
 
+// Describe renders the epoch as "conf_ver C, version V". Never format a
+// protobuf message with %v where the text can reach the wire or a trace:
+// protobuf-go varies its text output by build, which would make a
+// simulation's trace depend on the binary, not only on the seed.
+func (e *Epoch) Describe() string {
+	return fmt.Sprintf("conf_ver %d, version %d", e.GetConfVer(), e.GetVersion())
+}
+
 // Equal reports whether both components of the epochs are the same.
 func (e *Epoch) Equal(o *Epoch) bool {
 	return e.GetVersion() == o.GetVersion() && e.GetConfVer() == o.GetConfVer()

@@ -77,3 +77,36 @@ func (c *RaftCommand) Key() []byte {
 	}
 	return nil
 }
+
+// SizeLimits bound the keys and values a request may carry. Zero means no
+// bound.
+type SizeLimits struct {
+	MaxKeyBytes   int
+	MaxValueBytes int
+}
+
+// CheckSizes returns an error naming the limit when one of the request's
+// keys (the scan bounds too) or its value is larger than l allows.
+func (r *KvRequest) CheckSizes(l SizeLimits) error {
+	keys := [][]byte{r.Key()}
+	var value []byte
+	switch op := r.GetOp().(type) {
+	case *KvRequest_Put:
+		value = op.Put.GetValue()
+	case *KvRequest_Cas:
+		value = op.Cas.GetValue()
+	case *KvRequest_Scan:
+		keys = append(keys, op.Scan.GetEndKey())
+	}
+	if l.MaxKeyBytes > 0 {
+		for _, k := range keys {
+			if len(k) > l.MaxKeyBytes {
+				return fmt.Errorf("key of %d bytes is over the limit of %d bytes", len(k), l.MaxKeyBytes)
+			}
+		}
+	}
+	if l.MaxValueBytes > 0 && len(value) > l.MaxValueBytes {
+		return fmt.Errorf("value of %d bytes is over the limit of %d bytes", len(value), l.MaxValueBytes)
+	}
+	return nil
+}

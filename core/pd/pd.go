@@ -18,7 +18,10 @@
 // followed by the ids of its peers (listed by store id). AskSplit draws the
 // new region id and then one peer id per peer of the splitting region. An id
 // is never handed out twice, even when a request is retried. The allocator
-// also moves past any id it sees in an accepted heartbeat.
+// never learns an id from a report: PD allocates every region and peer id,
+// so a report naming an id at or above the allocator's next id is refused
+// (an id of 2^64-1 in a heartbeat once wrapped the allocator and handed out
+// ids in use).
 //
 // # Epoch rules
 //
@@ -130,6 +133,7 @@ type PD struct {
 	interval time.Duration
 
 	nextID  uint64            // the next id the allocator hands out
+	bounds  map[uint64]bound  // per region id: the newest epoch it can legitimately have
 	stores  map[uint64]*store // every store of the layout
 	initial []*pb.Region      // the initial regions, in start-key order
 	view    *view             // routing view and pending states
@@ -173,6 +177,7 @@ func New(env core.Env, cfg Config) (*PD, error) {
 		id:       cfg.ID,
 		interval: interval,
 		nextID:   1,
+		bounds:   map[uint64]bound{},
 		stores:   make(map[uint64]*store, len(stores)),
 		view:     newView(),
 	}
@@ -195,6 +200,7 @@ func New(env core.Env, cfg Config) (*PD, error) {
 		for _, s := range on {
 			r.Peers = append(r.Peers, &pb.Peer{Id: p.alloc(), StoreId: s, Role: pb.PeerRole_VOTER})
 		}
+		p.bounds[r.Id] = bound{version: 1, confVer: 1}
 		p.initial = append(p.initial, r)
 		p.view.publish(&entry{region: proto.Clone(r).(*pb.Region)})
 	}
@@ -210,17 +216,57 @@ func (p *PD) alloc() uint64 {
 	return id
 }
 
-// observe moves the allocator past the ids of r, so that an id seen in the
-// cluster is never handed out again.
-func (p *PD) observe(r *pb.Region) {
+// bound is the newest epoch a region can have, given what PD handed out:
+// every split of a region needs ids from AskSplit, so its version can grow
+// by at most one per answered AskSplit; membership changes (conf_ver) are
+// ordered by PD alone. A report beyond its bound is forged or corrupt, and
+// accepting it would freeze the region in PD (every real report would then
+// look stale).
+type bound struct{ version, confVer uint64 }
+
+// allocSplit hands out the ids of a split of r: a region id and one peer id
+// per peer. The split, if it applies, raises r's version by one and creates
+// the new region at r's epoch with the version after it.
+func (p *PD) allocSplit(r *pb.Region) (regionID uint64, peerIDs []uint64) {
+	regionID = p.alloc()
+	for range r.GetPeers() {
+		peerIDs = append(peerIDs, p.alloc())
+	}
+	b := p.bounds[r.GetId()]
+	b.version++
+	p.bounds[r.GetId()] = b
+	p.bounds[regionID] = bound{version: r.GetEpoch().GetVersion() + 1, confVer: r.GetEpoch().GetConfVer()}
+	return regionID, peerIDs
+}
+
+// expectConfChange raises the conf_ver a region may report by one: PD calls
+// it when it orders a membership change.
+func (p *PD) expectConfChange(regionID uint64) {
+	b := p.bounds[regionID]
+	b.confVer++
+	p.bounds[regionID] = b
+}
+
+// checkIDs returns why r names an id or an epoch PD never handed out, or "".
+func (p *PD) checkIDs(r *pb.Region) string {
 	if r.GetId() >= p.nextID {
-		p.nextID = r.GetId() + 1
+		return fmt.Sprintf("region id %d was never allocated", r.GetId())
 	}
 	for _, peer := range r.GetPeers() {
-		if peer.GetId() >= p.nextID {
-			p.nextID = peer.GetId() + 1
+		if peer.GetId() == 0 || peer.GetId() >= p.nextID {
+			return fmt.Sprintf("peer id %d was never allocated", peer.GetId())
 		}
 	}
+	b, ok := p.bounds[r.GetId()]
+	switch {
+	case !ok:
+		return fmt.Sprintf("region id %d was never allocated to a region", r.GetId())
+	case r.GetEpoch().GetVersion() > b.version:
+		return fmt.Sprintf("version %d is beyond the %d its splits allow", r.GetEpoch().GetVersion(), b.version)
+	case r.GetEpoch().GetConfVer() > b.confVer:
+		return fmt.Sprintf("conf_ver %d is beyond the %d PD ordered", r.GetEpoch().GetConfVer(), b.confVer)
+	}
+	return ""
 }
 
 // HeartbeatInterval is the interval stores are told to heartbeat at.
@@ -427,6 +473,9 @@ func (p *PD) classify(r *pb.Region) (v verdict, why string) {
 	if why := checkRegion(r); why != "" {
 		return rejected, why
 	}
+	if why := p.checkIDs(r); why != "" {
+		return rejected, why
+	}
 	if k := p.view.known(r.GetId()); k != nil {
 		switch {
 		case r.GetEpoch().Older(k.epoch()):
@@ -458,7 +507,6 @@ func (p *PD) offer(r *pb.Region, hb *pb.RegionHeartbeat) (verdict, string) {
 	if v == stale || v == rejected {
 		return v, why
 	}
-	p.observe(r)
 	now := p.env.Clock.Now()
 	k := p.view.known(r.GetId())
 	if v == refreshed {
@@ -595,11 +643,10 @@ func (p *PD) onAskSplit(m *pb.Envelope, req *pb.AskSplitRequest) {
 		resp.Error = fmt.Sprintf("pd: ask split: %s is older than PD's %s", r.Describe(), k.region.Describe())
 	case len(r.GetPeers()) == 0:
 		resp.Error = fmt.Sprintf("pd: ask split: %s has no peers", r.Describe())
+	case p.checkIDs(r) != "":
+		resp.Error = fmt.Sprintf("pd: ask split: %s: %s", r.Describe(), p.checkIDs(r))
 	default:
-		resp.NewRegionId = p.alloc()
-		for range r.GetPeers() {
-			resp.NewPeerIds = append(resp.NewPeerIds, p.alloc())
-		}
+		resp.NewRegionId, resp.NewPeerIds = p.allocSplit(r)
 		p.log.Debug("pd: split ids allocated", "region", r.Describe(), "new_region", resp.NewRegionId,
 			"new_peers", resp.NewPeerIds)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -400,6 +401,7 @@ func TestStaleHeartbeatIgnored(t *testing.T) {
 	c2 := proto.Clone(v1).(*pb.Region)
 	c2.Epoch.ConfVer = 2
 	c2.Peers = c2.Peers[:2]
+	h.pd.expectConfChange(c2.GetId())
 	h.send(1, &pb.RegionHeartbeat{Region: c2, Leader: c2.Peers[0]})
 	if got := h.pd.Regions()[0]; !proto.Equal(got, c2) {
 		t.Fatalf("conf change not published: %v", got)
@@ -417,7 +419,7 @@ func TestStaleHeartbeatIgnored(t *testing.T) {
 	odd.Epoch.Version = 2
 	odd.EndKey = []byte("f")
 	h.send(1, &pb.RegionHeartbeat{Region: odd})
-	if s := h.pd.Stats(); s.StaleHeartbeats != 2 || s.Pending != 0 {
+	if s := h.pd.Stats(); s.StaleHeartbeats != 1 || s.RejectedHeartbeats != 1 || s.Pending != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	// Split, then a heartbeat of the pre-split version: ignored.
@@ -428,9 +430,10 @@ func TestStaleHeartbeatIgnored(t *testing.T) {
 	before := h.pd.Regions()
 	h.heartbeat(c2)
 	h.heartbeat(v1)
-	// A stale region of an unknown id (overlaps newer regions) is ignored.
+	// A stale region of an id PD allocated for a split that never applied
+	// (it overlaps newer regions) is ignored.
 	ghost := proto.Clone(v1).(*pb.Region)
-	ghost.Id = 999
+	ghost.Id, _ = h.pd.allocSplit(v1)
 	h.heartbeat(ghost)
 	after := h.pd.Regions()
 	if len(after) != 3 || len(before) != 3 {
@@ -441,7 +444,7 @@ func TestStaleHeartbeatIgnored(t *testing.T) {
 			t.Fatalf("stale heartbeat changed the view: %s -> %s", describe(before), describe(after))
 		}
 	}
-	if s := h.pd.Stats(); s.StaleHeartbeats != 5 || s.Pending != 0 {
+	if s := h.pd.Stats(); s.StaleHeartbeats != 4 || s.RejectedHeartbeats != 1 || s.Pending != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	// Invalid reports are rejected, not applied.
@@ -450,7 +453,7 @@ func TestStaleHeartbeatIgnored(t *testing.T) {
 	bad.Epoch.ConfVer++
 	bad.EndKey = []byte("e") // same version, another range
 	h.send(1, &pb.RegionHeartbeat{Region: bad})
-	if s := h.pd.Stats(); s.RejectedHeartbeats != 2 {
+	if s := h.pd.Stats(); s.RejectedHeartbeats != 3 {
 		t.Fatalf("stats %+v", s)
 	}
 	mustTile(t, h.pd)
@@ -516,8 +519,12 @@ func TestNestedSplitsOutOfOrder(t *testing.T) {
 	if ask := h.askSplit(t, b2); ask.GetError() == "" {
 		t.Fatal("ask split for a region PD has not heard of succeeded")
 	}
-	b3, c3 := split(b2, "t", 500, []uint64{501, 502, 503})
-	a3, d3 := split(a2, "f", 600, []uint64{601, 602, 603})
+	// Both halves split before PD hears of them (their leaders' AskSplits
+	// were answered while their first heartbeats were lost).
+	id, peers := h.pd.allocSplit(b2)
+	b3, c3 := split(b2, "t", id, peers)
+	id, peers = h.pd.allocSplit(a2)
+	a3, d3 := split(a2, "f", id, peers)
 	for _, r := range []*pb.Region{c3, d3, b3} {
 		h.heartbeat(r)
 		mustTile(t, h.pd)
@@ -643,27 +650,61 @@ func TestAskSplit(t *testing.T) {
 	}
 	newer := proto.Clone(r0).(*pb.Region)
 	newer.Epoch.ConfVer = 5
+	for i := 0; i < 4; i++ {
+		h.pd.expectConfChange(r0.GetId())
+	}
 	h.heartbeat(newer)
 	if resp := h.askSplit(t, r0); !strings.Contains(resp.GetError(), "older") {
 		t.Fatalf("older epoch: %v", resp)
 	}
 	newest := proto.Clone(newer).(*pb.Region)
 	newest.Epoch.ConfVer = 6 // PD lags behind the store: fine
+	if resp := h.askSplit(t, newest); !strings.Contains(resp.GetError(), "conf_ver 6 is beyond") {
+		t.Fatalf("conf_ver PD never ordered: %v", resp)
+	}
+	h.pd.expectConfChange(r0.GetId())
 	if resp := h.askSplit(t, newest); resp.GetError() != "" || resp.GetNewRegionId() <= last {
 		t.Fatalf("newer epoch: %v", resp)
 	}
-	if s := h.pd.Stats(); s.AskSplits != 8 || s.AskSplitErrors != 2 {
+	if s := h.pd.Stats(); s.AskSplits != 9 || s.AskSplitErrors != 3 {
 		t.Fatalf("stats %+v", s)
 	}
 }
 
-func TestAllocatorSkipsObservedIDs(t *testing.T) {
+// PD allocates every id, so a report naming an id it never handed out, or
+// an epoch beyond what its splits and orders allow, is forged or corrupt:
+// refused, and the allocator never moves (a heartbeat naming region id
+// 2^64-1 once wrapped it to 0 and the next split reused ids in use).
+func TestReportsBeyondWhatPDHandedOutAreRefused(t *testing.T) {
 	h := newHarness(t, layout())
-	a := h.pd.Regions()[0]
+	a := h.pd.Regions()[0] // region 1, peers 2-4
+	huge := proto.Clone(a).(*pb.Region)
+	huge.Id = math.MaxUint64
+	h.heartbeat(huge)
 	l, r := split(a, "m", 50, []uint64{51, 52, 53})
 	h.send(1, &pb.ReportSplit{Left: l, Right: r})
-	if resp := h.askSplit(t, l); resp.GetNewRegionId() != 54 {
-		t.Fatalf("allocator did not move past observed ids: %v", resp)
+	jump := proto.Clone(a).(*pb.Region)
+	jump.Epoch.Version = 1 << 40
+	h.heartbeat(jump)
+	peer := proto.Clone(a).(*pb.Region)
+	peer.Epoch.ConfVer = 2
+	peer.Peers[0].Id = 1 << 50
+	h.heartbeat(peer)
+	if s := h.pd.Stats(); s.RejectedHeartbeats != 3 || s.StaleSplitReports != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	if got := h.pd.Regions(); len(got) != 1 || !proto.Equal(got[0], a) {
+		t.Fatalf("view changed: %v", describe(got))
+	}
+	if resp := h.askSplit(t, a); resp.GetNewRegionId() != 5 {
+		t.Fatalf("allocator moved: %v", resp)
+	}
+	// The split PD did hand ids out for is accepted, once.
+	resp := h.askSplit(t, a)
+	l, r = split(a, "m", resp.GetNewRegionId(), resp.GetNewPeerIds())
+	h.send(1, &pb.ReportSplit{Left: l, Right: r})
+	if got := h.pd.Regions(); len(got) != 2 {
+		t.Fatalf("split with allocated ids not published: %v", describe(got))
 	}
 }
 
@@ -757,7 +798,6 @@ func TestSplitsProperty(t *testing.T) {
 			truth[r.GetId()] = r
 			history = append(history, r)
 		}
-		nextID := uint64(1_000_000)
 		ids := func() []uint64 {
 			out := slices.Collect(func(yield func(uint64) bool) {
 				for id := range truth {
@@ -816,18 +856,15 @@ func TestSplitsProperty(t *testing.T) {
 				if key <= string(r.GetStartKey()) || (len(r.GetEndKey()) != 0 && key >= string(r.GetEndKey())) {
 					continue
 				}
-				newPeers := make([]uint64, len(r.GetPeers()))
-				for j := range newPeers {
-					newPeers[j] = nextID + 1 + uint64(j)
-				}
-				l, rr := split(r, key, nextID, newPeers)
-				nextID += uint64(len(newPeers)) + 1
+				id, newPeers := h.pd.allocSplit(r)
+				l, rr := split(r, key, id, newPeers)
 				truth[l.GetId()], truth[rr.GetId()] = l, rr
 				history = append(history, l, rr)
 				splits = append(splits, pair{l, rr})
 			case 3: // a membership change (conf_ver only)
 				r := proto.Clone(truth[rapid.SampledFrom(ids()).Draw(rt, "conf region")]).(*pb.Region)
 				r.Epoch.ConfVer++
+				h.pd.expectConfChange(r.GetId())
 				truth[r.GetId()] = r
 				history = append(history, r)
 			case 4, 5, 6, 7, 8: // a heartbeat of any state, old or new

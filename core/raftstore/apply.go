@@ -105,7 +105,7 @@ func (p *peer) applyEntryData(e *raftpb.Entry) (applyResult, error) {
 		// Membership changes are not supported yet (they come with moving
 		// replicas). Applying one without updating the region's peers and
 		// conf_ver would corrupt routing: stop instead.
-		return nil, fmt.Errorf("raftstore: region %d: conf change %v at index %d, which this version cannot apply", p.regionID(), cc, e.GetIndex())
+		return nil, fmt.Errorf("raftstore: region %d: conf change %s at index %d, which this version cannot apply", p.regionID(), raftpb.ConfChangesToString(cc.AsV2().Changes), e.GetIndex())
 	}
 	return nil, nil
 }

@@ -32,6 +32,11 @@ type Config struct {
 	// Default 20 election timeouts.
 	SnapshotTimeout time.Duration
 
+	// MaxKeyBytes and MaxValueBytes bound what a request may write or name;
+	// larger ones are refused with InvalidRequest. Defaults 8 KiB and 8 MiB.
+	MaxKeyBytes   int
+	MaxValueBytes int
+
 	CheckpointBytes int64
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
@@ -42,6 +47,8 @@ const (
 	DefaultTickInterval      = 100 * time.Millisecond
 	DefaultHeartbeatInterval = 30 * time.Second
 	DefaultSplitThreshold    = 96 << 20
+	DefaultMaxKeyBytes       = 8 << 10
+	DefaultMaxValueBytes     = 8 << 20
 )
 
 func (c *Config) fill() {
@@ -71,6 +78,12 @@ func (c *Config) fill() {
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.MaxKeyBytes <= 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if c.MaxValueBytes <= 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
 	}
 	if c.MaxInflightMsgs == 0 {
 		c.MaxInflightMsgs = 256

@@ -127,7 +127,16 @@ func (p *peer) persist(rd raft.Ready) error {
 func (p *peer) sendMessages(msgs []*raftpb.Message) {
 	meta := p.region.Meta()
 	from := p.self()
+	term := p.rn.BasicStatus().GetTerm()
 	for _, m := range msgs {
+		if m.GetTerm() != 0 && m.GetTerm() < term {
+			// Raft queued it before a message of a newer term arrived, in
+			// the same round. Its entries may have been cut from the log
+			// since (and their proposals answered StaleCommand): a peer
+			// still at the old term must never receive them.
+			p.s.stats.StaleTermMsgsDropped++
+			continue
+		}
 		to := p.peerCache[m.GetTo()]
 		if to == nil {
 			p.s.log.Warn("no address for raft peer", "region", p.regionID(), "peer", m.GetTo())

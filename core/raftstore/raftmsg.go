@@ -6,32 +6,34 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// onRaftMessage routes a raft message to the peer of its region.
-func (s *Store) onRaftMessage(rm *pb.RaftMessage) {
+// onRaftMessage checks a raft message that sender (the transport's node
+// id) delivered and routes it to the peer of its region.
+func (s *Store) onRaftMessage(sender uint64, rm *pb.RaftMessage) {
+	if err := s.checkEnvelopeRaft(sender, rm); err != nil {
+		s.stats.MalformedMsgs++
+		s.log.Warn("dropping raft message", "region", rm.GetRegionId(), "sender", sender, "err", err)
+		return
+	}
+	s.routeRaftMessage(rm)
+}
+
+// routeRaftMessage hands a raft message that passed the envelope checks to
+// its peer, creating a placeholder peer when the rules allow.
+func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 	msg := rm.GetMessage()
-	if msg == nil || rm.GetRegionId() == 0 || rm.GetToPeer() == nil || rm.GetFromPeer() == nil {
-		s.stats.MalformedMsgs++
-		s.log.Warn("dropping malformed raft message", "region", rm.GetRegionId())
-		return
-	}
-	if rm.GetFromPeer().GetId() != msg.GetFrom() {
-		s.stats.MalformedMsgs++
-		s.log.Warn("dropping raft message whose sender does not match", "region", rm.GetRegionId(), "from_peer", rm.GetFromPeer().GetId(), "msg_from", msg.GetFrom())
-		return
-	}
-	if rm.GetToPeer().GetStoreId() != s.cfg.StoreID {
-		s.stats.MalformedMsgs++
-		s.log.Warn("dropping raft message for another store", "region", rm.GetRegionId(), "to_store", rm.GetToPeer().GetStoreId())
-		return
-	}
 	p := s.peers[rm.GetRegionId()]
 	if p == nil {
 		if p = s.maybeCreatePeer(rm); p == nil {
 			return
 		}
 	}
-	if rm.GetToPeer().GetId() != p.id || msg.GetTo() != p.id {
+	if rm.GetToPeer().GetId() != p.id {
 		s.stats.StalePeerMsgs++
+		return
+	}
+	if err := p.checkRaftMessage(rm); err != nil {
+		s.stats.MalformedMsgs++
+		s.log.Warn("dropping raft message", "region", rm.GetRegionId(), "from_peer", msg.GetFrom(), "err", err)
 		return
 	}
 	if msg.GetType() == raftpb.MessageType_MsgSnap {
@@ -112,7 +114,7 @@ func cloneRegionPeer(p *pb.Peer) *pb.Peer { return proto.Clone(p).(*pb.Peer) }
 // deliverStashed hands the messages held for a region just created to it.
 func (s *Store) deliverStashed(regionID uint64) {
 	for _, rm := range s.stash.take(regionID) {
-		s.onRaftMessage(rm)
+		s.routeRaftMessage(rm) // checked when it arrived
 	}
 }
 

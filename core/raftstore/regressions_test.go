@@ -1,12 +1,14 @@
 package raftstore_test
 
 import (
+	"strings"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/raftstore"
 )
 
 // Regressions for bugs found in review. Each test failed before its fix.
@@ -109,9 +111,51 @@ func TestSplitWithBadIDsIsRefused(t *testing.T) {
 // A proposal that a newer leader's append truncates before it ever reached
 // a Ready must be answered (StaleCommand), not left to time out.
 func TestProposalCutBeforeReadyIsAnswered(t *testing.T) {
-	c := newCluster(t, defaultConfig())
+	c, old, req, _ := cutProposalBeforeReady(t)
+	c.isolate(old, false)
+	c.waitFor(50, "an answer to the cut proposal", func() bool { return c.responses[req.RequestId] != nil })
+	if re := c.responses[req.RequestId].GetRegionError(); re.GetStaleCommand() == nil {
+		t.Fatalf("want StaleCommand, got %v", c.responses[req.RequestId])
+	}
+}
+
+// The ready round after the cut must not send the raft messages queued at
+// the old term: they carry the cut entry, which the client was told will
+// never apply. With five voters two peers may still be at the old term,
+// accept it, and one of them can win the next term and commit it.
+func TestNoRaftMessageOfAnOlderTermLeaves(t *testing.T) {
+	c, old, _, term := cutProposalBeforeReady(t)
+	c.net.q = nil
+	if err := c.store(old).Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, e := range c.net.q {
+		m := e.GetRaft().GetMessage()
+		if m == nil {
+			continue
+		}
+		sent++
+		if m.GetTerm() != 0 && m.GetTerm() < term {
+			t.Errorf("store %d sent %v of term %d to peer %d after moving to term %d", old, m.GetType(), m.GetTerm(), m.GetTo(), term)
+		}
+	}
+	if sent == 0 {
+		t.Fatal("the old leader sent no raft message at all: the test no longer reaches the case")
+	}
+	if n := c.store(old).Stats().StaleTermMsgsDropped; n == 0 {
+		t.Fatal("no stale-term message was dropped")
+	}
+}
+
+// cutProposalBeforeReady makes the leader of region 1 (frozen behind a
+// partition, still believing it leads) receive a client put and then, before
+// its next ready round, an append from the new leader that cuts the index
+// the put took. It returns the put and the new leader's term.
+func cutProposalBeforeReady(t *testing.T) (c *cluster, old uint64, req *pb.KvRequest, term uint64) {
+	c = newCluster(t, defaultConfig())
 	c.waitBootstrap(1)
-	old := c.waitLeader(1)
+	old = c.waitLeader(1)
 	c.isolate(old, true)
 	hidden := c.stores[old]
 	c.stores[old] = nil // freeze it: it keeps believing it leads
@@ -126,7 +170,7 @@ func TestProposalCutBeforeReadyIsAnswered(t *testing.T) {
 	os := c.region(old, 1)
 	// A client put reaches the old leader and, before its next ready round,
 	// the new leader's first append overwrites the index it took.
-	req := &pb.KvRequest{Header: c.header(old, 1)}
+	req = &pb.KvRequest{Header: c.header(old, 1)}
 	put("k", "lost")(req)
 	c.nextReq++
 	req.RequestId = c.nextReq
@@ -150,11 +194,7 @@ func TestProposalCutBeforeReadyIsAnswered(t *testing.T) {
 	hidden.Receive(&pb.Envelope{From: nl, To: old, Body: &pb.Envelope_Raft{Raft: &pb.RaftMessage{
 		RegionId: 1, FromPeer: from, ToPeer: to, RegionEpoch: meta.GetEpoch(), Message: m,
 	}}})
-	c.isolate(old, false)
-	c.waitFor(50, "an answer to the cut proposal", func() bool { return c.responses[req.RequestId] != nil })
-	if re := c.responses[req.RequestId].GetRegionError(); re.GetStaleCommand() == nil {
-		t.Fatalf("want StaleCommand, got %v", c.responses[req.RequestId])
-	}
+	return c, old, req, st.Term
 }
 
 // A store configured without heartbeat intervals heartbeats at the interval
@@ -184,5 +224,135 @@ func TestHeartbeatIntervalFromPD(t *testing.T) {
 			t.Fatalf("round %d: %d region heartbeats in 5 s, want about 5", round, got)
 		}
 		c.restartAll()
+	}
+}
+
+// Crafted raft messages from the review: each once panicked a store, was
+// appended and committed bypassing the KV checks, or left state behind. Each
+// must now be dropped at the store boundary (counted as malformed), create
+// nothing, and leave the region serving, also across a restart of every
+// store (a committed conf change once made every replica fail on replay).
+func TestCraftedRaftMessagesAreDropped(t *testing.T) {
+	c := startTwoRegions(t, defaultConfig())
+	leader := c.waitLeader(left)
+	follower := c.ids[0]
+	if follower == leader {
+		follower = c.ids[1]
+	}
+	meta := c.meta(leader, left)
+	lp, fp := meta.PeerOnStore(leader), meta.PeerOnStore(follower)
+	term := c.region(leader, left).Term
+	cc, err := proto.Marshal(&raftpb.ConfChange{Type: raftpb.ConfChangeType_ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(fp.GetId())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := proto.Marshal(&pb.RaftCommand{Header: &pb.RequestHeader{RegionId: left, RegionEpoch: meta.GetEpoch()},
+		Cmd: &pb.RaftCommand_Put{Put: &pb.PutRequest{Key: []byte("bypass"), Value: []byte("x")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := func(typ raftpb.MessageType, from, to, term uint64) *raftpb.Message {
+		return &raftpb.Message{Type: typ.Enum(), From: proto.Uint64(from), To: proto.Uint64(to), Term: proto.Uint64(term)}
+	}
+	toLeader := func(m *raftpb.Message) *pb.RaftMessage {
+		return &pb.RaftMessage{RegionId: left, FromPeer: fp, ToPeer: lp, RegionEpoch: meta.GetEpoch(),
+			StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(), Message: m}
+	}
+	toFollower := func(m *raftpb.Message) *pb.RaftMessage {
+		return &pb.RaftMessage{RegionId: left, FromPeer: lp, ToPeer: fp, RegionEpoch: meta.GetEpoch(),
+			StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(), Message: m}
+	}
+	with := func(m *raftpb.Message, f func(*raftpb.Message)) *raftpb.Message { f(m); return m }
+	badSnap, err := proto.Marshal(&pb.RegionSnapshot{Region: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		from, to uint64 // transport sender, receiver
+		rm       *pb.RaftMessage
+	}{
+		{"empty MsgProp to the leader", follower, leader, toLeader(msg(raftpb.MessageType_MsgProp, fp.GetId(), lp.GetId(), 0))},
+		{"remote MsgProp with a conf change", follower, leader, toLeader(with(msg(raftpb.MessageType_MsgProp, fp.GetId(), lp.GetId(), term), func(m *raftpb.Message) {
+			m.Entries = []*raftpb.Entry{{Type: raftpb.EntryType_EntryConfChange.Enum(), Data: cc}}
+		}))},
+		{"remote MsgProp with a raft command", follower, leader, toLeader(with(msg(raftpb.MessageType_MsgProp, fp.GetId(), lp.GetId(), term), func(m *raftpb.Message) {
+			m.Entries = []*raftpb.Entry{{Type: raftpb.EntryType_EntryNormal.Enum(), Data: cmd}}
+		}))},
+		{"heartbeat committing 2^40", leader, follower, toFollower(with(msg(raftpb.MessageType_MsgHeartbeat, lp.GetId(), fp.GetId(), term), func(m *raftpb.Message) {
+			m.Commit = proto.Uint64(1 << 40)
+		}))},
+		{"self-addressed MsgReadIndex", leader, leader, &pb.RaftMessage{RegionId: left, FromPeer: lp, ToPeer: lp, RegionEpoch: meta.GetEpoch(),
+			Message: msg(raftpb.MessageType_MsgReadIndex, lp.GetId(), lp.GetId(), term)}},
+		{"append without a term (taken as local)", leader, follower, toFollower(with(msg(raftpb.MessageType_MsgApp, lp.GetId(), fp.GetId(), 0), func(m *raftpb.Message) {
+			m.Index = proto.Uint64(c.region(follower, left).Applied)
+			m.Entries = []*raftpb.Entry{{Index: proto.Uint64(c.region(follower, left).Applied + 1), Data: cmd}}
+		}))},
+		{"append rewriting a committed entry", leader, follower, toFollower(with(msg(raftpb.MessageType_MsgApp, lp.GetId(), fp.GetId(), term+1), func(m *raftpb.Message) {
+			m.Index = proto.Uint64(raftstore.InitLogIndex)
+			m.LogTerm = proto.Uint64(raftstore.InitLogTerm)
+			m.Entries = []*raftpb.Entry{{Index: proto.Uint64(raftstore.InitLogIndex + 1), Term: proto.Uint64(term + 1), Data: cmd}}
+		}))},
+		{"sender forged as another store", 3, follower, toFollower(msg(raftpb.MessageType_MsgHeartbeat, lp.GetId(), fp.GetId(), term))},
+		{"snapshot whose membership names no voter", leader, follower, toFollower(with(msg(raftpb.MessageType_MsgSnap, lp.GetId(), fp.GetId(), term), func(m *raftpb.Message) {
+			m.Snapshot = &raftpb.Snapshot{Data: badSnap, Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1000), Term: proto.Uint64(term), ConfState: &raftpb.ConfState{}}}
+		}))},
+		{"MsgTimeoutNow from a follower", follower, leader, toLeader(msg(raftpb.MessageType_MsgTimeoutNow, fp.GetId(), lp.GetId(), term))},
+		{"reversed range for an unknown region", leader, follower, &pb.RaftMessage{RegionId: 900, FromPeer: &pb.Peer{Id: 901, StoreId: leader},
+			ToPeer: &pb.Peer{Id: 902, StoreId: follower}, RegionEpoch: &pb.Epoch{ConfVer: 1, Version: 9}, StartKey: []byte("zz"), EndKey: []byte("a"),
+			Message: msg(raftpb.MessageType_MsgVote, 901, 902, 50)}},
+	}
+	regions := map[uint64]string{}
+	for _, id := range c.ids {
+		regions[id] = regionIDs(c.store(id).Regions())
+	}
+	for _, tc := range cases {
+		if tc.from == 3 && (leader == 3 || follower == 3) {
+			tc.from = 6 - leader - follower // a store that is neither
+		}
+		st := c.store(tc.to)
+		before := st.Stats().MalformedMsgs
+		c.sendRaft(tc.from, tc.to, tc.rm)
+		if st.Stats().MalformedMsgs != before+1 {
+			t.Errorf("%s: not counted as malformed", tc.name)
+		}
+		if got := regionIDs(st.Regions()); got != regions[tc.to] {
+			t.Errorf("%s: store %d regions changed from %s to %s", tc.name, tc.to, regions[tc.to], got)
+		}
+	}
+	if l, _ := c.leaderOf(left); l != leader {
+		t.Errorf("leadership moved from store %d to %d", leader, l)
+	}
+	c.ok(left, put("after", "1"))
+	c.restartAll()
+	c.waitReplicas(left, "after")
+	if r := c.ok(left, get("bypass")); r.GetGet().GetFound() {
+		t.Fatal("a remote proposal was applied")
+	}
+}
+
+// Keys and values over the configured limits are refused with an
+// InvalidRequest that names the limit; at the limit they are served.
+func TestSizeLimits(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.MaxKeyBytes, cfg.MaxValueBytes = 64, 1024
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	leader := c.waitLeader(1)
+	key := strings.Repeat("k", 64)
+	c.ok(1, put(key, strings.Repeat("v", 1024)))
+	for _, tc := range []struct {
+		name string
+		op   func(*pb.KvRequest)
+		want string
+	}{
+		{"key", put(key+"k", "v"), "limit of 64 bytes"},
+		{"value", put("k", strings.Repeat("v", 1025)), "limit of 1024 bytes"},
+		{"get key", get(key + "k"), "limit of 64 bytes"},
+	} {
+		e := c.regionErr(leader, c.header(leader, 1), tc.op)
+		if e.GetInvalidRequest() == nil || !strings.Contains(e.GetMessage(), tc.want) {
+			t.Errorf("%s over the limit: got %v, want InvalidRequest naming %q", tc.name, e, tc.want)
+		}
 	}
 }

@@ -35,6 +35,11 @@ func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 		reply(invalidErr(err.Error()))
 		return
 	}
+	if err := req.CheckSizes(pb.SizeLimits{MaxKeyBytes: s.cfg.MaxKeyBytes, MaxValueBytes: s.cfg.MaxValueBytes}); err != nil {
+		s.stats.InvalidRequests++
+		reply(invalidErr(err.Error()))
+		return
+	}
 	p := s.peers[h.GetRegionId()]
 	if p == nil || !p.region.Meta().Initialized() {
 		s.stats.RegionNotFound++
@@ -103,7 +108,7 @@ func (s *Store) epochNotMatchErr(p *peer, key []byte) *pb.RegionError {
 		}
 	}
 	return &pb.RegionError{
-		Message:       fmt.Sprintf("region %d epoch changed: now %v", p.regionID(), p.region.Meta().GetEpoch()),
+		Message:       fmt.Sprintf("region %d epoch changed: now %s", p.regionID(), p.region.Meta().GetEpoch().Describe()),
 		EpochNotMatch: &pb.EpochNotMatch{CurrentRegions: current},
 	}
 }

@@ -452,7 +452,7 @@ func TestSplitAppliesOnce(t *testing.T) {
 			c.store(leader).SetHooks(raftstore.Hooks{SplitProposed: func(rid uint64) {
 				if rid == left && !proposed {
 					proposed = true
-					terr = c.store(leader).TransferLeader(left, peerOn(c.meta(leader, left), to).GetId())
+					terr = c.store(leader).TransferLeader(left, c.meta(leader, left).PeerOnStore(to).GetId())
 				}
 			}})
 			c.filter = func(e *pb.Envelope) bool {
@@ -742,7 +742,7 @@ func testSnapshotBeforeSplit(t *testing.T, held bool) {
 	// the leader a heartbeat response in that peer's name: it finds the
 	// peer behind its compacted log and sends a real snapshot.
 	meta := c.meta(nl, newID)
-	from, to := peerOn(meta, behind), peerOn(meta, nl)
+	from, to := meta.PeerOnStore(behind), meta.PeerOnStore(nl)
 	statsBefore := st.Stats()
 	c.sendRaft(behind, nl, &pb.RaftMessage{
 		RegionId: newID, FromPeer: from, ToPeer: to, RegionEpoch: meta.GetEpoch(),
@@ -1060,7 +1060,7 @@ func TestSplitPropertyAgainstModel(t *testing.T) {
 					c.round()
 				}
 				to := rapid.SampledFrom(others(c, leader)).Draw(rt, "transfer to")
-				if err := c.store(leader).TransferLeader(r.GetId(), peerOn(c.meta(leader, r.GetId()), to).GetId()); err != nil {
+				if err := c.store(leader).TransferLeader(r.GetId(), c.meta(leader, r.GetId()).PeerOnStore(to).GetId()); err != nil {
 					rt.Fatalf("TransferLeader: %v", err)
 				}
 				for j := 0; j < 2*c.cfg.ElectionTicks; j++ {

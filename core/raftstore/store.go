@@ -27,7 +27,8 @@ import (
 // Stats counts what a store did and refused.
 type Stats struct {
 	UnknownRegionMsgs     uint64 // raft messages for a region this store does not have
-	MalformedMsgs         uint64
+	MalformedMsgs         uint64 // raft messages that broke a validation rule (docs/validation.md)
+	StaleTermMsgsDropped  uint64 // outgoing raft messages of a term older than the peer's, dropped
 	StalePeerMsgs         uint64 // raft messages for a different peer id of a known region
 	SnapshotsRefused      uint64 // snapshots overlapping another region here
 	PlaceholderPeers      uint64 // uninitialized peers created for unknown regions
@@ -307,7 +308,7 @@ func (s *Store) Receive(m *pb.Envelope) {
 			s.stats.UnknownRegionMsgs++
 			return
 		}
-		s.onRaftMessage(b.Raft)
+		s.onRaftMessage(m.GetFrom(), b.Raft)
 	case *pb.Envelope_KvRequest:
 		if !s.bootstrapped {
 			s.stats.RegionNotFound++

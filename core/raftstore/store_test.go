@@ -21,7 +21,7 @@ const (
 	right = uint64(5)
 )
 
-func startTwoRegions(t *testing.T, cfg raftstore.Config) *cluster {
+func startTwoRegions(t testing.TB, cfg raftstore.Config) *cluster {
 	t.Helper()
 	c := newCluster(t, cfg, "m")
 	init := c.pd.InitialRegions()
@@ -30,15 +30,6 @@ func startTwoRegions(t *testing.T, cfg raftstore.Config) *cluster {
 	}
 	c.waitBootstrap(left, right)
 	return c
-}
-
-func peerOn(r *pb.Region, store uint64) *pb.Peer {
-	for _, p := range r.GetPeers() {
-		if p.GetStoreId() == store {
-			return p
-		}
-	}
-	return nil
 }
 
 func TestBootstrapFromPD(t *testing.T) {
@@ -69,7 +60,7 @@ func TestBootstrapFromPD(t *testing.T) {
 			if len(r.GetPeers()) != 3 || !proto.Equal(r, want) {
 				t.Errorf("store %d region %d: meta %v differs from PD's %v", id, r.GetId(), r, want)
 			}
-			if self := peerOn(want, id); self == nil || rs.PeerID != self.GetId() || !rs.Initialized {
+			if self := want.PeerOnStore(id); self == nil || rs.PeerID != self.GetId() || !rs.Initialized {
 				t.Errorf("store %d region %d: runs peer %d (initialized %v), PD placed peer %v here", id, r.GetId(), rs.PeerID, rs.Initialized, self)
 			}
 		}
@@ -387,8 +378,8 @@ func TestUnknownRegionAndMalformedRaftMessages(t *testing.T) {
 	}
 
 	// Malformed: each is counted once and changes nothing.
-	leaderPeer := peerOn(c.meta(target, left), 2)
-	self := peerOn(c.meta(target, left), target)
+	leaderPeer := c.meta(target, left).PeerOnStore(2)
+	self := c.meta(target, left).PeerOnStore(target)
 	malformed := []struct {
 		name string
 		env  *pb.Envelope
