@@ -26,6 +26,7 @@ type clientNode struct {
 	versions map[string]uint64 // last version seen per key, for cas
 }
 
+// addClient starts client i: its workload loop and the ticks of its timers.
 func (w *World) addClient(i int) {
 	node := uint64(FirstClientNode + i)
 	r := w.rs.work.Fork()
@@ -40,6 +41,12 @@ func (w *World) addClient(i int) {
 		w.k.after(clientTick, "", tick)
 	}
 	w.k.after(clientTick, "", tick)
+}
+
+// KeyName is the i-th key of the workload's universe. Keys are spread over
+// the alphabet so that every initial region gets some.
+func KeyName(i int) string {
+	return fmt.Sprintf("%c%03d", 'a'+byte(i%26), i/26)
 }
 
 func (cn *clientNode) think() time.Duration { return cn.w.cfg.Workload.Think.draw(cn.r) }
@@ -164,6 +171,7 @@ func (cn *clientNode) record(c client.Completion, call int64) checker.Op {
 	return op
 }
 
+// clientsIdle reports whether no client has an operation in flight.
 func (w *World) clientsIdle() bool {
 	for _, c := range w.clients {
 		if len(c.inflight) > 0 {

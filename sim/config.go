@@ -60,24 +60,12 @@ type Workload struct {
 	Think     Latency
 }
 
-// Planner lets a scenario schedule faults. Times are offsets from the start.
-type Planner struct {
-	w   *World
-	Dur time.Duration
-	R   *rng.Rand
-}
+// Latency draws a duration uniformly in [Min, Max].
+type Latency struct{ Min, Max time.Duration }
 
-// At schedules a fault action at time t since the start of the run (at
-// once if t has passed).
-func (p *Planner) At(t time.Duration, name string, fn func(w *World)) {
-	p.w.k.after(t-p.w.k.now, "fault "+name, func() {
-		p.w.annotate("faults", name)
-		fn(p.w)
-	})
-}
-
-// CrashFor crashes store id now and restarts it after down.
-func (p *Planner) CrashFor(w *World, id uint64, down time.Duration) {
-	w.Crash(id)
-	p.At(w.Now()+down, "restart", func(w *World) { w.Restart(id) })
+func (l Latency) draw(r *rng.Rand) time.Duration {
+	if l.Max <= l.Min {
+		return l.Min
+	}
+	return l.Min + time.Duration(r.Int63n(int64(l.Max-l.Min)+1))
 }

@@ -5,10 +5,50 @@ import (
 	"time"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/rng"
 )
 
-// The fault API scenarios use from their plans. Every action is noted in
-// the trace and marked on the linearizability visualization.
+// The fault API scenarios use from their plans: a Planner schedules
+// actions, and World methods look at the world and act on it. Every action
+// is noted in the trace and marked on the linearizability visualization.
+
+// Planner lets a scenario schedule faults. Times are offsets from the start.
+type Planner struct {
+	w   *World
+	Dur time.Duration
+	R   *rng.Rand
+}
+
+// At schedules a fault action at time t since the start of the run (at
+// once if t has passed).
+func (p *Planner) At(t time.Duration, name string, fn func(w *World)) {
+	p.w.k.after(t-p.w.k.now, "fault "+name, func() {
+		p.w.annotate("faults", name)
+		fn(p.w)
+	})
+}
+
+// CrashFor crashes store id now and restarts it after down.
+func (p *Planner) CrashFor(w *World, id uint64, down time.Duration) {
+	w.Crash(id)
+	p.At(w.Now()+down, "restart", func(w *World) { w.Restart(id) })
+}
+
+// OnSplitProposed runs fn (as an event right after the current one)
+// whenever a leader proposes a split.
+func (p *Planner) OnSplitProposed(fn func(w *World, store, region uint64)) {
+	p.w.onSplitProposed = append(p.w.onSplitProposed, func(w *World, store, region uint64) {
+		w.k.after(0, "fault on split proposed", func() { fn(w, store, region) })
+	})
+}
+
+// OnSplitApplied runs fn (as an event right after the current one, before
+// the store's next ready round) whenever a replica applies a split.
+func (p *Planner) OnSplitApplied(fn func(w *World, store uint64, left, right *pb.Region)) {
+	p.w.onSplitApplied = append(p.w.onSplitApplied, func(w *World, store uint64, left, right *pb.Region) {
+		w.k.after(0, "fault on split applied", func() { fn(w, store, left, right) })
+	})
+}
 
 // StoreIDs lists the store ids.
 func (w *World) StoreIDs() []uint64 { return w.storeIDs() }
@@ -124,22 +164,6 @@ func (w *World) RequestSplit(key []byte) {
 			return
 		}
 	}
-}
-
-// OnSplitProposed runs fn (as an event right after the current one)
-// whenever a leader proposes a split.
-func (p *Planner) OnSplitProposed(fn func(w *World, store, region uint64)) {
-	p.w.onSplitProposed = append(p.w.onSplitProposed, func(w *World, store, region uint64) {
-		w.k.after(0, "fault on split proposed", func() { fn(w, store, region) })
-	})
-}
-
-// OnSplitApplied runs fn (as an event right after the current one, before
-// the store's next ready round) whenever a replica applies a split.
-func (p *Planner) OnSplitApplied(fn func(w *World, store uint64, left, right *pb.Region)) {
-	p.w.onSplitApplied = append(p.w.onSplitApplied, func(w *World, store uint64, left, right *pb.Region) {
-		w.k.after(0, "fault on split applied", func() { fn(w, store, left, right) })
-	})
 }
 
 // DiskErrors makes a fraction p of store id's disk writes, syncs and file

@@ -1,7 +1,8 @@
 package sim
 
 import (
-	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/multiraft/multiraft/checker"
@@ -61,63 +62,75 @@ func (r *Report) WriteVisualization(path string) error {
 // visualization is worth writing).
 func (r *Report) LinearizabilityFailed() bool { return !r.lin.OK }
 
-// linearizabilityTimeout is porcupine's wall-clock budget per run.
-const linearizabilityTimeout = 2 * time.Minute
-
-func (w *World) finish() *Report {
+// summarize builds the report of a checked run from its trace hash, the
+// metrics, the history, the linearizability result and the violations.
+func (w *World) summarize(traceHash string, lin checker.Result) *Report {
+	m := w.metrics
 	rep := &Report{
 		Scenario:     w.cfg.Name,
 		Seed:         w.seed,
 		SimMs:        float64(w.k.now) / 1e6,
-		TraceHash:    fmt.Sprintf("%016x", w.k.hash.Sum64()),
+		TraceHash:    traceHash,
 		Events:       w.k.events,
-		Crashes:      w.crashes,
-		DiskFailures: w.diskFailures,
+		Crashes:      m.crashes,
+		DiskFailures: m.diskFailures,
+		TornTailCuts: m.tornTailCuts,
+		lin:          lin,
 		ann:          w.annotations,
 	}
 	if w.pd != nil {
 		rep.RegionsInitial = len(w.cfg.SplitKeys) + 1
 		rep.RegionsFinal = len(w.pd.Regions())
-		w.checkInvariants()
 		if w.probe != nil {
-			w.probe.checkNoGhostRegions()
 			rep.ProbesSent, rep.ProbesRejected = w.probe.sent, w.probe.rejected
 		}
-		for _, n := range w.stores {
-			if n.up() {
-				st := n.st.Stats()
-				rep.UnknownRegionMsgs += st.UnknownRegionMsgs
-				rep.SnapshotsApplied += st.SnapshotsApplied
-				rep.SnapshotsRefused += st.SnapshotsRefused
-				rep.PlaceholderPeers += st.PlaceholderPeers
-				rep.PlaceholdersTaken += st.PlaceholdersTakenOver
-			}
-		}
+		w.addStoreStats(rep)
 		for _, r := range w.pd.Regions() {
-			born := w.regionBorn[r.GetId()]
-			first, ok := w.firstLeader[r.GetId()]
-			if !ok {
-				w.violate(fmt.Sprintf("region %d never elected a leader", r.GetId()))
-				continue
-			}
-			if ms := float64(first-born) / 1e6; ms > rep.LeaderElectMsMax {
-				rep.LeaderElectMsMax = ms
+			if first, ok := m.firstLeader[r.GetId()]; ok {
+				rep.LeaderElectMsMax = max(rep.LeaderElectMsMax, float64(first-m.born[r.GetId()])/1e6)
 			}
 		}
 	}
-	rep.SimWallMs = float64(w.simWall.Microseconds()) / 1000
-	rep.TornTailCuts = w.tornTailCuts
 	rep.Splits = rep.RegionsFinal - rep.RegionsInitial
-	for _, d := range w.splitLatency {
+	for _, d := range m.splitRegister {
 		rep.SplitRegisterMsMax = max(rep.SplitRegisterMsMax, float64(d)/1e6)
 	}
-	for _, d := range w.splitApplyLatency {
+	for _, d := range m.splitApply {
 		rep.SplitApplyMsMax = max(rep.SplitApplyMsMax, float64(d)/1e6)
-		rep.SplitApplyMsMean += float64(d) / 1e6 / float64(len(w.splitApplyLatency))
+		rep.SplitApplyMsMean += float64(d) / 1e6 / float64(len(m.splitApply))
 	}
-	rep.WriteRateAvg, rep.WriteRateSplitMin = w.writeRates()
-	for _, op := range w.history {
-		if op.Kind == checker.OpPut || op.Kind == checker.OpDelete || op.Kind == checker.OpCas {
+	rep.WriteRateAvg, rep.WriteRateSplitMin = writeRates(w.history, m.born, w.cfg.Duration)
+	countOps(rep, w.history)
+	rep.OpsChecked = lin.Ops
+	if rep.WritesIssued > 0 {
+		rep.WriteSuccessRatio = float64(rep.WritesAcked) / float64(rep.WritesIssued)
+	}
+	rep.Violations = w.violations
+	rep.OK = len(w.violations) == 0
+	if !rep.OK {
+		rep.Violation = w.violations[0]
+	}
+	return rep
+}
+
+// addStoreStats adds up the counters of the stores that are up.
+func (w *World) addStoreStats(rep *Report) {
+	for _, n := range w.stores {
+		if n.up() {
+			st := n.st.Stats()
+			rep.UnknownRegionMsgs += st.UnknownRegionMsgs
+			rep.SnapshotsApplied += st.SnapshotsApplied
+			rep.SnapshotsRefused += st.SnapshotsRefused
+			rep.PlaceholderPeers += st.PlaceholderPeers
+			rep.PlaceholdersTaken += st.PlaceholdersTakenOver
+		}
+	}
+}
+
+// countOps counts the history's operations by outcome, and its writes.
+func countOps(rep *Report, history []checker.Op) {
+	for _, op := range history {
+		if isWrite(op) {
 			rep.WritesIssued++
 			if op.Outcome == checker.OutcomeOK {
 				rep.WritesAcked++
@@ -133,56 +146,34 @@ func (w *World) finish() *Report {
 			rep.OpsAmbiguous++
 		}
 	}
-	if len(w.history) > 0 {
-		var t0 time.Time
-		if w.wall != nil {
-			t0 = w.wall()
-		}
-		rep.lin = checker.CheckLinearizable(checker.History{Ops: w.history, Keys: w.keys}, linearizabilityTimeout)
-		if w.wall != nil {
-			rep.CheckWallMs = float64(w.wall().Sub(t0).Microseconds()) / 1000
-		}
-		rep.OpsChecked = rep.lin.Ops
-		if !rep.lin.OK {
-			w.violations = append([]string{rep.lin.Violation}, w.violations...)
-		}
-	} else {
-		rep.lin.OK = true
-		w.violations = append(w.violations, "no client operations ran")
-	}
-	if rep.WritesIssued > 0 {
-		rep.WriteSuccessRatio = float64(rep.WritesAcked) / float64(rep.WritesIssued)
-	}
-	rep.Violations = w.violations
-	rep.OK = len(w.violations) == 0
-	if !rep.OK {
-		rep.Violation = w.violations[0]
-	}
-	return rep
+}
+
+func isWrite(op checker.Op) bool {
+	return op.Kind == checker.OpPut || op.Kind == checker.OpDelete || op.Kind == checker.OpCas
 }
 
 // writeRates returns the acknowledged write rate over the workload phase,
-// and the lowest rate over the second that follows any split's first apply.
-func (w *World) writeRates() (avg, splitMin float64) {
+// and the lowest rate over the second that follows the birth of any region
+// born by a split at least a second before the workload ended.
+func writeRates(history []checker.Op, born map[uint64]time.Duration, workload time.Duration) (avg, splitMin float64) {
 	var acks []time.Duration
-	for _, op := range w.history {
-		if op.Outcome == checker.OutcomeOK && (op.Kind == checker.OpPut || op.Kind == checker.OpDelete || op.Kind == checker.OpCas) &&
-			time.Duration(op.Return) <= w.cfg.Duration {
+	for _, op := range history {
+		if op.Outcome == checker.OutcomeOK && isWrite(op) && time.Duration(op.Return) <= workload {
 			acks = append(acks, time.Duration(op.Return))
 		}
 	}
-	if w.cfg.Duration > 0 {
-		avg = float64(len(acks)) / w.cfg.Duration.Seconds()
+	if workload > 0 {
+		avg = float64(len(acks)) / workload.Seconds()
 	}
 	splitMin = -1
-	for id, born := range w.regionBorn {
-		if born == 0 || born+time.Second > w.cfg.Duration {
+	for _, id := range slices.Sorted(maps.Keys(born)) {
+		b := born[id]
+		if b == 0 || b+time.Second > workload {
 			continue
 		}
-		_ = id
 		n := 0
 		for _, a := range acks {
-			if a >= born && a < born+time.Second {
+			if a >= b && a < b+time.Second {
 				n++
 			}
 		}
@@ -195,3 +186,21 @@ func (w *World) writeRates() (avg, splitMin float64) {
 	}
 	return avg, splitMin
 }
+
+// stopwatch is the wall clock a command may give a run to time it; a nil
+// stopwatch measures nothing. The simulation never reads it.
+type stopwatch func() time.Time
+
+// time runs fn and returns how long it took (0 for a nil stopwatch).
+func (s stopwatch) time(fn func()) time.Duration {
+	if s == nil {
+		fn()
+		return 0
+	}
+	start := s()
+	fn()
+	return s().Sub(start)
+}
+
+// wallMs is d in milliseconds, to the microsecond.
+func wallMs(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

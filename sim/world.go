@@ -1,158 +1,176 @@
-// Package sim is the deterministic simulator: a virtual clock and an event
-// queue, a world of stores, PD and clients wired through the simulated
-// network (netsim), crashable in-memory disks, a fault plan, and a report.
-//
-// A run is a pure function of (Config, seed). Everything random is drawn
-// from separate streams split from the seed (network, disk, workload,
-// faults, raft), events at the same virtual time run in the order they were
-// scheduled, and etcd raft's crypto/rand.Reader is replaced by a seeded
-// stream for the length of a run — so only one run may be in progress per
-// process at a time (Run holds a process-wide lock). Every event is fed to a
-// trace hash; the same seed gives the same hash.
 package sim
 
 import (
-	"container/heap"
 	"fmt"
 	"io"
-	"time"
+	"log/slog"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/checker"
+	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/core/rng"
+	"github.com/multiraft/multiraft/netsim"
 )
 
-// epoch is the virtual wall time at which every simulation starts.
-var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+// World is one simulation in progress: the kernel and random streams, the
+// network, PD, the stores and the clients, and what the run records for
+// its checks and its report.
+type World struct {
+	cfg  Config
+	seed uint64
+	k    *kernel
+	rs   streams
+	net  *netsim.Network
+	log  *slog.Logger
 
-type event struct {
-	at   time.Duration
-	seq  uint64
-	what string
-	fn   func()
+	pd           *pd.PD
+	stores       []*storeNode // index = id-1
+	clients      []*clientNode
+	probe        *probe
+	keys         []string // the workload's key universe
+	workloadOver bool
+
+	// The fault plan's callbacks on splits (Planner.OnSplitProposed and
+	// Planner.OnSplitApplied).
+	onSplitProposed []func(w *World, store, region uint64)
+	onSplitApplied  []func(w *World, store uint64, left, right *pb.Region)
+
+	history     []checker.Op
+	annotations []checker.Annotation
+	violations  []string
+	pdWatch     pdWatch
+	metrics     *metrics
 }
 
-type eventQueue []*event
-
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
+	w := &World{
+		cfg:     cfg,
+		seed:    seed,
+		k:       newKernel(trace),
+		rs:      newStreams(seed),
+		log:     slog.New(slog.DiscardHandler),
+		pdWatch: newPDWatch(),
+		metrics: newMetrics(),
 	}
-	return q[i].seq < q[j].seq
-}
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return e
-}
-
-// kernel is the clock, the queue and the trace of a run.
-type kernel struct {
-	now    time.Duration
-	seq    uint64
-	queue  eventQueue
-	events uint64
-	hash   *xxhash.Digest
-	trace  io.Writer
-}
-
-func newKernel(trace io.Writer) *kernel {
-	return &kernel{hash: xxhash.New(), trace: trace}
-}
-
-// Now is the virtual time as a time.Time (core.Clock).
-func (k *kernel) Now() time.Time { return epoch.Add(k.now) }
-
-// at schedules fn to run after delay.
-func (k *kernel) after(delay time.Duration, what string, fn func()) {
-	if delay < 0 {
-		delay = 0
+	w.net = netsim.New(cfg.Net, w.rs.net)
+	for i := 0; i < cfg.Workload.Keys; i++ {
+		w.keys = append(w.keys, KeyName(i))
 	}
-	k.seq++
-	heap.Push(&k.queue, &event{at: k.now + delay, seq: k.seq, what: what, fn: fn})
+	return w
 }
 
-// step runs the next event; false when the queue is empty or the next
-// event is after until.
-func (k *kernel) step(until time.Duration) bool {
-	if len(k.queue) == 0 || k.queue[0].at > until {
+// boot starts PD, the stores, the clients, the probe and the fault plan.
+// It returns false, with a violation, when PD refuses the layout.
+func (w *World) boot() bool {
+	if !w.startPD() {
 		return false
 	}
-	e := heap.Pop(&k.queue).(*event)
-	k.now = e.at
-	k.events++
-	if e.what != "" {
-		k.record(e.what)
+	for _, id := range w.storeIDs() {
+		w.addStore(id)
 	}
-	e.fn()
+	for i := 0; i < w.cfg.Clients; i++ {
+		w.addClient(i)
+	}
+	if w.cfg.Probe {
+		w.probe = newProbe(w)
+	}
+	if w.cfg.Faults != nil {
+		w.cfg.Faults(&Planner{w: w, Dur: w.cfg.Duration, R: w.rs.fault})
+	}
 	return true
 }
 
-// record feeds one line to the trace hash (and the trace file).
-func (k *kernel) record(line string) {
-	var b [8]byte
-	putUint64(b[:], uint64(k.now))
-	k.hash.Write(b[:])
-	k.hash.WriteString(line)
-	if k.trace != nil {
-		fmt.Fprintf(k.trace, "%12.3fms %s\n", float64(k.now)/1e6, line)
+// env is the environment of node: the virtual clock, the simulated
+// network, the given disk and random stream, and a discarding logger.
+func (w *World) env(node uint64, fs vfs.FS, dir string, r *rng.Rand) core.Env {
+	return core.Env{Clock: clock{w.k}, Net: transport{w, node}, FS: fs, Dir: dir, Rand: r, Log: w.log}
+}
+
+func (w *World) storeIDs() []uint64 {
+	ids := make([]uint64, w.cfg.Stores)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	return ids
+}
+
+// transport sends envelopes from one node through the simulated network.
+type transport struct {
+	w    *World
+	from uint64
+}
+
+func (t transport) Send(env *pb.Envelope) {
+	env.From = t.from
+	data, err := proto.Marshal(env)
+	if err != nil {
+		panic(fmt.Sprintf("sim: encode envelope: %v", err))
+	}
+	to := env.To
+	for _, d := range t.w.net.Route(t.from, to) {
+		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, data) })
 	}
 }
 
-// note adds a line that is not an event (a fault decision, an observation).
-func (k *kernel) note(format string, args ...any) {
-	k.record(fmt.Sprintf(format, args...))
-}
-
-// noteDelivery records a message delivery. The hash takes the sender, the
-// receiver and the bytes (which say everything else); the readable line is
-// only built when a trace is being written.
-func (k *kernel) noteDelivery(from, to uint64, data []byte, describe func() string) {
-	var b [32]byte
-	putUint64(b[0:], uint64(k.now))
-	putUint64(b[8:], from)
-	putUint64(b[16:], to)
-	h := xxhash.Sum64(data)
-	putUint64(b[24:], h)
-	k.hash.Write(b[:])
-	if k.trace != nil {
-		fmt.Fprintf(k.trace, "%12.3fms deliver %d->%d %s h=%016x\n", float64(k.now)/1e6, from, to, describe(), h)
+// deliver hands an envelope that crossed the network to its node.
+func (w *World) deliver(from, to uint64, data []byte) {
+	m := &pb.Envelope{}
+	if err := proto.Unmarshal(data, m); err != nil {
+		panic(fmt.Sprintf("sim: decode envelope %d->%d: %v", from, to, err))
+	}
+	w.k.noteDelivery(from, to, data, func() string { return bodyName(m) })
+	switch {
+	case to == PDNode:
+		if w.pd != nil {
+			w.pd.Receive(m)
+			w.observePD()
+		}
+	case to >= 1 && to <= uint64(len(w.stores)):
+		n := w.stores[to-1]
+		if n.up() {
+			n.st.Receive(m)
+			w.queueFlush(n)
+		}
+	case to == ProbeNode:
+		if w.probe != nil {
+			w.probe.receive(m)
+		}
+	case to >= FirstClientNode && to < FirstClientNode+uint64(len(w.clients)):
+		c := w.clients[to-FirstClientNode]
+		c.c.Receive(m)
+		c.collect()
 	}
 }
 
-func putUint64(b []byte, v uint64) {
-	for i := 0; i < 8; i++ {
-		b[i] = byte(v >> (8 * i))
+func bodyName(m *pb.Envelope) string {
+	switch b := m.GetBody().(type) {
+	case *pb.Envelope_Raft:
+		return fmt.Sprintf("raft r%d %v %d->%d", b.Raft.GetRegionId(), b.Raft.GetMessage().GetType(), b.Raft.GetMessage().GetFrom(), b.Raft.GetMessage().GetTo())
+	case *pb.Envelope_KvRequest:
+		return fmt.Sprintf("kv-req r%d #%d", b.KvRequest.GetHeader().GetRegionId(), b.KvRequest.GetRequestId())
+	case *pb.Envelope_KvResponse:
+		return fmt.Sprintf("kv-resp #%d", b.KvResponse.GetRequestId())
+	case nil:
+		return "empty"
+	default:
+		return fmt.Sprintf("%T", b)[len("*pb.Envelope_"):]
 	}
 }
 
-// streams are the independent random sources of a run.
-type streams struct {
-	net, disk, work, fault, raft, node *rng.Rand
-}
-
-func newStreams(seed uint64) streams {
-	return streams{
-		net:   rng.Stream(seed, "network"),
-		disk:  rng.Stream(seed, "disk"),
-		work:  rng.Stream(seed, "workload"),
-		fault: rng.Stream(seed, "faults"),
-		raft:  rng.Stream(seed, "raft"),
-		node:  rng.Stream(seed, "nodes"),
+// violate records a broken invariant, noted in the trace; the report keeps
+// the first 20.
+func (w *World) violate(msg string) {
+	w.k.note("VIOLATION %s", msg)
+	if len(w.violations) < 20 {
+		w.violations = append(w.violations, msg)
 	}
 }
 
-// Latency draws a duration uniformly in [Min, Max].
-type Latency struct{ Min, Max time.Duration }
-
-func (l Latency) draw(r *rng.Rand) time.Duration {
-	if l.Max <= l.Min {
-		return l.Min
-	}
-	return l.Min + time.Duration(r.Int63n(int64(l.Max-l.Min)+1))
+// annotate marks an event on the linearizability visualization.
+func (w *World) annotate(node, text string) {
+	w.annotations = append(w.annotations, checker.Annotation{At: int64(w.k.now), Node: node, Text: text})
 }

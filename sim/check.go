@@ -1,0 +1,144 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/multiraft/multiraft/checker"
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// linearizabilityTimeout is porcupine's wall-clock budget per run.
+const linearizabilityTimeout = 2 * time.Minute
+
+// check runs the end-of-run checks and records what they find in
+// w.violations: the region and data invariants, the probe's ghost regions
+// and a first leader for every region (when PD started), then the
+// linearizability of the history, whose failure goes first. It returns the
+// history check's result and how long it took by watch.
+func (w *World) check(watch stopwatch) (lin checker.Result, took time.Duration) {
+	if w.pd != nil {
+		w.checkInvariants()
+		if w.probe != nil {
+			w.probe.checkNoGhostRegions()
+		}
+		w.checkLeaders()
+	}
+	if len(w.history) == 0 {
+		w.violations = append(w.violations, "no client operations ran")
+		return checker.Result{OK: true}, 0
+	}
+	took = watch.time(func() {
+		lin = checker.CheckLinearizable(checker.History{Ops: w.history, Keys: w.keys}, linearizabilityTimeout)
+	})
+	if !lin.OK {
+		w.violations = append([]string{lin.Violation}, w.violations...)
+	}
+	return lin, took
+}
+
+// checkInvariants runs the end-of-run checks on regions and data.
+func (w *World) checkInvariants() {
+	pdViews, storeViews := w.regionViews()
+	if err := checker.CheckCoverage("pd", pdViews); err != nil {
+		w.violate(err.Error())
+	}
+	byHolder := map[string][]checker.RegionView{}
+	var holders []string
+	for _, v := range storeViews {
+		if _, ok := byHolder[v.Holder]; !ok {
+			holders = append(holders, v.Holder)
+		}
+		byHolder[v.Holder] = append(byHolder[v.Holder], v)
+	}
+	sort.Strings(holders)
+	for _, h := range holders {
+		if err := checker.CheckNoOverlap(h, byHolder[h]); err != nil {
+			w.violate(err.Error())
+		}
+	}
+	if err := checker.CheckDataInRange(storeViews); err != nil {
+		w.violate(err.Error())
+	}
+	if err := checker.CheckAgreement(pdViews, storeViews); err != nil {
+		w.violate(err.Error())
+	}
+	// Replicas of a region hold the same keys once converged.
+	w.checkReplicaData()
+}
+
+// regionViews collects PD's and every store's view of the regions.
+func (w *World) regionViews() (pdViews, storeViews []checker.RegionView) {
+	if w.pd != nil {
+		for _, r := range w.pd.Regions() {
+			pdViews = append(pdViews, viewOf("pd", r, nil))
+		}
+	}
+	for _, n := range w.stores {
+		if !n.up() {
+			continue
+		}
+		for _, rs := range n.st.RegionsWithKeys() {
+			if !rs.Initialized {
+				continue
+			}
+			storeViews = append(storeViews, viewOf(fmt.Sprintf("store %d", n.id), rs.Region, rs.Keys))
+		}
+	}
+	return
+}
+
+func viewOf(holder string, r *pb.Region, keys [][]byte) checker.RegionView {
+	return checker.RegionView{
+		Holder: holder, ID: r.GetId(), Start: r.GetStartKey(), End: r.GetEndKey(),
+		ConfVer: r.GetEpoch().GetConfVer(), Version: r.GetEpoch().GetVersion(), Keys: keys,
+	}
+}
+
+// checkReplicaData compares every region's replicas key by key.
+func (w *World) checkReplicaData() {
+	type replica struct {
+		store  uint64
+		keys   [][]byte
+		digest uint64
+	}
+	byRegion := map[uint64][]replica{}
+	var ids []uint64
+	for _, n := range w.stores {
+		if !n.up() {
+			continue
+		}
+		for _, rs := range n.st.RegionsWithKeys() {
+			id := rs.Region.GetId()
+			if _, ok := byRegion[id]; !ok {
+				ids = append(ids, id)
+			}
+			byRegion[id] = append(byRegion[id], replica{n.id, rs.Keys, rs.Digest})
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		reps := byRegion[id]
+		for _, r := range reps[1:] {
+			if !slices.EqualFunc(r.keys, reps[0].keys, bytes.Equal) {
+				w.violate(fmt.Sprintf("region %d: store %d holds %d keys, store %d holds %d keys",
+					id, reps[0].store, len(reps[0].keys), r.store, len(r.keys)))
+			} else if r.digest != reps[0].digest {
+				w.violate(fmt.Sprintf("region %d: stores %d and %d hold the same keys with different values or versions",
+					id, reps[0].store, r.store))
+			}
+		}
+	}
+}
+
+// checkLeaders checks that every region PD knows has elected a leader.
+func (w *World) checkLeaders() {
+	for _, r := range w.pd.Regions() {
+		if _, ok := w.metrics.firstLeader[r.GetId()]; !ok {
+			w.violate(fmt.Sprintf("region %d never elected a leader", r.GetId()))
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// epoch is the virtual wall time at which every simulation starts.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type event struct {
+	at   time.Duration
+	seq  uint64
+	what string
+	fn   func()
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return e
+}
+
+// kernel is the clock, the queue and the trace of a run.
+type kernel struct {
+	now    time.Duration
+	seq    uint64
+	queue  eventQueue
+	events uint64
+	hash   *xxhash.Digest
+	trace  io.Writer
+}
+
+func newKernel(trace io.Writer) *kernel {
+	return &kernel{hash: xxhash.New(), trace: trace}
+}
+
+// Now is the virtual time as a time.Time.
+func (k *kernel) Now() time.Time { return epoch.Add(k.now) }
+
+// clock is the kernel's clock as the nodes see it (core.Clock).
+type clock struct{ k *kernel }
+
+func (c clock) Now() time.Time { return c.k.Now() }
+
+// after schedules fn to run after delay. A non-empty what names the event
+// in the trace.
+func (k *kernel) after(delay time.Duration, what string, fn func()) {
+	if delay < 0 {
+		delay = 0
+	}
+	k.seq++
+	heap.Push(&k.queue, &event{at: k.now + delay, seq: k.seq, what: what, fn: fn})
+}
+
+// step runs the next event; false when the queue is empty or the next
+// event is after until.
+func (k *kernel) step(until time.Duration) bool {
+	if len(k.queue) == 0 || k.queue[0].at > until {
+		return false
+	}
+	e := heap.Pop(&k.queue).(*event)
+	k.now = e.at
+	k.events++
+	if e.what != "" {
+		k.record(e.what)
+	}
+	e.fn()
+	return true
+}
+
+// runUntil runs every event due by until; the clock stays at the last one.
+func (k *kernel) runUntil(until time.Duration) {
+	for k.step(until) {
+	}
+}
+
+// advanceTo runs every event due by until and moves the clock to until.
+func (k *kernel) advanceTo(until time.Duration) {
+	k.runUntil(until)
+	k.now = until
+}
+
+// record feeds one line to the trace hash (and the trace file).
+func (k *kernel) record(line string) {
+	var b [8]byte
+	putUint64(b[:], uint64(k.now))
+	k.hash.Write(b[:])
+	k.hash.WriteString(line)
+	if k.trace != nil {
+		fmt.Fprintf(k.trace, "%12.3fms %s\n", float64(k.now)/1e6, line)
+	}
+}
+
+// note adds a line that is not an event (a fault decision, an observation).
+func (k *kernel) note(format string, args ...any) {
+	k.record(fmt.Sprintf(format, args...))
+}
+
+// noteDelivery records a message delivery. The hash takes the sender, the
+// receiver and the bytes (which say everything else); the readable line is
+// only built when a trace is being written.
+func (k *kernel) noteDelivery(from, to uint64, data []byte, describe func() string) {
+	var b [32]byte
+	putUint64(b[0:], uint64(k.now))
+	putUint64(b[8:], from)
+	putUint64(b[16:], to)
+	h := xxhash.Sum64(data)
+	putUint64(b[24:], h)
+	k.hash.Write(b[:])
+	if k.trace != nil {
+		fmt.Fprintf(k.trace, "%12.3fms deliver %d->%d %s h=%016x\n", float64(k.now)/1e6, from, to, describe(), h)
+	}
+}
+
+// traceHash is the hash of everything recorded so far.
+func (k *kernel) traceHash() string { return fmt.Sprintf("%016x", k.hash.Sum64()) }
+
+func putUint64(b []byte, v uint64) {
+	for i := 0; i < 8; i++ {
+		b[i] = byte(v >> (8 * i))
+	}
+}

@@ -1,0 +1,85 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// metrics is what a run measures for its report: when regions appeared and
+// first elected a leader, how long splits took, and fault counters. The
+// stores' hooks, PD observations and fault handling feed it; nothing in the
+// simulation reads it, only the end-of-run checks and the report.
+type metrics struct {
+	born        map[uint64]time.Duration   // region id -> when it appeared (0: initial layout)
+	firstLeader map[uint64]time.Duration   // region id -> when a peer first learned of a leader
+	splitDue    map[splitKey]time.Duration // when a leader first decided to split a region
+	// Per split: from due to the new region registered at PD, and to the
+	// first replica applying it.
+	splitRegister, splitApply []time.Duration
+
+	crashes      int    // stores crashed, by the plan or by a disk failure
+	diskFailures int    // ready rounds failed by the disk
+	tornTailCuts uint64 // torn WAL tails cut while stores recovered
+}
+
+// splitKey names a region at one epoch version.
+type splitKey struct{ region, version uint64 }
+
+func newMetrics() *metrics {
+	return &metrics{
+		born:        map[uint64]time.Duration{},
+		firstLeader: map[uint64]time.Duration{},
+		splitDue:    map[splitKey]time.Duration{},
+	}
+}
+
+// initialRegion records a region of the initial layout, born at the start.
+func (m *metrics) initialRegion(id uint64) { m.born[id] = 0 }
+
+// leaderChanged records a peer of region learning of leader (0: none).
+func (m *metrics) leaderChanged(region, leader uint64, at time.Duration) {
+	if leader == 0 {
+		return
+	}
+	if _, ok := m.firstLeader[region]; !ok {
+		m.firstLeader[region] = at
+	}
+}
+
+// splitBecameDue records a leader deciding to split region at version.
+func (m *metrics) splitBecameDue(region, version uint64, at time.Duration) {
+	key := splitKey{region, version}
+	if _, ok := m.splitDue[key]; !ok {
+		m.splitDue[key] = at
+	}
+}
+
+// splitApplied records a replica applying a split: the first to apply it
+// gives the right region its birth and the split its apply latency.
+func (m *metrics) splitApplied(left, right *pb.Region, at time.Duration) {
+	if _, ok := m.born[right.GetId()]; ok {
+		return
+	}
+	m.born[right.GetId()] = at
+	if due, ok := m.splitDue[splitKey{left.GetId(), left.GetEpoch().GetVersion() - 1}]; ok {
+		m.splitApply = append(m.splitApply, at-due)
+	}
+}
+
+// pdRegistered records PD showing region r for the first time, with left
+// its left neighbour (nil for the first region). A region no replica has
+// applied yet is born now. A new region is the right half of a split of its
+// left neighbour at the version before the split: that split's
+// registration latency ends now.
+func (m *metrics) pdRegistered(r, left *pb.Region, at time.Duration) {
+	if _, ok := m.born[r.GetId()]; !ok {
+		m.born[r.GetId()] = at
+	}
+	if left == nil {
+		return
+	}
+	if due, ok := m.splitDue[splitKey{left.GetId(), r.GetEpoch().GetVersion() - 1}]; ok {
+		m.splitRegister = append(m.splitRegister, at-due)
+	}
+}

@@ -1,0 +1,106 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/multiraft/multiraft/checker"
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/pd"
+)
+
+// startPD creates PD with the initial layout and starts its ticks. It
+// returns false, with a violation, when PD refuses the layout.
+func (w *World) startPD() bool {
+	var split [][]byte
+	for _, k := range w.cfg.SplitKeys {
+		split = append(split, []byte(k))
+	}
+	p, err := pd.New(w.env(PDNode, nil, "", w.rs.node.Fork()), pd.Config{
+		ID:                PDNode,
+		Layout:            pd.LayoutFromSplitKeys(split, w.cfg.Replicas, w.storeIDs()),
+		HeartbeatInterval: w.cfg.PDHeartbeat,
+	})
+	if err != nil {
+		w.violations = append(w.violations, fmt.Sprintf("PD refused the layout: %v", err))
+		return false
+	}
+	w.pd = p
+	for _, r := range p.Regions() {
+		w.metrics.initialRegion(r.GetId())
+	}
+	w.schedulePDTick()
+	return true
+}
+
+func (w *World) schedulePDTick() {
+	w.k.after(100*time.Millisecond, "", func() {
+		w.pd.Tick()
+		w.observePD()
+		w.schedulePDTick()
+	})
+}
+
+// pdWatch is what the world remembers of PD's view of the regions, to
+// check each change of it as it happens.
+type pdWatch struct {
+	epochs     checker.EpochMonitor
+	versions   map[uint64]uint64 // region id -> epoch version at the last change
+	registered map[uint64]bool   // every region PD has shown
+}
+
+func newPDWatch() pdWatch {
+	return pdWatch{versions: map[uint64]uint64{}, registered: map[uint64]bool{}}
+}
+
+// changed reports whether regions differ, in ids or versions, from the
+// view of the last change.
+func (pw *pdWatch) changed(regions []*pb.Region) bool {
+	if len(regions) != len(pw.versions) {
+		return true
+	}
+	for _, r := range regions {
+		if v, ok := pw.versions[r.GetId()]; !ok || v != r.GetEpoch().GetVersion() {
+			return true
+		}
+	}
+	return false
+}
+
+// remember makes regions the view of the last change.
+func (pw *pdWatch) remember(regions []*pb.Region) {
+	clear(pw.versions)
+	for _, r := range regions {
+		pw.versions[r.GetId()] = r.GetEpoch().GetVersion()
+	}
+}
+
+// observePD checks that PD's epochs never go back and its view never shows
+// a gap or an overlap, and notes (and times) the regions it registers.
+func (w *World) observePD() {
+	regions := w.pd.Regions()
+	if !w.pdWatch.changed(regions) {
+		return
+	}
+	var views []checker.RegionView
+	for i, r := range regions {
+		views = append(views, viewOf("pd", r, nil))
+		if err := w.pdWatch.epochs.Observe("pd", r.GetId(), r.GetEpoch().GetConfVer(), r.GetEpoch().GetVersion()); err != nil {
+			w.violate(err.Error())
+		}
+		if w.pdWatch.registered[r.GetId()] {
+			continue
+		}
+		w.pdWatch.registered[r.GetId()] = true
+		var left *pb.Region
+		if i > 0 {
+			left = regions[i-1]
+		}
+		w.metrics.pdRegistered(r, left, w.k.now)
+		w.k.note("pd registered region %d [%q, %q)", r.GetId(), r.GetStartKey(), r.GetEndKey())
+	}
+	if err := checker.CheckCoverage("pd", views); err != nil {
+		w.violate(err.Error())
+	}
+	w.pdWatch.remember(regions)
+}

@@ -1,0 +1,166 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/raftstore"
+	"github.com/multiraft/multiraft/core/rng"
+	"github.com/multiraft/multiraft/sim/simfs"
+)
+
+// storeNode is one simulated store: its disk, and the store process when
+// it is up. Ticks and ready rounds are events; a crash voids those already
+// scheduled.
+type storeNode struct {
+	w                   *World
+	id                  uint64
+	fs                  *vfs.MemFS     // the disk: what a crash image is taken of
+	ffs                 *simfs.FaultFS // the store's view of it, with injected faults
+	st                  *raftstore.Store
+	gen                 int // bumped on crash: events of older generations are void
+	flushQueued         bool
+	rand                *rng.Rand
+	tickName, flushName string // trace names of its recurring events
+}
+
+func (n *storeNode) up() bool { return n.st != nil }
+
+// addStore gives store id an empty disk and starts it.
+func (w *World) addStore(id uint64) {
+	n := &storeNode{w: w, id: id, fs: vfs.NewCrashableMem(), rand: w.rs.node.Fork(),
+		tickName: fmt.Sprintf("tick s%d", id), flushName: fmt.Sprintf("flush s%d", id)}
+	n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
+	w.stores = append(w.stores, n)
+	w.startStore(n)
+}
+
+// startStore opens a store on its disk, hooks it to the metrics and the
+// fault plan, and starts its ticks.
+func (w *World) startStore(n *storeNode) {
+	scfg := w.cfg.Store
+	scfg.StoreID = n.id
+	scfg.PD = PDNode
+	st, err := raftstore.Open(w.env(n.id, n.ffs, "/store", n.rand.Fork()), scfg)
+	if err != nil {
+		if errors.Is(err, simfs.ErrInjected) || errors.Is(err, simfs.ErrCrashed) {
+			// The disk failed again while recovering: crash and retry later.
+			w.k.note("store %d failed to open on an injected disk fault: %v", n.id, err)
+			w.crashDisk(n)
+			w.scheduleRestart(n)
+			return
+		}
+		w.violate(fmt.Sprintf("store %d failed to open its disk: %v", n.id, err))
+		return
+	}
+	st.SetHooks(raftstore.Hooks{
+		LeaderChanged: func(region, leader uint64) {
+			w.metrics.leaderChanged(region, leader, w.k.now)
+		},
+		SplitDue: func(region, version uint64) {
+			w.metrics.splitBecameDue(region, version, w.k.now)
+		},
+		SplitProposed: func(region uint64) {
+			for _, fn := range w.onSplitProposed {
+				fn(w, n.id, region)
+			}
+		},
+		SplitApplied: func(left, right *pb.Region) {
+			w.k.note("store %d applied split of region %d at %q into %d", n.id, left.GetId(), right.GetStartKey(), right.GetId())
+			w.metrics.splitApplied(left, right, w.k.now)
+			for _, fn := range w.onSplitApplied {
+				fn(w, n.id, left, right)
+			}
+		},
+	})
+	n.st = st
+	w.metrics.tornTailCuts += st.EngineStats().TornTailCuts
+	gen := n.gen
+	// Stagger ticks so that stores do not tick in lockstep.
+	w.k.after(time.Duration(n.rand.Int63n(int64(scfg.TickInterval))), "", func() { w.tickStore(n, gen) })
+}
+
+func (w *World) tickStore(n *storeNode, gen int) {
+	if n.gen != gen || !n.up() {
+		return
+	}
+	n.st.Tick()
+	w.queueFlush(n)
+	w.k.after(w.cfg.Store.TickInterval, n.tickName, func() { w.tickStore(n, gen) })
+}
+
+// queueFlush schedules a ready round of the store after a disk latency,
+// unless one is already scheduled. A round that fails on the disk crashes
+// the store, which restarts later.
+func (w *World) queueFlush(n *storeNode) {
+	if n.flushQueued || !n.up() {
+		return
+	}
+	n.flushQueued = true
+	gen := n.gen
+	w.k.after(w.cfg.DiskLatency.draw(w.rs.disk), n.flushName, func() {
+		if n.gen != gen || !n.up() {
+			return
+		}
+		n.flushQueued = false
+		if err := n.st.Flush(); err != nil {
+			if !errors.Is(err, simfs.ErrInjected) && !errors.Is(err, simfs.ErrCrashed) {
+				w.violate(fmt.Sprintf("store %d: ready round failed without a disk fault: %v", n.id, err))
+			}
+			w.metrics.diskFailures++
+			w.k.note("store %d disk failure: %v", n.id, err)
+			w.crashStore(n)
+			w.scheduleRestart(n)
+			return
+		}
+		if n.st.NeedsFlush() {
+			w.queueFlush(n)
+		}
+	})
+}
+
+// crashStore stops a store; its disk keeps what was synced and, at the
+// seed's choice, some of what was not.
+func (w *World) crashStore(n *storeNode) {
+	if !n.up() {
+		return
+	}
+	w.metrics.crashes++
+	n.st.Close()
+	n.st = nil
+	n.gen++
+	n.flushQueued = false
+	w.crashDisk(n)
+	w.k.note("crash store %d", n.id)
+}
+
+// crashDisk replaces a store's disk by a crash image of it: what was synced,
+// and, as the seed says, some of what was not. Injected faults are cleared.
+func (w *World) crashDisk(n *storeNode) {
+	crashed, err := simfs.Crash(n.fs, w.rs.disk, w.cfg.CrashKeepUnsynced)
+	if err != nil {
+		panic(fmt.Sprintf("sim: crash image of store %d: %v", n.id, err))
+	}
+	n.fs = crashed
+	n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
+}
+
+// scheduleRestart brings a store that failed on its own (a disk fault) back
+// after a while, as an operator or a supervisor would.
+func (w *World) scheduleRestart(n *storeNode) {
+	d := time.Duration(500+w.rs.fault.Intn(2500)) * time.Millisecond
+	w.k.after(d, fmt.Sprintf("auto-restart s%d", n.id), func() { w.restartStore(n) })
+}
+
+// restartStore reopens a crashed store from its disk.
+func (w *World) restartStore(n *storeNode) {
+	if n.up() {
+		return
+	}
+	w.k.note("restart store %d", n.id)
+	w.startStore(n)
+}

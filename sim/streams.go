@@ -1,0 +1,19 @@
+package sim
+
+import "github.com/multiraft/multiraft/core/rng"
+
+// streams are the independent random sources of a run.
+type streams struct {
+	net, disk, work, fault, raft, node *rng.Rand
+}
+
+func newStreams(seed uint64) streams {
+	return streams{
+		net:   rng.Stream(seed, "network"),
+		disk:  rng.Stream(seed, "disk"),
+		work:  rng.Stream(seed, "workload"),
+		fault: rng.Stream(seed, "faults"),
+		raft:  rng.Stream(seed, "raft"),
+		node:  rng.Stream(seed, "nodes"),
+	}
+}
