@@ -155,7 +155,7 @@ func (w *World) RequestSplit(key []byte) {
 		return
 	}
 	for _, r := range w.pd.Regions() {
-		if string(key) >= string(r.GetStartKey()) && (len(r.GetEndKey()) == 0 || string(key) < string(r.GetEndKey())) {
+		if r.ContainsKey(key) {
 			if s := w.LeaderStore(r.GetId()); s != 0 {
 				if err := w.stores[s-1].st.RequestSplit(r.GetId(), key); err != nil {
 					w.k.note("manual split at %q refused: %v", key, err)

@@ -45,7 +45,7 @@ func (p *probe) send(store uint64, what string, req *pb.KvRequest) {
 	req.RequestId = p.nextID
 	p.expect[p.nextID] = what
 	p.sent++
-	transport{p.w, ProbeNode}.Send(&pb.Envelope{To: store, Body: &pb.Envelope_KvRequest{KvRequest: req}})
+	transport{p.w, ProbeNode}.Send(pb.NewEnvelope(ProbeNode, store, req))
 }
 
 func (p *probe) fire() {
@@ -83,11 +83,14 @@ func (p *probe) fire() {
 		&pb.KvRequest{Header: &pb.RequestHeader{RegionId: r.GetId(), RegionEpoch: stale},
 			Op: &pb.KvRequest_Put{Put: &pb.PutRequest{Key: inside, Value: []byte("probe")}}})
 	// A raft message for a region that does not exist must create nothing.
+	// It comes from the store it names as its sender, as a stray message
+	// from a peer would (a forged sender is refused earlier, as malformed).
+	sender := store%uint64(p.w.cfg.Stores) + 1
 	msg := &raftpb.Message{Type: raftpb.MessageType_MsgHeartbeat.Enum(), To: proto.Uint64(unknownRegion + 2), From: proto.Uint64(unknownRegion + 1), Term: proto.Uint64(7)}
-	transport{p.w, ProbeNode}.Send(&pb.Envelope{To: store, Body: &pb.Envelope_Raft{Raft: &pb.RaftMessage{
-		RegionId: unknownRegion, FromPeer: &pb.Peer{Id: unknownRegion + 1, StoreId: store%uint64(p.w.cfg.Stores) + 1},
+	transport{p.w, sender}.Send(pb.NewEnvelope(sender, store, &pb.RaftMessage{
+		RegionId: unknownRegion, FromPeer: &pb.Peer{Id: unknownRegion + 1, StoreId: sender},
 		ToPeer: &pb.Peer{Id: unknownRegion + 2, StoreId: store}, RegionEpoch: r.GetEpoch(), Message: msg,
-	}}})
+	}))
 }
 
 func (p *probe) receive(m *pb.Envelope) {
