@@ -200,7 +200,20 @@ func All() []Scenario {
 	return []Scenario{
 		static(), staticPartition(), staticCrash(),
 		split(), splitLeaderChange(), splitPartition(), splitCrash(), splitPDDown(),
+		fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 	}
+}
+
+// fiveReplicas runs a scenario on five stores with five replicas per
+// region. Some bugs need five voters: a message of an old term can then
+// still find two peers at that term, which three voters never allow.
+func fiveReplicas(s Scenario) Scenario {
+	s.Name += "-5"
+	s.Config.Name = s.Name
+	s.Config.Stores = 5
+	s.Config.Replicas = 5
+	s.Description = "five stores, five replicas per region: " + s.Description
+	return s
 }
 
 // Get returns the scenario called name.
