@@ -200,7 +200,7 @@ func All() []Scenario {
 	return []Scenario{
 		static(), staticPartition(), staticCrash(),
 		split(), splitLeaderChange(), splitPartition(), splitCrash(), splitPDDown(),
-		fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
+		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 	}
 }
 
