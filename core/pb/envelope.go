@@ -7,20 +7,29 @@ type Body interface {
 	isBody()
 }
 
-func (*RaftMessage) isBody()         {}
-func (*KvRequest) isBody()           {}
-func (*KvResponse) isBody()          {}
-func (*StoreHello) isBody()          {}
-func (*Bootstrap) isBody()           {}
-func (*RegionHeartbeat) isBody()     {}
-func (*StoreHeartbeat) isBody()      {}
-func (*GetRegionRequest) isBody()    {}
-func (*GetRegionResponse) isBody()   {}
-func (*ListRegionsRequest) isBody()  {}
-func (*ListRegionsResponse) isBody() {}
-func (*AskSplitRequest) isBody()     {}
-func (*AskSplitResponse) isBody()    {}
-func (*ReportSplit) isBody()         {}
+func (*RaftMessage) isBody()              {}
+func (*KvRequest) isBody()                {}
+func (*KvResponse) isBody()               {}
+func (*StoreHello) isBody()               {}
+func (*Bootstrap) isBody()                {}
+func (*RegionHeartbeat) isBody()          {}
+func (*StoreHeartbeat) isBody()           {}
+func (*GetRegionRequest) isBody()         {}
+func (*GetRegionResponse) isBody()        {}
+func (*ListRegionsRequest) isBody()       {}
+func (*ListRegionsResponse) isBody()      {}
+func (*AskSplitRequest) isBody()          {}
+func (*AskSplitResponse) isBody()         {}
+func (*ReportSplit) isBody()              {}
+func (*SnapshotChunk) isBody()            {}
+func (*SnapshotAck) isBody()              {}
+func (*RegionOrder) isBody()              {}
+func (*RegionByIDRequest) isBody()        {}
+func (*RegionByIDResponse) isBody()       {}
+func (*MoveRegionRequest) isBody()        {}
+func (*TransferLeaderRequest) isBody()    {}
+func (*DecommissionStoreRequest) isBody() {}
+func (*AdminResponse) isBody()            {}
 
 // NewEnvelope wraps body into an envelope from one node to another.
 func NewEnvelope(from, to uint64, body Body) *Envelope {
@@ -54,6 +63,24 @@ func NewEnvelope(from, to uint64, body Body) *Envelope {
 		e.Body = &Envelope_AskSplitResponse{AskSplitResponse: b}
 	case *ReportSplit:
 		e.Body = &Envelope_ReportSplit{ReportSplit: b}
+	case *SnapshotChunk:
+		e.Body = &Envelope_SnapshotChunk{SnapshotChunk: b}
+	case *SnapshotAck:
+		e.Body = &Envelope_SnapshotAck{SnapshotAck: b}
+	case *RegionOrder:
+		e.Body = &Envelope_RegionOrder{RegionOrder: b}
+	case *RegionByIDRequest:
+		e.Body = &Envelope_RegionById{RegionById: b}
+	case *RegionByIDResponse:
+		e.Body = &Envelope_RegionByIdResponse{RegionByIdResponse: b}
+	case *MoveRegionRequest:
+		e.Body = &Envelope_MoveRegion{MoveRegion: b}
+	case *TransferLeaderRequest:
+		e.Body = &Envelope_TransferLeader{TransferLeader: b}
+	case *DecommissionStoreRequest:
+		e.Body = &Envelope_DecommissionStore{DecommissionStore: b}
+	case *AdminResponse:
+		e.Body = &Envelope_AdminResponse{AdminResponse: b}
 	}
 	return e
 }

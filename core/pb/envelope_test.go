@@ -9,7 +9,9 @@ import (
 func TestNewEnvelopeCarriesEveryBody(t *testing.T) {
 	bodies := []Body{&RaftMessage{}, &KvRequest{}, &KvResponse{}, &StoreHello{}, &Bootstrap{},
 		&RegionHeartbeat{}, &StoreHeartbeat{}, &GetRegionRequest{}, &GetRegionResponse{},
-		&ListRegionsRequest{}, &ListRegionsResponse{}, &AskSplitRequest{}, &AskSplitResponse{}, &ReportSplit{}}
+		&ListRegionsRequest{}, &ListRegionsResponse{}, &AskSplitRequest{}, &AskSplitResponse{}, &ReportSplit{},
+		&SnapshotChunk{}, &SnapshotAck{}, &RegionOrder{}, &RegionByIDRequest{}, &RegionByIDResponse{},
+		&MoveRegionRequest{}, &TransferLeaderRequest{}, &DecommissionStoreRequest{}, &AdminResponse{}}
 	// Every case of Envelope's body oneof is covered, each by its own field.
 	oneof := File_multiraft_proto.Messages().ByName("Envelope").Oneofs().ByName("body")
 	if n := oneof.Fields().Len(); n != len(bodies) {

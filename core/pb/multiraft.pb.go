@@ -26,11 +26,17 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PeerRole is a peer's part in its raft group. In a joint configuration
+// (while a move promotes one peer and demotes another) a peer can be an
+// incoming voter (a voter of the new configuration only) or a demoting voter
+// (a voter of the old configuration only, a learner of the new one).
 type PeerRole int32
 
 const (
-	PeerRole_VOTER   PeerRole = 0
-	PeerRole_LEARNER PeerRole = 1
+	PeerRole_VOTER          PeerRole = 0
+	PeerRole_LEARNER        PeerRole = 1
+	PeerRole_INCOMING_VOTER PeerRole = 2
+	PeerRole_DEMOTING_VOTER PeerRole = 3
 )
 
 // Enum value maps for PeerRole.
@@ -38,10 +44,14 @@ var (
 	PeerRole_name = map[int32]string{
 		0: "VOTER",
 		1: "LEARNER",
+		2: "INCOMING_VOTER",
+		3: "DEMOTING_VOTER",
 	}
 	PeerRole_value = map[string]int32{
-		"VOTER":   0,
-		"LEARNER": 1,
+		"VOTER":          0,
+		"LEARNER":        1,
+		"INCOMING_VOTER": 2,
+		"DEMOTING_VOTER": 3,
 	}
 )
 
@@ -70,6 +80,58 @@ func (x PeerRole) Number() protoreflect.EnumNumber {
 // Deprecated: Use PeerRole.Descriptor instead.
 func (PeerRole) EnumDescriptor() ([]byte, []int) {
 	return file_multiraft_proto_rawDescGZIP(), []int{0}
+}
+
+type ChangeType int32
+
+const (
+	ChangeType_ADD_LEARNER     ChangeType = 0 // a new peer, as a learner
+	ChangeType_PROMOTE_LEARNER ChangeType = 1 // a learner becomes a voter
+	ChangeType_DEMOTE_VOTER    ChangeType = 2 // a voter becomes a learner
+	ChangeType_REMOVE_PEER     ChangeType = 3 // a learner (or, outside a move, a voter) leaves
+)
+
+// Enum value maps for ChangeType.
+var (
+	ChangeType_name = map[int32]string{
+		0: "ADD_LEARNER",
+		1: "PROMOTE_LEARNER",
+		2: "DEMOTE_VOTER",
+		3: "REMOVE_PEER",
+	}
+	ChangeType_value = map[string]int32{
+		"ADD_LEARNER":     0,
+		"PROMOTE_LEARNER": 1,
+		"DEMOTE_VOTER":    2,
+		"REMOVE_PEER":     3,
+	}
+)
+
+func (x ChangeType) Enum() *ChangeType {
+	p := new(ChangeType)
+	*p = x
+	return p
+}
+
+func (x ChangeType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeType) Descriptor() protoreflect.EnumDescriptor {
+	return file_multiraft_proto_enumTypes[1].Descriptor()
+}
+
+func (ChangeType) Type() protoreflect.EnumType {
+	return &file_multiraft_proto_enumTypes[1]
+}
+
+func (x ChangeType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeType.Descriptor instead.
+func (ChangeType) EnumDescriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{1}
 }
 
 type PeerState int32
@@ -102,11 +164,11 @@ func (x PeerState) String() string {
 }
 
 func (PeerState) Descriptor() protoreflect.EnumDescriptor {
-	return file_multiraft_proto_enumTypes[1].Descriptor()
+	return file_multiraft_proto_enumTypes[2].Descriptor()
 }
 
 func (PeerState) Type() protoreflect.EnumType {
-	return &file_multiraft_proto_enumTypes[1]
+	return &file_multiraft_proto_enumTypes[2]
 }
 
 func (x PeerState) Number() protoreflect.EnumNumber {
@@ -115,7 +177,7 @@ func (x PeerState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PeerState.Descriptor instead.
 func (PeerState) EnumDescriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{1}
+	return file_multiraft_proto_rawDescGZIP(), []int{2}
 }
 
 // Epoch versions a region: conf_ver grows on every membership change,
@@ -311,6 +373,114 @@ func (x *Region) GetPeers() []*Peer {
 	return nil
 }
 
+type PeerChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          ChangeType             `protobuf:"varint,1,opt,name=type,proto3,enum=multiraft.ChangeType" json:"type,omitempty"`
+	Peer          *Peer                  `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"` // id and store; the role is implied by the change
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerChange) Reset() {
+	*x = PeerChange{}
+	mi := &file_multiraft_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerChange) ProtoMessage() {}
+
+func (x *PeerChange) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerChange.ProtoReflect.Descriptor instead.
+func (*PeerChange) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PeerChange) GetType() ChangeType {
+	if x != nil {
+		return x.Type
+	}
+	return ChangeType_ADD_LEARNER
+}
+
+func (x *PeerChange) GetPeer() *Peer {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+// ChangePeers is a membership change of one region, made for the epoch in
+// the header. Several changes at once go through a joint configuration
+// that raft leaves on its own. It rides as the context of a raft
+// ConfChangeV2 entry, and in PD's orders.
+type ChangePeers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Changes       []*PeerChange          `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePeers) Reset() {
+	*x = ChangePeers{}
+	mi := &file_multiraft_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePeers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePeers) ProtoMessage() {}
+
+func (x *ChangePeers) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePeers.ProtoReflect.Descriptor instead.
+func (*ChangePeers) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ChangePeers) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ChangePeers) GetChanges() []*PeerChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 // RegionError tells a client why a store did not serve a request and what to
 // do next. Exactly one of the typed fields is set.
 type RegionError struct {
@@ -329,7 +499,7 @@ type RegionError struct {
 
 func (x *RegionError) Reset() {
 	*x = RegionError{}
-	mi := &file_multiraft_proto_msgTypes[3]
+	mi := &file_multiraft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +511,7 @@ func (x *RegionError) String() string {
 func (*RegionError) ProtoMessage() {}
 
 func (x *RegionError) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[3]
+	mi := &file_multiraft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +524,7 @@ func (x *RegionError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionError.ProtoReflect.Descriptor instead.
 func (*RegionError) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{3}
+	return file_multiraft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegionError) GetMessage() string {
@@ -423,7 +593,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_multiraft_proto_msgTypes[4]
+	mi := &file_multiraft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +605,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[4]
+	mi := &file_multiraft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +618,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{4}
+	return file_multiraft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NotLeader) GetRegionId() uint64 {
@@ -474,7 +644,7 @@ type RegionNotFound struct {
 
 func (x *RegionNotFound) Reset() {
 	*x = RegionNotFound{}
-	mi := &file_multiraft_proto_msgTypes[5]
+	mi := &file_multiraft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +656,7 @@ func (x *RegionNotFound) String() string {
 func (*RegionNotFound) ProtoMessage() {}
 
 func (x *RegionNotFound) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[5]
+	mi := &file_multiraft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +669,7 @@ func (x *RegionNotFound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionNotFound.ProtoReflect.Descriptor instead.
 func (*RegionNotFound) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{5}
+	return file_multiraft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegionNotFound) GetRegionId() uint64 {
@@ -521,7 +691,7 @@ type KeyNotInRegion struct {
 
 func (x *KeyNotInRegion) Reset() {
 	*x = KeyNotInRegion{}
-	mi := &file_multiraft_proto_msgTypes[6]
+	mi := &file_multiraft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +703,7 @@ func (x *KeyNotInRegion) String() string {
 func (*KeyNotInRegion) ProtoMessage() {}
 
 func (x *KeyNotInRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[6]
+	mi := &file_multiraft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +716,7 @@ func (x *KeyNotInRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyNotInRegion.ProtoReflect.Descriptor instead.
 func (*KeyNotInRegion) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{6}
+	return file_multiraft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *KeyNotInRegion) GetKey() []byte {
@@ -586,7 +756,7 @@ type EpochNotMatch struct {
 
 func (x *EpochNotMatch) Reset() {
 	*x = EpochNotMatch{}
-	mi := &file_multiraft_proto_msgTypes[7]
+	mi := &file_multiraft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +768,7 @@ func (x *EpochNotMatch) String() string {
 func (*EpochNotMatch) ProtoMessage() {}
 
 func (x *EpochNotMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[7]
+	mi := &file_multiraft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +781,7 @@ func (x *EpochNotMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochNotMatch.ProtoReflect.Descriptor instead.
 func (*EpochNotMatch) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{7}
+	return file_multiraft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EpochNotMatch) GetCurrentRegions() []*Region {
@@ -629,7 +799,7 @@ type StoreBusy struct {
 
 func (x *StoreBusy) Reset() {
 	*x = StoreBusy{}
-	mi := &file_multiraft_proto_msgTypes[8]
+	mi := &file_multiraft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +811,7 @@ func (x *StoreBusy) String() string {
 func (*StoreBusy) ProtoMessage() {}
 
 func (x *StoreBusy) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[8]
+	mi := &file_multiraft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +824,7 @@ func (x *StoreBusy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreBusy.ProtoReflect.Descriptor instead.
 func (*StoreBusy) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{8}
+	return file_multiraft_proto_rawDescGZIP(), []int{10}
 }
 
 // InvalidRequest: the request itself is malformed (empty key, reversed scan
@@ -668,7 +838,7 @@ type InvalidRequest struct {
 
 func (x *InvalidRequest) Reset() {
 	*x = InvalidRequest{}
-	mi := &file_multiraft_proto_msgTypes[9]
+	mi := &file_multiraft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +850,7 @@ func (x *InvalidRequest) String() string {
 func (*InvalidRequest) ProtoMessage() {}
 
 func (x *InvalidRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[9]
+	mi := &file_multiraft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +863,7 @@ func (x *InvalidRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidRequest.ProtoReflect.Descriptor instead.
 func (*InvalidRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{9}
+	return file_multiraft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InvalidRequest) GetReason() string {
@@ -713,7 +883,7 @@ type StaleCommand struct {
 
 func (x *StaleCommand) Reset() {
 	*x = StaleCommand{}
-	mi := &file_multiraft_proto_msgTypes[10]
+	mi := &file_multiraft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +895,7 @@ func (x *StaleCommand) String() string {
 func (*StaleCommand) ProtoMessage() {}
 
 func (x *StaleCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[10]
+	mi := &file_multiraft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +908,7 @@ func (x *StaleCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaleCommand.ProtoReflect.Descriptor instead.
 func (*StaleCommand) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{10}
+	return file_multiraft_proto_rawDescGZIP(), []int{12}
 }
 
 type RequestHeader struct {
@@ -751,7 +921,7 @@ type RequestHeader struct {
 
 func (x *RequestHeader) Reset() {
 	*x = RequestHeader{}
-	mi := &file_multiraft_proto_msgTypes[11]
+	mi := &file_multiraft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +933,7 @@ func (x *RequestHeader) String() string {
 func (*RequestHeader) ProtoMessage() {}
 
 func (x *RequestHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[11]
+	mi := &file_multiraft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +946,7 @@ func (x *RequestHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestHeader.ProtoReflect.Descriptor instead.
 func (*RequestHeader) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{11}
+	return file_multiraft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RequestHeader) GetRegionId() uint64 {
@@ -802,7 +972,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_multiraft_proto_msgTypes[12]
+	mi := &file_multiraft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +984,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[12]
+	mi := &file_multiraft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +997,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{12}
+	return file_multiraft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -848,7 +1018,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_multiraft_proto_msgTypes[13]
+	mi := &file_multiraft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1030,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[13]
+	mi := &file_multiraft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1043,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{13}
+	return file_multiraft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -907,7 +1077,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_multiraft_proto_msgTypes[14]
+	mi := &file_multiraft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1089,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[14]
+	mi := &file_multiraft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1102,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{14}
+	return file_multiraft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PutRequest) GetKey() []byte {
@@ -958,7 +1128,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_multiraft_proto_msgTypes[15]
+	mi := &file_multiraft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1140,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[15]
+	mi := &file_multiraft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1153,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{15}
+	return file_multiraft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -1002,7 +1172,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_multiraft_proto_msgTypes[16]
+	mi := &file_multiraft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1184,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[16]
+	mi := &file_multiraft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1197,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{16}
+	return file_multiraft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteRequest) GetKey() []byte {
@@ -1046,7 +1216,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_multiraft_proto_msgTypes[17]
+	mi := &file_multiraft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1228,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[17]
+	mi := &file_multiraft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1241,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{17}
+	return file_multiraft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteResponse) GetDeleted() bool {
@@ -1094,7 +1264,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_multiraft_proto_msgTypes[18]
+	mi := &file_multiraft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1276,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[18]
+	mi := &file_multiraft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1289,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{18}
+	return file_multiraft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ScanRequest) GetStartKey() []byte {
@@ -1154,7 +1324,7 @@ type KvPair struct {
 
 func (x *KvPair) Reset() {
 	*x = KvPair{}
-	mi := &file_multiraft_proto_msgTypes[19]
+	mi := &file_multiraft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1336,7 @@ func (x *KvPair) String() string {
 func (*KvPair) ProtoMessage() {}
 
 func (x *KvPair) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[19]
+	mi := &file_multiraft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1349,7 @@ func (x *KvPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvPair.ProtoReflect.Descriptor instead.
 func (*KvPair) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{19}
+	return file_multiraft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KvPair) GetKey() []byte {
@@ -1212,7 +1382,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_multiraft_proto_msgTypes[20]
+	mi := &file_multiraft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1394,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[20]
+	mi := &file_multiraft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1407,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{20}
+	return file_multiraft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ScanResponse) GetPairs() []*KvPair {
@@ -1260,7 +1430,7 @@ type CasRequest struct {
 
 func (x *CasRequest) Reset() {
 	*x = CasRequest{}
-	mi := &file_multiraft_proto_msgTypes[21]
+	mi := &file_multiraft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1442,7 @@ func (x *CasRequest) String() string {
 func (*CasRequest) ProtoMessage() {}
 
 func (x *CasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[21]
+	mi := &file_multiraft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1455,7 @@ func (x *CasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasRequest.ProtoReflect.Descriptor instead.
 func (*CasRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{21}
+	return file_multiraft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CasRequest) GetKey() []byte {
@@ -1319,7 +1489,7 @@ type CasResponse struct {
 
 func (x *CasResponse) Reset() {
 	*x = CasResponse{}
-	mi := &file_multiraft_proto_msgTypes[22]
+	mi := &file_multiraft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1501,7 @@ func (x *CasResponse) String() string {
 func (*CasResponse) ProtoMessage() {}
 
 func (x *CasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[22]
+	mi := &file_multiraft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1514,7 @@ func (x *CasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasResponse.ProtoReflect.Descriptor instead.
 func (*CasResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{22}
+	return file_multiraft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CasResponse) GetSucceeded() bool {
@@ -1379,7 +1549,7 @@ type KvRequest struct {
 
 func (x *KvRequest) Reset() {
 	*x = KvRequest{}
-	mi := &file_multiraft_proto_msgTypes[23]
+	mi := &file_multiraft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1561,7 @@ func (x *KvRequest) String() string {
 func (*KvRequest) ProtoMessage() {}
 
 func (x *KvRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[23]
+	mi := &file_multiraft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1574,7 @@ func (x *KvRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvRequest.ProtoReflect.Descriptor instead.
 func (*KvRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{23}
+	return file_multiraft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KvRequest) GetRequestId() uint64 {
@@ -1525,7 +1695,7 @@ type KvResponse struct {
 
 func (x *KvResponse) Reset() {
 	*x = KvResponse{}
-	mi := &file_multiraft_proto_msgTypes[24]
+	mi := &file_multiraft_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1707,7 @@ func (x *KvResponse) String() string {
 func (*KvResponse) ProtoMessage() {}
 
 func (x *KvResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[24]
+	mi := &file_multiraft_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1720,7 @@ func (x *KvResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvResponse.ProtoReflect.Descriptor instead.
 func (*KvResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{24}
+	return file_multiraft_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KvResponse) GetRequestId() uint64 {
@@ -1667,7 +1837,7 @@ type SplitRequest struct {
 
 func (x *SplitRequest) Reset() {
 	*x = SplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[25]
+	mi := &file_multiraft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1849,7 @@ func (x *SplitRequest) String() string {
 func (*SplitRequest) ProtoMessage() {}
 
 func (x *SplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[25]
+	mi := &file_multiraft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1862,7 @@ func (x *SplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRequest.ProtoReflect.Descriptor instead.
 func (*SplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{25}
+	return file_multiraft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SplitRequest) GetSplitKey() []byte {
@@ -1735,7 +1905,7 @@ type RaftCommand struct {
 
 func (x *RaftCommand) Reset() {
 	*x = RaftCommand{}
-	mi := &file_multiraft_proto_msgTypes[26]
+	mi := &file_multiraft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1917,7 @@ func (x *RaftCommand) String() string {
 func (*RaftCommand) ProtoMessage() {}
 
 func (x *RaftCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[26]
+	mi := &file_multiraft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1930,7 @@ func (x *RaftCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCommand.ProtoReflect.Descriptor instead.
 func (*RaftCommand) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{26}
+	return file_multiraft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RaftCommand) GetProposerIncarnation() uint64 {
@@ -1855,18 +2025,23 @@ func (*RaftCommand_Cas) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_Split) isRaftCommand_Cmd() {}
 
-// RegionSnapshot is the data of a raft snapshot: the region and its keys.
+// RegionSnapshot is the data of a raft snapshot: the region and, when the
+// snapshot is carried inline, its keys. A streamed snapshot's raft data
+// names the region and the size only; its keys travel in SnapshotChunks.
 type RegionSnapshot struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Region        *Region                `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
 	Pairs         []*KvPair              `protobuf:"bytes,2,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	Streamed      bool                   `protobuf:"varint,3,opt,name=streamed,proto3" json:"streamed,omitempty"`
+	TotalPairs    uint64                 `protobuf:"varint,4,opt,name=total_pairs,json=totalPairs,proto3" json:"total_pairs,omitempty"`
+	TotalBytes    uint64                 `protobuf:"varint,5,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionSnapshot) Reset() {
 	*x = RegionSnapshot{}
-	mi := &file_multiraft_proto_msgTypes[27]
+	mi := &file_multiraft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +2053,7 @@ func (x *RegionSnapshot) String() string {
 func (*RegionSnapshot) ProtoMessage() {}
 
 func (x *RegionSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[27]
+	mi := &file_multiraft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +2066,7 @@ func (x *RegionSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionSnapshot.ProtoReflect.Descriptor instead.
 func (*RegionSnapshot) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{27}
+	return file_multiraft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RegionSnapshot) GetRegion() *Region {
@@ -1908,24 +2083,49 @@ func (x *RegionSnapshot) GetPairs() []*KvPair {
 	return nil
 }
 
+func (x *RegionSnapshot) GetStreamed() bool {
+	if x != nil {
+		return x.Streamed
+	}
+	return false
+}
+
+func (x *RegionSnapshot) GetTotalPairs() uint64 {
+	if x != nil {
+		return x.TotalPairs
+	}
+	return 0
+}
+
+func (x *RegionSnapshot) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
 // RaftMessage carries one raft message between two peers of a region, with
 // the sender's view of the region.
 type RaftMessage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RegionId      uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
-	FromPeer      *Peer                  `protobuf:"bytes,2,opt,name=from_peer,json=fromPeer,proto3" json:"from_peer,omitempty"`
-	ToPeer        *Peer                  `protobuf:"bytes,3,opt,name=to_peer,json=toPeer,proto3" json:"to_peer,omitempty"`
-	RegionEpoch   *Epoch                 `protobuf:"bytes,4,opt,name=region_epoch,json=regionEpoch,proto3" json:"region_epoch,omitempty"`
-	StartKey      []byte                 `protobuf:"bytes,5,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
-	EndKey        []byte                 `protobuf:"bytes,6,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
-	Message       *raftpb.Message        `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	RegionId    uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	FromPeer    *Peer                  `protobuf:"bytes,2,opt,name=from_peer,json=fromPeer,proto3" json:"from_peer,omitempty"`
+	ToPeer      *Peer                  `protobuf:"bytes,3,opt,name=to_peer,json=toPeer,proto3" json:"to_peer,omitempty"`
+	RegionEpoch *Epoch                 `protobuf:"bytes,4,opt,name=region_epoch,json=regionEpoch,proto3" json:"region_epoch,omitempty"`
+	StartKey    []byte                 `protobuf:"bytes,5,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	EndKey      []byte                 `protobuf:"bytes,6,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	Message     *raftpb.Message        `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	// A notice instead of a raft message: to_peer is not a member of the
+	// region as the sender knows it (gc_region, at a newer epoch). A peer
+	// that missed its own removal destroys itself on it.
+	GcRegion      *Region `protobuf:"bytes,8,opt,name=gc_region,json=gcRegion,proto3" json:"gc_region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_multiraft_proto_msgTypes[28]
+	mi := &file_multiraft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2137,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[28]
+	mi := &file_multiraft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2150,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{28}
+	return file_multiraft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RaftMessage) GetRegionId() uint64 {
@@ -2002,18 +2202,226 @@ func (x *RaftMessage) GetMessage() *raftpb.Message {
 	return nil
 }
 
-// StoreHello registers a store with PD; PD answers with Bootstrap.
+func (x *RaftMessage) GetGcRegion() *Region {
+	if x != nil {
+		return x.GcRegion
+	}
+	return nil
+}
+
+// SnapshotChunk is one piece of a region snapshot streamed from a leader to
+// one peer: the keys in order, a bounded number of bytes per chunk. The last
+// chunk carries the raft MsgSnap (whose data describes the snapshot) and
+// the checksum of all pairs; the receiver steps it into raft only then.
+type SnapshotChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RegionId      uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	FromPeer      *Peer                  `protobuf:"bytes,2,opt,name=from_peer,json=fromPeer,proto3" json:"from_peer,omitempty"`
+	ToPeer        *Peer                  `protobuf:"bytes,3,opt,name=to_peer,json=toPeer,proto3" json:"to_peer,omitempty"`
+	SnapshotId    uint64                 `protobuf:"varint,4,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"` // unique per sending store
+	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`                                 // 0, 1, 2, ... within one snapshot
+	Pairs         []*KvPair              `protobuf:"bytes,6,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	Last          bool                   `protobuf:"varint,7,opt,name=last,proto3" json:"last,omitempty"`
+	Message       *raftpb.Message        `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`                           // last chunk only
+	Checksum      uint32                 `protobuf:"varint,9,opt,name=checksum,proto3" json:"checksum,omitempty"`                        // last chunk only: crc32c of every pair
+	TotalPairs    uint64                 `protobuf:"varint,10,opt,name=total_pairs,json=totalPairs,proto3" json:"total_pairs,omitempty"` // last chunk only
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_multiraft_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SnapshotChunk) GetRegionId() uint64 {
+	if x != nil {
+		return x.RegionId
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetFromPeer() *Peer {
+	if x != nil {
+		return x.FromPeer
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetToPeer() *Peer {
+	if x != nil {
+		return x.ToPeer
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetPairs() []*KvPair {
+	if x != nil {
+		return x.Pairs
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetLast() bool {
+	if x != nil {
+		return x.Last
+	}
+	return false
+}
+
+func (x *SnapshotChunk) GetMessage() *raftpb.Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetChecksum() uint32 {
+	if x != nil {
+		return x.Checksum
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetTotalPairs() uint64 {
+	if x != nil {
+		return x.TotalPairs
+	}
+	return 0
+}
+
+// SnapshotAck acknowledges chunk seq of a snapshot, or refuses the
+// snapshot (the sender stops and tells raft it failed).
+type SnapshotAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RegionId      uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	SnapshotId    uint64                 `protobuf:"varint,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Refused       bool                   `protobuf:"varint,4,opt,name=refused,proto3" json:"refused,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotAck) Reset() {
+	*x = SnapshotAck{}
+	mi := &file_multiraft_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotAck) ProtoMessage() {}
+
+func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotAck.ProtoReflect.Descriptor instead.
+func (*SnapshotAck) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SnapshotAck) GetRegionId() uint64 {
+	if x != nil {
+		return x.RegionId
+	}
+	return 0
+}
+
+func (x *SnapshotAck) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SnapshotAck) GetRefused() bool {
+	if x != nil {
+		return x.Refused
+	}
+	return false
+}
+
+func (x *SnapshotAck) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// StoreHello registers a store with PD; PD answers with Bootstrap. A store
+// of the initial layout gets its regions; a store joining later (join set)
+// gets none and is filled by PD's schedulers.
 type StoreHello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	StoreId       uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Join          bool                   `protobuf:"varint,3,opt,name=join,proto3" json:"join,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreHello) Reset() {
 	*x = StoreHello{}
-	mi := &file_multiraft_proto_msgTypes[29]
+	mi := &file_multiraft_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2433,7 @@ func (x *StoreHello) String() string {
 func (*StoreHello) ProtoMessage() {}
 
 func (x *StoreHello) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[29]
+	mi := &file_multiraft_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2446,7 @@ func (x *StoreHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHello.ProtoReflect.Descriptor instead.
 func (*StoreHello) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{29}
+	return file_multiraft_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StoreHello) GetStoreId() uint64 {
@@ -2055,6 +2463,13 @@ func (x *StoreHello) GetAddress() string {
 	return ""
 }
 
+func (x *StoreHello) GetJoin() bool {
+	if x != nil {
+		return x.Join
+	}
+	return false
+}
+
 // Bootstrap lists the regions (with peers) a store must host at first boot.
 type Bootstrap struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2069,7 +2484,7 @@ type Bootstrap struct {
 
 func (x *Bootstrap) Reset() {
 	*x = Bootstrap{}
-	mi := &file_multiraft_proto_msgTypes[30]
+	mi := &file_multiraft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2496,7 @@ func (x *Bootstrap) String() string {
 func (*Bootstrap) ProtoMessage() {}
 
 func (x *Bootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[30]
+	mi := &file_multiraft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2509,7 @@ func (x *Bootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bootstrap.ProtoReflect.Descriptor instead.
 func (*Bootstrap) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{30}
+	return file_multiraft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Bootstrap) GetStoreId() uint64 {
@@ -2131,14 +2546,19 @@ type RegionHeartbeat struct {
 	Leader          *Peer                  `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"`
 	ApproximateSize uint64                 `protobuf:"varint,3,opt,name=approximate_size,json=approximateSize,proto3" json:"approximate_size,omitempty"`
 	ApproximateKeys uint64                 `protobuf:"varint,4,opt,name=approximate_keys,json=approximateKeys,proto3" json:"approximate_keys,omitempty"`
-	PendingPeers    []*Peer                `protobuf:"bytes,5,rep,name=pending_peers,json=pendingPeers,proto3" json:"pending_peers,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Peers that are behind the leader's log (being sent a snapshot, or
+	// matching less than the committed index): a learner is caught up when
+	// it is not pending.
+	PendingPeers []*Peer `protobuf:"bytes,5,rep,name=pending_peers,json=pendingPeers,proto3" json:"pending_peers,omitempty"`
+	// Peers the leader has not heard from for an election timeout.
+	DownPeers     []*Peer `protobuf:"bytes,6,rep,name=down_peers,json=downPeers,proto3" json:"down_peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionHeartbeat) Reset() {
 	*x = RegionHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[31]
+	mi := &file_multiraft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2570,7 @@ func (x *RegionHeartbeat) String() string {
 func (*RegionHeartbeat) ProtoMessage() {}
 
 func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[31]
+	mi := &file_multiraft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2583,7 @@ func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHeartbeat.ProtoReflect.Descriptor instead.
 func (*RegionHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{31}
+	return file_multiraft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RegionHeartbeat) GetRegion() *Region {
@@ -2201,6 +2621,443 @@ func (x *RegionHeartbeat) GetPendingPeers() []*Peer {
 	return nil
 }
 
+func (x *RegionHeartbeat) GetDownPeers() []*Peer {
+	if x != nil {
+		return x.DownPeers
+	}
+	return nil
+}
+
+// RegionOrder is PD's answer to a region heartbeat when an operator has a
+// step for the region's leader: a membership change or a leadership
+// transfer, valid only at the epoch given.
+type RegionOrder struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	RegionId       uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	RegionEpoch    *Epoch                 `protobuf:"bytes,2,opt,name=region_epoch,json=regionEpoch,proto3" json:"region_epoch,omitempty"`
+	ChangePeers    *ChangePeers           `protobuf:"bytes,3,opt,name=change_peers,json=changePeers,proto3" json:"change_peers,omitempty"`
+	TransferLeader *Peer                  `protobuf:"bytes,4,opt,name=transfer_leader,json=transferLeader,proto3" json:"transfer_leader,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RegionOrder) Reset() {
+	*x = RegionOrder{}
+	mi := &file_multiraft_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionOrder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionOrder) ProtoMessage() {}
+
+func (x *RegionOrder) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionOrder.ProtoReflect.Descriptor instead.
+func (*RegionOrder) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RegionOrder) GetRegionId() uint64 {
+	if x != nil {
+		return x.RegionId
+	}
+	return 0
+}
+
+func (x *RegionOrder) GetRegionEpoch() *Epoch {
+	if x != nil {
+		return x.RegionEpoch
+	}
+	return nil
+}
+
+func (x *RegionOrder) GetChangePeers() *ChangePeers {
+	if x != nil {
+		return x.ChangePeers
+	}
+	return nil
+}
+
+func (x *RegionOrder) GetTransferLeader() *Peer {
+	if x != nil {
+		return x.TransferLeader
+	}
+	return nil
+}
+
+// RegionByIDRequest asks PD for a region by id (a store checking whether a
+// peer that hears no leader is still a member).
+type RegionByIDRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RegionId      uint64                 `protobuf:"varint,2,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegionByIDRequest) Reset() {
+	*x = RegionByIDRequest{}
+	mi := &file_multiraft_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionByIDRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionByIDRequest) ProtoMessage() {}
+
+func (x *RegionByIDRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionByIDRequest.ProtoReflect.Descriptor instead.
+func (*RegionByIDRequest) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RegionByIDRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *RegionByIDRequest) GetRegionId() uint64 {
+	if x != nil {
+		return x.RegionId
+	}
+	return 0
+}
+
+type RegionByIDResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Region        *Region                `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"` // unset when PD knows no such region
+	Leader        *Peer                  `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegionByIDResponse) Reset() {
+	*x = RegionByIDResponse{}
+	mi := &file_multiraft_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionByIDResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionByIDResponse) ProtoMessage() {}
+
+func (x *RegionByIDResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionByIDResponse.ProtoReflect.Descriptor instead.
+func (*RegionByIDResponse) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RegionByIDResponse) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *RegionByIDResponse) GetRegion() *Region {
+	if x != nil {
+		return x.Region
+	}
+	return nil
+}
+
+func (x *RegionByIDResponse) GetLeader() *Peer {
+	if x != nil {
+		return x.Leader
+	}
+	return nil
+}
+
+// MoveRegionRequest asks PD to move region's replica from one store to
+// another (an operator: add learner, catch up, promote and demote, remove).
+type MoveRegionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RegionId      uint64                 `protobuf:"varint,2,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	FromStore     uint64                 `protobuf:"varint,3,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	ToStore       uint64                 `protobuf:"varint,4,opt,name=to_store,json=toStore,proto3" json:"to_store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveRegionRequest) Reset() {
+	*x = MoveRegionRequest{}
+	mi := &file_multiraft_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRegionRequest) ProtoMessage() {}
+
+func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRegionRequest.ProtoReflect.Descriptor instead.
+func (*MoveRegionRequest) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *MoveRegionRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *MoveRegionRequest) GetRegionId() uint64 {
+	if x != nil {
+		return x.RegionId
+	}
+	return 0
+}
+
+func (x *MoveRegionRequest) GetFromStore() uint64 {
+	if x != nil {
+		return x.FromStore
+	}
+	return 0
+}
+
+func (x *MoveRegionRequest) GetToStore() uint64 {
+	if x != nil {
+		return x.ToStore
+	}
+	return 0
+}
+
+// TransferLeaderRequest asks PD to move region's leadership to to_store.
+type TransferLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RegionId      uint64                 `protobuf:"varint,2,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	ToStore       uint64                 `protobuf:"varint,3,opt,name=to_store,json=toStore,proto3" json:"to_store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderRequest) Reset() {
+	*x = TransferLeaderRequest{}
+	mi := &file_multiraft_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderRequest) ProtoMessage() {}
+
+func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *TransferLeaderRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *TransferLeaderRequest) GetRegionId() uint64 {
+	if x != nil {
+		return x.RegionId
+	}
+	return 0
+}
+
+func (x *TransferLeaderRequest) GetToStore() uint64 {
+	if x != nil {
+		return x.ToStore
+	}
+	return 0
+}
+
+// DecommissionStoreRequest asks PD to empty a store and then tombstone it.
+type DecommissionStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecommissionStoreRequest) Reset() {
+	*x = DecommissionStoreRequest{}
+	mi := &file_multiraft_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecommissionStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecommissionStoreRequest) ProtoMessage() {}
+
+func (x *DecommissionStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecommissionStoreRequest.ProtoReflect.Descriptor instead.
+func (*DecommissionStoreRequest) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DecommissionStoreRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *DecommissionStoreRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+// AdminResponse answers MoveRegion, TransferLeader and DecommissionStore.
+type AdminResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"` // empty when accepted
+	OperatorId    uint64                 `protobuf:"varint,3,opt,name=operator_id,json=operatorId,proto3" json:"operator_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminResponse) Reset() {
+	*x = AdminResponse{}
+	mi := &file_multiraft_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminResponse) ProtoMessage() {}
+
+func (x *AdminResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminResponse.ProtoReflect.Descriptor instead.
+func (*AdminResponse) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *AdminResponse) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *AdminResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *AdminResponse) GetOperatorId() uint64 {
+	if x != nil {
+		return x.OperatorId
+	}
+	return 0
+}
+
 type StoreHeartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	StoreId       uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
@@ -2213,7 +3070,7 @@ type StoreHeartbeat struct {
 
 func (x *StoreHeartbeat) Reset() {
 	*x = StoreHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[32]
+	mi := &file_multiraft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +3082,7 @@ func (x *StoreHeartbeat) String() string {
 func (*StoreHeartbeat) ProtoMessage() {}
 
 func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[32]
+	mi := &file_multiraft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +3095,7 @@ func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHeartbeat.ProtoReflect.Descriptor instead.
 func (*StoreHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{32}
+	return file_multiraft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StoreHeartbeat) GetStoreId() uint64 {
@@ -2279,7 +3136,7 @@ type GetRegionRequest struct {
 
 func (x *GetRegionRequest) Reset() {
 	*x = GetRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[33]
+	mi := &file_multiraft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +3148,7 @@ func (x *GetRegionRequest) String() string {
 func (*GetRegionRequest) ProtoMessage() {}
 
 func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[33]
+	mi := &file_multiraft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +3161,7 @@ func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{33}
+	return file_multiraft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetRegionRequest) GetRequestId() uint64 {
@@ -2333,7 +3190,7 @@ type GetRegionResponse struct {
 
 func (x *GetRegionResponse) Reset() {
 	*x = GetRegionResponse{}
-	mi := &file_multiraft_proto_msgTypes[34]
+	mi := &file_multiraft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +3202,7 @@ func (x *GetRegionResponse) String() string {
 func (*GetRegionResponse) ProtoMessage() {}
 
 func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[34]
+	mi := &file_multiraft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +3215,7 @@ func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{34}
+	return file_multiraft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetRegionResponse) GetRequestId() uint64 {
@@ -2398,7 +3255,7 @@ type ListRegionsRequest struct {
 
 func (x *ListRegionsRequest) Reset() {
 	*x = ListRegionsRequest{}
-	mi := &file_multiraft_proto_msgTypes[35]
+	mi := &file_multiraft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +3267,7 @@ func (x *ListRegionsRequest) String() string {
 func (*ListRegionsRequest) ProtoMessage() {}
 
 func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[35]
+	mi := &file_multiraft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +3280,7 @@ func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsRequest.ProtoReflect.Descriptor instead.
 func (*ListRegionsRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{35}
+	return file_multiraft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListRegionsRequest) GetRequestId() uint64 {
@@ -2443,7 +3300,7 @@ type RegionInfo struct {
 
 func (x *RegionInfo) Reset() {
 	*x = RegionInfo{}
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2455,7 +3312,7 @@ func (x *RegionInfo) String() string {
 func (*RegionInfo) ProtoMessage() {}
 
 func (x *RegionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2468,7 +3325,7 @@ func (x *RegionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfo.ProtoReflect.Descriptor instead.
 func (*RegionInfo) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{36}
+	return file_multiraft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RegionInfo) GetRegion() *Region {
@@ -2495,7 +3352,7 @@ type ListRegionsResponse struct {
 
 func (x *ListRegionsResponse) Reset() {
 	*x = ListRegionsResponse{}
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +3364,7 @@ func (x *ListRegionsResponse) String() string {
 func (*ListRegionsResponse) ProtoMessage() {}
 
 func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +3377,7 @@ func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsResponse.ProtoReflect.Descriptor instead.
 func (*ListRegionsResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{37}
+	return file_multiraft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListRegionsResponse) GetRequestId() uint64 {
@@ -2547,7 +3404,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2559,7 +3416,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2572,7 +3429,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{38}
+	return file_multiraft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AskSplitRequest) GetRequestId() uint64 {
@@ -2601,7 +3458,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +3470,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +3483,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{39}
+	return file_multiraft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AskSplitResponse) GetRequestId() uint64 {
@@ -2667,7 +3524,7 @@ type ReportSplit struct {
 
 func (x *ReportSplit) Reset() {
 	*x = ReportSplit{}
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +3536,7 @@ func (x *ReportSplit) String() string {
 func (*ReportSplit) ProtoMessage() {}
 
 func (x *ReportSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +3549,7 @@ func (x *ReportSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplit.ProtoReflect.Descriptor instead.
 func (*ReportSplit) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{40}
+	return file_multiraft_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReportSplit) GetLeft() *Region {
@@ -2730,6 +3587,15 @@ type Envelope struct {
 	//	*Envelope_AskSplit
 	//	*Envelope_AskSplitResponse
 	//	*Envelope_ReportSplit
+	//	*Envelope_SnapshotChunk
+	//	*Envelope_SnapshotAck
+	//	*Envelope_RegionOrder
+	//	*Envelope_RegionById
+	//	*Envelope_RegionByIdResponse
+	//	*Envelope_MoveRegion
+	//	*Envelope_TransferLeader
+	//	*Envelope_DecommissionStore
+	//	*Envelope_AdminResponse
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2737,7 +3603,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2749,7 +3615,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2762,7 +3628,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{41}
+	return file_multiraft_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *Envelope) GetFrom() uint64 {
@@ -2912,6 +3778,87 @@ func (x *Envelope) GetReportSplit() *ReportSplit {
 	return nil
 }
 
+func (x *Envelope) GetSnapshotChunk() *SnapshotChunk {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SnapshotChunk); ok {
+			return x.SnapshotChunk
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSnapshotAck() *SnapshotAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SnapshotAck); ok {
+			return x.SnapshotAck
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRegionOrder() *RegionOrder {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RegionOrder); ok {
+			return x.RegionOrder
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRegionById() *RegionByIDRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RegionById); ok {
+			return x.RegionById
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRegionByIdResponse() *RegionByIDResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_RegionByIdResponse); ok {
+			return x.RegionByIdResponse
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetMoveRegion() *MoveRegionRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_MoveRegion); ok {
+			return x.MoveRegion
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetTransferLeader() *TransferLeaderRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_TransferLeader); ok {
+			return x.TransferLeader
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetDecommissionStore() *DecommissionStoreRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_DecommissionStore); ok {
+			return x.DecommissionStore
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetAdminResponse() *AdminResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_AdminResponse); ok {
+			return x.AdminResponse
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -2972,6 +3919,42 @@ type Envelope_ReportSplit struct {
 	ReportSplit *ReportSplit `protobuf:"bytes,16,opt,name=report_split,json=reportSplit,proto3,oneof"`
 }
 
+type Envelope_SnapshotChunk struct {
+	SnapshotChunk *SnapshotChunk `protobuf:"bytes,17,opt,name=snapshot_chunk,json=snapshotChunk,proto3,oneof"`
+}
+
+type Envelope_SnapshotAck struct {
+	SnapshotAck *SnapshotAck `protobuf:"bytes,18,opt,name=snapshot_ack,json=snapshotAck,proto3,oneof"`
+}
+
+type Envelope_RegionOrder struct {
+	RegionOrder *RegionOrder `protobuf:"bytes,19,opt,name=region_order,json=regionOrder,proto3,oneof"`
+}
+
+type Envelope_RegionById struct {
+	RegionById *RegionByIDRequest `protobuf:"bytes,20,opt,name=region_by_id,json=regionById,proto3,oneof"`
+}
+
+type Envelope_RegionByIdResponse struct {
+	RegionByIdResponse *RegionByIDResponse `protobuf:"bytes,21,opt,name=region_by_id_response,json=regionByIdResponse,proto3,oneof"`
+}
+
+type Envelope_MoveRegion struct {
+	MoveRegion *MoveRegionRequest `protobuf:"bytes,22,opt,name=move_region,json=moveRegion,proto3,oneof"`
+}
+
+type Envelope_TransferLeader struct {
+	TransferLeader *TransferLeaderRequest `protobuf:"bytes,23,opt,name=transfer_leader,json=transferLeader,proto3,oneof"`
+}
+
+type Envelope_DecommissionStore struct {
+	DecommissionStore *DecommissionStoreRequest `protobuf:"bytes,24,opt,name=decommission_store,json=decommissionStore,proto3,oneof"`
+}
+
+type Envelope_AdminResponse struct {
+	AdminResponse *AdminResponse `protobuf:"bytes,25,opt,name=admin_response,json=adminResponse,proto3,oneof"`
+}
+
 func (*Envelope_Raft) isEnvelope_Body() {}
 
 func (*Envelope_KvRequest) isEnvelope_Body() {}
@@ -3000,6 +3983,24 @@ func (*Envelope_AskSplitResponse) isEnvelope_Body() {}
 
 func (*Envelope_ReportSplit) isEnvelope_Body() {}
 
+func (*Envelope_SnapshotChunk) isEnvelope_Body() {}
+
+func (*Envelope_SnapshotAck) isEnvelope_Body() {}
+
+func (*Envelope_RegionOrder) isEnvelope_Body() {}
+
+func (*Envelope_RegionById) isEnvelope_Body() {}
+
+func (*Envelope_RegionByIdResponse) isEnvelope_Body() {}
+
+func (*Envelope_MoveRegion) isEnvelope_Body() {}
+
+func (*Envelope_TransferLeader) isEnvelope_Body() {}
+
+func (*Envelope_DecommissionStore) isEnvelope_Body() {}
+
+func (*Envelope_AdminResponse) isEnvelope_Body() {}
+
 // KvMutation is one applied change to a region's keys.
 type KvMutation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3013,7 +4014,7 @@ type KvMutation struct {
 
 func (x *KvMutation) Reset() {
 	*x = KvMutation{}
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3025,7 +4026,7 @@ func (x *KvMutation) String() string {
 func (*KvMutation) ProtoMessage() {}
 
 func (x *KvMutation) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3038,7 +4039,7 @@ func (x *KvMutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvMutation.ProtoReflect.Descriptor instead.
 func (*KvMutation) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{42}
+	return file_multiraft_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *KvMutation) GetKey() []byte {
@@ -3097,7 +4098,7 @@ type RegionUpdate struct {
 
 func (x *RegionUpdate) Reset() {
 	*x = RegionUpdate{}
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3109,7 +4110,7 @@ func (x *RegionUpdate) String() string {
 func (*RegionUpdate) ProtoMessage() {}
 
 func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3122,7 +4123,7 @@ func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionUpdate.ProtoReflect.Descriptor instead.
 func (*RegionUpdate) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{43}
+	return file_multiraft_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RegionUpdate) GetRegionId() uint64 {
@@ -3219,7 +4220,7 @@ type SplitRecord struct {
 
 func (x *SplitRecord) Reset() {
 	*x = SplitRecord{}
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3231,7 +4232,7 @@ func (x *SplitRecord) String() string {
 func (*SplitRecord) ProtoMessage() {}
 
 func (x *SplitRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3244,7 +4245,7 @@ func (x *SplitRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRecord.ProtoReflect.Descriptor instead.
 func (*SplitRecord) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{44}
+	return file_multiraft_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SplitRecord) GetLeft() *Region {
@@ -3273,7 +4274,7 @@ type WalBatch struct {
 
 func (x *WalBatch) Reset() {
 	*x = WalBatch{}
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +4286,7 @@ func (x *WalBatch) String() string {
 func (*WalBatch) ProtoMessage() {}
 
 func (x *WalBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +4299,7 @@ func (x *WalBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalBatch.ProtoReflect.Descriptor instead.
 func (*WalBatch) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{45}
+	return file_multiraft_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WalBatch) GetSeq() uint64 {
@@ -3333,7 +4334,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +4346,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +4359,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{46}
+	return file_multiraft_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *StoreIdent) GetClusterId() uint64 {
@@ -3400,7 +4401,7 @@ type RegionCheckpoint struct {
 
 func (x *RegionCheckpoint) Reset() {
 	*x = RegionCheckpoint{}
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3412,7 +4413,7 @@ func (x *RegionCheckpoint) String() string {
 func (*RegionCheckpoint) ProtoMessage() {}
 
 func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3425,7 +4426,7 @@ func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionCheckpoint.ProtoReflect.Descriptor instead.
 func (*RegionCheckpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{47}
+	return file_multiraft_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RegionCheckpoint) GetRegion() *Region {
@@ -3505,7 +4506,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +4518,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +4531,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{48}
+	return file_multiraft_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Checkpoint) GetIdent() *StoreIdent {
@@ -3579,7 +4580,14 @@ const file_multiraft_proto_rawDesc = "" +
 	"\tstart_key\x18\x02 \x01(\fR\bstartKey\x12\x17\n" +
 	"\aend_key\x18\x03 \x01(\fR\x06endKey\x12&\n" +
 	"\x05epoch\x18\x04 \x01(\v2\x10.multiraft.EpochR\x05epoch\x12%\n" +
-	"\x05peers\x18\x05 \x03(\v2\x0f.multiraft.PeerR\x05peers\"\xe0\x03\n" +
+	"\x05peers\x18\x05 \x03(\v2\x0f.multiraft.PeerR\x05peers\"\\\n" +
+	"\n" +
+	"PeerChange\x12)\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x15.multiraft.ChangeTypeR\x04type\x12#\n" +
+	"\x04peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x04peer\"p\n" +
+	"\vChangePeers\x120\n" +
+	"\x06header\x18\x01 \x01(\v2\x18.multiraft.RequestHeaderR\x06header\x12/\n" +
+	"\achanges\x18\x02 \x03(\v2\x15.multiraft.PeerChangeR\achanges\"\xe0\x03\n" +
 	"\vRegionError\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x123\n" +
 	"\n" +
@@ -3680,10 +4688,15 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x06delete\x18\x05 \x01(\v2\x18.multiraft.DeleteRequestH\x00R\x06delete\x12)\n" +
 	"\x03cas\x18\x06 \x01(\v2\x15.multiraft.CasRequestH\x00R\x03cas\x12/\n" +
 	"\x05split\x18\a \x01(\v2\x17.multiraft.SplitRequestH\x00R\x05splitB\x05\n" +
-	"\x03cmd\"d\n" +
+	"\x03cmd\"\xc2\x01\n" +
 	"\x0eRegionSnapshot\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
-	"\x05pairs\x18\x02 \x03(\v2\x11.multiraft.KvPairR\x05pairs\"\x98\x02\n" +
+	"\x05pairs\x18\x02 \x03(\v2\x11.multiraft.KvPairR\x05pairs\x12\x1a\n" +
+	"\bstreamed\x18\x03 \x01(\bR\bstreamed\x12\x1f\n" +
+	"\vtotal_pairs\x18\x04 \x01(\x04R\n" +
+	"totalPairs\x12\x1f\n" +
+	"\vtotal_bytes\x18\x05 \x01(\x04R\n" +
+	"totalBytes\"\xc8\x02\n" +
 	"\vRaftMessage\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12,\n" +
 	"\tfrom_peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\bfromPeer\x12(\n" +
@@ -3691,22 +4704,83 @@ const file_multiraft_proto_rawDesc = "" +
 	"\fregion_epoch\x18\x04 \x01(\v2\x10.multiraft.EpochR\vregionEpoch\x12\x1b\n" +
 	"\tstart_key\x18\x05 \x01(\fR\bstartKey\x12\x17\n" +
 	"\aend_key\x18\x06 \x01(\fR\x06endKey\x12)\n" +
-	"\amessage\x18\a \x01(\v2\x0f.raftpb.MessageR\amessage\"A\n" +
+	"\amessage\x18\a \x01(\v2\x0f.raftpb.MessageR\amessage\x12.\n" +
+	"\tgc_region\x18\b \x01(\v2\x11.multiraft.RegionR\bgcRegion\"\xdc\x02\n" +
+	"\rSnapshotChunk\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12,\n" +
+	"\tfrom_peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\bfromPeer\x12(\n" +
+	"\ato_peer\x18\x03 \x01(\v2\x0f.multiraft.PeerR\x06toPeer\x12\x1f\n" +
+	"\vsnapshot_id\x18\x04 \x01(\x04R\n" +
+	"snapshotId\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12'\n" +
+	"\x05pairs\x18\x06 \x03(\v2\x11.multiraft.KvPairR\x05pairs\x12\x12\n" +
+	"\x04last\x18\a \x01(\bR\x04last\x12)\n" +
+	"\amessage\x18\b \x01(\v2\x0f.raftpb.MessageR\amessage\x12\x1a\n" +
+	"\bchecksum\x18\t \x01(\rR\bchecksum\x12\x1f\n" +
+	"\vtotal_pairs\x18\n" +
+	" \x01(\x04R\n" +
+	"totalPairs\"\x8f\x01\n" +
+	"\vSnapshotAck\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\x04R\n" +
+	"snapshotId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x18\n" +
+	"\arefused\x18\x04 \x01(\bR\arefused\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"U\n" +
 	"\n" +
 	"StoreHello\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"\x9d\x01\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04join\x18\x03 \x01(\bR\x04join\"\x9d\x01\n" +
 	"\tBootstrap\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12+\n" +
 	"\aregions\x18\x02 \x03(\v2\x11.multiraft.RegionR\aregions\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\"\xf1\x01\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\"\xa1\x02\n" +
 	"\x0fRegionHeartbeat\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\x12)\n" +
 	"\x10approximate_size\x18\x03 \x01(\x04R\x0fapproximateSize\x12)\n" +
 	"\x10approximate_keys\x18\x04 \x01(\x04R\x0fapproximateKeys\x124\n" +
-	"\rpending_peers\x18\x05 \x03(\v2\x0f.multiraft.PeerR\fpendingPeers\"\x90\x01\n" +
+	"\rpending_peers\x18\x05 \x03(\v2\x0f.multiraft.PeerR\fpendingPeers\x12.\n" +
+	"\n" +
+	"down_peers\x18\x06 \x03(\v2\x0f.multiraft.PeerR\tdownPeers\"\xd4\x01\n" +
+	"\vRegionOrder\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x123\n" +
+	"\fregion_epoch\x18\x02 \x01(\v2\x10.multiraft.EpochR\vregionEpoch\x129\n" +
+	"\fchange_peers\x18\x03 \x01(\v2\x16.multiraft.ChangePeersR\vchangePeers\x128\n" +
+	"\x0ftransfer_leader\x18\x04 \x01(\v2\x0f.multiraft.PeerR\x0etransferLeader\"O\n" +
+	"\x11RegionByIDRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x1b\n" +
+	"\tregion_id\x18\x02 \x01(\x04R\bregionId\"\x87\x01\n" +
+	"\x12RegionByIDResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12)\n" +
+	"\x06region\x18\x02 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
+	"\x06leader\x18\x03 \x01(\v2\x0f.multiraft.PeerR\x06leader\"\x89\x01\n" +
+	"\x11MoveRegionRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x1b\n" +
+	"\tregion_id\x18\x02 \x01(\x04R\bregionId\x12\x1d\n" +
+	"\n" +
+	"from_store\x18\x03 \x01(\x04R\tfromStore\x12\x19\n" +
+	"\bto_store\x18\x04 \x01(\x04R\atoStore\"n\n" +
+	"\x15TransferLeaderRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x1b\n" +
+	"\tregion_id\x18\x02 \x01(\x04R\bregionId\x12\x19\n" +
+	"\bto_store\x18\x03 \x01(\x04R\atoStore\"T\n" +
+	"\x18DecommissionStoreRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\"e\n" +
+	"\rAdminResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
+	"\voperator_id\x18\x03 \x01(\x04R\n" +
+	"operatorId\"\x90\x01\n" +
 	"\x0eStoreHeartbeat\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12!\n" +
 	"\fregion_count\x18\x02 \x01(\x04R\vregionCount\x12!\n" +
@@ -3747,7 +4821,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"]\n" +
 	"\vReportSplit\x12%\n" +
 	"\x04left\x18\x01 \x01(\v2\x11.multiraft.RegionR\x04left\x12'\n" +
-	"\x05right\x18\x02 \x01(\v2\x11.multiraft.RegionR\x05right\"\xc1\a\n" +
+	"\x05right\x18\x02 \x01(\v2\x11.multiraft.RegionR\x05right\"\xbb\f\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x04R\x02to\x12,\n" +
@@ -3769,7 +4843,18 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x15list_regions_response\x18\r \x01(\v2\x1e.multiraft.ListRegionsResponseH\x00R\x13listRegionsResponse\x129\n" +
 	"\task_split\x18\x0e \x01(\v2\x1a.multiraft.AskSplitRequestH\x00R\baskSplit\x12K\n" +
 	"\x12ask_split_response\x18\x0f \x01(\v2\x1b.multiraft.AskSplitResponseH\x00R\x10askSplitResponse\x12;\n" +
-	"\freport_split\x18\x10 \x01(\v2\x16.multiraft.ReportSplitH\x00R\vreportSplitB\x06\n" +
+	"\freport_split\x18\x10 \x01(\v2\x16.multiraft.ReportSplitH\x00R\vreportSplit\x12A\n" +
+	"\x0esnapshot_chunk\x18\x11 \x01(\v2\x18.multiraft.SnapshotChunkH\x00R\rsnapshotChunk\x12;\n" +
+	"\fsnapshot_ack\x18\x12 \x01(\v2\x16.multiraft.SnapshotAckH\x00R\vsnapshotAck\x12;\n" +
+	"\fregion_order\x18\x13 \x01(\v2\x16.multiraft.RegionOrderH\x00R\vregionOrder\x12@\n" +
+	"\fregion_by_id\x18\x14 \x01(\v2\x1c.multiraft.RegionByIDRequestH\x00R\n" +
+	"regionById\x12R\n" +
+	"\x15region_by_id_response\x18\x15 \x01(\v2\x1d.multiraft.RegionByIDResponseH\x00R\x12regionByIdResponse\x12?\n" +
+	"\vmove_region\x18\x16 \x01(\v2\x1c.multiraft.MoveRegionRequestH\x00R\n" +
+	"moveRegion\x12K\n" +
+	"\x0ftransfer_leader\x18\x17 \x01(\v2 .multiraft.TransferLeaderRequestH\x00R\x0etransferLeader\x12T\n" +
+	"\x12decommission_store\x18\x18 \x01(\v2#.multiraft.DecommissionStoreRequestH\x00R\x11decommissionStore\x12A\n" +
+	"\x0eadmin_response\x18\x19 \x01(\v2\x18.multiraft.AdminResponseH\x00R\radminResponseB\x06\n" +
 	"\x04body\"f\n" +
 	"\n" +
 	"KvMutation\x12\x10\n" +
@@ -3825,10 +4910,18 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x05ident\x18\x01 \x01(\v2\x15.multiraft.StoreIdentR\x05ident\x12\x17\n" +
 	"\awal_seq\x18\x02 \x01(\x04R\x06walSeq\x12$\n" +
 	"\x0enext_frame_seq\x18\x03 \x01(\x04R\fnextFrameSeq\x125\n" +
-	"\aregions\x18\x04 \x03(\v2\x1b.multiraft.RegionCheckpointR\aregions*\"\n" +
+	"\aregions\x18\x04 \x03(\v2\x1b.multiraft.RegionCheckpointR\aregions*J\n" +
 	"\bPeerRole\x12\t\n" +
 	"\x05VOTER\x10\x00\x12\v\n" +
-	"\aLEARNER\x10\x01*&\n" +
+	"\aLEARNER\x10\x01\x12\x12\n" +
+	"\x0eINCOMING_VOTER\x10\x02\x12\x12\n" +
+	"\x0eDEMOTING_VOTER\x10\x03*U\n" +
+	"\n" +
+	"ChangeType\x12\x0f\n" +
+	"\vADD_LEARNER\x10\x00\x12\x13\n" +
+	"\x0fPROMOTE_LEARNER\x10\x01\x12\x10\n" +
+	"\fDEMOTE_VOTER\x10\x02\x12\x0f\n" +
+	"\vREMOVE_PEER\x10\x03*&\n" +
 	"\tPeerState\x12\n" +
 	"\n" +
 	"\x06NORMAL\x10\x00\x12\r\n" +
@@ -3846,154 +4939,190 @@ func file_multiraft_proto_rawDescGZIP() []byte {
 	return file_multiraft_proto_rawDescData
 }
 
-var file_multiraft_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_multiraft_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_multiraft_proto_goTypes = []any{
-	(PeerRole)(0),               // 0: multiraft.PeerRole
-	(PeerState)(0),              // 1: multiraft.PeerState
-	(*Epoch)(nil),               // 2: multiraft.Epoch
-	(*Peer)(nil),                // 3: multiraft.Peer
-	(*Region)(nil),              // 4: multiraft.Region
-	(*RegionError)(nil),         // 5: multiraft.RegionError
-	(*NotLeader)(nil),           // 6: multiraft.NotLeader
-	(*RegionNotFound)(nil),      // 7: multiraft.RegionNotFound
-	(*KeyNotInRegion)(nil),      // 8: multiraft.KeyNotInRegion
-	(*EpochNotMatch)(nil),       // 9: multiraft.EpochNotMatch
-	(*StoreBusy)(nil),           // 10: multiraft.StoreBusy
-	(*InvalidRequest)(nil),      // 11: multiraft.InvalidRequest
-	(*StaleCommand)(nil),        // 12: multiraft.StaleCommand
-	(*RequestHeader)(nil),       // 13: multiraft.RequestHeader
-	(*GetRequest)(nil),          // 14: multiraft.GetRequest
-	(*GetResponse)(nil),         // 15: multiraft.GetResponse
-	(*PutRequest)(nil),          // 16: multiraft.PutRequest
-	(*PutResponse)(nil),         // 17: multiraft.PutResponse
-	(*DeleteRequest)(nil),       // 18: multiraft.DeleteRequest
-	(*DeleteResponse)(nil),      // 19: multiraft.DeleteResponse
-	(*ScanRequest)(nil),         // 20: multiraft.ScanRequest
-	(*KvPair)(nil),              // 21: multiraft.KvPair
-	(*ScanResponse)(nil),        // 22: multiraft.ScanResponse
-	(*CasRequest)(nil),          // 23: multiraft.CasRequest
-	(*CasResponse)(nil),         // 24: multiraft.CasResponse
-	(*KvRequest)(nil),           // 25: multiraft.KvRequest
-	(*KvResponse)(nil),          // 26: multiraft.KvResponse
-	(*SplitRequest)(nil),        // 27: multiraft.SplitRequest
-	(*RaftCommand)(nil),         // 28: multiraft.RaftCommand
-	(*RegionSnapshot)(nil),      // 29: multiraft.RegionSnapshot
-	(*RaftMessage)(nil),         // 30: multiraft.RaftMessage
-	(*StoreHello)(nil),          // 31: multiraft.StoreHello
-	(*Bootstrap)(nil),           // 32: multiraft.Bootstrap
-	(*RegionHeartbeat)(nil),     // 33: multiraft.RegionHeartbeat
-	(*StoreHeartbeat)(nil),      // 34: multiraft.StoreHeartbeat
-	(*GetRegionRequest)(nil),    // 35: multiraft.GetRegionRequest
-	(*GetRegionResponse)(nil),   // 36: multiraft.GetRegionResponse
-	(*ListRegionsRequest)(nil),  // 37: multiraft.ListRegionsRequest
-	(*RegionInfo)(nil),          // 38: multiraft.RegionInfo
-	(*ListRegionsResponse)(nil), // 39: multiraft.ListRegionsResponse
-	(*AskSplitRequest)(nil),     // 40: multiraft.AskSplitRequest
-	(*AskSplitResponse)(nil),    // 41: multiraft.AskSplitResponse
-	(*ReportSplit)(nil),         // 42: multiraft.ReportSplit
-	(*Envelope)(nil),            // 43: multiraft.Envelope
-	(*KvMutation)(nil),          // 44: multiraft.KvMutation
-	(*RegionUpdate)(nil),        // 45: multiraft.RegionUpdate
-	(*SplitRecord)(nil),         // 46: multiraft.SplitRecord
-	(*WalBatch)(nil),            // 47: multiraft.WalBatch
-	(*StoreIdent)(nil),          // 48: multiraft.StoreIdent
-	(*RegionCheckpoint)(nil),    // 49: multiraft.RegionCheckpoint
-	(*Checkpoint)(nil),          // 50: multiraft.Checkpoint
-	(*raftpb.Message)(nil),      // 51: raftpb.Message
-	(*raftpb.Entry)(nil),        // 52: raftpb.Entry
-	(*raftpb.HardState)(nil),    // 53: raftpb.HardState
-	(*raftpb.ConfState)(nil),    // 54: raftpb.ConfState
+	(PeerRole)(0),                    // 0: multiraft.PeerRole
+	(ChangeType)(0),                  // 1: multiraft.ChangeType
+	(PeerState)(0),                   // 2: multiraft.PeerState
+	(*Epoch)(nil),                    // 3: multiraft.Epoch
+	(*Peer)(nil),                     // 4: multiraft.Peer
+	(*Region)(nil),                   // 5: multiraft.Region
+	(*PeerChange)(nil),               // 6: multiraft.PeerChange
+	(*ChangePeers)(nil),              // 7: multiraft.ChangePeers
+	(*RegionError)(nil),              // 8: multiraft.RegionError
+	(*NotLeader)(nil),                // 9: multiraft.NotLeader
+	(*RegionNotFound)(nil),           // 10: multiraft.RegionNotFound
+	(*KeyNotInRegion)(nil),           // 11: multiraft.KeyNotInRegion
+	(*EpochNotMatch)(nil),            // 12: multiraft.EpochNotMatch
+	(*StoreBusy)(nil),                // 13: multiraft.StoreBusy
+	(*InvalidRequest)(nil),           // 14: multiraft.InvalidRequest
+	(*StaleCommand)(nil),             // 15: multiraft.StaleCommand
+	(*RequestHeader)(nil),            // 16: multiraft.RequestHeader
+	(*GetRequest)(nil),               // 17: multiraft.GetRequest
+	(*GetResponse)(nil),              // 18: multiraft.GetResponse
+	(*PutRequest)(nil),               // 19: multiraft.PutRequest
+	(*PutResponse)(nil),              // 20: multiraft.PutResponse
+	(*DeleteRequest)(nil),            // 21: multiraft.DeleteRequest
+	(*DeleteResponse)(nil),           // 22: multiraft.DeleteResponse
+	(*ScanRequest)(nil),              // 23: multiraft.ScanRequest
+	(*KvPair)(nil),                   // 24: multiraft.KvPair
+	(*ScanResponse)(nil),             // 25: multiraft.ScanResponse
+	(*CasRequest)(nil),               // 26: multiraft.CasRequest
+	(*CasResponse)(nil),              // 27: multiraft.CasResponse
+	(*KvRequest)(nil),                // 28: multiraft.KvRequest
+	(*KvResponse)(nil),               // 29: multiraft.KvResponse
+	(*SplitRequest)(nil),             // 30: multiraft.SplitRequest
+	(*RaftCommand)(nil),              // 31: multiraft.RaftCommand
+	(*RegionSnapshot)(nil),           // 32: multiraft.RegionSnapshot
+	(*RaftMessage)(nil),              // 33: multiraft.RaftMessage
+	(*SnapshotChunk)(nil),            // 34: multiraft.SnapshotChunk
+	(*SnapshotAck)(nil),              // 35: multiraft.SnapshotAck
+	(*StoreHello)(nil),               // 36: multiraft.StoreHello
+	(*Bootstrap)(nil),                // 37: multiraft.Bootstrap
+	(*RegionHeartbeat)(nil),          // 38: multiraft.RegionHeartbeat
+	(*RegionOrder)(nil),              // 39: multiraft.RegionOrder
+	(*RegionByIDRequest)(nil),        // 40: multiraft.RegionByIDRequest
+	(*RegionByIDResponse)(nil),       // 41: multiraft.RegionByIDResponse
+	(*MoveRegionRequest)(nil),        // 42: multiraft.MoveRegionRequest
+	(*TransferLeaderRequest)(nil),    // 43: multiraft.TransferLeaderRequest
+	(*DecommissionStoreRequest)(nil), // 44: multiraft.DecommissionStoreRequest
+	(*AdminResponse)(nil),            // 45: multiraft.AdminResponse
+	(*StoreHeartbeat)(nil),           // 46: multiraft.StoreHeartbeat
+	(*GetRegionRequest)(nil),         // 47: multiraft.GetRegionRequest
+	(*GetRegionResponse)(nil),        // 48: multiraft.GetRegionResponse
+	(*ListRegionsRequest)(nil),       // 49: multiraft.ListRegionsRequest
+	(*RegionInfo)(nil),               // 50: multiraft.RegionInfo
+	(*ListRegionsResponse)(nil),      // 51: multiraft.ListRegionsResponse
+	(*AskSplitRequest)(nil),          // 52: multiraft.AskSplitRequest
+	(*AskSplitResponse)(nil),         // 53: multiraft.AskSplitResponse
+	(*ReportSplit)(nil),              // 54: multiraft.ReportSplit
+	(*Envelope)(nil),                 // 55: multiraft.Envelope
+	(*KvMutation)(nil),               // 56: multiraft.KvMutation
+	(*RegionUpdate)(nil),             // 57: multiraft.RegionUpdate
+	(*SplitRecord)(nil),              // 58: multiraft.SplitRecord
+	(*WalBatch)(nil),                 // 59: multiraft.WalBatch
+	(*StoreIdent)(nil),               // 60: multiraft.StoreIdent
+	(*RegionCheckpoint)(nil),         // 61: multiraft.RegionCheckpoint
+	(*Checkpoint)(nil),               // 62: multiraft.Checkpoint
+	(*raftpb.Message)(nil),           // 63: raftpb.Message
+	(*raftpb.Entry)(nil),             // 64: raftpb.Entry
+	(*raftpb.HardState)(nil),         // 65: raftpb.HardState
+	(*raftpb.ConfState)(nil),         // 66: raftpb.ConfState
 }
 var file_multiraft_proto_depIdxs = []int32{
-	0,  // 0: multiraft.Peer.role:type_name -> multiraft.PeerRole
-	2,  // 1: multiraft.Region.epoch:type_name -> multiraft.Epoch
-	3,  // 2: multiraft.Region.peers:type_name -> multiraft.Peer
-	6,  // 3: multiraft.RegionError.not_leader:type_name -> multiraft.NotLeader
-	7,  // 4: multiraft.RegionError.region_not_found:type_name -> multiraft.RegionNotFound
-	8,  // 5: multiraft.RegionError.key_not_in_region:type_name -> multiraft.KeyNotInRegion
-	9,  // 6: multiraft.RegionError.epoch_not_match:type_name -> multiraft.EpochNotMatch
-	10, // 7: multiraft.RegionError.store_busy:type_name -> multiraft.StoreBusy
-	12, // 8: multiraft.RegionError.stale_command:type_name -> multiraft.StaleCommand
-	11, // 9: multiraft.RegionError.invalid_request:type_name -> multiraft.InvalidRequest
-	3,  // 10: multiraft.NotLeader.leader:type_name -> multiraft.Peer
-	4,  // 11: multiraft.EpochNotMatch.current_regions:type_name -> multiraft.Region
-	2,  // 12: multiraft.RequestHeader.region_epoch:type_name -> multiraft.Epoch
-	21, // 13: multiraft.ScanResponse.pairs:type_name -> multiraft.KvPair
-	13, // 14: multiraft.KvRequest.header:type_name -> multiraft.RequestHeader
-	14, // 15: multiraft.KvRequest.get:type_name -> multiraft.GetRequest
-	16, // 16: multiraft.KvRequest.put:type_name -> multiraft.PutRequest
-	18, // 17: multiraft.KvRequest.delete:type_name -> multiraft.DeleteRequest
-	20, // 18: multiraft.KvRequest.scan:type_name -> multiraft.ScanRequest
-	23, // 19: multiraft.KvRequest.cas:type_name -> multiraft.CasRequest
-	5,  // 20: multiraft.KvResponse.region_error:type_name -> multiraft.RegionError
-	15, // 21: multiraft.KvResponse.get:type_name -> multiraft.GetResponse
-	17, // 22: multiraft.KvResponse.put:type_name -> multiraft.PutResponse
-	19, // 23: multiraft.KvResponse.delete:type_name -> multiraft.DeleteResponse
-	22, // 24: multiraft.KvResponse.scan:type_name -> multiraft.ScanResponse
-	24, // 25: multiraft.KvResponse.cas:type_name -> multiraft.CasResponse
-	13, // 26: multiraft.RaftCommand.header:type_name -> multiraft.RequestHeader
-	16, // 27: multiraft.RaftCommand.put:type_name -> multiraft.PutRequest
-	18, // 28: multiraft.RaftCommand.delete:type_name -> multiraft.DeleteRequest
-	23, // 29: multiraft.RaftCommand.cas:type_name -> multiraft.CasRequest
-	27, // 30: multiraft.RaftCommand.split:type_name -> multiraft.SplitRequest
-	4,  // 31: multiraft.RegionSnapshot.region:type_name -> multiraft.Region
-	21, // 32: multiraft.RegionSnapshot.pairs:type_name -> multiraft.KvPair
-	3,  // 33: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
-	3,  // 34: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
-	2,  // 35: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
-	51, // 36: multiraft.RaftMessage.message:type_name -> raftpb.Message
-	4,  // 37: multiraft.Bootstrap.regions:type_name -> multiraft.Region
-	4,  // 38: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
-	3,  // 39: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
-	3,  // 40: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
-	4,  // 41: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
-	3,  // 42: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
-	4,  // 43: multiraft.RegionInfo.region:type_name -> multiraft.Region
-	3,  // 44: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
-	38, // 45: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
-	4,  // 46: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
-	4,  // 47: multiraft.ReportSplit.left:type_name -> multiraft.Region
-	4,  // 48: multiraft.ReportSplit.right:type_name -> multiraft.Region
-	30, // 49: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
-	25, // 50: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
-	26, // 51: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
-	31, // 52: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
-	32, // 53: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
-	33, // 54: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
-	34, // 55: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
-	35, // 56: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
-	36, // 57: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
-	37, // 58: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
-	39, // 59: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
-	40, // 60: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
-	41, // 61: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
-	42, // 62: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
-	49, // 63: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
-	44, // 64: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
-	46, // 65: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
-	4,  // 66: multiraft.RegionUpdate.region:type_name -> multiraft.Region
-	1,  // 67: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
-	52, // 68: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
-	53, // 69: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
-	54, // 70: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
-	4,  // 71: multiraft.SplitRecord.left:type_name -> multiraft.Region
-	49, // 72: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
-	45, // 73: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
-	48, // 74: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
-	4,  // 75: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
-	1,  // 76: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
-	53, // 77: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
-	54, // 78: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
-	52, // 79: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
-	21, // 80: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
-	48, // 81: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
-	49, // 82: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
-	83, // [83:83] is the sub-list for method output_type
-	83, // [83:83] is the sub-list for method input_type
-	83, // [83:83] is the sub-list for extension type_name
-	83, // [83:83] is the sub-list for extension extendee
-	0,  // [0:83] is the sub-list for field type_name
+	0,   // 0: multiraft.Peer.role:type_name -> multiraft.PeerRole
+	3,   // 1: multiraft.Region.epoch:type_name -> multiraft.Epoch
+	4,   // 2: multiraft.Region.peers:type_name -> multiraft.Peer
+	1,   // 3: multiraft.PeerChange.type:type_name -> multiraft.ChangeType
+	4,   // 4: multiraft.PeerChange.peer:type_name -> multiraft.Peer
+	16,  // 5: multiraft.ChangePeers.header:type_name -> multiraft.RequestHeader
+	6,   // 6: multiraft.ChangePeers.changes:type_name -> multiraft.PeerChange
+	9,   // 7: multiraft.RegionError.not_leader:type_name -> multiraft.NotLeader
+	10,  // 8: multiraft.RegionError.region_not_found:type_name -> multiraft.RegionNotFound
+	11,  // 9: multiraft.RegionError.key_not_in_region:type_name -> multiraft.KeyNotInRegion
+	12,  // 10: multiraft.RegionError.epoch_not_match:type_name -> multiraft.EpochNotMatch
+	13,  // 11: multiraft.RegionError.store_busy:type_name -> multiraft.StoreBusy
+	15,  // 12: multiraft.RegionError.stale_command:type_name -> multiraft.StaleCommand
+	14,  // 13: multiraft.RegionError.invalid_request:type_name -> multiraft.InvalidRequest
+	4,   // 14: multiraft.NotLeader.leader:type_name -> multiraft.Peer
+	5,   // 15: multiraft.EpochNotMatch.current_regions:type_name -> multiraft.Region
+	3,   // 16: multiraft.RequestHeader.region_epoch:type_name -> multiraft.Epoch
+	24,  // 17: multiraft.ScanResponse.pairs:type_name -> multiraft.KvPair
+	16,  // 18: multiraft.KvRequest.header:type_name -> multiraft.RequestHeader
+	17,  // 19: multiraft.KvRequest.get:type_name -> multiraft.GetRequest
+	19,  // 20: multiraft.KvRequest.put:type_name -> multiraft.PutRequest
+	21,  // 21: multiraft.KvRequest.delete:type_name -> multiraft.DeleteRequest
+	23,  // 22: multiraft.KvRequest.scan:type_name -> multiraft.ScanRequest
+	26,  // 23: multiraft.KvRequest.cas:type_name -> multiraft.CasRequest
+	8,   // 24: multiraft.KvResponse.region_error:type_name -> multiraft.RegionError
+	18,  // 25: multiraft.KvResponse.get:type_name -> multiraft.GetResponse
+	20,  // 26: multiraft.KvResponse.put:type_name -> multiraft.PutResponse
+	22,  // 27: multiraft.KvResponse.delete:type_name -> multiraft.DeleteResponse
+	25,  // 28: multiraft.KvResponse.scan:type_name -> multiraft.ScanResponse
+	27,  // 29: multiraft.KvResponse.cas:type_name -> multiraft.CasResponse
+	16,  // 30: multiraft.RaftCommand.header:type_name -> multiraft.RequestHeader
+	19,  // 31: multiraft.RaftCommand.put:type_name -> multiraft.PutRequest
+	21,  // 32: multiraft.RaftCommand.delete:type_name -> multiraft.DeleteRequest
+	26,  // 33: multiraft.RaftCommand.cas:type_name -> multiraft.CasRequest
+	30,  // 34: multiraft.RaftCommand.split:type_name -> multiraft.SplitRequest
+	5,   // 35: multiraft.RegionSnapshot.region:type_name -> multiraft.Region
+	24,  // 36: multiraft.RegionSnapshot.pairs:type_name -> multiraft.KvPair
+	4,   // 37: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
+	4,   // 38: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
+	3,   // 39: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
+	63,  // 40: multiraft.RaftMessage.message:type_name -> raftpb.Message
+	5,   // 41: multiraft.RaftMessage.gc_region:type_name -> multiraft.Region
+	4,   // 42: multiraft.SnapshotChunk.from_peer:type_name -> multiraft.Peer
+	4,   // 43: multiraft.SnapshotChunk.to_peer:type_name -> multiraft.Peer
+	24,  // 44: multiraft.SnapshotChunk.pairs:type_name -> multiraft.KvPair
+	63,  // 45: multiraft.SnapshotChunk.message:type_name -> raftpb.Message
+	5,   // 46: multiraft.Bootstrap.regions:type_name -> multiraft.Region
+	5,   // 47: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
+	4,   // 48: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
+	4,   // 49: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
+	4,   // 50: multiraft.RegionHeartbeat.down_peers:type_name -> multiraft.Peer
+	3,   // 51: multiraft.RegionOrder.region_epoch:type_name -> multiraft.Epoch
+	7,   // 52: multiraft.RegionOrder.change_peers:type_name -> multiraft.ChangePeers
+	4,   // 53: multiraft.RegionOrder.transfer_leader:type_name -> multiraft.Peer
+	5,   // 54: multiraft.RegionByIDResponse.region:type_name -> multiraft.Region
+	4,   // 55: multiraft.RegionByIDResponse.leader:type_name -> multiraft.Peer
+	5,   // 56: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
+	4,   // 57: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
+	5,   // 58: multiraft.RegionInfo.region:type_name -> multiraft.Region
+	4,   // 59: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
+	50,  // 60: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
+	5,   // 61: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
+	5,   // 62: multiraft.ReportSplit.left:type_name -> multiraft.Region
+	5,   // 63: multiraft.ReportSplit.right:type_name -> multiraft.Region
+	33,  // 64: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
+	28,  // 65: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
+	29,  // 66: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
+	36,  // 67: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
+	37,  // 68: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
+	38,  // 69: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
+	46,  // 70: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
+	47,  // 71: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
+	48,  // 72: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
+	49,  // 73: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
+	51,  // 74: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
+	52,  // 75: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
+	53,  // 76: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
+	54,  // 77: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
+	34,  // 78: multiraft.Envelope.snapshot_chunk:type_name -> multiraft.SnapshotChunk
+	35,  // 79: multiraft.Envelope.snapshot_ack:type_name -> multiraft.SnapshotAck
+	39,  // 80: multiraft.Envelope.region_order:type_name -> multiraft.RegionOrder
+	40,  // 81: multiraft.Envelope.region_by_id:type_name -> multiraft.RegionByIDRequest
+	41,  // 82: multiraft.Envelope.region_by_id_response:type_name -> multiraft.RegionByIDResponse
+	42,  // 83: multiraft.Envelope.move_region:type_name -> multiraft.MoveRegionRequest
+	43,  // 84: multiraft.Envelope.transfer_leader:type_name -> multiraft.TransferLeaderRequest
+	44,  // 85: multiraft.Envelope.decommission_store:type_name -> multiraft.DecommissionStoreRequest
+	45,  // 86: multiraft.Envelope.admin_response:type_name -> multiraft.AdminResponse
+	61,  // 87: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
+	56,  // 88: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
+	58,  // 89: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
+	5,   // 90: multiraft.RegionUpdate.region:type_name -> multiraft.Region
+	2,   // 91: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
+	64,  // 92: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
+	65,  // 93: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
+	66,  // 94: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
+	5,   // 95: multiraft.SplitRecord.left:type_name -> multiraft.Region
+	61,  // 96: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
+	57,  // 97: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
+	60,  // 98: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
+	5,   // 99: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
+	2,   // 100: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
+	65,  // 101: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
+	66,  // 102: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
+	64,  // 103: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
+	24,  // 104: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
+	60,  // 105: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
+	61,  // 106: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
+	107, // [107:107] is the sub-list for method output_type
+	107, // [107:107] is the sub-list for method input_type
+	107, // [107:107] is the sub-list for extension type_name
+	107, // [107:107] is the sub-list for extension extendee
+	0,   // [0:107] is the sub-list for field type_name
 }
 
 func init() { file_multiraft_proto_init() }
@@ -4001,27 +5130,27 @@ func file_multiraft_proto_init() {
 	if File_multiraft_proto != nil {
 		return
 	}
-	file_multiraft_proto_msgTypes[23].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[25].OneofWrappers = []any{
 		(*KvRequest_Get)(nil),
 		(*KvRequest_Put)(nil),
 		(*KvRequest_Delete)(nil),
 		(*KvRequest_Scan)(nil),
 		(*KvRequest_Cas)(nil),
 	}
-	file_multiraft_proto_msgTypes[24].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[26].OneofWrappers = []any{
 		(*KvResponse_Get)(nil),
 		(*KvResponse_Put)(nil),
 		(*KvResponse_Delete)(nil),
 		(*KvResponse_Scan)(nil),
 		(*KvResponse_Cas)(nil),
 	}
-	file_multiraft_proto_msgTypes[26].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[28].OneofWrappers = []any{
 		(*RaftCommand_Put)(nil),
 		(*RaftCommand_Delete)(nil),
 		(*RaftCommand_Cas)(nil),
 		(*RaftCommand_Split)(nil),
 	}
-	file_multiraft_proto_msgTypes[41].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[52].OneofWrappers = []any{
 		(*Envelope_Raft)(nil),
 		(*Envelope_KvRequest)(nil),
 		(*Envelope_KvResponse)(nil),
@@ -4036,14 +5165,23 @@ func file_multiraft_proto_init() {
 		(*Envelope_AskSplit)(nil),
 		(*Envelope_AskSplitResponse)(nil),
 		(*Envelope_ReportSplit)(nil),
+		(*Envelope_SnapshotChunk)(nil),
+		(*Envelope_SnapshotAck)(nil),
+		(*Envelope_RegionOrder)(nil),
+		(*Envelope_RegionById)(nil),
+		(*Envelope_RegionByIdResponse)(nil),
+		(*Envelope_MoveRegion)(nil),
+		(*Envelope_TransferLeader)(nil),
+		(*Envelope_DecommissionStore)(nil),
+		(*Envelope_AdminResponse)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_multiraft_proto_rawDesc), len(file_multiraft_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   49,
+			NumEnums:      3,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
