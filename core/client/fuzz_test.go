@@ -37,7 +37,7 @@ func FuzzClientReceive(f *testing.F) {
 			h.c.cache.insert(r, r.GetPeers()[0], nil)
 		}
 		ids := map[uint64]bool{
-			h.c.Submit(Op{Kind: Get, Key: []byte("a")}):                      true,
+			h.c.Submit(Op{Kind: Get, Key: []byte("a")}):                       true,
 			h.c.Submit(Op{Kind: Put, Key: []byte("h"), Value: []byte("v")}):   true,
 			h.c.Submit(Op{Kind: Scan, Start: []byte("b"), End: []byte("zz")}): true,
 		}

@@ -118,6 +118,12 @@ func (d *Data) Ascend(fn func(Item) bool) {
 	d.tree.Ascend(fn)
 }
 
+// AscendFrom calls fn for every item with key >= start, in key order, until
+// fn returns false.
+func (d *Data) AscendFrom(start []byte, fn func(Item) bool) {
+	d.tree.AscendGreaterOrEqual(Item{Key: start}, fn)
+}
+
 // SplitOff moves every key >= at into a new map and returns it.
 func (d *Data) SplitOff(at []byte) *Data {
 	right := New()

@@ -88,24 +88,10 @@ func (p *peer) applyEntryData(e *raftpb.Entry) (applyResult, error) {
 		p.answerProposal(&cmd, e, resp)
 		return res, nil
 	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
-		var cc raftpb.ConfChangeI
-		if e.GetType() == raftpb.EntryType_EntryConfChange {
-			var c raftpb.ConfChange
-			if err := proto.Unmarshal(e.GetData(), &c); err != nil {
-				return nil, fmt.Errorf("raftstore: region %d: decode conf change at %d: %w", p.regionID(), e.GetIndex(), err)
-			}
-			cc = &c
-		} else {
-			var c raftpb.ConfChangeV2
-			if err := proto.Unmarshal(e.GetData(), &c); err != nil {
-				return nil, fmt.Errorf("raftstore: region %d: decode conf change at %d: %w", p.regionID(), e.GetIndex(), err)
-			}
-			cc = &c
-		}
-		// Membership changes are not supported yet (they come with moving
-		// replicas). Applying one without updating the region's peers and
-		// conf_ver would corrupt routing: stop instead.
-		return nil, fmt.Errorf("raftstore: region %d: conf change %s at index %d, which this version cannot apply", p.regionID(), raftpb.ConfChangesToString(cc.AsV2().Changes), e.GetIndex())
+		// A membership change may also have taken the index of a proposal
+		// of ours: answer it first.
+		p.answerProposal(nil, e, nil)
+		return p.applyConfChange(e)
 	}
 	return nil, nil
 }
@@ -122,6 +108,13 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		return resp, nil, nil
 	}
 	if split := cmd.GetSplit(); split != nil {
+		if inJoint(meta) {
+			// Every replica refuses the same way: a new region cannot be
+			// born in the middle of a membership change.
+			p.s.log.Info("split skipped: region is in a joint configuration", "region", p.regionID(), "index", e.GetIndex())
+			resp.RegionError = p.s.epochNotMatchErr(p, nil)
+			return resp, nil, nil
+		}
 		if !h.GetRegionEpoch().Equal(meta.GetEpoch()) {
 			p.s.log.Info("split skipped: epoch changed", "region", p.regionID(), "index", e.GetIndex())
 			resp.RegionError = p.s.epochNotMatchErr(p, nil)

@@ -6,6 +6,9 @@ import "time"
 type Config struct {
 	StoreID uint64
 	PD      uint64 // PD's node id
+	// Join: the store is not in PD's initial layout and joins an existing
+	// cluster (PD gives it no regions; its schedulers fill it).
+	Join bool
 
 	// TickInterval is how often the driver calls Tick.
 	TickInterval time.Duration
@@ -27,10 +30,21 @@ type Config struct {
 	LogCompactEntries uint64
 	LogKeepEntries    uint64
 
-	// SnapshotTimeout: a snapshot the follower has not acknowledged after
-	// this long is reported failed, and raft sends a fresh one.
+	// SnapshotTimeout: a snapshot transfer that makes no progress (no chunk
+	// acknowledged) for this long fails; raft sends a fresh one later.
 	// Default 20 election timeouts.
 	SnapshotTimeout time.Duration
+	// SnapshotChunkBytes bounds the keys and values of one snapshot chunk
+	// (default 1 MiB); MaxSnapshotsOut and MaxSnapshotsIn bound the
+	// transfers a store sends and receives at once (defaults 2 and 4).
+	SnapshotChunkBytes int
+	MaxSnapshotsOut    int
+	MaxSnapshotsIn     int
+	// StalePeerCheck: a peer that has heard from no leader for this long
+	// (or a placeholder still without data) asks PD whether it is still a
+	// member of its region, and destroys itself if not. Default 10
+	// election timeouts, at least twice the region heartbeat interval.
+	StalePeerCheck time.Duration
 
 	// MaxKeyBytes and MaxValueBytes bound what a request may write or name;
 	// larger ones are refused with InvalidRequest. Defaults 8 KiB and 8 MiB.
@@ -78,6 +92,18 @@ func (c *Config) fill() {
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.SnapshotChunkBytes <= 0 {
+		c.SnapshotChunkBytes = 1 << 20
+	}
+	if c.MaxSnapshotsOut <= 0 {
+		c.MaxSnapshotsOut = 2
+	}
+	if c.MaxSnapshotsIn <= 0 {
+		c.MaxSnapshotsIn = 4
+	}
+	if c.StalePeerCheck <= 0 {
+		c.StalePeerCheck = max(10*c.ElectionTick(), 2*c.RegionHeartbeatInterval)
 	}
 	if c.MaxKeyBytes <= 0 {
 		c.MaxKeyBytes = DefaultMaxKeyBytes

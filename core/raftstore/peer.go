@@ -2,7 +2,6 @@ package raftstore
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -32,13 +31,14 @@ type peer struct {
 	reads     []*readRequest
 	batches   []*readBatch
 
-	lastRegionHB time.Time
-	splitAskedAt time.Time
-	snapshotSent map[uint64]time.Time // raft id -> when the last snapshot left
+	lastRegionHB    time.Time
+	splitAskedAt    time.Time
+	leaderlessSince time.Time // when this peer last had no leader (zero: it has one)
+	askedPD         time.Time // when it last asked PD whether it is still a member
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
-	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}, snapshotSent: map[uint64]time.Time{}}
+	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}}
 	p.refreshPeerCache()
 	return p
 }
@@ -80,7 +80,7 @@ func (p *peer) leaderPeer() *pb.Peer {
 
 // onTick runs the peer's periodic work: PD heartbeat and split check.
 func (p *peer) onTick(now time.Time) {
-	p.checkSnapshots(now)
+	p.checkStale(now)
 	if !p.leading {
 		return
 	}
@@ -94,18 +94,51 @@ func (p *peer) sendRegionHeartbeat() {
 	p.lastRegionHB = p.s.now()
 	p.s.stats.RegionHeartbeatsOut++
 	d := p.region.Data()
-	p.s.send(p.s.cfg.PD, &pb.RegionHeartbeat{
+	hb := &pb.RegionHeartbeat{
 		Region:          proto.Clone(p.region.Meta()).(*pb.Region),
 		Leader:          proto.Clone(p.self()).(*pb.Peer),
 		ApproximateSize: uint64(d.Bytes()),
 		ApproximateKeys: uint64(d.Len()),
-	})
+	}
+	hb.PendingPeers, hb.DownPeers = p.laggingPeers()
+	p.s.send(p.s.cfg.PD, hb)
+}
+
+// pendingLag is how many committed entries a peer may miss and still count
+// as caught up (appends in flight under load).
+const pendingLag = 16
+
+// laggingPeers lists, from the leader's raft progress, the peers that are
+// behind (being sent a snapshot, or missing more than pendingLag committed
+// entries) and those not heard from in the last election timeout.
+func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
+	st := p.rn.Status()
+	for _, pp := range p.region.Meta().GetPeers() {
+		if pp.GetId() == p.id {
+			continue
+		}
+		pr, ok := st.Progress[pp.GetId()]
+		if !ok {
+			continue
+		}
+		if pr.State == tracker.StateSnapshot || pr.Match+pendingLag < st.GetCommit() {
+			pending = append(pending, proto.Clone(pp).(*pb.Peer))
+		}
+		if !pr.RecentActive {
+			down = append(down, proto.Clone(pp).(*pb.Peer))
+		}
+	}
+	return pending, down
 }
 
 // persist queues the durable part of a Ready: snapshot, entries, hard state.
 func (p *peer) persist(rd raft.Ready) error {
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := p.region.ApplySnapshot(rd.Snapshot); err != nil {
+		pairs, err := p.s.takeReceivedSnapshot(p.regionID(), rd.Snapshot.GetMetadata().GetIndex())
+		if err != nil {
+			return err
+		}
+		if err := p.region.ApplySnapshot(rd.Snapshot, pairs); err != nil {
 			return fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
 		}
 		p.refreshPeerCache()
@@ -143,8 +176,8 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 			continue
 		}
 		if m.GetType() == raftpb.MessageType_MsgSnap {
-			p.s.stats.SnapshotsSent++
-			p.snapshotSent[m.GetTo()] = p.s.now()
+			p.s.startSnapshot(p, to, m)
+			continue
 		}
 		p.s.send(to.StoreId, &pb.RaftMessage{
 			RegionId:    p.regionID(),
@@ -155,32 +188,6 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 			EndKey:      meta.GetEndKey(),
 			Message:     m,
 		})
-	}
-}
-
-// checkSnapshots tells raft about snapshots that never arrived (lost, or
-// refused by a follower that still holds an overlapping range), so that it
-// probes the follower again and sends a fresh one. A snapshot that arrived
-// needs no report: the follower's append response moves it on.
-func (p *peer) checkSnapshots(now time.Time) {
-	if len(p.snapshotSent) == 0 {
-		return
-	}
-	progress := p.rn.Status().Progress
-	ids := make([]uint64, 0, len(p.snapshotSent))
-	for id := range p.snapshotSent {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		pr, ok := progress[id]
-		switch {
-		case !p.leading || !ok || pr.State != tracker.StateSnapshot:
-			delete(p.snapshotSent, id)
-		case now.Sub(p.snapshotSent[id]) >= p.s.cfg.SnapshotTimeout:
-			p.rn.ReportSnapshot(id, raft.SnapshotFailure)
-			delete(p.snapshotSent, id)
-		}
 	}
 }
 

@@ -1,6 +1,10 @@
 package raftstore
 
 import (
+	"errors"
+	"fmt"
+	"slices"
+
 	"github.com/multiraft/multiraft/core/pb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -9,6 +13,15 @@ import (
 // onRaftMessage checks a raft message that sender (the transport's node
 // id) delivered and routes it to the peer of its region.
 func (s *Store) onRaftMessage(sender uint64, rm *pb.RaftMessage) {
+	if rm.GetGcRegion() != nil && rm.GetMessage() == nil {
+		if err := s.checkGCNotice(sender, rm); err != nil {
+			s.stats.MalformedMsgs++
+			s.log.Warn("dropping GC notice", "region", rm.GetRegionId(), "sender", sender, "err", err)
+			return
+		}
+		s.onGCNotice(rm)
+		return
+	}
 	if err := s.checkEnvelopeRaft(sender, rm); err != nil {
 		s.stats.MalformedMsgs++
 		s.log.Warn("dropping raft message", "region", rm.GetRegionId(), "sender", sender, "err", err)
@@ -32,15 +45,22 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 		return
 	}
 	if err := p.checkRaftMessage(rm); err != nil {
+		if errors.Is(err, errNotMember) {
+			s.stats.StalePeerMsgs++
+			if rm.GetRegionEpoch().GetConfVer() < p.region.Meta().GetEpoch().GetConfVer() {
+				s.sendGCNotice(p, rm)
+			}
+			return
+		}
 		s.stats.MalformedMsgs++
 		s.log.Warn("dropping raft message", "region", rm.GetRegionId(), "from_peer", msg.GetFrom(), "err", err)
 		return
 	}
 	if msg.GetType() == raftpb.MessageType_MsgSnap {
-		if !s.snapshotAcceptable(p, msg.GetSnapshot()) {
-			s.stats.SnapshotsRefused++
-			return
-		}
+		// Snapshots arrive as SnapshotChunks and are stepped by
+		// deliverSnapshot once complete; a bare MsgSnap carries no keys.
+		s.stats.SnapshotsRefused++
+		return
 	}
 	p.rememberPeer(rm.GetFromPeer())
 	if err := p.rn.Step(msg); err != nil {
@@ -63,7 +83,7 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 	msg := rm.GetMessage()
 	id := rm.GetRegionId()
-	if r := s.eng.Region(id); r != nil && r.State() == pb.PeerState_TOMBSTONE {
+	if r := s.eng.Region(id); r != nil && r.State() == pb.PeerState_TOMBSTONE && !tombstoneAllows(r.Meta(), rm) {
 		s.stats.StalePeerMsgs++ // the region was removed from this store
 		return nil
 	}
@@ -83,7 +103,7 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 	for _, o := range s.sortedPeers() {
 		if o.region.Meta().Initialized() && o.region.Meta().Overlaps(view) {
 			s.stats.UnknownRegionMsgs++
-			if o.region.Meta().GetEpoch().GetVersion() < rm.GetRegionEpoch().GetVersion() {
+			if o.region.Meta().GetEpoch().GetVersion() < rm.GetRegionEpoch().GetVersion() && msg.GetType() != raftpb.MessageType_MsgSnap {
 				// Most likely a split this store has yet to apply: keep
 				// the message for the peer that split will create.
 				s.stash.hold(rm)
@@ -93,7 +113,11 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 			return nil
 		}
 	}
-	meta := &pb.Region{Id: id, Peers: []*pb.Peer{cloneRegionPeer(rm.GetToPeer())}}
+	// A placeholder has no range and version 0 (uninitialized); it keeps the
+	// conf_ver of the message that created it, to tell later whether PD or
+	// a member knows of a newer membership that does not list it.
+	meta := &pb.Region{Id: id, Epoch: &pb.Epoch{ConfVer: rm.GetRegionEpoch().GetConfVer()},
+		Peers: []*pb.Peer{cloneRegionPeer(rm.GetToPeer())}}
 	r, err := s.eng.CreateRegion(&pb.RegionCheckpoint{Region: meta})
 	if err != nil {
 		s.log.Error("create placeholder peer", "region", id, "err", err)
@@ -118,31 +142,28 @@ func (s *Store) deliverStashed(regionID uint64) {
 	}
 }
 
-// snapshotAcceptable refuses a snapshot whose range overlaps another region
-// this store holds (it would put one key in two regions here).
-func (s *Store) snapshotAcceptable(p *peer, snap *raftpb.Snapshot) bool {
-	rs := &pb.RegionSnapshot{}
-	if err := proto.Unmarshal(snap.GetData(), rs); err != nil || rs.GetRegion().GetId() != p.regionID() {
-		s.stats.MalformedMsgs++
-		s.log.Warn("dropping undecodable snapshot", "region", p.regionID(), "err", err)
-		return false
-	}
+// snapshotOverlap says why a snapshot of region r for peer p would put a key
+// in two regions here: its range overlaps another initialized local region,
+// or another snapshot accepted since the last ready round. "" when none.
+func (s *Store) snapshotOverlap(p *peer, r *pb.Region) string {
 	for _, o := range s.sortedPeers() {
 		if o == p || !o.region.Meta().Initialized() {
 			continue
 		}
-		if o.region.Meta().Overlaps(rs.GetRegion()) {
-			s.log.Info("refusing snapshot overlapping a local region", "region", p.regionID(), "overlaps", o.regionID())
-			return false
+		if o.region.Meta().Overlaps(r) {
+			return fmt.Sprintf("snapshot of region %d %s overlaps local region %d %s", p.regionID(), r.RangeString(), o.regionID(), o.region.Meta().RangeString())
 		}
 	}
 	// Snapshots accepted since the last ready round are not in storage yet.
-	for id, r := range s.pendingSnaps {
-		if id != p.regionID() && r.Overlaps(rs.GetRegion()) {
-			s.log.Info("refusing snapshot overlapping another snapshot in flight", "region", p.regionID(), "overlaps", id)
-			return false
+	ids := make([]uint64, 0, len(s.pendingSnaps))
+	for id := range s.pendingSnaps {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if id != p.regionID() && s.pendingSnaps[id].Overlaps(r) {
+			return fmt.Sprintf("snapshot of region %d overlaps a snapshot of region %d in flight", p.regionID(), id)
 		}
 	}
-	s.pendingSnaps[p.regionID()] = rs.GetRegion()
-	return true
+	return ""
 }

@@ -676,16 +676,11 @@ func TestMessagesForUnappliedSplitCreateNothing(t *testing.T) {
 
 // ---- 3. a snapshot of the new region before the local split
 
-// The follower's refused snapshot is either still held when its split
-// applies (delivered then), or long dropped from the bounded hold (the
-// leader sends a fresh one once the first times out).
+// A snapshot of the new region streamed to a follower that has not applied
+// the split yet is refused at its first chunk (its range overlaps the old
+// region there): nothing is created and no data is taken. The leader backs
+// off and sends a fresh one, which is taken once the split has applied.
 func TestSnapshotForUnappliedSplitIsRefused(t *testing.T) {
-	for _, held := range []bool{true, false} {
-		t.Run(fmt.Sprintf("held until the split=%v", held), func(t *testing.T) { testSnapshotBeforeSplit(t, held) })
-	}
-}
-
-func testSnapshotBeforeSplit(t *testing.T, held bool) {
 	cfg := defaultConfig()
 	cfg.LogCompactEntries = 10
 	cfg.LogKeepEntries = 2
@@ -697,19 +692,15 @@ func testSnapshotBeforeSplit(t *testing.T, held bool) {
 	leader := c.waitLeader(left)
 	behind := others(c, leader)[0]
 	cut := true
-	var snaps []*pb.RaftMessage // new-region snapshots sent to the follower
+	var snaps []*pb.SnapshotChunk // first chunks of new-region snapshots sent to the follower
 	c.filter = func(e *pb.Envelope) bool {
-		rm := e.GetRaft()
-		if rm == nil || e.GetTo() != behind {
+		if e.GetTo() != behind {
 			return false
 		}
-		if rm.GetRegionId() == left {
-			return cut
+		if ch := e.GetSnapshotChunk(); ch != nil && ch.GetRegionId() != left && ch.GetRegionId() != right && ch.GetSeq() == 0 {
+			snaps = append(snaps, proto.Clone(ch).(*pb.SnapshotChunk))
 		}
-		if rm.GetRegionId() != right && rm.GetMessage().GetType() == raftpb.MessageType_MsgSnap {
-			snaps = append(snaps, proto.Clone(rm).(*pb.RaftMessage))
-		}
-		return false
+		return e.GetRaft().GetRegionId() == left && cut
 	}
 	st := c.store(behind)
 	regionsBefore := regionIDs(st.Regions())
@@ -759,15 +750,19 @@ func testSnapshotBeforeSplit(t *testing.T, held bool) {
 	if err := proto.Unmarshal(snaps[0].GetMessage().GetSnapshot().GetData(), &rs); err != nil {
 		t.Fatalf("decode the snapshot: %v", err)
 	}
-	if !sameRange(rs.GetRegion(), "g", "m") || len(rs.GetPairs()) != len(want) {
-		t.Fatalf("the snapshot holds %v with %d keys, want [g,m) with %d", rs.GetRegion(), len(rs.GetPairs()), len(want))
+	if !sameRange(rs.GetRegion(), "g", "m") || !rs.GetStreamed() || rs.GetTotalPairs() != uint64(len(want)) {
+		t.Fatalf("the snapshot describes %v with %d keys, want [g,m) with %d", rs.GetRegion(), rs.GetTotalPairs(), len(want))
 	}
 	s := st.Stats()
 	if got := regionIDs(st.Regions()); got != regionsBefore {
 		t.Fatalf("store %d's regions went from %s to %s on a snapshot for a region its pending split will create", behind, regionsBefore, got)
 	}
-	if s.UnknownRegionMsgs-statsBefore.UnknownRegionMsgs < uint64(len(snaps)) || s.SnapshotsApplied != statsBefore.SnapshotsApplied || s.PlaceholderPeers != 0 {
+	if s.SnapshotsRefused-statsBefore.SnapshotsRefused < uint64(len(snaps)) || s.SnapshotsApplied != statsBefore.SnapshotsApplied ||
+		s.SnapshotsReceived != statsBefore.SnapshotsReceived || s.PlaceholderPeers != 0 {
 		t.Fatalf("store %d took the snapshot: %+v", behind, s)
+	}
+	if f := c.store(nl).Stats().SnapshotsFailed; f == 0 {
+		t.Fatalf("the leader did not learn that its snapshot was refused")
 	}
 	if l := c.meta(behind, left); !sameRange(l, "", "m") || l.GetEpoch().GetVersion() != 1 {
 		t.Fatalf("store %d: region 1 is %v, want it untouched", behind, l)
@@ -777,36 +772,27 @@ func testSnapshotBeforeSplit(t *testing.T, held bool) {
 	}
 	c.checkNoOverlap()
 
-	if !held {
-		// Many heartbeats of the new region push the snapshot out of the
-		// few messages the follower holds for it.
-		for i := 0; i < 3*cfg.ElectionTicks; i++ {
-			c.step()
-		}
-		if got := regionIDs(st.Regions()); got != regionsBefore {
-			t.Fatalf("store %d's regions went from %s to %s while it was cut off", behind, regionsBefore, got)
-		}
+	// Many heartbeats of the new region while the follower is still cut
+	// off: it keeps refusing, and creates nothing.
+	for i := 0; i < 3*cfg.ElectionTicks; i++ {
+		c.step()
+	}
+	if got := regionIDs(st.Regions()); got != regionsBefore {
+		t.Fatalf("store %d's regions went from %s to %s while it was cut off", behind, regionsBefore, got)
 	}
 
 	// Region 1's traffic flows again: the follower splits, and the new
-	// region's peer there gets the compacted data by snapshot: the held
-	// one, or a fresh one once the first timed out.
+	// region's peer there gets the compacted data by a fresh snapshot.
 	cut = false
-	bound := 100
-	if !held {
-		bound += int(cfg.SnapshotTimeout / tick)
-	}
+	bound := 100 + int(cfg.SnapshotTimeout/tick)
 	c.waitFor(bound, "the follower to split and catch up", func() bool {
 		c.checkNoOverlap()
 		return c.keysOf(behind, newID) == strings.Join(want, ",")
 	})
 	c.waitReplicas(left, "a,c")
 	c.waitReplicas(newID, strings.Join(want, ","))
-	if held && len(snaps) != 1 {
-		t.Fatalf("the leader sent %d snapshots: the held one was not used", len(snaps))
-	}
-	if !held && len(snaps) < 2 {
-		t.Fatalf("the leader sent %d snapshot: the first was still held, the case is not tested", len(snaps))
+	if len(snaps) < 2 {
+		t.Fatalf("the leader sent %d snapshot: the refused one cannot have been taken", len(snaps))
 	}
 	s = st.Stats()
 	if s.Splits != 1 || s.SnapshotsApplied == statsBefore.SnapshotsApplied || s.PlaceholderPeers != 0 {

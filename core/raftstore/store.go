@@ -40,6 +40,18 @@ type Stats struct {
 	NotLeader             uint64
 	InvalidRequests       uint64
 	StaleCommands         uint64
+	ConfChangesProposed   uint64
+	ConfChangesApplied    uint64
+	ConfChangesSkipped    uint64 // committed conf changes every replica skipped (stale epoch, invalid)
+	PeersDestroyed        uint64 // local peers removed from their region (tombstoned)
+	GCNoticesSent         uint64 // told a peer that is no longer a member so
+	SnapshotsStarted      uint64
+	SnapshotsDeferred     uint64 // not started: peer backing off, too many in flight
+	SnapshotsFailed       uint64 // transfers that failed or stalled
+	SnapshotChunksSent    uint64
+	SnapshotChunksResent  uint64
+	SnapshotBytesSent     uint64
+	SnapshotsReceived     uint64 // complete and checksummed
 	Proposals             uint64
 	ReadIndexRequests     uint64
 	ReadsServed           uint64
@@ -74,7 +86,10 @@ type Store struct {
 	splitRequests map[uint64]*splitRequest // by PD request id
 	stash         *splitStash              // messages for regions a pending split will create
 	pendingSnaps  map[uint64]*pb.Region    // ranges of snapshots accepted since the last ready round
-	recentWrites  *writeWindow             // write requests received, for duplicate detection
+	snapOut       *snapshotSender
+	snapIn        *snapshotReceiver
+	pdRequests    map[uint64]uint64 // RegionByID request id -> region id
+	recentWrites  *writeWindow      // write requests received, for duplicate detection
 	nextPDRequest uint64
 	hooks         Hooks
 }
@@ -107,6 +122,9 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		splitRequests: map[uint64]*splitRequest{},
 		stash:         newSplitStash(),
 		pendingSnaps:  map[uint64]*pb.Region{},
+		snapOut:       newSnapshotSender(),
+		snapIn:        newSnapshotReceiver(),
+		pdRequests:    map[uint64]uint64{},
 		recentWrites:  newWriteWindow(),
 		raftLogger:    &raftLogger{log: log},
 	}
@@ -141,6 +159,16 @@ type Hooks struct {
 	SplitProposed func(regionID uint64)
 	// SplitApplied: a local replica applied a split.
 	SplitApplied func(left, right *pb.Region)
+	// MembershipChanged: a local replica applied a membership change; the
+	// region is as it is now.
+	MembershipChanged func(region *pb.Region)
+	// PeerDestroyed: a local peer was removed from its region and
+	// tombstoned; why says how it learned.
+	PeerDestroyed func(region *pb.Region, peerID uint64, why string)
+	// SnapshotStarted and SnapshotSent: a leader here began streaming a
+	// snapshot of bytes to a store, and finished.
+	SnapshotStarted func(regionID, toStore uint64, bytes int64)
+	SnapshotSent    func(regionID, toStore uint64, bytes uint64)
 }
 
 // SetHooks installs observer hooks.
@@ -239,7 +267,7 @@ func (s *Store) Tick() {
 	if !s.bootstrapped {
 		if s.lastHello.IsZero() || now.Sub(s.lastHello) >= s.cfg.ElectionTick() {
 			s.lastHello = now
-			s.send(s.cfg.PD, &pb.StoreHello{StoreId: s.cfg.StoreID})
+			s.send(s.cfg.PD, &pb.StoreHello{StoreId: s.cfg.StoreID, Join: s.cfg.Join})
 		}
 		return
 	}
@@ -247,6 +275,7 @@ func (s *Store) Tick() {
 		p.rn.Tick()
 		p.onTick(now)
 	}
+	s.tickSnapshots(now)
 	if s.lastStoreHB.IsZero() || now.Sub(s.lastStoreHB) >= s.cfg.StoreHeartbeatInterval {
 		s.lastStoreHB = now
 		s.sendStoreHeartbeat()
@@ -300,6 +329,7 @@ func (s *Store) NeedsFlush() bool {
 // Receive handles one incoming envelope.
 func (s *Store) Receive(m *pb.Envelope) {
 	s.dirty = true
+	fromPD := m.GetFrom() == s.cfg.PD
 	switch b := m.GetBody().(type) {
 	case *pb.Envelope_Raft:
 		if !s.bootstrapped {
@@ -309,6 +339,12 @@ func (s *Store) Receive(m *pb.Envelope) {
 			return
 		}
 		s.onRaftMessage(m.GetFrom(), b.Raft)
+	case *pb.Envelope_SnapshotChunk:
+		if s.bootstrapped {
+			s.onSnapshotChunk(m.GetFrom(), b.SnapshotChunk)
+		}
+	case *pb.Envelope_SnapshotAck:
+		s.onSnapshotAck(m.GetFrom(), b.SnapshotAck)
 	case *pb.Envelope_KvRequest:
 		if !s.bootstrapped {
 			s.stats.RegionNotFound++
@@ -317,12 +353,32 @@ func (s *Store) Receive(m *pb.Envelope) {
 		}
 		s.onKvRequest(m.From, b.KvRequest)
 	case *pb.Envelope_Bootstrap:
-		s.onBootstrap(b.Bootstrap)
+		if fromPD {
+			s.onBootstrap(b.Bootstrap)
+		}
 	case *pb.Envelope_AskSplitResponse:
-		s.onAskSplitResponse(b.AskSplitResponse)
+		if fromPD {
+			s.onAskSplitResponse(b.AskSplitResponse)
+		}
+	case *pb.Envelope_RegionOrder:
+		if fromPD {
+			s.onRegionOrder(b.RegionOrder)
+		}
+	case *pb.Envelope_RegionByIdResponse:
+		if fromPD {
+			s.onRegionByIDResponse(b.RegionByIdResponse)
+		}
 	default:
 		s.stats.MalformedMsgs++
 		s.log.Warn("dropping unexpected message", "from", m.GetFrom(), "type", fmt.Sprintf("%T", m.GetBody()))
+		return
+	}
+	if !fromPD {
+		switch m.GetBody().(type) {
+		case *pb.Envelope_Bootstrap, *pb.Envelope_AskSplitResponse, *pb.Envelope_RegionOrder, *pb.Envelope_RegionByIdResponse:
+			s.stats.MalformedMsgs++
+			s.log.Warn("dropping a PD message not from PD", "from", m.GetFrom(), "type", fmt.Sprintf("%T", m.GetBody()))
+		}
 	}
 }
 
@@ -362,6 +418,8 @@ func (s *Store) Flush() error {
 		}
 		r.p.rn.Advance(r.rd)
 	}
+	clear(s.snapIn.ready) // snapshots raft did not take (stale) are dropped
+	s.reportDeferredSnapshots()
 	for _, p := range s.sortedPeers() {
 		p.serveReads()
 		p.retireLostProposals(s.stats.FlushRounds)
@@ -389,6 +447,10 @@ func (s *Store) applyReady(p *peer, rd raft.Ready) error {
 		case *splitApplied:
 			if err := s.onSplitApplied(p, r); err != nil {
 				return err
+			}
+		case *membershipChanged:
+			if s.onMembershipChanged(p, r) {
+				return nil // the peer is gone: the rest of its Ready is moot
 			}
 		default:
 			return fmt.Errorf("raftstore: store %d: unknown apply result %T", s.cfg.StoreID, r)

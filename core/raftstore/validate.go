@@ -28,6 +28,10 @@ import (
 // errBadRaftMessage is wrapped by every rule violation.
 var errBadRaftMessage = errors.New("bad raft message")
 
+// errNotMember: the sender is not a peer of the region as this peer knows
+// it; when the sender's epoch is older it missed its own removal.
+var errNotMember = errors.New("sender is not a member")
+
 func badMsg(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRaftMessage, fmt.Sprintf(format, args...))
 }
@@ -81,6 +85,25 @@ func (s *Store) checkEnvelopeRaft(sender uint64, rm *pb.RaftMessage) error {
 	return nil
 }
 
+// checkGCNotice: a GC notice comes from the member it names, for a peer on
+// this store, and carries a region with that id and a sane range.
+func (s *Store) checkGCNotice(sender uint64, rm *pb.RaftMessage) error {
+	g := rm.GetGcRegion()
+	switch {
+	case rm.GetFromPeer().GetStoreId() != sender:
+		return badMsg("notice from a peer on store %d sent by node %d", rm.GetFromPeer().GetStoreId(), sender)
+	case rm.GetToPeer().GetStoreId() != s.cfg.StoreID:
+		return badMsg("notice for a peer on store %d", rm.GetToPeer().GetStoreId())
+	case g.GetId() != rm.GetRegionId() || !g.Initialized():
+		return badMsg("notice about region %d (version %d) for region %d", g.GetId(), g.GetEpoch().GetVersion(), rm.GetRegionId())
+	case g.PeerByID(rm.GetFromPeer().GetId()) == nil:
+		return badMsg("notice from peer %d, which its region does not list", rm.GetFromPeer().GetId())
+	case len(g.GetEndKey()) > 0 && bytes.Compare(g.GetStartKey(), g.GetEndKey()) >= 0:
+		return badMsg("notice with empty or reversed range %s", g.RangeString())
+	}
+	return nil
+}
+
 // checkEntries: only appends carry entries, numbered on from the message's
 // index, with terms that never go down and never exceed the message's term.
 func checkEntries(m *raftpb.Message) error {
@@ -115,7 +138,7 @@ func (p *peer) checkRaftMessage(rm *pb.RaftMessage) error {
 	meta := p.region.Meta()
 	if meta.Initialized() && meta.PeerByID(msg.GetFrom()) == nil &&
 		rm.GetRegionEpoch().GetConfVer() <= meta.GetEpoch().GetConfVer() {
-		return badMsg("sender %d is not a peer of region %d at conf_ver %d", msg.GetFrom(), p.regionID(), meta.GetEpoch().GetConfVer())
+		return fmt.Errorf("%w: peer %d of region %d at conf_ver %d", errNotMember, msg.GetFrom(), p.regionID(), meta.GetEpoch().GetConfVer())
 	}
 	st := p.rn.BasicStatus()
 	switch msg.GetType() {

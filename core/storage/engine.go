@@ -155,14 +155,15 @@ func (e *Engine) RegionIDs() []uint64 {
 // Region returns the region with id, or nil.
 func (e *Engine) Region(id uint64) *Region { return e.regions[id] }
 
-// CreateRegion installs a region from a whole state (bootstrap or a region
-// created by a split elsewhere). It fails if the id is already present.
+// CreateRegion installs a region from a whole state (bootstrap, a
+// placeholder peer, or a peer re-added after its removal). It fails if the
+// id is present and not a tombstone.
 func (e *Engine) CreateRegion(ck *pb.RegionCheckpoint) (*Region, error) {
 	id := ck.GetRegion().GetId()
 	if id == 0 {
 		return nil, fmt.Errorf("storage: create region: no region id")
 	}
-	if _, ok := e.regions[id]; ok {
+	if old, ok := e.regions[id]; ok && old.state != pb.PeerState_TOMBSTONE {
 		return nil, fmt.Errorf("storage: create region %d: already exists", id)
 	}
 	r := newRegionFromCheckpoint(e, ck)

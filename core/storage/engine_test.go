@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/kv"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -240,8 +241,17 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if md.GetIndex() != 7 || md.GetTerm() != 5 || !slices.Equal(md.GetConfState().GetVoters(), []uint64{11, 12, 13}) {
 		t.Fatalf("snapshot metadata %v", md)
 	}
-	// Changes after the snapshot do not leak into it.
+	img := r.SnapshotImage(7)
+	if img == nil || r.SnapshotImage(6) != nil {
+		t.Fatal("no image at the snapshot's index, or one at another")
+	}
+	// Changes after the snapshot do not leak into its image.
 	r.Put([]byte("k9"), []byte("later"))
+	var pairs []*pb.KvPair
+	img.Data.Ascend(func(it kv.Item) bool {
+		pairs = append(pairs, &pb.KvPair{Key: it.Key, Value: it.Value, Version: it.Version})
+		return true
+	})
 
 	fs2 := vfs.NewCrashableMem()
 	e2 := mustOpen(t, fs2, Options{})
@@ -250,7 +260,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	check(t, err)
 	ph.SetHardState(hardState(6, 0, 0))
 	check(t, e2.Sync(true))
-	check(t, ph.ApplySnapshot(snap))
+	check(t, ph.ApplySnapshot(snap, pairs))
 	got := e2.Region(1)
 	if got.Applied() != 7 || got.HardState().GetCommit() != 7 || got.HardState().GetTerm() != 6 {
 		t.Fatalf("after snapshot: applied %d hard %v", got.Applied(), got.HardState())
@@ -287,7 +297,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	// A snapshot for another region is refused.
 	other, err := e3.CreateRegion(&pb.RegionCheckpoint{Region: &pb.Region{Id: 2}})
 	check(t, err)
-	if err := other.ApplySnapshot(snap); err == nil {
+	if err := other.ApplySnapshot(snap, pairs); err == nil {
 		t.Fatal("snapshot of region 1 applied to region 2")
 	}
 }

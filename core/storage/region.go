@@ -28,6 +28,18 @@ type Region struct {
 	conf       *raftpb.ConfState
 	entries    []*raftpb.Entry // entries[i].Index == truncIndex+1+i
 	kv         *kv.Data
+	image      *Image // the keys as of the last raft snapshot handed out
+}
+
+// Image is a consistent copy of a region's keys at one applied index, taken
+// when raft asks for a snapshot: the data a leader streams to a peer. It is
+// a copy-on-write clone, so taking it costs nothing and later writes do not
+// change it.
+type Image struct {
+	Region *pb.Region
+	Index  uint64
+	Term   uint64
+	Data   *kv.Data
 }
 
 var _ raft.Storage = (*Region)(nil)
@@ -170,6 +182,9 @@ func (r *Region) applyPeerState(s pb.PeerState) {
 	if s == pb.PeerState_TOMBSTONE {
 		r.kv = kv.New()
 		r.entries = nil
+		r.hard = &raftpb.HardState{}
+		r.conf = &raftpb.ConfState{}
+		r.applied, r.truncIndex, r.truncTerm = 0, 0, 0
 	}
 }
 
@@ -268,14 +283,24 @@ func (r *Region) SetHardState(hs *raftpb.HardState) {
 }
 
 // ApplySnapshot replaces the region's state with a raft snapshot whose data
-// is a pb.RegionSnapshot.
-func (r *Region) ApplySnapshot(snap *raftpb.Snapshot) error {
+// is a pb.RegionSnapshot. The keys are in the snapshot data when it is
+// carried inline, or given as pairs (assembled from the streamed chunks,
+// already checksummed) when it is streamed. It is one durable record: all
+// of the snapshot or none of it survives a crash.
+func (r *Region) ApplySnapshot(snap *raftpb.Snapshot, streamed []*pb.KvPair) error {
 	rs := &pb.RegionSnapshot{}
 	if err := proto.Unmarshal(snap.GetData(), rs); err != nil {
 		return fmt.Errorf("storage: region %d: decode snapshot: %w", r.id, err)
 	}
 	if rs.GetRegion().GetId() != r.id {
 		return fmt.Errorf("storage: region %d: snapshot is for region %d", r.id, rs.GetRegion().GetId())
+	}
+	pairs := rs.GetPairs()
+	if rs.GetStreamed() {
+		if uint64(len(streamed)) != rs.GetTotalPairs() {
+			return fmt.Errorf("storage: region %d: streamed snapshot has %d pairs, its data says %d", r.id, len(streamed), rs.GetTotalPairs())
+		}
+		pairs = streamed
 	}
 	md := snap.GetMetadata()
 	hard := proto.Clone(r.hard).(*raftpb.HardState)
@@ -290,12 +315,37 @@ func (r *Region) ApplySnapshot(snap *raftpb.Snapshot) error {
 		TruncatedTerm:  md.GetTerm(),
 		HardState:      hard,
 		ConfState:      md.GetConfState(),
-		Pairs:          rs.Pairs,
+		Pairs:          pairs,
 	}
 	nr := newRegionFromCheckpoint(r.e, ck)
 	*r = *nr
 	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Reset_: ck}, true)
 	return nil
+}
+
+// ApplyMembership records a membership change applied at index: the
+// region's new meta (peers, conf_ver) and raft's new conf state, with the
+// applied index, as one durable record, so that a replay never sees one
+// without the others.
+func (r *Region) ApplyMembership(meta *pb.Region, cs *raftpb.ConfState, index uint64) {
+	if index < r.applied {
+		panic(fmt.Sprintf("storage: region %d applied index going back from %d to %d", r.id, r.applied, index))
+	}
+	r.meta = proto.Clone(meta).(*pb.Region)
+	r.conf = proto.Clone(cs).(*raftpb.ConfState)
+	r.applied = index
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Region: r.meta, ConfState: r.conf, AppliedIndex: index}, true)
+}
+
+// Tombstone marks the peer of this region on this store removed: its keys
+// and raft log are dropped and only the region's last meta is kept, so that
+// a late message for it (at an epoch no newer than meta's) creates nothing.
+// It is a critical record: durable before the round's messages leave.
+func (r *Region) Tombstone(meta *pb.Region) {
+	r.meta = proto.Clone(meta).(*pb.Region)
+	r.applyPeerState(pb.PeerState_TOMBSTONE)
+	r.image = nil
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Region: r.meta, PeerState: pb.PeerState_TOMBSTONE}, true)
 }
 
 // Compact drops raft entries up to and including index, which must be
@@ -383,14 +433,23 @@ func (r *Region) LastIndex() (uint64, error) { return r.lastIndex(), nil }
 // FirstIndex implements raft.Storage.
 func (r *Region) FirstIndex() (uint64, error) { return r.truncIndex + 1, nil }
 
-// Snapshot implements raft.Storage: the region's meta and keys at the
-// applied index.
+// Snapshot implements raft.Storage. The raft snapshot it returns describes
+// the region at the applied index (meta, key count and bytes) but carries no
+// keys: they are streamed to the peer in chunks from the Image taken here
+// (see SnapshotImage). Raft sends snapshots only through the store, which does
+// the streaming.
 func (r *Region) Snapshot() (*raftpb.Snapshot, error) {
 	term, err := r.Term(r.applied)
 	if err != nil {
 		return nil, fmt.Errorf("storage: region %d: snapshot at applied %d: %w", r.id, r.applied, err)
 	}
-	data, err := proto.Marshal(&pb.RegionSnapshot{Region: r.meta, Pairs: pairsOf(r.kv, nil, nil)})
+	r.image = &Image{Region: proto.Clone(r.meta).(*pb.Region), Index: r.applied, Term: term, Data: r.kv.Clone()}
+	data, err := proto.Marshal(&pb.RegionSnapshot{
+		Region:     r.meta,
+		Streamed:   true,
+		TotalPairs: uint64(r.kv.Len()),
+		TotalBytes: uint64(r.kv.Bytes()),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: region %d: encode snapshot: %w", r.id, err)
 	}
@@ -402,4 +461,14 @@ func (r *Region) Snapshot() (*raftpb.Snapshot, error) {
 			Term:      proto.Uint64(term),
 		},
 	}, nil
+}
+
+// SnapshotImage returns the image of the last snapshot raft asked for, if
+// it is at index. Images are read-only: several transfers can stream from
+// one.
+func (r *Region) SnapshotImage(index uint64) *Image {
+	if r.image == nil || r.image.Index != index {
+		return nil
+	}
+	return r.image
 }

@@ -1,0 +1,187 @@
+package raftstore
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// The store's part of membership: acting on PD's orders, on membership
+// changes its replicas applied, and destroying peers that are no longer
+// members of their region.
+//
+// A removed peer is destroyed: its keys and raft log are dropped and a
+// durable tombstone (the region's last meta known here) is left, before the
+// store answers anything more about it. A message for a tombstoned region is
+// dropped unless its epoch is newer than the tombstone's (the store was
+// added back, with a new peer id). A peer that missed its own removal (it
+// was cut off at the time) finds out one of two ways: a member of the region
+// that hears from it at an older epoch sends it a GC notice with the
+// region's current meta; or, after hearing no leader for StalePeerCheck, it
+// asks PD for the region. Either way, if the newer meta does not list it, it
+// destroys itself. Placeholder peers (created by a message, waiting for a
+// snapshot) that never get one are collected the same way.
+
+// onMembershipChanged does the store's part of an applied membership
+// change. It reports whether the peer was destroyed (it removed itself).
+func (s *Store) onMembershipChanged(p *peer, r *membershipChanged) bool {
+	if h := s.hooks.MembershipChanged; h != nil {
+		h(cloneRegion(r.meta))
+	}
+	if r.removedSelf {
+		s.destroyPeer(p, r.meta, "removed from its region")
+		return true
+	}
+	if p.leading {
+		p.sendRegionHeartbeat() // PD follows the change at once
+	}
+	return false
+}
+
+// destroyPeer removes a local peer: tombstone, keys and log dropped, its
+// raft node gone, everything the store kept for it forgotten. last is the
+// newest meta of the region known here, kept in the tombstone.
+func (s *Store) destroyPeer(p *peer, last *pb.Region, why string) {
+	id := p.regionID()
+	tomb := cloneRegion(last)
+	if tomb.GetEpoch().Older(p.region.Meta().GetEpoch()) {
+		tomb = cloneRegion(p.region.Meta())
+	}
+	p.region.Tombstone(tomb)
+	delete(s.peers, id)
+	s.abortSnapshots(id)
+	s.stash.drop(id)
+	s.forgetSplitRequests(id)
+	delete(s.pendingSnaps, id)
+	// Reads can be retried elsewhere; proposals still in flight are left to
+	// the client's timeout: whether they commit is up to the group.
+	for _, b := range p.batches {
+		for _, r := range b.reads {
+			p.replyErr(r.client, r.req.GetRequestId(), regionNotFoundErr(id))
+		}
+	}
+	for _, r := range p.reads {
+		p.replyErr(r.client, r.req.GetRequestId(), regionNotFoundErr(id))
+	}
+	s.stats.PeersDestroyed++
+	s.dirty = true
+	s.log.Info("peer destroyed", "region", id, "peer", p.id, "reason", why, "tombstone_conf_ver", tomb.GetEpoch().GetConfVer())
+	if h := s.hooks.PeerDestroyed; h != nil {
+		h(cloneRegion(tomb), p.id, why)
+	}
+}
+
+// tombstoneAllows decides whether a message for a region tombstoned here may
+// create a peer again: only when its epoch is newer than the tombstone's, or
+// names as member a peer the tombstone lists (the store was added back).
+func tombstoneAllows(tomb *pb.Region, rm *pb.RaftMessage) bool {
+	e, t := rm.GetRegionEpoch(), tomb.GetEpoch()
+	if e.GetConfVer() > t.GetConfVer() {
+		return true
+	}
+	return e.GetConfVer() == t.GetConfVer() && tomb.PeerByID(rm.GetToPeer().GetId()) != nil
+}
+
+// sendGCNotice tells the sender of rm, a peer this member no longer counts
+// as one (it heard from it at an older epoch), the region as it is now.
+func (s *Store) sendGCNotice(p *peer, rm *pb.RaftMessage) {
+	s.stats.GCNoticesSent++
+	meta := p.region.Meta()
+	s.send(rm.GetFromPeer().GetStoreId(), &pb.RaftMessage{
+		RegionId:    p.regionID(),
+		FromPeer:    p.self(),
+		ToPeer:      proto.Clone(rm.GetFromPeer()).(*pb.Peer),
+		RegionEpoch: meta.GetEpoch(),
+		StartKey:    meta.GetStartKey(),
+		EndKey:      meta.GetEndKey(),
+		GcRegion:    cloneRegion(meta),
+	})
+}
+
+// onGCNotice destroys the local peer the notice is for if the notice's
+// region is newer than what the peer knows and does not list it.
+func (s *Store) onGCNotice(rm *pb.RaftMessage) {
+	p := s.peers[rm.GetRegionId()]
+	g := rm.GetGcRegion()
+	if p == nil || p.id != rm.GetToPeer().GetId() || g.GetId() != rm.GetRegionId() {
+		return
+	}
+	s.maybeDestroyStale(p, g, "a member said it is no longer one")
+}
+
+// maybeDestroyStale destroys p if newer, a newer state of its region, does
+// not list it.
+func (s *Store) maybeDestroyStale(p *peer, newer *pb.Region, why string) {
+	if newer.PeerByID(p.id) != nil {
+		return
+	}
+	if newer.GetEpoch().GetConfVer() <= p.region.Meta().GetEpoch().GetConfVer() {
+		return // not newer in membership: it cannot know about this peer's removal
+	}
+	s.destroyPeer(p, newer, why)
+}
+
+// checkStalePeers asks PD about the peers that have heard from no leader
+// for StalePeerCheck (placeholders included).
+func (p *peer) checkStale(now time.Time) {
+	if p.leader != 0 && p.region.Meta().Initialized() {
+		p.leaderlessSince = time.Time{}
+		return
+	}
+	if p.leaderlessSince.IsZero() {
+		p.leaderlessSince = now
+		return
+	}
+	if now.Sub(p.leaderlessSince) < p.s.cfg.StalePeerCheck || now.Sub(p.askedPD) < p.s.cfg.StalePeerCheck {
+		return
+	}
+	p.askedPD = now
+	p.s.nextPDRequest++
+	id := p.s.nextPDRequest
+	p.s.pdRequests[id] = p.regionID()
+	p.s.send(p.s.cfg.PD, &pb.RegionByIDRequest{RequestId: id, RegionId: p.regionID()})
+}
+
+func (s *Store) onRegionByIDResponse(resp *pb.RegionByIDResponse) {
+	id, ok := s.pdRequests[resp.GetRequestId()]
+	if !ok {
+		return
+	}
+	delete(s.pdRequests, resp.GetRequestId())
+	p := s.peers[id]
+	if p == nil || resp.GetRegion().GetId() != id {
+		return
+	}
+	s.maybeDestroyStale(p, resp.GetRegion(), "PD's region no longer lists it")
+}
+
+// onRegionOrder carries out an operator step PD sent this region's leader:
+// a membership change or a leadership transfer, if the region is still at
+// the epoch the order was made for.
+func (s *Store) onRegionOrder(o *pb.RegionOrder) {
+	p := s.peers[o.GetRegionId()]
+	if p == nil || !p.leading {
+		return
+	}
+	meta := p.region.Meta()
+	if !o.GetRegionEpoch().Equal(meta.GetEpoch()) {
+		s.log.Debug("stale order ignored", "region", o.GetRegionId(), "order_epoch", o.GetRegionEpoch().Describe(), "epoch", meta.GetEpoch().Describe())
+		return
+	}
+	switch {
+	case o.GetChangePeers() != nil:
+		if err := p.proposeChangePeers(o.GetChangePeers()); err != nil {
+			s.log.Info("membership change not proposed", "region", o.GetRegionId(), "err", err)
+		}
+	case o.GetTransferLeader() != nil:
+		to := meta.PeerByID(o.GetTransferLeader().GetId())
+		if to == nil || to.GetRole() != pb.PeerRole_VOTER || to.GetId() == p.id {
+			s.log.Info("leader transfer refused", "region", o.GetRegionId(), "to", o.GetTransferLeader().GetId())
+			return
+		}
+		p.rn.TransferLeader(to.GetId())
+	}
+	s.dirty = true
+}
