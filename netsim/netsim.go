@@ -7,18 +7,34 @@
 // block), lost at random, delivered once, or delivered twice, and after which
 // delays.
 //
+// Links have a bandwidth. Every directed link from -> to transmits one
+// message at a time, in the order they are sent, at its bandwidth
+// (Config.Bandwidth, or a Config.LinkBandwidth override): a message sent
+// while the link is still busy with earlier bytes waits behind them. A copy
+// arrives after the message has finished transmitting plus its drawn
+// latency, so 10 MB sent back to back on a 1 Gbit/s link arrive spread over
+// 80 ms. The network keeps, per link, the virtual time at which the link is
+// free again; the caller passes the virtual time of every send. A message
+// lost at random has been transmitted and occupies its link; a message a
+// fault rule blocks never reaches the link; a duplicate is made after the
+// link and does not occupy it again; a self-send uses no link.
+//
 // All randomness comes from the rng.Rand handed to New. Every Route call
 // takes exactly one draw from that generator (it forks a private child for
 // the message and makes all of its decisions from the child in a fixed
 // order), so the same seed and the same sequence of calls give the same
 // results, and a fault rule that blocks a message does not shift the random
-// draws of the messages after it. No decision depends on map iteration
+// draws of the messages after it. Bandwidth takes no draws: it only adds
+// each message's wait for its link. No decision depends on map iteration
 // order.
 package netsim
 
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -78,12 +94,29 @@ func uniform(r *rng.Rand, span time.Duration) time.Duration {
 	return time.Duration(r.Int63n(int64(span) + 1))
 }
 
+// DefaultBandwidth is the bandwidth of a link whose configuration gives
+// none: 1 Gbit/s, in bytes per second.
+const DefaultBandwidth int64 = 125_000_000
+
+// Unlimited is a bandwidth at which a link transmits any message smaller
+// than 9 GB in no time, so it adds no delay of its own.
+const Unlimited int64 = math.MaxInt64
+
+// Link is a directed link between two nodes.
+type Link struct{ From, To NodeID }
+
 // Config is the network-wide behaviour; fault rules (partitions, blocks,
 // per-link latency) are layered on top of it.
 type Config struct {
 	Latency   Latency // default latency of every link
 	Loss      float64 // probability a message is dropped
 	Duplicate float64 // probability a delivered message arrives twice; the second copy gets its own latency
+	// Bandwidth is the rate, in bytes per second, at which every directed
+	// link transmits; 0 or less means DefaultBandwidth.
+	Bandwidth int64
+	// LinkBandwidth overrides Bandwidth for single directed links, for
+	// example to make one store slow. An override of 0 or less is ignored.
+	LinkBandwidth map[Link]int64
 }
 
 // Validate reports whether c is usable.
@@ -101,11 +134,29 @@ func (c Config) Validate() error {
 }
 
 // DefaultConfig is a healthy LAN: 1-5ms latency, a 1% tail of up to 20ms
-// more, no loss, no duplication.
+// more, 1 Gbit/s links, no loss, no duplication.
 func DefaultConfig() Config {
 	return Config{
-		Latency: Latency{Min: time.Millisecond, Max: 5 * time.Millisecond, TailProb: 0.01, TailMax: 20 * time.Millisecond},
+		Latency:   Latency{Min: time.Millisecond, Max: 5 * time.Millisecond, TailProb: 0.01, TailMax: 20 * time.Millisecond},
+		Bandwidth: DefaultBandwidth,
 	}
+}
+
+// linkBandwidth is the rate, in bytes per second, at which l transmits.
+func (c Config) linkBandwidth(l Link) int64 {
+	if bw := c.LinkBandwidth[l]; bw > 0 {
+		return bw
+	}
+	return c.bandwidth()
+}
+
+// bandwidth is the rate, in bytes per second, of a link without an
+// override.
+func (c Config) bandwidth() int64 {
+	if c.Bandwidth > 0 {
+		return c.Bandwidth
+	}
+	return DefaultBandwidth
 }
 
 // Stats counts what Route decided.
@@ -116,8 +167,6 @@ type Stats struct {
 	Partitioned uint64 // messages blocked by a partition, isolation or one-way block
 	Duplicated  uint64 // extra copies scheduled (Config.Duplicate)
 }
-
-type link struct{ from, to NodeID }
 
 // partition is one Partition call: the group index of each listed node, and
 // the groups as given (sorted, for Describe).
@@ -132,9 +181,12 @@ type Network struct {
 	r          *rng.Rand
 	partitions []partition
 	isolated   map[NodeID]bool
-	oneWay     map[link]bool
-	links      map[link]Latency
-	stats      Stats
+	oneWay     map[Link]bool
+	links      map[Link]Latency
+	// busy is, per link that has transmitted, the virtual time at which
+	// it has sent every byte given to it so far.
+	busy  map[Link]time.Duration
+	stats Stats
 }
 
 // New returns a healed network with cfg, drawing all randomness from r.
@@ -143,31 +195,41 @@ func New(cfg Config, r *rng.Rand) *Network {
 	if r == nil {
 		panic("netsim: nil rng")
 	}
-	n := &Network{r: r}
+	n := &Network{r: r, busy: make(map[Link]time.Duration)}
 	n.SetConfig(cfg)
 	n.Heal()
 	return n
 }
 
 // Config returns the current network-wide configuration.
-func (n *Network) Config() Config { return n.cfg }
+func (n *Network) Config() Config {
+	cfg := n.cfg
+	cfg.LinkBandwidth = maps.Clone(cfg.LinkBandwidth)
+	return cfg
+}
 
-// SetConfig changes latency, loss and duplication from now on; fault rules
-// are kept. It panics if cfg is invalid.
+// SetConfig changes latency, loss, duplication and bandwidth from now on;
+// fault rules are kept, and so are the bytes links are still transmitting
+// (they finish at the rate they were given). It panics if cfg is invalid.
 func (n *Network) SetConfig(cfg Config) {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
+	cfg.LinkBandwidth = maps.Clone(cfg.LinkBandwidth)
 	n.cfg = cfg
 }
 
-// Route decides the fate of one message sent now from -> to and returns the
-// delays after which its copies arrive: none if it is dropped, two if it is
-// duplicated. A self-send (from == to) always arrives exactly once, after the
-// link's minimum latency, regardless of faults, loss and duplication.
+// Route decides the fate of one message of size bytes sent at virtual time
+// now from -> to, and returns the delays from now after which its copies
+// arrive: none if it is dropped, two if it is duplicated. Each delay is the
+// time until the message has finished transmitting on its link (waiting
+// behind the bytes the link is still sending) plus a drawn latency. A
+// self-send (from == to) uses no link and always arrives exactly once,
+// after the link's minimum latency, regardless of faults, loss and
+// duplication. now must not decrease from one call to the next.
 //
 // Each call takes exactly one draw from the network's generator.
-func (n *Network) Route(from, to NodeID) []time.Duration {
+func (n *Network) Route(now time.Duration, from, to NodeID, size int) []time.Duration {
 	r := n.r.Fork()
 	n.stats.Sent++
 	lat := n.latency(from, to)
@@ -179,30 +241,51 @@ func (n *Network) Route(from, to NodeID) []time.Duration {
 		n.stats.Partitioned++
 		return nil
 	}
+	// A message lost on the way has been transmitted all the same.
+	sent := n.transmit(now, Link{from, to}, size)
 	// Fixed draw order: loss, duplicate, first delay, second delay.
 	if r.Chance(n.cfg.Loss) {
 		n.stats.Dropped++
 		return nil
 	}
 	dup := r.Chance(n.cfg.Duplicate)
-	out := []time.Duration{lat.sample(r)}
+	out := []time.Duration{sent + lat.sample(r)}
 	if dup {
-		out = append(out, lat.sample(r))
+		out = append(out, sent+lat.sample(r))
 		n.stats.Duplicated++
 	}
 	n.stats.Delivered += uint64(len(out))
 	return out
 }
 
+// transmit puts size bytes on link l at virtual time now, behind the bytes
+// it is still sending, and returns how long from now until they have all
+// left. The transmission time is rounded down to the nanosecond. It panics
+// if the link would be busy past the largest time.Duration.
+func (n *Network) transmit(now time.Duration, l Link, size int) time.Duration {
+	start := max(now, n.busy[l])
+	bw := uint64(n.cfg.linkBandwidth(l))
+	hi, lo := bits.Mul64(uint64(size), uint64(time.Second))
+	tx := uint64(math.MaxUint64)
+	if hi < bw {
+		tx, _ = bits.Div64(hi, lo, bw)
+	}
+	if tx > uint64(math.MaxInt64-start) {
+		panic(fmt.Sprintf("netsim: %d bytes at %d B/s on %d->%d overflow the clock", size, bw, l.From, l.To))
+	}
+	n.busy[l] = start + time.Duration(tx)
+	return n.busy[l] - now
+}
+
 func (n *Network) latency(from, to NodeID) Latency {
-	if l, ok := n.links[link{from, to}]; ok {
+	if l, ok := n.links[Link{from, to}]; ok {
 		return l
 	}
 	return n.cfg.Latency
 }
 
 func (n *Network) blocked(from, to NodeID) bool {
-	if n.isolated[from] || n.isolated[to] || n.oneWay[link{from, to}] {
+	if n.isolated[from] || n.isolated[to] || n.oneWay[Link{from, to}] {
 		return true
 	}
 	for _, p := range n.partitions {
@@ -250,7 +333,7 @@ func (n *Network) Isolate(node NodeID) {
 // BlockOneWay drops messages from -> to; messages to -> from still flow.
 func (n *Network) BlockOneWay(from, to NodeID) {
 	if from != to {
-		n.oneWay[link{from, to}] = true
+		n.oneWay[Link{from, to}] = true
 	}
 }
 
@@ -261,16 +344,17 @@ func (n *Network) SetLinkLatency(from, to NodeID, l Latency) {
 	if err := l.Validate(); err != nil {
 		panic(err)
 	}
-	n.links[link{from, to}] = l
+	n.links[Link{from, to}] = l
 }
 
 // Heal removes all partitions, isolations, one-way blocks and link latency
-// overrides. The Config is kept.
+// overrides. The Config, bandwidth overrides included, is kept, and so are
+// the bytes links are still transmitting.
 func (n *Network) Heal() {
 	n.partitions = nil
 	n.isolated = make(map[NodeID]bool)
-	n.oneWay = make(map[link]bool)
-	n.links = make(map[link]Latency)
+	n.oneWay = make(map[Link]bool)
+	n.links = make(map[Link]Latency)
 }
 
 // Stats returns the counters since New.
@@ -279,10 +363,16 @@ func (n *Network) Stats() Stats { return n.stats }
 // Describe renders the configuration and current faults deterministically,
 // one clause per rule separated by "; ", for the trace. Example:
 //
-//	latency=[1ms,5ms]+tail(0.01,20ms) loss=0 dup=0; partition {1,2}|{3}; isolate 4; block 5->6; link 1->3 [50ms,80ms]
+//	latency=[1ms,5ms]+tail(0.01,20ms) loss=0 dup=0 bw=125000000B/s; bw 2->1 1000000B/s; partition {1,2}|{3}; isolate 4; block 5->6; link 1->3 [50ms,80ms]
 func (n *Network) Describe() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "latency=%v loss=%v dup=%v", n.cfg.Latency, n.cfg.Loss, n.cfg.Duplicate)
+	fmt.Fprintf(&b, "latency=%v loss=%v dup=%v bw=%s", n.cfg.Latency, n.cfg.Loss, n.cfg.Duplicate,
+		formatBandwidth(n.cfg.bandwidth()))
+	for _, l := range sortedLinks(n.cfg.LinkBandwidth) {
+		if n.cfg.LinkBandwidth[l] > 0 {
+			fmt.Fprintf(&b, "; bw %d->%d %s", l.From, l.To, formatBandwidth(n.cfg.LinkBandwidth[l]))
+		}
+	}
 	for _, p := range n.partitions {
 		parts := make([]string, 0, len(p.groups))
 		for _, g := range p.groups {
@@ -303,24 +393,32 @@ func (n *Network) Describe() string {
 		fmt.Fprintf(&b, "; isolate %d", id)
 	}
 	for _, l := range sortedLinks(n.oneWay) {
-		fmt.Fprintf(&b, "; block %d->%d", l.from, l.to)
+		fmt.Fprintf(&b, "; block %d->%d", l.From, l.To)
 	}
 	for _, l := range sortedLinks(n.links) {
-		fmt.Fprintf(&b, "; link %d->%d %v", l.from, l.to, n.links[l])
+		fmt.Fprintf(&b, "; link %d->%d %v", l.From, l.To, n.links[l])
 	}
 	return b.String()
 }
 
-func sortedLinks[V any](m map[link]V) []link {
-	out := make([]link, 0, len(m))
+// formatBandwidth renders a bandwidth as "125000000B/s", or "unlimited".
+func formatBandwidth(bw int64) string {
+	if bw == Unlimited {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%dB/s", bw)
+}
+
+func sortedLinks[V any](m map[Link]V) []Link {
+	out := make([]Link, 0, len(m))
 	for l := range m {
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b link) int {
-		if c := cmp.Compare(a.from, b.from); c != 0 {
+	slices.SortFunc(out, func(a, b Link) int {
+		if c := cmp.Compare(a.From, b.From); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.to, b.to)
+		return cmp.Compare(a.To, b.To)
 	})
 	return out
 }

@@ -10,12 +10,18 @@ import (
 	"github.com/multiraft/multiraft/core/rng"
 )
 
-// run routes a fixed traffic pattern and renders every decision.
+// traffic is message i of a fixed pattern: sent 50µs after the one before,
+// between nodes 1-5 (every fifth a self-send), of 0 to 20 kB.
+func traffic(i int) (now time.Duration, from, to NodeID, size int) {
+	return time.Duration(i) * 50 * time.Microsecond, NodeID(i%5 + 1), NodeID((i*7)%5 + 1), (i * 7919) % 20000
+}
+
+// run routes the traffic pattern and renders every decision.
 func run(seed uint64, cfg Config) string {
 	n := New(cfg, rng.Stream(seed, "net"))
 	var b strings.Builder
 	for i := 0; i < 2000; i++ {
-		from, to := NodeID(i%5+1), NodeID((i*7)%5+1)
+		now, from, to, size := traffic(i)
 		if i == 500 {
 			n.Partition([]NodeID{1, 2}, []NodeID{3, 4})
 		}
@@ -23,17 +29,22 @@ func run(seed uint64, cfg Config) string {
 			n.Heal()
 			n.SetLinkLatency(2, 3, Latency{Min: 40 * time.Millisecond, Max: 60 * time.Millisecond})
 		}
-		fmt.Fprintln(&b, from, to, n.Route(from, to))
+		fmt.Fprintln(&b, from, to, n.Route(now, from, to, size))
 	}
 	fmt.Fprintln(&b, n.Stats(), n.Describe())
 	return b.String()
 }
 
+// lossyConfig loses and duplicates messages, often delays them by a tail,
+// and has links slow enough for messages to queue: 50 MB/s, and 1 MB/s
+// from 2 to 3.
 func lossyConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Latency.TailProb = 0.2
 	cfg.Loss = 0.1
 	cfg.Duplicate = 0.1
+	cfg.Bandwidth = 50_000_000
+	cfg.LinkBandwidth = map[Link]int64{{2, 3}: 1_000_000}
 	return cfg
 }
 
@@ -57,11 +68,11 @@ func TestBlockedMessageKeepsStream(t *testing.T) {
 	b := New(cfg, rng.New(7))
 	b.Isolate(9)
 	for i := 0; i < 100; i++ {
-		a.Route(9, 1)
-		if got := b.Route(9, 1); got != nil {
+		a.Route(0, 9, 1, 0)
+		if got := b.Route(0, 9, 1, 0); got != nil {
 			t.Fatalf("isolated send delivered: %v", got)
 		}
-		if x, y := a.Route(1, 2), b.Route(1, 2); !slices.Equal(x, y) {
+		if x, y := a.Route(0, 1, 2, 0), b.Route(0, 1, 2, 0); !slices.Equal(x, y) {
 			t.Fatalf("send %d: %v vs %v", i, x, y)
 		}
 	}
@@ -74,7 +85,7 @@ func TestLossRate(t *testing.T) {
 	const total = 20000
 	lost := 0
 	for i := 0; i < total; i++ {
-		if len(n.Route(1, 2)) == 0 {
+		if len(n.Route(0, 1, 2, 0)) == 0 {
 			lost++
 		}
 	}
@@ -91,7 +102,7 @@ func TestLossRate(t *testing.T) {
 func TestNoLossByDefault(t *testing.T) {
 	n := New(DefaultConfig(), rng.New(3))
 	for i := 0; i < 5000; i++ {
-		if got := n.Route(1, 2); len(got) != 1 {
+		if got := n.Route(0, 1, 2, 0); len(got) != 1 {
 			t.Fatalf("default config routed %v", got)
 		}
 	}
@@ -102,7 +113,7 @@ func TestDuplicate(t *testing.T) {
 	cfg.Duplicate = 1
 	n := New(cfg, rng.New(4))
 	for i := 0; i < 100; i++ {
-		if got := n.Route(1, 2); len(got) != 2 {
+		if got := n.Route(0, 1, 2, 0); len(got) != 2 {
 			t.Fatalf("duplicate=1 routed %v", got)
 		}
 	}
@@ -114,7 +125,7 @@ func TestDuplicate(t *testing.T) {
 	n = New(cfg, rng.New(4))
 	dups, differ := 0, false
 	for i := 0; i < 10000; i++ {
-		got := n.Route(1, 2)
+		got := n.Route(0, 1, 2, 0)
 		if len(got) == 2 {
 			dups++
 			differ = differ || got[0] != got[1]
@@ -134,7 +145,7 @@ func TestLatencyBounds(t *testing.T) {
 	var lo, hi time.Duration = time.Hour, 0
 	tail := 0
 	for i := 0; i < 20000; i++ {
-		d := n.Route(1, 2)[0]
+		d := n.Route(0, 1, 2, 0)[0]
 		if d < l.Min || d > l.Max+l.TailMax {
 			t.Fatalf("delay %v outside [%v,%v]", d, l.Min, l.Max+l.TailMax)
 		}
@@ -154,7 +165,7 @@ func TestLatencyBounds(t *testing.T) {
 	l.TailProb = 0
 	n = New(Config{Latency: l}, rng.New(5))
 	for i := 0; i < 5000; i++ {
-		if d := n.Route(1, 2)[0]; d < l.Min || d > l.Max {
+		if d := n.Route(0, 1, 2, 0)[0]; d < l.Min || d > l.Max {
 			t.Fatalf("delay %v outside [%v,%v]", d, l.Min, l.Max)
 		}
 	}
@@ -167,7 +178,7 @@ func TestSelfSend(t *testing.T) {
 	n.Isolate(1)
 	n.Partition([]NodeID{1}, []NodeID{2})
 	for i := 0; i < 100; i++ {
-		if got := n.Route(1, 1); !slices.Equal(got, []time.Duration{cfg.Latency.Min}) {
+		if got := n.Route(0, 1, 1, 0); !slices.Equal(got, []time.Duration{cfg.Latency.Min}) {
 			t.Fatalf("self-send routed %v", got)
 		}
 	}
@@ -180,7 +191,7 @@ func TestSelfSend(t *testing.T) {
 // Route agrees with Connected.
 func delivered(t *testing.T, n *Network, from, to NodeID) bool {
 	t.Helper()
-	ok := len(n.Route(from, to)) > 0
+	ok := len(n.Route(0, from, to, 0)) > 0
 	if ok != n.Connected(from, to) {
 		t.Fatalf("%d->%d: Route delivered=%v, Connected=%v", from, to, ok, n.Connected(from, to))
 	}
@@ -272,21 +283,21 @@ func TestLinkLatency(t *testing.T) {
 	slow := Latency{Min: 100 * time.Millisecond, Max: 120 * time.Millisecond}
 	n.SetLinkLatency(1, 2, slow)
 	for i := 0; i < 1000; i++ {
-		if d := n.Route(1, 2)[0]; d < slow.Min || d > slow.Max {
+		if d := n.Route(0, 1, 2, 0)[0]; d < slow.Min || d > slow.Max {
 			t.Fatalf("1->2 delay %v outside override [%v,%v]", d, slow.Min, slow.Max)
 		}
 		def := DefaultConfig().Latency
-		if d := n.Route(2, 1)[0]; d < def.Min || d > def.Max+def.TailMax {
+		if d := n.Route(0, 2, 1, 0)[0]; d < def.Min || d > def.Max+def.TailMax {
 			t.Fatalf("2->1 delay %v: override not directional", d)
 		}
 	}
 	// The override survives SetConfig; Heal removes it.
 	n.SetConfig(Config{Latency: Latency{Min: time.Millisecond, Max: time.Millisecond}})
-	if d := n.Route(1, 2)[0]; d < slow.Min {
+	if d := n.Route(0, 1, 2, 0)[0]; d < slow.Min {
 		t.Fatalf("override lost on SetConfig: %v", d)
 	}
 	n.Heal()
-	if d := n.Route(1, 2)[0]; d != time.Millisecond {
+	if d := n.Route(0, 1, 2, 0)[0]; d != time.Millisecond {
 		t.Fatalf("after heal 1->2 delay %v, want 1ms", d)
 	}
 }
@@ -300,7 +311,7 @@ func TestSetConfig(t *testing.T) {
 	if n.Connected(1, 2) {
 		t.Error("SetConfig healed a partition")
 	}
-	if got := n.Route(1, 3); got != nil {
+	if got := n.Route(0, 1, 3, 0); got != nil {
 		t.Errorf("loss=1 delivered %v", got)
 	}
 	n.Heal()
@@ -331,7 +342,10 @@ func TestInvalidConfigPanics(t *testing.T) {
 func TestDescribe(t *testing.T) {
 	build := func(order bool) *Network {
 		n := New(DefaultConfig(), rng.New(13))
+		cfg := DefaultConfig()
+		cfg.LinkBandwidth = map[Link]int64{{3, 1}: 1000, {1, 2}: 0, {1, 3}: Unlimited}
 		ops := []func(){
+			func() { n.SetConfig(cfg) },
 			func() { n.Isolate(9) },
 			func() { n.Isolate(4) },
 			func() { n.BlockOneWay(5, 6) },
@@ -348,8 +362,8 @@ func TestDescribe(t *testing.T) {
 		}
 		return n
 	}
-	want := "latency=[1ms,5ms]+tail(0.01,20ms) loss=0 dup=0; partition {1,2,3}|{8}; isolate 4; isolate 9; " +
-		"block 1->7; block 5->6; link 1->3 [50ms,80ms]; link 3->1 [1s,1s]"
+	want := "latency=[1ms,5ms]+tail(0.01,20ms) loss=0 dup=0 bw=125000000B/s; bw 1->3 unlimited; bw 3->1 1000B/s; " +
+		"partition {1,2,3}|{8}; isolate 4; isolate 9; block 1->7; block 5->6; link 1->3 [50ms,80ms]; link 3->1 [1s,1s]"
 	for _, order := range []bool{false, true} {
 		if got := build(order).Describe(); got != want {
 			t.Errorf("Describe:\n got %s\nwant %s", got, want)
@@ -357,7 +371,188 @@ func TestDescribe(t *testing.T) {
 	}
 	n := build(false)
 	n.Heal()
-	if got := n.Describe(); got != "latency=[1ms,5ms]+tail(0.01,20ms) loss=0 dup=0" {
+	if got := n.Describe(); got != "latency=[1ms,5ms]+tail(0.01,20ms) loss=0 dup=0 bw=125000000B/s; bw 1->3 unlimited; bw 3->1 1000B/s" {
 		t.Errorf("healed Describe: %s", got)
 	}
+}
+
+// fixed is a latency of exactly d.
+func fixed(d time.Duration) Latency { return Latency{Min: d, Max: d} }
+
+// mb is a megabyte: 8ms on a 1 Gbit/s link.
+const mb = 1_000_000
+
+// route sends one message and expects exactly one copy, returning its delay.
+func route(t *testing.T, n *Network, now time.Duration, from, to NodeID, size int) time.Duration {
+	t.Helper()
+	got := n.Route(now, from, to, size)
+	if len(got) != 1 {
+		t.Fatalf("%d->%d at %v: %v, want one copy", from, to, now, got)
+	}
+	return got[0]
+}
+
+// A link transmits one message at a time: messages sent back to back arrive
+// one transmission time apart, and a later message waits only for the
+// bytes still queued.
+func TestBandwidthSerializesLink(t *testing.T) {
+	n := New(Config{Latency: fixed(time.Millisecond)}, rng.New(20))
+	for i := 1; i <= 10; i++ {
+		if got, want := route(t, n, 0, 1, 2, mb), time.Duration(i)*8*time.Millisecond+time.Millisecond; got != want {
+			t.Fatalf("megabyte %d of 10 sent at once: delay %v, want %v", i, got, want)
+		}
+	}
+	// Sent at 50ms, behind the 30ms of bytes the link still has to send.
+	if got, want := route(t, n, 50*time.Millisecond, 1, 2, mb), 39*time.Millisecond; got != want {
+		t.Errorf("megabyte sent into a busy link: delay %v, want %v", got, want)
+	}
+	// By 1s the link is idle again.
+	if got, want := route(t, n, time.Second, 1, 2, mb), 9*time.Millisecond; got != want {
+		t.Errorf("megabyte sent into an idle link: delay %v, want %v", got, want)
+	}
+}
+
+func TestBandwidthLinksIndependent(t *testing.T) {
+	n := New(Config{Latency: fixed(time.Millisecond)}, rng.New(21))
+	route(t, n, 0, 1, 2, 100*mb) // busy for 800ms
+	for _, l := range []Link{{2, 1}, {1, 3}, {3, 2}, {3, 1}} {
+		if got, want := route(t, n, 0, l.From, l.To, mb), 9*time.Millisecond; got != want {
+			t.Errorf("%d->%d waited for 1->2: delay %v, want %v", l.From, l.To, got, want)
+		}
+	}
+}
+
+func TestLinkBandwidth(t *testing.T) {
+	cfg := Config{Latency: fixed(time.Millisecond), LinkBandwidth: map[Link]int64{{1, 2}: mb, {2, 1}: 0}}
+	n := New(cfg, rng.New(22))
+	cfg.LinkBandwidth[Link{1, 3}] = 1 // the network keeps its own copy
+	for _, c := range []struct {
+		from, to NodeID
+		want     time.Duration
+	}{
+		{1, 2, time.Second + time.Millisecond}, // the override: 1 MB/s
+		{2, 1, 9 * time.Millisecond},           // an override of 0 is ignored
+		{1, 3, 9 * time.Millisecond},
+	} {
+		if got := route(t, n, 0, c.from, c.to, mb); got != c.want {
+			t.Errorf("%d->%d: delay %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+	// Heal keeps the override.
+	n.Heal()
+	if got, want := route(t, n, 2*time.Second, 1, 2, mb), time.Second+time.Millisecond; got != want {
+		t.Errorf("after heal 1->2: delay %v, want %v", got, want)
+	}
+	// Without the override, the next megabyte still waits for the one
+	// queued before at 1 MB/s, then takes 8ms.
+	n.SetConfig(Config{Latency: fixed(time.Millisecond)})
+	if got, want := route(t, n, 2500*time.Millisecond, 1, 2, mb), 509*time.Millisecond; got != want {
+		t.Errorf("after override removed 1->2: delay %v, want %v", got, want)
+	}
+}
+
+func TestDefaultBandwidth(t *testing.T) {
+	if DefaultBandwidth != 125_000_000 || DefaultConfig().Bandwidth != DefaultBandwidth {
+		t.Fatalf("default bandwidth %d, DefaultConfig %d, want 1 Gbit/s", DefaultBandwidth, DefaultConfig().Bandwidth)
+	}
+	for _, bw := range []int64{0, -1, DefaultBandwidth} {
+		n := New(Config{Bandwidth: bw}, rng.New(23))
+		if got := route(t, n, 0, 1, 2, 125_000_000); got != time.Second {
+			t.Errorf("bandwidth %d: 125 MB took %v, want 1s", bw, got)
+		}
+	}
+	// Transmission times are rounded down to the nanosecond.
+	n := New(Config{Bandwidth: 3}, rng.New(23))
+	if got, want := route(t, n, 0, 1, 2, 1), 333333333*time.Nanosecond; got != want {
+		t.Errorf("1 byte at 3 B/s took %v, want %v", got, want)
+	}
+	n = New(Config{Latency: fixed(time.Millisecond), Bandwidth: Unlimited}, rng.New(23))
+	for i := 0; i < 10; i++ {
+		if got := route(t, n, 0, 1, 2, 1<<30); got != time.Millisecond {
+			t.Fatalf("unlimited link: 1 GiB took %v, want the latency only", got)
+		}
+	}
+}
+
+// A lost message occupies its link, a blocked one does not, a duplicate
+// occupies it once and a self-send not at all.
+func TestBandwidthFates(t *testing.T) {
+	ms := time.Millisecond
+	n := New(Config{Latency: fixed(ms), Loss: 1}, rng.New(24))
+	if got := n.Route(0, 1, 2, mb); got != nil {
+		t.Fatalf("loss=1 delivered %v", got)
+	}
+	n.SetConfig(Config{Latency: fixed(ms)})
+	if got := route(t, n, 0, 1, 2, mb); got != 17*ms {
+		t.Errorf("after a lost megabyte: delay %v, want 17ms", got)
+	}
+
+	n = New(Config{Latency: fixed(ms)}, rng.New(24))
+	n.Isolate(2)
+	if got := n.Route(0, 1, 2, mb); got != nil {
+		t.Fatalf("isolated node reached: %v", got)
+	}
+	n.Heal()
+	if got := route(t, n, 0, 1, 2, mb); got != 9*ms {
+		t.Errorf("after a blocked megabyte: delay %v, want 9ms", got)
+	}
+
+	n = New(Config{Latency: fixed(ms), Duplicate: 1}, rng.New(24))
+	for _, want := range []time.Duration{9 * ms, 17 * ms} {
+		if got := n.Route(0, 1, 2, mb); !slices.Equal(got, []time.Duration{want, want}) {
+			t.Errorf("duplicated megabyte: delays %v, want two of %v", got, want)
+		}
+	}
+
+	n = New(Config{Latency: fixed(ms), Bandwidth: 1}, rng.New(24))
+	for i := 0; i < 3; i++ {
+		if got := route(t, n, 0, 1, 1, mb); got != ms {
+			t.Errorf("self-send: delay %v, want 1ms", got)
+		}
+	}
+}
+
+// Bandwidth only adds each message's wait for its link: every message
+// meets the same fate, with the same latencies, as on unlimited links.
+func TestBandwidthKeepsDraws(t *testing.T) {
+	slow := lossyConfig()
+	fast := lossyConfig()
+	fast.Bandwidth, fast.LinkBandwidth = Unlimited, nil
+	a, b := New(fast, rng.New(25)), New(slow, rng.New(25))
+	busy := map[Link]time.Duration{}
+	for i := 0; i < 2000; i++ {
+		now, from, to, size := traffic(i)
+		x, y := a.Route(now, from, to, size), b.Route(now, from, to, size)
+		var wait time.Duration
+		if from != to {
+			l := Link{from, to}
+			bw := slow.Bandwidth
+			if o := slow.LinkBandwidth[l]; o > 0 {
+				bw = o
+			}
+			busy[l] = max(now, busy[l]) + time.Duration(int64(size)*int64(time.Second)/bw)
+			wait = busy[l] - now
+		}
+		if len(x) != len(y) {
+			t.Fatalf("message %d: %v unlimited, %v limited", i, x, y)
+		}
+		for j := range x {
+			if y[j]-x[j] != wait {
+				t.Fatalf("message %d: %v unlimited, %v limited, want a wait of %v", i, x, y, wait)
+			}
+		}
+	}
+	if busy[Link{2, 3}] < time.Second {
+		t.Fatalf("the slow link 2->3 queued only until %v", busy[Link{2, 3}])
+	}
+}
+
+func TestBandwidthOverflowPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a link busy beyond the largest time.Duration did not panic")
+		}
+	}()
+	n := New(Config{Bandwidth: 1}, rng.New(26))
+	n.Route(0, 1, 2, 1<<62) // a few million years
 }

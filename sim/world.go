@@ -111,7 +111,7 @@ func (t transport) Send(env *pb.Envelope) {
 		panic(fmt.Sprintf("sim: encode envelope: %v", err))
 	}
 	to := env.To
-	for _, d := range t.w.net.Route(t.from, to) {
+	for _, d := range t.w.net.Route(t.w.k.now, t.from, to, len(data)) {
 		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, data) })
 	}
 }
