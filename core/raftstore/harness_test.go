@@ -118,6 +118,13 @@ func defaultConfig() raftstore.Config {
 // 1..3) and opens the stores. Nothing is bootstrapped until time runs.
 func newCluster(t testing.TB, cfg raftstore.Config, splitKeys ...string) *cluster {
 	t.Helper()
+	return newClusterOf(t, cfg, 3, splitKeys...)
+}
+
+// newClusterOf is newCluster with stores 1..n; PD places 3 replicas of each
+// region round-robin, so with one region the stores above 3 start empty.
+func newClusterOf(t testing.TB, cfg raftstore.Config, n int, splitKeys ...string) *cluster {
+	t.Helper()
 	seedRaft(t)
 	c := &cluster{
 		t:         t,
@@ -126,7 +133,7 @@ func newCluster(t testing.TB, cfg raftstore.Config, splitKeys ...string) *cluste
 		cfg:       cfg,
 		fs:        map[uint64]vfs.FS{},
 		stores:    map[uint64]*raftstore.Store{},
-		ids:       []uint64{1, 2, 3},
+		ids:       storeIDs(n),
 		responses: map[uint64]*pb.KvResponse{},
 		deaf:      map[uint64]bool{},
 		mute:      map[uint64]bool{},
@@ -156,6 +163,14 @@ func newCluster(t testing.TB, cfg raftstore.Config, splitKeys ...string) *cluste
 		}
 	})
 	return c
+}
+
+func storeIDs(n int) []uint64 {
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	return ids
 }
 
 func (c *cluster) env(id uint64, fs vfs.FS) core.Env {

@@ -1,0 +1,298 @@
+package raftstore_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/raftstore"
+)
+
+// Membership changes and moves, with the test playing PD: it sends the
+// region's leader RegionOrders, as PD's operators do.
+
+// order sends the leader of rid a membership change made for the epoch
+// the leader has now.
+func (c *cluster) order(rid uint64, changes ...*pb.PeerChange) {
+	c.t.Helper()
+	leader := c.waitLeader(rid)
+	meta := c.meta(leader, rid)
+	c.net.Send(pb.NewEnvelope(pdNode, leader, &pb.RegionOrder{
+		RegionId: rid, RegionEpoch: meta.GetEpoch(),
+		ChangePeers: &pb.ChangePeers{
+			Header:  &pb.RequestHeader{RegionId: rid, RegionEpoch: meta.GetEpoch()},
+			Changes: changes,
+		},
+	}))
+	c.deliver()
+}
+
+// waitReplicasOn waits until the replicas of rid on the given stores hold
+// exactly the keys want.
+func (c *cluster) waitReplicasOn(rid uint64, want string, on ...uint64) {
+	c.t.Helper()
+	c.waitFor(100, fmt.Sprintf("the replicas of region %d on %v to hold keys %q", rid, on, want), func() bool {
+		for _, id := range on {
+			if c.keysOf(id, rid) != want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// withKeys is the comma-separated sorted set of keys plus extra.
+func withKeys(keys string, extra ...string) string {
+	ks := append(strings.Split(keys, ","), extra...)
+	slices.Sort(ks)
+	return strings.Join(ks, ",")
+}
+
+func change(t pb.ChangeType, id, store uint64) *pb.PeerChange {
+	return &pb.PeerChange{Type: t, Peer: &pb.Peer{Id: id, StoreId: store}}
+}
+
+// waitMeta waits until every store listed in on holds region rid with
+// exactly the peers want ("id@store:role" sorted as the meta lists them) at
+// conf_ver confVer.
+func (c *cluster) waitMeta(rid, confVer uint64, want string, on ...uint64) {
+	c.t.Helper()
+	c.waitFor(200, fmt.Sprintf("region %d at conf_ver %d with peers %s on stores %v", rid, confVer, want, on), func() bool {
+		for _, id := range on {
+			rs := c.region(id, rid)
+			if rs == nil || !rs.Initialized || rs.Region.GetEpoch().GetConfVer() != confVer || describePeers(rs.Region) != want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func describePeers(r *pb.Region) string {
+	var parts []string
+	for _, p := range r.GetPeers() {
+		parts = append(parts, fmt.Sprintf("%d@%d:%v", p.GetId(), p.GetStoreId(), p.GetRole()))
+	}
+	return strings.Join(parts, ",")
+}
+
+// moveSetup starts stores 1-4 with one region on 1-3, writes keys, and
+// compacts the log so that a new peer needs a snapshot.
+func moveSetup(t *testing.T) (c *cluster, leader, source uint64, keys string) {
+	cfg := defaultConfig()
+	cfg.LogCompactEntries = 10
+	cfg.LogKeepEntries = 2
+	cfg.SnapshotChunkBytes = 64 // many chunks per snapshot
+	c = newClusterOf(t, cfg, 4)
+	c.waitBootstrap(1)
+	var ks []string
+	for i := 0; i < 30; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		c.ok(1, put(k, strings.Repeat("v", 20)))
+		ks = append(ks, k)
+	}
+	leader = c.waitLeader(1)
+	source = 1
+	if source == leader {
+		source = 2
+	}
+	return c, leader, source, strings.Join(ks, ",")
+}
+
+// A replica moves from a follower's store to store 4: learner added and
+// caught up by a streamed snapshot, promoted while the source is demoted in
+// one joint change that raft leaves on its own, then the source removed and
+// tombstoned. Writes go on throughout and every replica ends equal.
+func TestMoveReplica(t *testing.T) {
+	c, leader, source, keys := moveSetup(t)
+	meta := c.meta(leader, 1)
+	src := meta.PeerOnStore(source)
+	base := meta.GetEpoch().GetConfVer()
+	others := func(except uint64) []uint64 { // stores 1-4 but one
+		var out []uint64
+		for _, id := range []uint64{1, 2, 3, 4} {
+			if id != except {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	peersNow := describePeers(meta)
+
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitMeta(1, base+1, peersNow+",1000@4:LEARNER", 1, 2, 3, 4)
+	c.waitReplicas(1, keys)
+	st4 := c.store(4).Stats()
+	if st4.SnapshotsReceived == 0 || st4.SnapshotsApplied == 0 || c.store(leader).Stats().SnapshotChunksSent < 10 {
+		t.Fatalf("the learner did not catch up by a chunked snapshot: store 4 %+v, leader sent %d chunks",
+			st4, c.store(leader).Stats().SnapshotChunksSent)
+	}
+	c.ok(1, put("during", "1"))
+
+	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, 1000, 4), change(pb.ChangeType_DEMOTE_VOTER, src.GetId(), source))
+	after := strings.Replace(peersNow, fmt.Sprintf("%d@%d:VOTER", src.GetId(), source), fmt.Sprintf("%d@%d:LEARNER", src.GetId(), source), 1) + ",1000@4:VOTER"
+	c.waitMeta(1, base+3, after, 1, 2, 3, 4) // entered and left the joint configuration
+
+	c.order(1, change(pb.ChangeType_REMOVE_PEER, src.GetId(), source))
+	final := strings.Replace(after, fmt.Sprintf("%d@%d:LEARNER,", src.GetId(), source), "", 1)
+	c.waitMeta(1, base+4, final, others(source)...)
+	c.waitFor(50, "the source to destroy its peer", func() bool { return c.region(source, 1) == nil })
+	if c.store(source).Stats().PeersDestroyed != 1 {
+		t.Fatalf("store %d destroyed %d peers", source, c.store(source).Stats().PeersDestroyed)
+	}
+	c.ok(1, put("zafter", "1"))
+	c.waitReplicasOn(1, withKeys(keys, "during", "zafter"), others(source)...)
+
+	// A late message for the removed peer creates nothing, also after a
+	// restart (the tombstone is durable).
+	c.stop(source)
+	c.start(source)
+	cur := c.meta(c.waitLeader(1), 1)
+	c.sendRaft(leader, source, &pb.RaftMessage{
+		RegionId: 1, FromPeer: cur.PeerOnStore(leader), ToPeer: src, RegionEpoch: meta.GetEpoch(),
+		StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(),
+		Message: &raftpb.Message{Type: raftpb.MessageType_MsgHeartbeat.Enum(), From: proto.Uint64(cur.PeerOnStore(leader).GetId()),
+			To: proto.Uint64(src.GetId()), Term: proto.Uint64(c.region(leader, 1).Term)},
+	})
+	if c.region(source, 1) != nil || c.store(source).Stats().PlaceholderPeers != 0 {
+		t.Fatalf("a stale message recreated the removed peer on store %d", source)
+	}
+	c.ok(1, put("zz", "1"))
+	c.waitReplicasOn(1, withKeys(keys, "during", "zafter", "zz"), others(source)...)
+}
+
+// The hazard: the leader demotes itself inside a joint change. It leads the
+// joint configuration, steps down once raft leaves it, and a voter of the
+// new configuration takes over; nothing acknowledged is lost.
+func TestLeaderDemotedInJointChangeStepsDown(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	meta := c.meta(leader, 1)
+	base := meta.GetEpoch().GetConfVer()
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitMeta(1, base+1, describePeers(meta)+",1000@4:LEARNER", 1, 2, 3, 4)
+	c.waitReplicas(1, keys)
+	self := meta.PeerOnStore(leader)
+	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, 1000, 4), change(pb.ChangeType_DEMOTE_VOTER, self.GetId(), leader))
+	c.waitFor(200, "a new leader that is a voter", func() bool {
+		l, ok := c.leaderOf(1)
+		return ok && l != leader
+	})
+	rs := c.region(leader, 1)
+	if rs.Region.GetEpoch().GetConfVer() != base+3 || rs.Region.PeerByID(self.GetId()).GetRole() != pb.PeerRole_LEARNER {
+		t.Fatalf("the old leader's view: %s at conf_ver %d", describePeers(rs.Region), rs.Region.GetEpoch().GetConfVer())
+	}
+	c.ok(1, put("zafter", "1"))
+	c.waitReplicas(1, withKeys(keys, "zafter"))
+}
+
+// A peer cut off while it is removed never hears of its removal. Once it can
+// talk again, its campaigns must not disturb the group: a member answers its
+// messages with a GC notice and it destroys itself.
+func TestRemovedPeerThatMissedItsRemovalIsCollected(t *testing.T) {
+	c, leader, source, keys := moveSetup(t)
+	meta := c.meta(leader, 1)
+	src := meta.PeerOnStore(source)
+	base := meta.GetEpoch().GetConfVer()
+	c.isolate(source, true)
+	c.order(1, change(pb.ChangeType_DEMOTE_VOTER, src.GetId(), source))
+	c.waitFor(100, "the demotion", func() bool {
+		return c.region(leader, 1).Region.GetEpoch().GetConfVer() == base+1
+	})
+	c.order(1, change(pb.ChangeType_REMOVE_PEER, src.GetId(), source))
+	c.waitFor(100, "the removal", func() bool {
+		return c.region(leader, 1).Region.GetEpoch().GetConfVer() == base+2
+	})
+	term := c.region(leader, 1).Term
+	// Cut off, the stale peer keeps campaigning (pre-votes only: it never
+	// raises the group's term).
+	for i := 0; i < 3*10; i++ {
+		c.step()
+	}
+	c.isolate(source, false)
+	c.waitFor(100, "the stale peer to destroy itself", func() bool { return c.region(source, 1) == nil })
+	if l, ok := c.leaderOf(1); !ok || l != leader || c.region(leader, 1).Term != term {
+		t.Fatalf("the stale peer disturbed the group: leader %d (ok %v), term %d -> %d", l, ok, term, c.region(leader, 1).Term)
+	}
+	if s := c.store(leader).Stats().GCNoticesSent + c.store(others(c, source)[0]).Stats().GCNoticesSent; s == 0 {
+		t.Fatal("no GC notice was sent")
+	}
+	c.ok(1, put("zafter", "1"))
+	c.waitReplicasOn(1, withKeys(keys, "zafter"), others(c, source)[:2]...)
+}
+
+// Orders that do not fit the region are not proposed: a stale epoch, a
+// store that already holds a peer, promoting a voter, removing the leader,
+// three changes at once. Each leaves conf_ver as it was.
+func TestInvalidOrdersAreNotProposed(t *testing.T) {
+	c, leader, source, _ := moveSetup(t)
+	meta := c.meta(leader, 1)
+	base := meta.GetEpoch().GetConfVer()
+	self := meta.PeerOnStore(leader)
+	stale := proto.Clone(meta.GetEpoch()).(*pb.Epoch)
+	stale.ConfVer--
+	c.net.Send(pb.NewEnvelope(pdNode, leader, &pb.RegionOrder{RegionId: 1, RegionEpoch: stale, ChangePeers: &pb.ChangePeers{
+		Header: &pb.RequestHeader{RegionId: 1, RegionEpoch: stale}, Changes: []*pb.PeerChange{change(pb.ChangeType_ADD_LEARNER, 1000, 4)}}}))
+	c.deliver()
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, source))
+	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, meta.PeerOnStore(source).GetId(), source))
+	c.order(1, change(pb.ChangeType_REMOVE_PEER, self.GetId(), leader))
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4), change(pb.ChangeType_ADD_LEARNER, 1001, 4), change(pb.ChangeType_REMOVE_PEER, 1002, 4))
+	// An order from someone who is not PD is dropped.
+	c.net.Send(pb.NewEnvelope(clientNode, leader, &pb.RegionOrder{RegionId: 1, RegionEpoch: meta.GetEpoch(), ChangePeers: &pb.ChangePeers{
+		Header: &pb.RequestHeader{RegionId: 1, RegionEpoch: meta.GetEpoch()}, Changes: []*pb.PeerChange{change(pb.ChangeType_ADD_LEARNER, 1000, 4)}}}))
+	c.deliver()
+	for i := 0; i < 10; i++ {
+		c.step()
+	}
+	if got := c.region(leader, 1).Region.GetEpoch().GetConfVer(); got != base {
+		t.Fatalf("conf_ver went from %d to %d", base, got)
+	}
+	if n := c.store(leader).Stats().ConfChangesProposed; n != 0 {
+		t.Fatalf("%d conf changes proposed", n)
+	}
+	if c.region(4, 1) != nil {
+		t.Fatal("store 4 got a peer")
+	}
+}
+
+// A learner's catch-up survives lost chunks and acks (resent) and a
+// corrupted chunk (refused on its checksum, then sent again).
+func TestSnapshotSurvivesLossAndCorruption(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	n := 0
+	corrupted := false
+	c.filter = func(e *pb.Envelope) bool {
+		if ch := e.GetSnapshotChunk(); ch != nil {
+			n++
+			if !corrupted && ch.GetSeq() == 3 && len(ch.GetPairs()) > 0 {
+				corrupted = true
+				ch.Pairs[0].Value = []byte("corrupt")
+				return false
+			}
+			return n%4 == 0 // lose every fourth chunk
+		}
+		if a := e.GetSnapshotAck(); a != nil {
+			n++
+			return n%5 == 0 // and every fifth ack
+		}
+		return false
+	}
+	meta := c.meta(leader, 1)
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitMeta(1, meta.GetEpoch().GetConfVer()+1, describePeers(meta)+",1000@4:LEARNER", 4)
+	c.waitFor(300, "the learner to catch up", func() bool { return c.keysOf(4, 1) == keys })
+	ls, s4 := c.store(leader).Stats(), c.store(4).Stats()
+	if !corrupted || s4.SnapshotsRefused == 0 || ls.SnapshotsFailed == 0 || ls.SnapshotChunksResent == 0 {
+		t.Fatalf("the faults did not happen: corrupted %v, store 4 %+v, leader %+v", corrupted, s4, ls)
+	}
+	if c.keysOf(4, 1) != keys {
+		t.Fatalf("store 4 holds %q", c.keysOf(4, 1))
+	}
+}
+
+var _ = raftstore.InitLogIndex
