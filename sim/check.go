@@ -68,6 +68,41 @@ func (w *World) checkInvariants() {
 	}
 	// Replicas of a region hold the same keys once converged.
 	w.checkReplicaData()
+	w.checkMembers()
+}
+
+// checkMembers checks that no store holds a peer its region does not list
+// (as PD knows the region): removed peers were destroyed and placeholders
+// collected.
+func (w *World) checkMembers() {
+	byID := map[uint64]*pb.Region{}
+	for _, r := range w.pd.Regions() {
+		byID[r.GetId()] = r
+	}
+	for _, n := range w.stores {
+		if !n.up() {
+			continue
+		}
+		for _, rs := range n.st.Regions() {
+			r := byID[rs.Region.GetId()]
+			if p := r.PeerByID(rs.PeerID); p == nil || p.GetStoreId() != n.id {
+				w.violate(fmt.Sprintf("store %d holds peer %d of region %d (initialized %v), which the region does not list: %s",
+					n.id, rs.PeerID, rs.Region.GetId(), rs.Initialized, describeRegion(r)))
+			}
+		}
+	}
+}
+
+// describeRegion renders a region with its peers, or "unknown to PD".
+func describeRegion(r *pb.Region) string {
+	if r == nil {
+		return "unknown to PD"
+	}
+	s := r.Describe() + " peers"
+	for _, p := range r.GetPeers() {
+		s += fmt.Sprintf(" %d@%d:%v", p.GetId(), p.GetStoreId(), p.GetRole())
+	}
+	return s
 }
 
 // regionViews collects PD's and every store's view of the regions.

@@ -3,6 +3,7 @@ package sim
 import (
 	"time"
 
+	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/core/raftstore"
 	"github.com/multiraft/multiraft/core/rng"
 	"github.com/multiraft/multiraft/netsim"
@@ -13,17 +14,23 @@ const (
 	PDNode          = 100
 	FirstClientNode = 1000
 	ProbeNode       = 999
+	AdminNode       = 998 // sends the fault plan's orders to PD (moves, decommission)
 )
 
 // Config describes one simulation run, apart from its seed.
 type Config struct {
 	Name string
 
-	Stores    int      // store ids 1..Stores
+	Stores    int      // store ids 1..Stores, the initial layout's
 	SplitKeys []string // initial layout
 	Replicas  int
+	// SpareStores exist (ids Stores+1..Stores+SpareStores) but start only
+	// when the fault plan adds them (World.AddStore): they join the
+	// cluster after bootstrap.
+	SpareStores int
 
 	Store       raftstore.Config // template; StoreID and PD are filled in
+	PD          pd.Config        // template; ID, Layout and HeartbeatInterval are filled in
 	PDHeartbeat time.Duration
 	Net         netsim.Config
 	// DiskLatency is the time a ready round (one synced write) takes.

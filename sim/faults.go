@@ -187,3 +187,106 @@ func (w *World) TearNextWrite(id uint64, ops int) {
 		w.k.note("disk of store %d dies after %d more writes", id, ops)
 	}
 }
+
+// OnMembershipChanged runs fn (as an event right after the current one)
+// whenever a replica applies a membership change; region is its new state.
+func (p *Planner) OnMembershipChanged(fn func(w *World, store uint64, region *pb.Region)) {
+	p.w.onMembershipChanged = append(p.w.onMembershipChanged, func(w *World, store uint64, region *pb.Region) {
+		w.k.after(0, "fault on membership change", func() { fn(w, store, region) })
+	})
+}
+
+// OnSnapshotStarted runs fn (as an event right after the current one)
+// whenever a leader on store from starts streaming a snapshot of region to
+// store to.
+func (p *Planner) OnSnapshotStarted(fn func(w *World, from, to, region uint64)) {
+	p.w.onSnapshotStarted = append(p.w.onSnapshotStarted, func(w *World, from, to, region uint64) {
+		w.k.after(0, "fault on snapshot started", func() { fn(w, from, to, region) })
+	})
+}
+
+// AllStoreIDs lists every store id, spare stores included.
+func (w *World) AllStoreIDs() []uint64 {
+	ids := make([]uint64, len(w.stores))
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	return ids
+}
+
+// AddStore starts spare store id: it joins the cluster with an empty disk
+// and PD's schedulers fill it.
+func (w *World) AddStore(id uint64) {
+	n := w.stores[id-1]
+	if n.started {
+		return
+	}
+	n.join = true
+	w.k.note("add store %d", id)
+	w.annotate("faults", fmt.Sprintf("add store %d", id))
+	w.startStore(n)
+}
+
+// KillStore crashes store id for good: it is not restarted, even when the
+// workload ends, unless revived.
+func (w *World) KillStore(id uint64) {
+	n := w.stores[id-1]
+	w.crashStore(n)
+	n.dead = true
+	w.k.note("kill store %d for good", id)
+}
+
+// Revive restarts a killed store from its disk.
+func (w *World) Revive(id uint64) {
+	n := w.stores[id-1]
+	if !n.dead {
+		return
+	}
+	n.dead = false
+	w.k.note("revive store %d", id)
+	w.restartStore(n)
+}
+
+// Dead reports whether store id was killed for good.
+func (w *World) Dead(id uint64) bool { return w.stores[id-1].dead }
+
+// adminSend sends an order to PD from the admin node.
+func (w *World) adminSend(body pb.Body) {
+	transport{w, AdminNode}.Send(pb.NewEnvelope(AdminNode, PDNode, body))
+}
+
+// MoveRegion asks PD to move regionID's replica from one store to another.
+func (w *World) MoveRegion(regionID, from, to uint64) {
+	w.nextAdminRequest++
+	w.k.note("order move of region %d from store %d to %d (#%d)", regionID, from, to, w.nextAdminRequest)
+	w.annotate("faults", fmt.Sprintf("move r%d s%d->s%d", regionID, from, to))
+	w.adminSend(&pb.MoveRegionRequest{RequestId: w.nextAdminRequest, RegionId: regionID, FromStore: from, ToStore: to})
+}
+
+// OrderTransferLeader asks PD to move regionID's leadership to store to.
+func (w *World) OrderTransferLeader(regionID, to uint64) {
+	w.nextAdminRequest++
+	w.k.note("order leader of region %d to store %d (#%d)", regionID, to, w.nextAdminRequest)
+	w.adminSend(&pb.TransferLeaderRequest{RequestId: w.nextAdminRequest, RegionId: regionID, ToStore: to})
+}
+
+// Decommission asks PD to empty store id and tombstone it.
+func (w *World) Decommission(id uint64) {
+	w.nextAdminRequest++
+	w.k.note("order decommission of store %d (#%d)", id, w.nextAdminRequest)
+	w.annotate("faults", fmt.Sprintf("decommission s%d", id))
+	w.adminSend(&pb.DecommissionStoreRequest{RequestId: w.nextAdminRequest, StoreId: id})
+}
+
+// Region returns PD's view of region id (a clone), or nil.
+func (w *World) Region(id uint64) *pb.Region {
+	if w.pd == nil {
+		return nil
+	}
+	for _, r := range w.pd.Regions() {
+		if r.GetId() == id {
+			return r
+		}
+	}
+	return nil
+}

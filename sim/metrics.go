@@ -18,6 +18,10 @@ type metrics struct {
 	// first replica applying it.
 	splitRegister, splitApply []time.Duration
 
+	snapshotsSent  int    // snapshot transfers completed
+	snapshotBytes  uint64 // bytes of keys and values they carried
+	peersDestroyed int    // peers removed from their region and tombstoned
+
 	crashes      int    // stores crashed, by the plan or by a disk failure
 	diskFailures int    // ready rounds failed by the disk
 	tornTailCuts uint64 // torn WAL tails cut while stores recovered

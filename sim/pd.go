@@ -16,11 +16,11 @@ func (w *World) startPD() bool {
 	for _, k := range w.cfg.SplitKeys {
 		split = append(split, []byte(k))
 	}
-	p, err := pd.New(w.env(PDNode, nil, "", w.rs.node.Fork()), pd.Config{
-		ID:                PDNode,
-		Layout:            pd.LayoutFromSplitKeys(split, w.cfg.Replicas, w.storeIDs()),
-		HeartbeatInterval: w.cfg.PDHeartbeat,
-	})
+	cfg := w.cfg.PD
+	cfg.ID = PDNode
+	cfg.Layout = pd.LayoutFromSplitKeys(split, w.cfg.Replicas, w.storeIDs())
+	cfg.HeartbeatInterval = w.cfg.PDHeartbeat
+	p, err := pd.New(w.env(PDNode, nil, "", w.rs.node.Fork()), cfg)
 	if err != nil {
 		w.violations = append(w.violations, fmt.Sprintf("PD refused the layout: %v", err))
 		return false
@@ -45,22 +45,22 @@ func (w *World) schedulePDTick() {
 // check each change of it as it happens.
 type pdWatch struct {
 	epochs     checker.EpochMonitor
-	versions   map[uint64]uint64 // region id -> epoch version at the last change
-	registered map[uint64]bool   // every region PD has shown
+	versions   map[uint64]*pb.Epoch // region id -> epoch at the last change
+	registered map[uint64]bool      // every region PD has shown
 }
 
 func newPDWatch() pdWatch {
-	return pdWatch{versions: map[uint64]uint64{}, registered: map[uint64]bool{}}
+	return pdWatch{versions: map[uint64]*pb.Epoch{}, registered: map[uint64]bool{}}
 }
 
-// changed reports whether regions differ, in ids or versions, from the
-// view of the last change.
+// changed reports whether regions differ, in ids or epochs, from the view
+// of the last change.
 func (pw *pdWatch) changed(regions []*pb.Region) bool {
 	if len(regions) != len(pw.versions) {
 		return true
 	}
 	for _, r := range regions {
-		if v, ok := pw.versions[r.GetId()]; !ok || v != r.GetEpoch().GetVersion() {
+		if e, ok := pw.versions[r.GetId()]; !ok || !e.Equal(r.GetEpoch()) {
 			return true
 		}
 	}
@@ -71,7 +71,7 @@ func (pw *pdWatch) changed(regions []*pb.Region) bool {
 func (pw *pdWatch) remember(regions []*pb.Region) {
 	clear(pw.versions)
 	for _, r := range regions {
-		pw.versions[r.GetId()] = r.GetEpoch().GetVersion()
+		pw.versions[r.GetId()] = r.GetEpoch()
 	}
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/multiraft/multiraft/checker"
@@ -48,6 +49,12 @@ type Report struct {
 	PlaceholderPeers   uint64   `json:"placeholder_peers"`
 	PlaceholdersTaken  uint64   `json:"placeholders_taken_over"`
 	TornTailCuts       uint64   `json:"torn_tail_cuts"`
+	SnapshotsSent      int      `json:"snapshots_sent"` // streamed transfers completed
+	SnapshotBytes      uint64   `json:"snapshot_bytes"`
+	Tombstones         int      `json:"tombstones"` // peers removed from their region and destroyed
+	// ReplicasPerStore counts, in PD's final view, the peers on each store
+	// (store ids as strings, for JSON).
+	ReplicasPerStore map[string]int `json:"replicas_per_store,omitempty"`
 
 	lin checker.Result
 	ann []checker.Annotation
@@ -67,16 +74,19 @@ func (r *Report) LinearizabilityFailed() bool { return !r.lin.OK }
 func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 	m := w.metrics
 	rep := &Report{
-		Scenario:     w.cfg.Name,
-		Seed:         w.seed,
-		SimMs:        float64(w.k.now) / 1e6,
-		TraceHash:    traceHash,
-		Events:       w.k.events,
-		Crashes:      m.crashes,
-		DiskFailures: m.diskFailures,
-		TornTailCuts: m.tornTailCuts,
-		lin:          lin,
-		ann:          w.annotations,
+		Scenario:      w.cfg.Name,
+		Seed:          w.seed,
+		SimMs:         float64(w.k.now) / 1e6,
+		TraceHash:     traceHash,
+		Events:        w.k.events,
+		Crashes:       m.crashes,
+		DiskFailures:  m.diskFailures,
+		TornTailCuts:  m.tornTailCuts,
+		SnapshotsSent: m.snapshotsSent,
+		SnapshotBytes: m.snapshotBytes,
+		Tombstones:    m.peersDestroyed,
+		lin:           lin,
+		ann:           w.annotations,
 	}
 	if w.pd != nil {
 		rep.RegionsInitial = len(w.cfg.SplitKeys) + 1
@@ -85,6 +95,12 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 			rep.ProbesSent, rep.ProbesRejected = w.probe.sent, w.probe.rejected
 		}
 		w.addStoreStats(rep)
+		rep.ReplicasPerStore = map[string]int{}
+		for _, r := range w.pd.Regions() {
+			for _, p := range r.GetPeers() {
+				rep.ReplicasPerStore[strconv.FormatUint(p.GetStoreId(), 10)]++
+			}
+		}
 		for _, r := range w.pd.Regions() {
 			if first, ok := m.firstLeader[r.GetId()]; ok {
 				rep.LeaderElectMsMax = max(rep.LeaderElectMsMax, float64(first-m.born[r.GetId()])/1e6)

@@ -113,10 +113,14 @@ func (w *World) awaitHeartbeats() {
 }
 
 // converged reports whether every region's replicas applied the same index
-// and all stores are up.
+// and all stores are up (but those killed for good and spare stores never
+// added).
 func (w *World) converged() bool {
 	applied := map[uint64]uint64{}
 	for _, n := range w.stores {
+		if n.dead || !n.started {
+			continue
+		}
 		if !n.up() {
 			return false
 		}

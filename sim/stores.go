@@ -24,6 +24,9 @@ type storeNode struct {
 	st                  *raftstore.Store
 	gen                 int // bumped on crash: events of older generations are void
 	flushQueued         bool
+	join                bool // a spare store: it joins the cluster after bootstrap
+	dead                bool // killed for good: never restarted (until revived)
+	started             bool // started once: a spare store is not, until added
 	rand                *rng.Rand
 	tickName, flushName string // trace names of its recurring events
 }
@@ -32,11 +35,17 @@ func (n *storeNode) up() bool { return n.st != nil }
 
 // addStore gives store id an empty disk and starts it.
 func (w *World) addStore(id uint64) {
+	n := w.newStoreNode(id)
+	w.stores = append(w.stores, n)
+	w.startStore(n)
+}
+
+// newStoreNode gives store id an empty disk, not started.
+func (w *World) newStoreNode(id uint64) *storeNode {
 	n := &storeNode{w: w, id: id, fs: vfs.NewCrashableMem(), rand: w.rs.node.Fork(),
 		tickName: fmt.Sprintf("tick s%d", id), flushName: fmt.Sprintf("flush s%d", id)}
 	n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
-	w.stores = append(w.stores, n)
-	w.startStore(n)
+	return n
 }
 
 // startStore opens a store on its disk, hooks it to the metrics and the
@@ -45,6 +54,8 @@ func (w *World) startStore(n *storeNode) {
 	scfg := w.cfg.Store
 	scfg.StoreID = n.id
 	scfg.PD = PDNode
+	scfg.Join = n.join
+	n.started = true
 	st, err := raftstore.Open(w.env(n.id, n.ffs, "/store", n.rand.Fork()), scfg)
 	if err != nil {
 		if errors.Is(err, simfs.ErrInjected) || errors.Is(err, simfs.ErrCrashed) {
@@ -75,6 +86,25 @@ func (w *World) startStore(n *storeNode) {
 			for _, fn := range w.onSplitApplied {
 				fn(w, n.id, left, right)
 			}
+		},
+		MembershipChanged: func(region *pb.Region) {
+			w.k.note("store %d applied membership change of region %d: conf_ver %d", n.id, region.GetId(), region.GetEpoch().GetConfVer())
+			for _, fn := range w.onMembershipChanged {
+				fn(w, n.id, region)
+			}
+		},
+		PeerDestroyed: func(region *pb.Region, peer uint64, why string) {
+			w.k.note("store %d destroyed peer %d of region %d: %s", n.id, peer, region.GetId(), why)
+			w.metrics.peersDestroyed++
+		},
+		SnapshotStarted: func(region, to uint64, bytes int64) {
+			for _, fn := range w.onSnapshotStarted {
+				fn(w, n.id, to, region)
+			}
+		},
+		SnapshotSent: func(region, to uint64, bytes uint64) {
+			w.metrics.snapshotsSent++
+			w.metrics.snapshotBytes += bytes
 		},
 	})
 	n.st = st
@@ -158,7 +188,7 @@ func (w *World) scheduleRestart(n *storeNode) {
 
 // restartStore reopens a crashed store from its disk.
 func (w *World) restartStore(n *storeNode) {
-	if n.up() {
+	if n.up() || n.dead || !n.started {
 		return
 	}
 	w.k.note("restart store %d", n.id)

@@ -34,10 +34,13 @@ type World struct {
 	keys         []string // the workload's key universe
 	workloadOver bool
 
-	// The fault plan's callbacks on splits (Planner.OnSplitProposed and
-	// Planner.OnSplitApplied).
-	onSplitProposed []func(w *World, store, region uint64)
-	onSplitApplied  []func(w *World, store uint64, left, right *pb.Region)
+	// The fault plan's callbacks on splits, membership changes and
+	// snapshots (Planner.OnSplitProposed, ...).
+	onSplitProposed     []func(w *World, store, region uint64)
+	onSplitApplied      []func(w *World, store uint64, left, right *pb.Region)
+	onMembershipChanged []func(w *World, store uint64, region *pb.Region)
+	onSnapshotStarted   []func(w *World, from, to, region uint64)
+	nextAdminRequest    uint64
 
 	history     []checker.Op
 	annotations []checker.Annotation
@@ -71,6 +74,9 @@ func (w *World) boot() bool {
 	}
 	for _, id := range w.storeIDs() {
 		w.addStore(id)
+	}
+	for i := 1; i <= w.cfg.SpareStores; i++ {
+		w.stores = append(w.stores, w.newStoreNode(uint64(w.cfg.Stores+i)))
 	}
 	for i := 0; i < w.cfg.Clients; i++ {
 		w.addClient(i)
@@ -138,6 +144,10 @@ func (w *World) deliver(from, to uint64, data []byte) {
 	case to == ProbeNode:
 		if w.probe != nil {
 			w.probe.receive(m)
+		}
+	case to == AdminNode:
+		if r := m.GetAdminResponse(); r != nil && r.GetError() != "" {
+			w.k.note("pd refused order %d: %s", r.GetRequestId(), r.GetError())
 		}
 	case to >= FirstClientNode && to < FirstClientNode+uint64(len(w.clients)):
 		c := w.clients[to-FirstClientNode]

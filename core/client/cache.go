@@ -17,7 +17,9 @@ type entry struct {
 }
 
 // target returns the store to send the next request for this region to: the
-// known leader, or else the next voter in round-robin order.
+// known leader, or else the next peer that can lead (any voter, incoming or
+// demoting ones of a joint configuration too; never a learner) in
+// round-robin order.
 func (e *entry) target() uint64 {
 	if e.leader != nil && e.leader.GetStoreId() != 0 {
 		return e.leader.GetStoreId()
@@ -27,7 +29,7 @@ func (e *entry) target() uint64 {
 	for i := 0; i < n; i++ {
 		j := (e.next + i) % n
 		p := peers[j]
-		if p.GetRole() == pb.PeerRole_VOTER && p.GetStoreId() != 0 {
+		if p.GetRole() != pb.PeerRole_LEARNER && p.GetStoreId() != 0 {
 			e.next = j
 			return p.GetStoreId()
 		}
