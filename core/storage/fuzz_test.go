@@ -12,6 +12,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/multiraft/multiraft/core/pb"
 )
 
 // Fuzzing (see docs/storage.md):
@@ -116,21 +119,25 @@ func (s *fuzzStore) tornWAL(t testing.TB, values [][]byte) ([]byte, []string, []
 }
 
 // FuzzWALReplay opens a store whose WAL after a valid checkpoint holds
-// arbitrary bytes: Open either succeeds or reports corruption, and never
-// panics. Then it builds a valid WAL whose values come from the same bytes
-// (so values may hold anything, framing included), damages its tail as a
-// crash could (cut at any byte, or zeroed from a 4 KiB boundary) and
-// requires Open to cut exactly the damaged records.
+// arbitrary bytes, and one whose WAL is a single valid record with the same
+// bytes as payload (to reach the replay of whatever decodes): Open either
+// succeeds or reports corruption, and never panics. Then it builds a valid
+// WAL whose values come from the same bytes (so values may hold anything,
+// framing included), damages its tail as a crash could (cut at any byte, or
+// zeroed from a 4 KiB boundary) and requires Open to cut exactly the
+// damaged records.
 func FuzzWALReplay(f *testing.F) {
 	s := newFuzzStore(f)
 	f.Fuzz(func(t *testing.T, data []byte, cut uint32) {
-		e, _, err := s.open(t, map[string][]byte{s.walName: data})
-		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("open of a WAL of %d arbitrary bytes: %v, want success or ErrCorrupt", len(data), err)
+		for _, wal := range [][]byte{data, recordFormatChunk(data)} {
+			e, _, err := s.open(t, map[string][]byte{s.walName: wal})
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("open of a WAL of %d arbitrary bytes: %v, want success or ErrCorrupt", len(wal), err)
+				}
+			} else {
+				viewOf(t, e)
 			}
-		} else {
-			viewOf(t, e)
 		}
 
 		values := fuzzValues(data)
@@ -219,7 +226,25 @@ func TestFuzzSeeds(t *testing.T) {
 		}
 		wal, _, _ := s.tornWAL(t, fuzzValues(enc))
 		seeds[fmt.Sprintf("FuzzWALReplay/valid-wal-%d", i)] = []any{wal, uint32(len(wal) / 2)}
+		if i < 2 {
+			// A batch that replays, as the payload of a framed record.
+			seeds[fmt.Sprintf("FuzzWALReplay/batch-%d", i)] = []any{readAllRecords(t, wal)[0], uint32(0)}
+		}
 		seeds[fmt.Sprintf("FuzzWALReplay/values-%d", i)] = []any{enc, uint32(len(enc) * 3 / 4)}
+	}
+	// Batches of the other kinds of update, for the framed record.
+	for i, us := range [][]*pb.RegionUpdate{
+		{{RegionId: 1, Split: &pb.SplitRecord{Left: regionMeta(1, "", "m", 2), Right: bootstrapState(regionMeta(2, "m", "", 2))}}},
+		{{RegionId: 3, Reset_: bootstrapState(regionMeta(3, "", "", 1))}},
+		{
+			{RegionId: 1, Entries: []*raftpb.Entry{ent(6, 5, "a"), ent(7, 5, "b")}, HardState: hardState(5, 0, 7)},
+			{RegionId: 1, AppliedIndex: 7, CompactIndex: 6, CompactTerm: 5},
+		},
+		{{RegionId: 1, PeerState: pb.PeerState_TOMBSTONE, ConfState: &raftpb.ConfState{Voters: []uint64{1}}}},
+	} {
+		b, err := proto.Marshal(&pb.WalBatch{Seq: 1, Updates: us, Ident: &pb.StoreIdent{ClusterId: 1, StoreId: 2}})
+		check(t, err)
+		seeds[fmt.Sprintf("FuzzWALReplay/update-%d", i)] = []any{b, uint32(0)}
 	}
 	// The frame inside a value, as raw WAL bytes and as values, and a WAL
 	// that is nothing but the forged frame or chunk.

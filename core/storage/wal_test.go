@@ -41,8 +41,8 @@ func oldFormatFrame(payload []byte) []byte {
 	return append(buf, payload...)
 }
 
-// recordFormatChunk is payload as pebble's record.Writer frames it at the
-// start of a file: one full chunk, header included.
+// recordFormatChunk is payload as pebble's record.Writer frames it as the
+// first record of a file: one full chunk, header included, if it fits.
 func recordFormatChunk(payload []byte) []byte {
 	var buf bytes.Buffer
 	w := record.NewWriter(&buf)
