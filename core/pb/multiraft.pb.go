@@ -4262,7 +4262,7 @@ func (x *SplitRecord) GetRight() *RegionCheckpoint {
 	return nil
 }
 
-// WalBatch is one frame of the write-ahead log: one ready round.
+// WalBatch is one record of the write-ahead log: one ready round.
 type WalBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`

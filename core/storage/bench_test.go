@@ -13,7 +13,7 @@ import (
 
 // BenchmarkSyncRound measures one ready round of the engine: 16 regions
 // each appending one 128-byte entry, a hard state and an apply index (logs
-// compacted to 100 entries), then one synced frame (the group commit), with
+// compacted to 100 entries), then one synced WAL record (the group commit), with
 // a checkpoint every 4 MiB of WAL. "mem" is
 // the CPU cost on an in-memory disk; "disk" adds a real fsync per round.
 //

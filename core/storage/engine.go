@@ -4,25 +4,34 @@
 // and periodic checkpoints.
 //
 // All state lives in memory and is changed eagerly; each change is also
-// queued as a record. Sync writes the queued records of all regions as one
-// frame and syncs it once: the group commit of a ready round. Raft state
-// (entries, hard state, snapshots, new regions) must be synced before the
-// messages of the same round leave; applied keys and the apply index may
-// lag, since raft replays committed entries after a crash.
+// queued as an update. Sync writes the queued updates of all regions as one
+// WAL record (a pb.WalBatch) and syncs it once: the group commit of a ready
+// round. Raft state (entries, hard state, snapshots, new regions) must be
+// synced before the messages of the same round leave; applied keys and the
+// apply index may lag, since raft replays committed entries after a crash.
 //
 // On disk a store directory holds checkpoint files (the whole state at one
-// moment) and write-ahead log files (frames after that moment):
+// moment) and write-ahead log files (records after that moment):
 //
-//	ckpt-<seq>   magic, length, crc32c, pb.Checkpoint
-//	wal-<seq>    frames: length, crc32c, pb.WalBatch
+//	ckpt-<seq>   "MRCKPT", version "02", length u64, crc32c u32, pb.Checkpoint
+//	wal-<seq>    records in the LevelDB log format (pebble's record package:
+//	             32 KiB blocks of checksummed chunks), one pb.WalBatch each
+//
+// The checkpoint's version also names the format of the WAL that follows
+// it. Each batch carries a sequence number, one more than the batch before
+// it; the checkpoint holds the next one.
 //
 // Recovery loads the newest checkpoint and replays the WAL of the same seq.
-// A frame that fails its checksum is a torn write if no valid frame follows
-// it (only the last frame can be unsynced, since the engine fails stop on a
-// write or sync error); the tail is cut. A bad frame followed by a good one,
-// or a bad checkpoint, is corruption and Open returns an error naming the
-// file and offset. Open always ends by writing a fresh checkpoint and a new
-// empty WAL, so a cut tail is never appended to.
+// The engine fails stop on any write or sync error, so at a crash only the
+// last record can be unsynced. A record that cannot be read (a damaged or
+// missing chunk) is therefore a torn write, and is cut, unless a later
+// record begins after it: that is looked for only at chunk boundaries (every
+// block starts with one, and a valid chunk gives the next), never inside a
+// payload, so no value a client writes can pass for a record. A bad record
+// followed by a later one, a sequence number out of order, or a bad
+// checkpoint is corruption: Open returns an error wrapping ErrCorrupt that
+// names the file and offset. Open always ends by writing a fresh checkpoint
+// and a new empty WAL, so a cut tail is never appended to.
 package storage
 
 import (
@@ -37,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"google.golang.org/protobuf/proto"
 
@@ -48,21 +58,36 @@ type Options struct {
 	// CheckpointBytes is the WAL size after which the engine writes a
 	// checkpoint and starts a new WAL. Default 64 MiB.
 	CheckpointBytes int64
+	// MaxBatchBytes caps the encoded size of one WAL record (the updates of
+	// one Sync). A Sync over it fails and stops the engine. Default 256 MiB;
+	// at most 1 GiB, the most recovery reads back whatever the option says.
+	MaxBatchBytes int64
 }
 
 const (
 	defaultCheckpointBytes = 64 << 20
-	maxFrameBytes          = 1 << 30
-	frameHeader            = 8 // length u32, crc32c u32
-	ckptMagic              = "MRCKPT01"
-	ckptHeader             = len(ckptMagic) + 8 + 4
+	defaultMaxBatchBytes   = 256 << 20
+	// maxBatchCeiling is the largest record recovery accepts. It does not
+	// follow Options, so lowering MaxBatchBytes never makes a WAL unreadable.
+	maxBatchCeiling = 1 << 30
+
+	ckptMagic   = "MRCKPT"
+	ckptVersion = 2 // 1: hand-rolled WAL frames; 2: record-format WAL
+	// ckptHeader is the magic, the version as two ASCII digits, the payload
+	// length u64 and a CRC-32C u32 of the version, length and payload.
+	ckptHeader = len(ckptMagic) + 2 + 8 + 4
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// ErrCorrupt marks data on disk that failed validation and cannot be
-// explained by a torn final write.
-var ErrCorrupt = errors.New("storage: corrupt data")
+var (
+	// ErrCorrupt marks data on disk that failed validation and cannot be
+	// explained by a torn final write.
+	ErrCorrupt = errors.New("storage: corrupt data")
+	// ErrBatchTooLarge is the error of a Sync whose record would exceed
+	// Options.MaxBatchBytes. The engine stops, as after a write error.
+	ErrBatchTooLarge = errors.New("storage: wal batch too large")
+)
 
 // Engine owns a store's durable state.
 type Engine struct {
@@ -74,9 +99,10 @@ type Engine struct {
 	regions map[uint64]*Region
 
 	wal      vfs.File
+	walw     *record.Writer // writes records to wal
 	walSeq   uint64
 	walBytes int64
-	frameSeq uint64 // seq of the next frame
+	batchSeq uint64 // seq of the next WAL record
 
 	// failed is the first write or sync error: after it the disk state is
 	// unknown, so the engine refuses to write more (fail-stop).
@@ -91,17 +117,23 @@ type Engine struct {
 
 // Stats counts the engine's disk work.
 type Stats struct {
-	Frames       uint64
-	FrameBytes   uint64
+	Records      uint64 // WAL records written
+	RecordBytes  uint64 // bytes those took in the WAL, framing included
 	Syncs        uint64
 	Checkpoints  uint64
-	TornTailCuts uint64 // torn frames cut at recovery
+	TornTailCuts uint64 // WAL tails cut at recovery (a torn last record)
 }
 
 // Open recovers the engine stored in dir on fs, creating it if absent.
 func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 	if opts.CheckpointBytes <= 0 {
 		opts.CheckpointBytes = defaultCheckpointBytes
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = defaultMaxBatchBytes
+	}
+	if opts.MaxBatchBytes > maxBatchCeiling {
+		return nil, fmt.Errorf("storage: MaxBatchBytes %d is over the %d ceiling", opts.MaxBatchBytes, maxBatchCeiling)
 	}
 	e := &Engine{fs: fs, dir: dir, opts: opts, regions: map[uint64]*Region{}}
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
@@ -186,10 +218,13 @@ func (e *Engine) queue(u *pb.RegionUpdate, critical bool) {
 	}
 }
 
-// Sync writes every pending record as one frame and syncs it. When only
-// lazy records (applied keys, apply index, compaction) are pending and force
-// is false, it writes nothing. A write or sync error is returned and the
-// caller must stop the store: the disk state is then unknown.
+// Sync writes every pending update as one WAL record and syncs it. When
+// only lazy updates (applied keys, apply index, compaction) are pending and
+// force is false, it writes nothing. Any error stops the engine for good
+// (fail-stop): the caller must stop the store, since the in-memory state is
+// ahead of a disk state that is then unknown, and reopen it from disk. That
+// includes a record over Options.MaxBatchBytes (ErrBatchTooLarge), which is
+// refused before anything is written.
 func (e *Engine) Sync(force bool) error {
 	if e.failed != nil {
 		return e.failed
@@ -197,22 +232,20 @@ func (e *Engine) Sync(force bool) error {
 	if !e.HasPending() || (!force && !e.critical) {
 		return nil
 	}
-	batch := &pb.WalBatch{Seq: e.frameSeq, Updates: e.pending}
+	batch := &pb.WalBatch{Seq: e.batchSeq, Updates: e.pending}
 	if e.pendingIdent {
 		batch.Ident = e.ident
 	}
 	payload, err := proto.Marshal(batch)
 	if err != nil {
-		return fmt.Errorf("storage: encode frame %d: %w", e.frameSeq, err)
+		e.failed = fmt.Errorf("storage: encode wal batch %d: %w", e.batchSeq, err)
+		return e.failed
 	}
-	if len(payload) > maxFrameBytes {
-		return fmt.Errorf("storage: frame %d is %d bytes, over the %d limit", e.frameSeq, len(payload), maxFrameBytes)
+	if int64(len(payload)) > e.opts.MaxBatchBytes {
+		e.failed = fmt.Errorf("%w: wal batch %d is %d bytes, over the %d limit", ErrBatchTooLarge, e.batchSeq, len(payload), e.opts.MaxBatchBytes)
+		return e.failed
 	}
-	buf := make([]byte, frameHeader+len(payload))
-	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(buf[4:8], crc32.Checksum(payload, crcTable))
-	copy(buf[frameHeader:], payload)
-	if _, err := e.wal.Write(buf); err != nil {
+	if _, err := e.walw.WriteRecord(payload); err != nil {
 		e.failed = fmt.Errorf("storage: write wal %d: %w", e.walSeq, err)
 		return e.failed
 	}
@@ -220,11 +253,12 @@ func (e *Engine) Sync(force bool) error {
 		e.failed = fmt.Errorf("storage: sync wal %d: %w", e.walSeq, err)
 		return e.failed
 	}
-	e.stats.Frames++
-	e.stats.FrameBytes += uint64(len(buf))
+	size := e.walw.Size()
+	e.stats.Records++
+	e.stats.RecordBytes += uint64(size - e.walBytes)
 	e.stats.Syncs++
-	e.walBytes += int64(len(buf))
-	e.frameSeq++
+	e.walBytes = size
+	e.batchSeq++
 	e.pending = nil
 	e.pendingIdent = false
 	e.critical = false
@@ -254,7 +288,7 @@ func (e *Engine) WALBytes() int64 { return e.walBytes }
 // WAL seq+1 and removes older files.
 func (e *Engine) checkpoint() error {
 	seq := e.walSeq + 1
-	ck := &pb.Checkpoint{Ident: e.ident, WalSeq: seq, NextFrameSeq: e.frameSeq}
+	ck := &pb.Checkpoint{Ident: e.ident, WalSeq: seq, NextFrameSeq: e.batchSeq}
 	for _, id := range e.RegionIDs() {
 		ck.Regions = append(ck.Regions, e.regions[id].checkpoint())
 	}
@@ -262,11 +296,7 @@ func (e *Engine) checkpoint() error {
 	if err != nil {
 		return fmt.Errorf("storage: encode checkpoint %d: %w", seq, err)
 	}
-	buf := make([]byte, ckptHeader+len(payload))
-	copy(buf, ckptMagic)
-	binary.LittleEndian.PutUint64(buf[len(ckptMagic):], uint64(len(payload)))
-	binary.LittleEndian.PutUint32(buf[len(ckptMagic)+8:], crc32.Checksum(payload, crcTable))
-	copy(buf[ckptHeader:], payload)
+	buf := encodeCheckpoint(payload)
 
 	name := e.fs.PathJoin(e.dir, ckptName(seq))
 	tmp := name + ".tmp"
@@ -300,7 +330,10 @@ func (e *Engine) checkpoint() error {
 	if e.wal != nil {
 		e.wal.Close()
 	}
+	// A fresh writer for a fresh file: its blocks start at offset 0, and
+	// the first record is written like every other.
 	e.wal = wal
+	e.walw = record.NewWriter(wal)
 	e.walSeq = seq
 	e.walBytes = 0
 	e.pending = nil
@@ -398,23 +431,53 @@ func (e *Engine) readFile(name string) ([]byte, error) {
 	return data, nil
 }
 
+// encodeCheckpoint frames a checkpoint payload with its header.
+func encodeCheckpoint(payload []byte) []byte {
+	buf := make([]byte, ckptHeader+len(payload))
+	n := copy(buf, ckptMagic)
+	n += copy(buf[n:], fmt.Sprintf("%02d", ckptVersion))
+	binary.LittleEndian.PutUint64(buf[n:], uint64(len(payload)))
+	n += 8
+	copy(buf[ckptHeader:], payload)
+	sum := crc32.Update(crc32.Checksum(buf[len(ckptMagic):n], crcTable), crcTable, payload)
+	binary.LittleEndian.PutUint32(buf[n:], sum)
+	return buf
+}
+
+// decodeCheckpoint checks a checkpoint file's header and returns its payload.
+func decodeCheckpoint(data []byte) ([]byte, error) {
+	if len(data) < ckptHeader || string(data[:len(ckptMagic)]) != ckptMagic {
+		return nil, errors.New("bad header")
+	}
+	v := data[len(ckptMagic) : len(ckptMagic)+2]
+	if v[0] < '0' || v[0] > '9' || v[1] < '0' || v[1] > '9' {
+		return nil, fmt.Errorf("bad version %q", v)
+	}
+	if version := int(v[0]-'0')*10 + int(v[1]-'0'); version != ckptVersion {
+		return nil, fmt.Errorf("format version %d, this build reads version %d only", version, ckptVersion)
+	}
+	lenAt := len(ckptMagic) + 2
+	n := binary.LittleEndian.Uint64(data[lenAt:])
+	if n != uint64(len(data)-ckptHeader) {
+		return nil, fmt.Errorf("length %d, file holds %d", n, len(data)-ckptHeader)
+	}
+	payload := data[ckptHeader:]
+	sum := crc32.Update(crc32.Checksum(data[len(ckptMagic):lenAt+8], crcTable), crcTable, payload)
+	if sum != binary.LittleEndian.Uint32(data[lenAt+8:]) {
+		return nil, errors.New("checksum mismatch")
+	}
+	return payload, nil
+}
+
 func (e *Engine) loadCheckpoint(seq uint64) error {
 	name := e.fs.PathJoin(e.dir, ckptName(seq))
 	data, err := e.readFile(name)
 	if err != nil {
 		return err
 	}
-	if len(data) < ckptHeader || string(data[:len(ckptMagic)]) != ckptMagic {
-		return fmt.Errorf("%w: checkpoint %s: bad header", ErrCorrupt, name)
-	}
-	n := binary.LittleEndian.Uint64(data[len(ckptMagic):])
-	sum := binary.LittleEndian.Uint32(data[len(ckptMagic)+8:])
-	if n != uint64(len(data)-ckptHeader) {
-		return fmt.Errorf("%w: checkpoint %s: length %d, file holds %d", ErrCorrupt, name, n, len(data)-ckptHeader)
-	}
-	payload := data[ckptHeader:]
-	if crc32.Checksum(payload, crcTable) != sum {
-		return fmt.Errorf("%w: checkpoint %s: checksum mismatch", ErrCorrupt, name)
+	payload, err := decodeCheckpoint(data)
+	if err != nil {
+		return fmt.Errorf("%w: checkpoint %s: %v", ErrCorrupt, name, err)
 	}
 	ck := &pb.Checkpoint{}
 	if err := proto.Unmarshal(payload, ck); err != nil {
@@ -424,36 +487,29 @@ func (e *Engine) loadCheckpoint(seq uint64) error {
 		return fmt.Errorf("%w: checkpoint %s names wal seq %d", ErrCorrupt, name, ck.WalSeq)
 	}
 	e.ident = ck.Ident
-	e.frameSeq = ck.NextFrameSeq
+	e.batchSeq = ck.NextFrameSeq
 	for _, rc := range ck.Regions {
 		id := rc.GetRegion().GetId()
 		if _, dup := e.regions[id]; dup || id == 0 {
 			return fmt.Errorf("%w: checkpoint %s: region %d twice or unnamed", ErrCorrupt, name, id)
+		}
+		if err := checkRegionState(rc); err != nil {
+			return fmt.Errorf("%w: checkpoint %s: %v", ErrCorrupt, name, err)
 		}
 		e.regions[id] = newRegionFromCheckpoint(e, rc)
 	}
 	return nil
 }
 
-// parseFrame decodes the frame at off, or reports why it is not one.
-func parseFrame(data []byte, off int) (*pb.WalBatch, int, bool) {
-	if len(data)-off < frameHeader {
-		return nil, 0, false
+// checkRegionState checks what a region's raft log needs to be readable:
+// entries numbered one by one from the truncated index.
+func checkRegionState(rc *pb.RegionCheckpoint) error {
+	for i, en := range rc.GetEntries() {
+		if want := rc.GetTruncatedIndex() + 1 + uint64(i); en.GetIndex() != want {
+			return fmt.Errorf("region %d: log entry %d has index %d, want %d", rc.GetRegion().GetId(), i, en.GetIndex(), want)
+		}
 	}
-	n := int(binary.LittleEndian.Uint32(data[off:]))
-	sum := binary.LittleEndian.Uint32(data[off+4:])
-	if n == 0 || n > maxFrameBytes || n > len(data)-off-frameHeader {
-		return nil, 0, false
-	}
-	payload := data[off+frameHeader : off+frameHeader+n]
-	if crc32.Checksum(payload, crcTable) != sum {
-		return nil, 0, false
-	}
-	b := &pb.WalBatch{}
-	if err := proto.Unmarshal(payload, b); err != nil {
-		return nil, 0, false
-	}
-	return b, frameHeader + n, true
+	return nil
 }
 
 func (e *Engine) replayWAL(seq uint64) error {
@@ -470,29 +526,27 @@ func (e *Engine) replayWAL(seq uint64) error {
 	if err != nil {
 		return err
 	}
-	off := 0
-	for off < len(data) {
-		b, n, ok := parseFrame(data, off)
-		if ok && b.Seq != e.frameSeq {
-			return fmt.Errorf("%w: wal %s offset %d: frame seq %d, expected %d", ErrCorrupt, name, off, b.Seq, e.frameSeq)
+	tail, err := readWAL(name, data, maxBatchCeiling, func(off int, payload []byte) error {
+		b := &pb.WalBatch{}
+		if err := proto.Unmarshal(payload, b); err != nil {
+			return fmt.Errorf("%w: %v", errUnreadable, err)
 		}
-		if !ok {
-			// Torn tail or corruption? Only the last frame can be torn: if a
-			// valid later frame exists, this one was synced and is corrupt.
-			for p := off + 1; p+frameHeader <= len(data); p++ {
-				if later, _, ok := parseFrame(data, p); ok && later.Seq >= e.frameSeq {
-					return fmt.Errorf("%w: wal %s offset %d: bad frame %d followed by valid frame %d at offset %d",
-						ErrCorrupt, name, off, e.frameSeq, later.Seq, p)
-				}
-			}
-			e.stats.TornTailCuts++
-			return nil
+		if b.Seq != e.batchSeq {
+			return fmt.Errorf("%w: wal %s offset %d: record seq %d, expected %d", ErrCorrupt, name, off, b.Seq, e.batchSeq)
 		}
+		// A record that passed its checksums was written as it reads: if
+		// it does not apply, the state it applies to is wrong.
 		if err := e.replayBatch(b); err != nil {
-			return fmt.Errorf("storage: wal %s offset %d frame %d: %w", name, off, b.Seq, err)
+			return fmt.Errorf("%w: wal %s offset %d record %d: %w", ErrCorrupt, name, off, b.Seq, err)
 		}
-		e.frameSeq++
-		off += n
+		e.batchSeq++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if tail.end < len(data) {
+		e.stats.TornTailCuts++
 	}
 	return nil
 }
@@ -511,6 +565,9 @@ func (e *Engine) replayBatch(b *pb.WalBatch) error {
 
 func (e *Engine) replayUpdate(u *pb.RegionUpdate) error {
 	if u.Reset_ != nil {
+		if err := checkRegionState(u.Reset_); err != nil {
+			return err
+		}
 		e.regions[u.RegionId] = newRegionFromCheckpoint(e, u.Reset_)
 	}
 	r := e.regions[u.RegionId]

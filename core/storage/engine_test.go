@@ -342,13 +342,13 @@ func TestLazyVsCritical(t *testing.T) {
 
 	// Sync(true) writes them.
 	check(t, e.Sync(true))
-	if got := e.Stats(); got.Frames != before.Frames+1 || got.Syncs != before.Syncs+1 {
-		t.Fatalf("Sync(true) did not write one frame: %+v -> %+v", before, got)
+	if got := e.Stats(); got.Records != before.Records+1 || got.Syncs != before.Syncs+1 {
+		t.Fatalf("Sync(true) did not write one record: %+v -> %+v", before, got)
 	}
 	e3 := mustOpen(t, crashFS(t, fs, 1, 0), Options{})
 	sameView(t, "crash after Sync(true)", viewOf(t, e3), lazy)
 
-	// Lazy records ride along with the next critical frame.
+	// Lazy records ride along with the next critical record.
 	r.Put([]byte("rides"), []byte("3"))
 	check(t, r.Append([]*raftpb.Entry{ent(8, 6, "c")}))
 	if !e.NeedsSync() {
@@ -357,9 +357,9 @@ func TestLazyVsCritical(t *testing.T) {
 	check(t, e.Sync(false))
 	both := viewOf(t, e)
 	e4 := mustOpen(t, crashFS(t, fs, 1, 0), Options{})
-	sameView(t, "crash after a critical frame", viewOf(t, e4), both)
+	sameView(t, "crash after a critical record", viewOf(t, e4), both)
 	if _, ok := e4.Region(1).Data().Get([]byte("rides")); !ok {
-		t.Fatal("the lazy put written with the critical frame is lost")
+		t.Fatal("the lazy put written with the critical record is lost")
 	}
 }
 
@@ -423,23 +423,23 @@ func TestSplit(t *testing.T) {
 
 	// Not synced: a crash loses the whole split.
 	e2 := mustOpen(t, crashFS(t, fs, 1, 0), Options{})
-	sameView(t, "crash before the split frame", viewOf(t, e2), before)
+	sameView(t, "crash before the split record", viewOf(t, e2), before)
 	check(t, e2.Close())
 
-	// One frame makes both halves durable.
-	frames := e.Stats().Frames
+	// One record makes both halves durable.
+	records := e.Stats().Records
 	check(t, e.Sync(false))
-	if e.Stats().Frames != frames+1 {
-		t.Fatalf("split took %d frames", e.Stats().Frames-frames)
+	if e.Stats().Records != records+1 {
+		t.Fatalf("split took %d records", e.Stats().Records-records)
 	}
 	e3 := mustOpen(t, crashFS(t, fs, 1, 0), Options{})
-	sameView(t, "crash after the split frame", viewOf(t, e3), after)
+	sameView(t, "crash after the split record", viewOf(t, e3), after)
 	check(t, e3.Close())
 }
 
-// The split frame is torn at every possible point: recovery shows the whole
+// The split record is torn at every possible point: recovery shows the whole
 // split or none of it.
-func TestSplitFrameIsAtomic(t *testing.T) {
+func TestSplitRecordIsAtomic(t *testing.T) {
 	outcomes := map[string]int{}
 	for seed := uint64(0); seed < 60; seed++ {
 		mem := vfs.NewCrashableMem()

@@ -124,7 +124,7 @@ type machine struct {
 	opts Options
 
 	model   *model // the engine's state now
-	durable *model // the state on disk: as of the last frame or checkpoint made durable
+	durable *model // the state on disk: as of the last record or checkpoint made durable
 	nextID  uint64
 	armed   bool // a crash point is set on ffs
 	calm    int  // steps since the last crash
@@ -133,12 +133,12 @@ type machine struct {
 }
 
 type modelStats struct {
-	steps, crashes, failures, sameAsDurable, nextFrameKept, checkpoints, splits int
+	steps, crashes, failures, sameAsDurable, nextRecordKept, checkpoints, splits int
 }
 
 func newMachine(t *rapid.T, stats *modelStats) *machine {
 	m := &machine{mem: vfs.NewCrashableMem(), nextID: 2, stats: stats}
-	// Small WALs checkpoint often; large ones replay many frames.
+	// Small WALs checkpoint often; large ones replay many records.
 	m.opts = Options{CheckpointBytes: rapid.SampledFrom([]int64{120, 500, 5000}).Draw(t, "checkpoint bytes")}
 	m.ffs = simfs.NewFaultFS(m.mem, rng.New(rapid.Uint64().Draw(t, "fault seed")))
 	m.eng = mustOpen(t, m.ffs, m.opts)
@@ -393,7 +393,7 @@ func (m *machine) crash(t *rapid.T, candidates []*model) {
 			if i == 0 {
 				m.stats.sameAsDurable++
 			} else {
-				m.stats.nextFrameKept++
+				m.stats.nextRecordKept++
 			}
 			m.model = c.clone()
 			m.durable = c.clone()

@@ -1,33 +1,25 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/sim/simfs"
 )
 
-// frameOffsets parses the frame boundaries of a WAL file.
-func frameOffsets(t *testing.T, data []byte) []int {
-	t.Helper()
-	var offs []int
-	for off := 0; off < len(data); {
-		if len(data)-off < frameHeader {
-			t.Fatalf("WAL ends in a partial header at %d", off)
-		}
-		offs = append(offs, off)
-		off += frameHeader + int(binary.LittleEndian.Uint32(data[off:]))
-	}
-	return offs
-}
-
-// framesFixture writes a region and then n synced frames into one WAL.
+// framesFixture writes a region and then n synced records into one WAL.
 func framesFixture(t *testing.T, fs vfs.FS, n int) (*Engine, []engineView) {
 	t.Helper()
 	e := mustOpen(t, fs, Options{})
@@ -45,8 +37,8 @@ func framesFixture(t *testing.T, fs vfs.FS, n int) (*Engine, []engineView) {
 	return e, views
 }
 
-// A crash in the middle of a frame write: Open succeeds and shows the last
-// synced frame, or the new frame whole if the crash kept all of it.
+// A crash in the middle of a record write: Open succeeds and shows the last
+// synced record, or the new record whole if the crash kept all of it.
 func TestTornTail(t *testing.T) {
 	cuts, whole := 0, 0
 	for seed := uint64(0); seed < 80; seed++ {
@@ -55,7 +47,7 @@ func TestTornTail(t *testing.T) {
 		e, views := framesFixture(t, ffs, 3)
 		synced := views[len(views)-1]
 		r := e.Region(1)
-		// A frame of several blocks, so the crash can keep some of them.
+		// A record of several 4 KiB blocks, so the crash can keep some.
 		for i := 0; i < 40; i++ {
 			r.Put([]byte(fmt.Sprintf("big%02d", i)), []byte(strings.Repeat("x", 300)))
 		}
@@ -76,11 +68,11 @@ func TestTornTail(t *testing.T) {
 		case next.String():
 			whole++
 		default:
-			t.Fatalf("seed %d keep %d: recovered neither the synced state nor the next frame:\n%s", seed, keep, got)
+			t.Fatalf("seed %d keep %d: recovered neither the synced state nor the next record:\n%s", seed, keep, got)
 		}
 	}
 	if cuts == 0 || whole == 0 {
-		t.Fatalf("torn tails cut %d, whole frames kept %d: want both", cuts, whole)
+		t.Fatalf("torn tails cut %d, whole records kept %d: want both", cuts, whole)
 	}
 }
 
@@ -92,47 +84,78 @@ func corrupt(t *testing.T, fs vfs.FS, name string, at int) {
 	rewriteFile(t, fs, name, data)
 }
 
-func TestCorruptEarlierFrameIsAnError(t *testing.T) {
-	for frame := 0; frame < 3; frame++ {
-		for _, where := range []string{"length", "checksum", "payload"} {
-			fs := vfs.NewCrashableMem()
-			e, _ := framesFixture(t, fs, 3)
-			check(t, e.Close())
-			wal := onlyFile(t, fs, "wal-")
-			offs := frameOffsets(t, readFileT(t, fs, wal))
-			if len(offs) != 4 {
-				t.Fatalf("%d frames, want 4", len(offs))
-			}
-			at := offs[frame] + map[string]int{"length": 1, "checksum": 5, "payload": frameHeader + 3}[where]
-			corrupt(t, fs, wal, at)
-			_, err := Open(fs, testDir, Options{})
+// A damaged record with later records in the same block is corruption when
+// its header can be believed (a bad checksum or payload): the next chunk is
+// then where the header says.
+func TestCorruptEarlierRecordIsAnError(t *testing.T) {
+	c := newWALCase(t, [][]byte{[]byte("a"), []byte("bb"), []byte("ccc")})
+	for i := 1; i < len(c.ends)-1; i++ {
+		start := c.ends[i-1]
+		for _, where := range []string{"checksum", "payload"} {
+			at := start + map[string]int{"checksum": 1, "payload": walChunkHeader + 3}[where]
+			wal := bytes.Clone(c.wal)
+			wal[at] ^= 0x5a
+			_, err := c.open(t, wal)
 			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("frame %d %s flipped: open gave %v, want ErrCorrupt", frame, where, err)
+				t.Fatalf("record %d %s flipped: open gave %v, want ErrCorrupt", i, where, err)
 			}
-			if msg := err.Error(); !strings.Contains(msg, wal) || !strings.Contains(msg, fmt.Sprintf("offset %d:", offs[frame])) {
-				t.Fatalf("error %q does not name %s and offset %d", msg, wal, offs[frame])
+			if msg := err.Error(); !strings.Contains(msg, c.walName) || !strings.Contains(msg, fmt.Sprintf("offset %d:", start)) {
+				t.Fatalf("error %q does not name %s and offset %d", msg, c.walName, start)
 			}
 		}
 	}
 }
 
-// A bad last frame cannot be told from a torn write: it is cut.
-func TestCorruptLastFrameIsCut(t *testing.T) {
-	fs := vfs.NewCrashableMem()
-	e, views := framesFixture(t, fs, 3)
-	check(t, e.Close())
-	wal := onlyFile(t, fs, "wal-")
-	offs := frameOffsets(t, readFileT(t, fs, wal))
-	corrupt(t, fs, wal, offs[3]+frameHeader+2)
-	e2 := mustOpen(t, fs, Options{})
-	sameView(t, "last frame cut", viewOf(t, e2), views[2])
-	if e2.Stats().TornTailCuts != 1 {
-		t.Fatalf("torn tail cuts %d", e2.Stats().TornTailCuts)
+// A record whose header is damaged too (length, type, or zeroed) gives no
+// trusted boundary in its block, but a record that begins in a later block
+// still shows it was not the last: corruption.
+func TestCorruptHeaderBeforeLaterBlockIsAnError(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 20<<10)
+	c := newWALCase(t, [][]byte{big, big, big, big})
+	if len(c.wal) < 2*walBlockSize {
+		t.Fatalf("WAL of %d bytes: want at least two blocks", len(c.wal))
+	}
+	for i := 1; i < len(c.ends)-2; i++ {
+		start := c.ends[i-1]
+		for _, where := range []string{"length", "type", "zeroed"} {
+			wal := bytes.Clone(c.wal)
+			switch where {
+			case "length":
+				wal[start+5] ^= 0x5a
+			case "type":
+				wal[start+6] = 9
+			case "zeroed":
+				clear(wal[start : start+walChunkHeader])
+			}
+			_, err := c.open(t, wal)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("record %d at %d, %s header: open gave %v, want ErrCorrupt", i, start, where, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("offset %d:", start)) {
+				t.Fatalf("error %q does not name offset %d", msg, start)
+			}
+		}
+	}
+}
+
+// A bad last record cannot be told from a torn write: it is cut.
+func TestCorruptLastRecordIsCut(t *testing.T) {
+	c := newWALCase(t, [][]byte{[]byte("a"), []byte("bb"), []byte("ccc")})
+	last := c.ends[len(c.ends)-2]
+	for _, at := range []int{last, last + 5, last + 6, last + walChunkHeader + 2, len(c.wal) - 1} {
+		wal := bytes.Clone(c.wal)
+		wal[at] ^= 0x5a
+		e, err := c.open(t, wal)
+		check(t, err)
+		sameView(t, "last record cut", viewOf(t, e), c.views[len(c.views)-2])
+		if e.Stats().TornTailCuts != 1 {
+			t.Fatalf("torn tail cuts %d", e.Stats().TornTailCuts)
+		}
 	}
 }
 
 func TestCorruptCheckpointIsAnError(t *testing.T) {
-	for _, at := range []int{0, len(ckptMagic) + 2, len(ckptMagic) + 9, ckptHeader + 1, -1} {
+	for _, at := range []int{0, len(ckptMagic), len(ckptMagic) + 1, len(ckptMagic) + 4, ckptHeader - 2, ckptHeader + 1, -1} {
 		fs := vfs.NewCrashableMem()
 		e, _ := framesFixture(t, fs, 2)
 		check(t, e.checkpoint())
@@ -150,18 +173,52 @@ func TestCorruptCheckpointIsAnError(t *testing.T) {
 	}
 }
 
-func TestFrameWithWrongSeqIsAnError(t *testing.T) {
+// A checkpoint of another format version is refused, naming the version.
+func TestCheckpointOfOtherVersionIsAnError(t *testing.T) {
 	fs := vfs.NewCrashableMem()
-	e, _ := framesFixture(t, fs, 3)
+	e, _ := framesFixture(t, fs, 1)
+	check(t, e.checkpoint())
 	check(t, e.Close())
-	wal := onlyFile(t, fs, "wal-")
-	data := readFileT(t, fs, wal)
-	offs := frameOffsets(t, data)
-	// Drop frame 1: frame 2 then comes where frame 1 was expected.
-	cut := append(append([]byte(nil), data[:offs[1]]...), data[offs[2]:]...)
-	rewriteFile(t, fs, wal, cut)
-	if _, err := Open(fs, testDir, Options{}); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("open of a WAL missing a frame: %v, want ErrCorrupt", err)
+	ck := onlyFile(t, fs, "ckpt-")
+	data := readFileT(t, fs, ck)
+	// Version 1 had the same layout, with a checksum of the payload only.
+	copy(data[len(ckptMagic):], "01")
+	binary.LittleEndian.PutUint32(data[ckptHeader-4:], crc32.Checksum(data[ckptHeader:], crcTable))
+	rewriteFile(t, fs, ck, data)
+	_, err := Open(fs, testDir, Options{})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), ck) || !strings.Contains(err.Error(), "format version 1") {
+		t.Fatalf("open of a version 1 checkpoint: %v", err)
+	}
+}
+
+// A record whose sequence number is not the next one is corruption, even
+// when it is the last.
+func TestRecordWithWrongSeqIsAnError(t *testing.T) {
+	c := newWALCase(t, [][]byte{[]byte("a"), []byte("bb"), []byte("ccc")})
+	recs := readAllRecords(t, c.wal)
+	rewrite := func(recs [][]byte) []byte {
+		var buf bytes.Buffer
+		w := record.NewWriter(&buf)
+		for _, r := range recs {
+			_, err := w.WriteRecord(r)
+			check(t, err)
+		}
+		return buf.Bytes()
+	}
+	var cases [][]byte
+	for drop := 1; drop < len(recs)-1; drop++ {
+		cases = append(cases, rewrite(slices.Delete(slices.Clone(recs), drop, drop+1)))
+	}
+	b := &pb.WalBatch{}
+	check(t, proto.Unmarshal(recs[len(recs)-1], b))
+	b.Seq += 5
+	bumped, err := proto.Marshal(b)
+	check(t, err)
+	cases = append(cases, rewrite(append(slices.Clone(recs[:len(recs)-1]), bumped)))
+	for i, wal := range cases {
+		if _, err := c.open(t, wal); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "seq") {
+			t.Fatalf("case %d: open of a WAL with a record out of sequence: %v, want ErrCorrupt", i, err)
+		}
 	}
 }
 

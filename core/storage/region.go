@@ -254,6 +254,11 @@ func (r *Region) Append(ents []*raftpb.Entry) error {
 }
 
 func (r *Region) append(ents []*raftpb.Entry) error {
+	for i := 1; i < len(ents); i++ {
+		if ents[i].GetIndex() != ents[i-1].GetIndex()+1 {
+			return fmt.Errorf("storage: region %d: append of entry %d after entry %d", r.id, ents[i].GetIndex(), ents[i-1].GetIndex())
+		}
+	}
 	first := ents[0].GetIndex()
 	last := r.lastIndex()
 	if first <= r.truncIndex {
