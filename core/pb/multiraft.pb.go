@@ -4495,11 +4495,14 @@ func (x *RegionCheckpoint) GetPairs() []*KvPair {
 // Checkpoint is the whole state of a store at the moment the WAL file
 // wal_seq was started.
 type Checkpoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ident         *StoreIdent            `protobuf:"bytes,1,opt,name=ident,proto3" json:"ident,omitempty"`
-	WalSeq        uint64                 `protobuf:"varint,2,opt,name=wal_seq,json=walSeq,proto3" json:"wal_seq,omitempty"`
-	NextFrameSeq  uint64                 `protobuf:"varint,3,opt,name=next_frame_seq,json=nextFrameSeq,proto3" json:"next_frame_seq,omitempty"`
-	Regions       []*RegionCheckpoint    `protobuf:"bytes,4,rep,name=regions,proto3" json:"regions,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Ident        *StoreIdent            `protobuf:"bytes,1,opt,name=ident,proto3" json:"ident,omitempty"`
+	WalSeq       uint64                 `protobuf:"varint,2,opt,name=wal_seq,json=walSeq,proto3" json:"wal_seq,omitempty"`
+	NextFrameSeq uint64                 `protobuf:"varint,3,opt,name=next_frame_seq,json=nextFrameSeq,proto3" json:"next_frame_seq,omitempty"`
+	Regions      []*RegionCheckpoint    `protobuf:"bytes,4,rep,name=regions,proto3" json:"regions,omitempty"`
+	// How many times the engine has been opened: each open raises it by one
+	// and makes it durable before it returns, so it names one process life.
+	Incarnation   uint64 `protobuf:"varint,5,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4560,6 +4563,13 @@ func (x *Checkpoint) GetRegions() []*RegionCheckpoint {
 		return x.Regions
 	}
 	return nil
+}
+
+func (x *Checkpoint) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
 }
 
 var File_multiraft_proto protoreflect.FileDescriptor
@@ -4904,13 +4914,14 @@ const file_multiraft_proto_rawDesc = "" +
 	"\n" +
 	"conf_state\x18\a \x01(\v2\x11.raftpb.ConfStateR\tconfState\x12'\n" +
 	"\aentries\x18\b \x03(\v2\r.raftpb.EntryR\aentries\x12'\n" +
-	"\x05pairs\x18\t \x03(\v2\x11.multiraft.KvPairR\x05pairs\"\xaf\x01\n" +
+	"\x05pairs\x18\t \x03(\v2\x11.multiraft.KvPairR\x05pairs\"\xd1\x01\n" +
 	"\n" +
 	"Checkpoint\x12+\n" +
 	"\x05ident\x18\x01 \x01(\v2\x15.multiraft.StoreIdentR\x05ident\x12\x17\n" +
 	"\awal_seq\x18\x02 \x01(\x04R\x06walSeq\x12$\n" +
 	"\x0enext_frame_seq\x18\x03 \x01(\x04R\fnextFrameSeq\x125\n" +
-	"\aregions\x18\x04 \x03(\v2\x1b.multiraft.RegionCheckpointR\aregions*J\n" +
+	"\aregions\x18\x04 \x03(\v2\x1b.multiraft.RegionCheckpointR\aregions\x12 \n" +
+	"\vincarnation\x18\x05 \x01(\x04R\vincarnation*J\n" +
 	"\bPeerRole\x12\t\n" +
 	"\x05VOTER\x10\x00\x12\v\n" +
 	"\aLEARNER\x10\x01\x12\x12\n" +

@@ -117,7 +117,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		log:           log,
 		eng:           eng,
 		peers:         map[uint64]*peer{},
-		incarnation:   env.Rand.Uint64(),
+		incarnation:   eng.Incarnation(),
 		hbFromPD:      hbFromPD,
 		splitRequests: map[uint64]*splitRequest{},
 		stash:         newSplitStash(),
@@ -194,6 +194,11 @@ func (s *Store) TransferLeader(regionID, toPeer uint64) error {
 
 // Close releases the engine's files.
 func (s *Store) Close() error { return s.eng.Close() }
+
+// Incarnation numbers this process life of the store (1, 2, ...): durable
+// and raised at every open, so a proposal or snapshot of this life is never
+// taken for one of an earlier life.
+func (s *Store) Incarnation() uint64 { return s.incarnation }
 
 // ID is the store id.
 func (s *Store) ID() uint64 { return s.cfg.StoreID }
@@ -405,7 +410,7 @@ func (s *Store) Flush() error {
 		}
 	}
 	clear(s.pendingSnaps)
-	if err := s.eng.Sync(false); err != nil {
+	if err := s.eng.Sync(); err != nil {
 		return fmt.Errorf("raftstore: store %d: %w", s.cfg.StoreID, err)
 	}
 	// 2. Send, 3. apply, 4. advance.

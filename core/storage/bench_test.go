@@ -58,7 +58,7 @@ func benchSyncRound(b *testing.B, fs vfs.FS, dir string) {
 				}
 			}
 		}
-		if err := e.Sync(false); err != nil {
+		if err := e.Sync(); err != nil {
 			b.Fatal(err)
 		}
 		if err := e.MaybeCheckpoint(); err != nil {

@@ -95,8 +95,9 @@ type Engine struct {
 	dir  string
 	opts Options
 
-	ident   *pb.StoreIdent
-	regions map[uint64]*Region
+	ident       *pb.StoreIdent
+	incarnation uint64
+	regions     map[uint64]*Region
 
 	wal      vfs.File
 	walw     *record.Writer // writes records to wal
@@ -145,11 +146,20 @@ func Open(fs vfs.FS, dir string, opts Options) (*Engine, error) {
 	if err := e.recover(); err != nil {
 		return nil, err
 	}
+	// This open is a new life of the store: its incarnation is one more
+	// than any before, durable (in the checkpoint below) before Open
+	// returns, so nothing this life does can be mistaken for an earlier
+	// life's work.
+	e.incarnation++
 	if err := e.checkpoint(); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
+
+// Incarnation numbers this open of the engine: 1 for the first, one more
+// on every later open. It is durable before Open returns.
+func (e *Engine) Incarnation() uint64 { return e.incarnation }
 
 // Close closes the WAL file. Pending records are not written.
 func (e *Engine) Close() error {
@@ -218,51 +228,100 @@ func (e *Engine) queue(u *pb.RegionUpdate, critical bool) {
 	}
 }
 
-// Sync writes every pending update as one WAL record and syncs it. When
-// only lazy updates (applied keys, apply index, compaction) are pending and
-// force is false, it writes nothing. Any error stops the engine for good
-// (fail-stop): the caller must stop the store, since the in-memory state is
-// ahead of a disk state that is then unknown, and reopen it from disk. That
-// includes a record over Options.MaxBatchBytes (ErrBatchTooLarge), which is
-// refused before anything is written.
-func (e *Engine) Sync(force bool) error {
+// Sync makes the pending updates durable if raft state is among them
+// (entries, hard state, snapshots, new or split regions): the ready round's
+// one synced write. When only lazy updates (applied keys, apply index,
+// compaction) are pending it writes nothing; they ride on the next one.
+// Any error stops the engine for good (fail-stop): the caller must stop the
+// store, since the in-memory state is ahead of a disk state that is then
+// unknown, and reopen it from disk.
+func (e *Engine) Sync() error {
 	if e.failed != nil {
 		return e.failed
 	}
-	if !e.HasPending() || (!force && !e.critical) {
+	if !e.critical {
 		return nil
 	}
-	batch := &pb.WalBatch{Seq: e.batchSeq, Updates: e.pending}
-	if e.pendingIdent {
-		batch.Ident = e.ident
+	return e.SyncAll()
+}
+
+// SyncAll makes every pending update durable, lazy ones included. The
+// updates go out as WAL records of at most Options.MaxBatchBytes each, most
+// often one, and a single sync covers them all: a crash keeps a prefix of
+// them, which is a state the engine passed through. One update larger than
+// the limit alone is refused (ErrBatchTooLarge) before anything is written.
+func (e *Engine) SyncAll() error {
+	if e.failed != nil {
+		return e.failed
 	}
-	payload, err := proto.Marshal(batch)
+	if !e.HasPending() {
+		return nil
+	}
+	batches, err := e.pendingBatches()
 	if err != nil {
-		e.failed = fmt.Errorf("storage: encode wal batch %d: %w", e.batchSeq, err)
+		e.failed = err
 		return e.failed
 	}
-	if int64(len(payload)) > e.opts.MaxBatchBytes {
-		e.failed = fmt.Errorf("%w: wal batch %d is %d bytes, over the %d limit", ErrBatchTooLarge, e.batchSeq, len(payload), e.opts.MaxBatchBytes)
-		return e.failed
-	}
-	if _, err := e.walw.WriteRecord(payload); err != nil {
-		e.failed = fmt.Errorf("storage: write wal %d: %w", e.walSeq, err)
-		return e.failed
+	for _, payload := range batches {
+		if _, err := e.walw.WriteRecord(payload); err != nil {
+			e.failed = fmt.Errorf("storage: write wal %d: %w", e.walSeq, err)
+			return e.failed
+		}
+		e.stats.Records++
+		e.batchSeq++
 	}
 	if err := e.wal.Sync(); err != nil {
 		e.failed = fmt.Errorf("storage: sync wal %d: %w", e.walSeq, err)
 		return e.failed
 	}
 	size := e.walw.Size()
-	e.stats.Records++
 	e.stats.RecordBytes += uint64(size - e.walBytes)
 	e.stats.Syncs++
 	e.walBytes = size
-	e.batchSeq++
 	e.pending = nil
 	e.pendingIdent = false
 	e.critical = false
 	return nil
+}
+
+// pendingBatches encodes the pending updates as WAL batches numbered from
+// the next sequence number, each within Options.MaxBatchBytes.
+func (e *Engine) pendingBatches() ([][]byte, error) {
+	var out [][]byte
+	seq := e.batchSeq
+	batch := &pb.WalBatch{Seq: seq}
+	if e.pendingIdent {
+		batch.Ident = e.ident
+	}
+	size := proto.Size(batch)
+	flush := func() error {
+		payload, err := proto.Marshal(batch)
+		if err != nil {
+			return fmt.Errorf("storage: encode wal batch %d: %w", batch.Seq, err)
+		}
+		if int64(len(payload)) > e.opts.MaxBatchBytes {
+			return fmt.Errorf("%w: wal batch %d is %d bytes, over the %d limit", ErrBatchTooLarge, batch.Seq, len(payload), e.opts.MaxBatchBytes)
+		}
+		out = append(out, payload)
+		seq++
+		batch = &pb.WalBatch{Seq: seq}
+		size = proto.Size(batch)
+		return nil
+	}
+	for _, u := range e.pending {
+		n := proto.Size(u) + 6 // field tag and length prefix
+		if len(batch.Updates) > 0 && int64(size+n) > e.opts.MaxBatchBytes {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+		batch.Updates = append(batch.Updates, u)
+		size += n
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // MaybeCheckpoint writes a checkpoint when the WAL has grown past the
@@ -288,7 +347,7 @@ func (e *Engine) WALBytes() int64 { return e.walBytes }
 // WAL seq+1 and removes older files.
 func (e *Engine) checkpoint() error {
 	seq := e.walSeq + 1
-	ck := &pb.Checkpoint{Ident: e.ident, WalSeq: seq, NextFrameSeq: e.batchSeq}
+	ck := &pb.Checkpoint{Ident: e.ident, WalSeq: seq, NextFrameSeq: e.batchSeq, Incarnation: e.incarnation}
 	for _, id := range e.RegionIDs() {
 		ck.Regions = append(ck.Regions, e.regions[id].checkpoint())
 	}
@@ -488,6 +547,7 @@ func (e *Engine) loadCheckpoint(seq uint64) error {
 	}
 	e.ident = ck.Ident
 	e.batchSeq = ck.NextFrameSeq
+	e.incarnation = ck.Incarnation
 	for _, rc := range ck.Regions {
 		id := rc.GetRegion().GetId()
 		if _, dup := e.regions[id]; dup || id == 0 {
@@ -582,7 +642,7 @@ func (e *Engine) replayUpdate(u *pb.RegionUpdate) error {
 		}
 	}
 	if u.Split != nil {
-		if _, err := r.applySplit(u.Split, false); err != nil {
+		if _, err := r.split(u.Split); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -62,7 +63,7 @@ func fill(t *testing.T, e *Engine) *Region {
 		t.Fatalf("create cas: %v %d", ok, v)
 	}
 	r.SetApplied(7)
-	check(t, e.Sync(true))
+	check(t, e.SyncAll())
 	return r
 }
 
@@ -259,7 +260,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	ph, err := e2.CreateRegion(&pb.RegionCheckpoint{Region: &pb.Region{Id: 1}})
 	check(t, err)
 	ph.SetHardState(hardState(6, 0, 0))
-	check(t, e2.Sync(true))
+	check(t, e2.SyncAll())
 	check(t, ph.ApplySnapshot(snap, pairs))
 	got := e2.Region(1)
 	if got.Applied() != 7 || got.HardState().GetCommit() != 7 || got.HardState().GetTerm() != 6 {
@@ -288,7 +289,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if !e2.NeedsSync() {
 		t.Fatal("an applied snapshot is not critical")
 	}
-	check(t, e2.Sync(false))
+	check(t, e2.Sync())
 	v := viewOf(t, e2)
 	check(t, e2.Close())
 	e3 := mustOpen(t, crashFS(t, fs2, 1, 0), Options{})
@@ -310,13 +311,13 @@ func TestLazyVsCritical(t *testing.T) {
 	if !e.NeedsSync() {
 		t.Fatal("a new region is not critical")
 	}
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	check(t, r.Append([]*raftpb.Entry{ent(6, 5, "a"), ent(7, 5, "b")}))
 	r.SetHardState(hardState(5, 0, 7))
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	r.Put([]byte("durable"), []byte("1"))
 	r.SetApplied(6)
-	check(t, e.Sync(true))
+	check(t, e.SyncAll())
 	synced := viewOf(t, e)
 
 	// Apply-side changes only: lazy.
@@ -328,7 +329,7 @@ func TestLazyVsCritical(t *testing.T) {
 		t.Fatalf("after lazy changes: pending %v needs sync %v", e.HasPending(), e.NeedsSync())
 	}
 	before := e.Stats()
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	if e.Stats() != before || !e.HasPending() {
 		t.Fatalf("Sync(false) with only lazy records wrote: %+v -> %+v", before, e.Stats())
 	}
@@ -341,7 +342,7 @@ func TestLazyVsCritical(t *testing.T) {
 	check(t, e2.Close())
 
 	// Sync(true) writes them.
-	check(t, e.Sync(true))
+	check(t, e.SyncAll())
 	if got := e.Stats(); got.Records != before.Records+1 || got.Syncs != before.Syncs+1 {
 		t.Fatalf("Sync(true) did not write one record: %+v -> %+v", before, got)
 	}
@@ -354,7 +355,7 @@ func TestLazyVsCritical(t *testing.T) {
 	if !e.NeedsSync() {
 		t.Fatal("an append is not critical")
 	}
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	both := viewOf(t, e)
 	e4 := mustOpen(t, crashFS(t, fs, 1, 0), Options{})
 	sameView(t, "crash after a critical record", viewOf(t, e4), both)
@@ -375,7 +376,7 @@ func splitFixture(t *testing.T, fs vfs.FS) (*Engine, *Region) {
 	r.Put([]byte("e"), []byte("ve2"))
 	check(t, r.Append([]*raftpb.Entry{ent(6, 5, "split")}))
 	r.SetApplied(6)
-	check(t, e.Sync(true))
+	check(t, e.SyncAll())
 	return e, r
 }
 
@@ -428,7 +429,7 @@ func TestSplit(t *testing.T) {
 
 	// One record makes both halves durable.
 	records := e.Stats().Records
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	if e.Stats().Records != records+1 {
 		t.Fatalf("split took %d records", e.Stats().Records-records)
 	}
@@ -449,7 +450,7 @@ func TestSplitRecordIsAtomic(t *testing.T) {
 		doSplit(t, r)
 		after := viewOf(t, e)
 		ffs.CrashAfter(int(seed % 2)) // in the write, or in the sync after it
-		if err := e.Sync(false); err == nil {
+		if err := e.Sync(); err == nil {
 			t.Fatal("sync past the crash point succeeded")
 		}
 		keep := int(seed*37) % 101
@@ -477,7 +478,7 @@ func TestSplitDropsKeysWithoutRight(t *testing.T) {
 	if e.Region(2) != nil || len(keysOf(r)) != 3 {
 		t.Fatalf("split without right: regions %v keys %v", e.RegionIDs(), keysOf(r))
 	}
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	want := viewOf(t, e)
 	sameView(t, "reopen", viewOf(t, mustOpen(t, crashFS(t, fs, 1, 0), Options{})), want)
 	// A split whose left half does not start the region is refused.
@@ -492,7 +493,7 @@ func TestCheckpoints(t *testing.T) {
 	e := mustOpen(t, fs, opts)
 	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
 	check(t, err)
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	checkpoints := uint64(0)
 	for i := uint64(6); i < 200; i++ {
 		check(t, r.Append([]*raftpb.Entry{ent(i, 5, "entry")}))
@@ -502,7 +503,7 @@ func TestCheckpoints(t *testing.T) {
 		if i%10 == 0 {
 			check(t, r.Compact(i-5))
 		}
-		check(t, e.Sync(false))
+		check(t, e.Sync())
 		ck := e.Stats().Checkpoints
 		check(t, e.MaybeCheckpoint())
 		if e.WALBytes() >= opts.CheckpointBytes {
@@ -531,4 +532,58 @@ func TestCheckpoints(t *testing.T) {
 	want := viewOf(t, e)
 	check(t, e.Close())
 	sameView(t, "final reopen", viewOf(t, mustOpen(t, fs, opts)), want)
+}
+
+// A round whose updates together exceed the batch limit (lazy applied keys
+// of one round piled onto the next round's entries) is written as several
+// records under one sync and reads back whole. Before, the one oversized
+// record failed the store on every replica, on every restart.
+func TestRoundOverTheBatchLimitIsSplit(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	opts := Options{MaxBatchBytes: 64 << 10}
+	e := mustOpen(t, fs, opts)
+	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
+	check(t, err)
+	check(t, e.SyncAll())
+	big := strings.Repeat("x", 40<<10)
+	r.Put([]byte("k1"), []byte(big)) // applied: lazy, waits for the next sync
+	check(t, r.Append([]*raftpb.Entry{ent(6, 5, big)}))
+	r.Put([]byte("k2"), []byte(big))
+	check(t, r.Append([]*raftpb.Entry{ent(7, 5, big)}))
+	records := e.Stats().Records
+	check(t, e.Sync())
+	if n := e.Stats().Records - records; n < 2 {
+		t.Fatalf("%d records for a round of about 160 KiB with a 64 KiB limit", n)
+	}
+	check(t, e.Close())
+	e = mustOpen(t, crashFS(t, fs, 1, 0), opts)
+	got := e.Region(1)
+	if last, _ := got.LastIndex(); last != 7 || got.Data().Len() != 2 {
+		t.Fatalf("after reopen: last index %d, %d keys", last, got.Data().Len())
+	}
+	// One update over the limit on its own is refused before anything is
+	// written, and the engine stops.
+	check(t, got.Append([]*raftpb.Entry{ent(8, 5, strings.Repeat("y", 70<<10))}))
+	if err := e.Sync(); !errors.Is(err, ErrBatchTooLarge) {
+		t.Fatalf("oversized update: %v", err)
+	}
+	if err := e.SyncAll(); err == nil {
+		t.Fatal("the engine wrote after failing")
+	}
+}
+
+// Every open is a new incarnation, durable before Open returns, also across
+// a crash that keeps nothing unsynced.
+func TestIncarnationGrowsWithEveryOpen(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	var seen []uint64
+	for i := 0; i < 3; i++ {
+		e := mustOpen(t, fs, Options{})
+		seen = append(seen, e.Incarnation())
+		check(t, e.Close())
+		fs = crashFS(t, fs, uint64(i), 0)
+	}
+	if !slices.Equal(seen, []uint64{1, 2, 3}) {
+		t.Fatalf("incarnations %v, want 1, 2, 3", seen)
+	}
 }

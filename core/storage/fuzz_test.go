@@ -43,7 +43,7 @@ func newFuzzStore(t testing.TB) *fuzzStore {
 	e := mustOpen(t, fs, Options{})
 	_, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
 	check(t, err)
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	check(t, e.checkpoint())
 	check(t, e.Close())
 	s := &fuzzStore{files: map[string][]byte{}}
@@ -110,7 +110,7 @@ func (s *fuzzStore) tornWAL(t testing.TB, values [][]byte) ([]byte, []string, []
 		idx := uint64(6 + i)
 		check(t, r.Append([]*raftpb.Entry{ent(idx, 5, fmt.Sprintf("entry %d", idx))}))
 		r.Put([]byte(fmt.Sprintf("key%03d", i)), v)
-		check(t, e.Sync(false))
+		check(t, e.Sync())
 		views = append(views, viewOf(t, e).String())
 		ends = append(ends, int(e.WALBytes()))
 	}

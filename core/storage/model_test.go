@@ -145,7 +145,7 @@ func newMachine(t *rapid.T, stats *modelStats) *machine {
 	meta := regionMeta(1, "", "", 1)
 	_, err := m.eng.CreateRegion(bootstrapState(meta))
 	check(t, err)
-	check(t, m.eng.Sync(true))
+	check(t, m.eng.SyncAll())
 	m.model = &model{regions: map[uint64]*mRegion{1: newMRegion(meta)}}
 	m.durable = m.model.clone()
 	return m
@@ -287,7 +287,7 @@ func (m *machine) Split(t *rapid.T) {
 }
 
 func (m *machine) SyncForce(t *rapid.T) {
-	if err := m.eng.Sync(true); err != nil {
+	if err := m.eng.SyncAll(); err != nil {
 		m.failed(t, err)
 		return
 	}
@@ -297,7 +297,7 @@ func (m *machine) SyncForce(t *rapid.T) {
 func (m *machine) SyncLazy(t *rapid.T) {
 	critical := m.eng.NeedsSync()
 	before := m.eng.Stats()
-	if err := m.eng.Sync(false); err != nil {
+	if err := m.eng.Sync(); err != nil {
 		m.failed(t, err)
 		return
 	}

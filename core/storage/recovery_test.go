@@ -25,13 +25,13 @@ func framesFixture(t *testing.T, fs vfs.FS, n int) (*Engine, []engineView) {
 	e := mustOpen(t, fs, Options{})
 	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
 	check(t, err)
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	views := []engineView{viewOf(t, e)}
 	for i := 0; i < n; i++ {
 		idx := uint64(6 + i)
 		check(t, r.Append([]*raftpb.Entry{ent(idx, 5, fmt.Sprintf("entry %d", idx))}))
 		r.Put([]byte(fmt.Sprintf("key%d", i)), []byte(strings.Repeat("v", 50)))
-		check(t, e.Sync(false))
+		check(t, e.Sync())
 		views = append(views, viewOf(t, e))
 	}
 	return e, views
@@ -54,7 +54,7 @@ func TestTornTail(t *testing.T) {
 		check(t, r.Append([]*raftpb.Entry{ent(9, 6, "torn")}))
 		next := viewOf(t, e)
 		ffs.CrashAfter(int(seed % 2))
-		if err := e.Sync(false); !errors.Is(err, simfs.ErrCrashed) {
+		if err := e.Sync(); !errors.Is(err, simfs.ErrCrashed) {
 			t.Fatalf("seed %d: sync at the crash point: %v", seed, err)
 		}
 		keep := int(seed*29) % 101
@@ -272,7 +272,7 @@ func TestRelativeDirSurvivesCrash(t *testing.T) {
 		check(t, err)
 		_, err = e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
 		check(t, err)
-		check(t, e.Sync(true))
+		check(t, e.SyncAll())
 		check(t, e.Close())
 		e2, err := Open(crashFS(t, fs, 1, 0), dir, Options{})
 		check(t, err)

@@ -201,7 +201,13 @@ func (r *Region) Split(left *pb.Region, right *pb.RegionCheckpoint) (*Region, er
 	if right != nil {
 		rec.Right = cloneCk(right)
 	}
-	nr, err := r.applySplit(rec, true)
+	if right != nil {
+		rid := right.GetRegion().GetId()
+		if old, ok := r.e.regions[rid]; ok && (old.meta.Initialized() || old.state != pb.PeerState_NORMAL) {
+			return nil, fmt.Errorf("storage: split of region %d: region %d already exists (state %v)", r.id, rid, old.state)
+		}
+	}
+	nr, err := r.split(rec)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +215,9 @@ func (r *Region) Split(left *pb.Region, right *pb.RegionCheckpoint) (*Region, er
 	return nr, nil
 }
 
-func (r *Region) applySplit(rec *pb.SplitRecord, live bool) (*Region, error) {
+// split carries out a split record, live or replayed: this region shrinks to
+// rec.Left, and rec.Right (when set) is created with the keys past the cut.
+func (r *Region) split(rec *pb.SplitRecord) (*Region, error) {
 	left := rec.Left
 	at := left.GetEndKey()
 	if len(at) == 0 || !bytes.Equal(left.GetStartKey(), r.meta.GetStartKey()) {
@@ -224,9 +232,6 @@ func (r *Region) applySplit(rec *pb.SplitRecord, live bool) (*Region, error) {
 	rid := right.GetRegion().GetId()
 	if rid == 0 || rid == r.id {
 		return nil, fmt.Errorf("storage: split of region %d: bad new region id %d", r.id, rid)
-	}
-	if old, ok := r.e.regions[rid]; ok && live && (old.meta.Initialized() || old.state != pb.PeerState_NORMAL) {
-		return nil, fmt.Errorf("storage: split of region %d: region %d already exists (state %v)", r.id, rid, old.state)
 	}
 	if !bytes.Equal(right.GetRegion().GetStartKey(), at) {
 		return nil, fmt.Errorf("storage: split of region %d: left ends at %q but right starts at %q", r.id, at, right.GetRegion().GetStartKey())

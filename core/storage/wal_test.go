@@ -82,14 +82,14 @@ func newWALCase(t *testing.T, values [][]byte) *walCase {
 	c := &walCase{views: []engineView{viewOf(t, e)}, ends: []int{0}}
 	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
 	check(t, err)
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	c.views = append(c.views, viewOf(t, e))
 	c.ends = append(c.ends, int(e.WALBytes()))
 	for i, v := range values {
 		idx := uint64(6 + i)
 		check(t, r.Append([]*raftpb.Entry{ent(idx, 5, fmt.Sprintf("entry %d", idx))}))
 		r.Put([]byte(fmt.Sprintf("key%03d", i)), v)
-		check(t, e.Sync(false))
+		check(t, e.Sync())
 		c.views = append(c.views, viewOf(t, e))
 		c.ends = append(c.ends, int(e.WALBytes()))
 	}
@@ -307,10 +307,10 @@ func TestOversizedBatchFailsStop(t *testing.T) {
 	e := mustOpen(t, fs, Options{MaxBatchBytes: 4 << 10})
 	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
 	check(t, err)
-	check(t, e.Sync(false))
+	check(t, e.Sync())
 	synced, size := viewOf(t, e), e.WALBytes()
 	r.Put([]byte("k"), bytes.Repeat([]byte("v"), 5<<10))
-	err = e.Sync(true)
+	err = e.SyncAll()
 	if !errors.Is(err, ErrBatchTooLarge) {
 		t.Fatalf("sync of an oversized batch: %v", err)
 	}
@@ -318,7 +318,7 @@ func TestOversizedBatchFailsStop(t *testing.T) {
 		t.Fatalf("WAL grew from %d to %d bytes", size, e.WALBytes())
 	}
 	r.Put([]byte("small"), []byte("v"))
-	if err2 := e.Sync(true); !errors.Is(err2, ErrBatchTooLarge) {
+	if err2 := e.SyncAll(); !errors.Is(err2, ErrBatchTooLarge) {
 		t.Fatalf("sync after the failure: %v, want the first error again", err2)
 	}
 	if err2 := e.MaybeCheckpoint(); !errors.Is(err2, ErrBatchTooLarge) {
