@@ -1886,11 +1886,14 @@ func (x *SplitRequest) GetNewPeerIds() []uint64 {
 	return nil
 }
 
-// RaftCommand is the payload of a normal raft entry.
+// RaftCommand is the payload of a normal raft entry. The proposer (store,
+// incarnation of that store, proposal id) names the proposal it answers:
+// unique across stores and across each store's restarts.
 type RaftCommand struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	ProposerIncarnation uint64                 `protobuf:"varint,1,opt,name=proposer_incarnation,json=proposerIncarnation,proto3" json:"proposer_incarnation,omitempty"`
 	ProposalId          uint64                 `protobuf:"varint,2,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	ProposerStore       uint64                 `protobuf:"varint,8,opt,name=proposer_store,json=proposerStore,proto3" json:"proposer_store,omitempty"`
 	Header              *RequestHeader         `protobuf:"bytes,3,opt,name=header,proto3" json:"header,omitempty"`
 	// Types that are valid to be assigned to Cmd:
 	//
@@ -1943,6 +1946,13 @@ func (x *RaftCommand) GetProposerIncarnation() uint64 {
 func (x *RaftCommand) GetProposalId() uint64 {
 	if x != nil {
 		return x.ProposalId
+	}
+	return 0
+}
+
+func (x *RaftCommand) GetProposerStore() uint64 {
+	if x != nil {
+		return x.ProposerStore
 	}
 	return 0
 }
@@ -4688,11 +4698,12 @@ const file_multiraft_proto_rawDesc = "" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_region_id\x18\x02 \x01(\x04R\vnewRegionId\x12 \n" +
 	"\fnew_peer_ids\x18\x03 \x03(\x04R\n" +
-	"newPeerIds\"\xd5\x02\n" +
+	"newPeerIds\"\xfc\x02\n" +
 	"\vRaftCommand\x121\n" +
 	"\x14proposer_incarnation\x18\x01 \x01(\x04R\x13proposerIncarnation\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
-	"proposalId\x120\n" +
+	"proposalId\x12%\n" +
+	"\x0eproposer_store\x18\b \x01(\x04R\rproposerStore\x120\n" +
 	"\x06header\x18\x03 \x01(\v2\x18.multiraft.RequestHeaderR\x06header\x12)\n" +
 	"\x03put\x18\x04 \x01(\v2\x15.multiraft.PutRequestH\x00R\x03put\x122\n" +
 	"\x06delete\x18\x05 \x01(\v2\x18.multiraft.DeleteRequestH\x00R\x06delete\x12)\n" +

@@ -24,6 +24,7 @@ type proposal struct {
 // propose submits a client write.
 func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 	p.s.nextProposal++
+	cmd.ProposerStore = p.s.cfg.StoreID
 	cmd.ProposerIncarnation = p.s.incarnation
 	cmd.ProposalId = p.s.nextProposal
 	cmd.Header = req.Header
@@ -57,7 +58,7 @@ func (p *peer) noteProposedEntries(ents []*raftpb.Entry) {
 			continue
 		}
 		var cmd pb.RaftCommand
-		if proto.Unmarshal(e.GetData(), &cmd) != nil || cmd.ProposerIncarnation != p.s.incarnation {
+		if proto.Unmarshal(e.GetData(), &cmd) != nil || !p.s.proposedHere(&cmd) {
 			continue
 		}
 		for _, pr := range p.proposals {
@@ -77,7 +78,7 @@ func (p *peer) answerProposal(cmd *pb.RaftCommand, e *raftpb.Entry, resp *pb.KvR
 	if len(p.proposals) == 0 {
 		return
 	}
-	mine := cmd != nil && cmd.ProposerIncarnation == p.s.incarnation
+	mine := cmd != nil && p.s.proposedHere(cmd)
 	kept := p.proposals[:0]
 	for _, pr := range p.proposals {
 		switch {
@@ -132,4 +133,11 @@ func (p *peer) retireLostProposals(round uint64) {
 		kept = append(kept, pr)
 	}
 	p.proposals = kept
+}
+
+// proposedHere reports whether cmd was proposed by this store in this life:
+// the same proposal id is used by other stores and by this store's earlier
+// lives.
+func (s *Store) proposedHere(cmd *pb.RaftCommand) bool {
+	return cmd.GetProposerStore() == s.cfg.StoreID && cmd.GetProposerIncarnation() == s.incarnation
 }

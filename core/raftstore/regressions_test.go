@@ -383,3 +383,36 @@ func TestProposalIncarnationIsUniqueAcrossRestarts(t *testing.T) {
 		t.Fatalf("incarnations %v repeat across restarts with the same random seed", seen)
 	}
 }
+
+// Two stores may use the same proposal id in the same incarnation number
+// (each counts from 1 on its first open): an entry proposed on one store
+// must never answer a proposal of another. The put sent to the cut-off old
+// leader never applies; its client must not be told it did when the new
+// leader's first proposal (same id, same incarnation) applies there.
+func TestProposalsOfTwoStoresAreNotConfused(t *testing.T) {
+	c := newCluster(t, defaultConfig())
+	c.waitBootstrap(1)
+	old := c.waitLeader(1)
+	c.isolate(old, true)
+	lost := &pb.KvRequest{Header: c.header(old, 1)}
+	put("k", "lost")(lost)
+	lostID := c.send(old, lost)
+	c.deliver()
+	var nl uint64
+	c.waitFor(200, "a new leader", func() bool {
+		var ok bool
+		nl, ok = c.leaderOf(1)
+		return ok && nl != old
+	})
+	if r := c.ok(1, put("k", "kept")); r.GetPut().GetVersion() != 1 {
+		t.Fatalf("put on the new leader: %v", r)
+	}
+	c.isolate(old, false)
+	c.waitReplicas(1, "k")
+	if r := c.responses[lostID]; r != nil && r.GetRegionError() == nil {
+		t.Fatalf("the cut-off leader answered the lost put with another store's result: %v", r)
+	}
+	if r := c.ok(1, get("k")); string(r.GetGet().GetValue()) != "kept" {
+		t.Fatalf("k = %q", r.GetGet().GetValue())
+	}
+}
