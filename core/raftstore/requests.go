@@ -152,8 +152,12 @@ func (s *Store) epochNotMatchErr(p *peer, key []byte) *pb.RegionError {
 			}
 		}
 	}
+	// The epoch is spelled out by hand: a proto message's text (%v) varies
+	// from one binary to another (protobuf's detrand), and the simulator
+	// hashes the bytes of every message it delivers.
+	epoch := p.region.Meta().GetEpoch()
 	return &pb.RegionError{
-		Message:       fmt.Sprintf("region %d epoch changed: now %v", p.regionID(), p.region.Meta().GetEpoch()),
+		Message:       fmt.Sprintf("region %d epoch changed: now conf_ver:%d version:%d", p.regionID(), epoch.GetConfVer(), epoch.GetVersion()),
 		EpochNotMatch: &pb.EpochNotMatch{CurrentRegions: current},
 	}
 }
