@@ -466,6 +466,26 @@ func TestFaultFSTornWrite(t *testing.T) {
 	}
 }
 
+// A write that the wrapped file refuses (a read-only handle) changes
+// nothing in the tracking either, even one that would only have extended
+// the file.
+func TestFaultFSRefusedWrite(t *testing.T) {
+	fs := newDisk(1)
+	must(t, writeFile(t, fs, "/f", []byte("synced"), true).Close())
+	f, err := fs.Open("/f")
+	must(t, err)
+	if _, err := f.Write([]byte("more")); err == nil {
+		t.Fatal("write through a read-only handle succeeded")
+	}
+	if _, err := f.WriteAt(nil, 100); err == nil {
+		t.Fatal("empty write at 100 through a read-only handle succeeded")
+	}
+	must(t, f.Close())
+	if got, want := dump(t, crash(t, fs, 1, 100)), dump(t, fs); got != want {
+		t.Fatalf("keep 100 image:\n%s---- want the live state\n%s", got, want)
+	}
+}
+
 func TestFaultFSErrorRate(t *testing.T) {
 	run := func(seed uint64, p float64) []bool {
 		ffs := NewFaultFS(vfs.NewMem(), rng.New(seed))

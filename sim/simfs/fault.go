@@ -315,7 +315,7 @@ func (f *faultFile) write(p []byte, off int, do func([]byte) (int, error)) (int,
 	}
 	w := f.node.write(p, off) // before do, which may modify p
 	n, err := do(p)
-	if n < len(p) {
+	if err != nil || n < len(p) {
 		f.node.unwrite(w, n)
 	}
 	if failed != nil {

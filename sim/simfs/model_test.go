@@ -475,8 +475,12 @@ func fileAllowed(got, s, l []byte) string {
 		if end <= len(l) && bytes.Equal(blk, l[off:end]) {
 			continue
 		}
-		synced := max(0, min(end, len(s))-off)
-		if bytes.Equal(blk[:synced], s[off:off+synced]) && bytes.Count(blk[synced:], []byte{0}) == len(blk)-synced {
+		var synced []byte
+		if off < len(s) {
+			synced = s[off:min(end, len(s))]
+		}
+		rest := blk[len(synced):]
+		if bytes.Equal(blk[:len(synced)], synced) && bytes.Count(rest, []byte{0}) == len(rest) {
 			continue
 		}
 		return fmt.Sprintf("block at %d is neither live nor synced data", off)
