@@ -19,8 +19,7 @@ import (
 type storeNode struct {
 	w                   *World
 	id                  uint64
-	fs                  *vfs.MemFS     // the disk: what a crash image is taken of
-	ffs                 *simfs.FaultFS // the store's view of it, with injected faults
+	ffs                 *simfs.FaultFS // the disk, with injected faults; crash images come from it
 	st                  *raftstore.Store
 	gen                 int // bumped on crash: events of older generations are void
 	flushQueued         bool
@@ -42,9 +41,9 @@ func (w *World) addStore(id uint64) {
 
 // newStoreNode gives store id an empty disk, not started.
 func (w *World) newStoreNode(id uint64) *storeNode {
-	n := &storeNode{w: w, id: id, fs: vfs.NewCrashableMem(), rand: w.rs.node.Fork(),
+	n := &storeNode{w: w, id: id, rand: w.rs.node.Fork(),
 		tickName: fmt.Sprintf("tick s%d", id), flushName: fmt.Sprintf("flush s%d", id)}
-	n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
+	n.ffs = simfs.NewFaultFS(vfs.NewMem(), w.rs.disk.Fork())
 	return n
 }
 
@@ -171,12 +170,11 @@ func (w *World) crashStore(n *storeNode) {
 // crashDisk replaces a store's disk by a crash image of it: what was synced,
 // and, as the seed says, some of what was not. Injected faults are cleared.
 func (w *World) crashDisk(n *storeNode) {
-	crashed, err := simfs.Crash(n.fs, w.rs.disk, w.cfg.CrashKeepUnsynced)
+	crashed, err := n.ffs.Crash(w.rs.disk, w.cfg.CrashKeepUnsynced)
 	if err != nil {
 		panic(fmt.Sprintf("sim: crash image of store %d: %v", n.id, err))
 	}
-	n.fs = crashed
-	n.ffs = simfs.NewFaultFS(n.fs, w.rs.disk.Fork())
+	n.ffs = crashed
 }
 
 // scheduleRestart brings a store that failed on its own (a disk fault) back

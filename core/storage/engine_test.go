@@ -18,7 +18,7 @@ import (
 )
 
 func TestOpenEmpty(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(0)
 	e := mustOpen(t, fs, Options{})
 	if e.Ident() != nil || len(e.RegionIDs()) != 0 || e.HasPending() || e.NeedsSync() {
 		t.Fatalf("new engine not empty: ident %v regions %v", e.Ident(), e.RegionIDs())
@@ -68,7 +68,7 @@ func fill(t *testing.T, e *Engine) *Region {
 }
 
 func TestReopenRestoresState(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(0)
 	e := mustOpen(t, fs, Options{})
 	fill(t, e)
 	want := viewOf(t, e)
@@ -233,7 +233,7 @@ func TestRaftStorageContract(t *testing.T) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(0)
 	e := mustOpen(t, fs, Options{})
 	r := fill(t, e)
 	snap, err := r.Snapshot()
@@ -254,7 +254,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		return true
 	})
 
-	fs2 := vfs.NewCrashableMem()
+	fs2 := newFaultFS(0)
 	e2 := mustOpen(t, fs2, Options{})
 	// A placeholder peer, as created by an early raft message.
 	ph, err := e2.CreateRegion(&pb.RegionCheckpoint{Region: &pb.Region{Id: 1}})
@@ -304,7 +304,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 }
 
 func TestLazyVsCritical(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(0)
 	e := mustOpen(t, fs, Options{})
 	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
 	check(t, err)
@@ -397,7 +397,7 @@ func keysOf(r *Region) []string {
 }
 
 func TestSplit(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(0)
 	e, r := splitFixture(t, fs)
 	before := viewOf(t, e)
 	nr := doSplit(t, r)
@@ -443,8 +443,7 @@ func TestSplit(t *testing.T) {
 func TestSplitRecordIsAtomic(t *testing.T) {
 	outcomes := map[string]int{}
 	for seed := uint64(0); seed < 60; seed++ {
-		mem := vfs.NewCrashableMem()
-		ffs := newFaultFS(mem, seed)
+		ffs := newFaultFS(seed)
 		e, r := splitFixture(t, ffs)
 		before := viewOf(t, e)
 		doSplit(t, r)
@@ -454,7 +453,7 @@ func TestSplitRecordIsAtomic(t *testing.T) {
 			t.Fatal("sync past the crash point succeeded")
 		}
 		keep := int(seed*37) % 101
-		e2 := mustOpen(t, crashFS(t, mem, seed, keep), Options{})
+		e2 := mustOpen(t, crashFS(t, ffs, seed, keep), Options{})
 		switch got := viewOf(t, e2).String(); got {
 		case before.String():
 			outcomes["none"]++
@@ -470,7 +469,7 @@ func TestSplitRecordIsAtomic(t *testing.T) {
 }
 
 func TestSplitDropsKeysWithoutRight(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(0)
 	e, r := splitFixture(t, fs)
 	if _, err := r.Split(regionMeta(1, "", "d", 2), nil); err != nil {
 		t.Fatal(err)
@@ -488,7 +487,7 @@ func TestSplitDropsKeysWithoutRight(t *testing.T) {
 }
 
 func TestCheckpoints(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(0)
 	opts := Options{CheckpointBytes: 1024}
 	e := mustOpen(t, fs, opts)
 	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
@@ -539,7 +538,7 @@ func TestCheckpoints(t *testing.T) {
 // records under one sync and reads back whole. Before, the one oversized
 // record failed the store on every replica, on every restart.
 func TestRoundOverTheBatchLimitIsSplit(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(1)
 	opts := Options{MaxBatchBytes: 64 << 10}
 	e := mustOpen(t, fs, opts)
 	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
@@ -575,7 +574,7 @@ func TestRoundOverTheBatchLimitIsSplit(t *testing.T) {
 // Every open is a new incarnation, durable before Open returns, also across
 // a crash that keeps nothing unsynced.
 func TestIncarnationGrowsWithEveryOpen(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newFaultFS(1)
 	var seen []uint64
 	for i := 0; i < 3; i++ {
 		e := mustOpen(t, fs, Options{})

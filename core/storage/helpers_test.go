@@ -87,18 +87,19 @@ func check(t tester, err error) {
 	}
 }
 
-// crashFS is the disk after a crash of mem keeping keep% of unsynced data.
-func crashFS(t tester, mem *vfs.MemFS, seed uint64, keep int) *vfs.MemFS {
+// crashFS is the disk after a crash of fs keeping keep% of unsynced data.
+func crashFS(t tester, fs *simfs.FaultFS, seed uint64, keep int) *simfs.FaultFS {
 	t.Helper()
-	out, err := simfs.Crash(mem, rng.New(seed), keep)
+	out, err := fs.Crash(rng.New(seed), keep)
 	if err != nil {
 		t.Fatalf("crash: %v", err)
 	}
 	return out
 }
 
-func newFaultFS(mem *vfs.MemFS, seed uint64) *simfs.FaultFS {
-	return simfs.NewFaultFS(mem, rng.New(seed))
+// newFaultFS is a new disk, which tracks its synced state for crashFS.
+func newFaultFS(seed uint64) *simfs.FaultFS {
+	return simfs.NewFaultFS(vfs.NewMem(), rng.New(seed))
 }
 
 // ---- views: a canonical text of everything an engine holds

@@ -118,7 +118,6 @@ func (m *model) regionFor(key string) uint64 {
 var modelKeys = strings.Split("a b c d e f g h i j k l m n o p q r s t", " ")
 
 type machine struct {
-	mem  *vfs.MemFS
 	ffs  *simfs.FaultFS
 	eng  *Engine
 	opts Options
@@ -137,10 +136,10 @@ type modelStats struct {
 }
 
 func newMachine(t *rapid.T, stats *modelStats) *machine {
-	m := &machine{mem: vfs.NewCrashableMem(), nextID: 2, stats: stats}
+	m := &machine{nextID: 2, stats: stats}
 	// Small WALs checkpoint often; large ones replay many records.
 	m.opts = Options{CheckpointBytes: rapid.SampledFrom([]int64{120, 500, 5000}).Draw(t, "checkpoint bytes")}
-	m.ffs = simfs.NewFaultFS(m.mem, rng.New(rapid.Uint64().Draw(t, "fault seed")))
+	m.ffs = simfs.NewFaultFS(vfs.NewMem(), rng.New(rapid.Uint64().Draw(t, "fault seed")))
 	m.eng = mustOpen(t, m.ffs, m.opts)
 	meta := regionMeta(1, "", "", 1)
 	_, err := m.eng.CreateRegion(bootstrapState(meta))
@@ -356,8 +355,8 @@ func drawKeep(t *rapid.T, label string) int {
 	return keep
 }
 
-func (m *machine) crashImage(t *rapid.T, mem *vfs.MemFS) *vfs.MemFS {
-	return crashFS(t, mem, rapid.Uint64().Draw(t, "crash seed"), drawKeep(t, "keep"))
+func (m *machine) crashImage(t *rapid.T, fs *simfs.FaultFS) *simfs.FaultFS {
+	return crashFS(t, fs, rapid.Uint64().Draw(t, "crash seed"), drawKeep(t, "keep"))
 }
 
 // crash stops the engine, crashes the disk, reopens, and checks that the
@@ -366,20 +365,18 @@ func (m *machine) crash(t *rapid.T, candidates []*model) {
 	m.stats.crashes++
 	m.calm = 0
 	m.eng.Close()
-	img := m.crashImage(t, m.mem)
+	img := m.crashImage(t, m.ffs)
 	if rapid.IntRange(0, 3).Draw(t, "crash in reopen") == 0 {
 		// Crash again in the middle of the recovery's own checkpoint.
-		ffs := simfs.NewFaultFS(img, rng.New(1))
-		ffs.CrashAfter(rapid.IntRange(0, 10).Draw(t, "reopen crash after"))
-		if e, err := Open(ffs, testDir, m.opts); err == nil {
+		img.CrashAfter(rapid.IntRange(0, 10).Draw(t, "reopen crash after"))
+		if e, err := Open(img, testDir, m.opts); err == nil {
 			e.Close()
 		} else if !errors.Is(err, simfs.ErrCrashed) {
 			t.Fatalf("open stopped by a crash: %v", err)
 		}
 		img = m.crashImage(t, img)
 	}
-	m.mem = img
-	m.ffs = simfs.NewFaultFS(img, rng.New(rapid.Uint64().Draw(t, "fault seed")))
+	m.ffs = img
 	e, err := Open(m.ffs, testDir, m.opts)
 	if err != nil {
 		t.Fatalf("reopen after a crash: %v", err)

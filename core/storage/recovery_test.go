@@ -42,8 +42,7 @@ func framesFixture(t *testing.T, fs vfs.FS, n int) (*Engine, []engineView) {
 func TestTornTail(t *testing.T) {
 	cuts, whole := 0, 0
 	for seed := uint64(0); seed < 80; seed++ {
-		mem := vfs.NewCrashableMem()
-		ffs := newFaultFS(mem, seed)
+		ffs := newFaultFS(seed)
 		e, views := framesFixture(t, ffs, 3)
 		synced := views[len(views)-1]
 		r := e.Region(1)
@@ -58,7 +57,7 @@ func TestTornTail(t *testing.T) {
 			t.Fatalf("seed %d: sync at the crash point: %v", seed, err)
 		}
 		keep := int(seed*29) % 101
-		e2, err := Open(crashFS(t, mem, seed, keep), testDir, Options{})
+		e2, err := Open(crashFS(t, ffs, seed, keep), testDir, Options{})
 		if err != nil {
 			t.Fatalf("seed %d keep %d: open after a torn write: %v", seed, keep, err)
 		}
@@ -226,23 +225,22 @@ func TestRecordWithWrongSeqIsAnError(t *testing.T) {
 // empty store; Open then succeeds.
 func TestCrashDuringFirstOpen(t *testing.T) {
 	// Count the mutating operations of a first Open.
-	probe := newFaultFS(vfs.NewCrashableMem(), 0)
+	probe := newFaultFS(0)
 	e := mustOpen(t, probe, Options{})
 	check(t, e.Close())
 	ops := int(probe.Ops())
 	for n := 0; n < ops; n++ {
 		for _, keep := range []int{0, 30, 70, 100} {
-			mem := vfs.NewCrashableMem()
-			ffs := newFaultFS(mem, uint64(n))
+			ffs := newFaultFS(uint64(n))
 			ffs.CrashAfter(n)
 			if _, err := Open(ffs, testDir, Options{}); !errors.Is(err, simfs.ErrCrashed) {
 				t.Fatalf("crash after %d of %d ops: open gave %v", n, ops, err)
 			}
 			for seed := uint64(0); seed < 8; seed++ {
-				img := crashFS(t, mem, seed, keep)
+				img := crashFS(t, ffs, seed, keep)
 				e, err := Open(img, testDir, Options{})
 				if err != nil {
-					t.Fatalf("crash after op %d, keep %d, seed %d: reopen: %v\nfiles: %v", n, keep, seed, err, img.String())
+					t.Fatalf("crash after op %d, keep %d, seed %d: reopen: %v\nfiles: %v", n, keep, seed, err, img.Inner())
 				}
 				if len(e.RegionIDs()) != 0 || e.Ident() != nil {
 					t.Fatalf("store not empty")
@@ -267,7 +265,7 @@ func TestWALWithoutCheckpointIsAnError(t *testing.T) {
 // directory) is synced too.
 func TestRelativeDirSurvivesCrash(t *testing.T) {
 	for _, dir := range []string{"data", "a/b/data"} {
-		fs := vfs.NewCrashableMem()
+		fs := newFaultFS(0)
 		e, err := Open(fs, dir, Options{})
 		check(t, err)
 		_, err = e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))

@@ -1,6 +1,30 @@
-// Package simfs is the simulator's disk: a deterministic crash of a pebble
-// crashable MemFS, and FaultFS, a vfs.FS wrapper that injects seeded errors
-// and stops a store at a chosen operation (a crash in the middle of a write).
+// Package simfs is the simulator's disk: FaultFS, a vfs.FS wrapper that
+// injects seeded errors, stops a store at a chosen operation (a crash in the
+// middle of a write) and tracks what of the disk is synced; and its Crash,
+// which builds a deterministic crash image from that tracking.
+//
+// # Tracking
+//
+// A FaultFS keeps a model of the disk beside the FS it wraps. Directory
+// entries bind names to nodes (inodes), so a file keeps its identity across
+// renames and links, and a handle stays on the node it opened. Per file the
+// model holds the data now and as of its last Sync (or SyncData, or a SyncTo
+// that reports a full sync); per directory, the bindings now (the live
+// bindings) and as of its last directory sync (the synced bindings), each
+// name bound to a node or absent. The model follows each operation after
+// the wrapped FS carried it out, resolving paths as MemFS does; a failed
+// operation is taken to have changed nothing, except the bytes a write
+// reports written. A write copies its bytes into the model too; a sync
+// copies nothing (the synced data shares the current data until a write
+// over synced bytes copies them).
+//
+// Only operations made through the FaultFS count, so the disk must be
+// written through it alone, from empty (the simulator does so: each store
+// sees its disk through its FaultFS). An operation that does not fit the
+// model (a rename of a name it does not hold, say) shows that the disk was
+// written behind its back; Crash then returns an error, never a wrong image.
+// Nothing of this depends on pebble's internals: the model sees only calls
+// of the vfs API.
 //
 // # Crash
 //
@@ -23,25 +47,20 @@
 //     current data that differs from (or lies past the end of) that synced
 //     data survives with probability keep%. A kept block past the synced
 //     length grows the file, zero-filling the blocks in between that were not
-//     kept, as pebble does. A file that shrank since its sync (it cannot on a
-//     MemFS, but for completeness) takes its current length with keep%.
+//     kept, as pebble does. A file never shrinks: no operation truncates one
+//     (Create and Lock bind a new, empty file).
+//   - A file or directory bound under several names (a hard link) is decided
+//     under each name on its own, and the image holds separate copies.
 //
 // With keep 0 the image is exactly the synced state (pebble's CrashClone with
 // UnsyncedDataPercent 0); with 100 it is exactly the live state. pebble's
 // CrashClone is looser in one way: it never drops a synced entry, so a rename
 // or remove that was not synced leaves the old name behind even at 100%.
-//
-// The synced state of a file or directory that is not (yet) reachable
-// through synced directory entries is not visible through the vfs.FS API, so
-// Crash reads the MemFS tree with package reflect (read only). The layout it
-// expects is that of pebble v2.1.7 (go.mod pins it); Crash returns an error,
-// never a wrong image, if the layout changes.
 package simfs
 
 import (
 	"bytes"
 	"fmt"
-	"reflect"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -52,28 +71,34 @@ import (
 // BlockSize is the unit in which unsynced file data survives a crash.
 const BlockSize = 4096
 
-// Crash returns a new crashable MemFS holding a possible state of fs after a
-// crash now: everything synced, and each unsynced directory entry and 4 KiB
-// block of unsynced data with probability unsyncedKeepPercent/100, drawn from
-// r in a fixed order. Every file and directory of the image is synced, so the
-// image's synced state is its content. fs is not changed; it must have been
-// made by vfs.NewCrashableMem (a plain MemFS does not track synced state).
-func Crash(fs *vfs.MemFS, r *rng.Rand, unsyncedKeepPercent int) (*vfs.MemFS, error) {
-	root, err := rootOf(fs)
-	if err != nil {
+// Crash returns a possible state of f's disk after a crash now: everything
+// synced, and each unsynced directory entry and 4 KiB block of unsynced data
+// with probability unsyncedKeepPercent/100, drawn from r in a fixed order.
+// The image is a new FaultFS over a new MemFS, with every file and directory
+// synced; after the image's draws, r.Fork() seeds its injector, and it has
+// no error rate and no crash point. f is not changed.
+func (f *FaultFS) Crash(r *rng.Rand, unsyncedKeepPercent int) (*FaultFS, error) {
+	if f.untracked != nil {
+		return nil, f.untracked
+	}
+	// The image is written through a FaultFS with no faults, which draws
+	// nothing and tracks what it writes.
+	c := &crasher{r: r, keep: unsyncedKeepPercent, out: NewFaultFS(vfs.NewMem(), nil)}
+	if err := c.dir(f.root, "/"); err != nil {
 		return nil, err
 	}
-	c := &crasher{r: r, keep: unsyncedKeepPercent, out: vfs.NewCrashableMem()}
-	if err := c.dir(root, "/"); err != nil {
-		return nil, err
+	if c.out.untracked != nil {
+		return nil, c.out.untracked
 	}
-	return c.out, nil
+	img := NewFaultFS(c.out.fs, r.Fork())
+	img.root = c.out.root
+	return img, nil
 }
 
 type crasher struct {
 	r    *rng.Rand
 	keep int
-	out  *vfs.MemFS
+	out  *FaultFS
 }
 
 // survives draws whether one unsynced item survives. At 0 and 100 it draws
@@ -88,27 +113,26 @@ func (c *crasher) survives() bool {
 	return c.r.Intn(100) < c.keep
 }
 
-// dir writes the crash image of directory node n at path p of the output
-// (p exists already), recursing in sorted order, then syncs it.
-func (c *crasher) dir(n memNode, p string) error {
-	synced, live := n.entries("syncedChildren"), n.entries("children")
-	names := make([]string, 0, len(live)+len(synced))
-	for name := range live {
+// dir writes the crash image of directory n at path p of the output (p
+// exists already), recursing in sorted order, then syncs it.
+func (c *crasher) dir(n *node, p string) error {
+	names := make([]string, 0, len(n.entries)+len(n.syncedEntries))
+	for name := range n.entries {
 		names = append(names, name)
 	}
-	for name := range synced {
-		if _, ok := live[name]; !ok {
+	for name := range n.syncedEntries {
+		if _, ok := n.entries[name]; !ok {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		s, sok := synced[name]
-		l, lok := live[name]
-		var chosen memNode
+		s, sok := n.syncedEntries[name]
+		l, lok := n.entries[name]
+		var chosen *node
 		var ok bool
 		switch {
-		case sok && lok && s.id() == l.id():
+		case sok && lok && s == l:
 			chosen, ok = l, true
 		case c.survives():
 			chosen, ok = l, lok
@@ -119,7 +143,7 @@ func (c *crasher) dir(n memNode, p string) error {
 			continue
 		}
 		child := c.out.PathJoin(p, name)
-		if chosen.isDir() {
+		if chosen.dir {
 			if err := c.out.MkdirAll(child, 0o755); err != nil {
 				return fmt.Errorf("simfs: crash image: mkdir %s: %w", child, err)
 			}
@@ -143,9 +167,9 @@ func (c *crasher) dir(n memNode, p string) error {
 	return nil
 }
 
-// file writes the crash image of file node n at path p and syncs it.
-func (c *crasher) file(n memNode, p string) error {
-	synced, live := n.bytes("syncedData"), n.bytes("data")
+// file writes the crash image of file n at path p and syncs it.
+func (c *crasher) file(n *node, p string) error {
+	synced, live := n.syncedData, n.data
 	out := bytes.Clone(synced)
 	for off := 0; off < len(live); off += BlockSize {
 		block := live[off:min(off+BlockSize, len(live))]
@@ -160,9 +184,6 @@ func (c *crasher) file(n memNode, p string) error {
 			out = append(out, make([]byte, grow)...)
 		}
 		copy(out[off:], block)
-	}
-	if len(live) < len(synced) && c.survives() {
-		out = out[:len(live)]
 	}
 	f, err := c.out.Create(p, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -179,86 +200,4 @@ func (c *crasher) file(n memNode, p string) error {
 		return fmt.Errorf("simfs: crash image: sync %s: %w", p, err)
 	}
 	return f.Close()
-}
-
-// memNode is a read-only view of a pebble *vfs.memNode.
-type memNode struct{ v reflect.Value }
-
-func (n memNode) id() uintptr         { return n.v.Pointer() }
-func (n memNode) isDir() bool         { return n.v.Elem().FieldByName("isDir").Bool() }
-func (n memNode) node() reflect.Value { return n.v.Elem() }
-
-// entries reads a directory map field (children or syncedChildren).
-func (n memNode) entries(field string) map[string]memNode {
-	m := n.node().FieldByName(field)
-	out := make(map[string]memNode, m.Len())
-	if m.IsNil() {
-		return out
-	}
-	it := m.MapRange()
-	for it.Next() {
-		out[it.Key().String()] = memNode{it.Value()}
-	}
-	return out
-}
-
-// bytes copies a data field (data or syncedData) of a file.
-func (n memNode) bytes(field string) []byte {
-	return bytes.Clone(n.node().FieldByName("mu").FieldByName(field).Bytes())
-}
-
-// rootOf checks that fs is a crashable MemFS laid out as expected and
-// returns its root directory.
-func rootOf(fs *vfs.MemFS) (memNode, error) {
-	if fs == nil {
-		return memNode{}, fmt.Errorf("simfs: crash of a nil MemFS")
-	}
-	v := reflect.ValueOf(fs).Elem()
-	if err := checkLayout(v.Type()); err != nil {
-		return memNode{}, err
-	}
-	if !v.FieldByName("crashable").Bool() {
-		return memNode{}, fmt.Errorf("simfs: crash of a MemFS that does not track synced state (use vfs.NewCrashableMem)")
-	}
-	root := v.FieldByName("root")
-	if root.IsNil() {
-		return memNode{}, fmt.Errorf("simfs: crash of a MemFS with no root")
-	}
-	return memNode{root}, nil
-}
-
-func checkLayout(fsType reflect.Type) error {
-	bad := func(what string) error {
-		return fmt.Errorf("simfs: vfs.MemFS layout changed (%s); update simfs for this pebble version", what)
-	}
-	crashable, ok := fsType.FieldByName("crashable")
-	if !ok || crashable.Type.Kind() != reflect.Bool {
-		return bad("MemFS.crashable")
-	}
-	root, ok := fsType.FieldByName("root")
-	if !ok || root.Type.Kind() != reflect.Pointer || root.Type.Elem().Kind() != reflect.Struct {
-		return bad("MemFS.root")
-	}
-	nodePtr := root.Type
-	node := nodePtr.Elem()
-	if f, ok := node.FieldByName("isDir"); !ok || f.Type.Kind() != reflect.Bool {
-		return bad("memNode.isDir")
-	}
-	for _, name := range []string{"children", "syncedChildren"} {
-		f, ok := node.FieldByName(name)
-		if !ok || f.Type.Kind() != reflect.Map || f.Type.Key().Kind() != reflect.String || f.Type.Elem() != nodePtr {
-			return bad("memNode." + name)
-		}
-	}
-	mu, ok := node.FieldByName("mu")
-	if !ok || mu.Type.Kind() != reflect.Struct {
-		return bad("memNode.mu")
-	}
-	for _, name := range []string{"data", "syncedData"} {
-		f, ok := mu.Type.FieldByName(name)
-		if !ok || f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.Uint8 {
-			return bad("memNode.mu." + name)
-		}
-	}
-	return nil
 }

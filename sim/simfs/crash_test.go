@@ -2,6 +2,7 @@ package simfs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +15,16 @@ import (
 	"github.com/multiraft/multiraft/core/rng"
 )
 
+// tester is what the helpers need of a *testing.T or a *rapid.T.
+type tester interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // dump renders the whole tree of fs: every directory and every file with
 // its contents, in sorted order.
-func dump(t *testing.T, fs vfs.FS) string {
+func dump(t tester, fs vfs.FS) string {
 	t.Helper()
 	var b strings.Builder
 	var walk func(dir string)
@@ -44,7 +52,7 @@ func dump(t *testing.T, fs vfs.FS) string {
 	return b.String()
 }
 
-func readAll(t *testing.T, fs vfs.FS, p string) []byte {
+func readAll(t tester, fs vfs.FS, p string) []byte {
 	t.Helper()
 	f, err := fs.Open(p)
 	if err != nil {
@@ -58,14 +66,14 @@ func readAll(t *testing.T, fs vfs.FS, p string) []byte {
 	return data
 }
 
-func must(t *testing.T, err error) {
+func must(t tester, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func syncDir(t *testing.T, fs vfs.FS, dir string) {
+func syncDir(t tester, fs vfs.FS, dir string) {
 	t.Helper()
 	d, err := fs.OpenDir(dir)
 	must(t, err)
@@ -73,7 +81,7 @@ func syncDir(t *testing.T, fs vfs.FS, dir string) {
 	must(t, d.Close())
 }
 
-func writeFile(t *testing.T, fs vfs.FS, p string, data []byte, sync bool) vfs.File {
+func writeFile(t tester, fs vfs.FS, p string, data []byte, sync bool) vfs.File {
 	t.Helper()
 	f, err := fs.Create(p, vfs.WriteCategoryUnspecified)
 	must(t, err)
@@ -98,12 +106,19 @@ func pattern(seed byte, n int) []byte {
 	return b
 }
 
-// messyFS builds a crashable MemFS with a random mix of synced and unsynced
-// directories, files, data, renames and removes.
-func messyFS(t *testing.T, seed uint64) *vfs.MemFS {
+// newDisk is a FaultFS over a new crashable MemFS: pebble's own tracking of
+// the synced state (MemFS.CrashClone) is there to compare with.
+func newDisk(seed uint64) *FaultFS {
+	return NewFaultFS(vfs.NewCrashableMem(), rng.New(seed))
+}
+
+// messyFS builds a disk with a random mix of synced and unsynced
+// directories, files, data, overwrites, links, renames and removes, all
+// through its FaultFS.
+func messyFS(t *testing.T, seed uint64) *FaultFS {
 	t.Helper()
 	r := rng.New(seed)
-	fs := vfs.NewCrashableMem()
+	fs := newDisk(seed)
 	dirs := []string{"/a", "/a/b", "/c"}
 	for _, d := range dirs {
 		must(t, fs.MkdirAll(d, 0o755))
@@ -113,7 +128,7 @@ func messyFS(t *testing.T, seed uint64) *vfs.MemFS {
 	var files []string
 	for i := 0; i < 40; i++ {
 		dir := dirs[r.Intn(len(dirs))]
-		switch op := r.Intn(10); {
+		switch op := r.Intn(13); {
 		case op < 4: // create, write some blocks, maybe sync, append more
 			p := fs.PathJoin(dir, fmt.Sprintf("f%02d", i))
 			f := writeFile(t, fs, p, pattern(byte(i), r.Intn(3*BlockSize)), r.Chance(0.6))
@@ -135,12 +150,36 @@ func messyFS(t *testing.T, seed uint64) *vfs.MemFS {
 			if err := fs.Remove(files[k]); err == nil {
 				files = slices.Delete(files, k, k+1)
 			}
-		case op < 8 && len(files) > 0: // overwrite in place, unsynced
+		case op < 8 && len(files) > 0: // overwrite in place, maybe synced
 			f, err := fs.OpenReadWrite(files[r.Intn(len(files))], vfs.WriteCategoryUnspecified)
 			must(t, err)
 			_, err = f.WriteAt([]byte("overwritten"), int64(r.Intn(2*BlockSize)))
 			must(t, err)
+			if r.Chance(0.3) {
+				must(t, f.Sync())
+			}
 			must(t, f.Close())
+		case op < 9 && len(files) > 0: // read to the end, then append
+			f, err := fs.OpenReadWrite(files[r.Intn(len(files))], vfs.WriteCategoryUnspecified)
+			must(t, err)
+			_, err = io.ReadAll(f)
+			must(t, err)
+			_, err = f.Write(pattern(byte(i), r.Intn(BlockSize)))
+			must(t, err)
+			must(t, f.Close())
+		case op < 10 && len(files) > 0: // hard link
+			np := fs.PathJoin(dirs[r.Intn(len(dirs))], fmt.Sprintf("l%02d", i))
+			must(t, fs.Link(files[r.Intn(len(files))], np))
+			files = append(files, np)
+		case op < 11 && len(files) > 0: // reuse for write
+			k := r.Intn(len(files))
+			np := fs.PathJoin(dir, fmt.Sprintf("u%02d", i))
+			f, err := fs.ReuseForWrite(files[k], np, vfs.WriteCategoryUnspecified)
+			must(t, err)
+			_, err = f.Write([]byte("reused"))
+			must(t, err)
+			must(t, f.Close())
+			files[k] = np
 		default:
 			syncDir(t, fs, dirs[r.Intn(len(dirs))])
 		}
@@ -148,9 +187,9 @@ func messyFS(t *testing.T, seed uint64) *vfs.MemFS {
 	return fs
 }
 
-func crash(t *testing.T, fs *vfs.MemFS, seed uint64, keep int) *vfs.MemFS {
+func crash(t *testing.T, fs *FaultFS, seed uint64, keep int) *FaultFS {
 	t.Helper()
-	out, err := Crash(fs, rng.New(seed), keep)
+	out, err := fs.Crash(rng.New(seed), keep)
 	if err != nil {
 		t.Fatalf("crash: %v", err)
 	}
@@ -179,11 +218,37 @@ func TestCrashIsDeterministic(t *testing.T) {
 	}
 }
 
+// TestCrashImagesAsBefore pins the images of four messy disks, and the first
+// draw of the injector of each image, to what they were when Crash read
+// pebble's MemFS internals by reflection: the simulator's trace hashes
+// depend on both, so the draws must stay in the same order. (A change to
+// messyFS changes the disks, and these sums with them.)
+func TestCrashImagesAsBefore(t *testing.T) {
+	for _, want := range []struct {
+		seed uint64
+		sum  string
+		next uint64
+	}{
+		{1, "99c50e41e7beac1377249df58f9e6b350f5f6d21b51195c39bd0875acc84625b", 17045163735894261553},
+		{2, "396707b2c18826da53efb8330cbc7233b2dec7569af31870a9320310786ad174", 2944165914419940052},
+		{3, "17be7f1dc14b189164edbf962d6289517ad02842fa28aa5f896ca2adc98f5368", 8736964772670428106},
+		{4, "22b360d5fb55126beeb10fa8399d75148602a89f7fc47dd6e831f956dfc53507", 2717032062360278737},
+	} {
+		img := crash(t, messyFS(t, want.seed), want.seed*11, 50)
+		if sum := fmt.Sprintf("%x", sha256.Sum256([]byte(dump(t, img)))); sum != want.sum {
+			t.Errorf("fs %d: image sha256 %s, want %s", want.seed, sum, want.sum)
+		}
+		if next := img.r.Uint64(); next != want.next {
+			t.Errorf("fs %d: the image's injector draws %d first, want %d", want.seed, next, want.next)
+		}
+	}
+}
+
 func TestCrashKeepZeroIsSyncedState(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		fs := messyFS(t, seed)
 		got := dump(t, crash(t, fs, 7, 0))
-		want := dump(t, fs.CrashClone(vfs.CrashCloneCfg{}))
+		want := dump(t, fs.Inner().(*vfs.MemFS).CrashClone(vfs.CrashCloneCfg{}))
 		if got != want {
 			t.Fatalf("fs %d: keep 0 image differs from the synced state:\n%s\n---- want\n%s", seed, got, want)
 		}
@@ -209,7 +274,7 @@ func TestCrashImageIsFullySynced(t *testing.T) {
 }
 
 func TestCrashDropsUnsyncedEntry(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newDisk(1)
 	must(t, fs.MkdirAll("/d", 0o755))
 	syncDir(t, fs, "/")
 	syncDir(t, fs, "/d")
@@ -231,7 +296,7 @@ func TestCrashDropsUnsyncedEntry(t *testing.T) {
 }
 
 func TestCrashUnsyncedDirectoryVanishes(t *testing.T) {
-	fs := vfs.NewCrashableMem()
+	fs := newDisk(1)
 	must(t, fs.MkdirAll("/store", 0o755))
 	must(t, writeFile(t, fs, "/store/f", []byte("x"), true).Close())
 	syncDir(t, fs, "/store") // the root was never synced
@@ -244,7 +309,7 @@ func TestCrashUnsyncedDirectoryVanishes(t *testing.T) {
 // under whichever names survive: it never tears.
 func TestCrashSyncedFileRenamedIsWhole(t *testing.T) {
 	data := pattern(3, 5*BlockSize+100)
-	fs := vfs.NewCrashableMem()
+	fs := newDisk(1)
 	syncDir(t, fs, "/")
 	must(t, writeFile(t, fs, "/ckpt.tmp", data, true).Close())
 	syncDir(t, fs, "/")
@@ -273,7 +338,7 @@ func TestCrashBlocks(t *testing.T) {
 	synced := pattern(1, BlockSize+10)
 	more := pattern(2, 3*BlockSize)
 	live := append(bytes.Clone(synced), more...)
-	fs := vfs.NewCrashableMem()
+	fs := newDisk(1)
 	syncDir(t, fs, "/")
 	f := writeFile(t, fs, "/wal", synced, true)
 	syncDir(t, fs, "/")
@@ -306,20 +371,25 @@ func TestCrashBlocks(t *testing.T) {
 	}
 }
 
-func TestCrashNeedsCrashableMem(t *testing.T) {
-	if _, err := Crash(vfs.NewMem(), rng.New(1), 0); err == nil {
-		t.Fatal("Crash of a plain MemFS succeeded")
+// A disk written behind its FaultFS's back cannot be crashed: Crash says so
+// rather than build an image of a state it does not know.
+func TestCrashRefusesUntrackedDisk(t *testing.T) {
+	fs := newDisk(1)
+	must(t, writeFile(t, fs, "/tracked", []byte("x"), true).Close())
+	if _, err := fs.Crash(rng.New(1), 50); err != nil {
+		t.Fatalf("crash of a tracked disk: %v", err)
 	}
-	if _, err := Crash(nil, rng.New(1), 0); err == nil {
-		t.Fatal("Crash of nil succeeded")
+	must(t, writeFile(t, fs.Inner(), "/behind", []byte("y"), true).Close())
+	must(t, fs.Rename("/behind", "/renamed"))
+	if _, err := fs.Crash(rng.New(1), 50); err == nil || !strings.Contains(err.Error(), "/renamed") {
+		t.Fatalf("crash after an untracked write: %v, want an error naming the rename", err)
 	}
 }
 
 func TestFaultFSCrashAfter(t *testing.T) {
 	for n := 0; n < 10; n++ {
-		mem := vfs.NewCrashableMem()
-		must(t, mem.MkdirAll("/d", 0o755))
-		ffs := NewFaultFS(mem, rng.New(uint64(n)))
+		ffs := NewFaultFS(vfs.NewMem(), rng.New(uint64(n)))
+		must(t, ffs.MkdirAll("/d", 0o755))
 		f, err := ffs.Create("/d/a", vfs.WriteCategoryUnspecified)
 		must(t, err)
 		dir, err := ffs.OpenDir("/d")
@@ -359,7 +429,7 @@ func TestFaultFSCrashAfter(t *testing.T) {
 		if got := ffs.Crashed(); got != (n < len(errs)) {
 			t.Fatalf("CrashAfter(%d): Crashed() = %v", n, got)
 		}
-		if want := int64(1 + len(errs)); ffs.Ops() != want {
+		if want := int64(2 + len(errs)); ffs.Ops() != want {
 			t.Fatalf("Ops() = %d, want %d", ffs.Ops(), want)
 		}
 		// Reads still work after the crash point.
@@ -373,7 +443,7 @@ func TestFaultFSTornWrite(t *testing.T) {
 	data := pattern(9, 1000)
 	lens := map[int]bool{}
 	for seed := uint64(0); seed < 50; seed++ {
-		mem := vfs.NewCrashableMem()
+		mem := vfs.NewMem()
 		ffs := NewFaultFS(mem, rng.New(seed))
 		f, err := ffs.Create("/f", vfs.WriteCategoryUnspecified)
 		must(t, err)
@@ -386,6 +456,9 @@ func TestFaultFSTornWrite(t *testing.T) {
 		if len(got) != n || !bytes.Equal(got, data[:n]) {
 			t.Fatalf("seed %d: torn write reported %d bytes, file holds %d", seed, n, len(got))
 		}
+		if img := crash(t, ffs, seed, 100); !bytes.Equal(readAll(t, img, "/f"), got) {
+			t.Fatalf("seed %d: the tracking missed the torn write", seed)
+		}
 		lens[n] = true
 	}
 	if len(lens) < 10 {
@@ -393,9 +466,29 @@ func TestFaultFSTornWrite(t *testing.T) {
 	}
 }
 
+// A write that the wrapped file refuses (a read-only handle) changes
+// nothing in the tracking either, even one that would only have extended
+// the file.
+func TestFaultFSRefusedWrite(t *testing.T) {
+	fs := newDisk(1)
+	must(t, writeFile(t, fs, "/f", []byte("synced"), true).Close())
+	f, err := fs.Open("/f")
+	must(t, err)
+	if _, err := f.Write([]byte("more")); err == nil {
+		t.Fatal("write through a read-only handle succeeded")
+	}
+	if _, err := f.WriteAt(nil, 100); err == nil {
+		t.Fatal("empty write at 100 through a read-only handle succeeded")
+	}
+	must(t, f.Close())
+	if got, want := dump(t, crash(t, fs, 1, 100)), dump(t, fs); got != want {
+		t.Fatalf("keep 100 image:\n%s---- want the live state\n%s", got, want)
+	}
+}
+
 func TestFaultFSErrorRate(t *testing.T) {
 	run := func(seed uint64, p float64) []bool {
-		ffs := NewFaultFS(vfs.NewCrashableMem(), rng.New(seed))
+		ffs := NewFaultFS(vfs.NewMem(), rng.New(seed))
 		ffs.SetErrorRate(p)
 		var out []bool
 		for i := 0; i < 200; i++ {

@@ -19,12 +19,17 @@ var ErrCrashed = errors.New("simfs: crashed")
 // to fail (see SetErrorRate).
 var ErrInjected = errors.New("simfs: injected disk error")
 
-// FaultFS wraps a vfs.FS and fails its mutating operations on a seeded
-// schedule. The mutating operations are the FS's Create, Link,
-// OpenReadWrite, Remove, RemoveAll, Rename, ReuseForWrite, MkdirAll and Lock,
-// and the Write, WriteAt, Preallocate, Sync, SyncData and SyncTo of its
-// files and directories (a directory sync is a file Sync on OpenDir's
-// file). Reads, Stat, List, Open, OpenDir and Close always pass through.
+// FaultFS wraps a vfs.FS, fails its mutating operations on a seeded
+// schedule, and tracks which state of each file and directory is synced, so
+// that Crash can build crash images (see the package doc). The wrapped FS
+// must be empty when wrapped and written only through the FaultFS from then
+// on: the tracking sees nothing else.
+//
+// The mutating operations are the FS's Create, Link, OpenReadWrite, Remove,
+// RemoveAll, Rename, ReuseForWrite, MkdirAll and Lock, and the Write,
+// WriteAt, Preallocate, Sync, SyncData and SyncTo of its files and
+// directories (a directory sync is a file Sync on OpenDir's file). Reads,
+// Stat, List, Open, OpenDir and Close always pass through.
 //
 // A failed operation has no effect, except a Write or WriteAt: it may write
 // a prefix of its bytes first (its length drawn from the rng), as a torn
@@ -33,6 +38,9 @@ var ErrInjected = errors.New("simfs: injected disk error")
 type FaultFS struct {
 	fs vfs.FS
 	r  *rng.Rand
+
+	root      *node // the tracked disk
+	untracked error // the first operation that root could not follow
 
 	errRate  float64
 	crashAt  int64 // ops at which the crash point is reached; -1 = never
@@ -44,9 +52,11 @@ type FaultFS struct {
 
 var _ vfs.FS = (*FaultFS)(nil)
 
-// NewFaultFS wraps fs; r drives the injector.
+// NewFaultFS wraps fs, which must be empty (a new vfs.NewMem will do: the
+// FaultFS tracks synced state itself, so fs need not be crashable); r
+// drives the injector.
 func NewFaultFS(fs vfs.FS, r *rng.Rand) *FaultFS {
-	return &FaultFS{fs: fs, r: r, crashAt: -1}
+	return &FaultFS{fs: fs, r: r, crashAt: -1, root: newDir()}
 }
 
 // SetErrorRate makes each further mutating operation fail with ErrInjected
@@ -78,7 +88,7 @@ func (f *FaultFS) Failures() int64 { return f.failed }
 // Injected counts the failures drawn by the error rate.
 func (f *FaultFS) Injected() int64 { return f.injected }
 
-// Inner is the wrapped FS.
+// Inner is the wrapped FS. Writing it directly goes around the tracking.
 func (f *FaultFS) Inner() vfs.FS { return f.fs }
 
 // admit counts one mutating operation and decides whether it fails.
@@ -105,11 +115,8 @@ func (f *FaultFS) tornLen(n int) int {
 	return f.r.Intn(n + 1)
 }
 
-func (f *FaultFS) wrap(file vfs.File, name string, err error) (vfs.File, error) {
-	if err != nil {
-		return nil, err
-	}
-	return &faultFile{File: file, fs: f, name: name}, nil
+func (f *FaultFS) wrap(file vfs.File, name string, n *node) vfs.File {
+	return &faultFile{File: file, fs: f, name: name, node: n}
 }
 
 // Create implements vfs.FS.
@@ -118,7 +125,10 @@ func (f *FaultFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File,
 		return nil, err
 	}
 	file, err := f.fs.Create(name, category)
-	return f.wrap(file, name, err)
+	if err != nil {
+		return nil, err
+	}
+	return f.wrap(file, name, f.bindFile("create", name)), nil
 }
 
 // Link implements vfs.FS.
@@ -126,13 +136,20 @@ func (f *FaultFS) Link(oldname, newname string) error {
 	if err := f.admit("link", newname); err != nil {
 		return err
 	}
-	return f.fs.Link(oldname, newname)
+	if err := f.fs.Link(oldname, newname); err != nil {
+		return err
+	}
+	f.bind("link", newname, f.lookup(oldname))
+	return nil
 }
 
 // Open implements vfs.FS.
 func (f *FaultFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
 	file, err := f.fs.Open(name, opts...)
-	return f.wrap(file, name, err)
+	if err != nil {
+		return nil, err
+	}
+	return f.wrap(file, name, f.opened("open", name)), nil
 }
 
 // OpenReadWrite implements vfs.FS.
@@ -141,13 +158,23 @@ func (f *FaultFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opt
 		return nil, err
 	}
 	file, err := f.fs.OpenReadWrite(name, category, opts...)
-	return f.wrap(file, name, err)
+	if err != nil {
+		return nil, err
+	}
+	n := f.lookup(name)
+	if n == nil {
+		n = f.bindFile("open read-write", name)
+	}
+	return f.wrap(file, name, n), nil
 }
 
 // OpenDir implements vfs.FS.
 func (f *FaultFS) OpenDir(name string) (vfs.File, error) {
 	file, err := f.fs.OpenDir(name)
-	return f.wrap(file, name, err)
+	if err != nil {
+		return nil, err
+	}
+	return f.wrap(file, name, f.opened("open dir", name)), nil
 }
 
 // Remove implements vfs.FS.
@@ -155,7 +182,13 @@ func (f *FaultFS) Remove(name string) error {
 	if err := f.admit("remove", name); err != nil {
 		return err
 	}
-	return f.fs.Remove(name)
+	if err := f.fs.Remove(name); err != nil {
+		return err
+	}
+	if f.unbind(name) == nil {
+		f.lost("remove", name)
+	}
+	return nil
 }
 
 // RemoveAll implements vfs.FS.
@@ -163,7 +196,11 @@ func (f *FaultFS) RemoveAll(name string) error {
 	if err := f.admit("remove all", name); err != nil {
 		return err
 	}
-	return f.fs.RemoveAll(name)
+	if err := f.fs.RemoveAll(name); err != nil {
+		return err
+	}
+	f.unbind(name)
+	return nil
 }
 
 // Rename implements vfs.FS.
@@ -171,16 +208,25 @@ func (f *FaultFS) Rename(oldname, newname string) error {
 	if err := f.admit("rename", oldname); err != nil {
 		return err
 	}
-	return f.fs.Rename(oldname, newname)
+	if err := f.fs.Rename(oldname, newname); err != nil {
+		return err
+	}
+	f.bind("rename", newname, f.unbind(oldname))
+	return nil
 }
 
-// ReuseForWrite implements vfs.FS.
+// ReuseForWrite implements vfs.FS. The tracking takes it to reuse oldname,
+// as MemFS does: a rename, and the renamed file opened for writing.
 func (f *FaultFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
 	if err := f.admit("reuse", oldname); err != nil {
 		return nil, err
 	}
 	file, err := f.fs.ReuseForWrite(oldname, newname, category)
-	return f.wrap(file, newname, err)
+	if err != nil {
+		return nil, err
+	}
+	f.bind("reuse", newname, f.unbind(oldname))
+	return f.wrap(file, newname, f.opened("reuse", newname)), nil
 }
 
 // MkdirAll implements vfs.FS.
@@ -188,15 +234,24 @@ func (f *FaultFS) MkdirAll(dir string, perm iofs.FileMode) error {
 	if err := f.admit("mkdir", dir); err != nil {
 		return err
 	}
-	return f.fs.MkdirAll(dir, perm)
+	if err := f.fs.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	f.mkdirAll(dir)
+	return nil
 }
 
-// Lock implements vfs.FS.
+// Lock implements vfs.FS. Like Create, it leaves a new empty file at name.
 func (f *FaultFS) Lock(name string) (io.Closer, error) {
 	if err := f.admit("lock", name); err != nil {
 		return nil, err
 	}
-	return f.fs.Lock(name)
+	c, err := f.fs.Lock(name)
+	if err != nil {
+		return nil, err
+	}
+	f.bindFile("lock", name)
+	return c, nil
 }
 
 // List implements vfs.FS.
@@ -220,33 +275,53 @@ func (f *FaultFS) GetDiskUsage(p string) (vfs.DiskUsage, error) { return f.fs.Ge
 // Unwrap implements vfs.FS.
 func (f *FaultFS) Unwrap() vfs.FS { return f.fs }
 
-// faultFile is a file of a FaultFS.
+// faultFile is a file of a FaultFS, on a node of its tracked disk. It keeps
+// the handle's offset, which Read and Write move, to know where a Write
+// lands.
 type faultFile struct {
 	vfs.File
 	fs   *FaultFS
 	name string
+	node *node
+	pos  int
+}
+
+func (f *faultFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.pos += n
+	return n, err
 }
 
 func (f *faultFile) Write(p []byte) (int, error) {
-	if err := f.fs.admit("write", f.name); err != nil {
-		n := f.fs.tornLen(len(p))
-		if n > 0 {
-			n, _ = f.File.Write(p[:n])
-		}
-		return n, err
-	}
-	return f.File.Write(p)
+	n, err := f.write(p, f.pos, f.File.Write)
+	f.pos += n
+	return n, err
 }
 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
-	if err := f.fs.admit("write", f.name); err != nil {
-		n := f.fs.tornLen(len(p))
-		if n > 0 {
-			n, _ = f.File.WriteAt(p[:n], off)
+	return f.write(p, int(off), func(p []byte) (int, error) { return f.File.WriteAt(p, off) })
+}
+
+// write passes a write of p at off on to the wrapped file (do does it) and
+// tracks the bytes that reach it. A failed write may write a prefix of p
+// first.
+func (f *faultFile) write(p []byte, off int, do func([]byte) (int, error)) (int, error) {
+	failed := f.fs.admit("write", f.name)
+	if failed != nil {
+		p = p[:f.fs.tornLen(len(p))]
+		if len(p) == 0 {
+			return 0, failed
 		}
-		return n, err
 	}
-	return f.File.WriteAt(p, off)
+	w := f.node.write(p, off) // before do, which may modify p
+	n, err := do(p)
+	if err != nil || n < len(p) {
+		f.node.unwrite(w, n)
+	}
+	if failed != nil {
+		return n, failed
+	}
+	return n, err
 }
 
 func (f *faultFile) Preallocate(off, length int64) error {
@@ -256,23 +331,32 @@ func (f *faultFile) Preallocate(off, length int64) error {
 	return f.File.Preallocate(off, length)
 }
 
-func (f *faultFile) Sync() error {
+func (f *faultFile) Sync() error { return f.sync(f.File.Sync) }
+
+func (f *faultFile) SyncData() error { return f.sync(f.File.SyncData) }
+
+// sync passes a sync on (do does it) and, if it succeeds, makes the node's
+// current state its synced state.
+func (f *faultFile) sync(do func() error) error {
 	if err := f.fs.admit("sync", f.name); err != nil {
 		return err
 	}
-	return f.File.Sync()
-}
-
-func (f *faultFile) SyncData() error {
-	if err := f.fs.admit("sync", f.name); err != nil {
+	if err := do(); err != nil {
 		return err
 	}
-	return f.File.SyncData()
+	f.node.sync()
+	return nil
 }
 
+// SyncTo syncs nothing in the tracking unless the wrapped file reports a
+// full sync (MemFS never does).
 func (f *faultFile) SyncTo(length int64) (bool, error) {
 	if err := f.fs.admit("sync", f.name); err != nil {
 		return false, err
 	}
-	return f.File.SyncTo(length)
+	full, err := f.File.SyncTo(length)
+	if err == nil && full {
+		f.node.sync()
+	}
+	return full, err
 }
