@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/core/raftstore"
 	"github.com/multiraft/multiraft/netsim"
 	"github.com/multiraft/multiraft/sim"
@@ -201,6 +202,7 @@ func All() []Scenario {
 		static(), staticPartition(), staticCrash(),
 		split(), splitLeaderChange(), splitPartition(), splitCrash(), splitPDDown(),
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
+		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(),
 	}
 }
 
@@ -376,6 +378,298 @@ func splitPDDown() Scenario {
 	return Scenario{
 		Name:        "split-pd-down",
 		Description: "PD unreachable for seconds at a time while regions outgrow the threshold: splits wait and retry, nothing is lost",
+		Config:      cfg,
+	}
+}
+
+// moveBase is the Phase 3 setup: five regions on stores 1-3 (three
+// replicas each) and a fourth store that joins at the start, PD's
+// schedulers on with short timings, snapshots in 4 KiB chunks (so that a
+// catch-up takes several), and the split workload over 160 keys. Regions
+// split as they grow (a higher threshold than the split scenarios, so
+// moves dominate).
+func moveBase(name string) sim.Config {
+	cfg := splitBase(name)
+	cfg.SplitKeys = []string{"e", "j", "o", "t"}
+	cfg.SpareStores = 1
+	cfg.Store.SplitThreshold = 16 << 10
+	cfg.Store.SnapshotChunkBytes = 4 << 10
+	cfg.Store.LogCompactEntries = 50
+	cfg.Store.LogKeepEntries = 10
+	cfg.PD = pd.Config{
+		ScheduleInterval: time.Second,
+		OperatorTimeout:  60 * time.Second,
+		MaxStoreDownTime: 10 * time.Second,
+	}
+	return cfg
+}
+
+// joinAtStart adds the spare store right away.
+func joinAtStart(p *sim.Planner) {
+	p.At(0, "store 4 joins", func(w *sim.World) { w.AddStore(4) })
+}
+
+// manualMoves orders two moves at chosen times, each of a random region from
+// a store that holds it to one that does not.
+func manualMoves(p *sim.Planner, at ...time.Duration) {
+	for _, t := range at {
+		p.At(t, "manual move", func(w *sim.World) {
+			regions := w.RegionIDs()
+			r := w.Region(regions[p.R.Intn(len(regions))])
+			var from, to []uint64
+			for _, id := range w.AllStoreIDs() {
+				if r.PeerOnStore(id) != nil {
+					from = append(from, id)
+				} else if w.Up(id) {
+					to = append(to, id)
+				}
+			}
+			if len(from) > 0 && len(to) > 0 {
+				w.MoveRegion(r.GetId(), from[p.R.Intn(len(from))], to[p.R.Intn(len(to))])
+			}
+		})
+	}
+}
+
+func move() Scenario {
+	cfg := moveBase("move")
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		manualMoves(p, 25*time.Second, 40*time.Second)
+	}
+	return Scenario{
+		Name:        "move",
+		Description: "4 stores, five regions starting on stores 1-3; store 4 joins and PD's balancer spreads replicas and leaders onto it, plus two manual moves, while clients read and write and regions split; no faults",
+		Config:      cfg,
+	}
+}
+
+// movePartition partitions the stores of a move while the learner catches
+// up and while the group is in its joint configuration.
+func movePartition() Scenario {
+	cfg := moveBase("move-partition")
+	cfg.Net.Loss = 0.005
+	cfg.Net.Duplicate = 0.01
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		manualMoves(p, 20*time.Second, 35*time.Second)
+		busy := false
+		heal := func(w *sim.World, after time.Duration) {
+			p.At(w.Now()+after, "heal", func(w *sim.World) { w.Heal(); busy = false })
+		}
+		p.OnSnapshotStarted(func(w *sim.World, from, to, region uint64) {
+			if busy || w.Now() > p.Dur-8*time.Second || p.R.Intn(2) != 0 {
+				return
+			}
+			busy = true
+			if p.R.Intn(2) == 0 {
+				w.Isolate(to) // the learner is cut off while it catches up
+			} else {
+				w.Isolate(from) // the leader is
+			}
+			heal(w, time.Duration(1000+p.R.Intn(4000))*time.Millisecond)
+		})
+		p.OnMembershipChanged(func(w *sim.World, store uint64, region *pb.Region) {
+			if busy || w.Now() > p.Dur-8*time.Second || !inJoint(region) || p.R.Intn(2) != 0 {
+				return
+			}
+			busy = true
+			// Cut the group in two: its quorum may be lost mid-move.
+			var a, b []uint64
+			for _, id := range w.AllStoreIDs() {
+				if p.R.Intn(2) == 0 {
+					a = append(a, id)
+				} else {
+					b = append(b, id)
+				}
+			}
+			w.Partition(a, append(b, sim.PDNode))
+			heal(w, time.Duration(1000+p.R.Intn(5000))*time.Millisecond)
+		})
+	}
+	return Scenario{
+		Name:        "move-partition",
+		Description: "moves under partitions: the learner or the leader cut off while a snapshot streams, the stores split in two while a group is joint (quorum may be lost mid-move); 0.5% loss, 1% duplication",
+		Config:      cfg,
+	}
+}
+
+func inJoint(r *pb.Region) bool {
+	for _, p := range r.GetPeers() {
+		if p.GetRole() == pb.PeerRole_INCOMING_VOTER || p.GetRole() == pb.PeerRole_DEMOTING_VOTER {
+			return true
+		}
+	}
+	return false
+}
+
+// moveLeaderChange moves replicas away from their leaders' stores and
+// moves or crashes leaders at every step of a move.
+func moveLeaderChange() Scenario {
+	cfg := moveBase("move-leader-change")
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		// Manual moves of a region's replica off its leader's store.
+		for _, t := range []time.Duration{15 * time.Second, 30 * time.Second, 45 * time.Second} {
+			p.At(t, "move a leader's replica", func(w *sim.World) {
+				regions := w.RegionIDs()
+				r := w.Region(regions[p.R.Intn(len(regions))])
+				leader := w.LeaderStore(r.GetId())
+				for _, id := range w.AllStoreIDs() {
+					if leader != 0 && r.PeerOnStore(id) == nil && w.Up(id) {
+						w.MoveRegion(r.GetId(), leader, id)
+						return
+					}
+				}
+			})
+		}
+		p.OnMembershipChanged(func(w *sim.World, store uint64, region *pb.Region) {
+			if w.Now() > p.Dur-6*time.Second || w.LeaderStore(region.GetId()) != store {
+				return
+			}
+			switch p.R.Intn(4) {
+			case 0:
+				w.TransferLeader(region.GetId(), p.R.Intn)
+			case 1:
+				p.CrashFor(w, store, time.Duration(500+p.R.Intn(2500))*time.Millisecond)
+			}
+		})
+	}
+	return Scenario{
+		Name:        "move-leader-change",
+		Description: "moves whose source is the leader; at each membership change the leader is moved or crashed",
+		Config:      cfg,
+	}
+}
+
+// moveCrash crashes the target while it installs a snapshot, the source
+// right after it is demoted, and tears the disk write of a snapshot or a
+// tombstone.
+func moveCrash() Scenario {
+	cfg := moveBase("move-crash")
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		manualMoves(p, 20*time.Second, 35*time.Second)
+		p.OnSnapshotStarted(func(w *sim.World, from, to, region uint64) {
+			if w.Now() > p.Dur-6*time.Second || !w.Up(to) {
+				return
+			}
+			switch p.R.Intn(4) {
+			case 0:
+				p.At(w.Now()+time.Duration(p.R.Intn(20))*time.Millisecond, "crash a snapshot's target", func(w *sim.World) {
+					p.CrashFor(w, to, time.Duration(500+p.R.Intn(2500))*time.Millisecond)
+				})
+			case 1:
+				w.TearNextWrite(to, p.R.Intn(3)) // the snapshot's durable record
+			}
+		})
+		p.OnMembershipChanged(func(w *sim.World, store uint64, region *pb.Region) {
+			if w.Now() > p.Dur-6*time.Second || !w.Up(store) {
+				return
+			}
+			self := region.PeerOnStore(store)
+			switch {
+			case self == nil: // removed: the next write is the tombstone
+				if p.R.Intn(2) == 0 {
+					w.TearNextWrite(store, p.R.Intn(2))
+				}
+			case self.GetRole() == pb.PeerRole_DEMOTING_VOTER && p.R.Intn(2) == 0:
+				p.CrashFor(w, store, time.Duration(500+p.R.Intn(2500))*time.Millisecond)
+			}
+		})
+	}
+	return Scenario{
+		Name:        "move-crash",
+		Description: "moves under crashes: the target crashes while a snapshot streams to it, the source right after its demotion, disks die writing a snapshot or a tombstone",
+		Config:      cfg,
+	}
+}
+
+// storeDown kills a store for good: PD re-creates its replicas elsewhere;
+// the store comes back later and finds its peers removed.
+func storeDown() Scenario {
+	cfg := moveBase("store-down")
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		var victim uint64
+		p.At(12*time.Second, "kill a store for good", func(w *sim.World) {
+			victim = uint64(1 + p.R.Intn(3))
+			w.KillStore(victim)
+		})
+		p.At(45*time.Second, "the dead store returns", func(w *sim.World) { w.Revive(victim) })
+	}
+	return Scenario{
+		Name:        "store-down",
+		Description: "a store dies; after 10 s PD re-creates its replicas on the others; it returns at 45 s, finds its peers removed (GC notice or PD) and destroys them",
+		Config:      cfg,
+	}
+}
+
+func scaleOut() Scenario {
+	cfg := moveBase("scale-out")
+	cfg.SpareStores = 2
+	cfg.Faults = func(p *sim.Planner) {
+		p.At(8*time.Second, "store 4 joins", func(w *sim.World) { w.AddStore(4) })
+		p.At(25*time.Second, "store 5 joins", func(w *sim.World) { w.AddStore(5) })
+	}
+	return Scenario{
+		Name:        "scale-out",
+		Description: "two stores join while clients work; PD's balancer fills them",
+		Config:      cfg,
+	}
+}
+
+func decommission() Scenario {
+	cfg := moveBase("decommission")
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		p.At(15*time.Second, "decommission store 2", func(w *sim.World) { w.Decommission(2) })
+	}
+	return Scenario{
+		Name:        "decommission",
+		Description: "store 2 is decommissioned: PD moves every replica away, then tombstones it",
+		Config:      cfg,
+	}
+}
+
+// splitAndMove: size-driven splits and moves at once, with faults of every
+// kind above at random.
+func splitAndMove() Scenario {
+	cfg := moveBase("split-and-move")
+	cfg.Store.SplitThreshold = 6 << 10
+	cfg.Net.Loss = 0.005
+	cfg.Net.Duplicate = 0.01
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		manualMoves(p, 15*time.Second, 30*time.Second, 45*time.Second)
+		for t := 5 * time.Second; t < p.Dur-8*time.Second; t += time.Duration(3000+p.R.Intn(5000)) * time.Millisecond {
+			p.At(t, "a random fault", func(w *sim.World) {
+				ids := w.AllStoreIDs()
+				id := ids[p.R.Intn(len(ids))]
+				if !w.Up(id) {
+					return
+				}
+				switch p.R.Intn(5) {
+				case 0:
+					p.CrashFor(w, id, time.Duration(500+p.R.Intn(3000))*time.Millisecond)
+				case 1:
+					w.Isolate(id)
+					p.At(w.Now()+time.Duration(1000+p.R.Intn(4000))*time.Millisecond, "heal", func(w *sim.World) { w.Heal() })
+				case 2:
+					regions := w.RegionIDs()
+					w.TransferLeader(regions[p.R.Intn(len(regions))], p.R.Intn)
+				case 3:
+					w.TearNextWrite(id, p.R.Intn(4))
+				case 4:
+					w.Isolate(sim.PDNode)
+					p.At(w.Now()+time.Duration(1000+p.R.Intn(4000))*time.Millisecond, "heal", func(w *sim.World) { w.Heal() })
+				}
+			})
+		}
+	}
+	return Scenario{
+		Name:        "split-and-move",
+		Description: "size-driven splits, balancing and manual moves at once, with random crashes, partitions, leader moves, torn writes and PD isolation",
 		Config:      cfg,
 	}
 }
