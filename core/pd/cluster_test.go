@@ -24,6 +24,7 @@ type cluster struct {
 	regions map[uint64]*fakeRegion
 	stores  []uint64        // every store that said hello, sorted
 	stopped map[uint64]bool // crashed stores: they send nothing and never lead
+	broken  map[uint64]bool // peers (by id) that are listed down although their store lives
 	stuck   bool            // leaders ignore every order
 	catchUp int             // rounds a new learner stays pending
 	round   int
@@ -56,7 +57,7 @@ func testConfig(l Layout) Config {
 func newCluster(t tb, cfg Config) *cluster {
 	t.Helper()
 	c := &cluster{t: t, h: newHarnessCfg(t, cfg), regions: map[uint64]*fakeRegion{},
-		stopped: map[uint64]bool{}, catchUp: 1}
+		stopped: map[uint64]bool{}, broken: map[uint64]bool{}, catchUp: 1}
 	for _, s := range cfg.Layout.Stores {
 		c.h.send(s, &pb.StoreHello{StoreId: s})
 		c.stores = append(c.stores, s)
@@ -150,7 +151,30 @@ func (c *cluster) settle(max int) int {
 	return max
 }
 
-func (c *cluster) live(peer *pb.Peer) bool { return !c.stopped[peer.GetStoreId()] }
+func (c *cluster) live(peer *pb.Peer) bool {
+	return !c.stopped[peer.GetStoreId()] && !c.broken[peer.GetId()]
+}
+
+// split cuts region id at key through PD's AskSplit, as its leader would,
+// reports both halves and returns the right one.
+func (c *cluster) split(id uint64, key string) *fakeRegion {
+	c.t.Helper()
+	fr := c.regions[id]
+	ask := c.h.askSplit(c.t, fr.r)
+	if ask.GetError() != "" {
+		c.t.Fatalf("ask split: %s", ask.GetError())
+	}
+	l, r := split(fr.r, key, ask.GetNewRegionId(), ask.GetNewPeerIds())
+	fr.r = l
+	right := &fakeRegion{r: r, size: fr.size / 2, pending: map[uint64]int{}}
+	fr.size -= right.size
+	if lead := fr.r.PeerByID(fr.leader); lead != nil {
+		right.leader = r.PeerOnStore(lead.GetStoreId()).GetId()
+	}
+	c.regions[r.GetId()] = right
+	c.h.send(1, &pb.ReportSplit{Left: l, Right: r})
+	return right
+}
 
 // regionRound is one round of one region.
 func (c *cluster) regionRound(fr *fakeRegion) {

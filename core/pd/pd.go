@@ -216,7 +216,9 @@ type bound struct{ version, confVer uint64 }
 
 // allocSplit hands out the ids of a split of r: a region id and one peer id
 // per peer. The split, if it applies, raises r's version by one and creates
-// the new region at r's epoch with the version after it.
+// the new region at r's epoch with the version after it. A region split
+// while in a joint configuration creates its new region joint too, and raft
+// takes that one out of it as well: one more conf_ver.
 func (p *PD) allocSplit(r *pb.Region) (regionID uint64, peerIDs []uint64) {
 	regionID = p.alloc()
 	for range r.GetPeers() {
@@ -225,7 +227,11 @@ func (p *PD) allocSplit(r *pb.Region) (regionID uint64, peerIDs []uint64) {
 	b := p.bounds[r.GetId()]
 	b.version++
 	p.bounds[r.GetId()] = b
-	p.bounds[regionID] = bound{version: r.GetEpoch().GetVersion() + 1, confVer: r.GetEpoch().GetConfVer()}
+	confVer := r.GetEpoch().GetConfVer()
+	if inJoint(r) {
+		confVer++
+	}
+	p.bounds[regionID] = bound{version: r.GetEpoch().GetVersion() + 1, confVer: confVer}
 	return regionID, peerIDs
 }
 
