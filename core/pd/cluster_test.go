@@ -26,6 +26,7 @@ type cluster struct {
 	stopped map[uint64]bool // crashed stores: they send nothing and never lead
 	broken  map[uint64]bool // peers (by id) that are listed down although their store lives
 	stuck   bool            // leaders ignore every order
+	noDown  bool            // leaders report no down_peers
 	catchUp int             // rounds a new learner stays pending
 	round   int
 	applied []string // every order applied: "region 1: add-learner 10@4"
@@ -243,7 +244,7 @@ func (c *cluster) heartbeat(fr *fakeRegion) bool {
 		if _, ok := fr.pending[p.GetId()]; ok {
 			hb.PendingPeers = append(hb.PendingPeers, proto.Clone(p).(*pb.Peer))
 		}
-		if !c.live(p) {
+		if !c.live(p) && !c.noDown {
 			hb.DownPeers = append(hb.DownPeers, proto.Clone(p).(*pb.Peer))
 		}
 	}

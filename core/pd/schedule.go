@@ -79,11 +79,11 @@ func (p *PD) newLearner(store uint64) *pb.Peer {
 }
 
 // dead reports whether peer is beyond help where it is: its store is Down
-// or a tombstone, or its leader has listed it as down for the max store
-// down time.
+// (Offline or not) or a tombstone, or its leader has listed it as down for
+// the max store down time.
 func (p *PD) dead(peer *pb.Peer, h *health) bool {
-	switch p.storeState(peer.GetStoreId()) {
-	case StoreDown, StoreTombstone:
+	s := p.stores[peer.GetStoreId()]
+	if s == nil || s.tombstone || p.liveness(s) == StoreDown {
 		return true
 	}
 	return h.downFor(peer.GetId(), p.env.Clock.Now()) >= p.set.down

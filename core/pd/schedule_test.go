@@ -408,3 +408,28 @@ func TestSchedulingDeterministic(t *testing.T) {
 		t.Fatalf("only %d orders applied: the script did little", len(aa))
 	}
 }
+
+// A store that is Offline and silent too has dead voters: with the
+// decommission scheduler off, the replica checker still replaces them (here
+// from the store's silence alone: leaders report no down peers).
+func TestReplicaCheckerReplacesOfflineDownStore(t *testing.T) {
+	cfg := only(spreadLayout(4, 3, 1, 2, 3, 4, 5), "replica")
+	c := newCluster(t, cfg)
+	c.noDown = true
+	c.run(1)
+	if resp := c.admin(&pb.DecommissionStoreRequest{StoreId: 3}); resp.GetError() != "" {
+		t.Fatal(resp.GetError())
+	}
+	c.stopped[3] = true
+	c.run(int(cfg.MaxStoreDownTime / time.Second))
+	c.settle(100)
+	c.healthy(3)
+	for _, id := range c.ids() {
+		if c.regions[id].r.PeerOnStore(3) != nil {
+			t.Fatalf("region %d keeps its dead peer: %s", id, peersOf(c.regions[id].r))
+		}
+	}
+	if st := c.h.pd.Stores()[2]; st.State != StoreOffline {
+		t.Fatalf("store 3 %+v (decommission is off: no tombstone)", st)
+	}
+}
