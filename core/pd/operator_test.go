@@ -281,3 +281,42 @@ func TestTransferLeaderOrder(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// Orders go only to the heartbeat's sender, and only when the heartbeat
+// names as leader a peer of the region on that store; a stale heartbeat
+// gets none.
+func TestOrdersGoToTheReportingLeader(t *testing.T) {
+	h := newHarnessCfg(t, quietConfig(fourStores()))
+	r := h.pd.Regions()[0]
+	if _, err := h.pd.MoveRegion(1, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		from   uint64
+		leader *pb.Peer
+		region *pb.Region
+		orders int
+	}{
+		{"sender is not the leader's store", 3, r.GetPeers()[0], r, 0},
+		{"leader unknown", 1, nil, r, 0},
+		{"leader not a peer", 4, &pb.Peer{Id: 3, StoreId: 4}, r, 0},
+		{"the leader", 1, r.GetPeers()[0], r, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.send(tc.from, &pb.RegionHeartbeat{Region: tc.region, Leader: tc.leader})
+			if len(h.net.sent) != tc.orders {
+				t.Fatalf("%d replies, want %d", len(h.net.sent), tc.orders)
+			}
+			if tc.orders == 1 {
+				m := h.net.take(t)
+				o := m.GetRegionOrder()
+				if m.GetTo() != tc.from || m.GetFrom() != pdID || o.GetRegionId() != 1 ||
+					!o.GetRegionEpoch().Equal(r.GetEpoch()) || o.GetChangePeers().GetChanges()[0].GetType() != pb.ChangeType_ADD_LEARNER {
+					t.Fatalf("order %v", m)
+				}
+			}
+			h.net.sent = nil
+		})
+	}
+}

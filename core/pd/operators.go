@@ -240,8 +240,8 @@ func (p *PD) allowConfChange(id uint64, at *pb.Epoch, n uint64) {
 
 // onRegionReported advances the operator of the region a report (a
 // heartbeat, or a split report when m's body is not a heartbeat) just
-// updated, and sends the operator's order to the heartbeat's sender if it
-// is the region's leader.
+// updated, and sends the operator's order to the heartbeat's sender if the
+// heartbeat names as leader a peer of the region on that store.
 func (p *PD) onRegionReported(m *pb.Envelope, id uint64) {
 	op := p.ops[id]
 	if op == nil {
@@ -252,6 +252,9 @@ func (p *PD) onRegionReported(m *pb.Envelope, id uint64) {
 	hb := m.GetRegionHeartbeat()
 	if order == nil || hb == nil || hb.GetLeader() == nil || hb.GetLeader().GetStoreId() != m.GetFrom() {
 		return
+	}
+	if lead := e.region.PeerByID(hb.GetLeader().GetId()); lead == nil || lead.GetStoreId() != m.GetFrom() {
+		return // a leader that is not a peer of the region it reports
 	}
 	p.stats.Orders++
 	p.log.Debug("pd: order", "op", op.id, "region", e.region.Describe(), "step", op.steps[op.cur].String(),
