@@ -9,9 +9,11 @@ import (
 )
 
 // FuzzPDReceive feeds PD a few arbitrary envelopes after a realistic prefix
-// (stores registered, heartbeats, a split asked for and reported). Whatever
-// the bytes: no panic, the routing view still tiles the keyspace, no epoch
-// in it goes down, and the allocator still hands out fresh ids.
+// (stores registered, heartbeats, a split asked for and reported), then
+// ticks it (its schedulers run) and heartbeats both halves of the split
+// (any operator gets to order). Whatever the bytes: no panic, the routing
+// view still tiles the keyspace, no epoch in it goes down, and the
+// allocator still hands out fresh ids.
 //
 //	go test ./core/pd -run '^$' -fuzz FuzzPDReceive -fuzztime 5m
 func FuzzPDReceive(f *testing.F) {
@@ -28,6 +30,13 @@ func FuzzPDReceive(f *testing.F) {
 		&pb.GetRegionRequest{RequestId: 1, Key: []byte("g")},
 		&pb.ListRegionsRequest{RequestId: 2},
 		&pb.AskSplitRequest{RequestId: 3, Region: r0},
+		&pb.StoreHello{StoreId: 4, Join: true},
+		&pb.RegionByIDRequest{RequestId: 4, RegionId: r0.GetId()},
+		&pb.MoveRegionRequest{RequestId: 5, RegionId: r0.GetId(), FromStore: 1, ToStore: 4},
+		&pb.TransferLeaderRequest{RequestId: 6, RegionId: r0.GetId(), ToStore: 2},
+		&pb.DecommissionStoreRequest{RequestId: 7, StoreId: 3},
+		&pb.RegionHeartbeat{Region: l, Leader: l.GetPeers()[0], PendingPeers: l.GetPeers()[1:2],
+			DownPeers: l.GetPeers()[2:]},
 	} {
 		b, err := proto.Marshal(pb.NewEnvelope(1, pdID, body))
 		if err != nil {
@@ -53,7 +62,9 @@ func FuzzPDReceive(f *testing.F) {
 			env.To = pdID
 			h.pd.Receive(env)
 		}
+		h.pd.Tick()
 		h.heartbeat(r)
+		h.heartbeat(l)
 		mustTile(t, h.pd)
 		for _, reg := range h.pd.Regions() {
 			if e := before[reg.GetId()]; e != nil && reg.GetEpoch().Older(e) {

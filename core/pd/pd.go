@@ -1,72 +1,3 @@
-// Package pd is the placement driver of multiraft as a deterministic, sans-I/O
-// state machine: it hands out the initial region layout, tracks stores and
-// regions from their heartbeats, answers routing queries and allocates ids
-// for splits.
-//
-// # Driving it
-//
-// New builds a PD from a validated Layout. Receive handles one envelope and
-// sends any reply through Env.Net, addressed from Config.ID to the sender;
-// Tick is the periodic hook. PD reads time only from Env.Clock, starts no
-// goroutines and never lets map order decide anything, so the simulator can
-// drive it exactly like the real runtime does. State is in memory only.
-//
-// # Ids
-//
-// Region ids and peer ids come from one allocator that starts at 1 and only
-// grows: New numbers the initial regions in start-key order, each region id
-// followed by the ids of its peers (listed by store id). AskSplit draws the
-// new region id and then one peer id per peer of the splitting region. An id
-// is never handed out twice, even when a request is retried. The allocator
-// never learns an id from a report: PD allocates every region and peer id,
-// so a report naming an id at or above the allocator's next id is refused
-// (an id of 2^64-1 in a heartbeat once wrapped the allocator and handed out
-// ids in use).
-//
-// # Epoch rules
-//
-// For each region id PD keeps the newest state reported. A report is older,
-// and ignored (counted in Stats), when its version or its conf_ver is lower
-// than PD's; an equal epoch refreshes leader and sizes; anything else is
-// newer. A report of a region id PD does not know (the right half of a
-// split) is ignored when it overlaps a published region of another id whose
-// version is >= its own: without merges a region that overlaps another is its
-// ancestor or its descendant, and the descendant has the higher version.
-//
-// # The routing view never has a gap
-//
-// A split is reported as two independent heartbeats, left and right, in
-// either order, and either may be lost or arrive long after the other. Were
-// PD to shrink the left region as soon as its heartbeat arrives, the keys it
-// gave up would belong to nothing until the right half is heard from. PD
-// therefore keeps two sets:
-//
-//   - the published view: the regions served to clients (Regions, GetRegion,
-//     ListRegions). It always tiles the keyspace exactly: no gap, no overlap.
-//   - pending states: region states newer than what is published that cannot
-//     be published yet. At most one per region id, the newest.
-//
-// A newer report whose range equals the published one (a membership change,
-// a leader change) is published in place at once. Any other newer report
-// becomes pending, and then PD settles: for each published region q that a
-// pending state falls into, it looks for pending states that are each newer
-// than q and together tile q's range exactly (sweeping from q's start, taking
-// at each key the pending state that starts there with the highest version).
-// If it finds them, q is replaced by them in one step; if not, q stays
-// published, wide and with its old epoch, and keeps serving the keys nobody
-// else covers yet. A client routed by it to the old epoch gets EpochNotMatch
-// from the store, with the current regions, and refreshes. Settling repeats
-// until nothing changes, then drops pending states that the published view
-// has overtaken. While a region's newer state is pending, its newer leader is
-// still copied onto the published entry as a hint (a split does not change
-// the raft group or its peers).
-//
-// So the published view changes only by replacing one region with newer
-// regions that cover exactly its keys: it always tiles the keyspace, and the
-// version seen at any key never goes down. When every current region has
-// reported its latest state, the view equals the cluster's real layout.
-// ReportSplit offers both halves before settling, so a split reported that
-// way is published in one step.
 package pd
 
 import (
@@ -82,33 +13,12 @@ import (
 	"github.com/multiraft/multiraft/core/pb"
 )
 
-// DefaultHeartbeatInterval is the interval stores are told to heartbeat at
-// when Config.HeartbeatInterval is zero.
-const DefaultHeartbeatInterval = 30 * time.Second
-
-// Config configures a PD.
-type Config struct {
-	ID                uint64        // PD's own NodeID: From of every reply; non-zero, not a store id
-	Layout            Layout        // the initial cluster
-	HeartbeatInterval time.Duration // interval stores are told to use; 0 = DefaultHeartbeatInterval
-}
-
-// StoreInfo is what PD knows about one registered store.
-type StoreInfo struct {
-	ID            uint64
-	Address       string    // from the last StoreHello
-	RegionCount   uint64    // from the last StoreHeartbeat
-	LeaderCount   uint64    // from the last StoreHeartbeat
-	UsedBytes     uint64    // from the last StoreHeartbeat
-	Heartbeats    uint64    // StoreHeartbeats received
-	LastHeartbeat time.Time // zero until the first StoreHeartbeat
-	LastSeen      time.Time // last StoreHello or StoreHeartbeat
-}
-
 // Stats counts what PD has received and done.
 type Stats struct {
-	Hellos             uint64 // StoreHello from a store of the layout
-	UnknownStores      uint64 // StoreHello or StoreHeartbeat from a store not in the layout
+	Hellos             uint64 // StoreHello answered with a bootstrap (layout stores and joins)
+	Joins              uint64 // stores that joined after bootstrap
+	UnknownStores      uint64 // StoreHello or StoreHeartbeat from a store PD does not know (and that did not join)
+	TombstoneStores    uint64 // StoreHello or StoreHeartbeat from a tombstone store, refused
 	StoreHeartbeats    uint64
 	RegionHeartbeats   uint64 // all region heartbeats received
 	StaleHeartbeats    uint64 // region heartbeats ignored as older than PD's state
@@ -119,30 +29,41 @@ type Stats struct {
 	Pending            int    // region states waiting for their range to be covered
 	GetRegions         uint64
 	ListRegions        uint64
+	RegionByIDs        uint64
 	AskSplits          uint64
 	AskSplitErrors     uint64
+	AdminRequests      uint64 // MoveRegion, TransferLeader, DecommissionStore received
+	AdminErrors        uint64 // ... of which refused
+	Orders             uint64 // RegionOrders sent (re-sends included)
+	ScheduleRuns       uint64 // scheduler runs (Ticks at least ScheduleInterval apart)
+	Tombstones         uint64 // stores decommissioned
 	Malformed          uint64 // envelopes PD cannot handle (nil, empty, wrong kind)
+
+	Operators [NumOpKinds]OperatorCounts // by OpKind
 }
 
 // PD is the placement driver state machine. It is not safe for concurrent
 // use: its driver calls it from one goroutine.
 type PD struct {
-	env      core.Env
-	log      *slog.Logger
-	id       uint64
-	interval time.Duration
+	env     core.Env
+	log     *slog.Logger
+	id      uint64
+	set     settings
+	started time.Time // when New ran: a store never heard from counts its silence from here
 
 	nextID  uint64            // the next id the allocator hands out
 	bounds  map[uint64]bound  // per region id: the newest epoch it can legitimately have
-	stores  map[uint64]*store // every store of the layout
+	stores  map[uint64]*store // every store of the layout, and every store that joined
 	initial []*pb.Region      // the initial regions, in start-key order
 	view    *view             // routing view and pending states
-	stats   Stats
-}
+	health  map[uint64]*health
 
-type store struct {
-	info       StoreInfo
-	registered bool
+	ops          map[uint64]*operator // running operators, by region id (at most one each)
+	nextOpID     uint64               // the last operator id handed out
+	scheduled    bool                 // the schedulers ran at least once
+	lastSchedule time.Time            // when they last ran
+	hooks        Hooks
+	stats        Stats
 }
 
 // New validates cfg and builds a PD holding the initial layout.
@@ -160,26 +81,26 @@ func New(env core.Env, cfg Config) (*PD, error) {
 	if _, clash := slices.BinarySearch(stores, cfg.ID); clash {
 		return nil, fmt.Errorf("pd: new: Config.ID %d is also a store id", cfg.ID)
 	}
-	interval := cfg.HeartbeatInterval
-	if interval < 0 {
-		return nil, fmt.Errorf("pd: new: negative heartbeat interval %v", interval)
-	}
-	if interval == 0 {
-		interval = DefaultHeartbeatInterval
+	set, err := settingsOf(cfg)
+	if err != nil {
+		return nil, err
 	}
 	log := env.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &PD{
-		env:      env,
-		log:      log.With("node", "pd", "pd_id", cfg.ID),
-		id:       cfg.ID,
-		interval: interval,
-		nextID:   1,
-		bounds:   map[uint64]bound{},
-		stores:   make(map[uint64]*store, len(stores)),
-		view:     newView(),
+		env:     env,
+		log:     log.With("node", "pd", "pd_id", cfg.ID),
+		id:      cfg.ID,
+		set:     set,
+		started: env.Clock.Now(),
+		nextID:  1,
+		bounds:  map[uint64]bound{},
+		stores:  make(map[uint64]*store, len(stores)),
+		view:    newView(),
+		health:  map[uint64]*health{},
+		ops:     map[uint64]*operator{},
 	}
 	for _, s := range stores {
 		p.stores[s] = &store{info: StoreInfo{ID: s}}
@@ -205,7 +126,7 @@ func New(env core.Env, cfg Config) (*PD, error) {
 		p.view.publish(&entry{region: proto.Clone(r).(*pb.Region)})
 	}
 	p.log.Info("pd: started", "regions", len(p.initial), "stores", len(stores),
-		"replicas", replicas, "heartbeat_interval", interval)
+		"replicas", replicas, "heartbeat_interval", set.heartbeat)
 	return p, nil
 }
 
@@ -226,7 +147,9 @@ type bound struct{ version, confVer uint64 }
 
 // allocSplit hands out the ids of a split of r: a region id and one peer id
 // per peer. The split, if it applies, raises r's version by one and creates
-// the new region at r's epoch with the version after it.
+// the new region at r's epoch with the version after it. A region split
+// while in a joint configuration creates its new region joint too, and raft
+// takes that one out of it as well: one more conf_ver.
 func (p *PD) allocSplit(r *pb.Region) (regionID uint64, peerIDs []uint64) {
 	regionID = p.alloc()
 	for range r.GetPeers() {
@@ -235,16 +158,12 @@ func (p *PD) allocSplit(r *pb.Region) (regionID uint64, peerIDs []uint64) {
 	b := p.bounds[r.GetId()]
 	b.version++
 	p.bounds[r.GetId()] = b
-	p.bounds[regionID] = bound{version: r.GetEpoch().GetVersion() + 1, confVer: r.GetEpoch().GetConfVer()}
+	confVer := r.GetEpoch().GetConfVer()
+	if inJoint(r) {
+		confVer++
+	}
+	p.bounds[regionID] = bound{version: r.GetEpoch().GetVersion() + 1, confVer: confVer}
 	return regionID, peerIDs
-}
-
-// expectConfChange raises the conf_ver a region may report by one: PD calls
-// it when it orders a membership change.
-func (p *PD) expectConfChange(regionID uint64) {
-	b := p.bounds[regionID]
-	b.confVer++
-	p.bounds[regionID] = b
 }
 
 // checkIDs returns why r names an id or an epoch PD never handed out, or "".
@@ -255,6 +174,9 @@ func (p *PD) checkIDs(r *pb.Region) string {
 	for _, peer := range r.GetPeers() {
 		if peer.GetId() == 0 || peer.GetId() >= p.nextID {
 			return fmt.Sprintf("peer id %d was never allocated", peer.GetId())
+		}
+		if p.stores[peer.GetStoreId()] == nil {
+			return fmt.Sprintf("peer %d is on store %d, which PD does not know", peer.GetId(), peer.GetStoreId())
 		}
 	}
 	b, ok := p.bounds[r.GetId()]
@@ -270,14 +192,10 @@ func (p *PD) checkIDs(r *pb.Region) string {
 }
 
 // HeartbeatInterval is the interval stores are told to heartbeat at.
-func (p *PD) HeartbeatInterval() time.Duration { return p.interval }
+func (p *PD) HeartbeatInterval() time.Duration { return p.set.heartbeat }
 
 // ID is PD's own node id.
 func (p *PD) ID() uint64 { return p.id }
-
-// Tick is the periodic housekeeping hook. It does nothing yet; the scheduler
-// and operator timeouts will live here.
-func (p *PD) Tick() {}
 
 // Stats returns a copy of PD's counters.
 func (p *PD) Stats() Stats {
@@ -324,23 +242,6 @@ func (p *PD) InitialRegions() []*pb.Region {
 	return out
 }
 
-// Stores returns the registered stores (those that sent a StoreHello or a
-// StoreHeartbeat), sorted by id.
-func (p *PD) Stores() []StoreInfo {
-	ids := make([]uint64, 0, len(p.stores))
-	for id, s := range p.stores {
-		if s.registered {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	out := make([]StoreInfo, len(ids))
-	for i, id := range ids {
-		out[i] = p.stores[id].info
-	}
-	return out
-}
-
 // Receive handles one envelope. Replies go out through Env.Net.
 func (p *PD) Receive(m *pb.Envelope) {
 	if m == nil {
@@ -362,6 +263,14 @@ func (p *PD) Receive(m *pb.Envelope) {
 		p.onListRegions(m, b.ListRegions)
 	case *pb.Envelope_AskSplit:
 		p.onAskSplit(m, b.AskSplit)
+	case *pb.Envelope_RegionById:
+		p.onRegionByID(m, b.RegionById)
+	case *pb.Envelope_MoveRegion:
+		p.onMoveRegion(m, b.MoveRegion)
+	case *pb.Envelope_TransferLeader:
+		p.onTransferLeader(m, b.TransferLeader)
+	case *pb.Envelope_DecommissionStore:
+		p.onDecommissionStore(m, b.DecommissionStore)
 	case nil:
 		p.malformed(m, "envelope without a body")
 	default:
@@ -377,60 +286,6 @@ func (p *PD) malformed(m *pb.Envelope, why string) {
 // reply sends body back to the sender of m.
 func (p *PD) reply(m *pb.Envelope, body pb.Body) {
 	p.env.Net.Send(pb.NewEnvelope(p.id, m.GetFrom(), body))
-}
-
-func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
-	id := h.GetStoreId()
-	s := p.stores[id]
-	if s == nil {
-		p.stats.UnknownStores++
-		p.log.Warn("pd: hello from a store not in the layout", "store", id, "from", m.GetFrom())
-		p.reply(m, &pb.Bootstrap{
-			StoreId: id,
-			Error:   fmt.Sprintf("pd: store %d is not in the cluster layout", id),
-		})
-		return
-	}
-	p.stats.Hellos++
-	if !s.registered {
-		p.log.Info("pd: store registered", "store", id, "address", h.GetAddress())
-	}
-	s.registered = true
-	s.info.Address = h.GetAddress()
-	s.info.LastSeen = p.env.Clock.Now()
-	var regions []*pb.Region
-	for _, r := range p.initial {
-		for _, peer := range r.GetPeers() {
-			if peer.GetStoreId() == id {
-				regions = append(regions, proto.Clone(r).(*pb.Region))
-				break
-			}
-		}
-	}
-	p.reply(m, &pb.Bootstrap{
-		StoreId:             id,
-		Regions:             regions,
-		HeartbeatIntervalMs: uint64(p.interval / time.Millisecond),
-	})
-}
-
-func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
-	id := h.GetStoreId()
-	s := p.stores[id]
-	if s == nil {
-		p.stats.UnknownStores++
-		p.log.Warn("pd: heartbeat from a store not in the layout", "store", id, "from", m.GetFrom())
-		return
-	}
-	p.stats.StoreHeartbeats++
-	now := p.env.Clock.Now()
-	s.registered = true
-	s.info.RegionCount = h.GetRegionCount()
-	s.info.LeaderCount = h.GetLeaderCount()
-	s.info.UsedBytes = h.GetUsedBytes()
-	s.info.Heartbeats++
-	s.info.LastHeartbeat = now
-	s.info.LastSeen = now
 }
 
 // verdict is the outcome of offering a region state to the view.
@@ -573,8 +428,12 @@ func (p *PD) onRegionHeartbeat(m *pb.Envelope, hb *pb.RegionHeartbeat) {
 		p.stats.RejectedHeartbeats++
 		p.log.Warn("pd: invalid region heartbeat ignored", "region", hb.GetRegion().Describe(),
 			"from", m.GetFrom(), "reason", why)
-	case accepted:
-		p.settle()
+	case accepted, refreshed:
+		if v == accepted {
+			p.settle()
+		}
+		p.noteHealth(hb)
+		p.onRegionReported(m, hb.GetRegion().GetId())
 	}
 }
 
@@ -608,6 +467,7 @@ func (p *PD) onReportSplit(m *pb.Envelope, rs *pb.ReportSplit) {
 		p.log.Debug("pd: split report: right half not newer", "right", right.Describe(), "reason", why)
 	}
 	p.settle()
+	p.onRegionReported(m, left.GetId())
 }
 
 func (p *PD) onGetRegion(m *pb.Envelope, req *pb.GetRegionRequest) {
@@ -619,6 +479,16 @@ func (p *PD) onGetRegion(m *pb.Envelope, req *pb.GetRegionRequest) {
 		Region:    info.Region,
 		Leader:    info.Leader,
 	})
+}
+
+func (p *PD) onRegionByID(m *pb.Envelope, req *pb.RegionByIDRequest) {
+	p.stats.RegionByIDs++
+	resp := &pb.RegionByIDResponse{RequestId: req.GetRequestId()}
+	if e := p.view.known(req.GetRegionId()); e != nil {
+		info := e.info()
+		resp.Region, resp.Leader = info.Region, info.Leader
+	}
+	p.reply(m, resp)
 }
 
 func (p *PD) onListRegions(m *pb.Envelope, req *pb.ListRegionsRequest) {
