@@ -123,18 +123,20 @@ func (s *Store) maybeDestroyStale(p *peer, newer *pb.Region, why string) {
 	s.destroyPeer(p, newer, why)
 }
 
-// checkStalePeers asks PD about the peers that have heard from no leader
-// for StalePeerCheck (placeholders included).
+// checkStale asks PD about a peer that has heard nothing from a leader for
+// StalePeerCheck (placeholders included). A learner, or any peer whose
+// leader went on without it, may keep believing in a leader that no longer
+// talks to it: what counts is when it last heard from one.
 func (p *peer) checkStale(now time.Time) {
-	if p.leader != 0 && p.region.Meta().Initialized() {
-		p.leaderlessSince = time.Time{}
+	if p.leading {
+		p.heardLeaderAt = now
 		return
 	}
-	if p.leaderlessSince.IsZero() {
-		p.leaderlessSince = now
+	if p.heardLeaderAt.IsZero() {
+		p.heardLeaderAt = now // a new peer, or a new life of the store
 		return
 	}
-	if now.Sub(p.leaderlessSince) < p.s.cfg.StalePeerCheck || now.Sub(p.askedPD) < p.s.cfg.StalePeerCheck {
+	if now.Sub(p.heardLeaderAt) < p.s.cfg.StalePeerCheck || now.Sub(p.askedPD) < p.s.cfg.StalePeerCheck {
 		return
 	}
 	p.askedPD = now

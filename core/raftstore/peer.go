@@ -33,7 +33,7 @@ type peer struct {
 
 	lastRegionHB    time.Time
 	splitAskedAt    time.Time
-	leaderlessSince time.Time // when this peer last had no leader (zero: it has one)
+	heardLeaderAt   time.Time // when a leader last sent this peer an append, heartbeat or snapshot
 	askedPD         time.Time // when it last asked PD whether it is still a member
 }
 

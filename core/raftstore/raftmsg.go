@@ -63,6 +63,10 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 		return
 	}
 	p.rememberPeer(rm.GetFromPeer())
+	switch msg.GetType() {
+	case raftpb.MessageType_MsgApp, raftpb.MessageType_MsgHeartbeat:
+		p.heardLeaderAt = s.now()
+	}
 	if err := p.rn.Step(msg); err != nil {
 		s.log.Debug("raft step", "region", p.regionID(), "err", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/kv"
@@ -84,10 +85,14 @@ type snapshotSender struct {
 	out     map[uint64]*outgoingSnapshot // by snapshot id
 	backoff map[peerKey]*snapBackoff
 	failed  []peerKey // to report to raft after the ready round
+	// delivered: transfers whose every chunk was acknowledged, by when;
+	// the peer must now answer raft (having applied the snapshot) or the
+	// snapshot counts as failed (it crashed before applying it, say).
+	delivered map[peerKey]time.Time
 }
 
 func newSnapshotSender() *snapshotSender {
-	return &snapshotSender{out: map[uint64]*outgoingSnapshot{}, backoff: map[peerKey]*snapBackoff{}}
+	return &snapshotSender{out: map[uint64]*outgoingSnapshot{}, backoff: map[peerKey]*snapBackoff{}, delivered: map[peerKey]time.Time{}}
 }
 
 // ids returns the transfer ids in order.
@@ -197,6 +202,7 @@ func (s *Store) onSnapshotAck(sender uint64, a *pb.SnapshotAck) {
 	if t.done {
 		delete(s.snapOut.out, t.id)
 		delete(s.snapOut.backoff, t.key)
+		s.snapOut.delivered[t.key] = s.now()
 		s.stats.SnapshotsSent++
 		s.stats.SnapshotBytesSent += t.bytes
 		if h := s.hooks.SnapshotSent; h != nil {
@@ -250,6 +256,46 @@ func (s *Store) tickSnapshots(now time.Time) {
 			delete(s.snapIn.in, k)
 		}
 	}
+	s.checkDeliveredSnapshots(now)
+}
+
+// checkDeliveredSnapshots reports failed the snapshots that arrived whole
+// but that raft still waits on after a few election timeouts: the peer
+// crashed before applying it, or refused it at the last check. Raft stays
+// in its snapshot state for that peer until told, sending it nothing.
+func (s *Store) checkDeliveredSnapshots(now time.Time) {
+	if len(s.snapOut.delivered) == 0 {
+		return
+	}
+	keys := make([]peerKey, 0, len(s.snapOut.delivered))
+	for k := range s.snapOut.delivered {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b peerKey) int {
+		if a.region != b.region {
+			return cmpU64(a.region, b.region)
+		}
+		return cmpU64(a.peer, b.peer)
+	})
+	wait := max(4*s.cfg.ElectionTick(), time.Second)
+	for _, k := range keys {
+		p := s.peers[k.region]
+		if p == nil || !p.leading {
+			delete(s.snapOut.delivered, k)
+			continue
+		}
+		pr, ok := p.rn.Status().Progress[k.peer]
+		switch {
+		case !ok || pr.State != tracker.StateSnapshot:
+			delete(s.snapOut.delivered, k)
+		case now.Sub(s.snapOut.delivered[k]) >= wait:
+			delete(s.snapOut.delivered, k)
+			s.stats.SnapshotsFailed++
+			s.log.Info("snapshot delivered but never applied", "region", k.region, "to_peer", k.peer)
+			p.rn.ReportSnapshot(k.peer, raft.SnapshotFailure)
+			s.dirty = true
+		}
+	}
 }
 
 func (s *Store) snapshotResendAfter() time.Duration {
@@ -277,6 +323,11 @@ func (s *Store) abortSnapshots(regionID uint64) {
 	for k := range s.snapOut.backoff { // deletion only: order does not matter
 		if k.region == regionID {
 			delete(s.snapOut.backoff, k)
+		}
+	}
+	for k := range s.snapOut.delivered { // deletion only
+		if k.region == regionID {
+			delete(s.snapOut.delivered, k)
 		}
 	}
 	delete(s.snapIn.ready, regionID)
