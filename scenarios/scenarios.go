@@ -636,7 +636,7 @@ func decommission() Scenario {
 // kind above at random.
 func splitAndMove() Scenario {
 	cfg := moveBase("split-and-move")
-	cfg.Store.SplitThreshold = 6 << 10
+	cfg.Store.SplitThreshold = 3 << 10
 	cfg.Net.Loss = 0.005
 	cfg.Net.Duplicate = 0.01
 	cfg.Faults = func(p *sim.Planner) {

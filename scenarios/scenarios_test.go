@@ -9,10 +9,11 @@ import (
 	"github.com/multiraft/multiraft/sim"
 )
 
-var seeds = flag.Int("seeds", 20, "seeds per scenario (1..N)")
+var seeds = flag.Int("seeds", 4, "seeds per scenario (1..N); the long sweeps are `multiraft sim --seeds`")
 
-// TestScenarios runs every scenario over seeds 1..N (default 20): every
-// history must be linearizable and every invariant hold.
+// TestScenarios runs every scenario over seeds 1..N (default 4, to keep CI
+// short; docs/scenarios.md records the long sweeps): every history must be
+// linearizable and every invariant hold.
 func TestScenarios(t *testing.T) {
 	for _, s := range All() {
 		t.Run(s.Name, func(t *testing.T) {
@@ -34,9 +35,10 @@ func TestScenarios(t *testing.T) {
 					t.Errorf("seed %d: simulated %.0f ms, want at least 60 s", seed, rep.SimMs)
 				}
 				worstElect = max(worstElect, rep.LeaderElectMsMax)
-				if strings.HasPrefix(s.Name, "split") {
+				if strings.HasPrefix(s.Name, "split") && s.Name != "split-and-move" {
 					checkSplitRun(t, s.Name, seed, rep)
 				}
+				checkMoveRun(t, s.Name, seed, rep)
 			}
 			t.Logf("%s: %d seeds, slowest first leader %.0f ms", s.Name, *seeds, worstElect)
 		})
@@ -65,6 +67,52 @@ func checkSplitRun(t *testing.T, name string, seed uint64, rep *sim.Report) {
 	}
 	if rep.WriteSuccessRatio < 0.99 {
 		t.Errorf("seed %d: write success %.4f (%d of %d), want >= 0.99", seed, rep.WriteSuccessRatio, rep.WritesAcked, rep.WritesIssued)
+	}
+}
+
+// checkMoveRun holds the Phase 3 scenarios to their promises. In move
+// (SC-004) every move finishes within 5 simulated minutes, write success
+// stays at or above 99% and the final placement is balanced (replica counts
+// per store differ by at most one). Where stores join, leave or die, the
+// replicas end where they should.
+func checkMoveRun(t *testing.T, name string, seed uint64, rep *sim.Report) {
+	t.Helper()
+	counts := func(stores ...string) (lo, hi int) {
+		lo = 1 << 30
+		for _, s := range stores {
+			n := rep.ReplicasPerStore[s]
+			lo, hi = min(lo, n), max(hi, n)
+		}
+		return lo, hi
+	}
+	switch name {
+	case "move":
+		if rep.Moves < 3 || rep.MoveMsMax <= 0 || rep.MoveMsMax > 5*60*1000 {
+			t.Errorf("seed %d: %d moves, the longest %.0f ms: want at least 3, each within 5 minutes", seed, rep.Moves, rep.MoveMsMax)
+		}
+		if rep.WriteSuccessRatio < 0.99 {
+			t.Errorf("seed %d: write success %.4f during moves, want >= 0.99", seed, rep.WriteSuccessRatio)
+		}
+		if lo, hi := counts("1", "2", "3", "4"); hi-lo > 1 {
+			t.Errorf("seed %d: replicas per store %v: not balanced", seed, rep.ReplicasPerStore)
+		}
+	case "scale-out":
+		if lo, hi := counts("1", "2", "3", "4", "5"); lo == 0 || hi-lo > 1 {
+			t.Errorf("seed %d: replicas per store %v: the new stores were not filled evenly", seed, rep.ReplicasPerStore)
+		}
+	case "decommission":
+		if n := rep.ReplicasPerStore["2"]; n != 0 {
+			t.Errorf("seed %d: the decommissioned store still holds %d replicas", seed, n)
+		}
+	case "store-down":
+		if rep.Moves == 0 {
+			t.Errorf("seed %d: the dead store's replicas were not re-created", seed)
+		}
+	}
+	if strings.HasPrefix(name, "move") || name == "store-down" || name == "split-and-move" {
+		if rep.SnapshotsSent == 0 || rep.Tombstones == 0 {
+			t.Errorf("seed %d: %d snapshots sent, %d peers destroyed: the scenario moved nothing", seed, rep.SnapshotsSent, rep.Tombstones)
+		}
 	}
 }
 

@@ -69,6 +69,27 @@ func (w *World) checkInvariants() {
 	// Replicas of a region hold the same keys once converged.
 	w.checkReplicaData()
 	w.checkMembers()
+	w.checkPlacement()
+}
+
+// checkPlacement checks, when PD repairs regions, that every region ends
+// with its replica count of voters, no learner and no joint configuration,
+// all on stores that are not dead.
+func (w *World) checkPlacement() {
+	if w.cfg.PD.DisableReplicaChecker {
+		return
+	}
+	for _, r := range w.pd.Regions() {
+		voters := 0
+		for _, p := range r.GetPeers() {
+			if p.GetRole() == pb.PeerRole_VOTER {
+				voters++
+			}
+		}
+		if voters != w.cfg.Replicas || len(r.GetPeers()) != w.cfg.Replicas {
+			w.violate(fmt.Sprintf("region %d ends with %d voters among %d peers, want %d: %s", r.GetId(), voters, len(r.GetPeers()), w.cfg.Replicas, describeRegion(r)))
+		}
+	}
 }
 
 // checkMembers checks that no store holds a peer its region does not list

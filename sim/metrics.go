@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/pd"
 )
 
 // metrics is what a run measures for its report: when regions appeared and
@@ -17,6 +18,12 @@ type metrics struct {
 	// Per split: from due to the new region registered at PD, and to the
 	// first replica applying it.
 	splitRegister, splitApply []time.Duration
+
+	// Operators by how they ended, and how long each finished move took
+	// (from its start to its last step done).
+	opsStarted, opsFinished, opsTimedOut, opsCancelled int
+	opStart                                            map[uint64]time.Duration
+	moveDurations                                      []time.Duration
 
 	snapshotsSent  int    // snapshot transfers completed
 	snapshotBytes  uint64 // bytes of keys and values they carried
@@ -35,6 +42,29 @@ func newMetrics() *metrics {
 		born:        map[uint64]time.Duration{},
 		firstLeader: map[uint64]time.Duration{},
 		splitDue:    map[splitKey]time.Duration{},
+		opStart:     map[uint64]time.Duration{},
+	}
+}
+
+// operator records an operator event of PD's.
+func (m *metrics) operator(e pd.OperatorEvent, at time.Duration) {
+	id := e.Op.ID
+	switch e.Event {
+	case pd.OpStarted:
+		m.opsStarted++
+		m.opStart[id] = at
+	case pd.OpFinished:
+		m.opsFinished++
+		if e.Op.Kind == pd.OpMoveReplica || e.Op.Kind == pd.OpReplaceReplica || e.Op.Kind == pd.OpAddReplica {
+			m.moveDurations = append(m.moveDurations, at-m.opStart[id])
+		}
+		delete(m.opStart, id)
+	case pd.OpTimedOut:
+		m.opsTimedOut++
+		delete(m.opStart, id)
+	case pd.OpCancelled:
+		m.opsCancelled++
+		delete(m.opStart, id)
 	}
 }
 

@@ -26,6 +26,7 @@ func (w *World) startPD() bool {
 		return false
 	}
 	w.pd = p
+	p.SetHooks(pd.Hooks{Operator: w.onOperator})
 	for _, r := range p.Regions() {
 		w.metrics.initialRegion(r.GetId())
 	}
@@ -103,4 +104,12 @@ func (w *World) observePD() {
 		w.violate(err.Error())
 	}
 	w.pdWatch.remember(regions)
+}
+
+// onOperator notes every operator event in the trace and feeds the move
+// metrics.
+func (w *World) onOperator(e pd.OperatorEvent) {
+	op := e.Op
+	w.k.note("pd operator %d (%v region %d, store %d -> %d): %v %s", op.ID, op.Kind, op.Region, op.From, op.To, e.Event, e.Reason)
+	w.metrics.operator(e, w.k.now)
 }

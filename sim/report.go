@@ -51,7 +51,13 @@ type Report struct {
 	TornTailCuts       uint64   `json:"torn_tail_cuts"`
 	SnapshotsSent      int      `json:"snapshots_sent"` // streamed transfers completed
 	SnapshotBytes      uint64   `json:"snapshot_bytes"`
-	Tombstones         int      `json:"tombstones"` // peers removed from their region and destroyed
+	Tombstones         int      `json:"tombstones"`  // peers removed from their region and destroyed
+	Moves              int      `json:"moves"`       // replica moves (and adds, replaces) PD finished
+	MoveMsMax          float64  `json:"move_ms_max"` // the longest, from its operator's start to done
+	OperatorsStarted   int      `json:"operators_started"`
+	OperatorsFinished  int      `json:"operators_finished"`
+	OperatorsTimedOut  int      `json:"operators_timed_out"`
+	OperatorsCancelled int      `json:"operators_cancelled"`
 	// ReplicasPerStore counts, in PD's final view, the peers on each store
 	// (store ids as strings, for JSON).
 	ReplicasPerStore map[string]int `json:"replicas_per_store,omitempty"`
@@ -85,8 +91,14 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 		SnapshotsSent: m.snapshotsSent,
 		SnapshotBytes: m.snapshotBytes,
 		Tombstones:    m.peersDestroyed,
-		lin:           lin,
-		ann:           w.annotations,
+		Moves:         len(m.moveDurations),
+
+		OperatorsStarted:   m.opsStarted,
+		OperatorsFinished:  m.opsFinished,
+		OperatorsTimedOut:  m.opsTimedOut,
+		OperatorsCancelled: m.opsCancelled,
+		lin:                lin,
+		ann:                w.annotations,
 	}
 	if w.pd != nil {
 		rep.RegionsInitial = len(w.cfg.SplitKeys) + 1
@@ -110,6 +122,9 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 	rep.Splits = rep.RegionsFinal - rep.RegionsInitial
 	for _, d := range m.splitRegister {
 		rep.SplitRegisterMsMax = max(rep.SplitRegisterMsMax, float64(d)/1e6)
+	}
+	for _, d := range m.moveDurations {
+		rep.MoveMsMax = max(rep.MoveMsMax, float64(d)/1e6)
 	}
 	for _, d := range m.splitApply {
 		rep.SplitApplyMsMax = max(rep.SplitApplyMsMax, float64(d)/1e6)

@@ -94,7 +94,7 @@ func (w *World) awaitFinalReads() {
 	deadline := w.k.now + finalPhase
 	for w.k.now < deadline {
 		w.k.advanceTo(w.k.now + 100*time.Millisecond)
-		if w.clientsIdle() && w.converged() {
+		if w.clientsIdle() && w.converged() && w.operatorsDone() {
 			break
 		}
 	}
@@ -103,6 +103,13 @@ func (w *World) awaitFinalReads() {
 	}
 	if !w.converged() {
 		w.violate(fmt.Sprintf("replicas did not converge within %v after the workload", finalPhase))
+	}
+	if !w.operatorsDone() {
+		var ops []string
+		for _, op := range w.pd.Operators() {
+			ops = append(ops, fmt.Sprintf("%d (%v region %d, step %s)", op.ID, op.Kind, op.Region, op.Step))
+		}
+		w.violate(fmt.Sprintf("PD operators still running %v after the workload: %v", finalPhase, ops))
 	}
 }
 
@@ -136,3 +143,6 @@ func (w *World) converged() bool {
 	}
 	return true
 }
+
+// operatorsDone reports whether PD has no operator running.
+func (w *World) operatorsDone() bool { return w.pd == nil || len(w.pd.Operators()) == 0 }

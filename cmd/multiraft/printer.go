@@ -19,7 +19,7 @@ type printer struct {
 	runs, failed   int
 }
 
-const rowFormat = "%-19s %6v %4s %6v %6v %6v %6v %7s %8v %6v %6v %6v  %s\n"
+const rowFormat = "%-22s %6v %4s %6v %6v %6v %6v %7s %8v %6v %6v %6v  %s\n"
 
 // header prints the table's header (nothing for JSON lines).
 func (p *printer) header() {
