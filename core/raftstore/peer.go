@@ -31,10 +31,10 @@ type peer struct {
 	reads     []*readRequest
 	batches   []*readBatch
 
-	lastRegionHB    time.Time
-	splitAskedAt    time.Time
-	heardLeaderAt   time.Time // when a leader last sent this peer an append, heartbeat or snapshot
-	askedPD         time.Time // when it last asked PD whether it is still a member
+	lastRegionHB  time.Time
+	splitAskedAt  time.Time
+	heardLeaderAt time.Time // when a leader last sent this peer an append, heartbeat or snapshot
+	askedPD       time.Time // when it last asked PD whether it is still a member
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
