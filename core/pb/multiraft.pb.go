@@ -2561,7 +2561,10 @@ type RegionHeartbeat struct {
 	// it is not pending.
 	PendingPeers []*Peer `protobuf:"bytes,5,rep,name=pending_peers,json=pendingPeers,proto3" json:"pending_peers,omitempty"`
 	// Peers the leader has not heard from for an election timeout.
-	DownPeers     []*Peer `protobuf:"bytes,6,rep,name=down_peers,json=downPeers,proto3" json:"down_peers,omitempty"`
+	DownPeers []*Peer `protobuf:"bytes,6,rep,name=down_peers,json=downPeers,proto3" json:"down_peers,omitempty"`
+	// The leader's raft term: during a partition two peers may both report
+	// leading at the same epoch; PD believes the one with the higher term.
+	Term          uint64 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2636,6 +2639,13 @@ func (x *RegionHeartbeat) GetDownPeers() []*Peer {
 		return x.DownPeers
 	}
 	return nil
+}
+
+func (x *RegionHeartbeat) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
 }
 
 // RegionOrder is PD's answer to a region heartbeat when an operator has a
@@ -4757,7 +4767,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12+\n" +
 	"\aregions\x18\x02 \x03(\v2\x11.multiraft.RegionR\aregions\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\"\xa1\x02\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\"\xb5\x02\n" +
 	"\x0fRegionHeartbeat\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\x12)\n" +
@@ -4765,7 +4775,8 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x10approximate_keys\x18\x04 \x01(\x04R\x0fapproximateKeys\x124\n" +
 	"\rpending_peers\x18\x05 \x03(\v2\x0f.multiraft.PeerR\fpendingPeers\x12.\n" +
 	"\n" +
-	"down_peers\x18\x06 \x03(\v2\x0f.multiraft.PeerR\tdownPeers\"\xd4\x01\n" +
+	"down_peers\x18\x06 \x03(\v2\x0f.multiraft.PeerR\tdownPeers\x12\x12\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\"\xd4\x01\n" +
 	"\vRegionOrder\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x123\n" +
 	"\fregion_epoch\x18\x02 \x01(\v2\x10.multiraft.EpochR\vregionEpoch\x129\n" +

@@ -366,20 +366,24 @@ func (p *PD) offer(r *pb.Region, hb *pb.RegionHeartbeat) (verdict, string) {
 	k := p.view.known(r.GetId())
 	if v == refreshed {
 		if hb != nil {
-			k.leader = cloneLeader(hb.GetLeader(), k.leader)
+			if hb.GetTerm() >= k.term { // a deposed leader's late report is not believed
+				k.leader, k.term = cloneLeader(hb.GetLeader(), k.leader), hb.GetTerm()
+			}
 			k.size, k.keys, k.seen = hb.GetApproximateSize(), hb.GetApproximateKeys(), now
-			if pub := p.view.byID[r.GetId()]; pub != nil && pub != k && hb.GetLeader() != nil {
-				pub.leader = cloneLeader(hb.GetLeader(), pub.leader)
+			if pub := p.view.byID[r.GetId()]; pub != nil && pub != k && hb.GetLeader() != nil && hb.GetTerm() >= pub.term {
+				pub.leader, pub.term = cloneLeader(hb.GetLeader(), pub.leader), hb.GetTerm()
 			}
 		}
 		return v, ""
 	}
 	e := &entry{region: proto.Clone(r).(*pb.Region), seen: now}
 	if k != nil {
-		e.leader, e.size, e.keys = k.leader, k.size, k.keys
+		e.leader, e.term, e.size, e.keys = k.leader, k.term, k.size, k.keys
 	}
 	if hb != nil {
-		e.leader = cloneLeader(hb.GetLeader(), e.leader)
+		if hb.GetTerm() >= e.term {
+			e.leader, e.term = cloneLeader(hb.GetLeader(), e.leader), hb.GetTerm()
+		}
 		e.size, e.keys = hb.GetApproximateSize(), hb.GetApproximateKeys()
 	}
 	pub := p.view.byID[r.GetId()]

@@ -912,3 +912,21 @@ func TestSplitsProperty(t *testing.T) {
 		}
 	})
 }
+
+// During a partition two peers may both report leading the region at the
+// same epoch: PD believes the report of the higher term, whatever the
+// order they arrive in.
+func TestHeartbeatOfTheHigherTermLeaderWins(t *testing.T) {
+	h := newHarness(t, layout())
+	r := h.pd.Regions()[0]
+	newer, deposed := r.GetPeers()[1], r.GetPeers()[0]
+	h.send(newer.GetStoreId(), &pb.RegionHeartbeat{Region: r, Leader: newer, Term: 8})
+	h.send(deposed.GetStoreId(), &pb.RegionHeartbeat{Region: r, Leader: deposed, Term: 7})
+	if got := h.pd.RegionInfos()[0].GetLeader(); !proto.Equal(got, newer) {
+		t.Fatalf("leader %v after a deposed leader's late heartbeat, want %v", got, newer)
+	}
+	h.send(deposed.GetStoreId(), &pb.RegionHeartbeat{Region: r, Leader: deposed, Term: 9})
+	if got := h.pd.RegionInfos()[0].GetLeader(); !proto.Equal(got, deposed) {
+		t.Fatalf("leader %v after a newer term's heartbeat, want %v", got, deposed)
+	}
+}

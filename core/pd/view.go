@@ -15,6 +15,7 @@ import (
 type entry struct {
 	region *pb.Region
 	leader *pb.Peer // nil when unknown
+	term   uint64   // the raft term the leader reported at
 	size   uint64   // approximate bytes
 	keys   uint64   // approximate key count
 	seen   time.Time

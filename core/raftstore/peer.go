@@ -99,6 +99,7 @@ func (p *peer) sendRegionHeartbeat() {
 		Leader:          proto.Clone(p.self()).(*pb.Peer),
 		ApproximateSize: uint64(d.Bytes()),
 		ApproximateKeys: uint64(d.Len()),
+		Term:            p.rn.BasicStatus().GetTerm(),
 	}
 	hb.PendingPeers, hb.DownPeers = p.laggingPeers()
 	p.s.send(p.s.cfg.PD, hb)
