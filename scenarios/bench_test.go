@@ -1,7 +1,9 @@
 package scenarios
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/multiraft/multiraft/sim"
 )
@@ -29,4 +31,62 @@ func BenchmarkScenario(b *testing.B) {
 			b.ReportMetric(checked/wall, "checked-ops/s")
 		})
 	}
+}
+
+// BenchmarkMoveRegionSize measures how long moving one replica of a region
+// takes against the region's size, in simulation over 1 Gbit/s links: the
+// region is filled by clients writing 64 KiB values (no splits), then one
+// replica is moved to a fourth store; the metric is the move operator's
+// time from start to done (add learner, snapshot, catch up, swap, remove).
+//
+//	go test ./scenarios/ -run '^$' -bench MoveRegionSize -benchtime 1x
+func BenchmarkMoveRegionSize(b *testing.B) {
+	for _, mib := range []int{1, 16, 96} {
+		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
+			var moveMs, snapBytes float64
+			for i := 0; i < b.N; i++ {
+				rep := sim.Run(moveRegionConfig(mib), uint64(i+1), nil)
+				if !rep.OK {
+					b.Fatalf("seed %d: %s", i+1, rep.Violation)
+				}
+				if rep.Moves != 1 {
+					b.Fatalf("seed %d: %d moves", i+1, rep.Moves)
+				}
+				moveMs += rep.MoveMsMax
+				snapBytes += float64(rep.SnapshotBytes)
+			}
+			b.ReportMetric(moveMs/float64(b.N), "move-ms")
+			b.ReportMetric(snapBytes/float64(b.N)/(1<<20), "snapshot-MiB")
+		})
+	}
+}
+
+// moveRegionConfig is one region of about mib MiB on stores 1-3, filled by
+// puts of 64 KiB values (about three per key in the first 10 s, and on at
+// that rate), and moved from store 1 to store 4 at 20 s while the writes go
+// on; PD's own schedulers are off.
+func moveRegionConfig(mib int) sim.Config {
+	cfg := moveBase(fmt.Sprintf("move-%dMiB", mib))
+	cfg.SplitKeys = nil
+	cfg.Probe = false
+	cfg.Store.SplitThreshold = 0
+	cfg.Store.SnapshotChunkBytes = 1 << 20
+	cfg.Store.CheckpointBytes = 256 << 20
+	cfg.Store.LogCompactEntries = 200
+	cfg.Store.LogKeepEntries = 50
+	cfg.PD.DisableBalanceRegion = true
+	cfg.PD.DisableBalanceLeader = true
+	cfg.PD.DisableReplicaChecker = true
+	cfg.Clients = 8
+	think := 10 * time.Second * time.Duration(cfg.Clients) / time.Duration(3*mib*16)
+	cfg.Workload = sim.Workload{
+		Keys: mib * 16, Put: 1, ValueSize: 64 << 10,
+		Think: sim.Latency{Min: think * 9 / 10, Max: think * 11 / 10},
+	}
+	cfg.Duration = 30 * time.Second
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		p.At(20*time.Second, "move the region", func(w *sim.World) { w.MoveRegion(w.RegionIDs()[0], 1, 4) })
+	}
+	return cfg
 }

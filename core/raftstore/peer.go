@@ -222,7 +222,14 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 	}
 }
 
-// maybeCompact trims the applied prefix of the raft log.
+// maybeCompact trims the applied prefix of the raft log once it holds more
+// than LogCompactEntries, keeping LogKeepEntries. A leader also keeps what
+// its followers still need: the entries after a snapshot being sent (else a
+// large region's snapshot is stale by the time it lands, and another is
+// sent, and another), and the entries an active follower that is not far
+// behind has yet to receive (one that is silent, or further behind than a
+// few compaction windows, gets a snapshot anyway, and must not hold the log
+// forever).
 func (p *peer) maybeCompact() error {
 	first, _ := p.region.FirstIndex()
 	applied := p.region.Applied()
@@ -230,6 +237,21 @@ func (p *peer) maybeCompact() error {
 		return nil
 	}
 	to := applied - p.s.cfg.LogKeepEntries
+	if p.leading {
+		slack := 4 * p.s.cfg.LogCompactEntries
+		for id, pr := range p.rn.Status().Progress { // a minimum: order does not matter
+			switch {
+			case id == p.id:
+			case pr.State == tracker.StateSnapshot:
+				to = min(to, pr.PendingSnapshot)
+			case pr.RecentActive && pr.Match+slack >= applied:
+				to = min(to, pr.Match)
+			}
+		}
+	}
+	if to < first {
+		return nil
+	}
 	if err := p.region.Compact(to); err != nil {
 		return fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
 	}

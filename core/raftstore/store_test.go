@@ -619,6 +619,11 @@ func TestLogCompactionAndSnapshotCatchUp(t *testing.T) {
 	c := startTwoRegions(t, cfg)
 	const down = uint64(3)
 	c.stop(down)
+	// Long enough for the leader to see store 3 silent: an active follower
+	// would hold the log for itself.
+	for i := 0; i < 2*cfg.ElectionTicks; i++ {
+		c.step()
+	}
 
 	var keys []string
 	for i := 0; i < 60; i++ {
