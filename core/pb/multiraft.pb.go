@@ -493,6 +493,7 @@ type RegionError struct {
 	StoreBusy      *StoreBusy             `protobuf:"bytes,6,opt,name=store_busy,json=storeBusy,proto3" json:"store_busy,omitempty"`
 	StaleCommand   *StaleCommand          `protobuf:"bytes,7,opt,name=stale_command,json=staleCommand,proto3" json:"stale_command,omitempty"`
 	InvalidRequest *InvalidRequest        `protobuf:"bytes,8,opt,name=invalid_request,json=invalidRequest,proto3" json:"invalid_request,omitempty"`
+	SessionExpired *SessionExpired        `protobuf:"bytes,9,opt,name=session_expired,json=sessionExpired,proto3" json:"session_expired,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -583,6 +584,69 @@ func (x *RegionError) GetInvalidRequest() *InvalidRequest {
 	return nil
 }
 
+func (x *RegionError) GetSessionExpired() *SessionExpired {
+	if x != nil {
+		return x.SessionExpired
+	}
+	return nil
+}
+
+// SessionExpired: the region no longer knows the write's session (it was
+// idle longer than the session lifetime, or evicted at the table's bound),
+// or the write was answered already. The write was not applied now; an
+// earlier attempt of it may have been. Open a new session.
+type SessionExpired struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionExpired) Reset() {
+	*x = SessionExpired{}
+	mi := &file_multiraft_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionExpired) ProtoMessage() {}
+
+func (x *SessionExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionExpired.ProtoReflect.Descriptor instead.
+func (*SessionExpired) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SessionExpired) GetSessionId() []byte {
+	if x != nil {
+		return x.SessionId
+	}
+	return nil
+}
+
+func (x *SessionExpired) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 type NotLeader struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RegionId      uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
@@ -593,7 +657,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_multiraft_proto_msgTypes[6]
+	mi := &file_multiraft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +669,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[6]
+	mi := &file_multiraft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +682,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{6}
+	return file_multiraft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NotLeader) GetRegionId() uint64 {
@@ -644,7 +708,7 @@ type RegionNotFound struct {
 
 func (x *RegionNotFound) Reset() {
 	*x = RegionNotFound{}
-	mi := &file_multiraft_proto_msgTypes[7]
+	mi := &file_multiraft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +720,7 @@ func (x *RegionNotFound) String() string {
 func (*RegionNotFound) ProtoMessage() {}
 
 func (x *RegionNotFound) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[7]
+	mi := &file_multiraft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +733,7 @@ func (x *RegionNotFound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionNotFound.ProtoReflect.Descriptor instead.
 func (*RegionNotFound) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{7}
+	return file_multiraft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegionNotFound) GetRegionId() uint64 {
@@ -691,7 +755,7 @@ type KeyNotInRegion struct {
 
 func (x *KeyNotInRegion) Reset() {
 	*x = KeyNotInRegion{}
-	mi := &file_multiraft_proto_msgTypes[8]
+	mi := &file_multiraft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +767,7 @@ func (x *KeyNotInRegion) String() string {
 func (*KeyNotInRegion) ProtoMessage() {}
 
 func (x *KeyNotInRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[8]
+	mi := &file_multiraft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +780,7 @@ func (x *KeyNotInRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyNotInRegion.ProtoReflect.Descriptor instead.
 func (*KeyNotInRegion) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{8}
+	return file_multiraft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeyNotInRegion) GetKey() []byte {
@@ -756,7 +820,7 @@ type EpochNotMatch struct {
 
 func (x *EpochNotMatch) Reset() {
 	*x = EpochNotMatch{}
-	mi := &file_multiraft_proto_msgTypes[9]
+	mi := &file_multiraft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +832,7 @@ func (x *EpochNotMatch) String() string {
 func (*EpochNotMatch) ProtoMessage() {}
 
 func (x *EpochNotMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[9]
+	mi := &file_multiraft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +845,7 @@ func (x *EpochNotMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochNotMatch.ProtoReflect.Descriptor instead.
 func (*EpochNotMatch) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{9}
+	return file_multiraft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EpochNotMatch) GetCurrentRegions() []*Region {
@@ -799,7 +863,7 @@ type StoreBusy struct {
 
 func (x *StoreBusy) Reset() {
 	*x = StoreBusy{}
-	mi := &file_multiraft_proto_msgTypes[10]
+	mi := &file_multiraft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +875,7 @@ func (x *StoreBusy) String() string {
 func (*StoreBusy) ProtoMessage() {}
 
 func (x *StoreBusy) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[10]
+	mi := &file_multiraft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +888,7 @@ func (x *StoreBusy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreBusy.ProtoReflect.Descriptor instead.
 func (*StoreBusy) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{10}
+	return file_multiraft_proto_rawDescGZIP(), []int{11}
 }
 
 // InvalidRequest: the request itself is malformed (empty key, reversed scan
@@ -838,7 +902,7 @@ type InvalidRequest struct {
 
 func (x *InvalidRequest) Reset() {
 	*x = InvalidRequest{}
-	mi := &file_multiraft_proto_msgTypes[11]
+	mi := &file_multiraft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +914,7 @@ func (x *InvalidRequest) String() string {
 func (*InvalidRequest) ProtoMessage() {}
 
 func (x *InvalidRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[11]
+	mi := &file_multiraft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +927,7 @@ func (x *InvalidRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidRequest.ProtoReflect.Descriptor instead.
 func (*InvalidRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{11}
+	return file_multiraft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InvalidRequest) GetReason() string {
@@ -883,7 +947,7 @@ type StaleCommand struct {
 
 func (x *StaleCommand) Reset() {
 	*x = StaleCommand{}
-	mi := &file_multiraft_proto_msgTypes[12]
+	mi := &file_multiraft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +959,7 @@ func (x *StaleCommand) String() string {
 func (*StaleCommand) ProtoMessage() {}
 
 func (x *StaleCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[12]
+	mi := &file_multiraft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +972,7 @@ func (x *StaleCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaleCommand.ProtoReflect.Descriptor instead.
 func (*StaleCommand) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{12}
+	return file_multiraft_proto_rawDescGZIP(), []int{13}
 }
 
 type RequestHeader struct {
@@ -921,7 +985,7 @@ type RequestHeader struct {
 
 func (x *RequestHeader) Reset() {
 	*x = RequestHeader{}
-	mi := &file_multiraft_proto_msgTypes[13]
+	mi := &file_multiraft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +997,7 @@ func (x *RequestHeader) String() string {
 func (*RequestHeader) ProtoMessage() {}
 
 func (x *RequestHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[13]
+	mi := &file_multiraft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1010,7 @@ func (x *RequestHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestHeader.ProtoReflect.Descriptor instead.
 func (*RequestHeader) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{13}
+	return file_multiraft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RequestHeader) GetRegionId() uint64 {
@@ -972,7 +1036,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_multiraft_proto_msgTypes[14]
+	mi := &file_multiraft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1048,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[14]
+	mi := &file_multiraft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1061,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{14}
+	return file_multiraft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -1018,7 +1082,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_multiraft_proto_msgTypes[15]
+	mi := &file_multiraft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1094,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[15]
+	mi := &file_multiraft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1107,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{15}
+	return file_multiraft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -1077,7 +1141,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_multiraft_proto_msgTypes[16]
+	mi := &file_multiraft_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1153,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[16]
+	mi := &file_multiraft_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1166,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{16}
+	return file_multiraft_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PutRequest) GetKey() []byte {
@@ -1128,7 +1192,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_multiraft_proto_msgTypes[17]
+	mi := &file_multiraft_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1204,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[17]
+	mi := &file_multiraft_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1217,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{17}
+	return file_multiraft_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PutResponse) GetVersion() uint64 {
@@ -1172,7 +1236,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_multiraft_proto_msgTypes[18]
+	mi := &file_multiraft_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1248,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[18]
+	mi := &file_multiraft_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1261,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{18}
+	return file_multiraft_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteRequest) GetKey() []byte {
@@ -1216,7 +1280,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_multiraft_proto_msgTypes[19]
+	mi := &file_multiraft_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1292,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[19]
+	mi := &file_multiraft_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1305,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{19}
+	return file_multiraft_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteResponse) GetDeleted() bool {
@@ -1264,7 +1328,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_multiraft_proto_msgTypes[20]
+	mi := &file_multiraft_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1340,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[20]
+	mi := &file_multiraft_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1353,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{20}
+	return file_multiraft_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ScanRequest) GetStartKey() []byte {
@@ -1324,7 +1388,7 @@ type KvPair struct {
 
 func (x *KvPair) Reset() {
 	*x = KvPair{}
-	mi := &file_multiraft_proto_msgTypes[21]
+	mi := &file_multiraft_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1400,7 @@ func (x *KvPair) String() string {
 func (*KvPair) ProtoMessage() {}
 
 func (x *KvPair) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[21]
+	mi := &file_multiraft_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1413,7 @@ func (x *KvPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvPair.ProtoReflect.Descriptor instead.
 func (*KvPair) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{21}
+	return file_multiraft_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KvPair) GetKey() []byte {
@@ -1382,7 +1446,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_multiraft_proto_msgTypes[22]
+	mi := &file_multiraft_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1458,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[22]
+	mi := &file_multiraft_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1471,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{22}
+	return file_multiraft_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ScanResponse) GetPairs() []*KvPair {
@@ -1430,7 +1494,7 @@ type CasRequest struct {
 
 func (x *CasRequest) Reset() {
 	*x = CasRequest{}
-	mi := &file_multiraft_proto_msgTypes[23]
+	mi := &file_multiraft_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1506,7 @@ func (x *CasRequest) String() string {
 func (*CasRequest) ProtoMessage() {}
 
 func (x *CasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[23]
+	mi := &file_multiraft_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1519,7 @@ func (x *CasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasRequest.ProtoReflect.Descriptor instead.
 func (*CasRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{23}
+	return file_multiraft_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CasRequest) GetKey() []byte {
@@ -1489,7 +1553,7 @@ type CasResponse struct {
 
 func (x *CasResponse) Reset() {
 	*x = CasResponse{}
-	mi := &file_multiraft_proto_msgTypes[24]
+	mi := &file_multiraft_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1565,7 @@ func (x *CasResponse) String() string {
 func (*CasResponse) ProtoMessage() {}
 
 func (x *CasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[24]
+	mi := &file_multiraft_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1578,7 @@ func (x *CasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CasResponse.ProtoReflect.Descriptor instead.
 func (*CasResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{24}
+	return file_multiraft_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CasResponse) GetSucceeded() bool {
@@ -1531,10 +1595,74 @@ func (x *CasResponse) GetVersion() uint64 {
 	return 0
 }
 
+// Session names a write within a client session, for exactly-once
+// application: a region applies (id, sequence) at most once, and answers a
+// repeat with the result it stored the first time.
+type Session struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`              // the client's session: 16 random bytes
+	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"` // this write's number in the session: 1, 2, 3, ...
+	Lowest        uint64                 `protobuf:"varint,3,opt,name=lowest,proto3" json:"lowest,omitempty"`     // the lowest sequence the client still waits for
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_multiraft_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Session) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *Session) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *Session) GetLowest() uint64 {
+	if x != nil {
+		return x.Lowest
+	}
+	return 0
+}
+
 type KvRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Header    *RequestHeader         `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
+	Session   *Session               `protobuf:"bytes,8,opt,name=session,proto3" json:"session,omitempty"` // writes only; without it a write is applied as is
 	// Types that are valid to be assigned to Op:
 	//
 	//	*KvRequest_Get
@@ -1549,7 +1677,7 @@ type KvRequest struct {
 
 func (x *KvRequest) Reset() {
 	*x = KvRequest{}
-	mi := &file_multiraft_proto_msgTypes[25]
+	mi := &file_multiraft_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1689,7 @@ func (x *KvRequest) String() string {
 func (*KvRequest) ProtoMessage() {}
 
 func (x *KvRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[25]
+	mi := &file_multiraft_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1702,7 @@ func (x *KvRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvRequest.ProtoReflect.Descriptor instead.
 func (*KvRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{25}
+	return file_multiraft_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KvRequest) GetRequestId() uint64 {
@@ -1587,6 +1715,13 @@ func (x *KvRequest) GetRequestId() uint64 {
 func (x *KvRequest) GetHeader() *RequestHeader {
 	if x != nil {
 		return x.Header
+	}
+	return nil
+}
+
+func (x *KvRequest) GetSession() *Session {
+	if x != nil {
+		return x.Session
 	}
 	return nil
 }
@@ -1695,7 +1830,7 @@ type KvResponse struct {
 
 func (x *KvResponse) Reset() {
 	*x = KvResponse{}
-	mi := &file_multiraft_proto_msgTypes[26]
+	mi := &file_multiraft_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1842,7 @@ func (x *KvResponse) String() string {
 func (*KvResponse) ProtoMessage() {}
 
 func (x *KvResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[26]
+	mi := &file_multiraft_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1855,7 @@ func (x *KvResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvResponse.ProtoReflect.Descriptor instead.
 func (*KvResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{26}
+	return file_multiraft_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KvResponse) GetRequestId() uint64 {
@@ -1837,7 +1972,7 @@ type SplitRequest struct {
 
 func (x *SplitRequest) Reset() {
 	*x = SplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[27]
+	mi := &file_multiraft_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +1984,7 @@ func (x *SplitRequest) String() string {
 func (*SplitRequest) ProtoMessage() {}
 
 func (x *SplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[27]
+	mi := &file_multiraft_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +1997,7 @@ func (x *SplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRequest.ProtoReflect.Descriptor instead.
 func (*SplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{27}
+	return file_multiraft_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SplitRequest) GetSplitKey() []byte {
@@ -1894,7 +2029,11 @@ type RaftCommand struct {
 	ProposerIncarnation uint64                 `protobuf:"varint,1,opt,name=proposer_incarnation,json=proposerIncarnation,proto3" json:"proposer_incarnation,omitempty"`
 	ProposalId          uint64                 `protobuf:"varint,2,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
 	ProposerStore       uint64                 `protobuf:"varint,8,opt,name=proposer_store,json=proposerStore,proto3" json:"proposer_store,omitempty"`
-	Header              *RequestHeader         `protobuf:"bytes,3,opt,name=header,proto3" json:"header,omitempty"`
+	Session             *Session               `protobuf:"bytes,9,opt,name=session,proto3" json:"session,omitempty"`
+	// The leader's clock when it proposed, in unix milliseconds: the time
+	// sessions expire by, the same on every replica.
+	ProposedAtMs uint64         `protobuf:"varint,10,opt,name=proposed_at_ms,json=proposedAtMs,proto3" json:"proposed_at_ms,omitempty"`
+	Header       *RequestHeader `protobuf:"bytes,3,opt,name=header,proto3" json:"header,omitempty"`
 	// Types that are valid to be assigned to Cmd:
 	//
 	//	*RaftCommand_Put
@@ -1908,7 +2047,7 @@ type RaftCommand struct {
 
 func (x *RaftCommand) Reset() {
 	*x = RaftCommand{}
-	mi := &file_multiraft_proto_msgTypes[28]
+	mi := &file_multiraft_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2059,7 @@ func (x *RaftCommand) String() string {
 func (*RaftCommand) ProtoMessage() {}
 
 func (x *RaftCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[28]
+	mi := &file_multiraft_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2072,7 @@ func (x *RaftCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCommand.ProtoReflect.Descriptor instead.
 func (*RaftCommand) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{28}
+	return file_multiraft_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RaftCommand) GetProposerIncarnation() uint64 {
@@ -1953,6 +2092,20 @@ func (x *RaftCommand) GetProposalId() uint64 {
 func (x *RaftCommand) GetProposerStore() uint64 {
 	if x != nil {
 		return x.ProposerStore
+	}
+	return 0
+}
+
+func (x *RaftCommand) GetSession() *Session {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *RaftCommand) GetProposedAtMs() uint64 {
+	if x != nil {
+		return x.ProposedAtMs
 	}
 	return 0
 }
@@ -2035,6 +2188,197 @@ func (*RaftCommand_Cas) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_Split) isRaftCommand_Cmd() {}
 
+// SessionState is what a region keeps of one client session: the results
+// of the writes it applied that the client may still ask about.
+type SessionState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	LastSeenMs    uint64                 `protobuf:"varint,2,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"` // region clock of its last write
+	Lowest        uint64                 `protobuf:"varint,3,opt,name=lowest,proto3" json:"lowest,omitempty"`                             // results below it are dropped
+	Results       []*SessionResult       `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
+	ExpiredAtMs   uint64                 `protobuf:"varint,5,opt,name=expired_at_ms,json=expiredAtMs,proto3" json:"expired_at_ms,omitempty"` // non-zero: expired; its writes are refused
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionState) Reset() {
+	*x = SessionState{}
+	mi := &file_multiraft_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionState) ProtoMessage() {}
+
+func (x *SessionState) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionState.ProtoReflect.Descriptor instead.
+func (*SessionState) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SessionState) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *SessionState) GetLastSeenMs() uint64 {
+	if x != nil {
+		return x.LastSeenMs
+	}
+	return 0
+}
+
+func (x *SessionState) GetLowest() uint64 {
+	if x != nil {
+		return x.Lowest
+	}
+	return 0
+}
+
+func (x *SessionState) GetResults() []*SessionResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *SessionState) GetExpiredAtMs() uint64 {
+	if x != nil {
+		return x.ExpiredAtMs
+	}
+	return 0
+}
+
+type SessionResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Response      *KvResponse            `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"` // without request id
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionResult) Reset() {
+	*x = SessionResult{}
+	mi := &file_multiraft_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionResult) ProtoMessage() {}
+
+func (x *SessionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionResult.ProtoReflect.Descriptor instead.
+func (*SessionResult) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SessionResult) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *SessionResult) GetResponse() *KvResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+// SessionTable is a region's sessions: part of its replicated state.
+type SessionTable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClockMs       uint64                 `protobuf:"varint,1,opt,name=clock_ms,json=clockMs,proto3" json:"clock_ms,omitempty"`               // the latest proposal time applied
+	LastSweepMs   uint64                 `protobuf:"varint,2,opt,name=last_sweep_ms,json=lastSweepMs,proto3" json:"last_sweep_ms,omitempty"` // when expired sessions were last collected
+	Sessions      []*SessionState        `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"`                             // sorted by id
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionTable) Reset() {
+	*x = SessionTable{}
+	mi := &file_multiraft_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionTable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionTable) ProtoMessage() {}
+
+func (x *SessionTable) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionTable.ProtoReflect.Descriptor instead.
+func (*SessionTable) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SessionTable) GetClockMs() uint64 {
+	if x != nil {
+		return x.ClockMs
+	}
+	return 0
+}
+
+func (x *SessionTable) GetLastSweepMs() uint64 {
+	if x != nil {
+		return x.LastSweepMs
+	}
+	return 0
+}
+
+func (x *SessionTable) GetSessions() []*SessionState {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 // RegionSnapshot is the data of a raft snapshot: the region and, when the
 // snapshot is carried inline, its keys. A streamed snapshot's raft data
 // names the region and the size only; its keys travel in SnapshotChunks.
@@ -2045,13 +2389,14 @@ type RegionSnapshot struct {
 	Streamed      bool                   `protobuf:"varint,3,opt,name=streamed,proto3" json:"streamed,omitempty"`
 	TotalPairs    uint64                 `protobuf:"varint,4,opt,name=total_pairs,json=totalPairs,proto3" json:"total_pairs,omitempty"`
 	TotalBytes    uint64                 `protobuf:"varint,5,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	Sessions      *SessionTable          `protobuf:"bytes,6,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionSnapshot) Reset() {
 	*x = RegionSnapshot{}
-	mi := &file_multiraft_proto_msgTypes[29]
+	mi := &file_multiraft_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2408,7 @@ func (x *RegionSnapshot) String() string {
 func (*RegionSnapshot) ProtoMessage() {}
 
 func (x *RegionSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[29]
+	mi := &file_multiraft_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2421,7 @@ func (x *RegionSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionSnapshot.ProtoReflect.Descriptor instead.
 func (*RegionSnapshot) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{29}
+	return file_multiraft_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RegionSnapshot) GetRegion() *Region {
@@ -2114,6 +2459,13 @@ func (x *RegionSnapshot) GetTotalBytes() uint64 {
 	return 0
 }
 
+func (x *RegionSnapshot) GetSessions() *SessionTable {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 // RaftMessage carries one raft message between two peers of a region, with
 // the sender's view of the region.
 type RaftMessage struct {
@@ -2135,7 +2487,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_multiraft_proto_msgTypes[30]
+	mi := &file_multiraft_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2499,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[30]
+	mi := &file_multiraft_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2512,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{30}
+	return file_multiraft_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RaftMessage) GetRegionId() uint64 {
@@ -2241,7 +2593,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_multiraft_proto_msgTypes[31]
+	mi := &file_multiraft_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2605,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[31]
+	mi := &file_multiraft_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2618,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{31}
+	return file_multiraft_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SnapshotChunk) GetRegionId() uint64 {
@@ -2354,7 +2706,7 @@ type SnapshotAck struct {
 
 func (x *SnapshotAck) Reset() {
 	*x = SnapshotAck{}
-	mi := &file_multiraft_proto_msgTypes[32]
+	mi := &file_multiraft_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +2718,7 @@ func (x *SnapshotAck) String() string {
 func (*SnapshotAck) ProtoMessage() {}
 
 func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[32]
+	mi := &file_multiraft_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +2731,7 @@ func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotAck.ProtoReflect.Descriptor instead.
 func (*SnapshotAck) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{32}
+	return file_multiraft_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SnapshotAck) GetRegionId() uint64 {
@@ -2431,7 +2783,7 @@ type StoreHello struct {
 
 func (x *StoreHello) Reset() {
 	*x = StoreHello{}
-	mi := &file_multiraft_proto_msgTypes[33]
+	mi := &file_multiraft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2795,7 @@ func (x *StoreHello) String() string {
 func (*StoreHello) ProtoMessage() {}
 
 func (x *StoreHello) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[33]
+	mi := &file_multiraft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2808,7 @@ func (x *StoreHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHello.ProtoReflect.Descriptor instead.
 func (*StoreHello) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{33}
+	return file_multiraft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StoreHello) GetStoreId() uint64 {
@@ -2494,7 +2846,7 @@ type Bootstrap struct {
 
 func (x *Bootstrap) Reset() {
 	*x = Bootstrap{}
-	mi := &file_multiraft_proto_msgTypes[34]
+	mi := &file_multiraft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2858,7 @@ func (x *Bootstrap) String() string {
 func (*Bootstrap) ProtoMessage() {}
 
 func (x *Bootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[34]
+	mi := &file_multiraft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2871,7 @@ func (x *Bootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bootstrap.ProtoReflect.Descriptor instead.
 func (*Bootstrap) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{34}
+	return file_multiraft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Bootstrap) GetStoreId() uint64 {
@@ -2571,7 +2923,7 @@ type RegionHeartbeat struct {
 
 func (x *RegionHeartbeat) Reset() {
 	*x = RegionHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[35]
+	mi := &file_multiraft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +2935,7 @@ func (x *RegionHeartbeat) String() string {
 func (*RegionHeartbeat) ProtoMessage() {}
 
 func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[35]
+	mi := &file_multiraft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +2948,7 @@ func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHeartbeat.ProtoReflect.Descriptor instead.
 func (*RegionHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{35}
+	return file_multiraft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RegionHeartbeat) GetRegion() *Region {
@@ -2663,7 +3015,7 @@ type RegionOrder struct {
 
 func (x *RegionOrder) Reset() {
 	*x = RegionOrder{}
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +3027,7 @@ func (x *RegionOrder) String() string {
 func (*RegionOrder) ProtoMessage() {}
 
 func (x *RegionOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +3040,7 @@ func (x *RegionOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionOrder.ProtoReflect.Descriptor instead.
 func (*RegionOrder) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{36}
+	return file_multiraft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RegionOrder) GetRegionId() uint64 {
@@ -2731,7 +3083,7 @@ type RegionByIDRequest struct {
 
 func (x *RegionByIDRequest) Reset() {
 	*x = RegionByIDRequest{}
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +3095,7 @@ func (x *RegionByIDRequest) String() string {
 func (*RegionByIDRequest) ProtoMessage() {}
 
 func (x *RegionByIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +3108,7 @@ func (x *RegionByIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionByIDRequest.ProtoReflect.Descriptor instead.
 func (*RegionByIDRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{37}
+	return file_multiraft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RegionByIDRequest) GetRequestId() uint64 {
@@ -2784,7 +3136,7 @@ type RegionByIDResponse struct {
 
 func (x *RegionByIDResponse) Reset() {
 	*x = RegionByIDResponse{}
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +3148,7 @@ func (x *RegionByIDResponse) String() string {
 func (*RegionByIDResponse) ProtoMessage() {}
 
 func (x *RegionByIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +3161,7 @@ func (x *RegionByIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionByIDResponse.ProtoReflect.Descriptor instead.
 func (*RegionByIDResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{38}
+	return file_multiraft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegionByIDResponse) GetRequestId() uint64 {
@@ -2847,7 +3199,7 @@ type MoveRegionRequest struct {
 
 func (x *MoveRegionRequest) Reset() {
 	*x = MoveRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2859,7 +3211,7 @@ func (x *MoveRegionRequest) String() string {
 func (*MoveRegionRequest) ProtoMessage() {}
 
 func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2872,7 +3224,7 @@ func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRegionRequest.ProtoReflect.Descriptor instead.
 func (*MoveRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{39}
+	return file_multiraft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *MoveRegionRequest) GetRequestId() uint64 {
@@ -2915,7 +3267,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3279,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3292,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{40}
+	return file_multiraft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TransferLeaderRequest) GetRequestId() uint64 {
@@ -2975,7 +3327,7 @@ type DecommissionStoreRequest struct {
 
 func (x *DecommissionStoreRequest) Reset() {
 	*x = DecommissionStoreRequest{}
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3339,7 @@ func (x *DecommissionStoreRequest) String() string {
 func (*DecommissionStoreRequest) ProtoMessage() {}
 
 func (x *DecommissionStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3352,7 @@ func (x *DecommissionStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecommissionStoreRequest.ProtoReflect.Descriptor instead.
 func (*DecommissionStoreRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{41}
+	return file_multiraft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DecommissionStoreRequest) GetRequestId() uint64 {
@@ -3029,7 +3381,7 @@ type AdminResponse struct {
 
 func (x *AdminResponse) Reset() {
 	*x = AdminResponse{}
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3393,7 @@ func (x *AdminResponse) String() string {
 func (*AdminResponse) ProtoMessage() {}
 
 func (x *AdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3406,7 @@ func (x *AdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminResponse.ProtoReflect.Descriptor instead.
 func (*AdminResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{42}
+	return file_multiraft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AdminResponse) GetRequestId() uint64 {
@@ -3090,7 +3442,7 @@ type StoreHeartbeat struct {
 
 func (x *StoreHeartbeat) Reset() {
 	*x = StoreHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3102,7 +3454,7 @@ func (x *StoreHeartbeat) String() string {
 func (*StoreHeartbeat) ProtoMessage() {}
 
 func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3115,7 +3467,7 @@ func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHeartbeat.ProtoReflect.Descriptor instead.
 func (*StoreHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{43}
+	return file_multiraft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StoreHeartbeat) GetStoreId() uint64 {
@@ -3156,7 +3508,7 @@ type GetRegionRequest struct {
 
 func (x *GetRegionRequest) Reset() {
 	*x = GetRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3520,7 @@ func (x *GetRegionRequest) String() string {
 func (*GetRegionRequest) ProtoMessage() {}
 
 func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3533,7 @@ func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{44}
+	return file_multiraft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetRegionRequest) GetRequestId() uint64 {
@@ -3210,7 +3562,7 @@ type GetRegionResponse struct {
 
 func (x *GetRegionResponse) Reset() {
 	*x = GetRegionResponse{}
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3222,7 +3574,7 @@ func (x *GetRegionResponse) String() string {
 func (*GetRegionResponse) ProtoMessage() {}
 
 func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3235,7 +3587,7 @@ func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{45}
+	return file_multiraft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetRegionResponse) GetRequestId() uint64 {
@@ -3275,7 +3627,7 @@ type ListRegionsRequest struct {
 
 func (x *ListRegionsRequest) Reset() {
 	*x = ListRegionsRequest{}
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3639,7 @@ func (x *ListRegionsRequest) String() string {
 func (*ListRegionsRequest) ProtoMessage() {}
 
 func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3652,7 @@ func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsRequest.ProtoReflect.Descriptor instead.
 func (*ListRegionsRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{46}
+	return file_multiraft_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListRegionsRequest) GetRequestId() uint64 {
@@ -3320,7 +3672,7 @@ type RegionInfo struct {
 
 func (x *RegionInfo) Reset() {
 	*x = RegionInfo{}
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3332,7 +3684,7 @@ func (x *RegionInfo) String() string {
 func (*RegionInfo) ProtoMessage() {}
 
 func (x *RegionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3345,7 +3697,7 @@ func (x *RegionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfo.ProtoReflect.Descriptor instead.
 func (*RegionInfo) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{47}
+	return file_multiraft_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RegionInfo) GetRegion() *Region {
@@ -3372,7 +3724,7 @@ type ListRegionsResponse struct {
 
 func (x *ListRegionsResponse) Reset() {
 	*x = ListRegionsResponse{}
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3736,7 @@ func (x *ListRegionsResponse) String() string {
 func (*ListRegionsResponse) ProtoMessage() {}
 
 func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3749,7 @@ func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsResponse.ProtoReflect.Descriptor instead.
 func (*ListRegionsResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{48}
+	return file_multiraft_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListRegionsResponse) GetRequestId() uint64 {
@@ -3424,7 +3776,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[49]
+	mi := &file_multiraft_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3436,7 +3788,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[49]
+	mi := &file_multiraft_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +3801,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{49}
+	return file_multiraft_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AskSplitRequest) GetRequestId() uint64 {
@@ -3478,7 +3830,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_multiraft_proto_msgTypes[50]
+	mi := &file_multiraft_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3490,7 +3842,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[50]
+	mi := &file_multiraft_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3503,7 +3855,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{50}
+	return file_multiraft_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AskSplitResponse) GetRequestId() uint64 {
@@ -3544,7 +3896,7 @@ type ReportSplit struct {
 
 func (x *ReportSplit) Reset() {
 	*x = ReportSplit{}
-	mi := &file_multiraft_proto_msgTypes[51]
+	mi := &file_multiraft_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3908,7 @@ func (x *ReportSplit) String() string {
 func (*ReportSplit) ProtoMessage() {}
 
 func (x *ReportSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[51]
+	mi := &file_multiraft_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3921,7 @@ func (x *ReportSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplit.ProtoReflect.Descriptor instead.
 func (*ReportSplit) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{51}
+	return file_multiraft_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ReportSplit) GetLeft() *Region {
@@ -3623,7 +3975,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_multiraft_proto_msgTypes[52]
+	mi := &file_multiraft_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +3987,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[52]
+	mi := &file_multiraft_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +4000,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{52}
+	return file_multiraft_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Envelope) GetFrom() uint64 {
@@ -4034,7 +4386,7 @@ type KvMutation struct {
 
 func (x *KvMutation) Reset() {
 	*x = KvMutation{}
-	mi := &file_multiraft_proto_msgTypes[53]
+	mi := &file_multiraft_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4046,7 +4398,7 @@ func (x *KvMutation) String() string {
 func (*KvMutation) ProtoMessage() {}
 
 func (x *KvMutation) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[53]
+	mi := &file_multiraft_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4059,7 +4411,7 @@ func (x *KvMutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvMutation.ProtoReflect.Descriptor instead.
 func (*KvMutation) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{53}
+	return file_multiraft_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *KvMutation) GetKey() []byte {
@@ -4109,16 +4461,22 @@ type RegionUpdate struct {
 	CompactIndex uint64 `protobuf:"varint,8,opt,name=compact_index,json=compactIndex,proto3" json:"compact_index,omitempty"`
 	CompactTerm  uint64 `protobuf:"varint,9,opt,name=compact_term,json=compactTerm,proto3" json:"compact_term,omitempty"`
 	// Raft log: append, cutting any existing entries at or after the first's index.
-	Entries       []*raftpb.Entry   `protobuf:"bytes,10,rep,name=entries,proto3" json:"entries,omitempty"`
-	HardState     *raftpb.HardState `protobuf:"bytes,11,opt,name=hard_state,json=hardState,proto3" json:"hard_state,omitempty"`
-	ConfState     *raftpb.ConfState `protobuf:"bytes,12,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Entries   []*raftpb.Entry   `protobuf:"bytes,10,rep,name=entries,proto3" json:"entries,omitempty"`
+	HardState *raftpb.HardState `protobuf:"bytes,11,opt,name=hard_state,json=hardState,proto3" json:"hard_state,omitempty"`
+	ConfState *raftpb.ConfState `protobuf:"bytes,12,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
+	// Sessions: the table's clock and sweep time, then sessions written
+	// whole (upserts) and sessions dropped, in that order.
+	SessionClockMs  uint64          `protobuf:"varint,13,opt,name=session_clock_ms,json=sessionClockMs,proto3" json:"session_clock_ms,omitempty"`
+	SessionSweepMs  uint64          `protobuf:"varint,14,opt,name=session_sweep_ms,json=sessionSweepMs,proto3" json:"session_sweep_ms,omitempty"`
+	Sessions        []*SessionState `protobuf:"bytes,15,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	SessionsDropped [][]byte        `protobuf:"bytes,16,rep,name=sessions_dropped,json=sessionsDropped,proto3" json:"sessions_dropped,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RegionUpdate) Reset() {
 	*x = RegionUpdate{}
-	mi := &file_multiraft_proto_msgTypes[54]
+	mi := &file_multiraft_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4130,7 +4488,7 @@ func (x *RegionUpdate) String() string {
 func (*RegionUpdate) ProtoMessage() {}
 
 func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[54]
+	mi := &file_multiraft_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4143,7 +4501,7 @@ func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionUpdate.ProtoReflect.Descriptor instead.
 func (*RegionUpdate) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{54}
+	return file_multiraft_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RegionUpdate) GetRegionId() uint64 {
@@ -4230,6 +4588,34 @@ func (x *RegionUpdate) GetConfState() *raftpb.ConfState {
 	return nil
 }
 
+func (x *RegionUpdate) GetSessionClockMs() uint64 {
+	if x != nil {
+		return x.SessionClockMs
+	}
+	return 0
+}
+
+func (x *RegionUpdate) GetSessionSweepMs() uint64 {
+	if x != nil {
+		return x.SessionSweepMs
+	}
+	return 0
+}
+
+func (x *RegionUpdate) GetSessions() []*SessionState {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *RegionUpdate) GetSessionsDropped() [][]byte {
+	if x != nil {
+		return x.SessionsDropped
+	}
+	return nil
+}
+
 type SplitRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Left          *Region                `protobuf:"bytes,1,opt,name=left,proto3" json:"left,omitempty"`
@@ -4240,7 +4626,7 @@ type SplitRecord struct {
 
 func (x *SplitRecord) Reset() {
 	*x = SplitRecord{}
-	mi := &file_multiraft_proto_msgTypes[55]
+	mi := &file_multiraft_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4252,7 +4638,7 @@ func (x *SplitRecord) String() string {
 func (*SplitRecord) ProtoMessage() {}
 
 func (x *SplitRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[55]
+	mi := &file_multiraft_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4265,7 +4651,7 @@ func (x *SplitRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRecord.ProtoReflect.Descriptor instead.
 func (*SplitRecord) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{55}
+	return file_multiraft_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SplitRecord) GetLeft() *Region {
@@ -4294,7 +4680,7 @@ type WalBatch struct {
 
 func (x *WalBatch) Reset() {
 	*x = WalBatch{}
-	mi := &file_multiraft_proto_msgTypes[56]
+	mi := &file_multiraft_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4306,7 +4692,7 @@ func (x *WalBatch) String() string {
 func (*WalBatch) ProtoMessage() {}
 
 func (x *WalBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[56]
+	mi := &file_multiraft_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4319,7 +4705,7 @@ func (x *WalBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalBatch.ProtoReflect.Descriptor instead.
 func (*WalBatch) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{56}
+	return file_multiraft_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WalBatch) GetSeq() uint64 {
@@ -4354,7 +4740,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_multiraft_proto_msgTypes[57]
+	mi := &file_multiraft_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4366,7 +4752,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[57]
+	mi := &file_multiraft_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4379,7 +4765,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{57}
+	return file_multiraft_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *StoreIdent) GetClusterId() uint64 {
@@ -4415,13 +4801,14 @@ type RegionCheckpoint struct {
 	ConfState      *raftpb.ConfState      `protobuf:"bytes,7,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
 	Entries        []*raftpb.Entry        `protobuf:"bytes,8,rep,name=entries,proto3" json:"entries,omitempty"`
 	Pairs          []*KvPair              `protobuf:"bytes,9,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	Sessions       *SessionTable          `protobuf:"bytes,10,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RegionCheckpoint) Reset() {
 	*x = RegionCheckpoint{}
-	mi := &file_multiraft_proto_msgTypes[58]
+	mi := &file_multiraft_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4433,7 +4820,7 @@ func (x *RegionCheckpoint) String() string {
 func (*RegionCheckpoint) ProtoMessage() {}
 
 func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[58]
+	mi := &file_multiraft_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4446,7 +4833,7 @@ func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionCheckpoint.ProtoReflect.Descriptor instead.
 func (*RegionCheckpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{58}
+	return file_multiraft_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RegionCheckpoint) GetRegion() *Region {
@@ -4512,6 +4899,13 @@ func (x *RegionCheckpoint) GetPairs() []*KvPair {
 	return nil
 }
 
+func (x *RegionCheckpoint) GetSessions() *SessionTable {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 // Checkpoint is the whole state of a store at the moment the WAL file
 // wal_seq was started.
 type Checkpoint struct {
@@ -4529,7 +4923,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_multiraft_proto_msgTypes[59]
+	mi := &file_multiraft_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4541,7 +4935,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[59]
+	mi := &file_multiraft_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4554,7 +4948,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{59}
+	return file_multiraft_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Checkpoint) GetIdent() *StoreIdent {
@@ -4617,7 +5011,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x04peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x04peer\"p\n" +
 	"\vChangePeers\x120\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.multiraft.RequestHeaderR\x06header\x12/\n" +
-	"\achanges\x18\x02 \x03(\v2\x15.multiraft.PeerChangeR\achanges\"\xe0\x03\n" +
+	"\achanges\x18\x02 \x03(\v2\x15.multiraft.PeerChangeR\achanges\"\xa4\x04\n" +
 	"\vRegionError\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x123\n" +
 	"\n" +
@@ -4628,7 +5022,12 @@ const file_multiraft_proto_rawDesc = "" +
 	"\n" +
 	"store_busy\x18\x06 \x01(\v2\x14.multiraft.StoreBusyR\tstoreBusy\x12<\n" +
 	"\rstale_command\x18\a \x01(\v2\x17.multiraft.StaleCommandR\fstaleCommand\x12B\n" +
-	"\x0finvalid_request\x18\b \x01(\v2\x19.multiraft.InvalidRequestR\x0einvalidRequest\"Q\n" +
+	"\x0finvalid_request\x18\b \x01(\v2\x19.multiraft.InvalidRequestR\x0einvalidRequest\x12B\n" +
+	"\x0fsession_expired\x18\t \x01(\v2\x19.multiraft.SessionExpiredR\x0esessionExpired\"K\n" +
+	"\x0eSessionExpired\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"Q\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\"-\n" +
@@ -4682,11 +5081,16 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\"E\n" +
 	"\vCasResponse\x12\x1c\n" +
 	"\tsucceeded\x18\x01 \x01(\bR\tsucceeded\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"\xc5\x02\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"M\n" +
+	"\aSession\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x16\n" +
+	"\x06lowest\x18\x03 \x01(\x04R\x06lowest\"\xf3\x02\n" +
 	"\tKvRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x120\n" +
-	"\x06header\x18\x02 \x01(\v2\x18.multiraft.RequestHeaderR\x06header\x12)\n" +
+	"\x06header\x18\x02 \x01(\v2\x18.multiraft.RequestHeaderR\x06header\x12,\n" +
+	"\asession\x18\b \x01(\v2\x12.multiraft.SessionR\asession\x12)\n" +
 	"\x03get\x18\x03 \x01(\v2\x15.multiraft.GetRequestH\x00R\x03get\x12)\n" +
 	"\x03put\x18\x04 \x01(\v2\x15.multiraft.PutRequestH\x00R\x03put\x122\n" +
 	"\x06delete\x18\x05 \x01(\v2\x18.multiraft.DeleteRequestH\x00R\x06delete\x12,\n" +
@@ -4708,18 +5112,35 @@ const file_multiraft_proto_rawDesc = "" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_region_id\x18\x02 \x01(\x04R\vnewRegionId\x12 \n" +
 	"\fnew_peer_ids\x18\x03 \x03(\x04R\n" +
-	"newPeerIds\"\xfc\x02\n" +
+	"newPeerIds\"\xd0\x03\n" +
 	"\vRaftCommand\x121\n" +
 	"\x14proposer_incarnation\x18\x01 \x01(\x04R\x13proposerIncarnation\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
 	"proposalId\x12%\n" +
-	"\x0eproposer_store\x18\b \x01(\x04R\rproposerStore\x120\n" +
+	"\x0eproposer_store\x18\b \x01(\x04R\rproposerStore\x12,\n" +
+	"\asession\x18\t \x01(\v2\x12.multiraft.SessionR\asession\x12$\n" +
+	"\x0eproposed_at_ms\x18\n" +
+	" \x01(\x04R\fproposedAtMs\x120\n" +
 	"\x06header\x18\x03 \x01(\v2\x18.multiraft.RequestHeaderR\x06header\x12)\n" +
 	"\x03put\x18\x04 \x01(\v2\x15.multiraft.PutRequestH\x00R\x03put\x122\n" +
 	"\x06delete\x18\x05 \x01(\v2\x18.multiraft.DeleteRequestH\x00R\x06delete\x12)\n" +
 	"\x03cas\x18\x06 \x01(\v2\x15.multiraft.CasRequestH\x00R\x03cas\x12/\n" +
 	"\x05split\x18\a \x01(\v2\x17.multiraft.SplitRequestH\x00R\x05splitB\x05\n" +
-	"\x03cmd\"\xc2\x01\n" +
+	"\x03cmd\"\xb0\x01\n" +
+	"\fSessionState\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12 \n" +
+	"\flast_seen_ms\x18\x02 \x01(\x04R\n" +
+	"lastSeenMs\x12\x16\n" +
+	"\x06lowest\x18\x03 \x01(\x04R\x06lowest\x122\n" +
+	"\aresults\x18\x04 \x03(\v2\x18.multiraft.SessionResultR\aresults\x12\"\n" +
+	"\rexpired_at_ms\x18\x05 \x01(\x04R\vexpiredAtMs\"^\n" +
+	"\rSessionResult\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x121\n" +
+	"\bresponse\x18\x02 \x01(\v2\x15.multiraft.KvResponseR\bresponse\"\x82\x01\n" +
+	"\fSessionTable\x12\x19\n" +
+	"\bclock_ms\x18\x01 \x01(\x04R\aclockMs\x12\"\n" +
+	"\rlast_sweep_ms\x18\x02 \x01(\x04R\vlastSweepMs\x123\n" +
+	"\bsessions\x18\x03 \x03(\v2\x17.multiraft.SessionStateR\bsessions\"\xf7\x01\n" +
 	"\x0eRegionSnapshot\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
 	"\x05pairs\x18\x02 \x03(\v2\x11.multiraft.KvPairR\x05pairs\x12\x1a\n" +
@@ -4727,7 +5148,8 @@ const file_multiraft_proto_rawDesc = "" +
 	"\vtotal_pairs\x18\x04 \x01(\x04R\n" +
 	"totalPairs\x12\x1f\n" +
 	"\vtotal_bytes\x18\x05 \x01(\x04R\n" +
-	"totalBytes\"\xc8\x02\n" +
+	"totalBytes\x123\n" +
+	"\bsessions\x18\x06 \x01(\v2\x17.multiraft.SessionTableR\bsessions\"\xc8\x02\n" +
 	"\vRaftMessage\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12,\n" +
 	"\tfrom_peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\bfromPeer\x12(\n" +
@@ -4893,7 +5315,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06delete\x18\x04 \x01(\bR\x06delete\"\x9b\x04\n" +
+	"\x06delete\x18\x04 \x01(\bR\x06delete\"\xcf\x05\n" +
 	"\fRegionUpdate\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x121\n" +
 	"\x05reset\x18\x02 \x01(\v2\x1b.multiraft.RegionCheckpointR\x05reset\x123\n" +
@@ -4910,7 +5332,11 @@ const file_multiraft_proto_rawDesc = "" +
 	"\n" +
 	"hard_state\x18\v \x01(\v2\x11.raftpb.HardStateR\thardState\x120\n" +
 	"\n" +
-	"conf_state\x18\f \x01(\v2\x11.raftpb.ConfStateR\tconfState\"g\n" +
+	"conf_state\x18\f \x01(\v2\x11.raftpb.ConfStateR\tconfState\x12(\n" +
+	"\x10session_clock_ms\x18\r \x01(\x04R\x0esessionClockMs\x12(\n" +
+	"\x10session_sweep_ms\x18\x0e \x01(\x04R\x0esessionSweepMs\x123\n" +
+	"\bsessions\x18\x0f \x03(\v2\x17.multiraft.SessionStateR\bsessions\x12)\n" +
+	"\x10sessions_dropped\x18\x10 \x03(\fR\x0fsessionsDropped\"g\n" +
 	"\vSplitRecord\x12%\n" +
 	"\x04left\x18\x01 \x01(\v2\x11.multiraft.RegionR\x04left\x121\n" +
 	"\x05right\x18\x02 \x01(\v2\x1b.multiraft.RegionCheckpointR\x05right\"|\n" +
@@ -4923,7 +5349,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x03 \x01(\x04R\x13heartbeatIntervalMs\"\x9d\x03\n" +
+	"\x15heartbeat_interval_ms\x18\x03 \x01(\x04R\x13heartbeatIntervalMs\"\xd2\x03\n" +
 	"\x10RegionCheckpoint\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x123\n" +
 	"\n" +
@@ -4936,7 +5362,9 @@ const file_multiraft_proto_rawDesc = "" +
 	"\n" +
 	"conf_state\x18\a \x01(\v2\x11.raftpb.ConfStateR\tconfState\x12'\n" +
 	"\aentries\x18\b \x03(\v2\r.raftpb.EntryR\aentries\x12'\n" +
-	"\x05pairs\x18\t \x03(\v2\x11.multiraft.KvPairR\x05pairs\"\xd1\x01\n" +
+	"\x05pairs\x18\t \x03(\v2\x11.multiraft.KvPairR\x05pairs\x123\n" +
+	"\bsessions\x18\n" +
+	" \x01(\v2\x17.multiraft.SessionTableR\bsessions\"\xd1\x01\n" +
 	"\n" +
 	"Checkpoint\x12+\n" +
 	"\x05ident\x18\x01 \x01(\v2\x15.multiraft.StoreIdentR\x05ident\x12\x17\n" +
@@ -4973,7 +5401,7 @@ func file_multiraft_proto_rawDescGZIP() []byte {
 }
 
 var file_multiraft_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_multiraft_proto_goTypes = []any{
 	(PeerRole)(0),                    // 0: multiraft.PeerRole
 	(ChangeType)(0),                  // 1: multiraft.ChangeType
@@ -4984,64 +5412,69 @@ var file_multiraft_proto_goTypes = []any{
 	(*PeerChange)(nil),               // 6: multiraft.PeerChange
 	(*ChangePeers)(nil),              // 7: multiraft.ChangePeers
 	(*RegionError)(nil),              // 8: multiraft.RegionError
-	(*NotLeader)(nil),                // 9: multiraft.NotLeader
-	(*RegionNotFound)(nil),           // 10: multiraft.RegionNotFound
-	(*KeyNotInRegion)(nil),           // 11: multiraft.KeyNotInRegion
-	(*EpochNotMatch)(nil),            // 12: multiraft.EpochNotMatch
-	(*StoreBusy)(nil),                // 13: multiraft.StoreBusy
-	(*InvalidRequest)(nil),           // 14: multiraft.InvalidRequest
-	(*StaleCommand)(nil),             // 15: multiraft.StaleCommand
-	(*RequestHeader)(nil),            // 16: multiraft.RequestHeader
-	(*GetRequest)(nil),               // 17: multiraft.GetRequest
-	(*GetResponse)(nil),              // 18: multiraft.GetResponse
-	(*PutRequest)(nil),               // 19: multiraft.PutRequest
-	(*PutResponse)(nil),              // 20: multiraft.PutResponse
-	(*DeleteRequest)(nil),            // 21: multiraft.DeleteRequest
-	(*DeleteResponse)(nil),           // 22: multiraft.DeleteResponse
-	(*ScanRequest)(nil),              // 23: multiraft.ScanRequest
-	(*KvPair)(nil),                   // 24: multiraft.KvPair
-	(*ScanResponse)(nil),             // 25: multiraft.ScanResponse
-	(*CasRequest)(nil),               // 26: multiraft.CasRequest
-	(*CasResponse)(nil),              // 27: multiraft.CasResponse
-	(*KvRequest)(nil),                // 28: multiraft.KvRequest
-	(*KvResponse)(nil),               // 29: multiraft.KvResponse
-	(*SplitRequest)(nil),             // 30: multiraft.SplitRequest
-	(*RaftCommand)(nil),              // 31: multiraft.RaftCommand
-	(*RegionSnapshot)(nil),           // 32: multiraft.RegionSnapshot
-	(*RaftMessage)(nil),              // 33: multiraft.RaftMessage
-	(*SnapshotChunk)(nil),            // 34: multiraft.SnapshotChunk
-	(*SnapshotAck)(nil),              // 35: multiraft.SnapshotAck
-	(*StoreHello)(nil),               // 36: multiraft.StoreHello
-	(*Bootstrap)(nil),                // 37: multiraft.Bootstrap
-	(*RegionHeartbeat)(nil),          // 38: multiraft.RegionHeartbeat
-	(*RegionOrder)(nil),              // 39: multiraft.RegionOrder
-	(*RegionByIDRequest)(nil),        // 40: multiraft.RegionByIDRequest
-	(*RegionByIDResponse)(nil),       // 41: multiraft.RegionByIDResponse
-	(*MoveRegionRequest)(nil),        // 42: multiraft.MoveRegionRequest
-	(*TransferLeaderRequest)(nil),    // 43: multiraft.TransferLeaderRequest
-	(*DecommissionStoreRequest)(nil), // 44: multiraft.DecommissionStoreRequest
-	(*AdminResponse)(nil),            // 45: multiraft.AdminResponse
-	(*StoreHeartbeat)(nil),           // 46: multiraft.StoreHeartbeat
-	(*GetRegionRequest)(nil),         // 47: multiraft.GetRegionRequest
-	(*GetRegionResponse)(nil),        // 48: multiraft.GetRegionResponse
-	(*ListRegionsRequest)(nil),       // 49: multiraft.ListRegionsRequest
-	(*RegionInfo)(nil),               // 50: multiraft.RegionInfo
-	(*ListRegionsResponse)(nil),      // 51: multiraft.ListRegionsResponse
-	(*AskSplitRequest)(nil),          // 52: multiraft.AskSplitRequest
-	(*AskSplitResponse)(nil),         // 53: multiraft.AskSplitResponse
-	(*ReportSplit)(nil),              // 54: multiraft.ReportSplit
-	(*Envelope)(nil),                 // 55: multiraft.Envelope
-	(*KvMutation)(nil),               // 56: multiraft.KvMutation
-	(*RegionUpdate)(nil),             // 57: multiraft.RegionUpdate
-	(*SplitRecord)(nil),              // 58: multiraft.SplitRecord
-	(*WalBatch)(nil),                 // 59: multiraft.WalBatch
-	(*StoreIdent)(nil),               // 60: multiraft.StoreIdent
-	(*RegionCheckpoint)(nil),         // 61: multiraft.RegionCheckpoint
-	(*Checkpoint)(nil),               // 62: multiraft.Checkpoint
-	(*raftpb.Message)(nil),           // 63: raftpb.Message
-	(*raftpb.Entry)(nil),             // 64: raftpb.Entry
-	(*raftpb.HardState)(nil),         // 65: raftpb.HardState
-	(*raftpb.ConfState)(nil),         // 66: raftpb.ConfState
+	(*SessionExpired)(nil),           // 9: multiraft.SessionExpired
+	(*NotLeader)(nil),                // 10: multiraft.NotLeader
+	(*RegionNotFound)(nil),           // 11: multiraft.RegionNotFound
+	(*KeyNotInRegion)(nil),           // 12: multiraft.KeyNotInRegion
+	(*EpochNotMatch)(nil),            // 13: multiraft.EpochNotMatch
+	(*StoreBusy)(nil),                // 14: multiraft.StoreBusy
+	(*InvalidRequest)(nil),           // 15: multiraft.InvalidRequest
+	(*StaleCommand)(nil),             // 16: multiraft.StaleCommand
+	(*RequestHeader)(nil),            // 17: multiraft.RequestHeader
+	(*GetRequest)(nil),               // 18: multiraft.GetRequest
+	(*GetResponse)(nil),              // 19: multiraft.GetResponse
+	(*PutRequest)(nil),               // 20: multiraft.PutRequest
+	(*PutResponse)(nil),              // 21: multiraft.PutResponse
+	(*DeleteRequest)(nil),            // 22: multiraft.DeleteRequest
+	(*DeleteResponse)(nil),           // 23: multiraft.DeleteResponse
+	(*ScanRequest)(nil),              // 24: multiraft.ScanRequest
+	(*KvPair)(nil),                   // 25: multiraft.KvPair
+	(*ScanResponse)(nil),             // 26: multiraft.ScanResponse
+	(*CasRequest)(nil),               // 27: multiraft.CasRequest
+	(*CasResponse)(nil),              // 28: multiraft.CasResponse
+	(*Session)(nil),                  // 29: multiraft.Session
+	(*KvRequest)(nil),                // 30: multiraft.KvRequest
+	(*KvResponse)(nil),               // 31: multiraft.KvResponse
+	(*SplitRequest)(nil),             // 32: multiraft.SplitRequest
+	(*RaftCommand)(nil),              // 33: multiraft.RaftCommand
+	(*SessionState)(nil),             // 34: multiraft.SessionState
+	(*SessionResult)(nil),            // 35: multiraft.SessionResult
+	(*SessionTable)(nil),             // 36: multiraft.SessionTable
+	(*RegionSnapshot)(nil),           // 37: multiraft.RegionSnapshot
+	(*RaftMessage)(nil),              // 38: multiraft.RaftMessage
+	(*SnapshotChunk)(nil),            // 39: multiraft.SnapshotChunk
+	(*SnapshotAck)(nil),              // 40: multiraft.SnapshotAck
+	(*StoreHello)(nil),               // 41: multiraft.StoreHello
+	(*Bootstrap)(nil),                // 42: multiraft.Bootstrap
+	(*RegionHeartbeat)(nil),          // 43: multiraft.RegionHeartbeat
+	(*RegionOrder)(nil),              // 44: multiraft.RegionOrder
+	(*RegionByIDRequest)(nil),        // 45: multiraft.RegionByIDRequest
+	(*RegionByIDResponse)(nil),       // 46: multiraft.RegionByIDResponse
+	(*MoveRegionRequest)(nil),        // 47: multiraft.MoveRegionRequest
+	(*TransferLeaderRequest)(nil),    // 48: multiraft.TransferLeaderRequest
+	(*DecommissionStoreRequest)(nil), // 49: multiraft.DecommissionStoreRequest
+	(*AdminResponse)(nil),            // 50: multiraft.AdminResponse
+	(*StoreHeartbeat)(nil),           // 51: multiraft.StoreHeartbeat
+	(*GetRegionRequest)(nil),         // 52: multiraft.GetRegionRequest
+	(*GetRegionResponse)(nil),        // 53: multiraft.GetRegionResponse
+	(*ListRegionsRequest)(nil),       // 54: multiraft.ListRegionsRequest
+	(*RegionInfo)(nil),               // 55: multiraft.RegionInfo
+	(*ListRegionsResponse)(nil),      // 56: multiraft.ListRegionsResponse
+	(*AskSplitRequest)(nil),          // 57: multiraft.AskSplitRequest
+	(*AskSplitResponse)(nil),         // 58: multiraft.AskSplitResponse
+	(*ReportSplit)(nil),              // 59: multiraft.ReportSplit
+	(*Envelope)(nil),                 // 60: multiraft.Envelope
+	(*KvMutation)(nil),               // 61: multiraft.KvMutation
+	(*RegionUpdate)(nil),             // 62: multiraft.RegionUpdate
+	(*SplitRecord)(nil),              // 63: multiraft.SplitRecord
+	(*WalBatch)(nil),                 // 64: multiraft.WalBatch
+	(*StoreIdent)(nil),               // 65: multiraft.StoreIdent
+	(*RegionCheckpoint)(nil),         // 66: multiraft.RegionCheckpoint
+	(*Checkpoint)(nil),               // 67: multiraft.Checkpoint
+	(*raftpb.Message)(nil),           // 68: raftpb.Message
+	(*raftpb.Entry)(nil),             // 69: raftpb.Entry
+	(*raftpb.HardState)(nil),         // 70: raftpb.HardState
+	(*raftpb.ConfState)(nil),         // 71: raftpb.ConfState
 }
 var file_multiraft_proto_depIdxs = []int32{
 	0,   // 0: multiraft.Peer.role:type_name -> multiraft.PeerRole
@@ -5049,113 +5482,122 @@ var file_multiraft_proto_depIdxs = []int32{
 	4,   // 2: multiraft.Region.peers:type_name -> multiraft.Peer
 	1,   // 3: multiraft.PeerChange.type:type_name -> multiraft.ChangeType
 	4,   // 4: multiraft.PeerChange.peer:type_name -> multiraft.Peer
-	16,  // 5: multiraft.ChangePeers.header:type_name -> multiraft.RequestHeader
+	17,  // 5: multiraft.ChangePeers.header:type_name -> multiraft.RequestHeader
 	6,   // 6: multiraft.ChangePeers.changes:type_name -> multiraft.PeerChange
-	9,   // 7: multiraft.RegionError.not_leader:type_name -> multiraft.NotLeader
-	10,  // 8: multiraft.RegionError.region_not_found:type_name -> multiraft.RegionNotFound
-	11,  // 9: multiraft.RegionError.key_not_in_region:type_name -> multiraft.KeyNotInRegion
-	12,  // 10: multiraft.RegionError.epoch_not_match:type_name -> multiraft.EpochNotMatch
-	13,  // 11: multiraft.RegionError.store_busy:type_name -> multiraft.StoreBusy
-	15,  // 12: multiraft.RegionError.stale_command:type_name -> multiraft.StaleCommand
-	14,  // 13: multiraft.RegionError.invalid_request:type_name -> multiraft.InvalidRequest
-	4,   // 14: multiraft.NotLeader.leader:type_name -> multiraft.Peer
-	5,   // 15: multiraft.EpochNotMatch.current_regions:type_name -> multiraft.Region
-	3,   // 16: multiraft.RequestHeader.region_epoch:type_name -> multiraft.Epoch
-	24,  // 17: multiraft.ScanResponse.pairs:type_name -> multiraft.KvPair
-	16,  // 18: multiraft.KvRequest.header:type_name -> multiraft.RequestHeader
-	17,  // 19: multiraft.KvRequest.get:type_name -> multiraft.GetRequest
-	19,  // 20: multiraft.KvRequest.put:type_name -> multiraft.PutRequest
-	21,  // 21: multiraft.KvRequest.delete:type_name -> multiraft.DeleteRequest
-	23,  // 22: multiraft.KvRequest.scan:type_name -> multiraft.ScanRequest
-	26,  // 23: multiraft.KvRequest.cas:type_name -> multiraft.CasRequest
-	8,   // 24: multiraft.KvResponse.region_error:type_name -> multiraft.RegionError
-	18,  // 25: multiraft.KvResponse.get:type_name -> multiraft.GetResponse
-	20,  // 26: multiraft.KvResponse.put:type_name -> multiraft.PutResponse
-	22,  // 27: multiraft.KvResponse.delete:type_name -> multiraft.DeleteResponse
-	25,  // 28: multiraft.KvResponse.scan:type_name -> multiraft.ScanResponse
-	27,  // 29: multiraft.KvResponse.cas:type_name -> multiraft.CasResponse
-	16,  // 30: multiraft.RaftCommand.header:type_name -> multiraft.RequestHeader
-	19,  // 31: multiraft.RaftCommand.put:type_name -> multiraft.PutRequest
-	21,  // 32: multiraft.RaftCommand.delete:type_name -> multiraft.DeleteRequest
-	26,  // 33: multiraft.RaftCommand.cas:type_name -> multiraft.CasRequest
-	30,  // 34: multiraft.RaftCommand.split:type_name -> multiraft.SplitRequest
-	5,   // 35: multiraft.RegionSnapshot.region:type_name -> multiraft.Region
-	24,  // 36: multiraft.RegionSnapshot.pairs:type_name -> multiraft.KvPair
-	4,   // 37: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
-	4,   // 38: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
-	3,   // 39: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
-	63,  // 40: multiraft.RaftMessage.message:type_name -> raftpb.Message
-	5,   // 41: multiraft.RaftMessage.gc_region:type_name -> multiraft.Region
-	4,   // 42: multiraft.SnapshotChunk.from_peer:type_name -> multiraft.Peer
-	4,   // 43: multiraft.SnapshotChunk.to_peer:type_name -> multiraft.Peer
-	24,  // 44: multiraft.SnapshotChunk.pairs:type_name -> multiraft.KvPair
-	63,  // 45: multiraft.SnapshotChunk.message:type_name -> raftpb.Message
-	5,   // 46: multiraft.Bootstrap.regions:type_name -> multiraft.Region
-	5,   // 47: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
-	4,   // 48: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
-	4,   // 49: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
-	4,   // 50: multiraft.RegionHeartbeat.down_peers:type_name -> multiraft.Peer
-	3,   // 51: multiraft.RegionOrder.region_epoch:type_name -> multiraft.Epoch
-	7,   // 52: multiraft.RegionOrder.change_peers:type_name -> multiraft.ChangePeers
-	4,   // 53: multiraft.RegionOrder.transfer_leader:type_name -> multiraft.Peer
-	5,   // 54: multiraft.RegionByIDResponse.region:type_name -> multiraft.Region
-	4,   // 55: multiraft.RegionByIDResponse.leader:type_name -> multiraft.Peer
-	5,   // 56: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
-	4,   // 57: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
-	5,   // 58: multiraft.RegionInfo.region:type_name -> multiraft.Region
-	4,   // 59: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
-	50,  // 60: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
-	5,   // 61: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
-	5,   // 62: multiraft.ReportSplit.left:type_name -> multiraft.Region
-	5,   // 63: multiraft.ReportSplit.right:type_name -> multiraft.Region
-	33,  // 64: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
-	28,  // 65: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
-	29,  // 66: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
-	36,  // 67: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
-	37,  // 68: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
-	38,  // 69: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
-	46,  // 70: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
-	47,  // 71: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
-	48,  // 72: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
-	49,  // 73: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
-	51,  // 74: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
-	52,  // 75: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
-	53,  // 76: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
-	54,  // 77: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
-	34,  // 78: multiraft.Envelope.snapshot_chunk:type_name -> multiraft.SnapshotChunk
-	35,  // 79: multiraft.Envelope.snapshot_ack:type_name -> multiraft.SnapshotAck
-	39,  // 80: multiraft.Envelope.region_order:type_name -> multiraft.RegionOrder
-	40,  // 81: multiraft.Envelope.region_by_id:type_name -> multiraft.RegionByIDRequest
-	41,  // 82: multiraft.Envelope.region_by_id_response:type_name -> multiraft.RegionByIDResponse
-	42,  // 83: multiraft.Envelope.move_region:type_name -> multiraft.MoveRegionRequest
-	43,  // 84: multiraft.Envelope.transfer_leader:type_name -> multiraft.TransferLeaderRequest
-	44,  // 85: multiraft.Envelope.decommission_store:type_name -> multiraft.DecommissionStoreRequest
-	45,  // 86: multiraft.Envelope.admin_response:type_name -> multiraft.AdminResponse
-	61,  // 87: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
-	56,  // 88: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
-	58,  // 89: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
-	5,   // 90: multiraft.RegionUpdate.region:type_name -> multiraft.Region
-	2,   // 91: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
-	64,  // 92: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
-	65,  // 93: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
-	66,  // 94: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
-	5,   // 95: multiraft.SplitRecord.left:type_name -> multiraft.Region
-	61,  // 96: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
-	57,  // 97: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
-	60,  // 98: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
-	5,   // 99: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
-	2,   // 100: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
-	65,  // 101: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
-	66,  // 102: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
-	64,  // 103: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
-	24,  // 104: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
-	60,  // 105: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
-	61,  // 106: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
-	107, // [107:107] is the sub-list for method output_type
-	107, // [107:107] is the sub-list for method input_type
-	107, // [107:107] is the sub-list for extension type_name
-	107, // [107:107] is the sub-list for extension extendee
-	0,   // [0:107] is the sub-list for field type_name
+	10,  // 7: multiraft.RegionError.not_leader:type_name -> multiraft.NotLeader
+	11,  // 8: multiraft.RegionError.region_not_found:type_name -> multiraft.RegionNotFound
+	12,  // 9: multiraft.RegionError.key_not_in_region:type_name -> multiraft.KeyNotInRegion
+	13,  // 10: multiraft.RegionError.epoch_not_match:type_name -> multiraft.EpochNotMatch
+	14,  // 11: multiraft.RegionError.store_busy:type_name -> multiraft.StoreBusy
+	16,  // 12: multiraft.RegionError.stale_command:type_name -> multiraft.StaleCommand
+	15,  // 13: multiraft.RegionError.invalid_request:type_name -> multiraft.InvalidRequest
+	9,   // 14: multiraft.RegionError.session_expired:type_name -> multiraft.SessionExpired
+	4,   // 15: multiraft.NotLeader.leader:type_name -> multiraft.Peer
+	5,   // 16: multiraft.EpochNotMatch.current_regions:type_name -> multiraft.Region
+	3,   // 17: multiraft.RequestHeader.region_epoch:type_name -> multiraft.Epoch
+	25,  // 18: multiraft.ScanResponse.pairs:type_name -> multiraft.KvPair
+	17,  // 19: multiraft.KvRequest.header:type_name -> multiraft.RequestHeader
+	29,  // 20: multiraft.KvRequest.session:type_name -> multiraft.Session
+	18,  // 21: multiraft.KvRequest.get:type_name -> multiraft.GetRequest
+	20,  // 22: multiraft.KvRequest.put:type_name -> multiraft.PutRequest
+	22,  // 23: multiraft.KvRequest.delete:type_name -> multiraft.DeleteRequest
+	24,  // 24: multiraft.KvRequest.scan:type_name -> multiraft.ScanRequest
+	27,  // 25: multiraft.KvRequest.cas:type_name -> multiraft.CasRequest
+	8,   // 26: multiraft.KvResponse.region_error:type_name -> multiraft.RegionError
+	19,  // 27: multiraft.KvResponse.get:type_name -> multiraft.GetResponse
+	21,  // 28: multiraft.KvResponse.put:type_name -> multiraft.PutResponse
+	23,  // 29: multiraft.KvResponse.delete:type_name -> multiraft.DeleteResponse
+	26,  // 30: multiraft.KvResponse.scan:type_name -> multiraft.ScanResponse
+	28,  // 31: multiraft.KvResponse.cas:type_name -> multiraft.CasResponse
+	29,  // 32: multiraft.RaftCommand.session:type_name -> multiraft.Session
+	17,  // 33: multiraft.RaftCommand.header:type_name -> multiraft.RequestHeader
+	20,  // 34: multiraft.RaftCommand.put:type_name -> multiraft.PutRequest
+	22,  // 35: multiraft.RaftCommand.delete:type_name -> multiraft.DeleteRequest
+	27,  // 36: multiraft.RaftCommand.cas:type_name -> multiraft.CasRequest
+	32,  // 37: multiraft.RaftCommand.split:type_name -> multiraft.SplitRequest
+	35,  // 38: multiraft.SessionState.results:type_name -> multiraft.SessionResult
+	31,  // 39: multiraft.SessionResult.response:type_name -> multiraft.KvResponse
+	34,  // 40: multiraft.SessionTable.sessions:type_name -> multiraft.SessionState
+	5,   // 41: multiraft.RegionSnapshot.region:type_name -> multiraft.Region
+	25,  // 42: multiraft.RegionSnapshot.pairs:type_name -> multiraft.KvPair
+	36,  // 43: multiraft.RegionSnapshot.sessions:type_name -> multiraft.SessionTable
+	4,   // 44: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
+	4,   // 45: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
+	3,   // 46: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
+	68,  // 47: multiraft.RaftMessage.message:type_name -> raftpb.Message
+	5,   // 48: multiraft.RaftMessage.gc_region:type_name -> multiraft.Region
+	4,   // 49: multiraft.SnapshotChunk.from_peer:type_name -> multiraft.Peer
+	4,   // 50: multiraft.SnapshotChunk.to_peer:type_name -> multiraft.Peer
+	25,  // 51: multiraft.SnapshotChunk.pairs:type_name -> multiraft.KvPair
+	68,  // 52: multiraft.SnapshotChunk.message:type_name -> raftpb.Message
+	5,   // 53: multiraft.Bootstrap.regions:type_name -> multiraft.Region
+	5,   // 54: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
+	4,   // 55: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
+	4,   // 56: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
+	4,   // 57: multiraft.RegionHeartbeat.down_peers:type_name -> multiraft.Peer
+	3,   // 58: multiraft.RegionOrder.region_epoch:type_name -> multiraft.Epoch
+	7,   // 59: multiraft.RegionOrder.change_peers:type_name -> multiraft.ChangePeers
+	4,   // 60: multiraft.RegionOrder.transfer_leader:type_name -> multiraft.Peer
+	5,   // 61: multiraft.RegionByIDResponse.region:type_name -> multiraft.Region
+	4,   // 62: multiraft.RegionByIDResponse.leader:type_name -> multiraft.Peer
+	5,   // 63: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
+	4,   // 64: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
+	5,   // 65: multiraft.RegionInfo.region:type_name -> multiraft.Region
+	4,   // 66: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
+	55,  // 67: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
+	5,   // 68: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
+	5,   // 69: multiraft.ReportSplit.left:type_name -> multiraft.Region
+	5,   // 70: multiraft.ReportSplit.right:type_name -> multiraft.Region
+	38,  // 71: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
+	30,  // 72: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
+	31,  // 73: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
+	41,  // 74: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
+	42,  // 75: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
+	43,  // 76: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
+	51,  // 77: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
+	52,  // 78: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
+	53,  // 79: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
+	54,  // 80: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
+	56,  // 81: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
+	57,  // 82: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
+	58,  // 83: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
+	59,  // 84: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
+	39,  // 85: multiraft.Envelope.snapshot_chunk:type_name -> multiraft.SnapshotChunk
+	40,  // 86: multiraft.Envelope.snapshot_ack:type_name -> multiraft.SnapshotAck
+	44,  // 87: multiraft.Envelope.region_order:type_name -> multiraft.RegionOrder
+	45,  // 88: multiraft.Envelope.region_by_id:type_name -> multiraft.RegionByIDRequest
+	46,  // 89: multiraft.Envelope.region_by_id_response:type_name -> multiraft.RegionByIDResponse
+	47,  // 90: multiraft.Envelope.move_region:type_name -> multiraft.MoveRegionRequest
+	48,  // 91: multiraft.Envelope.transfer_leader:type_name -> multiraft.TransferLeaderRequest
+	49,  // 92: multiraft.Envelope.decommission_store:type_name -> multiraft.DecommissionStoreRequest
+	50,  // 93: multiraft.Envelope.admin_response:type_name -> multiraft.AdminResponse
+	66,  // 94: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
+	61,  // 95: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
+	63,  // 96: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
+	5,   // 97: multiraft.RegionUpdate.region:type_name -> multiraft.Region
+	2,   // 98: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
+	69,  // 99: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
+	70,  // 100: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
+	71,  // 101: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
+	34,  // 102: multiraft.RegionUpdate.sessions:type_name -> multiraft.SessionState
+	5,   // 103: multiraft.SplitRecord.left:type_name -> multiraft.Region
+	66,  // 104: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
+	62,  // 105: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
+	65,  // 106: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
+	5,   // 107: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
+	2,   // 108: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
+	70,  // 109: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
+	71,  // 110: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
+	69,  // 111: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
+	25,  // 112: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
+	36,  // 113: multiraft.RegionCheckpoint.sessions:type_name -> multiraft.SessionTable
+	65,  // 114: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
+	66,  // 115: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
+	116, // [116:116] is the sub-list for method output_type
+	116, // [116:116] is the sub-list for method input_type
+	116, // [116:116] is the sub-list for extension type_name
+	116, // [116:116] is the sub-list for extension extendee
+	0,   // [0:116] is the sub-list for field type_name
 }
 
 func init() { file_multiraft_proto_init() }
@@ -5163,27 +5605,27 @@ func file_multiraft_proto_init() {
 	if File_multiraft_proto != nil {
 		return
 	}
-	file_multiraft_proto_msgTypes[25].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[27].OneofWrappers = []any{
 		(*KvRequest_Get)(nil),
 		(*KvRequest_Put)(nil),
 		(*KvRequest_Delete)(nil),
 		(*KvRequest_Scan)(nil),
 		(*KvRequest_Cas)(nil),
 	}
-	file_multiraft_proto_msgTypes[26].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[28].OneofWrappers = []any{
 		(*KvResponse_Get)(nil),
 		(*KvResponse_Put)(nil),
 		(*KvResponse_Delete)(nil),
 		(*KvResponse_Scan)(nil),
 		(*KvResponse_Cas)(nil),
 	}
-	file_multiraft_proto_msgTypes[28].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[30].OneofWrappers = []any{
 		(*RaftCommand_Put)(nil),
 		(*RaftCommand_Delete)(nil),
 		(*RaftCommand_Cas)(nil),
 		(*RaftCommand_Split)(nil),
 	}
-	file_multiraft_proto_msgTypes[52].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[57].OneofWrappers = []any{
 		(*Envelope_Raft)(nil),
 		(*Envelope_KvRequest)(nil),
 		(*Envelope_KvResponse)(nil),
@@ -5214,7 +5656,7 @@ func file_multiraft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_multiraft_proto_rawDesc), len(file_multiraft_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   60,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
