@@ -685,11 +685,11 @@ func (c *Client) onKvResponse(from uint64, resp *pb.KvResponse) {
 		o.res.CasSucceeded, o.res.Version = cs.GetSucceeded(), cs.GetVersion()
 	case Scan:
 		s := resp.GetScan()
-		if s == nil || !c.validScan(o, s.GetPairs()) {
+		if s == nil || !c.validScan(o, s.GetPairs()) || (s.GetMore() && len(s.GetPairs()) == 0) {
 			c.malformed(o, from, resp, now)
 			return
 		}
-		c.scanStep(o, s.GetPairs(), now)
+		c.scanStep(o, s.GetPairs(), s.GetMore(), now)
 		return
 	}
 	c.complete(o, OK, nil)
@@ -714,15 +714,22 @@ func (c *Client) validScan(o *opState, pairs []*pb.KvPair) bool {
 	return true
 }
 
-// scanStep takes a sub-scan's pairs and either completes the scan or moves
-// on to the next region.
-func (c *Client) scanStep(o *opState, pairs []*pb.KvPair, now time.Time) {
+// scanStep takes a sub-scan's pairs and either completes the scan, asks the
+// same region for more (the store cut its answer short), or moves on to
+// the next region.
+func (c *Client) scanStep(o *opState, pairs []*pb.KvPair, more bool, now time.Time) {
 	for _, p := range pairs {
 		o.pairs = append(o.pairs, proto.Clone(p).(*pb.KvPair))
 	}
 	limited := o.op.Limit > 0
 	if limited {
 		o.remaining -= len(pairs)
+	}
+	if more && (!limited || o.remaining > 0) {
+		o.cursor = append(bytes.Clone(pairs[len(pairs)-1].GetKey()), 0)
+		o.budget, o.backoffs, o.immed, o.lastErr = 0, 0, 0, nil
+		c.route(o, now)
+		return
 	}
 	end := o.att.regionEnd
 	if (limited && o.remaining <= 0) || len(end) == 0 ||

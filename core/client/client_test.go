@@ -519,6 +519,7 @@ type world struct {
 	regions []*pb.Region
 	leader  map[uint64]uint64 // region id -> store
 	data    map[string]string
+	maxScan int // a store's bound on one scan answer; 0: none
 }
 
 func newWorld(rs []*pb.Region) *world {
@@ -579,11 +580,15 @@ func (w *world) serve(e *pb.Envelope) *pb.Envelope {
 		if s.GetLimit() > 0 && len(keys) > int(s.GetLimit()) {
 			keys = keys[:s.GetLimit()]
 		}
+		more := false
+		if w.maxScan > 0 && len(keys) > w.maxScan {
+			keys, more = keys[:w.maxScan], true
+		}
 		var pairs []*pb.KvPair
 		for _, k := range keys {
 			pairs = append(pairs, &pb.KvPair{Key: []byte(k), Value: []byte(w.data[k])})
 		}
-		return kvReply(e, &pb.KvResponse{Result: &pb.KvResponse_Scan{Scan: &pb.ScanResponse{Pairs: pairs}}})
+		return kvReply(e, &pb.KvResponse{Result: &pb.KvResponse_Scan{Scan: &pb.ScanResponse{Pairs: pairs, More: more}}})
 	}
 	return kvReply(e, &pb.KvResponse{})
 }
@@ -680,6 +685,27 @@ func TestScanStitchedAcrossRegions(t *testing.T) {
 				t.Fatalf("lookups %d, want %d", s.PDLookups, tc.wantLookup)
 			}
 		})
+	}
+}
+
+// A store that cuts a scan's answer short (its bound) says so; the client
+// asks the same region again from just after the last key.
+func TestScanContinuesWithinARegionWhenCutShort(t *testing.T) {
+	w := newWorld(threeRegions())
+	w.maxScan = 2
+	for _, k := range []string{"a", "c", "e", "g", "h", "j", "l", "n"} {
+		w.data[k] = "v" + k
+	}
+	h := newHarness(t, testConfig(), 1)
+	h.c.Submit(Op{Kind: Scan, Start: []byte("a"), End: []byte("m"), Limit: 5})
+	sent := h.pump(w)
+	c := h.completed(1)[0]
+	if c.Outcome != OK || keysOf(c.Pairs) != "a c e g h " {
+		t.Fatalf("got %v %q", c.Outcome, keysOf(c.Pairs))
+	}
+	want := []string{"r1[a,g)#5", "r1[c\x00,g)#3", "r2[g,m)#2"}
+	if got := scanRequests(sent); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Fatalf("scans %q, want %q", got, want)
 	}
 }
 

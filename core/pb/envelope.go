@@ -29,6 +29,7 @@ func (*RegionByIDResponse) isBody()       {}
 func (*MoveRegionRequest) isBody()        {}
 func (*TransferLeaderRequest) isBody()    {}
 func (*DecommissionStoreRequest) isBody() {}
+func (*StoreHeartbeatResponse) isBody()   {}
 func (*AdminResponse) isBody()            {}
 
 // NewEnvelope wraps body into an envelope from one node to another.
@@ -81,6 +82,8 @@ func NewEnvelope(from, to uint64, body Body) *Envelope {
 		e.Body = &Envelope_DecommissionStore{DecommissionStore: b}
 	case *AdminResponse:
 		e.Body = &Envelope_AdminResponse{AdminResponse: b}
+	case *StoreHeartbeatResponse:
+		e.Body = &Envelope_StoreHeartbeatResponse{StoreHeartbeatResponse: b}
 	}
 	return e
 }

@@ -1438,8 +1438,11 @@ func (x *KvPair) GetVersion() uint64 {
 }
 
 type ScanResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pairs         []*KvPair              `protobuf:"bytes,1,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pairs []*KvPair              `protobuf:"bytes,1,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	// The store cut the answer short (its per-response bound): keys after the
+	// last pair remain in the range. Ask again from just after it.
+	More          bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1479,6 +1482,13 @@ func (x *ScanResponse) GetPairs() []*KvPair {
 		return x.Pairs
 	}
 	return nil
+}
+
+func (x *ScanResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // CasRequest writes value if the key's version equals expected_version
@@ -2840,8 +2850,11 @@ type Bootstrap struct {
 	Error   string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// The heartbeat interval PD wants, for stores not configured with one.
 	HeartbeatIntervalMs uint64 `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The stores of the cluster (not tombstoned): raft traffic from anything
+	// else is refused.
+	StoreIds      []uint64 `protobuf:"varint,5,rep,packed,name=store_ids,json=storeIds,proto3" json:"store_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bootstrap) Reset() {
@@ -2902,6 +2915,59 @@ func (x *Bootstrap) GetHeartbeatIntervalMs() uint64 {
 	return 0
 }
 
+func (x *Bootstrap) GetStoreIds() []uint64 {
+	if x != nil {
+		return x.StoreIds
+	}
+	return nil
+}
+
+// StoreHeartbeatResponse answers a store heartbeat with the stores of the
+// cluster (not tombstoned), so stores learn of joins and removals.
+type StoreHeartbeatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StoreIds      []uint64               `protobuf:"varint,1,rep,packed,name=store_ids,json=storeIds,proto3" json:"store_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoreHeartbeatResponse) Reset() {
+	*x = StoreHeartbeatResponse{}
+	mi := &file_multiraft_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoreHeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoreHeartbeatResponse) ProtoMessage() {}
+
+func (x *StoreHeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoreHeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*StoreHeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *StoreHeartbeatResponse) GetStoreIds() []uint64 {
+	if x != nil {
+		return x.StoreIds
+	}
+	return nil
+}
+
 type RegionHeartbeat struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Region          *Region                `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -2923,7 +2989,7 @@ type RegionHeartbeat struct {
 
 func (x *RegionHeartbeat) Reset() {
 	*x = RegionHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3001,7 @@ func (x *RegionHeartbeat) String() string {
 func (*RegionHeartbeat) ProtoMessage() {}
 
 func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3014,7 @@ func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHeartbeat.ProtoReflect.Descriptor instead.
 func (*RegionHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{40}
+	return file_multiraft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RegionHeartbeat) GetRegion() *Region {
@@ -3015,7 +3081,7 @@ type RegionOrder struct {
 
 func (x *RegionOrder) Reset() {
 	*x = RegionOrder{}
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3093,7 @@ func (x *RegionOrder) String() string {
 func (*RegionOrder) ProtoMessage() {}
 
 func (x *RegionOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3106,7 @@ func (x *RegionOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionOrder.ProtoReflect.Descriptor instead.
 func (*RegionOrder) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{41}
+	return file_multiraft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RegionOrder) GetRegionId() uint64 {
@@ -3083,7 +3149,7 @@ type RegionByIDRequest struct {
 
 func (x *RegionByIDRequest) Reset() {
 	*x = RegionByIDRequest{}
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3161,7 @@ func (x *RegionByIDRequest) String() string {
 func (*RegionByIDRequest) ProtoMessage() {}
 
 func (x *RegionByIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3174,7 @@ func (x *RegionByIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionByIDRequest.ProtoReflect.Descriptor instead.
 func (*RegionByIDRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{42}
+	return file_multiraft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegionByIDRequest) GetRequestId() uint64 {
@@ -3136,7 +3202,7 @@ type RegionByIDResponse struct {
 
 func (x *RegionByIDResponse) Reset() {
 	*x = RegionByIDResponse{}
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3148,7 +3214,7 @@ func (x *RegionByIDResponse) String() string {
 func (*RegionByIDResponse) ProtoMessage() {}
 
 func (x *RegionByIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3161,7 +3227,7 @@ func (x *RegionByIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionByIDResponse.ProtoReflect.Descriptor instead.
 func (*RegionByIDResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{43}
+	return file_multiraft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RegionByIDResponse) GetRequestId() uint64 {
@@ -3199,7 +3265,7 @@ type MoveRegionRequest struct {
 
 func (x *MoveRegionRequest) Reset() {
 	*x = MoveRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3211,7 +3277,7 @@ func (x *MoveRegionRequest) String() string {
 func (*MoveRegionRequest) ProtoMessage() {}
 
 func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3224,7 +3290,7 @@ func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRegionRequest.ProtoReflect.Descriptor instead.
 func (*MoveRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{44}
+	return file_multiraft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *MoveRegionRequest) GetRequestId() uint64 {
@@ -3267,7 +3333,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3279,7 +3345,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3292,7 +3358,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{45}
+	return file_multiraft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TransferLeaderRequest) GetRequestId() uint64 {
@@ -3327,7 +3393,7 @@ type DecommissionStoreRequest struct {
 
 func (x *DecommissionStoreRequest) Reset() {
 	*x = DecommissionStoreRequest{}
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3339,7 +3405,7 @@ func (x *DecommissionStoreRequest) String() string {
 func (*DecommissionStoreRequest) ProtoMessage() {}
 
 func (x *DecommissionStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3352,7 +3418,7 @@ func (x *DecommissionStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecommissionStoreRequest.ProtoReflect.Descriptor instead.
 func (*DecommissionStoreRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{46}
+	return file_multiraft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DecommissionStoreRequest) GetRequestId() uint64 {
@@ -3381,7 +3447,7 @@ type AdminResponse struct {
 
 func (x *AdminResponse) Reset() {
 	*x = AdminResponse{}
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3459,7 @@ func (x *AdminResponse) String() string {
 func (*AdminResponse) ProtoMessage() {}
 
 func (x *AdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3472,7 @@ func (x *AdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminResponse.ProtoReflect.Descriptor instead.
 func (*AdminResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{47}
+	return file_multiraft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AdminResponse) GetRequestId() uint64 {
@@ -3442,7 +3508,7 @@ type StoreHeartbeat struct {
 
 func (x *StoreHeartbeat) Reset() {
 	*x = StoreHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3520,7 @@ func (x *StoreHeartbeat) String() string {
 func (*StoreHeartbeat) ProtoMessage() {}
 
 func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3533,7 @@ func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHeartbeat.ProtoReflect.Descriptor instead.
 func (*StoreHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{48}
+	return file_multiraft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *StoreHeartbeat) GetStoreId() uint64 {
@@ -3508,7 +3574,7 @@ type GetRegionRequest struct {
 
 func (x *GetRegionRequest) Reset() {
 	*x = GetRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[49]
+	mi := &file_multiraft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3586,7 @@ func (x *GetRegionRequest) String() string {
 func (*GetRegionRequest) ProtoMessage() {}
 
 func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[49]
+	mi := &file_multiraft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3599,7 @@ func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{49}
+	return file_multiraft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetRegionRequest) GetRequestId() uint64 {
@@ -3562,7 +3628,7 @@ type GetRegionResponse struct {
 
 func (x *GetRegionResponse) Reset() {
 	*x = GetRegionResponse{}
-	mi := &file_multiraft_proto_msgTypes[50]
+	mi := &file_multiraft_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +3640,7 @@ func (x *GetRegionResponse) String() string {
 func (*GetRegionResponse) ProtoMessage() {}
 
 func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[50]
+	mi := &file_multiraft_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +3653,7 @@ func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{50}
+	return file_multiraft_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetRegionResponse) GetRequestId() uint64 {
@@ -3627,7 +3693,7 @@ type ListRegionsRequest struct {
 
 func (x *ListRegionsRequest) Reset() {
 	*x = ListRegionsRequest{}
-	mi := &file_multiraft_proto_msgTypes[51]
+	mi := &file_multiraft_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3639,7 +3705,7 @@ func (x *ListRegionsRequest) String() string {
 func (*ListRegionsRequest) ProtoMessage() {}
 
 func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[51]
+	mi := &file_multiraft_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3652,7 +3718,7 @@ func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsRequest.ProtoReflect.Descriptor instead.
 func (*ListRegionsRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{51}
+	return file_multiraft_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListRegionsRequest) GetRequestId() uint64 {
@@ -3672,7 +3738,7 @@ type RegionInfo struct {
 
 func (x *RegionInfo) Reset() {
 	*x = RegionInfo{}
-	mi := &file_multiraft_proto_msgTypes[52]
+	mi := &file_multiraft_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3684,7 +3750,7 @@ func (x *RegionInfo) String() string {
 func (*RegionInfo) ProtoMessage() {}
 
 func (x *RegionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[52]
+	mi := &file_multiraft_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3697,7 +3763,7 @@ func (x *RegionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfo.ProtoReflect.Descriptor instead.
 func (*RegionInfo) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{52}
+	return file_multiraft_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RegionInfo) GetRegion() *Region {
@@ -3724,7 +3790,7 @@ type ListRegionsResponse struct {
 
 func (x *ListRegionsResponse) Reset() {
 	*x = ListRegionsResponse{}
-	mi := &file_multiraft_proto_msgTypes[53]
+	mi := &file_multiraft_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +3802,7 @@ func (x *ListRegionsResponse) String() string {
 func (*ListRegionsResponse) ProtoMessage() {}
 
 func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[53]
+	mi := &file_multiraft_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +3815,7 @@ func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsResponse.ProtoReflect.Descriptor instead.
 func (*ListRegionsResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{53}
+	return file_multiraft_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListRegionsResponse) GetRequestId() uint64 {
@@ -3776,7 +3842,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[54]
+	mi := &file_multiraft_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3788,7 +3854,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[54]
+	mi := &file_multiraft_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,7 +3867,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{54}
+	return file_multiraft_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AskSplitRequest) GetRequestId() uint64 {
@@ -3830,7 +3896,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_multiraft_proto_msgTypes[55]
+	mi := &file_multiraft_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +3908,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[55]
+	mi := &file_multiraft_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +3921,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{55}
+	return file_multiraft_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AskSplitResponse) GetRequestId() uint64 {
@@ -3896,7 +3962,7 @@ type ReportSplit struct {
 
 func (x *ReportSplit) Reset() {
 	*x = ReportSplit{}
-	mi := &file_multiraft_proto_msgTypes[56]
+	mi := &file_multiraft_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3908,7 +3974,7 @@ func (x *ReportSplit) String() string {
 func (*ReportSplit) ProtoMessage() {}
 
 func (x *ReportSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[56]
+	mi := &file_multiraft_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3921,7 +3987,7 @@ func (x *ReportSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplit.ProtoReflect.Descriptor instead.
 func (*ReportSplit) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{56}
+	return file_multiraft_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ReportSplit) GetLeft() *Region {
@@ -3968,6 +4034,7 @@ type Envelope struct {
 	//	*Envelope_TransferLeader
 	//	*Envelope_DecommissionStore
 	//	*Envelope_AdminResponse
+	//	*Envelope_StoreHeartbeatResponse
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3975,7 +4042,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_multiraft_proto_msgTypes[57]
+	mi := &file_multiraft_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3987,7 +4054,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[57]
+	mi := &file_multiraft_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4000,7 +4067,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{57}
+	return file_multiraft_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Envelope) GetFrom() uint64 {
@@ -4231,6 +4298,15 @@ func (x *Envelope) GetAdminResponse() *AdminResponse {
 	return nil
 }
 
+func (x *Envelope) GetStoreHeartbeatResponse() *StoreHeartbeatResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_StoreHeartbeatResponse); ok {
+			return x.StoreHeartbeatResponse
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -4327,6 +4403,10 @@ type Envelope_AdminResponse struct {
 	AdminResponse *AdminResponse `protobuf:"bytes,25,opt,name=admin_response,json=adminResponse,proto3,oneof"`
 }
 
+type Envelope_StoreHeartbeatResponse struct {
+	StoreHeartbeatResponse *StoreHeartbeatResponse `protobuf:"bytes,26,opt,name=store_heartbeat_response,json=storeHeartbeatResponse,proto3,oneof"`
+}
+
 func (*Envelope_Raft) isEnvelope_Body() {}
 
 func (*Envelope_KvRequest) isEnvelope_Body() {}
@@ -4373,6 +4453,8 @@ func (*Envelope_DecommissionStore) isEnvelope_Body() {}
 
 func (*Envelope_AdminResponse) isEnvelope_Body() {}
 
+func (*Envelope_StoreHeartbeatResponse) isEnvelope_Body() {}
+
 // KvMutation is one applied change to a region's keys.
 type KvMutation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4386,7 +4468,7 @@ type KvMutation struct {
 
 func (x *KvMutation) Reset() {
 	*x = KvMutation{}
-	mi := &file_multiraft_proto_msgTypes[58]
+	mi := &file_multiraft_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4398,7 +4480,7 @@ func (x *KvMutation) String() string {
 func (*KvMutation) ProtoMessage() {}
 
 func (x *KvMutation) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[58]
+	mi := &file_multiraft_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4411,7 +4493,7 @@ func (x *KvMutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvMutation.ProtoReflect.Descriptor instead.
 func (*KvMutation) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{58}
+	return file_multiraft_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *KvMutation) GetKey() []byte {
@@ -4476,7 +4558,7 @@ type RegionUpdate struct {
 
 func (x *RegionUpdate) Reset() {
 	*x = RegionUpdate{}
-	mi := &file_multiraft_proto_msgTypes[59]
+	mi := &file_multiraft_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4488,7 +4570,7 @@ func (x *RegionUpdate) String() string {
 func (*RegionUpdate) ProtoMessage() {}
 
 func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[59]
+	mi := &file_multiraft_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4501,7 +4583,7 @@ func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionUpdate.ProtoReflect.Descriptor instead.
 func (*RegionUpdate) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{59}
+	return file_multiraft_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RegionUpdate) GetRegionId() uint64 {
@@ -4626,7 +4708,7 @@ type SplitRecord struct {
 
 func (x *SplitRecord) Reset() {
 	*x = SplitRecord{}
-	mi := &file_multiraft_proto_msgTypes[60]
+	mi := &file_multiraft_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4638,7 +4720,7 @@ func (x *SplitRecord) String() string {
 func (*SplitRecord) ProtoMessage() {}
 
 func (x *SplitRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[60]
+	mi := &file_multiraft_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4651,7 +4733,7 @@ func (x *SplitRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRecord.ProtoReflect.Descriptor instead.
 func (*SplitRecord) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{60}
+	return file_multiraft_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SplitRecord) GetLeft() *Region {
@@ -4680,7 +4762,7 @@ type WalBatch struct {
 
 func (x *WalBatch) Reset() {
 	*x = WalBatch{}
-	mi := &file_multiraft_proto_msgTypes[61]
+	mi := &file_multiraft_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4692,7 +4774,7 @@ func (x *WalBatch) String() string {
 func (*WalBatch) ProtoMessage() {}
 
 func (x *WalBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[61]
+	mi := &file_multiraft_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4705,7 +4787,7 @@ func (x *WalBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalBatch.ProtoReflect.Descriptor instead.
 func (*WalBatch) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{61}
+	return file_multiraft_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *WalBatch) GetSeq() uint64 {
@@ -4740,7 +4822,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_multiraft_proto_msgTypes[62]
+	mi := &file_multiraft_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4752,7 +4834,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[62]
+	mi := &file_multiraft_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4765,7 +4847,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{62}
+	return file_multiraft_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *StoreIdent) GetClusterId() uint64 {
@@ -4808,7 +4890,7 @@ type RegionCheckpoint struct {
 
 func (x *RegionCheckpoint) Reset() {
 	*x = RegionCheckpoint{}
-	mi := &file_multiraft_proto_msgTypes[63]
+	mi := &file_multiraft_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4820,7 +4902,7 @@ func (x *RegionCheckpoint) String() string {
 func (*RegionCheckpoint) ProtoMessage() {}
 
 func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[63]
+	mi := &file_multiraft_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4833,7 +4915,7 @@ func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionCheckpoint.ProtoReflect.Descriptor instead.
 func (*RegionCheckpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{63}
+	return file_multiraft_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RegionCheckpoint) GetRegion() *Region {
@@ -4923,7 +5005,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_multiraft_proto_msgTypes[64]
+	mi := &file_multiraft_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4935,7 +5017,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[64]
+	mi := &file_multiraft_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4948,7 +5030,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{64}
+	return file_multiraft_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Checkpoint) GetIdent() *StoreIdent {
@@ -5071,9 +5153,10 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x06KvPair\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"7\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"K\n" +
 	"\fScanResponse\x12'\n" +
-	"\x05pairs\x18\x01 \x03(\v2\x11.multiraft.KvPairR\x05pairs\"_\n" +
+	"\x05pairs\x18\x01 \x03(\v2\x11.multiraft.KvPairR\x05pairs\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"_\n" +
 	"\n" +
 	"CasRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12)\n" +
@@ -5184,12 +5267,15 @@ const file_multiraft_proto_rawDesc = "" +
 	"StoreHello\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04join\x18\x03 \x01(\bR\x04join\"\x9d\x01\n" +
+	"\x04join\x18\x03 \x01(\bR\x04join\"\xba\x01\n" +
 	"\tBootstrap\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12+\n" +
 	"\aregions\x18\x02 \x03(\v2\x11.multiraft.RegionR\aregions\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x122\n" +
-	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\"\xb5\x02\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\x12\x1b\n" +
+	"\tstore_ids\x18\x05 \x03(\x04R\bstoreIds\"5\n" +
+	"\x16StoreHeartbeatResponse\x12\x1b\n" +
+	"\tstore_ids\x18\x01 \x03(\x04R\bstoreIds\"\xb5\x02\n" +
 	"\x0fRegionHeartbeat\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\x12)\n" +
@@ -5275,7 +5361,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"]\n" +
 	"\vReportSplit\x12%\n" +
 	"\x04left\x18\x01 \x01(\v2\x11.multiraft.RegionR\x04left\x12'\n" +
-	"\x05right\x18\x02 \x01(\v2\x11.multiraft.RegionR\x05right\"\xbb\f\n" +
+	"\x05right\x18\x02 \x01(\v2\x11.multiraft.RegionR\x05right\"\x9a\r\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x04R\x02to\x12,\n" +
@@ -5308,7 +5394,8 @@ const file_multiraft_proto_rawDesc = "" +
 	"moveRegion\x12K\n" +
 	"\x0ftransfer_leader\x18\x17 \x01(\v2 .multiraft.TransferLeaderRequestH\x00R\x0etransferLeader\x12T\n" +
 	"\x12decommission_store\x18\x18 \x01(\v2#.multiraft.DecommissionStoreRequestH\x00R\x11decommissionStore\x12A\n" +
-	"\x0eadmin_response\x18\x19 \x01(\v2\x18.multiraft.AdminResponseH\x00R\radminResponseB\x06\n" +
+	"\x0eadmin_response\x18\x19 \x01(\v2\x18.multiraft.AdminResponseH\x00R\radminResponse\x12]\n" +
+	"\x18store_heartbeat_response\x18\x1a \x01(\v2!.multiraft.StoreHeartbeatResponseH\x00R\x16storeHeartbeatResponseB\x06\n" +
 	"\x04body\"f\n" +
 	"\n" +
 	"KvMutation\x12\x10\n" +
@@ -5401,7 +5488,7 @@ func file_multiraft_proto_rawDescGZIP() []byte {
 }
 
 var file_multiraft_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_multiraft_proto_goTypes = []any{
 	(PeerRole)(0),                    // 0: multiraft.PeerRole
 	(ChangeType)(0),                  // 1: multiraft.ChangeType
@@ -5446,35 +5533,36 @@ var file_multiraft_proto_goTypes = []any{
 	(*SnapshotAck)(nil),              // 40: multiraft.SnapshotAck
 	(*StoreHello)(nil),               // 41: multiraft.StoreHello
 	(*Bootstrap)(nil),                // 42: multiraft.Bootstrap
-	(*RegionHeartbeat)(nil),          // 43: multiraft.RegionHeartbeat
-	(*RegionOrder)(nil),              // 44: multiraft.RegionOrder
-	(*RegionByIDRequest)(nil),        // 45: multiraft.RegionByIDRequest
-	(*RegionByIDResponse)(nil),       // 46: multiraft.RegionByIDResponse
-	(*MoveRegionRequest)(nil),        // 47: multiraft.MoveRegionRequest
-	(*TransferLeaderRequest)(nil),    // 48: multiraft.TransferLeaderRequest
-	(*DecommissionStoreRequest)(nil), // 49: multiraft.DecommissionStoreRequest
-	(*AdminResponse)(nil),            // 50: multiraft.AdminResponse
-	(*StoreHeartbeat)(nil),           // 51: multiraft.StoreHeartbeat
-	(*GetRegionRequest)(nil),         // 52: multiraft.GetRegionRequest
-	(*GetRegionResponse)(nil),        // 53: multiraft.GetRegionResponse
-	(*ListRegionsRequest)(nil),       // 54: multiraft.ListRegionsRequest
-	(*RegionInfo)(nil),               // 55: multiraft.RegionInfo
-	(*ListRegionsResponse)(nil),      // 56: multiraft.ListRegionsResponse
-	(*AskSplitRequest)(nil),          // 57: multiraft.AskSplitRequest
-	(*AskSplitResponse)(nil),         // 58: multiraft.AskSplitResponse
-	(*ReportSplit)(nil),              // 59: multiraft.ReportSplit
-	(*Envelope)(nil),                 // 60: multiraft.Envelope
-	(*KvMutation)(nil),               // 61: multiraft.KvMutation
-	(*RegionUpdate)(nil),             // 62: multiraft.RegionUpdate
-	(*SplitRecord)(nil),              // 63: multiraft.SplitRecord
-	(*WalBatch)(nil),                 // 64: multiraft.WalBatch
-	(*StoreIdent)(nil),               // 65: multiraft.StoreIdent
-	(*RegionCheckpoint)(nil),         // 66: multiraft.RegionCheckpoint
-	(*Checkpoint)(nil),               // 67: multiraft.Checkpoint
-	(*raftpb.Message)(nil),           // 68: raftpb.Message
-	(*raftpb.Entry)(nil),             // 69: raftpb.Entry
-	(*raftpb.HardState)(nil),         // 70: raftpb.HardState
-	(*raftpb.ConfState)(nil),         // 71: raftpb.ConfState
+	(*StoreHeartbeatResponse)(nil),   // 43: multiraft.StoreHeartbeatResponse
+	(*RegionHeartbeat)(nil),          // 44: multiraft.RegionHeartbeat
+	(*RegionOrder)(nil),              // 45: multiraft.RegionOrder
+	(*RegionByIDRequest)(nil),        // 46: multiraft.RegionByIDRequest
+	(*RegionByIDResponse)(nil),       // 47: multiraft.RegionByIDResponse
+	(*MoveRegionRequest)(nil),        // 48: multiraft.MoveRegionRequest
+	(*TransferLeaderRequest)(nil),    // 49: multiraft.TransferLeaderRequest
+	(*DecommissionStoreRequest)(nil), // 50: multiraft.DecommissionStoreRequest
+	(*AdminResponse)(nil),            // 51: multiraft.AdminResponse
+	(*StoreHeartbeat)(nil),           // 52: multiraft.StoreHeartbeat
+	(*GetRegionRequest)(nil),         // 53: multiraft.GetRegionRequest
+	(*GetRegionResponse)(nil),        // 54: multiraft.GetRegionResponse
+	(*ListRegionsRequest)(nil),       // 55: multiraft.ListRegionsRequest
+	(*RegionInfo)(nil),               // 56: multiraft.RegionInfo
+	(*ListRegionsResponse)(nil),      // 57: multiraft.ListRegionsResponse
+	(*AskSplitRequest)(nil),          // 58: multiraft.AskSplitRequest
+	(*AskSplitResponse)(nil),         // 59: multiraft.AskSplitResponse
+	(*ReportSplit)(nil),              // 60: multiraft.ReportSplit
+	(*Envelope)(nil),                 // 61: multiraft.Envelope
+	(*KvMutation)(nil),               // 62: multiraft.KvMutation
+	(*RegionUpdate)(nil),             // 63: multiraft.RegionUpdate
+	(*SplitRecord)(nil),              // 64: multiraft.SplitRecord
+	(*WalBatch)(nil),                 // 65: multiraft.WalBatch
+	(*StoreIdent)(nil),               // 66: multiraft.StoreIdent
+	(*RegionCheckpoint)(nil),         // 67: multiraft.RegionCheckpoint
+	(*Checkpoint)(nil),               // 68: multiraft.Checkpoint
+	(*raftpb.Message)(nil),           // 69: raftpb.Message
+	(*raftpb.Entry)(nil),             // 70: raftpb.Entry
+	(*raftpb.HardState)(nil),         // 71: raftpb.HardState
+	(*raftpb.ConfState)(nil),         // 72: raftpb.ConfState
 }
 var file_multiraft_proto_depIdxs = []int32{
 	0,   // 0: multiraft.Peer.role:type_name -> multiraft.PeerRole
@@ -5524,12 +5612,12 @@ var file_multiraft_proto_depIdxs = []int32{
 	4,   // 44: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
 	4,   // 45: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
 	3,   // 46: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
-	68,  // 47: multiraft.RaftMessage.message:type_name -> raftpb.Message
+	69,  // 47: multiraft.RaftMessage.message:type_name -> raftpb.Message
 	5,   // 48: multiraft.RaftMessage.gc_region:type_name -> multiraft.Region
 	4,   // 49: multiraft.SnapshotChunk.from_peer:type_name -> multiraft.Peer
 	4,   // 50: multiraft.SnapshotChunk.to_peer:type_name -> multiraft.Peer
 	25,  // 51: multiraft.SnapshotChunk.pairs:type_name -> multiraft.KvPair
-	68,  // 52: multiraft.SnapshotChunk.message:type_name -> raftpb.Message
+	69,  // 52: multiraft.SnapshotChunk.message:type_name -> raftpb.Message
 	5,   // 53: multiraft.Bootstrap.regions:type_name -> multiraft.Region
 	5,   // 54: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
 	4,   // 55: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
@@ -5544,7 +5632,7 @@ var file_multiraft_proto_depIdxs = []int32{
 	4,   // 64: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
 	5,   // 65: multiraft.RegionInfo.region:type_name -> multiraft.Region
 	4,   // 66: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
-	55,  // 67: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
+	56,  // 67: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
 	5,   // 68: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
 	5,   // 69: multiraft.ReportSplit.left:type_name -> multiraft.Region
 	5,   // 70: multiraft.ReportSplit.right:type_name -> multiraft.Region
@@ -5553,51 +5641,52 @@ var file_multiraft_proto_depIdxs = []int32{
 	31,  // 73: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
 	41,  // 74: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
 	42,  // 75: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
-	43,  // 76: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
-	51,  // 77: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
-	52,  // 78: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
-	53,  // 79: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
-	54,  // 80: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
-	56,  // 81: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
-	57,  // 82: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
-	58,  // 83: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
-	59,  // 84: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
+	44,  // 76: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
+	52,  // 77: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
+	53,  // 78: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
+	54,  // 79: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
+	55,  // 80: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
+	57,  // 81: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
+	58,  // 82: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
+	59,  // 83: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
+	60,  // 84: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
 	39,  // 85: multiraft.Envelope.snapshot_chunk:type_name -> multiraft.SnapshotChunk
 	40,  // 86: multiraft.Envelope.snapshot_ack:type_name -> multiraft.SnapshotAck
-	44,  // 87: multiraft.Envelope.region_order:type_name -> multiraft.RegionOrder
-	45,  // 88: multiraft.Envelope.region_by_id:type_name -> multiraft.RegionByIDRequest
-	46,  // 89: multiraft.Envelope.region_by_id_response:type_name -> multiraft.RegionByIDResponse
-	47,  // 90: multiraft.Envelope.move_region:type_name -> multiraft.MoveRegionRequest
-	48,  // 91: multiraft.Envelope.transfer_leader:type_name -> multiraft.TransferLeaderRequest
-	49,  // 92: multiraft.Envelope.decommission_store:type_name -> multiraft.DecommissionStoreRequest
-	50,  // 93: multiraft.Envelope.admin_response:type_name -> multiraft.AdminResponse
-	66,  // 94: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
-	61,  // 95: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
-	63,  // 96: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
-	5,   // 97: multiraft.RegionUpdate.region:type_name -> multiraft.Region
-	2,   // 98: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
-	69,  // 99: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
-	70,  // 100: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
-	71,  // 101: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
-	34,  // 102: multiraft.RegionUpdate.sessions:type_name -> multiraft.SessionState
-	5,   // 103: multiraft.SplitRecord.left:type_name -> multiraft.Region
-	66,  // 104: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
-	62,  // 105: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
-	65,  // 106: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
-	5,   // 107: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
-	2,   // 108: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
-	70,  // 109: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
-	71,  // 110: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
-	69,  // 111: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
-	25,  // 112: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
-	36,  // 113: multiraft.RegionCheckpoint.sessions:type_name -> multiraft.SessionTable
-	65,  // 114: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
-	66,  // 115: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
-	116, // [116:116] is the sub-list for method output_type
-	116, // [116:116] is the sub-list for method input_type
-	116, // [116:116] is the sub-list for extension type_name
-	116, // [116:116] is the sub-list for extension extendee
-	0,   // [0:116] is the sub-list for field type_name
+	45,  // 87: multiraft.Envelope.region_order:type_name -> multiraft.RegionOrder
+	46,  // 88: multiraft.Envelope.region_by_id:type_name -> multiraft.RegionByIDRequest
+	47,  // 89: multiraft.Envelope.region_by_id_response:type_name -> multiraft.RegionByIDResponse
+	48,  // 90: multiraft.Envelope.move_region:type_name -> multiraft.MoveRegionRequest
+	49,  // 91: multiraft.Envelope.transfer_leader:type_name -> multiraft.TransferLeaderRequest
+	50,  // 92: multiraft.Envelope.decommission_store:type_name -> multiraft.DecommissionStoreRequest
+	51,  // 93: multiraft.Envelope.admin_response:type_name -> multiraft.AdminResponse
+	43,  // 94: multiraft.Envelope.store_heartbeat_response:type_name -> multiraft.StoreHeartbeatResponse
+	67,  // 95: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
+	62,  // 96: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
+	64,  // 97: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
+	5,   // 98: multiraft.RegionUpdate.region:type_name -> multiraft.Region
+	2,   // 99: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
+	70,  // 100: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
+	71,  // 101: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
+	72,  // 102: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
+	34,  // 103: multiraft.RegionUpdate.sessions:type_name -> multiraft.SessionState
+	5,   // 104: multiraft.SplitRecord.left:type_name -> multiraft.Region
+	67,  // 105: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
+	63,  // 106: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
+	66,  // 107: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
+	5,   // 108: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
+	2,   // 109: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
+	71,  // 110: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
+	72,  // 111: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
+	70,  // 112: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
+	25,  // 113: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
+	36,  // 114: multiraft.RegionCheckpoint.sessions:type_name -> multiraft.SessionTable
+	66,  // 115: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
+	67,  // 116: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
+	117, // [117:117] is the sub-list for method output_type
+	117, // [117:117] is the sub-list for method input_type
+	117, // [117:117] is the sub-list for extension type_name
+	117, // [117:117] is the sub-list for extension extendee
+	0,   // [0:117] is the sub-list for field type_name
 }
 
 func init() { file_multiraft_proto_init() }
@@ -5625,7 +5714,7 @@ func file_multiraft_proto_init() {
 		(*RaftCommand_Cas)(nil),
 		(*RaftCommand_Split)(nil),
 	}
-	file_multiraft_proto_msgTypes[57].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[58].OneofWrappers = []any{
 		(*Envelope_Raft)(nil),
 		(*Envelope_KvRequest)(nil),
 		(*Envelope_KvResponse)(nil),
@@ -5649,6 +5738,7 @@ func file_multiraft_proto_init() {
 		(*Envelope_TransferLeader)(nil),
 		(*Envelope_DecommissionStore)(nil),
 		(*Envelope_AdminResponse)(nil),
+		(*Envelope_StoreHeartbeatResponse)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5656,7 +5746,7 @@ func file_multiraft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_multiraft_proto_rawDesc), len(file_multiraft_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   65,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -337,6 +337,9 @@ func (p *PD) classify(r *pb.Region) (v verdict, why string) {
 			return stale, "older than " + k.region.Describe()
 		case r.GetEpoch().GetVersion() == k.version() && !r.SameRange(k.region):
 			return rejected, "same version as " + k.region.Describe() + " but another range"
+		case r.GetEpoch().GetVersion() > k.version() && r.SameRange(k.region):
+			// Only a split raises the version, and a split shrinks the range.
+			return rejected, "a newer version than " + k.region.Describe() + " over the same range"
 		case r.GetEpoch().Equal(k.epoch()):
 			return refreshed, ""
 		}
@@ -517,6 +520,10 @@ func (p *PD) onAskSplit(m *pb.Envelope, req *pb.AskSplitRequest) {
 		resp.Error = fmt.Sprintf("pd: ask split: %s is older than PD's %s", r.Describe(), k.region.Describe())
 	case len(r.GetPeers()) == 0:
 		resp.Error = fmt.Sprintf("pd: ask split: %s has no peers", r.Describe())
+	case k.leader != nil && k.leader.GetStoreId() != m.GetFrom():
+		// Each answer licenses one more version of the region: only its
+		// leader, which proposes the split, may ask.
+		resp.Error = fmt.Sprintf("pd: ask split: store %d does not lead region %d (store %d does)", m.GetFrom(), r.GetId(), k.leader.GetStoreId())
 	case p.checkIDs(r) != "":
 		resp.Error = fmt.Sprintf("pd: ask split: %s: %s", r.Describe(), p.checkIDs(r))
 	default:

@@ -31,11 +31,17 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) Now() time.Time { return c.t }
 
 // recorder keeps what PD sends: sent since the last take, all ever.
-type recorder struct{ sent, all []*pb.Envelope }
+// recorder keeps what PD sends; answers to store heartbeats (the store
+// list) are kept apart, since most tests look at other replies.
+type recorder struct{ sent, all, storeLists []*pb.Envelope }
 
 func (r *recorder) Send(e *pb.Envelope) {
-	r.sent = append(r.sent, e)
 	r.all = append(r.all, e)
+	if e.GetStoreHeartbeatResponse() != nil {
+		r.storeLists = append(r.storeLists, e)
+		return
+	}
+	r.sent = append(r.sent, e)
 }
 
 // take returns the one envelope sent since the last take, and forgets it.
@@ -95,9 +101,15 @@ func (h *harness) getRegion(t tb, key string, reqID uint64) *pb.GetRegionRespons
 	return r
 }
 
+// askSplit asks for split ids as the region's leader would: from the store
+// PD believes leads it (else its first peer's).
 func (h *harness) askSplit(t tb, r *pb.Region) *pb.AskSplitResponse {
 	t.Helper()
-	h.send(r.GetPeers()[0].GetStoreId(), &pb.AskSplitRequest{RequestId: 9, Region: r})
+	from := r.GetPeers()[0].GetStoreId()
+	if k := h.pd.view.known(r.GetId()); k != nil && k.leader != nil {
+		from = k.leader.GetStoreId()
+	}
+	h.send(from, &pb.AskSplitRequest{RequestId: 9, Region: r})
 	resp := h.net.take(t).GetAskSplitResponse()
 	if resp == nil || resp.GetRequestId() != 9 {
 		t.Fatalf("bad AskSplit reply %v", resp)
@@ -375,6 +387,10 @@ func TestStoreHeartbeat(t *testing.T) {
 	}
 	if len(h.net.sent) != 0 {
 		t.Fatalf("heartbeat answered: %v", h.net.sent)
+	}
+	// The known store gets the store list; the unknown one nothing.
+	if l := h.net.storeLists; len(l) != 1 || l[0].GetTo() != 2 || !slices.Equal(l[0].GetStoreHeartbeatResponse().GetStoreIds(), []uint64{1, 2, 3}) {
+		t.Fatalf("store lists sent: %v", l)
 	}
 	if h.pd.Stats().UnknownStores != 1 {
 		t.Fatalf("stats %+v", h.pd.Stats())

@@ -252,7 +252,20 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 		StoreId:             id,
 		Regions:             regions,
 		HeartbeatIntervalMs: uint64(p.set.heartbeat / time.Millisecond),
+		StoreIds:            p.liveStoreIDs(),
 	})
+}
+
+// liveStoreIDs lists the stores that are not tombstoned, sorted: the
+// stores a store accepts raft traffic from.
+func (p *PD) liveStoreIDs() []uint64 {
+	var out []uint64
+	for _, id := range p.storeIDs() {
+		if !p.stores[id].tombstone {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
@@ -277,4 +290,5 @@ func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
 	s.info.Heartbeats++
 	s.info.LastHeartbeat = now
 	s.info.LastSeen = now
+	p.reply(m, &pb.StoreHeartbeatResponse{StoreIds: p.liveStoreIDs()})
 }

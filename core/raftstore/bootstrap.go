@@ -40,6 +40,7 @@ func (s *Store) onBootstrap(b *pb.Bootstrap) {
 			return
 		}
 	}
+	s.setPDStores(b.GetStoreIds())
 	s.eng.SetIdent(&pb.StoreIdent{StoreId: s.cfg.StoreID, HeartbeatIntervalMs: b.GetHeartbeatIntervalMs()})
 	s.adoptHeartbeatInterval(b.GetHeartbeatIntervalMs())
 	s.bootstrapped = true

@@ -50,6 +50,10 @@ type Config struct {
 	// larger ones are refused with InvalidRequest. Defaults 8 KiB and 8 MiB.
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// MaxScanPairs and MaxScanBytes bound one scan answer (defaults 10,000
+	// pairs, 4 MiB); a scan cut short says so and the client asks on.
+	MaxScanPairs int
+	MaxScanBytes int
 
 	CheckpointBytes int64
 	MaxSizePerMsg   uint64
@@ -104,6 +108,12 @@ func (c *Config) fill() {
 	}
 	if c.StalePeerCheck <= 0 {
 		c.StalePeerCheck = max(10*c.ElectionTick(), 2*c.RegionHeartbeatInterval)
+	}
+	if c.MaxScanPairs <= 0 {
+		c.MaxScanPairs = 10_000
+	}
+	if c.MaxScanBytes <= 0 {
+		c.MaxScanBytes = 4 << 20
 	}
 	if c.MaxKeyBytes <= 0 {
 		c.MaxKeyBytes = DefaultMaxKeyBytes

@@ -142,10 +142,16 @@ func newClusterOf(t testing.TB, cfg raftstore.Config, n int, splitKeys ...string
 	for _, k := range splitKeys {
 		keys = append(keys, []byte(k))
 	}
+	// PD's schedulers stay off: tests order what they test (through PD's
+	// manual orders, or as PD would); balancing on its own would move
+	// replicas under them.
 	p, err := pd.New(c.env(pdNode, nil), pd.Config{
-		ID:                pdNode,
-		Layout:            pd.LayoutFromSplitKeys(keys, 3, c.ids),
-		HeartbeatInterval: time.Second,
+		ID:                    pdNode,
+		Layout:                pd.LayoutFromSplitKeys(keys, 3, c.ids),
+		HeartbeatInterval:     time.Second,
+		DisableReplicaChecker: true,
+		DisableBalanceRegion:  true,
+		DisableBalanceLeader:  true,
 	})
 	if err != nil {
 		t.Fatalf("pd.New: %v", err)

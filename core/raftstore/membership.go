@@ -153,7 +153,19 @@ func (s *Store) onRegionByIDResponse(resp *pb.RegionByIDResponse) {
 	}
 	delete(s.pdRequests, resp.GetRequestId())
 	p := s.peers[id]
-	if p == nil || resp.GetRegion().GetId() != id {
+	if p == nil {
+		return
+	}
+	if resp.GetRegion() == nil {
+		// PD knows no such region. A placeholder (no data) for it goes:
+		// were it real, the next message from its leader creates it again
+		// (its tombstone allows the same peer at the same conf_ver).
+		if !p.region.Meta().Initialized() {
+			s.destroyPeer(p, p.region.Meta(), "a placeholder for a region PD does not know")
+		}
+		return
+	}
+	if resp.GetRegion().GetId() != id {
 		return
 	}
 	s.maybeDestroyStale(p, resp.GetRegion(), "PD's region no longer lists it")

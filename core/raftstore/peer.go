@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -34,11 +35,14 @@ type peer struct {
 	lastRegionHB  time.Time
 	splitAskedAt  time.Time
 	heardLeaderAt time.Time // when a leader last sent this peer an append, heartbeat or snapshot
-	askedPD       time.Time // when it last asked PD whether it is still a member
+	// appendFloor: the lowest end of an append stepped since the last ready
+	// round (raft's log may be that short now); MaxUint64 when none.
+	appendFloor uint64
+	askedPD     time.Time // when it last asked PD whether it is still a member
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
-	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}}
+	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}, appendFloor: math.MaxUint64}
 	p.refreshPeerCache()
 	return p
 }
@@ -51,6 +55,7 @@ func (p *peer) refreshPeerCache() {
 	for _, pp := range p.region.Meta().GetPeers() {
 		p.peerCache[pp.Id] = pp
 	}
+	p.s.noteStores(p.region.Meta())
 }
 
 func (p *peer) rememberPeer(pp *pb.Peer) {

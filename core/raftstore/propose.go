@@ -27,7 +27,7 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 	cmd.ProposerStore = p.s.cfg.StoreID
 	cmd.ProposerIncarnation = p.s.incarnation
 	cmd.ProposalId = p.s.nextProposal
-	cmd.Header = req.Header
+	cmd.ProposedAtMs = uint64(p.s.now().UnixMilli())
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		p.replyErr(client, req.RequestId, invalidErr(fmt.Sprintf("encode command: %v", err)))

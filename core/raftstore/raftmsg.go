@@ -41,8 +41,13 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 		}
 	}
 	if rm.GetToPeer().GetId() != p.id {
-		s.stats.StalePeerMsgs++
-		return
+		if !s.replacedBy(p, rm) {
+			s.stats.StalePeerMsgs++
+			return
+		}
+		if p = s.maybeCreatePeer(rm); p == nil {
+			return
+		}
 	}
 	if err := p.checkRaftMessage(rm); err != nil {
 		if errors.Is(err, errNotMember) {
@@ -64,7 +69,10 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 	}
 	p.rememberPeer(rm.GetFromPeer())
 	switch msg.GetType() {
-	case raftpb.MessageType_MsgApp, raftpb.MessageType_MsgHeartbeat:
+	case raftpb.MessageType_MsgApp:
+		p.heardLeaderAt = s.now()
+		p.appendFloor = min(p.appendFloor, msg.GetIndex()+uint64(len(msg.GetEntries())))
+	case raftpb.MessageType_MsgHeartbeat:
 		p.heardLeaderAt = s.now()
 	}
 	if err := p.rn.Step(msg); err != nil {
@@ -170,4 +178,17 @@ func (s *Store) snapshotOverlap(p *peer, r *pb.Region) string {
 		}
 	}
 	return ""
+}
+
+// replacedBy destroys the local peer p when rm, for another peer id of p's
+// region on this store, comes from a newer membership: this store was
+// removed from the region and added back under a new id, and p (a learner
+// removed before it caught up, or a replica that missed its removal) is
+// stale. It reports whether p was destroyed.
+func (s *Store) replacedBy(p *peer, rm *pb.RaftMessage) bool {
+	if rm.GetRegionEpoch().GetConfVer() <= p.region.Meta().GetEpoch().GetConfVer() {
+		return false
+	}
+	s.destroyPeer(p, p.region.Meta(), fmt.Sprintf("the region has a newer peer %d on this store", rm.GetToPeer().GetId()))
+	return true
 }

@@ -90,11 +90,26 @@ func (p *peer) serveRead(r *readRequest) {
 		resp.Result = &pb.KvResponse_Get{Get: g}
 	case *pb.KvRequest_Scan:
 		start, end := clampScan(op.Scan, meta)
-		items := d.Scan(start, end, int(op.Scan.Limit))
-		sr := &pb.ScanResponse{Pairs: make([]*pb.KvPair, len(items))}
-		for i, it := range items {
-			sr.Pairs[i] = &pb.KvPair{Key: it.Key, Value: it.Value, Version: it.Version}
+		limit := p.s.cfg.MaxScanPairs
+		if l := int(op.Scan.Limit); l > 0 && l < limit {
+			limit = l
 		}
+		sr := &pb.ScanResponse{}
+		size := 0
+		d.AscendFrom(start, func(it kvItem) bool {
+			if len(end) > 0 && bytes.Compare(it.Key, end) >= 0 {
+				return false
+			}
+			if len(sr.Pairs) == limit || (len(sr.Pairs) > 0 && size+len(it.Key)+len(it.Value) > p.s.cfg.MaxScanBytes) {
+				// Cut short by the store's bound, not the client's limit:
+				// more keys follow.
+				sr.More = len(sr.Pairs) < int(op.Scan.Limit) || op.Scan.Limit == 0
+				return false
+			}
+			sr.Pairs = append(sr.Pairs, &pb.KvPair{Key: it.Key, Value: it.Value, Version: it.Version})
+			size += len(it.Key) + len(it.Value)
+			return true
+		})
 		resp.Result = &pb.KvResponse_Scan{Scan: sr}
 	}
 	p.s.sendKv(r.client, resp)

@@ -416,3 +416,30 @@ func TestProposalsOfTwoStoresAreNotConfused(t *testing.T) {
 		t.Fatalf("k = %q", r.GetGet().GetValue())
 	}
 }
+
+// A scan's answer is bounded by the store (pairs and bytes), whatever the
+// client's limit; an answer cut short says so.
+func TestScanAnswerIsBounded(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.MaxScanPairs = 3
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		c.ok(1, put(k, "v"))
+	}
+	scanOp := func(start string, limit uint32) func(*pb.KvRequest) {
+		return func(r *pb.KvRequest) {
+			r.Op = &pb.KvRequest_Scan{Scan: &pb.ScanRequest{StartKey: []byte(start), Limit: limit}}
+		}
+	}
+	r := c.ok(1, scanOp("a", 0)).GetScan()
+	if len(r.GetPairs()) != 3 || !r.GetMore() {
+		t.Fatalf("unlimited scan: %d pairs, more %v; want 3 and more", len(r.GetPairs()), r.GetMore())
+	}
+	if r := c.ok(1, scanOp("c", 0)).GetScan(); len(r.GetPairs()) != 3 || r.GetMore() {
+		t.Fatalf("scan of the last 3: %d pairs, more %v", len(r.GetPairs()), r.GetMore())
+	}
+	if r := c.ok(1, scanOp("a", 2)).GetScan(); len(r.GetPairs()) != 2 || r.GetMore() {
+		t.Fatalf("scan limited to 2: %d pairs, more %v (the client's own limit is no cut)", len(r.GetPairs()), r.GetMore())
+	}
+}

@@ -63,16 +63,34 @@ func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 		reply(p.notLeaderErr())
 		return
 	}
-	switch op := req.Op.(type) {
-	case *pb.KvRequest_Get, *pb.KvRequest_Scan:
-		p.reads = append(p.reads, &readRequest{client: client, req: req})
-	case *pb.KvRequest_Put:
-		p.propose(client, req, &pb.RaftCommand{Cmd: &pb.RaftCommand_Put{Put: op.Put}})
-	case *pb.KvRequest_Delete:
-		p.propose(client, req, &pb.RaftCommand{Cmd: &pb.RaftCommand_Delete{Delete: op.Delete}})
-	case *pb.KvRequest_Cas:
-		p.propose(client, req, &pb.RaftCommand{Cmd: &pb.RaftCommand_Cas{Cas: op.Cas}})
+	if req.IsWrite() {
+		p.propose(client, req, commandFor(req))
+		return
 	}
+	p.reads = append(p.reads, &readRequest{client: client, req: req})
+}
+
+// commandFor builds the raft command of a write request from fresh messages
+// holding only the fields that were checked: whatever else the request
+// carried (unknown protobuf fields survive decoding) never reaches the log.
+func commandFor(req *pb.KvRequest) *pb.RaftCommand {
+	h := req.GetHeader()
+	cmd := &pb.RaftCommand{Header: &pb.RequestHeader{
+		RegionId:    h.GetRegionId(),
+		RegionEpoch: &pb.Epoch{ConfVer: h.GetRegionEpoch().GetConfVer(), Version: h.GetRegionEpoch().GetVersion()},
+	}}
+	if s := req.GetSession(); s != nil {
+		cmd.Session = &pb.Session{Id: s.GetId(), Sequence: s.GetSequence(), Lowest: s.GetLowest()}
+	}
+	switch op := req.GetOp().(type) {
+	case *pb.KvRequest_Put:
+		cmd.Cmd = &pb.RaftCommand_Put{Put: &pb.PutRequest{Key: op.Put.GetKey(), Value: op.Put.GetValue()}}
+	case *pb.KvRequest_Delete:
+		cmd.Cmd = &pb.RaftCommand_Delete{Delete: &pb.DeleteRequest{Key: op.Delete.GetKey()}}
+	case *pb.KvRequest_Cas:
+		cmd.Cmd = &pb.RaftCommand_Cas{Cas: &pb.CasRequest{Key: op.Cas.GetKey(), ExpectedVersion: op.Cas.GetExpectedVersion(), Value: op.Cas.GetValue()}}
+	}
+	return cmd
 }
 
 func invalidErr(reason string) *pb.RegionError {

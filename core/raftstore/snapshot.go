@@ -242,8 +242,8 @@ func (s *Store) tickSnapshots(now time.Time) {
 		t := s.snapOut.out[id]
 		p := s.peers[t.key.region]
 		switch {
-		case p == nil || !p.leading:
-			delete(s.snapOut.out, id) // raft forgot it too
+		case p == nil || !p.leading || p.region.Meta().PeerByID(t.key.peer) == nil:
+			delete(s.snapOut.out, id) // raft forgot it too, or the peer was removed
 		case now.Sub(t.progress) >= s.cfg.SnapshotTimeout:
 			s.failSnapshot(t, "no progress")
 		case now.Sub(t.sentAt) >= s.snapshotResendAfter():
@@ -330,7 +330,11 @@ func (s *Store) abortSnapshots(regionID uint64) {
 			delete(s.snapOut.delivered, k)
 		}
 	}
-	delete(s.snapIn.ready, regionID)
+	for k := range s.snapIn.ready { // deletion only: order does not matter
+		if k.region == regionID {
+			delete(s.snapIn.ready, k)
+		}
+	}
 }
 
 // inKey names an incoming transfer: the sending store and its snapshot id.
@@ -338,7 +342,8 @@ type inKey struct{ store, id uint64 }
 
 // incomingSnapshot is a transfer this store is receiving.
 type incomingSnapshot struct {
-	rm      *pb.RaftMessage // the MsgSnap, as checked at the first chunk
+	rm      *pb.RaftMessage    // the MsgSnap, as checked at the first chunk
+	desc    *pb.RegionSnapshot // what it says the snapshot holds
 	pairs   []*pb.KvPair
 	next    uint64 // seq expected next
 	crc     uint32
@@ -346,20 +351,16 @@ type incomingSnapshot struct {
 	lastAt  time.Time
 }
 
-// receivedSnapshot is a complete snapshot handed to raft, waiting for the
-// ready round that applies it.
-type receivedSnapshot struct {
-	index uint64
-	pairs []*pb.KvPair
-}
-
 type snapshotReceiver struct {
 	in    map[inKey]*incomingSnapshot
-	ready map[uint64]*receivedSnapshot // by region id
+	ready map[readyKey][]*pb.KvPair // complete snapshots stepped into raft this round
 }
 
+// readyKey names a snapshot handed to raft: its region and index.
+type readyKey struct{ region, index uint64 }
+
 func newSnapshotReceiver() *snapshotReceiver {
-	return &snapshotReceiver{in: map[inKey]*incomingSnapshot{}, ready: map[uint64]*receivedSnapshot{}}
+	return &snapshotReceiver{in: map[inKey]*incomingSnapshot{}, ready: map[readyKey][]*pb.KvPair{}}
 }
 
 func (sr *snapshotReceiver) keys() []inKey {
@@ -404,17 +405,22 @@ func (s *Store) onSnapshotChunk(sender uint64, c *pb.SnapshotChunk) {
 			refuse("unknown transfer")
 			return
 		}
+		if len(s.snapIn.in) >= s.cfg.MaxSnapshotsIn {
+			refuse("busy: too many snapshots arriving")
+			return
+		}
 		rm, err := s.checkSnapshotStart(sender, c)
 		if err != nil {
 			refuse(err.Error())
 			return
 		}
-		if len(s.snapIn.in) >= s.cfg.MaxSnapshotsIn {
-			refuse("busy: too many snapshots arriving")
-			return
-		}
-		in = &incomingSnapshot{rm: rm}
+		in = &incomingSnapshot{rm: rm, desc: snapshotDescription(rm)}
 		s.snapIn.in[k] = in
+	}
+	if c.GetRegionId() != in.rm.GetRegionId() || c.GetToPeer().GetId() != in.rm.GetToPeer().GetId() ||
+		c.GetFromPeer().GetId() != in.rm.GetFromPeer().GetId() {
+		refuse("a chunk for another region or peer than the transfer's")
+		return
 	}
 	if c.GetSeq() < in.next {
 		ack(false, "") // a repeat: the ack was lost
@@ -437,6 +443,10 @@ func (s *Store) onSnapshotChunk(sender uint64, c *pb.SnapshotChunk) {
 		in.crc = snapshotChecksum(in.crc, kv.GetKey(), kv.GetValue(), kv.GetVersion())
 		in.pairs = append(in.pairs, kv)
 	}
+	if uint64(len(in.pairs)) > in.desc.GetTotalPairs() {
+		refuse(fmt.Sprintf("more than the %d pairs the snapshot says it holds", in.desc.GetTotalPairs()))
+		return
+	}
 	in.next++
 	in.lastAt = s.now()
 	if !c.GetLast() {
@@ -444,14 +454,17 @@ func (s *Store) onSnapshotChunk(sender uint64, c *pb.SnapshotChunk) {
 		return
 	}
 	delete(s.snapIn.in, k)
-	if c.GetChecksum() != in.crc || c.GetTotalPairs() != uint64(len(in.pairs)) {
-		refuse(fmt.Sprintf("checksum or count mismatch: %d pairs, crc %08x, sender says %d pairs, crc %08x",
-			len(in.pairs), in.crc, c.GetTotalPairs(), c.GetChecksum()))
+	if c.GetChecksum() != in.crc || c.GetTotalPairs() != uint64(len(in.pairs)) || in.desc.GetTotalPairs() != uint64(len(in.pairs)) {
+		refuse(fmt.Sprintf("checksum or count mismatch: %d pairs, crc %08x; the last chunk says %d pairs, crc %08x; the description %d pairs",
+			len(in.pairs), in.crc, c.GetTotalPairs(), c.GetChecksum(), in.desc.GetTotalPairs()))
+		return
+	}
+	if err := s.deliverSnapshot(in); err != nil {
+		refuse(err.Error()) // the sender learns of it at once and tells raft
 		return
 	}
 	ack(false, "")
 	s.stats.SnapshotsReceived++
-	s.deliverSnapshot(in)
 }
 
 // checkSnapshotStart checks the first chunk of a transfer as the raft
@@ -474,6 +487,9 @@ func (s *Store) checkSnapshotStart(sender uint64, c *pb.SnapshotChunk) (*pb.Raft
 		return nil, err
 	}
 	p := s.peers[rm.GetRegionId()]
+	if p != nil && p.id != rm.GetToPeer().GetId() && s.replacedBy(p, rm) {
+		p = nil
+	}
 	if p == nil {
 		if p = s.maybeCreatePeer(rm); p == nil {
 			return nil, fmt.Errorf("no peer of region %d here, and none may be created", rm.GetRegionId())
@@ -512,35 +528,46 @@ func snapshotRegion(rm *pb.RaftMessage) *pb.Region {
 }
 
 // deliverSnapshot steps a complete snapshot into raft, after checking it
-// again (the store may have changed while it arrived).
-func (s *Store) deliverSnapshot(in *incomingSnapshot) {
+// again (the store may have changed while it arrived). A snapshot no newer
+// than what raft has committed is refused: raft would ignore it.
+func (s *Store) deliverSnapshot(in *incomingSnapshot) error {
 	rm := in.rm
 	p := s.peers[rm.GetRegionId()]
 	if p == nil {
-		s.stats.SnapshotsRefused++
-		return
+		return fmt.Errorf("region %d has no peer here any more", rm.GetRegionId())
 	}
 	if err := s.checkSnapshotFor(p, rm); err != nil {
-		s.stats.SnapshotsRefused++
-		s.log.Info("dropping received snapshot", "region", rm.GetRegionId(), "reason", err)
-		return
+		return err
+	}
+	index := rm.GetMessage().GetSnapshot().GetMetadata().GetIndex()
+	if commit := p.rn.BasicStatus().GetCommit(); index <= commit {
+		return fmt.Errorf("snapshot at index %d, region %d here has committed %d", index, p.regionID(), commit)
 	}
 	s.pendingSnaps[p.regionID()] = snapshotRegion(rm)
-	s.snapIn.ready[p.regionID()] = &receivedSnapshot{index: rm.GetMessage().GetSnapshot().GetMetadata().GetIndex(), pairs: in.pairs}
+	s.snapIn.ready[readyKey{p.regionID(), index}] = in.pairs
 	p.rememberPeer(rm.GetFromPeer())
 	if err := p.rn.Step(rm.GetMessage()); err != nil {
 		s.log.Debug("raft step snapshot", "region", p.regionID(), "err", err)
 	}
 	s.dirty = true
+	return nil
+}
+
+// snapshotDescription decodes what a MsgSnap says its snapshot holds.
+func snapshotDescription(rm *pb.RaftMessage) *pb.RegionSnapshot {
+	rs := &pb.RegionSnapshot{}
+	_ = proto.Unmarshal(rm.GetMessage().GetSnapshot().GetData(), rs)
+	return rs
 }
 
 // takeReceivedSnapshot returns the keys of the snapshot raft is applying for
 // region at index.
 func (s *Store) takeReceivedSnapshot(regionID, index uint64) ([]*pb.KvPair, error) {
-	r := s.snapIn.ready[regionID]
-	if r == nil || r.index != index {
+	k := readyKey{regionID, index}
+	pairs, ok := s.snapIn.ready[k]
+	if !ok {
 		return nil, fmt.Errorf("raftstore: store %d: raft applies a snapshot of region %d at %d that was never received", s.cfg.StoreID, regionID, index)
 	}
-	delete(s.snapIn.ready, regionID)
-	return r.pairs, nil
+	delete(s.snapIn.ready, k)
+	return pairs, nil
 }

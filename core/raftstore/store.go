@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"slices"
 	"time"
 
@@ -89,6 +90,9 @@ type Store struct {
 	snapOut       *snapshotSender
 	snapIn        *snapshotReceiver
 	pdRequests    map[uint64]uint64 // RegionByID request id -> region id
+	// The stores raft traffic is accepted from: those PD last listed, and
+	// any store a local region has ever named.
+	pdStores, metaStores map[uint64]bool
 	recentWrites  *writeWindow      // write requests received, for duplicate detection
 	nextPDRequest uint64
 	hooks         Hooks
@@ -125,6 +129,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		snapOut:       newSnapshotSender(),
 		snapIn:        newSnapshotReceiver(),
 		pdRequests:    map[uint64]uint64{},
+		metaStores:    map[uint64]bool{},
 		recentWrites:  newWriteWindow(),
 		raftLogger:    &raftLogger{log: log},
 	}
@@ -195,6 +200,25 @@ func (s *Store) TransferLeader(regionID, toPeer uint64) error {
 // Close releases the engine's files.
 func (s *Store) Close() error { return s.eng.Close() }
 
+// setPDStores records the stores PD lists as the cluster's.
+func (s *Store) setPDStores(ids []uint64) {
+	s.pdStores = make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		s.pdStores[id] = true
+	}
+}
+
+// noteStores remembers the stores a region names.
+func (s *Store) noteStores(meta *pb.Region) {
+	for _, p := range meta.GetPeers() {
+		s.metaStores[p.GetStoreId()] = true
+	}
+}
+
+// knownStore reports whether raft traffic from node id is accepted: it must
+// be a store of the cluster, as PD or a local region says.
+func (s *Store) knownStore(id uint64) bool { return s.pdStores[id] || s.metaStores[id] }
+
 // Incarnation numbers this process life of the store (1, 2, ...): durable
 // and raised at every open, so a proposal or snapshot of this life is never
 // taken for one of an earlier life.
@@ -225,6 +249,13 @@ func (s *Store) startPeer(r *storage.Region) error {
 	if self == nil {
 		return fmt.Errorf("raftstore: store %d: region %d lists no peer on this store", s.cfg.StoreID, r.ID())
 	}
+	// Raft panics on a log that cannot hold its own commit index, or an
+	// applied index past it; only a damaged disk gives either.
+	last, _ := r.LastIndex()
+	if c := r.HardState().GetCommit(); c > last || r.Applied() > c {
+		return fmt.Errorf("raftstore: store %d: region %d: %w: commit %d, applied %d, log to %d",
+			s.cfg.StoreID, r.ID(), storage.ErrCorrupt, c, r.Applied(), last)
+	}
 	rc := &raft.Config{
 		ID:                        self.Id,
 		ElectionTick:              s.cfg.ElectionTicks,
@@ -233,6 +264,7 @@ func (s *Store) startPeer(r *storage.Region) error {
 		Applied:                   r.Applied(),
 		MaxSizePerMsg:             s.cfg.MaxSizePerMsg,
 		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
+		MaxInflightBytes:          32 << 20, // bounds what one follower takes in per round
 		MaxUncommittedEntriesSize: 64 << 20,
 		CheckQuorum:               true,
 		PreVote:                   true,
@@ -373,6 +405,10 @@ func (s *Store) Receive(m *pb.Envelope) {
 		if fromPD {
 			s.onRegionByIDResponse(b.RegionByIdResponse)
 		}
+	case *pb.Envelope_StoreHeartbeatResponse:
+		if fromPD {
+			s.setPDStores(b.StoreHeartbeatResponse.GetStoreIds())
+		}
 	default:
 		s.stats.MalformedMsgs++
 		s.log.Warn("dropping unexpected message", "from", m.GetFrom(), "type", fmt.Sprintf("%T", m.GetBody()))
@@ -380,7 +416,8 @@ func (s *Store) Receive(m *pb.Envelope) {
 	}
 	if !fromPD {
 		switch m.GetBody().(type) {
-		case *pb.Envelope_Bootstrap, *pb.Envelope_AskSplitResponse, *pb.Envelope_RegionOrder, *pb.Envelope_RegionByIdResponse:
+		case *pb.Envelope_Bootstrap, *pb.Envelope_AskSplitResponse, *pb.Envelope_RegionOrder, *pb.Envelope_RegionByIdResponse,
+			*pb.Envelope_StoreHeartbeatResponse:
 			s.stats.MalformedMsgs++
 			s.log.Warn("dropping a PD message not from PD", "from", m.GetFrom(), "type", fmt.Sprintf("%T", m.GetBody()))
 		}
@@ -426,6 +463,7 @@ func (s *Store) Flush() error {
 	clear(s.snapIn.ready) // snapshots raft did not take (stale) are dropped
 	s.reportDeferredSnapshots()
 	for _, p := range s.sortedPeers() {
+		p.appendFloor = math.MaxUint64 // the round persisted raft's log
 		p.serveReads()
 		p.retireLostProposals(s.stats.FlushRounds)
 		if err := p.maybeCompact(); err != nil {

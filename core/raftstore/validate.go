@@ -66,6 +66,8 @@ func (s *Store) checkEnvelopeRaft(sender uint64, rm *pb.RaftMessage) error {
 		return badMsg("from peer %d but message from %d", rm.GetFromPeer().GetId(), msg.GetFrom())
 	case rm.GetFromPeer().GetStoreId() != sender:
 		return badMsg("from peer on store %d but sent by node %d", rm.GetFromPeer().GetStoreId(), sender)
+	case !s.knownStore(sender):
+		return badMsg("node %d is not a store of this cluster", sender)
 	case rm.GetToPeer().GetStoreId() != s.cfg.StoreID:
 		return badMsg("for a peer on store %d", rm.GetToPeer().GetStoreId())
 	case rm.GetToPeer().GetId() != msg.GetTo():
@@ -92,6 +94,8 @@ func (s *Store) checkGCNotice(sender uint64, rm *pb.RaftMessage) error {
 	switch {
 	case rm.GetFromPeer().GetStoreId() != sender:
 		return badMsg("notice from a peer on store %d sent by node %d", rm.GetFromPeer().GetStoreId(), sender)
+	case !s.knownStore(sender):
+		return badMsg("notice from node %d, which is not a store of this cluster", sender)
 	case rm.GetToPeer().GetStoreId() != s.cfg.StoreID:
 		return badMsg("notice for a peer on store %d", rm.GetToPeer().GetStoreId())
 	case g.GetId() != rm.GetRegionId() || !g.Initialized():
@@ -146,8 +150,10 @@ func (p *peer) checkRaftMessage(rm *pb.RaftMessage) error {
 		// A leader never commits past what it knows this follower holds,
 		// and the follower holds what it acknowledged: it acknowledges
 		// only after persisting.
-		if last, _ := p.region.LastIndex(); msg.GetCommit() > last {
-			return badMsg("heartbeat commits %d, beyond this peer's last index %d", msg.GetCommit(), last)
+		// An append stepped since the last ready round may have cut raft's
+		// log below what storage holds: bound by that too.
+		if last, _ := p.region.LastIndex(); msg.GetCommit() > min(last, p.appendFloor) {
+			return badMsg("heartbeat commits %d, beyond this peer's last index %d", msg.GetCommit(), min(last, p.appendFloor))
 		}
 	case raftpb.MessageType_MsgApp:
 		// An entry that conflicts with a committed one makes raft panic; a

@@ -247,8 +247,8 @@ func (e *Engine) Sync() error {
 
 // SyncAll makes every pending update durable, lazy ones included. The
 // updates go out as WAL records of at most Options.MaxBatchBytes each, most
-// often one, and a single sync covers them all: a crash keeps a prefix of
-// them, which is a state the engine passed through. One update larger than
+// often one, each synced before the next: a crash keeps a prefix of them,
+// which is a state the engine passed through. One update larger than
 // the limit alone is refused (ErrBatchTooLarge) before anything is written.
 func (e *Engine) SyncAll() error {
 	if e.failed != nil {
@@ -262,6 +262,10 @@ func (e *Engine) SyncAll() error {
 		e.failed = err
 		return e.failed
 	}
+	// Each record is synced before the next is written: recovery takes a
+	// bad record followed by a good one for corruption, so only the last
+	// record may ever be unsynced. Any prefix of a split round is a state
+	// the engine passed through.
 	for _, payload := range batches {
 		if _, err := e.walw.WriteRecord(payload); err != nil {
 			e.failed = fmt.Errorf("storage: write wal %d: %w", e.walSeq, err)
@@ -269,10 +273,10 @@ func (e *Engine) SyncAll() error {
 		}
 		e.stats.Records++
 		e.batchSeq++
-	}
-	if err := e.wal.Sync(); err != nil {
-		e.failed = fmt.Errorf("storage: sync wal %d: %w", e.walSeq, err)
-		return e.failed
+		if err := e.wal.Sync(); err != nil {
+			e.failed = fmt.Errorf("storage: sync wal %d: %w", e.walSeq, err)
+			return e.failed
+		}
 	}
 	size := e.walw.Size()
 	e.stats.RecordBytes += uint64(size - e.walBytes)
@@ -282,6 +286,35 @@ func (e *Engine) SyncAll() error {
 	e.pendingIdent = false
 	e.critical = false
 	return nil
+}
+
+// splitLargeAppends cuts an update that only appends raft entries and is
+// larger than half a batch into several appends of consecutive entries:
+// replayed in order they append the same log. (A follower catching up can
+// take in hundreds of megabytes of entries in one round.)
+func (e *Engine) splitLargeAppends(pending []*pb.RegionUpdate) []*pb.RegionUpdate {
+	limit := int(e.opts.MaxBatchBytes / 2)
+	var out []*pb.RegionUpdate
+	for _, u := range pending {
+		onlyEntries := len(u.Entries) > 1 && proto.Size(&pb.RegionUpdate{RegionId: u.RegionId, Entries: u.Entries}) == proto.Size(u)
+		if !onlyEntries || proto.Size(u) <= limit {
+			out = append(out, u)
+			continue
+		}
+		part := &pb.RegionUpdate{RegionId: u.RegionId}
+		size := 0
+		for _, ent := range u.Entries {
+			n := proto.Size(ent) + 6
+			if len(part.Entries) > 0 && size+n > limit {
+				out = append(out, part)
+				part, size = &pb.RegionUpdate{RegionId: u.RegionId}, 0
+			}
+			part.Entries = append(part.Entries, ent)
+			size += n
+		}
+		out = append(out, part)
+	}
+	return out
 }
 
 // pendingBatches encodes the pending updates as WAL batches numbered from
@@ -308,7 +341,7 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 		size = proto.Size(batch)
 		return nil
 	}
-	for _, u := range e.pending {
+	for _, u := range e.splitLargeAppends(e.pending) {
 		n := proto.Size(u) + 6 // field tag and length prefix
 		if len(batch.Updates) > 0 && int64(size+n) > e.opts.MaxBatchBytes {
 			if err := flush(); err != nil {

@@ -586,3 +586,29 @@ func TestIncarnationGrowsWithEveryOpen(t *testing.T) {
 		t.Fatalf("incarnations %v, want 1, 2, 3", seen)
 	}
 }
+
+// One region's append larger than half a batch (a follower catching up) is
+// cut into consecutive appends across records and reads back whole.
+func TestLargeAppendIsSplitAcrossRecords(t *testing.T) {
+	fs := newFaultFS(2)
+	opts := Options{MaxBatchBytes: 64 << 10}
+	e := mustOpen(t, fs, opts)
+	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
+	check(t, err)
+	check(t, e.SyncAll())
+	var ents []*raftpb.Entry
+	for i := uint64(6); i < 16; i++ {
+		ents = append(ents, ent(i, 5, strings.Repeat("e", 20<<10)))
+	}
+	check(t, r.Append(ents))
+	records := e.Stats().Records
+	check(t, e.Sync())
+	if n := e.Stats().Records - records; n < 4 {
+		t.Fatalf("%d records for 200 KiB of entries with a 64 KiB limit", n)
+	}
+	check(t, e.Close())
+	e = mustOpen(t, crashFS(t, fs, 1, 0), opts)
+	if last, _ := e.Region(1).LastIndex(); last != 15 {
+		t.Fatalf("last index %d after reopen, want 15", last)
+	}
+}
