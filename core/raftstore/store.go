@@ -93,9 +93,9 @@ type Store struct {
 	// The stores raft traffic is accepted from: those PD last listed, and
 	// any store a local region has ever named.
 	pdStores, metaStores map[uint64]bool
-	recentWrites  *writeWindow      // write requests received, for duplicate detection
-	nextPDRequest uint64
-	hooks         Hooks
+	recentWrites         *writeWindow // write requests received, for duplicate detection
+	nextPDRequest        uint64
+	hooks                Hooks
 }
 
 // Open recovers a store from env.FS/env.Dir. A store that has never
