@@ -340,3 +340,36 @@ func TestInstantOpsAreNotWidened(t *testing.T) {
 		t.Fatalf("want illegal, got %q", r.Verdict)
 	}
 }
+
+// A write applied twice (a retry or a duplicate applied again instead of
+// answered from its session) shows up: the key's version moves one step
+// more than the writes that were made. One operation with several attempts
+// is one entry in the history, so the second application is visible.
+func TestDoubleApplyIsAViolation(t *testing.T) {
+	ops := []Op{
+		put(0, "x", "a", 1, 0, 10),
+		get(1, "x", true, "a", 2, 20, 30), // the put applied again: version 2, same value
+	}
+	r := CheckLinearizable(History{Ops: ops, Keys: testKeys}, testTimeout)
+	if r.OK {
+		t.Fatal("a put applied twice was taken for linearizable")
+	}
+	// A put whose retry was answered from the stored result: one
+	// application, linearizable.
+	ops[1] = get(1, "x", true, "a", 1, 20, 30)
+	if r := CheckLinearizable(History{Ops: ops, Keys: testKeys}, testTimeout); !r.OK {
+		t.Fatalf("a put applied once: %s", r.Violation)
+	}
+	// A cas applied twice: the second would fail its expected version, or
+	// (after a put in between) succeed where it must not.
+	ops = []Op{
+		put(0, "y", "p", 1, 0, 10),
+		cas(1, "y", 1, "q", true, 2, 20, 30),
+		put(0, "y", "r", 3, 40, 50),
+		cas(2, "y", 3, "s", true, 4, 60, 70),
+		get(1, "y", true, "q", 5, 80, 90), // the first cas applied again
+	}
+	if r := CheckLinearizable(History{Ops: ops, Keys: testKeys}, testTimeout); r.OK {
+		t.Fatal("a cas applied twice was taken for linearizable")
+	}
+}

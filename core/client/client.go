@@ -29,6 +29,7 @@ package client
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -169,6 +170,7 @@ var (
 	ErrOpTimeout       = errors.New("client: op timeout")
 	ErrTooManyAttempts = errors.New("client: too many attempts")
 	ErrMalformedReply  = errors.New("client: malformed reply")
+	ErrSessionExpired  = errors.New("client: session expired")
 )
 
 // Completion is the end of one op.
@@ -199,6 +201,8 @@ type Stats struct {
 
 	NotLeader, EpochNotMatch, KeyNotInRegion, RegionNotFound   uint64
 	StoreBusy, StaleCommand, InvalidRequest, OtherRegionErrors uint64
+	SessionExpired                                             uint64
+	Sessions                                                   uint64 // sessions opened (1 + one per expiry)
 	Malformed                                                  uint64
 
 	PDLookups, PDTimeouts, PDErrors, PDStale uint64
@@ -234,6 +238,13 @@ type opState struct {
 	op       Op
 	deadline time.Time
 	done     bool
+
+	// Writes: the session and sequence every attempt carries, so a region
+	// applies the write once however many attempts reach it; uncertain once
+	// an attempt got no answer (it may have applied).
+	session   []byte
+	seq       uint64
+	uncertain bool
 
 	phase    phase
 	reqID    uint64    // outstanding request id (store or PD), 0 if none
@@ -273,6 +284,8 @@ type Client struct {
 
 	nextOp  uint64
 	nextReq uint64
+	session []byte              // the current session's id
+	nextSeq uint64              // the next write's sequence in it
 	active  []*opState          // live ops in id order
 	reqs    map[uint64]*opState // outstanding request id -> op (lookup only)
 	done    []Completion
@@ -286,12 +299,41 @@ func New(env core.Env, cfg Config) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{
+	c := &Client{
 		env:  env,
 		cfg:  cfg.withDefaults(),
 		log:  log.With("client", cfg.ID),
 		reqs: make(map[uint64]*opState),
 	}
+	c.newSession()
+	return c
+}
+
+// newSession starts a session: 128 random bits from Env.Rand (or, without
+// one, the client id and the clock), writes numbered from 1.
+func (c *Client) newSession() {
+	var b [16]byte
+	if r := c.env.Rand; r != nil {
+		binary.BigEndian.PutUint64(b[:8], r.Uint64())
+		binary.BigEndian.PutUint64(b[8:], r.Uint64())
+	} else {
+		binary.BigEndian.PutUint64(b[:8], c.cfg.ID)
+		binary.BigEndian.PutUint64(b[8:], uint64(c.env.Clock.Now().UnixNano()))
+	}
+	c.session, c.nextSeq = b[:], 1
+	c.stats.Sessions++
+}
+
+// lowestWaiting is the lowest sequence of the current session's writes still
+// in flight: the region may drop the results of lower ones.
+func (c *Client) lowestWaiting() uint64 {
+	low := c.nextSeq
+	for _, o := range c.active {
+		if o.seq != 0 && o.seq < low && bytes.Equal(o.session, c.session) {
+			low = o.seq
+		}
+	}
+	return low
 }
 
 // Config returns the client's configuration with defaults filled in.
@@ -309,6 +351,10 @@ func (c *Client) Submit(op Op) uint64 {
 	}
 	now := c.env.Clock.Now()
 	o.deadline = now.Add(c.cfg.OpTimeout)
+	if op.Kind.IsWrite() {
+		o.session, o.seq = c.session, c.nextSeq
+		c.nextSeq++
+	}
 	if op.Kind == Scan {
 		o.cursor = o.op.Start
 		o.remaining = op.Limit
@@ -484,6 +530,12 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 			StartKey: o.cursor, EndKey: o.att.subEnd, Limit: uint32(o.remaining),
 		}}
 	}
+	if o.seq != 0 {
+		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: o.seq}
+		if bytes.Equal(o.session, c.session) {
+			req.Session.Lowest = c.lowestWaiting()
+		}
+	}
 	if o.budget > 0 {
 		c.stats.Retries++
 	}
@@ -550,8 +602,9 @@ func (c *Client) onStoreTimeout(o *opState, now time.Time) {
 	}
 	err := fmt.Errorf("%w: store %d, region %d, after %v", ErrTimeout, att.store, att.regionID, c.cfg.AttemptTimeout)
 	if o.op.Kind.IsWrite() {
-		c.complete(o, Ambiguous, fmt.Errorf("%w; outcome unknown", err))
-		return
+		// It may have applied; a retry with the same session and sequence
+		// applies it at most once, and brings back its result.
+		o.uncertain = true
 	}
 	o.lastErr = err
 	c.retryLater(o, now)
@@ -561,9 +614,7 @@ func (c *Client) onStoreTimeout(o *opState, now time.Time) {
 // still unanswered, else Failed (every attempt so far failed definitely).
 func (c *Client) giveUp(o *opState) {
 	if o.phase == phaseStore && o.op.Kind.IsWrite() {
-		c.complete(o, Ambiguous, fmt.Errorf("%w after %v: request to store %d unanswered; outcome unknown",
-			ErrOpTimeout, c.cfg.OpTimeout, o.att.store))
-		return
+		o.uncertain = true // the attempt in flight may apply yet
 	}
 	err := fmt.Errorf("%w after %v and %d attempts", ErrOpTimeout, c.cfg.OpTimeout, o.attempts)
 	if o.lastErr != nil {
@@ -583,6 +634,12 @@ func (c *Client) exhausted(o *opState) {
 }
 
 func (c *Client) complete(o *opState, out Outcome, err error) {
+	if out == Failed && o.uncertain {
+		// This attempt failed, but an earlier one got no answer and may
+		// have applied: the write's outcome is unknown.
+		out = Ambiguous
+		err = fmt.Errorf("%w (an earlier attempt got no answer: outcome unknown)", err)
+	}
 	c.endRequest(o)
 	o.done = true
 	if i := slices.Index(c.active, o); i >= 0 {
@@ -750,8 +807,7 @@ func (c *Client) malformed(o *opState, from uint64, resp *pb.KvResponse, now tim
 	err := fmt.Errorf("%w from store %d for %s: result %T", ErrMalformedReply, from, o.op.Kind, resp.GetResult())
 	c.log.Warn("malformed reply", "op", o.id, "store", from, "request", resp.GetRequestId(), "err", err)
 	if o.op.Kind.IsWrite() {
-		c.complete(o, Ambiguous, err)
-		return
+		o.uncertain = true // it may have applied; a retry applies it at most once
 	}
 	o.lastErr = err
 	c.retryLater(o, now)
@@ -774,6 +830,8 @@ func describe(re *pb.RegionError) string {
 		kind = "stale command"
 	case re.GetInvalidRequest() != nil:
 		kind = "invalid request: " + re.GetInvalidRequest().GetReason()
+	case re.GetSessionExpired() != nil:
+		kind = "session expired"
 	default:
 		kind = "region error"
 	}
@@ -844,6 +902,14 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		// cannot help.
 		c.stats.InvalidRequest++
 		c.complete(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr))
+	case re.GetSessionExpired() != nil:
+		// The region forgot the session: this write was not applied now,
+		// and cannot be retried in it. Later writes use a new session.
+		c.stats.SessionExpired++
+		if bytes.Equal(o.session, c.session) {
+			c.newSession()
+		}
+		c.complete(o, Failed, fmt.Errorf("%w: %w", ErrSessionExpired, o.lastErr))
 	default:
 		c.stats.OtherRegionErrors++
 		c.retryLater(o, now)

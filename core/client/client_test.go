@@ -318,27 +318,78 @@ func TestGetTimeoutRetriesAndLateReplyIgnored(t *testing.T) {
 	}
 }
 
-func TestPutTimeoutIsAmbiguous(t *testing.T) {
+// A write attempt that times out is retried with the same session and
+// sequence (the region applies it at most once); the write is ambiguous only
+// if its deadline passes first.
+func TestWriteTimeoutIsRetriedWithTheSameSequence(t *testing.T) {
 	for _, kind := range []OpKind{Put, Delete, Cas} {
 		t.Run(kind.String(), func(t *testing.T) {
-			h := newHarness(t, testConfig(), 1)
+			cfg := testConfig()
+			h := newHarness(t, cfg, 1)
 			h.c.Submit(Op{Kind: kind, Key: []byte("b"), Value: []byte("v")})
 			h.warm(region(1, "", "g", 1), 1)
-			req := h.one()
-			h.run(DefaultAttemptTimeout, false)
-			c := h.completed(1)[0]
-			if c.Outcome != Ambiguous || !errors.Is(c.Err, ErrTimeout) || c.Attempts != 1 {
+			first := h.one()
+			h.run(DefaultAttemptTimeout, true)
+			h.run(2*DefaultBackoffMax, true)
+			retry := h.one()
+			s1, s2 := first.GetKvRequest().GetSession(), retry.GetKvRequest().GetSession()
+			if s1 == nil || !proto.Equal(s1, s2) || s1.GetSequence() != 1 {
+				t.Fatalf("first attempt's session %v, retry's %v: want the same, sequence 1", s1, s2)
+			}
+			h.completed(0)
+			// The retry's answer completes the write.
+			h.c.Receive(kvReply(retry, okResponse(kind)))
+			if c := h.completed(1)[0]; c.Outcome != OK || c.Attempts != 2 {
 				t.Fatalf("bad completion %+v", c)
 			}
-			h.run(5*time.Second, false)
-			h.none() // never retried
-			if h.c.Pending() != 0 {
-				t.Fatal("op still pending")
-			}
-			// Its reply, when it comes, is ignored.
-			h.c.Receive(kvReply(req, &pb.KvResponse{Result: &pb.KvResponse_Put{Put: &pb.PutResponse{}}}))
+			// The first attempt's late answer is ignored.
+			h.c.Receive(kvReply(first, okResponse(kind)))
 			h.completed(0)
 		})
+	}
+}
+
+func okResponse(kind OpKind) *pb.KvResponse {
+	switch kind {
+	case Delete:
+		return &pb.KvResponse{Result: &pb.KvResponse_Delete{Delete: &pb.DeleteResponse{Deleted: true}}}
+	case Cas:
+		return &pb.KvResponse{Result: &pb.KvResponse_Cas{Cas: &pb.CasResponse{Succeeded: true, Version: 1}}}
+	}
+	return &pb.KvResponse{Result: &pb.KvResponse_Put{Put: &pb.PutResponse{Version: 1}}}
+}
+
+// Timeouts until the op's deadline: ambiguous, and only then.
+func TestWriteUnansweredUntilItsDeadlineIsAmbiguous(t *testing.T) {
+	cfg := testConfig()
+	cfg.OpTimeout = 5 * time.Second
+	h := newHarness(t, cfg, 1)
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
+	h.warm(region(1, "", "g", 1), 1)
+	h.run(cfg.OpTimeout+time.Second, false)
+	c := h.completed(1)[0]
+	if c.Outcome != Ambiguous || !errors.Is(c.Err, ErrOpTimeout) || c.Attempts < 2 {
+		t.Fatalf("bad completion %+v", c)
+	}
+}
+
+// A session the region no longer knows: the write fails (this attempt was
+// not applied; had an earlier one gone unanswered it would be ambiguous) and
+// the client opens a new session for its next writes.
+func TestSessionExpiredOpensANewSession(t *testing.T) {
+	h := newHarness(t, testConfig(), 1)
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
+	h.warm(region(1, "", "g", 1), 1)
+	req := h.one()
+	old := req.GetKvRequest().GetSession().GetId()
+	h.c.Receive(regionErr(req, &pb.RegionError{SessionExpired: &pb.SessionExpired{SessionId: old, Sequence: 1}}))
+	if c := h.completed(1)[0]; c.Outcome != Failed || !errors.Is(c.Err, ErrSessionExpired) {
+		t.Fatalf("bad completion %+v", c)
+	}
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("w")})
+	s := h.one().GetKvRequest().GetSession()
+	if bytes.Equal(s.GetId(), old) || s.GetSequence() != 1 {
+		t.Fatalf("next write in session %x seq %d, want a new session from 1", s.GetId(), s.GetSequence())
 	}
 }
 
@@ -445,15 +496,16 @@ func TestMalformedReplies(t *testing.T) {
 	if c := h.completed(1)[0]; c.Outcome != OK || c.Attempts != 3 {
 		t.Fatalf("bad completion %+v", c)
 	}
-	// For a write the outcome is unknown.
+	// A write is retried (with the same sequence: applied at most once).
 	h.c.Submit(Op{Kind: Cas, Key: []byte("b"), Value: []byte("v")})
 	req = h.one()
 	h.c.Receive(kvReply(req, &pb.KvResponse{Result: &pb.KvResponse_Get{Get: &pb.GetResponse{}}}))
-	if c := h.completed(1)[0]; c.Outcome != Ambiguous || !errors.Is(c.Err, ErrMalformedReply) {
-		t.Fatalf("bad completion %+v", c)
+	h.completed(0)
+	h.run(time.Second, true)
+	retry := h.one()
+	if !proto.Equal(retry.GetKvRequest().GetSession(), req.GetKvRequest().GetSession()) {
+		t.Fatal("the retry of a write has another session or sequence")
 	}
-	h.run(5*time.Second, false)
-	h.none()
 	if s := h.c.Stats(); s.Malformed != 3 {
 		t.Fatalf("stats %+v", s)
 	}

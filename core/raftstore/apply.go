@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/session"
 	"github.com/multiraft/multiraft/core/storage"
 )
 
@@ -140,6 +141,27 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		resp.RegionError = keyNotInRegionErr(key, meta)
 		return resp, nil, nil
 	}
+	w := cmd.GetSession()
+	if w != nil {
+		// Exactly once: a (session, sequence) this region applied before is
+		// answered with the result it stored then.
+		p.region.AdvanceSessions(cmd.GetProposedAtMs())
+		switch v, stored := p.region.Sessions().Check(w); v {
+		case session.Repeat:
+			p.s.stats.SessionRepeats++
+			return stored, nil, nil
+		case session.Expired:
+			p.s.stats.SessionsExpiredRefused++
+			resp.RegionError = sessionExpiredErr(w)
+			return resp, nil, nil
+		case session.Busy:
+			resp.RegionError = &pb.RegionError{
+				Message:   fmt.Sprintf("session holds too many unacknowledged results in region %d", p.regionID()),
+				StoreBusy: &pb.StoreBusy{},
+			}
+			return resp, nil, nil
+		}
+	}
 	p.s.stats.WritesApplied++
 	switch c := cmd.Cmd.(type) {
 	case *pb.RaftCommand_Put:
@@ -153,6 +175,10 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		resp.Result = &pb.KvResponse_Cas{Cas: &pb.CasResponse{Succeeded: ok, Version: v}}
 	default:
 		resp.RegionError = invalidErr("empty command")
+		return resp, nil, nil
+	}
+	if w != nil {
+		p.region.RecordSession(w, resp)
 	}
 	return resp, nil, nil
 }
@@ -191,6 +217,9 @@ func (p *peer) applySplit(sp *pb.SplitRequest) (*splitApplied, error) {
 	}
 	res := &splitApplied{left: left, right: right}
 	rightState := InitialRegionState(right)
+	// A session's writes may be on either side of the cut: both halves keep
+	// the whole table.
+	rightState.Sessions = p.region.Sessions().Proto()
 	if existing := p.s.eng.Region(right.Id); existing != nil {
 		if existing.State() != pb.PeerState_NORMAL || existing.Meta().Initialized() {
 			// The new region is already here, initialized by a snapshot

@@ -1,6 +1,10 @@
 package raftstore
 
-import "time"
+import (
+	"time"
+
+	"github.com/multiraft/multiraft/core/session"
+)
 
 // Config tunes a store.
 type Config struct {
@@ -54,6 +58,11 @@ type Config struct {
 	// pairs, 4 MiB); a scan cut short says so and the client asks on.
 	MaxScanPairs int
 	MaxScanBytes int
+
+	// SessionLimits bound each region's client-session table (lifetime,
+	// sessions, results per session). They decide what the state machine
+	// does: every store of a cluster must use the same.
+	SessionLimits session.Limits
 
 	CheckpointBytes int64
 	MaxSizePerMsg   uint64

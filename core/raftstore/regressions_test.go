@@ -44,29 +44,6 @@ func TestLateStoreBootstrapsDespiteEarlyRaftTraffic(t *testing.T) {
 	c.waitReplicas(1, "k")
 }
 
-// A network duplicate of a write must not apply again after later writes
-// (or after the original was refused).
-func TestDuplicateWriteIsDropped(t *testing.T) {
-	c := newCluster(t, defaultConfig())
-	c.waitBootstrap(1)
-	leader := c.waitLeader(1)
-	req := &pb.KvRequest{Header: c.header(leader, 1)}
-	put("k", "v1")(req)
-	id := c.send(leader, req)
-	dup := proto.Clone(c.net.q[len(c.net.q)-1]).(*pb.Envelope)
-	if r := c.await(id); r.GetRegionError() != nil {
-		t.Fatalf("put: %v", r.GetRegionError())
-	}
-	c.ok(1, put("k", "v2"))
-	before := c.store(leader).Stats().DuplicateRequests
-	c.net.Send(dup)
-	c.deliver()
-	if got := c.store(leader).Stats().DuplicateRequests; got != before+1 {
-		t.Fatalf("duplicate not detected: DuplicateRequests %d -> %d", before, got)
-	}
-	c.mustGet(1, "k", "v2", 2)
-}
-
 // PD answers a split with repeated peer ids: the leader must refuse it
 // before proposing (a split applied with them would panic every replica,
 // on every restart).

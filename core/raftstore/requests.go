@@ -17,13 +17,6 @@ func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 	reply := func(err *pb.RegionError) {
 		s.sendKv(client, &pb.KvResponse{RequestId: req.GetRequestId(), RegionError: err})
 	}
-	if req.IsWrite() && s.recentWrites.seenBefore(client, req.GetRequestId(), s.now()) {
-		// A network duplicate of a write this store already received:
-		// whatever happened to the original (applied, refused), this copy
-		// must not apply a second time. The original gets the answer.
-		s.stats.DuplicateRequests++
-		return
-	}
 	h := req.GetHeader()
 	if h == nil || h.GetRegionId() == 0 || h.GetRegionEpoch() == nil {
 		s.stats.InvalidRequests++
@@ -128,5 +121,12 @@ func (s *Store) epochNotMatchErr(p *peer, key []byte) *pb.RegionError {
 	return &pb.RegionError{
 		Message:       fmt.Sprintf("region %d epoch changed: now %s", p.regionID(), p.region.Meta().GetEpoch().Describe()),
 		EpochNotMatch: &pb.EpochNotMatch{CurrentRegions: current},
+	}
+}
+
+func sessionExpiredErr(w *pb.Session) *pb.RegionError {
+	return &pb.RegionError{
+		Message:        fmt.Sprintf("session %x: write %d refused: the session expired here, or the write was answered already", w.GetId(), w.GetSequence()),
+		SessionExpired: &pb.SessionExpired{SessionId: w.GetId(), Sequence: w.GetSequence()},
 	}
 }

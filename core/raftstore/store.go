@@ -27,42 +27,43 @@ import (
 
 // Stats counts what a store did and refused.
 type Stats struct {
-	UnknownRegionMsgs     uint64 // raft messages for a region this store does not have
-	MalformedMsgs         uint64 // raft messages that broke a validation rule (docs/validation.md)
-	StaleTermMsgsDropped  uint64 // outgoing raft messages of a term older than the peer's, dropped
-	StalePeerMsgs         uint64 // raft messages for a different peer id of a known region
-	SnapshotsRefused      uint64 // snapshots overlapping another region here
-	PlaceholderPeers      uint64 // uninitialized peers created for unknown regions
-	PlaceholdersTakenOver uint64 // placeholders replaced by a local split
-	DuplicateRequests     uint64 // network duplicates of write requests, dropped
-	RegionNotFound        uint64
-	KeyNotInRegion        uint64
-	EpochNotMatch         uint64
-	NotLeader             uint64
-	InvalidRequests       uint64
-	StaleCommands         uint64
-	ConfChangesProposed   uint64
-	ConfChangesApplied    uint64
-	ConfChangesSkipped    uint64 // committed conf changes every replica skipped (stale epoch, invalid)
-	PeersDestroyed        uint64 // local peers removed from their region (tombstoned)
-	GCNoticesSent         uint64 // told a peer that is no longer a member so
-	SnapshotsStarted      uint64
-	SnapshotsDeferred     uint64 // not started: peer backing off, too many in flight
-	SnapshotsFailed       uint64 // transfers that failed or stalled
-	SnapshotChunksSent    uint64
-	SnapshotChunksResent  uint64
-	SnapshotBytesSent     uint64
-	SnapshotsReceived     uint64 // complete and checksummed
-	Proposals             uint64
-	ReadIndexRequests     uint64
-	ReadsServed           uint64
-	WritesApplied         uint64
-	SnapshotsSent         uint64
-	SnapshotsApplied      uint64
-	Splits                uint64
-	FlushRounds           uint64
-	LogCompactions        uint64
-	RegionHeartbeatsOut   uint64
+	UnknownRegionMsgs      uint64 // raft messages for a region this store does not have
+	MalformedMsgs          uint64 // raft messages that broke a validation rule (docs/validation.md)
+	StaleTermMsgsDropped   uint64 // outgoing raft messages of a term older than the peer's, dropped
+	StalePeerMsgs          uint64 // raft messages for a different peer id of a known region
+	SnapshotsRefused       uint64 // snapshots overlapping another region here
+	PlaceholderPeers       uint64 // uninitialized peers created for unknown regions
+	PlaceholdersTakenOver  uint64 // placeholders replaced by a local split
+	RegionNotFound         uint64
+	KeyNotInRegion         uint64
+	EpochNotMatch          uint64
+	NotLeader              uint64
+	InvalidRequests        uint64
+	StaleCommands          uint64
+	SessionRepeats         uint64 // session writes answered from the stored result, not applied again
+	SessionsExpiredRefused uint64 // session writes refused: expired or already answered
+	ConfChangesProposed    uint64
+	ConfChangesApplied     uint64
+	ConfChangesSkipped     uint64 // committed conf changes every replica skipped (stale epoch, invalid)
+	PeersDestroyed         uint64 // local peers removed from their region (tombstoned)
+	GCNoticesSent          uint64 // told a peer that is no longer a member so
+	SnapshotsStarted       uint64
+	SnapshotsDeferred      uint64 // not started: peer backing off, too many in flight
+	SnapshotsFailed        uint64 // transfers that failed or stalled
+	SnapshotChunksSent     uint64
+	SnapshotChunksResent   uint64
+	SnapshotBytesSent      uint64
+	SnapshotsReceived      uint64 // complete and checksummed
+	Proposals              uint64
+	ReadIndexRequests      uint64
+	ReadsServed            uint64
+	WritesApplied          uint64
+	SnapshotsSent          uint64
+	SnapshotsApplied       uint64
+	Splits                 uint64
+	FlushRounds            uint64
+	LogCompactions         uint64
+	RegionHeartbeatsOut    uint64
 }
 
 // Store hosts the peers of one node.
@@ -93,7 +94,6 @@ type Store struct {
 	// The stores raft traffic is accepted from: those PD last listed, and
 	// any store a local region has ever named.
 	pdStores, metaStores map[uint64]bool
-	recentWrites         *writeWindow // write requests received, for duplicate detection
 	nextPDRequest        uint64
 	hooks                Hooks
 }
@@ -106,7 +106,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 	if cfg.StoreID == 0 {
 		return nil, fmt.Errorf("raftstore: store id must be set")
 	}
-	eng, err := storage.Open(env.FS, env.Dir, storage.Options{CheckpointBytes: cfg.CheckpointBytes})
+	eng, err := storage.Open(env.FS, env.Dir, storage.Options{CheckpointBytes: cfg.CheckpointBytes, SessionLimits: cfg.SessionLimits})
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: store %d: %w", cfg.StoreID, err)
 	}
@@ -130,7 +130,6 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		snapIn:        newSnapshotReceiver(),
 		pdRequests:    map[uint64]uint64{},
 		metaStores:    map[uint64]bool{},
-		recentWrites:  newWriteWindow(),
 		raftLogger:    &raftLogger{log: log},
 	}
 	if id := eng.Ident(); id != nil {
@@ -300,7 +299,6 @@ func (s *Store) sortedPeers() []*peer {
 // Tick advances every peer's logical clock and runs periodic work.
 func (s *Store) Tick() {
 	now := s.now()
-	s.recentWrites.expire(now)
 	if !s.bootstrapped {
 		if s.lastHello.IsZero() || now.Sub(s.lastHello) >= s.cfg.ElectionTick() {
 			s.lastHello = now

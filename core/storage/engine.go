@@ -51,6 +51,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/session"
 )
 
 // Options tune an engine.
@@ -62,6 +63,10 @@ type Options struct {
 	// one Sync). A Sync over it fails and stops the engine. Default 256 MiB;
 	// at most 1 GiB, the most recovery reads back whatever the option says.
 	MaxBatchBytes int64
+	// SessionLimits bound the regions' session tables. They decide what
+	// the state machine does, so every store of a cluster must use the
+	// same.
+	SessionLimits session.Limits
 }
 
 const (
@@ -667,6 +672,10 @@ func (e *Engine) replayUpdate(u *pb.RegionUpdate) error {
 	if r == nil {
 		return fmt.Errorf("%w: update for region %d, which does not exist", ErrCorrupt, u.RegionId)
 	}
+	// Sessions: drops, then upserts (Region.logSessions keeps a record's
+	// drops ahead of its upserts).
+	r.sessions.Replay(u.SessionClockMs, u.SessionSweepMs, nil, u.SessionsDropped)
+	r.sessions.Replay(u.SessionClockMs, u.SessionSweepMs, u.Sessions, nil)
 	for _, m := range u.Mutations {
 		if m.Delete {
 			r.kv.Delete(m.Key)

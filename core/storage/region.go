@@ -10,6 +10,7 @@ import (
 
 	"github.com/multiraft/multiraft/core/kv"
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/session"
 )
 
 // Region is one region's local state: meta, raft log and hard state, apply
@@ -28,7 +29,8 @@ type Region struct {
 	conf       *raftpb.ConfState
 	entries    []*raftpb.Entry // entries[i].Index == truncIndex+1+i
 	kv         *kv.Data
-	image      *Image // the keys as of the last raft snapshot handed out
+	sessions   *session.Table // client sessions: part of the state machine
+	image      *Image         // the keys as of the last raft snapshot handed out
 }
 
 // Image is a consistent copy of a region's keys at one applied index, taken
@@ -58,6 +60,7 @@ func newRegionFromCheckpoint(e *Engine, ck *pb.RegionCheckpoint) *Region {
 		conf:       ck.ConfState,
 		entries:    ck.Entries,
 		kv:         kv.New(),
+		sessions:   session.FromProto(e.opts.SessionLimits, ck.Sessions),
 	}
 	if r.hard == nil {
 		r.hard = &raftpb.HardState{}
@@ -83,6 +86,7 @@ func (r *Region) checkpoint() *pb.RegionCheckpoint {
 		ConfState:      r.conf,
 		Entries:        r.entries,
 		Pairs:          pairsOf(r.kv, nil, nil),
+		Sessions:       r.sessions.Proto(),
 	}
 	return ck
 }
@@ -140,6 +144,39 @@ func (r *Region) lazyUpdate() *pb.RegionUpdate {
 	return u
 }
 
+// Sessions is the region's session table, for reading: change it only
+// through AdvanceSessions and RecordSession.
+func (r *Region) Sessions() *session.Table { return r.sessions }
+
+// AdvanceSessions moves the session table's clock to a write's proposal
+// time (expiring idle sessions when a sweep is due), as a lazy record.
+func (r *Region) AdvanceSessions(nowMs uint64) {
+	r.logSessions(r.sessions.Advance(nowMs))
+}
+
+// RecordSession stores the response of an applied session write, as a
+// lazy record (with the write's mutations and applied index).
+func (r *Region) RecordSession(w *pb.Session, resp *pb.KvResponse) {
+	r.logSessions(r.sessions.Record(w, resp))
+}
+
+// logSessions records table changes, the clock included: the clock decides
+// expiry, so a replica that restarts must come back with the clock it had
+// at its durable applied index, or it could decide differently from the
+// others.
+func (r *Region) logSessions(c session.Changes) {
+	u := r.lazyUpdate()
+	if len(c.Dropped) > 0 && len(u.Sessions) > 0 {
+		// Replay drops before upserts within a record: keep drops of a
+		// later write out of a record that already upserts.
+		u = &pb.RegionUpdate{RegionId: r.id}
+		r.e.queue(u, false)
+	}
+	u.SessionClockMs, u.SessionSweepMs = c.Clock, c.Sweep
+	u.Sessions = append(u.Sessions, c.Upserts...)
+	u.SessionsDropped = append(u.SessionsDropped, c.Dropped...)
+}
+
 // Put writes key and returns its new version.
 func (r *Region) Put(key, value []byte) uint64 {
 	v := r.kv.Put(key, value)
@@ -181,6 +218,7 @@ func (r *Region) applyPeerState(s pb.PeerState) {
 	r.state = s
 	if s == pb.PeerState_TOMBSTONE {
 		r.kv = kv.New()
+		r.sessions = session.New(r.e.opts.SessionLimits)
 		r.entries = nil
 		r.hard = &raftpb.HardState{}
 		r.conf = &raftpb.ConfState{}
@@ -326,6 +364,7 @@ func (r *Region) ApplySnapshot(snap *raftpb.Snapshot, streamed []*pb.KvPair) err
 		HardState:      hard,
 		ConfState:      md.GetConfState(),
 		Pairs:          pairs,
+		Sessions:       rs.GetSessions(),
 	}
 	nr := newRegionFromCheckpoint(r.e, ck)
 	*r = *nr
@@ -455,6 +494,7 @@ func (r *Region) Snapshot() (*raftpb.Snapshot, error) {
 	}
 	r.image = &Image{Region: proto.Clone(r.meta).(*pb.Region), Index: r.applied, Term: term, Data: r.kv.Clone()}
 	data, err := proto.Marshal(&pb.RegionSnapshot{
+		Sessions:   r.sessions.Proto(),
 		Region:     r.meta,
 		Streamed:   true,
 		TotalPairs: uint64(r.kv.Len()),
