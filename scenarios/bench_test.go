@@ -90,3 +90,42 @@ func moveRegionConfig(mib int) sim.Config {
 	}
 	return cfg
 }
+
+// BenchmarkIdleRegions measures what idle regions cost: 25 simulated
+// seconds of 3 stores holding n regions (3 replicas each) and no clients.
+// wall-ms is wall time per run; the exponent over region counts is in
+// docs/benchmarks.md.
+//
+//	go test ./scenarios/ -run '^$' -bench IdleRegions -benchtime 1x
+func BenchmarkIdleRegions(b *testing.B) {
+	for _, n := range benchRegionCounts {
+		b.Run(fmt.Sprintf("%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				rep := sim.Run(idleRegionsConfig(n), uint64(i+1), nil)
+				for _, v := range rep.Violations {
+					if v != "no client operations ran" {
+						b.Fatalf("seed %d: %s", i+1, v)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "wall-ms")
+		})
+	}
+}
+
+// idleRegionsConfig is n regions on 3 stores, no clients, no faults, 25 s.
+func idleRegionsConfig(n int) sim.Config {
+	cfg := base(fmt.Sprintf("idle-%d", n))
+	cfg.SplitKeys = nil
+	for i := 1; i < n; i++ {
+		cfg.SplitKeys = append(cfg.SplitKeys, fmt.Sprintf("k%06d", i))
+	}
+	cfg.Clients = 0
+	cfg.Probe = false
+	cfg.Duration = 22 * time.Second
+	cfg.Settle = 0
+	cfg.PD.DisableBalanceLeader = true
+	return cfg
+}
+
+var benchRegionCounts = []int{10, 100, 1000}

@@ -271,6 +271,7 @@ func (p *peer) proposeChangePeers(cp *pb.ChangePeers) error {
 		return fmt.Errorf("encode change: %w", err)
 	}
 	cc.Context = ctx
+	p.s.wake(p)
 	if err := p.rn.ProposeConfChange(cc); err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func (s *Store) destroyPeer(p *peer, last *pb.Region, why string) {
 		tomb = cloneRegion(p.region.Meta())
 	}
 	p.region.Tombstone(tomb)
-	delete(s.peers, id)
+	s.removePeer(id)
 	s.abortSnapshots(id)
 	s.stash.drop(id)
 	s.forgetSplitRequests(id)
@@ -196,6 +196,7 @@ func (s *Store) onRegionOrder(o *pb.RegionOrder) {
 			return
 		}
 		p.rn.TransferLeader(to.GetId())
+		s.wake(p)
 	}
 	s.dirty = true
 }

@@ -33,6 +33,7 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 		p.replyErr(client, req.RequestId, invalidErr(fmt.Sprintf("encode command: %v", err)))
 		return
 	}
+	p.s.wake(p)
 	if err := p.rn.Propose(data); err != nil {
 		if p.rn.BasicStatus().RaftState == raft.StateLeader {
 			// Still leader, but raft refused: a leadership transfer is under

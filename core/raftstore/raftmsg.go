@@ -75,6 +75,7 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 	case raftpb.MessageType_MsgHeartbeat:
 		p.heardLeaderAt = s.now()
 	}
+	s.wake(p)
 	if err := p.rn.Step(msg); err != nil {
 		s.log.Debug("raft step", "region", p.regionID(), "err", err)
 	}

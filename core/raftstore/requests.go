@@ -61,6 +61,7 @@ func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 		return
 	}
 	p.reads = append(p.reads, &readRequest{client: client, req: req})
+	s.wake(p)
 }
 
 // commandFor builds the raft command of a write request from fresh messages

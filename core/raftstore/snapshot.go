@@ -230,6 +230,7 @@ func (s *Store) failSnapshot(t *outgoingSnapshot, why string) {
 	s.log.Info("snapshot transfer failed", "region", t.key.region, "to_peer", t.key.peer, "reason", why, "backoff", d)
 	if p := s.peers[t.key.region]; p != nil && p.leading {
 		p.rn.ReportSnapshot(t.key.peer, raft.SnapshotFailure)
+		s.wake(p)
 	}
 	s.dirty = true
 }
@@ -293,6 +294,7 @@ func (s *Store) checkDeliveredSnapshots(now time.Time) {
 			s.stats.SnapshotsFailed++
 			s.log.Info("snapshot delivered but never applied", "region", k.region, "to_peer", k.peer)
 			p.rn.ReportSnapshot(k.peer, raft.SnapshotFailure)
+			s.wake(p)
 			s.dirty = true
 		}
 	}
@@ -308,6 +310,7 @@ func (s *Store) reportDeferredSnapshots() {
 	for _, k := range s.snapOut.failed {
 		if p := s.peers[k.region]; p != nil && p.leading {
 			p.rn.ReportSnapshot(k.peer, raft.SnapshotFailure)
+			s.wake(p)
 		}
 	}
 	s.snapOut.failed = s.snapOut.failed[:0]
@@ -546,6 +549,7 @@ func (s *Store) deliverSnapshot(in *incomingSnapshot) error {
 	s.pendingSnaps[p.regionID()] = snapshotRegion(rm)
 	s.snapIn.ready[readyKey{p.regionID(), index}] = in.pairs
 	p.rememberPeer(rm.GetFromPeer())
+	s.wake(p)
 	if err := p.rn.Step(rm.GetMessage()); err != nil {
 		s.log.Debug("raft step snapshot", "region", p.regionID(), "err", err)
 	}

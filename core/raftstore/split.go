@@ -116,6 +116,7 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 		s.log.Error("encode split", "err", err)
 		return
 	}
+	s.wake(p)
 	if err := p.rn.Propose(data); err != nil {
 		s.log.Info("split proposal dropped", "region", req.regionID, "err", err)
 		return
@@ -136,7 +137,7 @@ func (s *Store) onSplitApplied(p *peer, res *splitApplied) error {
 		return nil
 	}
 	if res.tookOver {
-		delete(s.peers, right.Id)
+		s.removePeer(right.Id)
 		s.stats.PlaceholdersTakenOver++
 	}
 	if err := s.startPeer(res.created); err != nil {
@@ -154,6 +155,7 @@ func (s *Store) onSplitApplied(p *peer, res *splitApplied) error {
 		// The old leader's store starts the new region's election at once.
 		if np := s.peers[right.Id]; np != nil {
 			_ = np.rn.Campaign()
+			s.wake(np)
 		}
 	}
 	return nil

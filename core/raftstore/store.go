@@ -73,6 +73,8 @@ type Store struct {
 	log   *slog.Logger
 	eng   *storage.Engine
 	peers map[uint64]*peer // by region id
+	order []*peer          // the same peers, by region id
+	work  []*peer          // peers woken since the last ready round
 
 	incarnation  uint64 // distinguishes this process's proposals from earlier ones
 	nextProposal uint64
@@ -192,6 +194,7 @@ func (s *Store) TransferLeader(regionID, toPeer uint64) error {
 		return fmt.Errorf("raftstore: region %d has no peer %d", regionID, toPeer)
 	}
 	p.rn.TransferLeader(toPeer)
+	s.wake(p)
 	s.dirty = true
 	return nil
 }
@@ -277,23 +280,64 @@ func (s *Store) startPeer(r *storage.Region) error {
 		return fmt.Errorf("raftstore: store %d: start region %d peer %d: %w", s.cfg.StoreID, r.ID(), self.Id, err)
 	}
 	p := newPeer(s, r, self.Id, rn)
-	s.peers[r.ID()] = p
+	s.addPeer(p)
+	s.wake(p)
 	s.dirty = true
 	return nil
 }
 
-// sortedPeers returns the peers in region id order.
-func (s *Store) sortedPeers() []*peer {
-	ids := make([]uint64, 0, len(s.peers))
-	for id := range s.peers {
-		ids = append(ids, id)
+// sortedPeers returns the peers in region id order. The slice is the
+// store's own: do not change it, and do not keep it across a change of
+// the peers.
+func (s *Store) sortedPeers() []*peer { return s.order }
+
+func cmpPeer(a *peer, id uint64) int { return cmpU64(a.regionID(), id) }
+
+// addPeer makes p the store's peer of its region, replacing any other.
+func (s *Store) addPeer(p *peer) {
+	id := p.regionID()
+	s.peers[id] = p
+	i, found := slices.BinarySearchFunc(s.order, id, cmpPeer)
+	if found {
+		s.order[i] = p
+		return
 	}
-	slices.Sort(ids)
-	out := make([]*peer, len(ids))
-	for i, id := range ids {
-		out[i] = s.peers[id]
+	s.order = slices.Insert(s.order, i, p)
+}
+
+// removePeer forgets the store's peer of region id.
+func (s *Store) removePeer(id uint64) {
+	delete(s.peers, id)
+	if i, found := slices.BinarySearchFunc(s.order, id, cmpPeer); found {
+		s.order = slices.Delete(s.order, i, i+1)
 	}
-	return out
+}
+
+// wake puts p in the next ready round: something may have changed its
+// raft state (a message stepped, a proposal, a read, a tick). A ready round
+// visits only the peers woken since the last one, so its cost follows the
+// work, not the number of regions.
+func (s *Store) wake(p *peer) {
+	if !p.inWork {
+		p.inWork = true
+		s.work = append(s.work, p)
+	}
+}
+
+// takeWork returns the woken peers still on the store, by region id, and
+// empties the set.
+func (s *Store) takeWork() []*peer {
+	work := s.work
+	s.work = nil
+	slices.SortFunc(work, func(a, b *peer) int { return cmpU64(a.regionID(), b.regionID()) })
+	kept := work[:0]
+	for _, p := range work {
+		p.inWork = false
+		if s.peers[p.regionID()] == p {
+			kept = append(kept, p)
+		}
+	}
+	return kept
 }
 
 // Tick advances every peer's logical clock and runs periodic work.
@@ -309,6 +353,7 @@ func (s *Store) Tick() {
 	for _, p := range s.sortedPeers() {
 		p.rn.Tick()
 		p.onTick(now)
+		s.wake(p)
 	}
 	s.tickSnapshots(now)
 	if s.lastStoreHB.IsZero() || now.Sub(s.lastStoreHB) >= s.cfg.StoreHeartbeatInterval {
@@ -350,15 +395,7 @@ func (s *Store) sendStoreHeartbeat() {
 
 // NeedsFlush reports whether a Flush could do work.
 func (s *Store) NeedsFlush() bool {
-	if s.dirty || s.eng.NeedsSync() {
-		return true
-	}
-	for _, p := range s.peers {
-		if p.rn.HasReady() {
-			return true
-		}
-	}
-	return false
+	return s.dirty || len(s.work) > 0 || s.eng.NeedsSync()
 }
 
 // Receive handles one incoming envelope.
@@ -432,7 +469,8 @@ func (s *Store) Flush() error {
 		rd raft.Ready
 	}
 	var rounds []round
-	for _, p := range s.sortedPeers() {
+	work := s.takeWork()
+	for _, p := range work {
 		p.issueReads()
 		if p.rn.HasReady() {
 			rounds = append(rounds, round{p, p.rn.Ready()})
@@ -460,12 +498,18 @@ func (s *Store) Flush() error {
 	}
 	clear(s.snapIn.ready) // snapshots raft did not take (stale) are dropped
 	s.reportDeferredSnapshots()
-	for _, p := range s.sortedPeers() {
+	for _, p := range work {
+		if s.peers[p.regionID()] != p {
+			continue // destroyed in this round
+		}
 		p.appendFloor = math.MaxUint64 // the round persisted raft's log
 		p.serveReads()
 		p.retireLostProposals(s.stats.FlushRounds)
 		if err := p.maybeCompact(); err != nil {
 			return err
+		}
+		if p.rn.HasReady() { // more to do: entries past the size of one Ready, an automatic leave of a joint configuration
+			s.wake(p)
 		}
 	}
 	if err := s.eng.MaybeCheckpoint(); err != nil {
