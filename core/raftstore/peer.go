@@ -38,7 +38,7 @@ type peer struct {
 	// appendFloor: the lowest end of an append stepped since the last ready
 	// round (raft's log may be that short now); MaxUint64 when none.
 	appendFloor uint64
-	inWork      bool // in the store's set of peers for the next ready round
+	inWork      bool      // in the store's set of peers for the next ready round
 	askedPD     time.Time // when it last asked PD whether it is still a member
 }
 
