@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	iofs "io/fs"
 	"log/slog"
-	"os"
 	"slices"
 	"time"
 
@@ -86,7 +86,7 @@ func (p *PD) Recovered() bool { return p.recovered }
 func readState(fs vfs.FS, dir string) (*pb.PDState, error) {
 	name := fs.PathJoin(dir, stateFile)
 	f, err := fs.Open(name)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, iofs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
