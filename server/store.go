@@ -95,6 +95,7 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	s := &Store{cfg: cfg, log: log.With("store", cfg.StoreID), in: newInbox[item](inboxLimit),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	s.nextNode.Store(clientNodeBase)
+	s.metrics = newStoreMetrics(s)
 	conn, err := Dial(cfg.PDAddr)
 	if err != nil {
 		return nil, fmt.Errorf("store %d: PD: %w", cfg.StoreID, err)
@@ -126,7 +127,7 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	s.tr = newTransport(s)
 	rcfg := cfg.Raft
 	rcfg.StoreID, rcfg.PD, rcfg.Join = cfg.StoreID, s.pdID, cfg.Join
-	env := core.Env{Clock: wallClock{}, Net: s.tr, FS: vfs.Default, Dir: filepath.Join(cfg.DataDir, "raft"),
+	env := core.Env{Clock: wallClock{}, Net: s.tr, FS: timedFS{FS: vfs.Default, h: s.metrics.fsyncSecs}, Dir: filepath.Join(cfg.DataDir, "raft"),
 		Rand: newRand(), Log: s.log}
 	if s.st, err = raftstore.Open(env, rcfg); err != nil {
 		return nil, fmt.Errorf("store %d: open data directory %s: %w", cfg.StoreID, cfg.DataDir, err)
@@ -144,7 +145,6 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 		return nil, fmt.Errorf("store %d: PD refused it: %s", cfg.StoreID, boot.GetError())
 	}
 	s.in.Put(item{env: pb.NewEnvelope(s.pdID, cfg.StoreID, boot)})
-	s.metrics = newStoreMetrics(s)
 	s.grpc = grpc.NewServer(serverOptions()...)
 	rpcpb.RegisterRaftServiceServer(s.grpc, &raftService{s: s})
 	rpcpb.RegisterKvServiceServer(s.grpc, &kvService{s: s})
