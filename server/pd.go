@@ -76,7 +76,7 @@ func StartPD(cfg PDConfig) (*PD, error) {
 	}
 	s := &PD{cfg: cfg, log: log.With("node", "pd"), net: &collector{}, calls: make(chan func(), 1024),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	core, clusterID, err := openPD(cfg, core.Env{Clock: wallClock{}, Net: s.net, Rand: newRand(), Log: s.log})
+	core, clusterID, err := openPD(cfg, core.Env{Clock: wallClock{}, Net: s.net, Rand: newRand(), Log: log})
 	if err != nil {
 		return nil, err
 	}

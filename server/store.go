@@ -92,7 +92,8 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, log: log.With("store", cfg.StoreID), in: newInbox[item](inboxLimit),
+	log = log.With("store", cfg.StoreID)
+	s := &Store{cfg: cfg, log: log, in: newInbox[item](inboxLimit),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	s.nextNode.Store(clientNodeBase)
 	s.metrics = newStoreMetrics(s)
@@ -128,7 +129,7 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	rcfg := cfg.Raft
 	rcfg.StoreID, rcfg.PD, rcfg.Join = cfg.StoreID, s.pdID, cfg.Join
 	env := core.Env{Clock: wallClock{}, Net: s.tr, FS: timedFS{FS: vfs.Default, h: s.metrics.fsyncSecs}, Dir: filepath.Join(cfg.DataDir, "raft"),
-		Rand: newRand(), Log: s.log}
+		Rand: newRand(), Log: cfg.Log}
 	if s.st, err = raftstore.Open(env, rcfg); err != nil {
 		return nil, fmt.Errorf("store %d: open data directory %s: %w", cfg.StoreID, cfg.DataDir, err)
 	}
