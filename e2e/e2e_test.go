@@ -68,7 +68,6 @@ func (c *cluster) startStore(id uint64) {
 		"--log-level", "debug")
 }
 
-
 // regionInfos lists PD's routing view (nil on error).
 func (c *cluster) regionInfos() []*regionInfo {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
