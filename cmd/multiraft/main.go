@@ -41,6 +41,8 @@ func main() {
 		code = runCluster(os.Args[2:], os.Stdout, os.Stderr)
 	case "kv":
 		code = runKV(os.Args[2:], os.Stdout, os.Stderr)
+	case "bench":
+		code = runBench(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		code = runVersion(os.Stdout)
 	case "-h", "--help", "help":
