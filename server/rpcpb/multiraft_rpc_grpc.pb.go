@@ -7,7 +7,7 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: rpc.proto
+// source: multiraft_rpc.proto
 
 package rpcpb
 
@@ -159,7 +159,7 @@ var RaftService_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "rpc.proto",
+	Metadata: "multiraft_rpc.proto",
 }
 
 const (
@@ -464,7 +464,7 @@ var KvService_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "rpc.proto",
+	Metadata: "multiraft_rpc.proto",
 }
 
 const (
@@ -614,7 +614,7 @@ var StoreAdmin_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "rpc.proto",
+	Metadata: "multiraft_rpc.proto",
 }
 
 const (
@@ -1188,5 +1188,5 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "rpc.proto",
+	Metadata: "multiraft_rpc.proto",
 }
