@@ -50,9 +50,12 @@ type driver interface {
 
 type mrDriver struct{ c *kvclient.Client }
 
-func (d mrDriver) put(ctx context.Context, k, v []byte) error { _, err := d.c.Put(ctx, k, v); return err }
-func (d mrDriver) get(ctx context.Context, k []byte) error    { _, err := d.c.Get(ctx, k); return err }
-func (d mrDriver) close()                                     { d.c.Close() }
+func (d mrDriver) put(ctx context.Context, k, v []byte) error {
+	_, err := d.c.Put(ctx, k, v)
+	return err
+}
+func (d mrDriver) get(ctx context.Context, k []byte) error { _, err := d.c.Get(ctx, k); return err }
+func (d mrDriver) close()                                  { d.c.Close() }
 
 type etcdDriver struct{ c *clientv3.Client }
 
@@ -60,8 +63,11 @@ func (d etcdDriver) put(ctx context.Context, k, v []byte) error {
 	_, err := d.c.Put(ctx, string(k), string(v))
 	return err
 }
-func (d etcdDriver) get(ctx context.Context, k []byte) error { _, err := d.c.Get(ctx, string(k)); return err }
-func (d etcdDriver) close()                                  { d.c.Close() }
+func (d etcdDriver) get(ctx context.Context, k []byte) error {
+	_, err := d.c.Get(ctx, string(k))
+	return err
+}
+func (d etcdDriver) close() { d.c.Close() }
 
 func benchMain(args []string, stdout, stderr io.Writer) error {
 	var o benchOptions
@@ -155,7 +161,7 @@ func preload(o benchOptions, drivers []driver) error {
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	value := make([]byte, o.valueSize)
-	for w := 0; w < min(o.clients, 256); w++ {
+	for w := 0; w < 256; w++ {
 		wg.Add(1)
 		go func(d driver) {
 			defer wg.Done()

@@ -37,7 +37,7 @@ func clusterMain(args []string, stdout, stderr io.Writer) error {
 	replicas := fs.Int("replicas", 3, "replicas per region (at most --stores)")
 	data := fs.String("data", "cluster-data", "data directory: pd/, store1/, ... and their logs")
 	pdPort := fs.Int("pd-port", 2379, "PD's port (0: any free port); its HTTP endpoints are on the next port")
-	storePort := fs.Int("store-port", 20160, "first store's port; store i listens on port+i-1 (0: any free ports)")
+	storePort := fs.Int("store-port", 20160, "first store's port; store i listens on port+i-1, its HTTP endpoints on port+100+i-1 (0: any free ports)")
 	splitKeys := fs.String("split-keys", "", "comma-separated keys to cut the initial regions at (first start only)")
 	splitThreshold := fs.String("split-threshold", "", "region size in bytes at which a region splits (default: the store's)")
 	tick := fs.Duration("tick", 100*time.Millisecond, "raft tick interval of the stores")
@@ -119,12 +119,16 @@ func clusterMain(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		storeAddrs[i-1] = addr
-		args := []string{"store", "--id", strconv.Itoa(i), "--addr", addr, "--pd", pdAddr,
+		httpAddr, err := port(*storePort, 100+i-1)
+		if err != nil {
+			return err
+		}
+		args := []string{"store", "--id", strconv.Itoa(i), "--addr", addr, "--http", httpAddr, "--pd", pdAddr,
 			"--data", filepath.Join(*data, fmt.Sprintf("store%d", i)), "--tick", tick.String(), "--log-level", *logLevel}
 		if *splitThreshold != "" {
 			args = append(args, "--split-threshold", *splitThreshold)
 		}
+		storeAddrs[i-1] = addr + " (HTTP " + httpAddr + ")"
 		if _, err := start(fmt.Sprintf("store%d", i), args...); err != nil {
 			return err
 		}
