@@ -31,7 +31,7 @@ func TestTraceHashDoesNotDependOnTheBuild(t *testing.T) {
 	seen := map[bool]string{}
 	for i := 0; i < 16 && len(seen) < 2; i++ {
 		bin := filepath.Join(dir, fmt.Sprintf("multiraft-%d", i))
-		build := exec.Command("go", "build", "-o", bin, "-ldflags", fmt.Sprintf("-X main.version=test-%d", i), ".")
+		build := exec.Command("go", "build", "-o", bin, "-ldflags", fmt.Sprintf("-X main.version=test-%d%s", i, strings.Repeat("x", 1000*i)), ".")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}

@@ -1,6 +1,6 @@
 // Command multiraft is the one binary of the project: `multiraft sim` runs
-// simulation scenarios by seed. (The real PD and store processes come with
-// the runtime.)
+// simulation scenarios by seed; pd, store and cluster run a real cluster
+// (server/); kv talks to it; bench measures it (and etcd) under load.
 package main
 
 import (
@@ -12,9 +12,15 @@ func usage() {
 	fmt.Fprintf(os.Stderr, `usage: multiraft <command> [flags]
 
 commands:
-  sim     run simulation scenarios across seeds and check them
-          (multiraft sim -h for flags)
-  version print the build's version
+  sim      run simulation scenarios across seeds and check them
+  pd       run the placement driver
+  store    run a store
+  cluster  run PD and stores on 127.0.0.1 as child processes (a local cluster)
+  kv       get, put, delete, scan, cas; regions, stores, split, move, transfer-leader
+  bench    load a cluster (or etcd) and report throughput and latency
+  version  print the build's version
+
+multiraft COMMAND --help describes a command's flags.
 `)
 }
 
@@ -27,6 +33,16 @@ func main() {
 	switch os.Args[1] {
 	case "sim":
 		code = runSim(os.Args[2:], os.Stdout, os.Stderr)
+	case "pd":
+		code = runPD(os.Args[2:], os.Stdout, os.Stderr)
+	case "store":
+		code = runStore(os.Args[2:], os.Stdout, os.Stderr)
+	case "cluster":
+		code = runCluster(os.Args[2:], os.Stdout, os.Stderr)
+	case "kv":
+		code = runKV(os.Args[2:], os.Stdout, os.Stderr)
+	case "bench":
+		code = runBench(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		code = runVersion(os.Stdout)
 	case "-h", "--help", "help":

@@ -11,8 +11,10 @@
 // Tick is the periodic hook (operator deadlines on every call, schedulers at
 // most every Config.ScheduleInterval). PD reads time only from Env.Clock,
 // starts no goroutines and never lets map order decide anything, so the
-// simulator can drive it exactly like the real runtime does. State is in
-// memory only. Observers read Stats, Stores, Operators and the routing view,
+// simulator can drive it exactly like the real runtime does. Open, given a
+// disk (Env.FS), recovers PD's durable state from it and keeps it there
+// (durable.go): replies leave only after the state they depend on is
+// saved; without a disk (the simulator) state is in memory. Observers read Stats, Stores, Operators and the routing view,
 // and may follow operators with SetHooks.
 //
 // # Ids
@@ -101,9 +103,10 @@
 // bound to the reported conf_ver plus one (plus two for a joint change),
 // so the reports that follow are accepted and repeats inflate nothing.
 //
-// Operators live in memory. A restarted PD has none: whatever they left
-// half done (an extra learner, an extra voter, a joint configuration) is
-// safe, and the replica checker cleans it up, raft leaving a joint
-// configuration by itself. See docs/placement.md for the steps, the store
+// Operators are part of the durable state: a PD restarted from its disk
+// goes on with them (they still time out at their deadline). A PD without
+// a disk loses them on restart: whatever they left half done (an extra
+// learner, an extra voter, a joint configuration) is safe, and the replica
+// checker cleans it up, raft leaving a joint configuration by itself. See docs/placement.md for the steps, the store
 // states, the schedulers, their thresholds and limits.
 package pd

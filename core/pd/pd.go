@@ -38,6 +38,7 @@ type Stats struct {
 	ScheduleRuns       uint64 // scheduler runs (Ticks at least ScheduleInterval apart)
 	Tombstones         uint64 // stores decommissioned
 	Malformed          uint64 // envelopes PD cannot handle (nil, empty, wrong kind)
+	StateWrites        uint64 // times the durable state was written (PDs with a disk)
 
 	Operators [NumOpKinds]OperatorCounts // by OpKind
 }
@@ -64,6 +65,14 @@ type PD struct {
 	lastSchedule time.Time            // when they last ran
 	hooks        Hooks
 	stats        Stats
+
+	// Durability (durable.go): ids below idHigh may have been handed out;
+	// replies wait in outbox until the state they depend on is saved.
+	idHigh    uint64
+	outbox    []*pb.Envelope
+	saved     []byte // the state last written
+	failed    error  // the state could not be written: PD is stopped
+	recovered bool
 }
 
 // New validates cfg and builds a PD holding the initial layout.
@@ -134,6 +143,9 @@ func New(env core.Env, cfg Config) (*PD, error) {
 func (p *PD) alloc() uint64 {
 	id := p.nextID
 	p.nextID++
+	if p.nextID > p.idHigh {
+		p.idHigh = id + idBatch // made durable before the id leaves (save)
+	}
 	return id
 }
 
@@ -242,8 +254,31 @@ func (p *PD) InitialRegions() []*pb.Region {
 	return out
 }
 
-// Receive handles one envelope. Replies go out through Env.Net.
+// Receive handles one envelope. Replies go out through Env.Net, after the
+// state they depend on is durable (a PD with a disk).
 func (p *PD) Receive(m *pb.Envelope) {
+	if p.failed != nil {
+		return
+	}
+	p.receive(m)
+	p.commit()
+}
+
+// commit saves the state if it changed, then sends the queued replies. A
+// PD whose state cannot be saved sends nothing more.
+func (p *PD) commit() {
+	if err := p.save(); err != nil {
+		p.outbox = nil
+		return
+	}
+	out := p.outbox
+	p.outbox = nil
+	for _, e := range out {
+		p.env.Net.Send(e)
+	}
+}
+
+func (p *PD) receive(m *pb.Envelope) {
 	if m == nil {
 		p.malformed(nil, "nil envelope")
 		return
@@ -285,7 +320,7 @@ func (p *PD) malformed(m *pb.Envelope, why string) {
 
 // reply sends body back to the sender of m.
 func (p *PD) reply(m *pb.Envelope, body pb.Body) {
-	p.env.Net.Send(pb.NewEnvelope(p.id, m.GetFrom(), body))
+	p.outbox = append(p.outbox, pb.NewEnvelope(p.id, m.GetFrom(), body))
 }
 
 // verdict is the outcome of offering a region state to the view.

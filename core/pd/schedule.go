@@ -14,6 +14,14 @@ const opsPerRun = 4
 // Config.ScheduleInterval it runs the schedulers, in this order: replica
 // checker, decommission, balance regions, balance leaders.
 func (p *PD) Tick() {
+	if p.failed != nil {
+		return
+	}
+	p.tick()
+	p.commit()
+}
+
+func (p *PD) tick() {
 	p.checkOperators()
 	now := p.env.Clock.Now()
 	if p.scheduled && now.Sub(p.lastSchedule) < p.set.scheduleInterval {

@@ -591,3 +591,21 @@ func (s *Store) RegionsWithKeys() []RegionStatus {
 	}
 	return out
 }
+
+// ReportUnreachable tells every local leader that its peers on store
+// storeID could not be reached (the driver's connection to that store
+// failed): raft stops streaming appends to them optimistically and probes
+// instead, until they answer again.
+func (s *Store) ReportUnreachable(storeID uint64) {
+	for _, p := range s.sortedPeers() {
+		if !p.leading {
+			continue
+		}
+		for _, pp := range p.region.Meta().GetPeers() {
+			if pp.GetStoreId() == storeID && pp.GetId() != p.id {
+				p.rn.ReportUnreachable(pp.GetId())
+			}
+		}
+	}
+	s.dirty = true
+}
