@@ -128,4 +128,4 @@ func idleRegionsConfig(n int) sim.Config {
 	return cfg
 }
 
-var benchRegionCounts = []int{10, 100, 1000}
+var benchRegionCounts = []int{10, 100, 300, 1000}

@@ -48,6 +48,8 @@ type pdWatch struct {
 	epochs     checker.EpochMonitor
 	versions   map[uint64]*pb.Epoch // region id -> epoch at the last change
 	registered map[uint64]bool      // every region PD has shown
+	gen        uint64               // PD's view generation at the last look
+	seenGen    bool                 // whether gen has been read
 }
 
 func newPDWatch() pdWatch {
@@ -79,6 +81,11 @@ func (pw *pdWatch) remember(regions []*pb.Region) {
 // observePD checks that PD's epochs never go back and its view never shows
 // a gap or an overlap, and notes (and times) the regions it registers.
 func (w *World) observePD() {
+	gen := w.pd.ViewGeneration()
+	if w.pdWatch.seenGen && gen == w.pdWatch.gen {
+		return
+	}
+	w.pdWatch.gen, w.pdWatch.seenGen = gen, true
 	regions := w.pd.Regions()
 	if !w.pdWatch.changed(regions) {
 		return

@@ -30,6 +30,7 @@ func (*MoveRegionRequest) isBody()        {}
 func (*TransferLeaderRequest) isBody()    {}
 func (*DecommissionStoreRequest) isBody() {}
 func (*StoreHeartbeatResponse) isBody()   {}
+func (*StorePing) isBody()                {}
 func (*AdminResponse) isBody()            {}
 
 // NewEnvelope wraps body into an envelope from one node to another.
@@ -84,6 +85,8 @@ func NewEnvelope(from, to uint64, body Body) *Envelope {
 		e.Body = &Envelope_AdminResponse{AdminResponse: b}
 	case *StoreHeartbeatResponse:
 		e.Body = &Envelope_StoreHeartbeatResponse{StoreHeartbeatResponse: b}
+	case *StorePing:
+		e.Body = &Envelope_StorePing{StorePing: b}
 	}
 	return e
 }

@@ -11,7 +11,7 @@ func TestNewEnvelopeCarriesEveryBody(t *testing.T) {
 		&RegionHeartbeat{}, &StoreHeartbeat{}, &GetRegionRequest{}, &GetRegionResponse{},
 		&ListRegionsRequest{}, &ListRegionsResponse{}, &AskSplitRequest{}, &AskSplitResponse{}, &ReportSplit{},
 		&SnapshotChunk{}, &SnapshotAck{}, &RegionOrder{}, &RegionByIDRequest{}, &RegionByIDResponse{},
-		&MoveRegionRequest{}, &TransferLeaderRequest{}, &DecommissionStoreRequest{}, &AdminResponse{}, &StoreHeartbeatResponse{}}
+		&MoveRegionRequest{}, &TransferLeaderRequest{}, &DecommissionStoreRequest{}, &AdminResponse{}, &StoreHeartbeatResponse{}, &StorePing{}}
 	// Every case of Envelope's body oneof is covered, each by its own field.
 	oneof := File_multiraft_proto.Messages().ByName("Envelope").Oneofs().ByName("body")
 	if n := oneof.Fields().Len(); n != len(bodies) {

@@ -2490,7 +2490,11 @@ type RaftMessage struct {
 	// A notice instead of a raft message: to_peer is not a member of the
 	// region as the sender knows it (gc_region, at a newer epoch). A peer
 	// that missed its own removal destroys itself on it.
-	GcRegion      *Region `protobuf:"bytes,8,opt,name=gc_region,json=gcRegion,proto3" json:"gc_region,omitempty"`
+	GcRegion *Region `protobuf:"bytes,8,opt,name=gc_region,json=gcRegion,proto3" json:"gc_region,omitempty"`
+	// A notice instead of a raft message: the leader of an idle region is
+	// going quiet (no more ticks or heartbeats) at this term and index, and
+	// so may the follower, if it is there too.
+	Quiet         *QuietNotice `protobuf:"bytes,9,opt,name=quiet,proto3" json:"quiet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2581,6 +2585,104 @@ func (x *RaftMessage) GetGcRegion() *Region {
 	return nil
 }
 
+func (x *RaftMessage) GetQuiet() *QuietNotice {
+	if x != nil {
+		return x.Quiet
+	}
+	return nil
+}
+
+type QuietNotice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Term          uint64                 `protobuf:"varint,1,opt,name=term,proto3" json:"term,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuietNotice) Reset() {
+	*x = QuietNotice{}
+	mi := &file_multiraft_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuietNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuietNotice) ProtoMessage() {}
+
+func (x *QuietNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuietNotice.ProtoReflect.Descriptor instead.
+func (*QuietNotice) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *QuietNotice) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *QuietNotice) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// StorePing tells another store that this one is alive. A quiet follower
+// whose leader's store goes silent wakes up and, hearing no leader, elects
+// a new one.
+type StorePing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorePing) Reset() {
+	*x = StorePing{}
+	mi := &file_multiraft_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorePing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorePing) ProtoMessage() {}
+
+func (x *StorePing) ProtoReflect() protoreflect.Message {
+	mi := &file_multiraft_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorePing.ProtoReflect.Descriptor instead.
+func (*StorePing) Descriptor() ([]byte, []int) {
+	return file_multiraft_proto_rawDescGZIP(), []int{37}
+}
+
 // SnapshotChunk is one piece of a region snapshot streamed from a leader to
 // one peer: the keys in order, a bounded number of bytes per chunk. The last
 // chunk carries the raft MsgSnap (whose data describes the snapshot) and
@@ -2603,7 +2705,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +2717,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[36]
+	mi := &file_multiraft_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2730,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{36}
+	return file_multiraft_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SnapshotChunk) GetRegionId() uint64 {
@@ -2716,7 +2818,7 @@ type SnapshotAck struct {
 
 func (x *SnapshotAck) Reset() {
 	*x = SnapshotAck{}
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2830,7 @@ func (x *SnapshotAck) String() string {
 func (*SnapshotAck) ProtoMessage() {}
 
 func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[37]
+	mi := &file_multiraft_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2843,7 @@ func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotAck.ProtoReflect.Descriptor instead.
 func (*SnapshotAck) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{37}
+	return file_multiraft_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SnapshotAck) GetRegionId() uint64 {
@@ -2793,7 +2895,7 @@ type StoreHello struct {
 
 func (x *StoreHello) Reset() {
 	*x = StoreHello{}
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +2907,7 @@ func (x *StoreHello) String() string {
 func (*StoreHello) ProtoMessage() {}
 
 func (x *StoreHello) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[38]
+	mi := &file_multiraft_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +2920,7 @@ func (x *StoreHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHello.ProtoReflect.Descriptor instead.
 func (*StoreHello) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{38}
+	return file_multiraft_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StoreHello) GetStoreId() uint64 {
@@ -2859,7 +2961,7 @@ type Bootstrap struct {
 
 func (x *Bootstrap) Reset() {
 	*x = Bootstrap{}
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2973,7 @@ func (x *Bootstrap) String() string {
 func (*Bootstrap) ProtoMessage() {}
 
 func (x *Bootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[39]
+	mi := &file_multiraft_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +2986,7 @@ func (x *Bootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bootstrap.ProtoReflect.Descriptor instead.
 func (*Bootstrap) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{39}
+	return file_multiraft_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Bootstrap) GetStoreId() uint64 {
@@ -2933,7 +3035,7 @@ type StoreHeartbeatResponse struct {
 
 func (x *StoreHeartbeatResponse) Reset() {
 	*x = StoreHeartbeatResponse{}
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3047,7 @@ func (x *StoreHeartbeatResponse) String() string {
 func (*StoreHeartbeatResponse) ProtoMessage() {}
 
 func (x *StoreHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[40]
+	mi := &file_multiraft_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3060,7 @@ func (x *StoreHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*StoreHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{40}
+	return file_multiraft_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StoreHeartbeatResponse) GetStoreIds() []uint64 {
@@ -2989,7 +3091,7 @@ type RegionHeartbeat struct {
 
 func (x *RegionHeartbeat) Reset() {
 	*x = RegionHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3001,7 +3103,7 @@ func (x *RegionHeartbeat) String() string {
 func (*RegionHeartbeat) ProtoMessage() {}
 
 func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[41]
+	mi := &file_multiraft_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3014,7 +3116,7 @@ func (x *RegionHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHeartbeat.ProtoReflect.Descriptor instead.
 func (*RegionHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{41}
+	return file_multiraft_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegionHeartbeat) GetRegion() *Region {
@@ -3081,7 +3183,7 @@ type RegionOrder struct {
 
 func (x *RegionOrder) Reset() {
 	*x = RegionOrder{}
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3195,7 @@ func (x *RegionOrder) String() string {
 func (*RegionOrder) ProtoMessage() {}
 
 func (x *RegionOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[42]
+	mi := &file_multiraft_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3208,7 @@ func (x *RegionOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionOrder.ProtoReflect.Descriptor instead.
 func (*RegionOrder) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{42}
+	return file_multiraft_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RegionOrder) GetRegionId() uint64 {
@@ -3149,7 +3251,7 @@ type RegionByIDRequest struct {
 
 func (x *RegionByIDRequest) Reset() {
 	*x = RegionByIDRequest{}
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3263,7 @@ func (x *RegionByIDRequest) String() string {
 func (*RegionByIDRequest) ProtoMessage() {}
 
 func (x *RegionByIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[43]
+	mi := &file_multiraft_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +3276,7 @@ func (x *RegionByIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionByIDRequest.ProtoReflect.Descriptor instead.
 func (*RegionByIDRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{43}
+	return file_multiraft_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RegionByIDRequest) GetRequestId() uint64 {
@@ -3202,7 +3304,7 @@ type RegionByIDResponse struct {
 
 func (x *RegionByIDResponse) Reset() {
 	*x = RegionByIDResponse{}
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3214,7 +3316,7 @@ func (x *RegionByIDResponse) String() string {
 func (*RegionByIDResponse) ProtoMessage() {}
 
 func (x *RegionByIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[44]
+	mi := &file_multiraft_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3227,7 +3329,7 @@ func (x *RegionByIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionByIDResponse.ProtoReflect.Descriptor instead.
 func (*RegionByIDResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{44}
+	return file_multiraft_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RegionByIDResponse) GetRequestId() uint64 {
@@ -3265,7 +3367,7 @@ type MoveRegionRequest struct {
 
 func (x *MoveRegionRequest) Reset() {
 	*x = MoveRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3379,7 @@ func (x *MoveRegionRequest) String() string {
 func (*MoveRegionRequest) ProtoMessage() {}
 
 func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[45]
+	mi := &file_multiraft_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3392,7 @@ func (x *MoveRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRegionRequest.ProtoReflect.Descriptor instead.
 func (*MoveRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{45}
+	return file_multiraft_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MoveRegionRequest) GetRequestId() uint64 {
@@ -3333,7 +3435,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3447,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[46]
+	mi := &file_multiraft_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3460,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{46}
+	return file_multiraft_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TransferLeaderRequest) GetRequestId() uint64 {
@@ -3393,7 +3495,7 @@ type DecommissionStoreRequest struct {
 
 func (x *DecommissionStoreRequest) Reset() {
 	*x = DecommissionStoreRequest{}
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3507,7 @@ func (x *DecommissionStoreRequest) String() string {
 func (*DecommissionStoreRequest) ProtoMessage() {}
 
 func (x *DecommissionStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[47]
+	mi := &file_multiraft_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3520,7 @@ func (x *DecommissionStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecommissionStoreRequest.ProtoReflect.Descriptor instead.
 func (*DecommissionStoreRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{47}
+	return file_multiraft_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DecommissionStoreRequest) GetRequestId() uint64 {
@@ -3447,7 +3549,7 @@ type AdminResponse struct {
 
 func (x *AdminResponse) Reset() {
 	*x = AdminResponse{}
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3459,7 +3561,7 @@ func (x *AdminResponse) String() string {
 func (*AdminResponse) ProtoMessage() {}
 
 func (x *AdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[48]
+	mi := &file_multiraft_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3472,7 +3574,7 @@ func (x *AdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminResponse.ProtoReflect.Descriptor instead.
 func (*AdminResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{48}
+	return file_multiraft_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AdminResponse) GetRequestId() uint64 {
@@ -3508,7 +3610,7 @@ type StoreHeartbeat struct {
 
 func (x *StoreHeartbeat) Reset() {
 	*x = StoreHeartbeat{}
-	mi := &file_multiraft_proto_msgTypes[49]
+	mi := &file_multiraft_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3622,7 @@ func (x *StoreHeartbeat) String() string {
 func (*StoreHeartbeat) ProtoMessage() {}
 
 func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[49]
+	mi := &file_multiraft_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3635,7 @@ func (x *StoreHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreHeartbeat.ProtoReflect.Descriptor instead.
 func (*StoreHeartbeat) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{49}
+	return file_multiraft_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StoreHeartbeat) GetStoreId() uint64 {
@@ -3574,7 +3676,7 @@ type GetRegionRequest struct {
 
 func (x *GetRegionRequest) Reset() {
 	*x = GetRegionRequest{}
-	mi := &file_multiraft_proto_msgTypes[50]
+	mi := &file_multiraft_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3586,7 +3688,7 @@ func (x *GetRegionRequest) String() string {
 func (*GetRegionRequest) ProtoMessage() {}
 
 func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[50]
+	mi := &file_multiraft_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3599,7 +3701,7 @@ func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{50}
+	return file_multiraft_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetRegionRequest) GetRequestId() uint64 {
@@ -3628,7 +3730,7 @@ type GetRegionResponse struct {
 
 func (x *GetRegionResponse) Reset() {
 	*x = GetRegionResponse{}
-	mi := &file_multiraft_proto_msgTypes[51]
+	mi := &file_multiraft_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3742,7 @@ func (x *GetRegionResponse) String() string {
 func (*GetRegionResponse) ProtoMessage() {}
 
 func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[51]
+	mi := &file_multiraft_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3755,7 @@ func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{51}
+	return file_multiraft_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetRegionResponse) GetRequestId() uint64 {
@@ -3693,7 +3795,7 @@ type ListRegionsRequest struct {
 
 func (x *ListRegionsRequest) Reset() {
 	*x = ListRegionsRequest{}
-	mi := &file_multiraft_proto_msgTypes[52]
+	mi := &file_multiraft_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3705,7 +3807,7 @@ func (x *ListRegionsRequest) String() string {
 func (*ListRegionsRequest) ProtoMessage() {}
 
 func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[52]
+	mi := &file_multiraft_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3718,7 +3820,7 @@ func (x *ListRegionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsRequest.ProtoReflect.Descriptor instead.
 func (*ListRegionsRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{52}
+	return file_multiraft_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListRegionsRequest) GetRequestId() uint64 {
@@ -3738,7 +3840,7 @@ type RegionInfo struct {
 
 func (x *RegionInfo) Reset() {
 	*x = RegionInfo{}
-	mi := &file_multiraft_proto_msgTypes[53]
+	mi := &file_multiraft_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +3852,7 @@ func (x *RegionInfo) String() string {
 func (*RegionInfo) ProtoMessage() {}
 
 func (x *RegionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[53]
+	mi := &file_multiraft_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3865,7 @@ func (x *RegionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfo.ProtoReflect.Descriptor instead.
 func (*RegionInfo) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{53}
+	return file_multiraft_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RegionInfo) GetRegion() *Region {
@@ -3790,7 +3892,7 @@ type ListRegionsResponse struct {
 
 func (x *ListRegionsResponse) Reset() {
 	*x = ListRegionsResponse{}
-	mi := &file_multiraft_proto_msgTypes[54]
+	mi := &file_multiraft_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +3904,7 @@ func (x *ListRegionsResponse) String() string {
 func (*ListRegionsResponse) ProtoMessage() {}
 
 func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[54]
+	mi := &file_multiraft_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +3917,7 @@ func (x *ListRegionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRegionsResponse.ProtoReflect.Descriptor instead.
 func (*ListRegionsResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{54}
+	return file_multiraft_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListRegionsResponse) GetRequestId() uint64 {
@@ -3842,7 +3944,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_multiraft_proto_msgTypes[55]
+	mi := &file_multiraft_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3854,7 +3956,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[55]
+	mi := &file_multiraft_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3867,7 +3969,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{55}
+	return file_multiraft_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *AskSplitRequest) GetRequestId() uint64 {
@@ -3896,7 +3998,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_multiraft_proto_msgTypes[56]
+	mi := &file_multiraft_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3908,7 +4010,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[56]
+	mi := &file_multiraft_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3921,7 +4023,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{56}
+	return file_multiraft_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AskSplitResponse) GetRequestId() uint64 {
@@ -3962,7 +4064,7 @@ type ReportSplit struct {
 
 func (x *ReportSplit) Reset() {
 	*x = ReportSplit{}
-	mi := &file_multiraft_proto_msgTypes[57]
+	mi := &file_multiraft_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3974,7 +4076,7 @@ func (x *ReportSplit) String() string {
 func (*ReportSplit) ProtoMessage() {}
 
 func (x *ReportSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[57]
+	mi := &file_multiraft_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3987,7 +4089,7 @@ func (x *ReportSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplit.ProtoReflect.Descriptor instead.
 func (*ReportSplit) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{57}
+	return file_multiraft_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReportSplit) GetLeft() *Region {
@@ -4035,6 +4137,7 @@ type Envelope struct {
 	//	*Envelope_DecommissionStore
 	//	*Envelope_AdminResponse
 	//	*Envelope_StoreHeartbeatResponse
+	//	*Envelope_StorePing
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4042,7 +4145,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_multiraft_proto_msgTypes[58]
+	mi := &file_multiraft_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4054,7 +4157,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[58]
+	mi := &file_multiraft_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4067,7 +4170,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{58}
+	return file_multiraft_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Envelope) GetFrom() uint64 {
@@ -4307,6 +4410,15 @@ func (x *Envelope) GetStoreHeartbeatResponse() *StoreHeartbeatResponse {
 	return nil
 }
 
+func (x *Envelope) GetStorePing() *StorePing {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_StorePing); ok {
+			return x.StorePing
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -4407,6 +4519,10 @@ type Envelope_StoreHeartbeatResponse struct {
 	StoreHeartbeatResponse *StoreHeartbeatResponse `protobuf:"bytes,26,opt,name=store_heartbeat_response,json=storeHeartbeatResponse,proto3,oneof"`
 }
 
+type Envelope_StorePing struct {
+	StorePing *StorePing `protobuf:"bytes,27,opt,name=store_ping,json=storePing,proto3,oneof"`
+}
+
 func (*Envelope_Raft) isEnvelope_Body() {}
 
 func (*Envelope_KvRequest) isEnvelope_Body() {}
@@ -4455,6 +4571,8 @@ func (*Envelope_AdminResponse) isEnvelope_Body() {}
 
 func (*Envelope_StoreHeartbeatResponse) isEnvelope_Body() {}
 
+func (*Envelope_StorePing) isEnvelope_Body() {}
+
 // KvMutation is one applied change to a region's keys.
 type KvMutation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4468,7 +4586,7 @@ type KvMutation struct {
 
 func (x *KvMutation) Reset() {
 	*x = KvMutation{}
-	mi := &file_multiraft_proto_msgTypes[59]
+	mi := &file_multiraft_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4480,7 +4598,7 @@ func (x *KvMutation) String() string {
 func (*KvMutation) ProtoMessage() {}
 
 func (x *KvMutation) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[59]
+	mi := &file_multiraft_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4493,7 +4611,7 @@ func (x *KvMutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvMutation.ProtoReflect.Descriptor instead.
 func (*KvMutation) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{59}
+	return file_multiraft_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *KvMutation) GetKey() []byte {
@@ -4558,7 +4676,7 @@ type RegionUpdate struct {
 
 func (x *RegionUpdate) Reset() {
 	*x = RegionUpdate{}
-	mi := &file_multiraft_proto_msgTypes[60]
+	mi := &file_multiraft_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4570,7 +4688,7 @@ func (x *RegionUpdate) String() string {
 func (*RegionUpdate) ProtoMessage() {}
 
 func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[60]
+	mi := &file_multiraft_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4583,7 +4701,7 @@ func (x *RegionUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionUpdate.ProtoReflect.Descriptor instead.
 func (*RegionUpdate) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{60}
+	return file_multiraft_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RegionUpdate) GetRegionId() uint64 {
@@ -4708,7 +4826,7 @@ type SplitRecord struct {
 
 func (x *SplitRecord) Reset() {
 	*x = SplitRecord{}
-	mi := &file_multiraft_proto_msgTypes[61]
+	mi := &file_multiraft_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4720,7 +4838,7 @@ func (x *SplitRecord) String() string {
 func (*SplitRecord) ProtoMessage() {}
 
 func (x *SplitRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[61]
+	mi := &file_multiraft_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4733,7 +4851,7 @@ func (x *SplitRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRecord.ProtoReflect.Descriptor instead.
 func (*SplitRecord) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{61}
+	return file_multiraft_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SplitRecord) GetLeft() *Region {
@@ -4762,7 +4880,7 @@ type WalBatch struct {
 
 func (x *WalBatch) Reset() {
 	*x = WalBatch{}
-	mi := &file_multiraft_proto_msgTypes[62]
+	mi := &file_multiraft_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4774,7 +4892,7 @@ func (x *WalBatch) String() string {
 func (*WalBatch) ProtoMessage() {}
 
 func (x *WalBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[62]
+	mi := &file_multiraft_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4787,7 +4905,7 @@ func (x *WalBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WalBatch.ProtoReflect.Descriptor instead.
 func (*WalBatch) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{62}
+	return file_multiraft_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WalBatch) GetSeq() uint64 {
@@ -4822,7 +4940,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_multiraft_proto_msgTypes[63]
+	mi := &file_multiraft_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4834,7 +4952,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[63]
+	mi := &file_multiraft_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4847,7 +4965,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{63}
+	return file_multiraft_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *StoreIdent) GetClusterId() uint64 {
@@ -4890,7 +5008,7 @@ type RegionCheckpoint struct {
 
 func (x *RegionCheckpoint) Reset() {
 	*x = RegionCheckpoint{}
-	mi := &file_multiraft_proto_msgTypes[64]
+	mi := &file_multiraft_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4902,7 +5020,7 @@ func (x *RegionCheckpoint) String() string {
 func (*RegionCheckpoint) ProtoMessage() {}
 
 func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[64]
+	mi := &file_multiraft_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4915,7 +5033,7 @@ func (x *RegionCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionCheckpoint.ProtoReflect.Descriptor instead.
 func (*RegionCheckpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{64}
+	return file_multiraft_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RegionCheckpoint) GetRegion() *Region {
@@ -5005,7 +5123,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_multiraft_proto_msgTypes[65]
+	mi := &file_multiraft_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5017,7 +5135,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_multiraft_proto_msgTypes[65]
+	mi := &file_multiraft_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5030,7 +5148,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_multiraft_proto_rawDescGZIP(), []int{65}
+	return file_multiraft_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Checkpoint) GetIdent() *StoreIdent {
@@ -5232,7 +5350,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"totalPairs\x12\x1f\n" +
 	"\vtotal_bytes\x18\x05 \x01(\x04R\n" +
 	"totalBytes\x123\n" +
-	"\bsessions\x18\x06 \x01(\v2\x17.multiraft.SessionTableR\bsessions\"\xc8\x02\n" +
+	"\bsessions\x18\x06 \x01(\v2\x17.multiraft.SessionTableR\bsessions\"\xf6\x02\n" +
 	"\vRaftMessage\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12,\n" +
 	"\tfrom_peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\bfromPeer\x12(\n" +
@@ -5241,7 +5359,12 @@ const file_multiraft_proto_rawDesc = "" +
 	"\tstart_key\x18\x05 \x01(\fR\bstartKey\x12\x17\n" +
 	"\aend_key\x18\x06 \x01(\fR\x06endKey\x12)\n" +
 	"\amessage\x18\a \x01(\v2\x0f.raftpb.MessageR\amessage\x12.\n" +
-	"\tgc_region\x18\b \x01(\v2\x11.multiraft.RegionR\bgcRegion\"\xdc\x02\n" +
+	"\tgc_region\x18\b \x01(\v2\x11.multiraft.RegionR\bgcRegion\x12,\n" +
+	"\x05quiet\x18\t \x01(\v2\x16.multiraft.QuietNoticeR\x05quiet\"7\n" +
+	"\vQuietNotice\x12\x12\n" +
+	"\x04term\x18\x01 \x01(\x04R\x04term\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\v\n" +
+	"\tStorePing\"\xdc\x02\n" +
 	"\rSnapshotChunk\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12,\n" +
 	"\tfrom_peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\bfromPeer\x12(\n" +
@@ -5361,7 +5484,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\"]\n" +
 	"\vReportSplit\x12%\n" +
 	"\x04left\x18\x01 \x01(\v2\x11.multiraft.RegionR\x04left\x12'\n" +
-	"\x05right\x18\x02 \x01(\v2\x11.multiraft.RegionR\x05right\"\x9a\r\n" +
+	"\x05right\x18\x02 \x01(\v2\x11.multiraft.RegionR\x05right\"\xd1\r\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x04R\x02to\x12,\n" +
@@ -5395,7 +5518,9 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x0ftransfer_leader\x18\x17 \x01(\v2 .multiraft.TransferLeaderRequestH\x00R\x0etransferLeader\x12T\n" +
 	"\x12decommission_store\x18\x18 \x01(\v2#.multiraft.DecommissionStoreRequestH\x00R\x11decommissionStore\x12A\n" +
 	"\x0eadmin_response\x18\x19 \x01(\v2\x18.multiraft.AdminResponseH\x00R\radminResponse\x12]\n" +
-	"\x18store_heartbeat_response\x18\x1a \x01(\v2!.multiraft.StoreHeartbeatResponseH\x00R\x16storeHeartbeatResponseB\x06\n" +
+	"\x18store_heartbeat_response\x18\x1a \x01(\v2!.multiraft.StoreHeartbeatResponseH\x00R\x16storeHeartbeatResponse\x125\n" +
+	"\n" +
+	"store_ping\x18\x1b \x01(\v2\x14.multiraft.StorePingH\x00R\tstorePingB\x06\n" +
 	"\x04body\"f\n" +
 	"\n" +
 	"KvMutation\x12\x10\n" +
@@ -5488,7 +5613,7 @@ func file_multiraft_proto_rawDescGZIP() []byte {
 }
 
 var file_multiraft_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_multiraft_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_multiraft_proto_goTypes = []any{
 	(PeerRole)(0),                    // 0: multiraft.PeerRole
 	(ChangeType)(0),                  // 1: multiraft.ChangeType
@@ -5529,40 +5654,42 @@ var file_multiraft_proto_goTypes = []any{
 	(*SessionTable)(nil),             // 36: multiraft.SessionTable
 	(*RegionSnapshot)(nil),           // 37: multiraft.RegionSnapshot
 	(*RaftMessage)(nil),              // 38: multiraft.RaftMessage
-	(*SnapshotChunk)(nil),            // 39: multiraft.SnapshotChunk
-	(*SnapshotAck)(nil),              // 40: multiraft.SnapshotAck
-	(*StoreHello)(nil),               // 41: multiraft.StoreHello
-	(*Bootstrap)(nil),                // 42: multiraft.Bootstrap
-	(*StoreHeartbeatResponse)(nil),   // 43: multiraft.StoreHeartbeatResponse
-	(*RegionHeartbeat)(nil),          // 44: multiraft.RegionHeartbeat
-	(*RegionOrder)(nil),              // 45: multiraft.RegionOrder
-	(*RegionByIDRequest)(nil),        // 46: multiraft.RegionByIDRequest
-	(*RegionByIDResponse)(nil),       // 47: multiraft.RegionByIDResponse
-	(*MoveRegionRequest)(nil),        // 48: multiraft.MoveRegionRequest
-	(*TransferLeaderRequest)(nil),    // 49: multiraft.TransferLeaderRequest
-	(*DecommissionStoreRequest)(nil), // 50: multiraft.DecommissionStoreRequest
-	(*AdminResponse)(nil),            // 51: multiraft.AdminResponse
-	(*StoreHeartbeat)(nil),           // 52: multiraft.StoreHeartbeat
-	(*GetRegionRequest)(nil),         // 53: multiraft.GetRegionRequest
-	(*GetRegionResponse)(nil),        // 54: multiraft.GetRegionResponse
-	(*ListRegionsRequest)(nil),       // 55: multiraft.ListRegionsRequest
-	(*RegionInfo)(nil),               // 56: multiraft.RegionInfo
-	(*ListRegionsResponse)(nil),      // 57: multiraft.ListRegionsResponse
-	(*AskSplitRequest)(nil),          // 58: multiraft.AskSplitRequest
-	(*AskSplitResponse)(nil),         // 59: multiraft.AskSplitResponse
-	(*ReportSplit)(nil),              // 60: multiraft.ReportSplit
-	(*Envelope)(nil),                 // 61: multiraft.Envelope
-	(*KvMutation)(nil),               // 62: multiraft.KvMutation
-	(*RegionUpdate)(nil),             // 63: multiraft.RegionUpdate
-	(*SplitRecord)(nil),              // 64: multiraft.SplitRecord
-	(*WalBatch)(nil),                 // 65: multiraft.WalBatch
-	(*StoreIdent)(nil),               // 66: multiraft.StoreIdent
-	(*RegionCheckpoint)(nil),         // 67: multiraft.RegionCheckpoint
-	(*Checkpoint)(nil),               // 68: multiraft.Checkpoint
-	(*raftpb.Message)(nil),           // 69: raftpb.Message
-	(*raftpb.Entry)(nil),             // 70: raftpb.Entry
-	(*raftpb.HardState)(nil),         // 71: raftpb.HardState
-	(*raftpb.ConfState)(nil),         // 72: raftpb.ConfState
+	(*QuietNotice)(nil),              // 39: multiraft.QuietNotice
+	(*StorePing)(nil),                // 40: multiraft.StorePing
+	(*SnapshotChunk)(nil),            // 41: multiraft.SnapshotChunk
+	(*SnapshotAck)(nil),              // 42: multiraft.SnapshotAck
+	(*StoreHello)(nil),               // 43: multiraft.StoreHello
+	(*Bootstrap)(nil),                // 44: multiraft.Bootstrap
+	(*StoreHeartbeatResponse)(nil),   // 45: multiraft.StoreHeartbeatResponse
+	(*RegionHeartbeat)(nil),          // 46: multiraft.RegionHeartbeat
+	(*RegionOrder)(nil),              // 47: multiraft.RegionOrder
+	(*RegionByIDRequest)(nil),        // 48: multiraft.RegionByIDRequest
+	(*RegionByIDResponse)(nil),       // 49: multiraft.RegionByIDResponse
+	(*MoveRegionRequest)(nil),        // 50: multiraft.MoveRegionRequest
+	(*TransferLeaderRequest)(nil),    // 51: multiraft.TransferLeaderRequest
+	(*DecommissionStoreRequest)(nil), // 52: multiraft.DecommissionStoreRequest
+	(*AdminResponse)(nil),            // 53: multiraft.AdminResponse
+	(*StoreHeartbeat)(nil),           // 54: multiraft.StoreHeartbeat
+	(*GetRegionRequest)(nil),         // 55: multiraft.GetRegionRequest
+	(*GetRegionResponse)(nil),        // 56: multiraft.GetRegionResponse
+	(*ListRegionsRequest)(nil),       // 57: multiraft.ListRegionsRequest
+	(*RegionInfo)(nil),               // 58: multiraft.RegionInfo
+	(*ListRegionsResponse)(nil),      // 59: multiraft.ListRegionsResponse
+	(*AskSplitRequest)(nil),          // 60: multiraft.AskSplitRequest
+	(*AskSplitResponse)(nil),         // 61: multiraft.AskSplitResponse
+	(*ReportSplit)(nil),              // 62: multiraft.ReportSplit
+	(*Envelope)(nil),                 // 63: multiraft.Envelope
+	(*KvMutation)(nil),               // 64: multiraft.KvMutation
+	(*RegionUpdate)(nil),             // 65: multiraft.RegionUpdate
+	(*SplitRecord)(nil),              // 66: multiraft.SplitRecord
+	(*WalBatch)(nil),                 // 67: multiraft.WalBatch
+	(*StoreIdent)(nil),               // 68: multiraft.StoreIdent
+	(*RegionCheckpoint)(nil),         // 69: multiraft.RegionCheckpoint
+	(*Checkpoint)(nil),               // 70: multiraft.Checkpoint
+	(*raftpb.Message)(nil),           // 71: raftpb.Message
+	(*raftpb.Entry)(nil),             // 72: raftpb.Entry
+	(*raftpb.HardState)(nil),         // 73: raftpb.HardState
+	(*raftpb.ConfState)(nil),         // 74: raftpb.ConfState
 }
 var file_multiraft_proto_depIdxs = []int32{
 	0,   // 0: multiraft.Peer.role:type_name -> multiraft.PeerRole
@@ -5612,81 +5739,83 @@ var file_multiraft_proto_depIdxs = []int32{
 	4,   // 44: multiraft.RaftMessage.from_peer:type_name -> multiraft.Peer
 	4,   // 45: multiraft.RaftMessage.to_peer:type_name -> multiraft.Peer
 	3,   // 46: multiraft.RaftMessage.region_epoch:type_name -> multiraft.Epoch
-	69,  // 47: multiraft.RaftMessage.message:type_name -> raftpb.Message
+	71,  // 47: multiraft.RaftMessage.message:type_name -> raftpb.Message
 	5,   // 48: multiraft.RaftMessage.gc_region:type_name -> multiraft.Region
-	4,   // 49: multiraft.SnapshotChunk.from_peer:type_name -> multiraft.Peer
-	4,   // 50: multiraft.SnapshotChunk.to_peer:type_name -> multiraft.Peer
-	25,  // 51: multiraft.SnapshotChunk.pairs:type_name -> multiraft.KvPair
-	69,  // 52: multiraft.SnapshotChunk.message:type_name -> raftpb.Message
-	5,   // 53: multiraft.Bootstrap.regions:type_name -> multiraft.Region
-	5,   // 54: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
-	4,   // 55: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
-	4,   // 56: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
-	4,   // 57: multiraft.RegionHeartbeat.down_peers:type_name -> multiraft.Peer
-	3,   // 58: multiraft.RegionOrder.region_epoch:type_name -> multiraft.Epoch
-	7,   // 59: multiraft.RegionOrder.change_peers:type_name -> multiraft.ChangePeers
-	4,   // 60: multiraft.RegionOrder.transfer_leader:type_name -> multiraft.Peer
-	5,   // 61: multiraft.RegionByIDResponse.region:type_name -> multiraft.Region
-	4,   // 62: multiraft.RegionByIDResponse.leader:type_name -> multiraft.Peer
-	5,   // 63: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
-	4,   // 64: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
-	5,   // 65: multiraft.RegionInfo.region:type_name -> multiraft.Region
-	4,   // 66: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
-	56,  // 67: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
-	5,   // 68: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
-	5,   // 69: multiraft.ReportSplit.left:type_name -> multiraft.Region
-	5,   // 70: multiraft.ReportSplit.right:type_name -> multiraft.Region
-	38,  // 71: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
-	30,  // 72: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
-	31,  // 73: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
-	41,  // 74: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
-	42,  // 75: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
-	44,  // 76: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
-	52,  // 77: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
-	53,  // 78: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
-	54,  // 79: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
-	55,  // 80: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
-	57,  // 81: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
-	58,  // 82: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
-	59,  // 83: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
-	60,  // 84: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
-	39,  // 85: multiraft.Envelope.snapshot_chunk:type_name -> multiraft.SnapshotChunk
-	40,  // 86: multiraft.Envelope.snapshot_ack:type_name -> multiraft.SnapshotAck
-	45,  // 87: multiraft.Envelope.region_order:type_name -> multiraft.RegionOrder
-	46,  // 88: multiraft.Envelope.region_by_id:type_name -> multiraft.RegionByIDRequest
-	47,  // 89: multiraft.Envelope.region_by_id_response:type_name -> multiraft.RegionByIDResponse
-	48,  // 90: multiraft.Envelope.move_region:type_name -> multiraft.MoveRegionRequest
-	49,  // 91: multiraft.Envelope.transfer_leader:type_name -> multiraft.TransferLeaderRequest
-	50,  // 92: multiraft.Envelope.decommission_store:type_name -> multiraft.DecommissionStoreRequest
-	51,  // 93: multiraft.Envelope.admin_response:type_name -> multiraft.AdminResponse
-	43,  // 94: multiraft.Envelope.store_heartbeat_response:type_name -> multiraft.StoreHeartbeatResponse
-	67,  // 95: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
-	62,  // 96: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
-	64,  // 97: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
-	5,   // 98: multiraft.RegionUpdate.region:type_name -> multiraft.Region
-	2,   // 99: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
-	70,  // 100: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
-	71,  // 101: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
-	72,  // 102: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
-	34,  // 103: multiraft.RegionUpdate.sessions:type_name -> multiraft.SessionState
-	5,   // 104: multiraft.SplitRecord.left:type_name -> multiraft.Region
-	67,  // 105: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
-	63,  // 106: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
-	66,  // 107: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
-	5,   // 108: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
-	2,   // 109: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
-	71,  // 110: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
-	72,  // 111: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
-	70,  // 112: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
-	25,  // 113: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
-	36,  // 114: multiraft.RegionCheckpoint.sessions:type_name -> multiraft.SessionTable
-	66,  // 115: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
-	67,  // 116: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
-	117, // [117:117] is the sub-list for method output_type
-	117, // [117:117] is the sub-list for method input_type
-	117, // [117:117] is the sub-list for extension type_name
-	117, // [117:117] is the sub-list for extension extendee
-	0,   // [0:117] is the sub-list for field type_name
+	39,  // 49: multiraft.RaftMessage.quiet:type_name -> multiraft.QuietNotice
+	4,   // 50: multiraft.SnapshotChunk.from_peer:type_name -> multiraft.Peer
+	4,   // 51: multiraft.SnapshotChunk.to_peer:type_name -> multiraft.Peer
+	25,  // 52: multiraft.SnapshotChunk.pairs:type_name -> multiraft.KvPair
+	71,  // 53: multiraft.SnapshotChunk.message:type_name -> raftpb.Message
+	5,   // 54: multiraft.Bootstrap.regions:type_name -> multiraft.Region
+	5,   // 55: multiraft.RegionHeartbeat.region:type_name -> multiraft.Region
+	4,   // 56: multiraft.RegionHeartbeat.leader:type_name -> multiraft.Peer
+	4,   // 57: multiraft.RegionHeartbeat.pending_peers:type_name -> multiraft.Peer
+	4,   // 58: multiraft.RegionHeartbeat.down_peers:type_name -> multiraft.Peer
+	3,   // 59: multiraft.RegionOrder.region_epoch:type_name -> multiraft.Epoch
+	7,   // 60: multiraft.RegionOrder.change_peers:type_name -> multiraft.ChangePeers
+	4,   // 61: multiraft.RegionOrder.transfer_leader:type_name -> multiraft.Peer
+	5,   // 62: multiraft.RegionByIDResponse.region:type_name -> multiraft.Region
+	4,   // 63: multiraft.RegionByIDResponse.leader:type_name -> multiraft.Peer
+	5,   // 64: multiraft.GetRegionResponse.region:type_name -> multiraft.Region
+	4,   // 65: multiraft.GetRegionResponse.leader:type_name -> multiraft.Peer
+	5,   // 66: multiraft.RegionInfo.region:type_name -> multiraft.Region
+	4,   // 67: multiraft.RegionInfo.leader:type_name -> multiraft.Peer
+	58,  // 68: multiraft.ListRegionsResponse.regions:type_name -> multiraft.RegionInfo
+	5,   // 69: multiraft.AskSplitRequest.region:type_name -> multiraft.Region
+	5,   // 70: multiraft.ReportSplit.left:type_name -> multiraft.Region
+	5,   // 71: multiraft.ReportSplit.right:type_name -> multiraft.Region
+	38,  // 72: multiraft.Envelope.raft:type_name -> multiraft.RaftMessage
+	30,  // 73: multiraft.Envelope.kv_request:type_name -> multiraft.KvRequest
+	31,  // 74: multiraft.Envelope.kv_response:type_name -> multiraft.KvResponse
+	43,  // 75: multiraft.Envelope.store_hello:type_name -> multiraft.StoreHello
+	44,  // 76: multiraft.Envelope.bootstrap:type_name -> multiraft.Bootstrap
+	46,  // 77: multiraft.Envelope.region_heartbeat:type_name -> multiraft.RegionHeartbeat
+	54,  // 78: multiraft.Envelope.store_heartbeat:type_name -> multiraft.StoreHeartbeat
+	55,  // 79: multiraft.Envelope.get_region:type_name -> multiraft.GetRegionRequest
+	56,  // 80: multiraft.Envelope.get_region_response:type_name -> multiraft.GetRegionResponse
+	57,  // 81: multiraft.Envelope.list_regions:type_name -> multiraft.ListRegionsRequest
+	59,  // 82: multiraft.Envelope.list_regions_response:type_name -> multiraft.ListRegionsResponse
+	60,  // 83: multiraft.Envelope.ask_split:type_name -> multiraft.AskSplitRequest
+	61,  // 84: multiraft.Envelope.ask_split_response:type_name -> multiraft.AskSplitResponse
+	62,  // 85: multiraft.Envelope.report_split:type_name -> multiraft.ReportSplit
+	41,  // 86: multiraft.Envelope.snapshot_chunk:type_name -> multiraft.SnapshotChunk
+	42,  // 87: multiraft.Envelope.snapshot_ack:type_name -> multiraft.SnapshotAck
+	47,  // 88: multiraft.Envelope.region_order:type_name -> multiraft.RegionOrder
+	48,  // 89: multiraft.Envelope.region_by_id:type_name -> multiraft.RegionByIDRequest
+	49,  // 90: multiraft.Envelope.region_by_id_response:type_name -> multiraft.RegionByIDResponse
+	50,  // 91: multiraft.Envelope.move_region:type_name -> multiraft.MoveRegionRequest
+	51,  // 92: multiraft.Envelope.transfer_leader:type_name -> multiraft.TransferLeaderRequest
+	52,  // 93: multiraft.Envelope.decommission_store:type_name -> multiraft.DecommissionStoreRequest
+	53,  // 94: multiraft.Envelope.admin_response:type_name -> multiraft.AdminResponse
+	45,  // 95: multiraft.Envelope.store_heartbeat_response:type_name -> multiraft.StoreHeartbeatResponse
+	40,  // 96: multiraft.Envelope.store_ping:type_name -> multiraft.StorePing
+	69,  // 97: multiraft.RegionUpdate.reset:type_name -> multiraft.RegionCheckpoint
+	64,  // 98: multiraft.RegionUpdate.mutations:type_name -> multiraft.KvMutation
+	66,  // 99: multiraft.RegionUpdate.split:type_name -> multiraft.SplitRecord
+	5,   // 100: multiraft.RegionUpdate.region:type_name -> multiraft.Region
+	2,   // 101: multiraft.RegionUpdate.peer_state:type_name -> multiraft.PeerState
+	72,  // 102: multiraft.RegionUpdate.entries:type_name -> raftpb.Entry
+	73,  // 103: multiraft.RegionUpdate.hard_state:type_name -> raftpb.HardState
+	74,  // 104: multiraft.RegionUpdate.conf_state:type_name -> raftpb.ConfState
+	34,  // 105: multiraft.RegionUpdate.sessions:type_name -> multiraft.SessionState
+	5,   // 106: multiraft.SplitRecord.left:type_name -> multiraft.Region
+	69,  // 107: multiraft.SplitRecord.right:type_name -> multiraft.RegionCheckpoint
+	65,  // 108: multiraft.WalBatch.updates:type_name -> multiraft.RegionUpdate
+	68,  // 109: multiraft.WalBatch.ident:type_name -> multiraft.StoreIdent
+	5,   // 110: multiraft.RegionCheckpoint.region:type_name -> multiraft.Region
+	2,   // 111: multiraft.RegionCheckpoint.peer_state:type_name -> multiraft.PeerState
+	73,  // 112: multiraft.RegionCheckpoint.hard_state:type_name -> raftpb.HardState
+	74,  // 113: multiraft.RegionCheckpoint.conf_state:type_name -> raftpb.ConfState
+	72,  // 114: multiraft.RegionCheckpoint.entries:type_name -> raftpb.Entry
+	25,  // 115: multiraft.RegionCheckpoint.pairs:type_name -> multiraft.KvPair
+	36,  // 116: multiraft.RegionCheckpoint.sessions:type_name -> multiraft.SessionTable
+	68,  // 117: multiraft.Checkpoint.ident:type_name -> multiraft.StoreIdent
+	69,  // 118: multiraft.Checkpoint.regions:type_name -> multiraft.RegionCheckpoint
+	119, // [119:119] is the sub-list for method output_type
+	119, // [119:119] is the sub-list for method input_type
+	119, // [119:119] is the sub-list for extension type_name
+	119, // [119:119] is the sub-list for extension extendee
+	0,   // [0:119] is the sub-list for field type_name
 }
 
 func init() { file_multiraft_proto_init() }
@@ -5714,7 +5843,7 @@ func file_multiraft_proto_init() {
 		(*RaftCommand_Cas)(nil),
 		(*RaftCommand_Split)(nil),
 	}
-	file_multiraft_proto_msgTypes[58].OneofWrappers = []any{
+	file_multiraft_proto_msgTypes[60].OneofWrappers = []any{
 		(*Envelope_Raft)(nil),
 		(*Envelope_KvRequest)(nil),
 		(*Envelope_KvResponse)(nil),
@@ -5739,6 +5868,7 @@ func file_multiraft_proto_init() {
 		(*Envelope_DecommissionStore)(nil),
 		(*Envelope_AdminResponse)(nil),
 		(*Envelope_StoreHeartbeatResponse)(nil),
+		(*Envelope_StorePing)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5746,7 +5876,7 @@ func file_multiraft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_multiraft_proto_rawDesc), len(file_multiraft_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   66,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -220,6 +220,12 @@ func (p *PD) Stats() Stats {
 // by start key. They tile the keyspace exactly.
 func (p *PD) Regions() []*pb.Region { return cloneEntries(p.view.all()) }
 
+// ViewGeneration counts the changes to the published routing view: two
+// calls that return the same number bracket no change to what Regions
+// returns (leader hints and sizes aside). Observers poll it to skip
+// cloning an unchanged view.
+func (p *PD) ViewGeneration() uint64 { return p.view.gen }
+
 // RegionInfos returns the routing view with the known leaders (clones),
 // sorted by start key.
 func (p *PD) RegionInfos() []*pb.RegionInfo {

@@ -42,6 +42,7 @@ type view struct {
 	byID      map[uint64]*entry     // published entries by region id
 	pending   *btree.BTreeG[*entry] // by (start key, id)
 	pendingID map[uint64]*entry     // pending entries by region id (at most one per id)
+	gen       uint64                // counts changes to the published regions
 }
 
 func lessStart(a, b *entry) bool { return bytes.Compare(a.start(), b.start()) < 0 }
@@ -69,11 +70,13 @@ func pivot(start []byte, id uint64) *entry {
 
 // publish puts e into the routing view. The caller keeps the view tiling.
 func (v *view) publish(e *entry) {
+	v.gen++
 	v.published.ReplaceOrInsert(e)
 	v.byID[e.id()] = e
 }
 
 func (v *view) unpublish(e *entry) {
+	v.gen++
 	v.published.Delete(e)
 	if v.byID[e.id()] == e {
 		delete(v.byID, e.id())

@@ -59,6 +59,13 @@ type Config struct {
 	MaxScanPairs int
 	MaxScanBytes int
 
+	// QuietAfter: a region idle this long goes quiet (quiet.go): its peers
+	// stop ticking until something happens. Default 10 election timeouts;
+	// negative: never. QuietLeaderTimeout: a quiet follower whose leader's
+	// store has been silent this long wakes up. Default 3 election timeouts.
+	QuietAfter         time.Duration
+	QuietLeaderTimeout time.Duration
+
 	// SessionLimits bound each region's client-session table (lifetime,
 	// sessions, results per session). They decide what the state machine
 	// does: every store of a cluster must use the same.
@@ -105,6 +112,12 @@ func (c *Config) fill() {
 	}
 	if c.MaxSizePerMsg == 0 {
 		c.MaxSizePerMsg = 1 << 20
+	}
+	if c.QuietAfter == 0 {
+		c.QuietAfter = 10 * c.ElectionTick()
+	}
+	if c.QuietLeaderTimeout <= 0 {
+		c.QuietLeaderTimeout = 3 * c.ElectionTick()
 	}
 	if c.SnapshotChunkBytes <= 0 {
 		c.SnapshotChunkBytes = 1 << 20

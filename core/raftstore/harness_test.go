@@ -338,9 +338,9 @@ func (c *cluster) describe() string {
 			continue
 		}
 		for _, rs := range st.Regions() {
-			fmt.Fprintf(&b, "  store %d: region %d [%q,%q) v%d peer %d leader %d isLeader=%v term %d applied %d init=%v\n",
+			fmt.Fprintf(&b, "  store %d: region %d [%q,%q) v%d peer %d leader %d isLeader=%v term %d applied %d init=%v quiet=%v\n",
 				id, rs.Region.GetId(), rs.Region.GetStartKey(), rs.Region.GetEndKey(), rs.Region.GetEpoch().GetVersion(),
-				rs.PeerID, rs.Leader, rs.IsLeader, rs.Term, rs.Applied, rs.Initialized)
+				rs.PeerID, rs.Leader, rs.IsLeader, rs.Term, rs.Applied, rs.Initialized, rs.Quiet)
 		}
 	}
 	return b.String()

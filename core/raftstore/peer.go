@@ -38,8 +38,12 @@ type peer struct {
 	// appendFloor: the lowest end of an append stepped since the last ready
 	// round (raft's log may be that short now); MaxUint64 when none.
 	appendFloor uint64
-	inWork      bool      // in the store's set of peers for the next ready round
-	askedPD     time.Time // when it last asked PD whether it is still a member
+	inWork      bool // in the store's set of peers for the next ready round
+	// Quiescence (quiet.go): a quiet peer does not tick.
+	quiet            bool
+	idleSince        time.Time // a leader: since when its region has been idle
+	quietLeaderStore uint64    // a quiet follower: its leader's store
+	askedPD          time.Time // when it last asked PD whether it is still a member
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
@@ -94,6 +98,7 @@ func (p *peer) onTick(now time.Time) {
 		p.sendRegionHeartbeat()
 	}
 	p.maybeAskSplit(now)
+	p.maybeGoQuiet(now)
 }
 
 func (p *peer) sendRegionHeartbeat() {
@@ -289,5 +294,6 @@ func (p *peer) status() RegionStatus {
 		Applied:     p.region.Applied(),
 		Commit:      st.GetCommit(),
 		Bytes:       p.region.Data().Bytes(),
+		Quiet:       p.quiet,
 	}
 }

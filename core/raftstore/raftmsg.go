@@ -13,6 +13,15 @@ import (
 // onRaftMessage checks a raft message that sender (the transport's node
 // id) delivered and routes it to the peer of its region.
 func (s *Store) onRaftMessage(sender uint64, rm *pb.RaftMessage) {
+	if rm.GetQuiet() != nil && rm.GetMessage() == nil {
+		if err := s.checkNotice(sender, rm); err != nil {
+			s.stats.MalformedMsgs++
+			s.log.Warn("dropping quiet notice", "region", rm.GetRegionId(), "sender", sender, "err", err)
+			return
+		}
+		s.onQuietNotice(rm)
+		return
+	}
 	if rm.GetGcRegion() != nil && rm.GetMessage() == nil {
 		if err := s.checkGCNotice(sender, rm); err != nil {
 			s.stats.MalformedMsgs++
@@ -75,7 +84,11 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 	case raftpb.MessageType_MsgHeartbeat:
 		p.heardLeaderAt = s.now()
 	}
-	s.wake(p)
+	if p.quiet && p.staysQuietFor(msg) {
+		s.schedule(p)
+	} else {
+		s.wake(p)
+	}
 	if err := p.rn.Step(msg); err != nil {
 		s.log.Debug("raft step", "region", p.regionID(), "err", err)
 	}

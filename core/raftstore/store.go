@@ -54,6 +54,8 @@ type Stats struct {
 	SnapshotChunksResent   uint64
 	SnapshotBytesSent      uint64
 	SnapshotsReceived      uint64 // complete and checksummed
+	Quiesced               uint64 // times a peer went quiet
+	Woken                  uint64 // times a quiet peer woke
 	Proposals              uint64
 	ReadIndexRequests      uint64
 	ReadsServed            uint64
@@ -96,6 +98,8 @@ type Store struct {
 	// The stores raft traffic is accepted from: those PD last listed, and
 	// any store a local region has ever named.
 	pdStores, metaStores map[uint64]bool
+	heardFrom            map[uint64]time.Time // when each store last sent anything
+	lastPing             time.Time
 	nextPDRequest        uint64
 	hooks                Hooks
 }
@@ -132,6 +136,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		snapIn:        newSnapshotReceiver(),
 		pdRequests:    map[uint64]uint64{},
 		metaStores:    map[uint64]bool{},
+		heardFrom:     map[uint64]time.Time{},
 		raftLogger:    &raftLogger{log: log},
 	}
 	if id := eng.Ident(); id != nil {
@@ -318,6 +323,15 @@ func (s *Store) removePeer(id uint64) {
 // visits only the peers woken since the last one, so its cost follows the
 // work, not the number of regions.
 func (s *Store) wake(p *peer) {
+	if p.quiet {
+		p.wakeUp(s.now())
+	}
+	s.schedule(p)
+}
+
+// schedule puts p in the next ready round without waking it if it is
+// quiet (it has a message to answer that carries no news).
+func (s *Store) schedule(p *peer) {
 	if !p.inWork {
 		p.inWork = true
 		s.work = append(s.work, p)
@@ -351,10 +365,16 @@ func (s *Store) Tick() {
 		return
 	}
 	for _, p := range s.sortedPeers() {
+		if p.quiet {
+			p.quietTick(now)
+			continue
+		}
 		p.rn.Tick()
 		p.onTick(now)
-		s.wake(p)
+		s.schedule(p) // it may have gone quiet just now: stay so
+
 	}
+	s.pingStores(now)
 	s.tickSnapshots(now)
 	if s.lastStoreHB.IsZero() || now.Sub(s.lastStoreHB) >= s.cfg.StoreHeartbeatInterval {
 		s.lastStoreHB = now
@@ -402,6 +422,9 @@ func (s *Store) NeedsFlush() bool {
 func (s *Store) Receive(m *pb.Envelope) {
 	s.dirty = true
 	fromPD := m.GetFrom() == s.cfg.PD
+	if s.knownStore(m.GetFrom()) {
+		s.heardFrom[m.GetFrom()] = s.now()
+	}
 	switch b := m.GetBody().(type) {
 	case *pb.Envelope_Raft:
 		if !s.bootstrapped {
@@ -444,6 +467,8 @@ func (s *Store) Receive(m *pb.Envelope) {
 		if fromPD {
 			s.setPDStores(b.StoreHeartbeatResponse.GetStoreIds())
 		}
+	case *pb.Envelope_StorePing:
+		// Its arrival is the news (heardFrom, above).
 	default:
 		s.stats.MalformedMsgs++
 		s.log.Warn("dropping unexpected message", "from", m.GetFrom(), "type", fmt.Sprintf("%T", m.GetBody()))
@@ -557,6 +582,7 @@ type RegionStatus struct {
 	Keys        [][]byte
 	Digest      uint64 // hash of every key, value and version (with keys)
 	Bytes       int64
+	Quiet       bool // not ticking: its region is idle (quiet.go)
 }
 
 // Regions describes every local region, sorted by region id, without its

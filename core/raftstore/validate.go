@@ -87,6 +87,20 @@ func (s *Store) checkEnvelopeRaft(sender uint64, rm *pb.RaftMessage) error {
 	return nil
 }
 
+// checkNotice: a notice (not a raft message) comes from a store of the
+// cluster, as the peer it names, for a peer on this store.
+func (s *Store) checkNotice(sender uint64, rm *pb.RaftMessage) error {
+	switch {
+	case rm.GetFromPeer().GetStoreId() != sender:
+		return badMsg("notice from a peer on store %d sent by node %d", rm.GetFromPeer().GetStoreId(), sender)
+	case !s.knownStore(sender):
+		return badMsg("notice from node %d, which is not a store of this cluster", sender)
+	case rm.GetToPeer().GetStoreId() != s.cfg.StoreID:
+		return badMsg("notice for a peer on store %d", rm.GetToPeer().GetStoreId())
+	}
+	return nil
+}
+
 // checkGCNotice: a GC notice comes from the member it names, for a peer on
 // this store, and carries a region with that id and a sane range.
 func (s *Store) checkGCNotice(sender uint64, rm *pb.RaftMessage) error {

@@ -1,0 +1,212 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// Quiescence (TiKV calls it hibernation, CockroachDB quiescence). A store
+// holds many regions and most are idle; an idle raft group still ticks and
+// heartbeats several times a second on every replica. So when a region has
+// been idle for QuietAfter — its leader has no proposals, reads, membership
+// work, snapshot or leadership transfer, every peer has acknowledged the
+// whole log, and all of it is applied — the leader tells each peer it goes
+// quiet at (term, index) and stops ticking; a peer at exactly that term and
+// index, following that leader, stops too. A quiet peer costs nothing per
+// tick but a comparison.
+//
+// Anything wakes a quiet peer: a raft message for it, a proposal, a read, an
+// order from PD. A leader that wakes heartbeats at once (a ReadIndex whose
+// answer nobody waits for makes raft broadcast one), which wakes its
+// followers. What quiescence must not do is leave a region without a leader:
+//   - a quiet follower whose leader's store dies or is cut off hears nothing,
+//     so stores ping each other every election timeout, and a quiet follower
+//     whose leader's store has been silent for QuietLeaderTimeout wakes up
+//     and, hearing no leader, elects one;
+//   - a quiet leader cut off from its followers stays quiet (it cannot know),
+//     but serves nothing: a read needs a quorum's heartbeat answers, a write
+//     a quorum's acknowledgement, and the first request wakes it, after
+//     which check-quorum makes it step down;
+//   - a store that restarts starts every peer awake.
+// A quiet leader still reports to PD at the region heartbeat interval, so
+// PD's operators can reach it.
+
+// quietEnabled reports whether regions may go quiet.
+func (s *Store) quietEnabled() bool { return s.cfg.QuietAfter > 0 }
+
+// maybeGoQuiet lets an idle leader go quiet, once it has been idle for
+// QuietAfter.
+func (p *peer) maybeGoQuiet(now time.Time) {
+	if !p.s.quietEnabled() || !p.idle() {
+		p.idleSince = time.Time{}
+		return
+	}
+	if p.idleSince.IsZero() {
+		p.idleSince = now
+		return
+	}
+	if now.Sub(p.idleSince) < p.s.cfg.QuietAfter {
+		return
+	}
+	st := p.rn.BasicStatus()
+	last, _ := p.region.LastIndex()
+	meta := p.region.Meta()
+	for _, pp := range meta.GetPeers() {
+		if pp.GetId() == p.id {
+			continue
+		}
+		p.s.send(pp.GetStoreId(), &pb.RaftMessage{
+			RegionId:    p.regionID(),
+			FromPeer:    p.self(),
+			ToPeer:      pp,
+			RegionEpoch: meta.GetEpoch(),
+			StartKey:    meta.GetStartKey(),
+			EndKey:      meta.GetEndKey(),
+			Quiet:       &pb.QuietNotice{Term: st.GetTerm(), Index: last},
+		})
+	}
+	p.quiet = true
+	p.s.stats.Quiesced++
+}
+
+// idle reports whether the leader's region has nothing going on: nothing
+// waiting here, and every peer holding, and every entry applied, all of the
+// log.
+func (p *peer) idle() bool {
+	if !p.leading || len(p.proposals) > 0 || len(p.reads) > 0 || len(p.batches) > 0 || inJoint(p.region.Meta()) {
+		return false
+	}
+	if thr := p.s.cfg.SplitThreshold; thr > 0 && p.region.Data().Bytes() >= thr {
+		return false // a split is due; the split checker runs on ticks
+	}
+	for _, t := range p.s.snapOut.out {
+		if t.key.region == p.regionID() {
+			return false
+		}
+	}
+	last, _ := p.region.LastIndex()
+	st := p.rn.Status()
+	if st.LeadTransferee != 0 || st.GetCommit() != last || st.Applied != last || p.region.Applied() != last {
+		return false
+	}
+	// Every peer must hold the whole log. Not whether it answered lately:
+	// check-quorum clears that flag every election timeout, and a peer that
+	// is gone wakes the region when it comes back (its pre-vote does).
+	for id, pr := range st.Progress { // every must hold: order does not matter
+		if id != p.id && (pr.Match != last || pr.State != tracker.StateReplicate) {
+			return false
+		}
+	}
+	return true
+}
+
+// onQuietNotice lets a follower go quiet with its leader, if it is exactly
+// where the leader is.
+func (s *Store) onQuietNotice(rm *pb.RaftMessage) {
+	p := s.peers[rm.GetRegionId()]
+	if p == nil || p.id != rm.GetToPeer().GetId() || p.leading || p.quiet {
+		return
+	}
+	n := rm.GetQuiet()
+	st := p.rn.BasicStatus()
+	last, _ := p.region.LastIndex()
+	if st.Lead != rm.GetFromPeer().GetId() || st.GetTerm() != n.GetTerm() || last != n.GetIndex() ||
+		st.GetCommit() != n.GetIndex() || p.region.Applied() != n.GetIndex() || p.rn.HasReady() {
+		return
+	}
+	p.quiet = true
+	p.quietLeaderStore = rm.GetFromPeer().GetStoreId()
+	s.stats.Quiesced++
+}
+
+// staysQuietFor reports whether a quiet peer may answer msg and stay quiet:
+// msg carries no news. The leader heartbeats in the round it goes quiet,
+// after its notice, and the answers come back after it went quiet; a
+// heartbeat that asks nothing (no read context) and commits nothing new,
+// from the leader the peer went quiet with, and the answer to one, are the
+// only such messages. Anything else wakes the peer, so a leader that woke
+// (its wake-up heartbeat carries a read context) or has entries to send
+// wakes its followers.
+func (p *peer) staysQuietFor(msg *raftpb.Message) bool {
+	st := p.rn.BasicStatus()
+	if msg.GetTerm() != st.GetTerm() || len(msg.GetContext()) != 0 {
+		return false
+	}
+	switch msg.GetType() {
+	case raftpb.MessageType_MsgHeartbeat:
+		return !p.leading && msg.GetFrom() == st.Lead && msg.GetCommit() == st.GetCommit()
+	case raftpb.MessageType_MsgHeartbeatResp:
+		return p.leading
+	}
+	return false
+}
+
+// wakeUp makes a quiet peer tick again; a leader heartbeats at once.
+func (p *peer) wakeUp(now time.Time) {
+	p.quiet = false
+	p.idleSince = time.Time{}
+	p.heardLeaderAt = now
+	p.s.stats.Woken++
+	if p.leading && p.rn.BasicStatus().RaftState == raft.StateLeader {
+		// A read index makes raft heartbeat every follower now; its answer
+		// matches no read batch and is dropped.
+		p.s.nextReadCtx++
+		ctx := make([]byte, 17)
+		ctx[0] = 'w'
+		binary.BigEndian.PutUint64(ctx[1:], p.s.incarnation)
+		binary.BigEndian.PutUint64(ctx[9:], p.s.nextReadCtx)
+		p.rn.ReadIndex(ctx)
+	}
+}
+
+// quietTick is a tick of a quiet peer: a leader still reports to PD; a
+// follower wakes if its leader's store has gone silent.
+func (p *peer) quietTick(now time.Time) {
+	if p.leading {
+		if now.Sub(p.lastRegionHB) >= p.s.cfg.RegionHeartbeatInterval {
+			p.sendRegionHeartbeat()
+		}
+		return
+	}
+	if p.s.storeSilent(p.quietLeaderStore, now) {
+		p.s.wake(p)
+	}
+}
+
+// storeSilent reports whether store id has sent this store nothing for
+// QuietLeaderTimeout.
+func (s *Store) storeSilent(id uint64, now time.Time) bool {
+	at, ok := s.heardFrom[id]
+	return !ok || now.Sub(at) >= s.cfg.QuietLeaderTimeout
+}
+
+// pingStores tells every other store of the cluster, once an election
+// timeout, that this one is alive.
+func (s *Store) pingStores(now time.Time) {
+	if !s.quietEnabled() || now.Sub(s.lastPing) < s.cfg.ElectionTick() {
+		return
+	}
+	s.lastPing = now
+	var ids []uint64
+	for id := range s.pdStores {
+		ids = append(ids, id)
+	}
+	for id := range s.metaStores {
+		if !s.pdStores[id] {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if id != s.cfg.StoreID {
+			s.send(id, &pb.StorePing{})
+		}
+	}
+}
