@@ -33,7 +33,9 @@ func (w *World) addClient(i int) {
 	cn := &clientNode{w: w, index: i, node: node, r: r, inflight: map[uint64]int64{}, versions: map[string]uint64{}}
 	cn.c = client.New(w.env(node, nil, "", w.rs.node.Fork()), client.Config{ID: node, PD: PDNode})
 	w.clients = append(w.clients, cn)
-	w.k.after(cn.think(), "", cn.next)
+	for lane := 0; lane < max(1, w.cfg.Workload.Pipeline); lane++ {
+		w.k.after(cn.think(), "", cn.next)
+	}
 	var tick func()
 	tick = func() {
 		cn.c.Tick()

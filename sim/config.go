@@ -65,6 +65,11 @@ type Workload struct {
 	ScanLimit int
 	ValueSize int // bytes of padding added to every written value
 	Think     Latency
+	// Pipeline is how many operations each client keeps in flight (each
+	// its own closed loop); 0 means 1. Above 1 a client's writes overlap,
+	// as a real application's do: sessions see several sequences waiting
+	// at once, and a session switch with writes of the old one in flight.
+	Pipeline int
 }
 
 // Latency draws a duration uniformly in [Min, Max].

@@ -9,16 +9,34 @@
 // (go to the hinted leader, or the next peer), EpochNotMatch (cache the
 // current regions), KeyNotInRegion and RegionNotFound (drop the entry, ask
 // PD), StoreBusy and StaleCommand (back off), InvalidRequest (fail at once:
-// retrying cannot help). Region errors are definite: the request did not and
-// will not apply, so an op may be retried after one. A store attempt that gets no reply within AttemptTimeout is retried
-// for reads; a write's outcome is then unknown, so the op completes as
-// Ambiguous at once and is never retried (a retry could apply twice).
+// retrying cannot help), SessionExpired (see below).
 //
-// Retries are bounded by Config.MaxAttempts store attempts (per op, and per
-// sub-scan of a scan) and by Config.OpTimeout overall, with exponential
-// backoff (BackoffBase doubling up to BackoffMax, equal jitter drawn from
-// Env.Rand) between them. A scan over several regions is stitched from one
-// sub-scan per region, each routed and retried on its own.
+// Writes are exactly-once: every attempt of a write carries the client's
+// session and the write's sequence in it, so a region applies it once
+// however many copies reach it, and answers repeats from its session table.
+// A region error is definite only for the copy of the request that got it:
+// the network may hold another copy (a duplicate, or an attempt that timed
+// out) that applies later. So once a write has been sent, it ends OK or,
+// when its deadline passes without an answer that says it applied,
+// Ambiguous; it is retried (in the same session, with the same sequence)
+// until then, whatever MaxAttempts says. It ends Failed only when it was
+// never sent, or a store refused its content (InvalidRequest: every copy
+// is refused alike). A late answer to an earlier attempt of a write still
+// in flight counts: an OK from any copy means it applied.
+//
+// When a region no longer knows the session (SessionExpired: sessions
+// expire per region, so a client busy elsewhere can find its session gone
+// in a region it has not written to for a while), the client opens a new
+// session; a write refused so on its only attempt was never applied and is
+// sent again at once in the new session. One with earlier attempts may
+// have applied in the old one, and ends Ambiguous: resending it could
+// apply it twice.
+//
+// Reads are retried within Config.MaxAttempts store attempts (per op, and
+// per sub-scan of a scan); everything is bounded by Config.OpTimeout, with
+// exponential backoff (BackoffBase doubling up to BackoffMax, equal jitter
+// drawn from Env.Rand) between attempts. A scan over several regions is
+// stitched from one sub-scan per region, each routed and retried on its own.
 //
 // The client does no I/O of its own: it sends through Env.Net, reads time
 // from Env.Clock and draws jitter from Env.Rand. The driver calls Submit,
@@ -240,11 +258,17 @@ type opState struct {
 	done     bool
 
 	// Writes: the session and sequence every attempt carries, so a region
-	// applies the write once however many attempts reach it; uncertain once
-	// an attempt got no answer (it may have applied).
+	// applies the write once however many attempts reach it; started is
+	// when it was first sent in that session (regions refuse copies older
+	// than their session lifetime); sent once any attempt went out (a copy
+	// of it may apply yet); earlier holds the request ids of past attempts,
+	// whose answers still count.
 	session   []byte
 	seq       uint64
-	uncertain bool
+	started   time.Time
+	sent      bool
+	inSession int // attempts sent in this session
+	earlier   []uint64
 
 	phase    phase
 	reqID    uint64    // outstanding request id (store or PD), 0 if none
@@ -288,6 +312,7 @@ type Client struct {
 	nextSeq uint64              // the next write's sequence in it
 	active  []*opState          // live ops in id order
 	reqs    map[uint64]*opState // outstanding request id -> op (lookup only)
+	earlier map[uint64]*opState // past attempt ids of live writes -> op
 	done    []Completion
 	stats   Stats
 }
@@ -300,10 +325,11 @@ func New(env core.Env, cfg Config) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{
-		env:  env,
-		cfg:  cfg.withDefaults(),
-		log:  log.With("client", cfg.ID),
-		reqs: make(map[uint64]*opState),
+		env:     env,
+		cfg:     cfg.withDefaults(),
+		log:     log.With("client", cfg.ID),
+		reqs:    make(map[uint64]*opState),
+		earlier: make(map[uint64]*opState),
 	}
 	c.newSession()
 	return c
@@ -324,16 +350,28 @@ func (c *Client) newSession() {
 	c.stats.Sessions++
 }
 
-// lowestWaiting is the lowest sequence of the current session's writes still
-// in flight: the region may drop the results of lower ones.
-func (c *Client) lowestWaiting() uint64 {
-	low := c.nextSeq
+// lowestWaiting is the lowest sequence of session's writes still in flight
+// (for the current session, at most the next sequence): a region may drop
+// the results of lower ones, so it must never pass a write of that session
+// whose client still waits, whichever write's attempt carries it.
+func (c *Client) lowestWaiting(session []byte) uint64 {
+	low := uint64(math.MaxUint64)
+	if bytes.Equal(session, c.session) {
+		low = c.nextSeq
+	}
 	for _, o := range c.active {
-		if o.seq != 0 && o.seq < low && bytes.Equal(o.session, c.session) {
+		if o.seq != 0 && o.seq < low && bytes.Equal(o.session, session) {
 			low = o.seq
 		}
 	}
 	return low
+}
+
+// assignSeq gives write o the next sequence of the current session.
+func (c *Client) assignSeq(o *opState) {
+	o.session, o.seq = c.session, c.nextSeq
+	o.started, o.inSession = time.Time{}, 0
+	c.nextSeq++
 }
 
 // Config returns the client's configuration with defaults filled in.
@@ -352,8 +390,7 @@ func (c *Client) Submit(op Op) uint64 {
 	now := c.env.Clock.Now()
 	o.deadline = now.Add(c.cfg.OpTimeout)
 	if op.Kind.IsWrite() {
-		o.session, o.seq = c.session, c.nextSeq
-		c.nextSeq++
+		c.assignSeq(o)
 	}
 	if op.Kind == Scan {
 		o.cursor = o.op.Start
@@ -455,7 +492,7 @@ func (c *Client) route(o *opState, now time.Time) {
 		c.giveUp(o)
 		return
 	}
-	if o.budget >= c.cfg.MaxAttempts {
+	if c.outOfAttempts(o) {
 		c.exhausted(o)
 		return
 	}
@@ -477,9 +514,15 @@ func (c *Client) newRequest(o *opState, now time.Time, ph phase) uint64 {
 }
 
 // endRequest forgets the op's outstanding request: a reply to it is late.
+// A write's store attempts are kept as earlier attempts, whose successful
+// answers still complete it.
 func (c *Client) endRequest(o *opState) {
 	if o.reqID != 0 {
 		delete(c.reqs, o.reqID)
+		if o.phase == phaseStore && o.seq != 0 && !o.done {
+			o.earlier = append(o.earlier, o.reqID)
+			c.earlier[o.reqID] = o
+		}
 		o.reqID = 0
 	}
 	o.phase = phaseIdle
@@ -531,10 +574,12 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 		}}
 	}
 	if o.seq != 0 {
-		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: o.seq}
-		if bytes.Equal(o.session, c.session) {
-			req.Session.Lowest = c.lowestWaiting()
+		if o.started.IsZero() {
+			o.started = now
 		}
+		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: c.lowestWaiting(o.session)}
+		o.sent = true
+		o.inSession++
 	}
 	if o.budget > 0 {
 		c.stats.Retries++
@@ -549,7 +594,7 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 // client a better route (a new leader hint, fresher regions); beyond
 // maxImmediate such retries in a row it backs off like any other.
 func (c *Client) retryNow(o *opState, now time.Time) {
-	if o.budget >= c.cfg.MaxAttempts {
+	if c.outOfAttempts(o) {
 		c.exhausted(o)
 		return
 	}
@@ -563,7 +608,7 @@ func (c *Client) retryNow(o *opState, now time.Time) {
 
 // retryLater schedules the op's next step after a backoff.
 func (c *Client) retryLater(o *opState, now time.Time) {
-	if o.budget >= c.cfg.MaxAttempts {
+	if c.outOfAttempts(o) {
 		c.exhausted(o)
 		return
 	}
@@ -600,27 +645,28 @@ func (c *Client) onStoreTimeout(o *opState, now time.Time) {
 	if e := c.cache.byID(att.regionID); e != nil {
 		e.skip(att.store) // the store may be down: try another peer next
 	}
-	err := fmt.Errorf("%w: store %d, region %d, after %v", ErrTimeout, att.store, att.regionID, c.cfg.AttemptTimeout)
-	if o.op.Kind.IsWrite() {
-		// It may have applied; a retry with the same session and sequence
-		// applies it at most once, and brings back its result.
-		o.uncertain = true
-	}
-	o.lastErr = err
+	// A write may have applied; a retry with the same session and sequence
+	// applies it at most once, and brings back its result.
+	o.lastErr = fmt.Errorf("%w: store %d, region %d, after %v", ErrTimeout, att.store, att.regionID, c.cfg.AttemptTimeout)
 	c.retryLater(o, now)
 }
 
-// giveUp ends an op whose deadline passed: Ambiguous if a write attempt is
-// still unanswered, else Failed (every attempt so far failed definitely).
+// giveUp ends an op whose deadline passed: Ambiguous for a write that was
+// sent (a copy of it may apply yet), else Failed.
 func (c *Client) giveUp(o *opState) {
-	if o.phase == phaseStore && o.op.Kind.IsWrite() {
-		o.uncertain = true // the attempt in flight may apply yet
-	}
 	err := fmt.Errorf("%w after %v and %d attempts", ErrOpTimeout, c.cfg.OpTimeout, o.attempts)
 	if o.lastErr != nil {
 		err = fmt.Errorf("%w: last error: %w", err, o.lastErr)
 	}
 	c.complete(o, Failed, err)
+}
+
+// outOfAttempts reports whether op o has used its store attempts. A write
+// that was sent has no such limit: it is retried until it is known to have
+// applied or its deadline passes (giving up sooner would only turn a
+// possible success into an unknown outcome).
+func (c *Client) outOfAttempts(o *opState) bool {
+	return o.budget >= c.cfg.MaxAttempts && !o.sent
 }
 
 // exhausted ends an op that used all its store attempts, each a definite
@@ -634,13 +680,21 @@ func (c *Client) exhausted(o *opState) {
 }
 
 func (c *Client) complete(o *opState, out Outcome, err error) {
-	if out == Failed && o.uncertain {
-		// This attempt failed, but an earlier one got no answer and may
-		// have applied: the write's outcome is unknown.
+	c.completeAs(o, out, err, false)
+}
+
+// completeAs ends op o. Unless definite, a Failed write that was sent is
+// Ambiguous: a copy of one of its attempts may apply yet.
+func (c *Client) completeAs(o *opState, out Outcome, err error, definite bool) {
+	if out == Failed && o.sent && !definite {
 		out = Ambiguous
-		err = fmt.Errorf("%w (an earlier attempt got no answer: outcome unknown)", err)
+		err = fmt.Errorf("%w (the write was sent and may apply yet: outcome unknown)", err)
 	}
 	c.endRequest(o)
+	for _, id := range o.earlier {
+		delete(c.earlier, id)
+	}
+	o.earlier = nil
 	o.done = true
 	if i := slices.Index(c.active, o); i >= 0 {
 		c.active = slices.Delete(c.active, i, i+1)
@@ -703,6 +757,12 @@ func (c *Client) onKvResponse(from uint64, resp *pb.KvResponse) {
 	o := c.reqs[resp.GetRequestId()]
 	if o == nil || o.phase != phaseStore {
 		c.stats.LateReplies++
+		if o = c.earlier[resp.GetRequestId()]; o != nil && !o.done && resp.GetRegionError() == nil && hasWriteResult(o, resp) {
+			// An earlier attempt of a write in flight applied (or its
+			// result was found in the session table): that is the answer.
+			c.endRequest(o)
+			c.onResult(o, from, resp, c.env.Clock.Now())
+		}
 		return
 	}
 	c.endRequest(o)
@@ -711,6 +771,24 @@ func (c *Client) onKvResponse(from uint64, resp *pb.KvResponse) {
 		c.onRegionError(o, re, now)
 		return
 	}
+	c.onResult(o, from, resp, now)
+}
+
+// hasWriteResult reports whether resp carries the result write o expects.
+func hasWriteResult(o *opState, resp *pb.KvResponse) bool {
+	switch o.op.Kind {
+	case Put:
+		return resp.GetPut() != nil
+	case Delete:
+		return resp.GetDelete() != nil
+	case Cas:
+		return resp.GetCas() != nil
+	}
+	return false
+}
+
+// onResult takes a reply without a region error to op o's attempt.
+func (c *Client) onResult(o *opState, from uint64, resp *pb.KvResponse, now time.Time) {
 	switch o.op.Kind {
 	case Get:
 		g := resp.GetGet()
@@ -806,10 +884,7 @@ func (c *Client) malformed(o *opState, from uint64, resp *pb.KvResponse, now tim
 	c.stats.Malformed++
 	err := fmt.Errorf("%w from store %d for %s: result %T", ErrMalformedReply, from, o.op.Kind, resp.GetResult())
 	c.log.Warn("malformed reply", "op", o.id, "store", from, "request", resp.GetRequestId(), "err", err)
-	if o.op.Kind.IsWrite() {
-		o.uncertain = true // it may have applied; a retry applies it at most once
-	}
-	o.lastErr = err
+	o.lastErr = err // a write may have applied; a retry applies it at most once
 	c.retryLater(o, now)
 }
 
@@ -901,13 +976,24 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		// The store refuses the request itself: definite, and a retry
 		// cannot help.
 		c.stats.InvalidRequest++
-		c.complete(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr))
+		c.completeAs(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr), true)
 	case re.GetSessionExpired() != nil:
-		// The region forgot the session: this write was not applied now,
-		// and cannot be retried in it. Later writes use a new session.
+		// The region forgot the session: this copy was not applied, and
+		// the write cannot be retried in that session. Later writes use a
+		// new one.
 		c.stats.SessionExpired++
 		if bytes.Equal(o.session, c.session) {
 			c.newSession()
+		}
+		if o.inSession == 1 {
+			// Its only attempt was refused: it never applied (a
+			// duplicate of that copy met the same table, and the session
+			// it names was idle for a lifetime or evicted as the idlest,
+			// neither of which a just-applied write allows). Send it
+			// again, fresh, in the new session.
+			c.assignSeq(o)
+			c.retryNow(o, now)
+			return
 		}
 		c.complete(o, Failed, fmt.Errorf("%w: %w", ErrSessionExpired, o.lastErr))
 	default:

@@ -373,22 +373,50 @@ func TestWriteUnansweredUntilItsDeadlineIsAmbiguous(t *testing.T) {
 	}
 }
 
-// A session the region no longer knows: the write fails (this attempt was
-// not applied; had an earlier one gone unanswered it would be ambiguous) and
-// the client opens a new session for its next writes.
-func TestSessionExpiredOpensANewSession(t *testing.T) {
+// A session the region no longer knows, on a write's only attempt: that
+// attempt was not applied, so the client opens a new session and sends the
+// write again in it, at once; later writes follow in the new session.
+func TestSessionExpiredOnTheOnlyAttemptResendsInANewSession(t *testing.T) {
 	h := newHarness(t, testConfig(), 1)
 	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
 	h.warm(region(1, "", "g", 1), 1)
 	req := h.one()
 	old := req.GetKvRequest().GetSession().GetId()
 	h.c.Receive(regionErr(req, &pb.RegionError{SessionExpired: &pb.SessionExpired{SessionId: old, Sequence: 1}}))
-	if c := h.completed(1)[0]; c.Outcome != Failed || !errors.Is(c.Err, ErrSessionExpired) {
+	h.completed(0)
+	resent := h.one()
+	s := resent.GetKvRequest().GetSession()
+	if bytes.Equal(s.GetId(), old) || s.GetSequence() != 1 {
+		t.Fatalf("resent in session %x seq %d, want a new session from 1", s.GetId(), s.GetSequence())
+	}
+	h.c.Receive(kvReply(resent, &pb.KvResponse{Result: &pb.KvResponse_Put{Put: &pb.PutResponse{Version: 1}}}))
+	if c := h.completed(1)[0]; c.Outcome != OK || c.Version != 1 {
 		t.Fatalf("bad completion %+v", c)
 	}
 	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("w")})
-	s := h.one().GetKvRequest().GetSession()
-	if bytes.Equal(s.GetId(), old) || s.GetSequence() != 1 {
+	if n := h.one().GetKvRequest().GetSession(); !bytes.Equal(n.GetId(), s.GetId()) || n.GetSequence() != 2 {
+		t.Fatalf("next write in session %x seq %d, want %x seq 2", n.GetId(), n.GetSequence(), s.GetId())
+	}
+}
+
+// A session the region no longer knows, after an earlier attempt: that one
+// may have applied in the old session, so resending could apply it twice.
+// The write ends Ambiguous.
+func TestSessionExpiredAfterAnEarlierAttemptIsAmbiguous(t *testing.T) {
+	h := newHarness(t, testConfig(), 1)
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
+	h.warm(region(1, "", "g", 1), 1)
+	first := h.one()
+	h.c.Receive(regionErr(first, &pb.RegionError{StaleCommand: &pb.StaleCommand{}}))
+	h.run(2*time.Second, true)
+	req := h.one()
+	old := req.GetKvRequest().GetSession().GetId()
+	h.c.Receive(regionErr(req, &pb.RegionError{SessionExpired: &pb.SessionExpired{SessionId: old, Sequence: 1}}))
+	if c := h.completed(1)[0]; c.Outcome != Ambiguous || !errors.Is(c.Err, ErrSessionExpired) {
+		t.Fatalf("bad completion %+v", c)
+	}
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("w")})
+	if s := h.one().GetKvRequest().GetSession(); bytes.Equal(s.GetId(), old) || s.GetSequence() != 1 {
 		t.Fatalf("next write in session %x seq %d, want a new session from 1", s.GetId(), s.GetSequence())
 	}
 }
@@ -406,31 +434,80 @@ func TestWriteInFlightAtOpDeadlineIsAmbiguous(t *testing.T) {
 	}
 }
 
-func TestExhaustedAttemptsFail(t *testing.T) {
-	for _, kind := range []OpKind{Get, Put} {
-		t.Run(kind.String(), func(t *testing.T) {
-			cfg := testConfig()
-			cfg.MaxAttempts = 3
-			h := newHarness(t, cfg, 1)
-			h.c.Submit(Op{Kind: kind, Key: []byte("b"), Value: []byte("v")})
-			h.warm(region(1, "", "g", 1), 1)
-			for i := 0; i < 3; i++ {
-				h.run(2*time.Second, true)
-				req := h.one()
-				wantKv(t, req, 1, 1, 1)
-				h.c.Receive(regionErr(req, &pb.RegionError{StoreBusy: &pb.StoreBusy{}}))
-			}
-			c := h.completed(1)[0]
-			if c.Outcome != Failed || !errors.Is(c.Err, ErrTooManyAttempts) || c.Attempts != 3 {
-				t.Fatalf("bad completion %+v", c)
-			}
-			h.run(5*time.Second, false)
-			h.none()
-			if s := h.c.Stats(); s.StoreBusy != 3 || s.Backoffs != 2 || s.Failed != 1 {
-				t.Fatalf("stats %+v", s)
-			}
-		})
+func TestExhaustedAttemptsFailARead(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxAttempts = 3
+	h := newHarness(t, cfg, 1)
+	h.c.Submit(Op{Kind: Get, Key: []byte("b")})
+	h.warm(region(1, "", "g", 1), 1)
+	for i := 0; i < 3; i++ {
+		h.run(2*time.Second, true)
+		req := h.one()
+		wantKv(t, req, 1, 1, 1)
+		h.c.Receive(regionErr(req, &pb.RegionError{StoreBusy: &pb.StoreBusy{}}))
 	}
+	c := h.completed(1)[0]
+	if c.Outcome != Failed || !errors.Is(c.Err, ErrTooManyAttempts) || c.Attempts != 3 {
+		t.Fatalf("bad completion %+v", c)
+	}
+	h.run(5*time.Second, false)
+	h.none()
+	if s := h.c.Stats(); s.StoreBusy != 3 || s.Backoffs != 2 || s.Failed != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// A write is not given up after MaxAttempts refusals: a copy of an attempt
+// may still apply, so giving up early would only trade a possible success
+// for an unknown outcome. It is retried, same session and sequence, until
+// it succeeds or its deadline passes.
+func TestWriteOutlivesMaxAttempts(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxAttempts = 3
+	h := newHarness(t, cfg, 1)
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
+	h.warm(region(1, "", "g", 1), 1)
+	var first *pb.Session
+	for i := 0; i < 6; i++ {
+		h.run(2*time.Second, true)
+		req := h.one()
+		if first == nil {
+			first = req.GetKvRequest().GetSession()
+		} else if !proto.Equal(req.GetKvRequest().GetSession(), first) {
+			t.Fatalf("attempt %d in session %v, want %v", i+1, req.GetKvRequest().GetSession(), first)
+		}
+		if i < 5 {
+			h.c.Receive(regionErr(req, &pb.RegionError{StoreBusy: &pb.StoreBusy{}}))
+			h.completed(0)
+			continue
+		}
+		h.c.Receive(kvReply(req, &pb.KvResponse{Result: &pb.KvResponse_Put{Put: &pb.PutResponse{Version: 4}}}))
+	}
+	if c := h.completed(1)[0]; c.Outcome != OK || c.Version != 4 || c.Attempts != 6 {
+		t.Fatalf("bad completion %+v", c)
+	}
+}
+
+// An answer to an earlier attempt of a write still in flight is its
+// answer: a duplicate of a refused copy applied.
+func TestLateAnswerToAnEarlierAttemptCompletesAWrite(t *testing.T) {
+	h := newHarness(t, testConfig(), 1)
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
+	h.warm(region(1, "", "g", 1), 1)
+	first := h.one()
+	h.c.Receive(regionErr(first, &pb.RegionError{StaleCommand: &pb.StaleCommand{}}))
+	h.run(2*time.Second, true)
+	h.one() // the retry, in flight
+	h.c.Receive(kvReply(first, &pb.KvResponse{Result: &pb.KvResponse_Put{Put: &pb.PutResponse{Version: 7}}}))
+	if c := h.completed(1)[0]; c.Outcome != OK || c.Version != 7 {
+		t.Fatalf("bad completion %+v", c)
+	}
+	// A read's late answer is not taken: its retry may see newer state.
+	h.c.Submit(Op{Kind: Get, Key: []byte("b")})
+	g := h.one()
+	h.c.Receive(regionErr(g, &pb.RegionError{StaleCommand: &pb.StaleCommand{}}))
+	h.c.Receive(kvReply(g, &pb.KvResponse{Result: &pb.KvResponse_Get{Get: &pb.GetResponse{}}}))
+	h.completed(0)
 }
 
 func TestPDSilentFailsAfterOpTimeout(t *testing.T) {
@@ -511,21 +588,31 @@ func TestMalformedReplies(t *testing.T) {
 	}
 }
 
-func TestDefiniteErrorsThenDeadlineFailNotAmbiguous(t *testing.T) {
-	cfg := testConfig()
-	cfg.OpTimeout = 500 * time.Millisecond
-	h := newHarness(t, cfg, 1)
-	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
-	h.warm(region(1, "", "g", 1), 1)
-	for h.c.Pending() > 0 {
-		for _, req := range h.take() {
-			h.c.Receive(regionErr(req, &pb.RegionError{StaleCommand: &pb.StaleCommand{}}))
-		}
-		h.run(5*time.Millisecond, false)
-	}
-	c := h.completed(1)[0]
-	if c.Outcome != Failed || !errors.Is(c.Err, ErrOpTimeout) || c.Attempts < 2 {
-		t.Fatalf("bad completion %+v", c)
+// Every attempt refused until the deadline: a read fails; a write is
+// ambiguous (a refusal is definite only for the copy that got it, and the
+// network may hold another), unless it was never sent.
+func TestDefiniteErrorsThenDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		kind OpKind
+		want Outcome
+	}{{Get, Failed}, {Put, Ambiguous}} {
+		t.Run(tc.kind.String(), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.OpTimeout = 500 * time.Millisecond
+			h := newHarness(t, cfg, 1)
+			h.c.Submit(Op{Kind: tc.kind, Key: []byte("b"), Value: []byte("v")})
+			h.warm(region(1, "", "g", 1), 1)
+			for h.c.Pending() > 0 {
+				for _, req := range h.take() {
+					h.c.Receive(regionErr(req, &pb.RegionError{StaleCommand: &pb.StaleCommand{}}))
+				}
+				h.run(5*time.Millisecond, false)
+			}
+			c := h.completed(1)[0]
+			if c.Outcome != tc.want || !errors.Is(c.Err, ErrOpTimeout) || c.Attempts < 2 {
+				t.Fatalf("bad completion %+v", c)
+			}
+		})
 	}
 }
 
