@@ -203,7 +203,79 @@ func All() []Scenario {
 		split(), splitLeaderChange(), splitPartition(), splitCrash(), splitPDDown(),
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(),
+		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
 	}
+}
+
+// idleSplitKeys is the layout of the scenarios with idle regions: the
+// workload's keys ("a000" ... "z001") in three busy regions cut at "h" and
+// "q", then n idle regions cut at "zz0000", "zz0001", ... that no client
+// touches (scans end at "zz": see withIdleRegions).
+func idleSplitKeys(n int) []string {
+	keys := []string{"h", "q"}
+	for i := 0; i < n; i++ {
+		keys = append(keys, fmt.Sprintf("zz%04d", i))
+	}
+	return keys
+}
+
+// withIdleRegions gives s the layout of idleSplitKeys(n) and keeps its
+// clients' scans short of the idle regions, which then sleep.
+func withIdleRegions(s Scenario, n int) Scenario {
+	s.Config.SplitKeys = idleSplitKeys(n)
+	s.Config.Workload.ScanMax = "zz"
+	return s
+}
+
+// quiet is s with 64 more regions that no client touches: they go quiet
+// (stop ticking) a few seconds in, and s's faults then strike their
+// leaders' stores too (a partition or crash picks a region at random, most
+// often a quiet one). The liveness phase at the end wakes each of them
+// with a write.
+func quiet(s Scenario) Scenario {
+	s = withIdleRegions(s, 64)
+	s.Name = "quiet-" + s.Name
+	s.Config.Name = s.Name
+	s.Description = "64 idle regions beside the busy ones, asleep, under the faults of " + s.Description
+	return s
+}
+
+// killIdleLeaderAtEnd ends s's own faults 15 s before the workload does
+// (so that the idle regions have fallen asleep), then, 5 s before the end,
+// kills for good the store leading a random idle region: the quiet
+// followers of every region it led hear no heartbeat, ever, and must notice
+// the store's silence and elect another leader, or the liveness phase
+// finds those regions leaderless.
+func killIdleLeaderAtEnd(s Scenario) Scenario {
+	faults := s.Config.Faults
+	s.Config.Faults = func(p *sim.Planner) {
+		if faults != nil {
+			dur := p.Dur
+			p.Dur -= 15 * time.Second
+			faults(p)
+			p.Dur = dur
+		}
+		p.At(p.Dur-5*time.Second, "kill an idle region's leader store for good", func(w *sim.World) {
+			regions := w.RegionIDs()
+			if s := w.LeaderStore(regions[3+p.R.Intn(len(regions)-3)]); s != 0 {
+				w.KillStore(s)
+			}
+		})
+	}
+	s.Description += "; 5 s before the end, after 10 s without faults, an idle region's leader store dies for good"
+	return s
+}
+
+// manyRegions is a store's life at scale: 1,000 regions on three stores,
+// clients on the three that hold their keys, the rest idle and quiet, while
+// stores crash (a region's leader store, most often a quiet region's) and
+// disks fail as in static-crash.
+func manyRegions() Scenario {
+	s := killIdleLeaderAtEnd(withIdleRegions(staticCrash(), 997))
+	s.Name = "many-regions"
+	s.Config.Name = s.Name
+	s.Description = "1,000 regions on 3 stores, clients busy on 3 of them, the rest quiet, while stores crash and disks fail as in static-crash"
+	return s
 }
 
 // fiveReplicas runs a scenario on five stores with five replicas per

@@ -24,18 +24,26 @@ type clientNode struct {
 	inflight map[uint64]int64 // op id -> call time
 	seq      int
 	versions map[string]uint64 // last version seen per key, for cas
+	// done, when set, takes the client's completions instead of the
+	// history (the liveness client's ops are checked on their own).
+	done func(client.Completion)
 }
 
 // addClient starts client i: its workload loop and the ticks of its timers.
 func (w *World) addClient(i int) {
+	cn := w.newClient(i)
+	for lane := 0; lane < max(1, w.cfg.Workload.Pipeline); lane++ {
+		w.k.after(cn.think(), "", cn.next)
+	}
+}
+
+// newClient starts client i's timers, with no workload of its own.
+func (w *World) newClient(i int) *clientNode {
 	node := uint64(FirstClientNode + i)
 	r := w.rs.work.Fork()
 	cn := &clientNode{w: w, index: i, node: node, r: r, inflight: map[uint64]int64{}, versions: map[string]uint64{}}
 	cn.c = client.New(w.env(node, nil, "", w.rs.node.Fork()), client.Config{ID: node, PD: PDNode})
 	w.clients = append(w.clients, cn)
-	for lane := 0; lane < max(1, w.cfg.Workload.Pipeline); lane++ {
-		w.k.after(cn.think(), "", cn.next)
-	}
 	var tick func()
 	tick = func() {
 		cn.c.Tick()
@@ -43,6 +51,7 @@ func (w *World) addClient(i int) {
 		w.k.after(clientTick, "", tick)
 	}
 	w.k.after(clientTick, "", tick)
+	return cn
 }
 
 // KeyName is the i-th key of the workload's universe. Keys are spread over
@@ -89,7 +98,7 @@ func (cn *clientNode) nextOp() client.Op {
 	default:
 		end := keys[cn.r.Intn(len(keys))]
 		if end <= key {
-			end = "" // to +inf
+			end = wl.ScanMax // to +inf, or the workload's bound
 		}
 		return client.Op{Kind: client.Scan, Start: []byte(key), End: []byte(end), Limit: wl.ScanLimit}
 	}
@@ -113,6 +122,10 @@ func (cn *clientNode) collect() {
 			continue
 		}
 		delete(cn.inflight, c.ID)
+		if cn.done != nil {
+			cn.done(c)
+			continue
+		}
 		cn.w.history = append(cn.w.history, cn.record(c, call))
 		if c.Outcome == client.OK {
 			switch c.Op.Kind {

@@ -65,6 +65,10 @@ type Workload struct {
 	ScanLimit int
 	ValueSize int // bytes of padding added to every written value
 	Think     Latency
+	// ScanMax, when set, bounds every scan's end: a scan the workload
+	// would run to +inf ends at ScanMax instead (so that ranges beyond it
+	// stay untouched by clients).
+	ScanMax string
 	// Pipeline is how many operations each client keeps in flight (each
 	// its own closed loop); 0 means 1. Above 1 a client's writes overlap,
 	// as a real application's do: sessions see several sequences waiting

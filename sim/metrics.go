@@ -32,6 +32,8 @@ type metrics struct {
 	crashes      int    // stores crashed, by the plan or by a disk failure
 	diskFailures int    // ready rounds failed by the disk
 	tornTailCuts uint64 // torn WAL tails cut while stores recovered
+
+	livenessProbes int // regions written and read back in the liveness phase
 }
 
 // splitKey names a region at one epoch version.

@@ -31,6 +31,7 @@ type Report struct {
 	TraceHash          string   `json:"trace_hash"`
 	Events             uint64   `json:"events"`
 	Crashes            int      `json:"crashes"`
+	LivenessProbes     int      `json:"liveness_probes"` // regions written and read back at the end
 	DiskFailures       int      `json:"disk_failures"`
 	ProbesSent         int      `json:"probes_sent"`
 	ProbesRejected     int      `json:"probes_rejected"`
@@ -80,18 +81,19 @@ func (r *Report) LinearizabilityFailed() bool { return !r.lin.OK }
 func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 	m := w.metrics
 	rep := &Report{
-		Scenario:      w.cfg.Name,
-		Seed:          w.seed,
-		SimMs:         float64(w.k.now) / 1e6,
-		TraceHash:     traceHash,
-		Events:        w.k.events,
-		Crashes:       m.crashes,
-		DiskFailures:  m.diskFailures,
-		TornTailCuts:  m.tornTailCuts,
-		SnapshotsSent: m.snapshotsSent,
-		SnapshotBytes: m.snapshotBytes,
-		Tombstones:    m.peersDestroyed,
-		Moves:         len(m.moveDurations),
+		Scenario:       w.cfg.Name,
+		Seed:           w.seed,
+		SimMs:          float64(w.k.now) / 1e6,
+		TraceHash:      traceHash,
+		Events:         w.k.events,
+		Crashes:        m.crashes,
+		LivenessProbes: m.livenessProbes,
+		DiskFailures:   m.diskFailures,
+		TornTailCuts:   m.tornTailCuts,
+		SnapshotsSent:  m.snapshotsSent,
+		SnapshotBytes:  m.snapshotBytes,
+		Tombstones:     m.peersDestroyed,
+		Moves:          len(m.moveDurations),
 
 		OperatorsStarted:   m.opsStarted,
 		OperatorsFinished:  m.opsFinished,

@@ -39,13 +39,15 @@ func RunTimed(cfg Config, seed uint64, trace io.Writer, wall func() time.Time) *
 
 // simulate runs the world through the phases of a run, with raft's random
 // source replaced by the run's raft stream: boot, the workload (with its
-// faults) and the settle, the final reads, and a last round of heartbeats.
+// faults) and the settle, the final reads, the liveness phase, and a last
+// round of heartbeats.
 func (w *World) simulate() {
 	saved := cryptorand.Reader
 	cryptorand.Reader = w.rs.raft
 	if w.boot() {
 		w.runWorkload()
 		w.awaitFinalReads()
+		w.awaitLiveness()
 		w.awaitHeartbeats()
 	}
 	cryptorand.Reader = saved

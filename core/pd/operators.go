@@ -263,7 +263,9 @@ func (p *PD) onRegionReported(m *pb.Envelope, id uint64) {
 }
 
 // checkOperators ends operators past their deadline, and cancels those
-// whose target store went down, offline or tombstone.
+// whose target store went down, offline or tombstone, and leader transfers
+// whose target store is disconnected (a transfer to it cannot finish, and
+// one to another store can be started at once).
 func (p *PD) checkOperators() {
 	now := p.env.Clock.Now()
 	ids := make([]uint64, 0, len(p.ops))
@@ -283,6 +285,10 @@ func (p *PD) checkOperators() {
 		switch st := p.storeState(op.to); st {
 		case StoreDown, StoreOffline, StoreTombstone:
 			p.endOperator(op, OpCancelled, fmt.Sprintf("target store %d is %s", op.to, st))
+		case StoreDisconnected:
+			if op.kind == OpTransferLeader {
+				p.endOperator(op, OpCancelled, fmt.Sprintf("target store %d is %s", op.to, st))
+			}
 		}
 	}
 }

@@ -92,19 +92,20 @@ func (p *peer) idle() bool {
 		}
 	}
 	last, _ := p.region.LastIndex()
-	st := p.rn.Status()
+	st := p.rn.BasicStatus()
 	if st.LeadTransferee != 0 || st.GetCommit() != last || st.Applied != last || p.region.Applied() != last {
 		return false
 	}
 	// Every peer must hold the whole log. Not whether it answered lately:
 	// check-quorum clears that flag every election timeout, and a peer that
 	// is gone wakes the region when it comes back (its pre-vote does).
-	for id, pr := range st.Progress { // every must hold: order does not matter
+	caughtUp := true
+	p.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 		if id != p.id && (pr.Match != last || pr.State != tracker.StateReplicate) {
-			return false
+			caughtUp = false
 		}
-	}
-	return true
+	})
+	return caughtUp
 }
 
 // onQuietNotice lets a follower go quiet with its leader, if it is exactly

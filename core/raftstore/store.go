@@ -585,6 +585,16 @@ type RegionStatus struct {
 	Quiet       bool // not ticking: its region is idle (quiet.go)
 }
 
+// Region describes local region id, without its keys, and whether the
+// store has it.
+func (s *Store) Region(id uint64) (RegionStatus, bool) {
+	p := s.peers[id]
+	if p == nil {
+		return RegionStatus{}, false
+	}
+	return p.status(), true
+}
+
 // Regions describes every local region, sorted by region id, without its
 // keys (Keys and Digest are empty).
 func (s *Store) Regions() []RegionStatus {
