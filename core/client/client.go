@@ -244,6 +244,7 @@ type opState struct {
 	// an attempt got no answer (it may have applied).
 	session   []byte
 	seq       uint64
+	startedMs uint64 // Submit's time, unix ms: every attempt's started_ms
 	uncertain bool
 
 	phase    phase
@@ -352,7 +353,7 @@ func (c *Client) Submit(op Op) uint64 {
 	now := c.env.Clock.Now()
 	o.deadline = now.Add(c.cfg.OpTimeout)
 	if op.Kind.IsWrite() {
-		o.session, o.seq = c.session, c.nextSeq
+		o.session, o.seq, o.startedMs = c.session, c.nextSeq, uint64(now.UnixMilli())
 		c.nextSeq++
 	}
 	if op.Kind == Scan {
@@ -531,7 +532,7 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 		}}
 	}
 	if o.seq != 0 {
-		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: o.seq}
+		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: o.seq, StartedMs: o.startedMs}
 		if bytes.Equal(o.session, c.session) {
 			req.Session.Lowest = c.lowestWaiting()
 		}
