@@ -43,8 +43,9 @@
 //     the latest started_ms of the writes it applied (max_started_ms). So
 //     a retry of any write applied in a dropped session started before the
 //     horizon, whatever the clocks: the horizon makes the rule exact, the
-//     TTL rule is what refuses most such writes in practice (the horizon of
-//     a marker dropped on time is at most clock - TTL + 1).
+//     TTL rule is what refuses most such writes in practice (with clocks in
+//     step, the horizon of a marker dropped on time is at most
+//     clock - TTL + 1).
 //
 // A session created again after it was dropped keeps that threshold as its
 // known_from_ms: a write of it started before, that it holds no result for,
