@@ -577,7 +577,8 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 		if o.started.IsZero() {
 			o.started = now
 		}
-		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: c.lowestWaiting(o.session)}
+		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: c.lowestWaiting(o.session),
+			StartedMs: uint64(o.started.UnixMilli())}
 		o.sent = true
 		o.inSession++
 	}

@@ -51,8 +51,13 @@ func (w *sessionWorld) apply(e *pb.Envelope) *pb.Envelope {
 	req := e.GetKvRequest()
 	sr := w.region(req.GetHeader().GetRegionId())
 	s := req.GetSession()
+	// The region's clock (its leader's at proposal) is in step with the
+	// client's: at least the write's start.
+	w.nowMs = max(w.nowMs, s.GetStartedMs())
 	sr.table.Advance(w.nowMs)
 	switch v, stored := sr.table.Check(s); v {
+	case session.ClockAhead:
+		return regionErr(e, &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "started in the future"}})
 	case session.Repeat:
 		return kvReply(e, stored)
 	case session.Expired:

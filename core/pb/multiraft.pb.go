@@ -1609,10 +1609,15 @@ func (x *CasResponse) GetVersion() uint64 {
 // application: a region applies (id, sequence) at most once, and answers a
 // repeat with the result it stored the first time.
 type Session struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`              // the client's session: 16 random bytes
-	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"` // this write's number in the session: 1, 2, 3, ...
-	Lowest        uint64                 `protobuf:"varint,3,opt,name=lowest,proto3" json:"lowest,omitempty"`     // the lowest sequence the client still waits for
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`              // the client's session: 16 random bytes
+	Sequence uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"` // this write's number in the session: 1, 2, 3, ...
+	Lowest   uint64                 `protobuf:"varint,3,opt,name=lowest,proto3" json:"lowest,omitempty"`     // the lowest sequence the client still waits for
+	// When the client first sent this write (the same in every attempt), in
+	// unix ms by the client's clock; required. A region that does not know
+	// the session refuses a write started before what it can vouch for
+	// (see core/session).
+	StartedMs     uint64 `protobuf:"varint,4,opt,name=started_ms,json=startedMs,proto3" json:"started_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1664,6 +1669,13 @@ func (x *Session) GetSequence() uint64 {
 func (x *Session) GetLowest() uint64 {
 	if x != nil {
 		return x.Lowest
+	}
+	return 0
+}
+
+func (x *Session) GetStartedMs() uint64 {
+	if x != nil {
+		return x.StartedMs
 	}
 	return 0
 }
@@ -2201,12 +2213,19 @@ func (*RaftCommand_Split) isRaftCommand_Cmd() {}
 // SessionState is what a region keeps of one client session: the results
 // of the writes it applied that the client may still ask about.
 type SessionState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	LastSeenMs    uint64                 `protobuf:"varint,2,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"` // region clock of its last write
-	Lowest        uint64                 `protobuf:"varint,3,opt,name=lowest,proto3" json:"lowest,omitempty"`                             // results below it are dropped
-	Results       []*SessionResult       `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
-	ExpiredAtMs   uint64                 `protobuf:"varint,5,opt,name=expired_at_ms,json=expiredAtMs,proto3" json:"expired_at_ms,omitempty"` // non-zero: expired; its writes are refused
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	LastSeenMs  uint64                 `protobuf:"varint,2,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"` // region clock of its last write
+	Lowest      uint64                 `protobuf:"varint,3,opt,name=lowest,proto3" json:"lowest,omitempty"`                             // results below it are dropped
+	Results     []*SessionResult       `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
+	ExpiredAtMs uint64                 `protobuf:"varint,5,opt,name=expired_at_ms,json=expiredAtMs,proto3" json:"expired_at_ms,omitempty"` // non-zero: expired; its writes are refused
+	// The latest started_ms of a write applied in it: dropping the session
+	// raises the table's horizon past it.
+	MaxStartedMs uint64 `protobuf:"varint,6,opt,name=max_started_ms,json=maxStartedMs,proto3" json:"max_started_ms,omitempty"`
+	// The table's refusal threshold when the session was (re)created: it
+	// knew nothing of the session's writes started before, so such a write
+	// it holds no result for is refused.
+	KnownFromMs   uint64 `protobuf:"varint,7,opt,name=known_from_ms,json=knownFromMs,proto3" json:"known_from_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2276,6 +2295,20 @@ func (x *SessionState) GetExpiredAtMs() uint64 {
 	return 0
 }
 
+func (x *SessionState) GetMaxStartedMs() uint64 {
+	if x != nil {
+		return x.MaxStartedMs
+	}
+	return 0
+}
+
+func (x *SessionState) GetKnownFromMs() uint64 {
+	if x != nil {
+		return x.KnownFromMs
+	}
+	return 0
+}
+
 type SessionResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
@@ -2330,10 +2363,13 @@ func (x *SessionResult) GetResponse() *KvResponse {
 
 // SessionTable is a region's sessions: part of its replicated state.
 type SessionTable struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClockMs       uint64                 `protobuf:"varint,1,opt,name=clock_ms,json=clockMs,proto3" json:"clock_ms,omitempty"`               // the latest proposal time applied
-	LastSweepMs   uint64                 `protobuf:"varint,2,opt,name=last_sweep_ms,json=lastSweepMs,proto3" json:"last_sweep_ms,omitempty"` // when expired sessions were last collected
-	Sessions      []*SessionState        `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"`                             // sorted by id
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ClockMs     uint64                 `protobuf:"varint,1,opt,name=clock_ms,json=clockMs,proto3" json:"clock_ms,omitempty"`               // the latest proposal time applied
+	LastSweepMs uint64                 `protobuf:"varint,2,opt,name=last_sweep_ms,json=lastSweepMs,proto3" json:"last_sweep_ms,omitempty"` // when expired sessions were last collected
+	Sessions    []*SessionState        `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"`                             // sorted by id
+	// Every dropped session's writes started before it: a write of a
+	// session the table does not know started before it is refused.
+	HorizonMs     uint64 `protobuf:"varint,4,opt,name=horizon_ms,json=horizonMs,proto3" json:"horizon_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2387,6 +2423,13 @@ func (x *SessionTable) GetSessions() []*SessionState {
 		return x.Sessions
 	}
 	return nil
+}
+
+func (x *SessionTable) GetHorizonMs() uint64 {
+	if x != nil {
+		return x.HorizonMs
+	}
+	return 0
 }
 
 // RegionSnapshot is the data of a raft snapshot: the region and, when the
@@ -4664,14 +4707,16 @@ type RegionUpdate struct {
 	Entries   []*raftpb.Entry   `protobuf:"bytes,10,rep,name=entries,proto3" json:"entries,omitempty"`
 	HardState *raftpb.HardState `protobuf:"bytes,11,opt,name=hard_state,json=hardState,proto3" json:"hard_state,omitempty"`
 	ConfState *raftpb.ConfState `protobuf:"bytes,12,opt,name=conf_state,json=confState,proto3" json:"conf_state,omitempty"`
-	// Sessions: the table's clock and sweep time, then sessions written
-	// whole (upserts) and sessions dropped, in that order.
-	SessionClockMs  uint64          `protobuf:"varint,13,opt,name=session_clock_ms,json=sessionClockMs,proto3" json:"session_clock_ms,omitempty"`
-	SessionSweepMs  uint64          `protobuf:"varint,14,opt,name=session_sweep_ms,json=sessionSweepMs,proto3" json:"session_sweep_ms,omitempty"`
-	Sessions        []*SessionState `protobuf:"bytes,15,rep,name=sessions,proto3" json:"sessions,omitempty"`
-	SessionsDropped [][]byte        `protobuf:"bytes,16,rep,name=sessions_dropped,json=sessionsDropped,proto3" json:"sessions_dropped,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Sessions: the table's clock, sweep time and horizon (17), sessions
+	// written whole (upserts) and sessions dropped; replay applies the drops
+	// first.
+	SessionClockMs   uint64          `protobuf:"varint,13,opt,name=session_clock_ms,json=sessionClockMs,proto3" json:"session_clock_ms,omitempty"`
+	SessionSweepMs   uint64          `protobuf:"varint,14,opt,name=session_sweep_ms,json=sessionSweepMs,proto3" json:"session_sweep_ms,omitempty"`
+	Sessions         []*SessionState `protobuf:"bytes,15,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	SessionsDropped  [][]byte        `protobuf:"bytes,16,rep,name=sessions_dropped,json=sessionsDropped,proto3" json:"sessions_dropped,omitempty"`
+	SessionHorizonMs uint64          `protobuf:"varint,17,opt,name=session_horizon_ms,json=sessionHorizonMs,proto3" json:"session_horizon_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RegionUpdate) Reset() {
@@ -4814,6 +4859,13 @@ func (x *RegionUpdate) GetSessionsDropped() [][]byte {
 		return x.SessionsDropped
 	}
 	return nil
+}
+
+func (x *RegionUpdate) GetSessionHorizonMs() uint64 {
+	if x != nil {
+		return x.SessionHorizonMs
+	}
+	return 0
 }
 
 type SplitRecord struct {
@@ -5282,11 +5334,13 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\"E\n" +
 	"\vCasResponse\x12\x1c\n" +
 	"\tsucceeded\x18\x01 \x01(\bR\tsucceeded\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\"M\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"l\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x16\n" +
-	"\x06lowest\x18\x03 \x01(\x04R\x06lowest\"\xf3\x02\n" +
+	"\x06lowest\x18\x03 \x01(\x04R\x06lowest\x12\x1d\n" +
+	"\n" +
+	"started_ms\x18\x04 \x01(\x04R\tstartedMs\"\xf3\x02\n" +
 	"\tKvRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x120\n" +
@@ -5327,21 +5381,25 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x06delete\x18\x05 \x01(\v2\x18.multiraft.DeleteRequestH\x00R\x06delete\x12)\n" +
 	"\x03cas\x18\x06 \x01(\v2\x15.multiraft.CasRequestH\x00R\x03cas\x12/\n" +
 	"\x05split\x18\a \x01(\v2\x17.multiraft.SplitRequestH\x00R\x05splitB\x05\n" +
-	"\x03cmd\"\xb0\x01\n" +
+	"\x03cmd\"\xfa\x01\n" +
 	"\fSessionState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12 \n" +
 	"\flast_seen_ms\x18\x02 \x01(\x04R\n" +
 	"lastSeenMs\x12\x16\n" +
 	"\x06lowest\x18\x03 \x01(\x04R\x06lowest\x122\n" +
 	"\aresults\x18\x04 \x03(\v2\x18.multiraft.SessionResultR\aresults\x12\"\n" +
-	"\rexpired_at_ms\x18\x05 \x01(\x04R\vexpiredAtMs\"^\n" +
+	"\rexpired_at_ms\x18\x05 \x01(\x04R\vexpiredAtMs\x12$\n" +
+	"\x0emax_started_ms\x18\x06 \x01(\x04R\fmaxStartedMs\x12\"\n" +
+	"\rknown_from_ms\x18\a \x01(\x04R\vknownFromMs\"^\n" +
 	"\rSessionResult\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x121\n" +
-	"\bresponse\x18\x02 \x01(\v2\x15.multiraft.KvResponseR\bresponse\"\x82\x01\n" +
+	"\bresponse\x18\x02 \x01(\v2\x15.multiraft.KvResponseR\bresponse\"\xa1\x01\n" +
 	"\fSessionTable\x12\x19\n" +
 	"\bclock_ms\x18\x01 \x01(\x04R\aclockMs\x12\"\n" +
 	"\rlast_sweep_ms\x18\x02 \x01(\x04R\vlastSweepMs\x123\n" +
-	"\bsessions\x18\x03 \x03(\v2\x17.multiraft.SessionStateR\bsessions\"\xf7\x01\n" +
+	"\bsessions\x18\x03 \x03(\v2\x17.multiraft.SessionStateR\bsessions\x12\x1d\n" +
+	"\n" +
+	"horizon_ms\x18\x04 \x01(\x04R\thorizonMs\"\xf7\x01\n" +
 	"\x0eRegionSnapshot\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
 	"\x05pairs\x18\x02 \x03(\v2\x11.multiraft.KvPairR\x05pairs\x12\x1a\n" +
@@ -5527,7 +5585,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x16\n" +
-	"\x06delete\x18\x04 \x01(\bR\x06delete\"\xcf\x05\n" +
+	"\x06delete\x18\x04 \x01(\bR\x06delete\"\xfd\x05\n" +
 	"\fRegionUpdate\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x121\n" +
 	"\x05reset\x18\x02 \x01(\v2\x1b.multiraft.RegionCheckpointR\x05reset\x123\n" +
@@ -5548,7 +5606,8 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x10session_clock_ms\x18\r \x01(\x04R\x0esessionClockMs\x12(\n" +
 	"\x10session_sweep_ms\x18\x0e \x01(\x04R\x0esessionSweepMs\x123\n" +
 	"\bsessions\x18\x0f \x03(\v2\x17.multiraft.SessionStateR\bsessions\x12)\n" +
-	"\x10sessions_dropped\x18\x10 \x03(\fR\x0fsessionsDropped\"g\n" +
+	"\x10sessions_dropped\x18\x10 \x03(\fR\x0fsessionsDropped\x12,\n" +
+	"\x12session_horizon_ms\x18\x11 \x01(\x04R\x10sessionHorizonMs\"g\n" +
 	"\vSplitRecord\x12%\n" +
 	"\x04left\x18\x01 \x01(\v2\x11.multiraft.RegionR\x04left\x121\n" +
 	"\x05right\x18\x02 \x01(\v2\x1b.multiraft.RegionCheckpointR\x05right\"|\n" +

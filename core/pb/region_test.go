@@ -1,6 +1,9 @@
 package pb
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRegionRange(t *testing.T) {
 	r := &Region{StartKey: []byte("b"), EndKey: []byte("d")}
@@ -88,6 +91,29 @@ func TestKvRequestKeyAndValidate(t *testing.T) {
 	} {
 		if bad.Validate() == nil {
 			t.Errorf("%v validated", bad)
+		}
+	}
+	id := []byte("0123456789abcdef")
+	sessioned := func(s *Session) *KvRequest {
+		return &KvRequest{Op: &KvRequest_Put{Put: &PutRequest{Key: []byte("k")}}, Session: s}
+	}
+	if err := sessioned(&Session{Id: id, Sequence: 2, Lowest: 2, StartedMs: 1}).Validate(); err != nil {
+		t.Fatalf("sessioned put: %v", err)
+	}
+	for _, tc := range []struct {
+		s    *Session
+		want string
+	}{
+		{&Session{Id: id[:15], Sequence: 1, Lowest: 1, StartedMs: 1}, "session id of 15 bytes, want 16"},
+		{&Session{Id: append(id, 'x'), Sequence: 1, Lowest: 1, StartedMs: 1}, "session id of 17 bytes, want 16"},
+		{&Session{Sequence: 1, Lowest: 1, StartedMs: 1}, "session id of 0 bytes"},
+		{&Session{Id: id, Sequence: 0, StartedMs: 1}, "session sequence 0"},
+		{&Session{Id: id, Sequence: 2, Lowest: 3, StartedMs: 1}, "lowest 3 is above the write's sequence 2"},
+		{&Session{Id: id, Sequence: 1, Lowest: 1}, "without started_ms"},
+	} {
+		err := sessioned(tc.s).Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error naming %q", tc.s, err, tc.want)
 		}
 	}
 	cmd := &RaftCommand{Cmd: &RaftCommand_Delete{Delete: &DeleteRequest{Key: []byte("d")}}}

@@ -61,6 +61,29 @@ func (r *KvRequest) Validate() error {
 	default:
 		return fmt.Errorf("request has no operation")
 	}
+	if s := r.GetSession(); s != nil {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SessionIDBytes is the size of a session id: 128 random bits.
+const SessionIDBytes = 16
+
+// Validate returns why a write's session fields are malformed, or nil.
+func (s *Session) Validate() error {
+	switch {
+	case len(s.GetId()) != SessionIDBytes:
+		return fmt.Errorf("session id of %d bytes, want %d (128 random bits)", len(s.GetId()), SessionIDBytes)
+	case s.GetSequence() == 0:
+		return fmt.Errorf("session sequence 0: a session numbers its writes from 1")
+	case s.GetLowest() > s.GetSequence():
+		return fmt.Errorf("session lowest %d is above the write's sequence %d (the client still waits for this write)", s.GetLowest(), s.GetSequence())
+	case s.GetStartedMs() == 0:
+		return fmt.Errorf("session write without started_ms (when the client first sent it, unix ms): a region could not tell a late retry from a new write")
+	}
 	return nil
 }
 

@@ -160,6 +160,20 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 				StoreBusy: &pb.StoreBusy{},
 			}
 			return resp, nil, nil
+		case session.ClockAhead:
+			// InvalidRequest, not SessionExpired: the session is fine, the
+			// client's clock is not. A new session would be refused the same
+			// way, and a retry too until that clock is set right; telling the
+			// client its session expired would only make it open sessions
+			// that fail alike. Decided at apply time by the table's clock, so
+			// every replica refuses the same writes.
+			resp.RegionError = invalidErr(fmt.Sprintf(
+				"session write started at %d ms, more than the session lifetime ahead of region %d's clock (%d ms): is the client's clock wrong?",
+				w.GetStartedMs(), p.regionID(), p.region.Sessions().Clock()))
+			return resp, nil, nil
+		case session.Apply:
+		default:
+			return nil, nil, fmt.Errorf("raftstore: store %d: region %d: unknown session verdict %d", p.s.cfg.StoreID, p.regionID(), v)
 		}
 	}
 	p.s.stats.WritesApplied++

@@ -96,6 +96,9 @@ type cluster struct {
 	nextReq   uint64
 	responses map[uint64]*pb.KvResponse // by request id
 	dropped   int                       // envelopes to down stores
+	// started: when each (session id, sequence) was first sent, unix ms:
+	// send stamps it on every attempt, as a client does.
+	started map[string]uint64
 	// A deaf store receives nothing from other stores and PD, a mute one
 	// sends nothing to them; clients still reach both.
 	deaf, mute map[uint64]bool
@@ -135,6 +138,7 @@ func newClusterOf(t testing.TB, cfg raftstore.Config, n int, splitKeys ...string
 		stores:    map[uint64]*raftstore.Store{},
 		ids:       storeIDs(n),
 		responses: map[uint64]*pb.KvResponse{},
+		started:   map[string]uint64{},
 		deaf:      map[uint64]bool{},
 		mute:      map[uint64]bool{},
 	}
@@ -433,8 +437,23 @@ func (c *cluster) waitBootstrap(rids ...uint64) {
 
 // ---- KV calls
 
-// send queues req from the client to store and returns its request id.
+// send queues req from the client to store and returns its request id. A
+// session write without started_ms gets the time its (session, sequence)
+// was first sent, as the client would give it.
 func (c *cluster) send(store uint64, req *pb.KvRequest) uint64 {
+	if s := req.GetSession(); s != nil && s.StartedMs == 0 {
+		k := fmt.Sprintf("%x/%d", s.GetId(), s.GetSequence())
+		if c.started[k] == 0 {
+			c.started[k] = uint64(c.clock.now.UnixMilli())
+		}
+		s.StartedMs = c.started[k]
+	}
+	return c.post(store, req)
+}
+
+// post queues req from the client to store as it is and returns its
+// request id.
+func (c *cluster) post(store uint64, req *pb.KvRequest) uint64 {
 	c.nextReq++
 	req.RequestId = c.nextReq
 	c.net.Send(&pb.Envelope{From: clientNode, To: store, Body: &pb.Envelope_KvRequest{KvRequest: req}})

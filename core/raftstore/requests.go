@@ -74,7 +74,7 @@ func commandFor(req *pb.KvRequest) *pb.RaftCommand {
 		RegionEpoch: &pb.Epoch{ConfVer: h.GetRegionEpoch().GetConfVer(), Version: h.GetRegionEpoch().GetVersion()},
 	}}
 	if s := req.GetSession(); s != nil {
-		cmd.Session = &pb.Session{Id: s.GetId(), Sequence: s.GetSequence(), Lowest: s.GetLowest()}
+		cmd.Session = &pb.Session{Id: s.GetId(), Sequence: s.GetSequence(), Lowest: s.GetLowest(), StartedMs: s.GetStartedMs()}
 	}
 	switch op := req.GetOp().(type) {
 	case *pb.KvRequest_Put:
@@ -127,7 +127,8 @@ func (s *Store) epochNotMatchErr(p *peer, key []byte) *pb.RegionError {
 
 func sessionExpiredErr(w *pb.Session) *pb.RegionError {
 	return &pb.RegionError{
-		Message:        fmt.Sprintf("session %x: write %d refused: the session expired here, or the write was answered already", w.GetId(), w.GetSequence()),
+		Message: fmt.Sprintf("session %x: write %d (started at %d ms) refused: the session expired here, the write was answered already, "+
+			"or the region does not know the session from before the write started", w.GetId(), w.GetSequence(), w.GetStartedMs()),
 		SessionExpired: &pb.SessionExpired{SessionId: w.GetId(), Sequence: w.GetSequence()},
 	}
 }

@@ -1,6 +1,8 @@
 package raftstore_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +26,18 @@ func withSession(id string, seq uint64, op func(*pb.KvRequest)) func(*pb.KvReque
 func inSession(id string, seq, lowest uint64, op func(*pb.KvRequest)) func(*pb.KvRequest) {
 	return func(r *pb.KvRequest) {
 		op(r)
-		r.Session = &pb.Session{Id: []byte(id), Sequence: seq, Lowest: lowest}
+		r.Session = &pb.Session{Id: sessionID(id), Sequence: seq, Lowest: lowest}
 	}
+}
+
+// sessionID is the 16-byte session id a test names name (at most 16 bytes).
+func sessionID(name string) []byte {
+	if len(name) > pb.SessionIDBytes {
+		panic("session name " + name + " is longer than a session id")
+	}
+	id := make([]byte, pb.SessionIDBytes)
+	copy(id, name)
+	return id
 }
 
 // A duplicate of a write delivered after every store restarted (the old
@@ -113,4 +125,131 @@ func TestRetryAfterSplitLandsOnTheOtherHalf(t *testing.T) {
 		t.Fatalf("retry on the new region answered %v, first answer %v", again, first)
 	}
 	c.mustGet(right, "t", "v1", 1)
+}
+
+// A write applied once whose answer was lost is retried by its client for
+// up to OpTimeout (10 s by default), which nothing ties to the stores' TTL.
+// Here the session is idle past its TTL (1 s), expired, and its marker
+// dropped TTL later; a retry 3 s after the write finds no session, but it
+// carries the time the write was first sent, which is before anything the
+// region can vouch for: it is refused, never applied a second time.
+func TestRetryAfterTheSessionMarkerIsDroppedIsNotAppliedTwice(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.SessionLimits = session.Limits{TTL: time.Second}
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	first := c.ok(1, withSession("s", 1, put("k", "v1"))) // its answer is lost
+	// Three seconds of other clients' writes move the region's clock on.
+	for i := uint64(1); i <= 6; i++ {
+		for j := 0; j < 5; j++ {
+			c.step()
+		}
+		c.ok(1, withSession("busy", i, put("other", fmt.Sprint(i))))
+	}
+	leader := c.waitLeader(1)
+	req := &pb.KvRequest{Header: c.header(leader, 1)}
+	withSession("s", 1, put("k", "v1"))(req)
+	again := c.call(leader, req)
+	if e := again.GetRegionError(); e != nil {
+		t.Logf("retry refused: %v", e)
+	} else if again.GetPut().GetVersion() != first.GetPut().GetVersion() {
+		t.Errorf("retry of an applied write answered version %d, first answer %d: applied twice",
+			again.GetPut().GetVersion(), first.GetPut().GetVersion())
+	}
+	c.mustGet(1, "k", "v1", 1)
+}
+
+// Session fields are checked at the store boundary: a session id of 16
+// bytes, a sequence from 1, lowest <= sequence, a start time. Each bad
+// write gets InvalidRequest naming the rule and is never proposed.
+func TestSessionFieldsAreValidated(t *testing.T) {
+	c := newCluster(t, defaultConfig())
+	c.waitBootstrap(1)
+	leader := c.waitLeader(1)
+	good := func() *pb.Session {
+		return &pb.Session{Id: sessionID("v"), Sequence: 2, Lowest: 2, StartedMs: uint64(c.clock.now.UnixMilli())}
+	}
+	before := c.store(leader).Stats().Proposals
+	for _, tc := range []struct {
+		name   string
+		mutate func(*pb.Session)
+		want   string
+	}{
+		{"short id", func(s *pb.Session) { s.Id = []byte("v") }, "session id of 1 bytes, want 16"},
+		{"long id", func(s *pb.Session) { s.Id = make([]byte, 1<<10) }, "session id of 1024 bytes, want 16"},
+		{"sequence 0", func(s *pb.Session) { s.Sequence, s.Lowest = 0, 0 }, "session sequence 0"},
+		{"lowest above sequence", func(s *pb.Session) { s.Lowest = 3 }, "lowest 3 is above the write's sequence 2"},
+		{"no start", func(s *pb.Session) { s.StartedMs = 0 }, "without started_ms"},
+	} {
+		req := &pb.KvRequest{Header: c.header(leader, 1), Session: good()}
+		put("k", "bad")(req)
+		tc.mutate(req.Session)
+		resp := c.await(c.post(leader, req)) // as it is: no start time stamped
+		if e := resp.GetRegionError(); e.GetInvalidRequest() == nil || !strings.Contains(e.GetMessage(), tc.want) {
+			t.Errorf("%s: got %v, want InvalidRequest naming %q", tc.name, resp, tc.want)
+		}
+	}
+	if n := c.store(leader).Stats().Proposals - before; n != 0 {
+		t.Errorf("%d invalid session writes were proposed", n)
+	}
+	c.ok(1, func(r *pb.KvRequest) { put("k", "good")(r); r.Session = good() })
+	c.mustGet(1, "k", "good", 1)
+}
+
+// A write started more than the session lifetime ahead of the region's
+// clock (the leader's at proposal) is refused at apply with InvalidRequest
+// on every replica, and not applied.
+func TestWriteStartedFarAheadIsRefused(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.SessionLimits = session.Limits{TTL: 10 * time.Second}
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	leader := c.waitLeader(1)
+	ahead := func(d time.Duration) func(*pb.KvRequest) {
+		return func(r *pb.KvRequest) {
+			put("k", "v")(r)
+			r.Session = &pb.Session{Id: sessionID("ahead"), Sequence: 1, Lowest: 1,
+				StartedMs: uint64(c.clock.now.Add(d).UnixMilli())}
+		}
+	}
+	e := c.regionErr(leader, c.header(leader, 1), ahead(time.Minute))
+	if e.GetInvalidRequest() == nil || !strings.Contains(e.GetMessage(), "ahead of region 1's clock") {
+		t.Fatalf("a write started a minute ahead (TTL 10 s) got %v, want InvalidRequest", e)
+	}
+	if r := c.ok(1, get("k")); r.GetGet().GetFound() {
+		t.Fatal("the refused write was applied")
+	}
+	c.ok(1, ahead(5*time.Second)) // within the lifetime: fine
+	c.mustGet(1, "k", "v", 1)
+}
+
+// At the marker bound a marker is dropped early and the region's horizon
+// moves past its session's writes: a retry of one, however recent, is
+// refused, also after every store restarted (the horizon is replicated
+// state, persisted with the table's changes).
+func TestEarlyDroppedMarkerRefusesRetriesAfterRestart(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.SessionLimits = session.Limits{MaxSessions: 1, MaxMarkers: 1}
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	c.ok(1, withSession("s", 1, put("k", "v1"))) // its answer is lost
+	c.step()
+	c.ok(1, withSession("a", 1, put("a", "x"))) // s evicted: a marker
+	c.step()
+	c.ok(1, withSession("b", 1, put("b", "x"))) // a evicted, s's marker dropped
+	// Later writes carry the drop's lazy record to disk with theirs: the
+	// restarted stores take the table from the log of changes, not by
+	// applying the entries again.
+	for i := 0; i < 3; i++ {
+		c.ok(1, put("later", fmt.Sprint(i)))
+		c.step()
+	}
+	c.restartAll()
+	leader := c.waitLeader(1)
+	e := c.regionErr(leader, c.header(leader, 1), withSession("s", 1, put("k", "v1")))
+	if e.GetSessionExpired() == nil {
+		t.Fatalf("a retry of a write of a session dropped at the bound got %v, want SessionExpired", e)
+	}
+	c.mustGet(1, "k", "v1", 1)
+	c.ok(1, withSession("c", 1, put("c", "x"))) // a new session is welcome
 }

@@ -22,13 +22,58 @@
 // expired", never a silent second application. Expired sessions are
 // collected every TTL/4 of table time.
 //
+// # Sessions the table does not know
+//
+// A marker does not stay forever, so an unknown session is not necessarily
+// a new one: it may be a session whose marker was dropped, and the write a
+// late retry of one applied before. Every write therefore carries
+// started_ms, when its client first sent it (the same in every attempt).
+// The table refuses (Expired) a write of a session it does not know that
+// started before max(clock - TTL, horizon):
+//
+//   - clock - TTL: a write first sent at t0 is applied at a table clock of
+//     at least t0 (the clock is the leader's at proposal, after the client
+//     sent it; client clocks are assumed to be off by well under TTL). Its
+//     session is then seen at >= t0, so it is expired (idle, or evicted at
+//     the bound) at >= t0 and its marker dropped at least TTL later, at a
+//     clock >= t0 + TTL: a retry arriving after that started at t0 <
+//     clock - TTL (the marker is kept TTL, evicted ones too, for this).
+//   - horizon: every session dropped from the table (its marker's TTL
+//     over, or dropped early at the marker bound) raises the horizon past
+//     the latest started_ms of the writes it applied (max_started_ms). So
+//     a retry of any write applied in a dropped session started before the
+//     horizon, whatever the clocks: the horizon makes the rule exact, the
+//     TTL rule is what refuses most such writes in practice (with clocks in
+//     step, the horizon of a marker dropped on time is at most
+//     clock - TTL + 1).
+//
+// A session created again after it was dropped keeps that threshold as its
+// known_from_ms: a write of it started before, that it holds no result for,
+// is refused as if the session were still unknown (it may be a retry of a
+// write applied before the drop). A write started more than TTL ahead of
+// the table's clock is refused (ClockAhead): its start would push the
+// horizon past honest clients' writes when its session is dropped, and a
+// client clock that far off breaks the assumption above.
+//
+// Clocks decide availability only (an honest client whose clock is more
+// than TTL behind, or an op retried for longer than TTL on a session the
+// region does not know, is refused); exactly-once holds whatever they say.
+//
 // # Bounds
 //
 // At most MaxSessions live sessions per region: a new one beyond that
 // expires the session idle longest (its writes then get "session expired").
-// At most MaxResults stored results per session: a write beyond that is
-// refused as busy until the client's lowest sequence moves on (the client
-// sees StoreBusy and retries).
+// At most MaxMarkers expired sessions kept as markers: one beyond that
+// drops the marker expired longest ago at once, raising the horizon past its
+// writes (see above: exactly-once holds; a write of a session the region
+// does not know that started before the horizon is refused, so under a
+// flood of sessions an op retried longer than it took the flood to turn
+// over MaxSessions+MaxMarkers sessions is refused). At most MaxResults
+// stored results per session, whatever lowest the client sends: a write
+// that would store one more is refused as busy until the client's lowest
+// sequence moves on (the client sees StoreBusy and retries). Finding the
+// session idle longest, the marker expired longest ago and the sessions a
+// sweep expires costs O(log n) each (ordered indexes).
 package session
 
 import (
@@ -36,6 +81,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/btree"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
@@ -45,6 +91,7 @@ import (
 type Limits struct {
 	TTL         time.Duration // default 10 minutes
 	MaxSessions int           // live sessions per region; default 100,000
+	MaxMarkers  int           // expired sessions kept as markers per region; default MaxSessions
 	MaxResults  int           // stored results per session; default 1,024
 }
 
@@ -62,6 +109,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxSessions <= 0 {
 		l.MaxSessions = DefaultMaxSessions
 	}
+	if l.MaxMarkers <= 0 {
+		l.MaxMarkers = l.MaxSessions
+	}
 	if l.MaxResults <= 0 {
 		l.MaxResults = DefaultMaxResults
 	}
@@ -77,30 +127,58 @@ const (
 	// Repeat: applied before; answer with the stored result.
 	Repeat
 	// Expired: the session expired here, or the write was answered and its
-	// result dropped; refuse it (SessionExpired).
+	// result dropped, or the table cannot vouch that a write of a session
+	// it does not know (or knows only since after the write started) was
+	// never applied; refuse it (SessionExpired).
 	Expired
 	// Busy: the session holds MaxResults results; refuse for now.
 	Busy
+	// ClockAhead: the write started more than TTL after the table's clock;
+	// refuse it.
+	ClockAhead
 )
 
 // Table is one region's sessions. It is not safe for concurrent use.
 type Table struct {
 	limits    Limits
+	ttl       uint64 // limits.TTL in ms
 	clock     uint64 // ms
 	lastSweep uint64 // ms
+	horizon   uint64 // ms; see the package doc
 	byID      map[string]*pb.SessionState
-	live      int // sessions not expired
+	live      *btree.BTreeG[slot] // live sessions by (last_seen_ms, id)
+	markers   *btree.BTreeG[slot] // expired sessions by (expired_at_ms, id)
+}
+
+// slot is a session's place in an ordered index.
+type slot struct {
+	at uint64
+	id string
+}
+
+func lessSlot(a, b slot) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.id < b.id
 }
 
 // New returns an empty table.
 func New(l Limits) *Table {
-	return &Table{limits: l.withDefaults(), byID: map[string]*pb.SessionState{}}
+	l = l.withDefaults()
+	return &Table{
+		limits:  l,
+		ttl:     uint64(l.TTL / time.Millisecond),
+		byID:    map[string]*pb.SessionState{},
+		live:    btree.NewG(16, lessSlot),
+		markers: btree.NewG(16, lessSlot),
+	}
 }
 
 // FromProto rebuilds a table from its persisted or snapshotted form.
 func FromProto(l Limits, pt *pb.SessionTable) *Table {
 	t := New(l)
-	t.clock, t.lastSweep = pt.GetClockMs(), pt.GetLastSweepMs()
+	t.clock, t.lastSweep, t.horizon = pt.GetClockMs(), pt.GetLastSweepMs(), pt.GetHorizonMs()
 	for _, s := range pt.GetSessions() {
 		t.put(proto.Clone(s).(*pb.SessionState))
 	}
@@ -109,7 +187,7 @@ func FromProto(l Limits, pt *pb.SessionTable) *Table {
 
 // Proto returns the whole table, sessions sorted by id (a copy).
 func (t *Table) Proto() *pb.SessionTable {
-	out := &pb.SessionTable{ClockMs: t.clock, LastSweepMs: t.lastSweep}
+	out := &pb.SessionTable{ClockMs: t.clock, LastSweepMs: t.lastSweep, HorizonMs: t.horizon}
 	for _, id := range t.ids() {
 		out.Sessions = append(out.Sessions, proto.Clone(t.byID[id]).(*pb.SessionState))
 	}
@@ -122,8 +200,17 @@ func (t *Table) Clone() *Table { return FromProto(t.limits, t.Proto()) }
 // Len is the number of sessions held, expired markers included.
 func (t *Table) Len() int { return len(t.byID) }
 
+// Live is the number of live (not expired) sessions.
+func (t *Table) Live() int { return t.live.Len() }
+
+// Markers is the number of expired sessions kept as markers.
+func (t *Table) Markers() int { return t.markers.Len() }
+
 // Clock is the table's time: the latest proposal time applied, in ms.
 func (t *Table) Clock() uint64 { return t.clock }
+
+// Horizon is the time every dropped session's writes started before, in ms.
+func (t *Table) Horizon() uint64 { return t.horizon }
 
 func (t *Table) ids() []string {
 	ids := make([]string, 0, len(t.byID))
@@ -134,77 +221,151 @@ func (t *Table) ids() []string {
 	return ids
 }
 
+// slotOf is s's index and its place there.
+func (t *Table) slotOf(s *pb.SessionState) (*btree.BTreeG[slot], slot) {
+	if at := s.GetExpiredAtMs(); at != 0 {
+		return t.markers, slot{at, string(s.GetId())}
+	}
+	return t.live, slot{s.GetLastSeenMs(), string(s.GetId())}
+}
+
+// index and unindex keep s's place in the ordered indexes: every change to
+// a held session's last_seen_ms or expired_at_ms is made between the two.
+func (t *Table) index(s *pb.SessionState) {
+	tr, sl := t.slotOf(s)
+	tr.ReplaceOrInsert(sl)
+}
+
+func (t *Table) unindex(s *pb.SessionState) {
+	tr, sl := t.slotOf(s)
+	tr.Delete(sl)
+}
+
+// put holds s, replacing any session of its id.
 func (t *Table) put(s *pb.SessionState) {
 	id := string(s.GetId())
-	if old, ok := t.byID[id]; ok && old.GetExpiredAtMs() == 0 {
-		t.live--
+	if old, ok := t.byID[id]; ok {
+		t.unindex(old)
 	}
 	t.byID[id] = s
-	if s.GetExpiredAtMs() == 0 {
-		t.live++
-	}
+	t.index(s)
 }
 
-func (t *Table) drop(id string) {
-	if old, ok := t.byID[id]; ok {
-		if old.GetExpiredAtMs() == 0 {
-			t.live--
-		}
-		delete(t.byID, id)
+// remove forgets session id, if held, and returns it.
+func (t *Table) remove(id string) *pb.SessionState {
+	s, ok := t.byID[id]
+	if !ok {
+		return nil
 	}
+	t.unindex(s)
+	delete(t.byID, id)
+	return s
 }
 
-// Changes is what a step did to the table, for the durable log: the clock
-// and sweep time after it, sessions to write whole, sessions dropped.
+// knownFrom is the earliest start of a write the table can take for a
+// session it does not know: later than every write of a dropped session,
+// and than clock - TTL (see the package doc).
+func (t *Table) knownFrom() uint64 {
+	f := t.horizon
+	if t.clock > t.ttl {
+		f = max(f, t.clock-t.ttl)
+	}
+	return f
+}
+
+// Changes is what a step did to the table, for the durable log: the clock,
+// sweep time and horizon after it, sessions to write whole, sessions
+// dropped. No session is in both; replaying the drops, then the upserts,
+// into the table as it was gives the table as it is.
 type Changes struct {
-	Clock, Sweep uint64
-	Upserts      []*pb.SessionState
-	Dropped      [][]byte
+	Clock, Sweep, Horizon uint64
+	Upserts               []*pb.SessionState
+	Dropped               [][]byte
 }
 
-func (c *Changes) upsert(s *pb.SessionState) {
-	c.Upserts = append(c.Upserts, proto.Clone(s).(*pb.SessionState))
+// step collects the changes of one Advance or Record.
+type step struct {
+	touched []*pb.SessionState
+	dropped [][]byte
 }
 
-// Advance moves the table's clock to nowMs (never back) and, once a quarter
-// of the lifetime has passed since the last time, expires idle sessions
-// and drops expired markers older than the lifetime.
-func (t *Table) Advance(nowMs uint64) Changes {
-	if nowMs > t.clock {
-		t.clock = nowMs
-	}
-	c := Changes{Clock: t.clock, Sweep: t.lastSweep}
-	ttl := uint64(t.limits.TTL / time.Millisecond)
-	if t.clock < t.lastSweep+ttl/4 {
-		return c
-	}
-	t.lastSweep = t.clock
-	c.Sweep = t.lastSweep
-	for _, id := range t.ids() {
-		s := t.byID[id]
-		switch {
-		case s.GetExpiredAtMs() != 0 && s.GetExpiredAtMs()+ttl <= t.clock:
-			t.drop(id)
-			c.Dropped = append(c.Dropped, []byte(id))
-		case s.GetExpiredAtMs() == 0 && s.GetLastSeenMs()+ttl <= t.clock:
-			t.expire(s)
-			c.upsert(s)
+// finish returns the step's changes: a copy of each session it touched
+// that is still held, once.
+func (t *Table) finish(st *step) Changes {
+	c := Changes{Clock: t.clock, Sweep: t.lastSweep, Horizon: t.horizon, Dropped: st.dropped}
+	copied := make(map[*pb.SessionState]bool, len(st.touched))
+	for _, s := range st.touched {
+		if t.byID[string(s.GetId())] != s || copied[s] {
+			continue // dropped later in the step, or already copied
 		}
+		copied[s] = true
+		c.Upserts = append(c.Upserts, proto.Clone(s).(*pb.SessionState))
 	}
 	return c
 }
 
-func (t *Table) expire(s *pb.SessionState) {
+// Advance moves the table's clock to nowMs (never back) and, once a quarter
+// of the lifetime has passed since the last time, drops expired markers
+// older than the lifetime and expires idle sessions.
+func (t *Table) Advance(nowMs uint64) Changes {
+	if nowMs > t.clock {
+		t.clock = nowMs
+	}
+	var st step
+	if t.clock >= t.lastSweep+t.ttl/4 {
+		t.lastSweep = t.clock
+		for {
+			m, ok := t.markers.Min()
+			if !ok || m.at+t.ttl > t.clock {
+				break
+			}
+			t.drop(&st, m.id)
+		}
+		for {
+			m, ok := t.live.Min()
+			if !ok || m.at+t.ttl > t.clock {
+				break
+			}
+			t.expire(&st, t.byID[m.id])
+		}
+	}
+	return t.finish(&st)
+}
+
+// expire turns live session s into a marker; beyond MaxMarkers markers, the
+// one expired longest ago is dropped.
+func (t *Table) expire(st *step, s *pb.SessionState) {
+	t.unindex(s)
 	s.ExpiredAtMs = max(t.clock, 1)
 	s.Results = nil
-	t.live--
+	t.index(s)
+	st.touched = append(st.touched, s)
+	for t.markers.Len() > t.limits.MaxMarkers {
+		m, _ := t.markers.Min()
+		t.drop(st, m.id)
+	}
+}
+
+// drop forgets session id and raises the horizon past its writes' starts.
+func (t *Table) drop(st *step, id string) {
+	s := t.remove(id)
+	t.horizon = max(t.horizon, s.GetMaxStartedMs()+1)
+	st.dropped = append(st.dropped, []byte(id))
 }
 
 // Check says what to do with write w. For a repeat it returns the stored
 // response (a copy).
 func (t *Table) Check(w *pb.Session) (Verdict, *pb.KvResponse) {
+	if w.GetStartedMs() > t.clock+t.ttl {
+		return ClockAhead, nil
+	}
 	s, ok := t.byID[string(w.GetId())]
 	if !ok {
+		if w.GetStartedMs() < t.knownFrom() {
+			// Maybe a retry of a write applied before the session was
+			// dropped: refused, never applied a second time.
+			return Expired, nil
+		}
 		return Apply, nil
 	}
 	if s.GetExpiredAtMs() != 0 {
@@ -218,8 +379,22 @@ func (t *Table) Check(w *pb.Session) (Verdict, *pb.KvResponse) {
 	if w.GetSequence() < s.GetLowest() {
 		return Expired, nil // answered, and the client said so: a late duplicate
 	}
-	if len(s.GetResults()) >= t.limits.MaxResults && w.GetLowest() <= s.GetLowest() {
-		return Busy, nil
+	if w.GetStartedMs() < s.GetKnownFromMs() {
+		return Expired, nil // as if the session were unknown (it was, then)
+	}
+	// Record keeps the results from the new lowest on, this one included:
+	// refuse if that would be more than MaxResults, whatever the lowest.
+	low := max(s.GetLowest(), w.GetLowest())
+	if w.GetSequence() >= low {
+		kept := 0
+		for _, r := range s.GetResults() {
+			if r.GetSequence() >= low {
+				kept++
+			}
+		}
+		if kept >= t.limits.MaxResults {
+			return Busy, nil
+		}
 	}
 	return Apply, nil
 }
@@ -228,20 +403,25 @@ func (t *Table) Check(w *pb.Session) (Verdict, *pb.KvResponse) {
 // drops the results the client no longer waits for. A new session beyond
 // MaxSessions expires the session idle longest.
 func (t *Table) Record(w *pb.Session, resp *pb.KvResponse) Changes {
-	c := Changes{Clock: t.clock, Sweep: t.lastSweep}
+	var st step
 	id := string(w.GetId())
 	s, ok := t.byID[id]
-	if !ok {
-		if t.live >= t.limits.MaxSessions {
-			if victim := t.idlest(); victim != nil {
-				t.expire(victim)
-				c.upsert(victim)
+	if ok {
+		t.unindex(s)
+	} else {
+		// What the table could vouch for before this write: evicting the
+		// idlest below may raise the horizon, but only past the writes of
+		// another session.
+		s = &pb.SessionState{Id: bytes.Clone(w.GetId()), KnownFromMs: t.knownFrom()}
+		if t.live.Len() >= t.limits.MaxSessions {
+			if m, ok := t.live.Min(); ok {
+				t.expire(&st, t.byID[m.id])
 			}
 		}
-		s = &pb.SessionState{Id: bytes.Clone(w.GetId())}
-		t.put(s)
+		t.byID[id] = s
 	}
 	s.LastSeenMs = t.clock
+	s.MaxStartedMs = max(s.GetMaxStartedMs(), w.GetStartedMs())
 	if w.GetLowest() > s.GetLowest() {
 		s.Lowest = w.GetLowest()
 	}
@@ -257,29 +437,18 @@ func (t *Table) Record(w *pb.Session, resp *pb.KvResponse) Changes {
 		stored.RequestId = 0
 		s.Results = append(s.Results, &pb.SessionResult{Sequence: w.GetSequence(), Response: stored})
 	}
-	c.upsert(s)
-	return c
+	t.index(s)
+	st.touched = append(st.touched, s)
+	return t.finish(&st)
 }
 
-// idlest returns the live session seen longest ago (ties: lowest id).
-func (t *Table) idlest() *pb.SessionState {
-	var best *pb.SessionState
-	for _, id := range t.ids() {
-		s := t.byID[id]
-		if s.GetExpiredAtMs() == 0 && (best == nil || s.GetLastSeenMs() < best.GetLastSeenMs()) {
-			best = s
-		}
+// Replay applies persisted changes (at recovery): drops, then upserts.
+func (t *Table) Replay(c Changes) {
+	t.clock, t.lastSweep, t.horizon = max(t.clock, c.Clock), max(t.lastSweep, c.Sweep), max(t.horizon, c.Horizon)
+	for _, id := range c.Dropped {
+		t.remove(string(id))
 	}
-	return best
-}
-
-// Replay applies persisted changes (at recovery).
-func (t *Table) Replay(clock, sweep uint64, upserts []*pb.SessionState, dropped [][]byte) {
-	t.clock, t.lastSweep = max(t.clock, clock), max(t.lastSweep, sweep)
-	for _, s := range upserts {
+	for _, s := range c.Upserts {
 		t.put(proto.Clone(s).(*pb.SessionState))
-	}
-	for _, id := range dropped {
-		t.drop(string(id))
 	}
 }

@@ -15,6 +15,13 @@ func write(id string, seq, lowest uint64) *pb.Session {
 	return &pb.Session{Id: []byte(id), Sequence: seq, Lowest: lowest}
 }
 
+// writeAt is write first sent by its client at startedMs.
+func writeAt(id string, seq, lowest, startedMs uint64) *pb.Session {
+	w := write(id, seq, lowest)
+	w.StartedMs = startedMs
+	return w
+}
+
 func putResp(v uint64) *pb.KvResponse {
 	return &pb.KvResponse{RequestId: 99, Result: &pb.KvResponse_Put{Put: &pb.PutResponse{Version: v}}}
 }
@@ -86,29 +93,238 @@ func TestBounds(t *testing.T) {
 	}
 }
 
+// A write of a session the table does not know that started more than TTL
+// before the table's clock is refused: its session may have been dropped
+// after applying it.
+func TestUnknownSessionOlderThanTTLIsRefused(t *testing.T) {
+	tb := New(Limits{TTL: 100 * time.Millisecond})
+	tb.Advance(1000)
+	if v, _ := tb.Check(writeAt("a", 1, 1, 899)); v != Expired {
+		t.Fatalf("started 101 ms before the clock, TTL 100 ms: %v", v)
+	}
+	if v, _ := tb.Check(writeAt("a", 1, 1, 900)); v != Apply {
+		t.Fatalf("started TTL before the clock: %v", v)
+	}
+}
+
+// The reviewer's case at the table: a write applied once, its session
+// expired and its marker dropped, then a retry of the write. The retry is
+// refused, also once the session exists again (a later write of the same
+// client created it anew), and whatever the clock says: the dropped
+// session's writes all started before the horizon.
+func TestRetryAfterTheMarkerIsDroppedIsRefused(t *testing.T) {
+	tb := New(Limits{TTL: 100 * time.Millisecond})
+	tb.Advance(1000)
+	first := writeAt("s", 1, 1, 990)
+	tb.Record(first, putResp(1))
+	tb.Advance(1100) // expired
+	tb.Advance(1175)
+	if tb.Len() != 1 || tb.Markers() != 1 {
+		t.Fatalf("want s as a marker: %v", tb.Proto())
+	}
+	c := tb.Advance(1225) // marker dropped
+	if len(c.Dropped) != 1 || tb.Len() != 0 || tb.Horizon() != 991 || c.Horizon != 991 {
+		t.Fatalf("want s dropped, horizon 991: %+v, horizon %d", c, tb.Horizon())
+	}
+	if v, _ := tb.Check(first); v != Expired {
+		t.Fatalf("retry after the marker was dropped: %v", v)
+	}
+	// The same session, a new write sent now: the session exists again,
+	// and knows writes started from 1125 (clock - TTL) on only.
+	tb.Record(writeAt("s", 2, 1, 1225), putResp(2))
+	if v, _ := tb.Check(first); v != Expired {
+		t.Fatalf("retry once the session exists again: %v", v)
+	}
+	if v, _ := tb.Check(writeAt("s", 3, 1, 1130)); v != Apply {
+		t.Fatalf("a write started after the session was known: %v", v)
+	}
+	// Past the TTL rule, only the horizon refuses: with a TTL this long the
+	// clock would let the retry in.
+	long := FromProto(Limits{TTL: time.Hour}, tb.Proto())
+	long.byID = map[string]*pb.SessionState{}
+	long.live.Clear(false)
+	long.markers.Clear(false)
+	if v, _ := long.Check(first); v != Expired {
+		t.Fatalf("retry refused by the horizon only: %v", v)
+	}
+}
+
+// A write started more than TTL ahead of the table's clock is refused.
+func TestWriteFromTheFutureIsRefused(t *testing.T) {
+	tb := New(Limits{TTL: 100 * time.Millisecond})
+	tb.Advance(1000)
+	if v, _ := tb.Check(writeAt("a", 1, 1, 1101)); v != ClockAhead {
+		t.Fatalf("started 101 ms ahead, TTL 100 ms: %v", v)
+	}
+	if v, _ := tb.Check(writeAt("a", 1, 1, 1100)); v != Apply {
+		t.Fatalf("started TTL ahead: %v", v)
+	}
+}
+
+// At the marker bound the marker expired longest ago is dropped at once,
+// and the horizon moves past its writes: a retry of one is refused.
+func TestEarlyMarkerDropRaisesTheHorizon(t *testing.T) {
+	tb := New(Limits{MaxSessions: 1, MaxMarkers: 1})
+	tb.Advance(10)
+	tb.Record(writeAt("a", 1, 1, 8), putResp(1))
+	tb.Advance(20)
+	tb.Record(writeAt("b", 1, 1, 19), putResp(1)) // a evicted: a marker
+	tb.Advance(30)
+	c := tb.Record(writeAt("c", 1, 1, 29), putResp(1)) // b evicted, a dropped
+	if len(c.Dropped) != 1 || string(c.Dropped[0]) != "a" || tb.Horizon() != 9 {
+		t.Fatalf("want a dropped, horizon 9: %+v, horizon %d", c, tb.Horizon())
+	}
+	if tb.Live() != 1 || tb.Markers() != 1 {
+		t.Fatalf("live %d markers %d, want 1 and 1", tb.Live(), tb.Markers())
+	}
+	if v, _ := tb.Check(writeAt("a", 1, 1, 8)); v != Expired {
+		t.Fatalf("retry of a's write after its marker went early: %v", v)
+	}
+	if v, _ := tb.Check(writeAt("a", 2, 1, 9)); v != Apply {
+		t.Fatalf("a write started at the horizon: %v", v)
+	}
+}
+
+// "At most MaxResults stored results per session": a client whose lowest
+// moves on by one while it keeps more than MaxResults writes outstanding
+// (a pipelining client, or a hostile one) is refused Busy all the same.
+func TestResultsPerSessionStayWithinMaxResults(t *testing.T) {
+	tb := New(Limits{MaxResults: 4})
+	tb.Advance(1)
+	for seq := uint64(1); seq <= 200; seq++ {
+		w := write("s", seq, max(1, seq/2)) // lowest trails at half
+		if v, _ := tb.Check(w); v != Apply {
+			continue
+		}
+		tb.Record(w, putResp(seq))
+	}
+	n := len(tb.byID["s"].GetResults())
+	if n > 4 {
+		t.Fatalf("session holds %d results, MaxResults is 4", n)
+	}
+}
+
+// A flood of new sessions (one write each) keeps both the live sessions
+// and the markers within their bounds: the table, copied into every
+// snapshot, both halves of every split and every checkpoint, stays bounded.
+func TestTableSizeIsBoundedUnderASessionFlood(t *testing.T) {
+	tb := New(Limits{MaxSessions: 100})
+	tb.Advance(1)
+	for i := 0; i < 1000; i++ {
+		w := write(fmt.Sprintf("flood-%06d", i), 1, 1)
+		tb.Record(w, putResp(1))
+	}
+	if tb.Len() > 2*100 {
+		t.Fatalf("table holds %d sessions (live limit 100)", tb.Len())
+	}
+}
+
+// At the live limit, with the markers at theirs too, a new session costs
+// O(log n): finding the idlest and the oldest marker are index lookups.
+func TestNewSessionAtTheLimitIsCheap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 200,000-session table")
+	}
+	tb := fullTable(DefaultMaxSessions)
+	const n = 1000
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		tb.Record(write(fmt.Sprintf("new-%08d", i), 1, 1), putResp(1))
+	}
+	per := time.Since(start) / n
+	if per > time.Millisecond {
+		t.Fatalf("a new session at the limit costs %v to apply (table of %d)", per, tb.Len())
+	}
+	t.Logf("a new session at the limit (table of %d: %d live, %d markers) costs %v", tb.Len(), tb.Live(), tb.Markers(), per)
+}
+
+// fullTable is a table of default limits but n live sessions, then
+// n markers and n live sessions: both bounds reached.
+func fullTable(n int) *Table {
+	tb := New(Limits{MaxSessions: n})
+	for i := 0; i < 2*n; i++ {
+		tb.Advance(uint64(i + 1))
+		tb.Record(writeAt(fmt.Sprintf("s-%08d", i), 1, 1, uint64(i+1)), putResp(1))
+	}
+	return tb
+}
+
+// BenchmarkNewSessionAtTheLimit: one write opening a session on a region
+// holding MaxSessions live sessions and MaxMarkers markers (the default
+// limits), so it evicts the idlest and drops the oldest marker.
+func BenchmarkNewSessionAtTheLimit(b *testing.B) {
+	tb := fullTable(DefaultMaxSessions)
+	now := tb.Clock()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		now++
+		tb.Advance(now)
+		tb.Record(writeAt(fmt.Sprintf("new-%08d", i), 1, 1, now), putResp(1))
+	}
+}
+
+// randomWrites drives a table with random writes, each first sent at a
+// random time around the table's clock (the clocks of the client that
+// sends it, and of the leader that proposes it, may be anything) and
+// retried at random later with the same start, with random sequences and
+// lowests. It calls applied for each write the table says to apply, after
+// recording it, and step after every write.
+func randomWrites(rt *rapid.T, tb *Table, changes func(Changes), applied func(w *pb.Session), step func()) {
+	started := map[string]uint64{} // "id/seq" -> when first sent
+	now := uint64(1)
+	for i := rapid.IntRange(1, 80).Draw(rt, "steps"); i > 0; i-- {
+		now += uint64(rapid.IntRange(0, 40).Draw(rt, "dt"))
+		changes(tb.Advance(now))
+		id := fmt.Sprint(rapid.IntRange(0, 5).Draw(rt, "session"))
+		seq := uint64(rapid.IntRange(1, 8).Draw(rt, "seq"))
+		k := fmt.Sprint(id, "/", seq)
+		if _, ok := started[k]; !ok {
+			started[k] = max(1, now+uint64(rapid.IntRange(0, 200).Draw(rt, "skew"))) - min(now, 120)
+		}
+		w := writeAt(id, seq, uint64(rapid.IntRange(1, int(seq)).Draw(rt, "lowest")), started[k])
+		if v, _ := tb.Check(w); v == Apply {
+			changes(tb.Record(w, putResp(seq)))
+			applied(w)
+		}
+		step()
+	}
+}
+
+// Whatever the clocks and the client do, a table applies a write at most
+// once, and stays within its bounds.
+func TestExactlyOnceAndBoundsWhateverTheClocks(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		lim := Limits{TTL: 50 * time.Millisecond, MaxSessions: 3, MaxMarkers: 2, MaxResults: 3}
+		tb := New(lim)
+		done := map[string]bool{}
+		randomWrites(rt, tb, func(Changes) {}, func(w *pb.Session) {
+			k := fmt.Sprintf("%s/%d", w.GetId(), w.GetSequence())
+			if done[k] {
+				rt.Fatalf("write %s (started %d) applied twice; table %v", k, w.GetStartedMs(), tb.Proto())
+			}
+			done[k] = true
+		}, func() {
+			if tb.Live() > lim.MaxSessions || tb.Markers() > lim.MaxMarkers || tb.Len() != tb.Live()+tb.Markers() {
+				rt.Fatalf("%d sessions: %d live, %d markers", tb.Len(), tb.Live(), tb.Markers())
+			}
+			for _, s := range tb.byID {
+				if len(s.GetResults()) > lim.MaxResults {
+					rt.Fatalf("session %s holds %d results", s.GetId(), len(s.GetResults()))
+				}
+			}
+		})
+	})
+}
+
 // TestReplayGivesTheSameTable drives a table with random steps and checks
 // that replaying the changes it reported, into an empty table (and through
 // its protobuf form), gives the same table: what the storage engine relies
 // on.
 func TestReplayGivesTheSameTable(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		lim := Limits{TTL: 50 * time.Millisecond, MaxSessions: 3, MaxResults: 3}
+		lim := Limits{TTL: 50 * time.Millisecond, MaxSessions: 3, MaxMarkers: 2, MaxResults: 3}
 		live, replayed := New(lim), New(lim)
-		apply := func(c Changes) {
-			replayed.Replay(c.Clock, c.Sweep, nil, c.Dropped)
-			replayed.Replay(c.Clock, c.Sweep, c.Upserts, nil)
-		}
-		now := uint64(1)
-		for i := rapid.IntRange(1, 60).Draw(rt, "steps"); i > 0; i-- {
-			now += uint64(rapid.IntRange(0, 30).Draw(rt, "dt"))
-			apply(live.Advance(now))
-			id := fmt.Sprint(rapid.IntRange(0, 4).Draw(rt, "session"))
-			seq := uint64(rapid.IntRange(1, 6).Draw(rt, "seq"))
-			w := write(id, seq, uint64(rapid.IntRange(1, int(seq)).Draw(rt, "lowest")))
-			if v, _ := live.Check(w); v == Apply {
-				apply(live.Record(w, putResp(seq)))
-			}
-		}
+		randomWrites(rt, live, replayed.Replay, func(*pb.Session) {}, func() {})
 		if !proto.Equal(live.Proto(), replayed.Proto()) {
 			rt.Fatalf("replayed table differs:\n live %v\n replayed %v", live.Proto(), replayed.Proto())
 		}

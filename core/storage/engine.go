@@ -674,8 +674,10 @@ func (e *Engine) replayUpdate(u *pb.RegionUpdate) error {
 	}
 	// Sessions: drops, then upserts (Region.logSessions keeps a record's
 	// drops ahead of its upserts).
-	r.sessions.Replay(u.SessionClockMs, u.SessionSweepMs, nil, u.SessionsDropped)
-	r.sessions.Replay(u.SessionClockMs, u.SessionSweepMs, u.Sessions, nil)
+	r.sessions.Replay(session.Changes{
+		Clock: u.SessionClockMs, Sweep: u.SessionSweepMs, Horizon: u.SessionHorizonMs,
+		Upserts: u.Sessions, Dropped: u.SessionsDropped,
+	})
 	for _, m := range u.Mutations {
 		if m.Delete {
 			r.kv.Delete(m.Key)

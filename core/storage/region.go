@@ -172,7 +172,7 @@ func (r *Region) logSessions(c session.Changes) {
 		u = &pb.RegionUpdate{RegionId: r.id}
 		r.e.queue(u, false)
 	}
-	u.SessionClockMs, u.SessionSweepMs = c.Clock, c.Sweep
+	u.SessionClockMs, u.SessionSweepMs, u.SessionHorizonMs = c.Clock, c.Sweep, c.Horizon
 	u.Sessions = append(u.Sessions, c.Upserts...)
 	u.SessionsDropped = append(u.SessionsDropped, c.Dropped...)
 }
