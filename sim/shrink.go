@@ -128,16 +128,22 @@ func (s *shrinker) clients() {
 	for n := 1; n < s.res.Config.Clients; n++ {
 		c := s.res.Config
 		c.Clients = n
-		if s.try(c, fmt.Sprintf("%d clients", n)) {
+		if s.try(c, fmt.Sprintf("clients %d", n)) {
 			return
 		}
 	}
 }
 
 // duration searches, in whole seconds, for the shortest workload that
-// still fails.
+// still fails and still holds the last fault that starts something (so
+// that no fault moves past the workload into the settle phase).
 func (s *shrinker) duration() {
 	lo, hi := time.Duration(0), s.res.Config.Duration
+	for _, a := range s.res.Reduced.FaultActions() {
+		if a.Effective() && !a.Ends {
+			lo = max(lo, a.At.Truncate(time.Second))
+		}
+	}
 	for hi-lo > time.Second && s.runs < s.opts.MaxRuns {
 		mid := ((lo + hi) / 2).Truncate(time.Second)
 		if mid <= lo {

@@ -162,7 +162,7 @@ h1{font-size:18px;margin:0 0 4px}
 .legend span{margin-right:12px;white-space:nowrap}
 .sw{display:inline-block;width:14px;height:10px;vertical-align:middle;margin-right:4px;border:1px solid #0002}
 svg{display:block}
-svg text{font:11px system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;fill:#333}
+svg text{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif}
 table{border-collapse:collapse;margin:6px 0 14px}
 td,th{border-bottom:1px solid #eee;padding:2px 8px;text-align:left;vertical-align:top;font-size:12px}
 th{background:#f6f6f6}
@@ -186,10 +186,10 @@ h2{font-size:15px;margin:14px 0 4px}
 func (p *tlPainter) facts() {
 	rep := p.t.report
 	p.f(`<div class="facts">`)
-	p.f("<span>simulated %.1fs (workload %v)</span>", rep.SimMs/1000, p.t.workload)
-	p.f("<span>%d clients</span>", p.t.clients)
-	p.f("<span>ops %d: %d ok, %d failed, %d ambiguous</span>", rep.OpsTotal, rep.OpsOK, rep.OpsFailed, rep.OpsAmbiguous)
-	p.f("<span>regions %d&rarr;%d</span>", rep.RegionsInitial, rep.RegionsFinal)
+	p.f("<span>simulated %.1fs (workload %v)</span> ", rep.SimMs/1000, p.t.workload)
+	p.f("<span>clients %d</span> ", p.t.clients)
+	p.f("<span>ops %d: %d ok, %d failed, %d ambiguous</span> ", rep.OpsTotal, rep.OpsOK, rep.OpsFailed, rep.OpsAmbiguous)
+	p.f("<span>regions %d&rarr;%d</span> ", rep.RegionsInitial, rep.RegionsFinal)
 	p.f("<span>crashes %d</span> <span>moves %d</span>", rep.Crashes, rep.Moves)
 	effective := 0
 	for _, a := range p.t.actions {
@@ -197,12 +197,19 @@ func (p *tlPainter) facts() {
 			effective++
 		}
 	}
-	p.f("<span>fault actions %d (%d did something)</span>", len(p.t.actions), effective)
+	p.f("<span>fault actions %d (%d did something)</span> ", len(p.t.actions), effective)
 	if !p.t.edits.Empty() {
 		e := p.t.edits.Normalized()
-		p.f("<span>edited plan: <code>--faults-skip %s --faults-at %s</code></span>", esc(e.SkipFlag()), esc(e.RetimeFlag()))
+		var flags []string
+		if len(e.Skip) > 0 {
+			flags = append(flags, "--faults-skip "+e.SkipFlag())
+		}
+		if len(e.Retime) > 0 {
+			flags = append(flags, "--faults-at "+e.RetimeFlag())
+		}
+		p.f("<span>edited plan: <code>%s</code></span> ", esc(strings.Join(flags, " ")))
 	}
-	p.f(`<span class="mono">trace %s</span>`, esc(rep.TraceHash))
+	p.f(`<span class="mono">trace %s</span> `, esc(rep.TraceHash))
 	p.f("</div>\n")
 }
 
@@ -210,7 +217,7 @@ func (p *tlPainter) legend() {
 	p.f(`<div class="legend"><b>region leader:</b> `)
 	for i := range p.t.lanes {
 		if n := p.t.lanes[i].node; n != PDNode {
-			p.f(`<span><i class="sw" style="background:%s;opacity:.55"></i>s%d</span>`, storeColor(n), n)
+			p.f(`<span><i class="sw" style="background:%s;opacity:.55"></i>s%d</span> `, storeColor(n), n)
 		}
 	}
 	p.f(`<span><i class="sw" style="background:repeating-linear-gradient(45deg,#ddd 0 3px,#fff 3px 6px)"></i>none</span> `)
@@ -228,7 +235,7 @@ func (p *tlPainter) legend() {
 func (p *tlPainter) svg() {
 	lanesTop := tlPlotTop + tlPlotHeight + 22 + 2*tlRowHeight + 6
 	height := lanesTop + len(p.t.lanes)*(tlLaneHeight+tlLaneGap) + 22
-	p.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d">`+"\n", tlWidth, height, tlWidth, height)
+	p.f(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" fill="#333" font-size="11">`+"\n", tlWidth, height, tlWidth, height)
 	p.f(`<defs><pattern id="noleader" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/><rect width="3" height="6" fill="#ddd"/></pattern>`)
 	p.f(`<pattern id="disk" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f3d36b"/><rect width="3" height="6" fill="#8d6e00"/></pattern></defs>` + "\n")
 	p.bands()
