@@ -90,11 +90,12 @@ func overridesOf(base, cfg sim.Config) overrides {
 }
 
 // jobList is the runs of a command: every scenario over the seed range,
-// scenario by scenario. It is computed, not stored, so that a sweep over
-// millions of seeds takes no memory.
+// scenario by scenario, with the overrides applied. It is computed, not
+// stored, so that a sweep over millions of seeds takes no memory.
 type jobList struct {
-	scens    []scenarios.Scenario
+	scens    []scenarios.Scenario // as registered
 	from, to uint64
+	ov       overrides
 }
 
 // job is one run to make: a scenario and a seed.
@@ -114,7 +115,9 @@ func (l jobList) Len() int {
 // At is run i.
 func (l jobList) At(i int) job {
 	per := int(l.to - l.from + 1)
-	return job{l.scens[i/per], l.from + uint64(i%per)}
+	s := l.scens[i/per]
+	s.Config = l.ov.apply(s.Config)
+	return job{s, l.from + uint64(i%per)}
 }
 
 // errFlagsReported is a flag error the flag package has already printed,
@@ -181,10 +184,7 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	case (to-from+1)*uint64(len(runs)) > maxRuns || to-from+1 == 0:
 		return simOptions{}, fmt.Errorf("--seeds %d-%d: too many runs", from, to)
 	}
-	for i := range runs {
-		runs[i].Config = o.overrides.apply(runs[i].Config)
-	}
-	o.jobs = jobList{scens: runs, from: from, to: to}
+	o.jobs = jobList{scens: runs, from: from, to: to, ov: o.overrides}
 	if o.workers < 1 || o.tracePath != "" || o.timelinePath != "" || o.shrink || o.jobs.Len() == 1 {
 		o.workers = 1
 	}

@@ -21,7 +21,7 @@ type progress struct {
 	now          func() time.Time
 	start, last  time.Time
 	shown        bool // the line is on the terminal now
-	logged       bool // a line was printed (not on a terminal)
+	logged       int  // runs done at the last line printed (not on a terminal); -1: none
 	off          bool // nothing is shown (a single run)
 }
 
@@ -29,7 +29,7 @@ type progress struct {
 // terminal when tty).
 func newProgress(out io.Writer, tty bool, total int, now func() time.Time) *progress {
 	t := now()
-	return &progress{out: out, tty: tty, total: total, now: now, start: t, last: t, off: total <= 1}
+	return &progress{out: out, tty: tty, total: total, now: now, start: t, last: t, logged: -1, off: total <= 1}
 }
 
 // completed counts a finished run and shows the line when it is time to.
@@ -55,7 +55,7 @@ func (p *progress) completed(ok bool) {
 		p.shown = true
 	} else {
 		fmt.Fprintln(p.out, p.line(t))
-		p.logged = true
+		p.logged = p.done
 	}
 }
 
@@ -83,13 +83,17 @@ func (p *progress) clear() {
 }
 
 // finish shows the final line and leaves it standing: on a terminal, or
-// in a log that had progress lines.
+// in a log that had progress lines (unless the last one was final).
 func (p *progress) finish() {
-	if p.off || (!p.tty && !p.logged) {
+	if p.off || (!p.tty && (p.logged < 0 || p.logged == p.done)) {
 		return
 	}
 	p.clear()
 	fmt.Fprintln(p.out, p.line(p.now()))
+	p.logged = p.done
+	if p.tty {
+		p.off = true // the last line stands; show nothing more
+	}
 }
 
 // clearing is a writer that takes the progress line away before writing.

@@ -19,11 +19,7 @@ import (
 // stands), 0 when the run passes (nothing to reduce), 2 when it could not
 // be made.
 func runShrink(o simOptions, stdout, stderr io.Writer) int {
-	j := o.jobs.At(0)
-	base, err := scenarios.Get(j.s.Name)
-	if err != nil {
-		return errorExit(stderr, err)
-	}
+	j, base := o.jobs.At(0), o.jobs.scens[0]
 	res, err := sim.Shrink(j.s.Config, j.seed, sim.ShrinkOptions{
 		Log: func(line string) { fmt.Fprintf(stderr, "shrink: %s\n", line) },
 	})

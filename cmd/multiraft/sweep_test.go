@@ -121,9 +121,15 @@ func TestProgressLine(t *testing.T) {
 	p.completed(true)
 	now = now.Add(11 * time.Second)
 	p.completed(false)
+	p.completed(true)
 	p.finish()
-	if got := strings.Count(b.String(), "\n"); got != 2 || !strings.Contains(b.String(), "2/10 runs, 1 failed") {
-		t.Errorf("log lines:\n%s", b.String())
+	if got := b.String(); strings.Count(got, "\n") != 2 || !strings.Contains(got, "2/10 runs, 1 failed") || !strings.Contains(got, "3/10 runs, 1 failed") {
+		t.Errorf("log lines:\n%s", got)
+	}
+	b.Reset()
+	p.finish() // nothing new since the last line
+	if b.Len() != 0 {
+		t.Errorf("finish repeated the last line: %q", b.String())
 	}
 	b.Reset()
 	p = newProgress(&b, true, 1, clock)
