@@ -46,6 +46,9 @@ type Config struct {
 	Duration time.Duration
 	// Faults schedules the fault plan of the run.
 	Faults func(p *Planner)
+	// FaultEdits skips or moves the plan's actions by index, so that a
+	// reduced fault schedule is an exact configuration (see Shrink).
+	FaultEdits FaultEdits
 	// Settle is how long the world runs, healed, after the workload,
 	// before the final reads.
 	Settle time.Duration

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/multiraft/multiraft/core/pb"
@@ -20,12 +21,10 @@ type Planner struct {
 }
 
 // At schedules a fault action at time t since the start of the run (at
-// once if t has passed).
+// once if t has passed). Actions are numbered in the order they are
+// scheduled; Config.FaultEdits may skip or move them by number.
 func (p *Planner) At(t time.Duration, name string, fn func(w *World)) {
-	p.w.k.after(t-p.w.k.now, "fault "+name, func() {
-		p.w.annotate("faults", name)
-		fn(p.w)
-	})
+	p.w.planAction(t, name, false, func() { fn(p.w) })
 }
 
 // CrashFor crashes store id now and restarts it after down.
@@ -38,7 +37,7 @@ func (p *Planner) CrashFor(w *World, id uint64, down time.Duration) {
 // whenever a leader proposes a split.
 func (p *Planner) OnSplitProposed(fn func(w *World, store, region uint64)) {
 	p.w.onSplitProposed = append(p.w.onSplitProposed, func(w *World, store, region uint64) {
-		w.k.after(0, "fault on split proposed", func() { fn(w, store, region) })
+		w.planAction(w.k.now, "on split proposed", true, func() { fn(w, store, region) })
 	})
 }
 
@@ -46,7 +45,7 @@ func (p *Planner) OnSplitProposed(fn func(w *World, store, region uint64)) {
 // the store's next ready round) whenever a replica applies a split.
 func (p *Planner) OnSplitApplied(fn func(w *World, store uint64, left, right *pb.Region)) {
 	p.w.onSplitApplied = append(p.w.onSplitApplied, func(w *World, store uint64, left, right *pb.Region) {
-		w.k.after(0, "fault on split applied", func() { fn(w, store, left, right) })
+		w.planAction(w.k.now, "on split applied", true, func() { fn(w, store, left, right) })
 	})
 }
 
@@ -90,32 +89,54 @@ func (w *World) LeaderStore(regionID uint64) uint64 {
 func (w *World) Isolate(node uint64) {
 	w.net.Isolate(node)
 	w.k.note("isolate %d", node)
+	w.faultDid(false, "isolate %s", nodeName(node))
+	w.tl.netFault(w.k.now, []uint64{node}, "isolated")
 }
 
 // Partition splits the listed nodes into groups that cannot talk.
 func (w *World) Partition(groups ...[]uint64) {
 	w.net.Partition(groups...)
 	w.k.note("partition %v", groups)
+	w.faultDid(false, "partition %s", groupNames(groups))
+	var all []uint64
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	w.tl.netFault(w.k.now, all, "partition "+groupNames(groups))
 }
 
 // BlockOneWay drops messages from -> to.
 func (w *World) BlockOneWay(from, to uint64) {
 	w.net.BlockOneWay(from, to)
 	w.k.note("block %d->%d", from, to)
+	w.faultDid(false, "block %s->%s", nodeName(from), nodeName(to))
+	w.tl.netFault(w.k.now, []uint64{from}, fmt.Sprintf("one-way cut to %s", nodeName(to)))
 }
 
 // Heal removes every network fault.
 func (w *World) Heal() {
 	w.net.Heal()
 	w.k.note("heal")
+	w.faultDid(true, "heal")
+	w.tl.netHeal(w.k.now)
 }
 
 // Crash stops store id, keeping only what its disk synced (and, at the
 // seed's choice, some unsynced blocks).
-func (w *World) Crash(id uint64) { w.crashStore(w.stores[id-1]) }
+func (w *World) Crash(id uint64) {
+	if n := w.stores[id-1]; n.up() {
+		w.faultDid(false, "crash s%d", id)
+		w.crashStore(n, "crashed")
+	}
+}
 
 // Restart reopens a crashed store from its disk.
-func (w *World) Restart(id uint64) { w.restartStore(w.stores[id-1]) }
+func (w *World) Restart(id uint64) {
+	if n := w.stores[id-1]; !n.up() && !n.dead && n.started {
+		w.faultDid(true, "restart s%d", id)
+		w.restartStore(n)
+	}
+}
 
 // Up reports whether store id is running.
 func (w *World) Up(id uint64) bool { return w.stores[id-1].up() }
@@ -145,7 +166,7 @@ func (w *World) TransferLeader(regionID uint64, pick func(n int) int) {
 	to := targets[pick(len(targets))]
 	if err := w.stores[s-1].st.TransferLeader(regionID, to); err == nil {
 		w.k.note("transfer leader of region %d from store %d to peer %d", regionID, s, to)
-		w.annotate("faults", fmt.Sprintf("transfer leader r%d", regionID))
+		w.faultDid(false, "transfer leader r%d from s%d", regionID, s)
 	}
 }
 
@@ -159,6 +180,8 @@ func (w *World) RequestSplit(key []byte) {
 			if s := w.LeaderStore(r.GetId()); s != 0 {
 				if err := w.stores[s-1].st.RequestSplit(r.GetId(), key); err != nil {
 					w.k.note("manual split at %q refused: %v", key, err)
+				} else {
+					w.faultDid(false, "split r%d at %q", r.GetId(), key)
 				}
 			}
 			return
@@ -174,6 +197,8 @@ func (w *World) DiskErrors(id uint64, p float64) {
 	if n.up() {
 		n.ffs.SetErrorRate(p)
 		w.k.note("disk errors on store %d, rate %g", id, p)
+		w.faultDid(false, "disk errors on s%d (%g)", id, p)
+		w.tl.diskFault(w.k.now, id, fmt.Sprintf("disk fails %g of its operations", p))
 	}
 }
 
@@ -185,6 +210,8 @@ func (w *World) TearNextWrite(id uint64, ops int) {
 	if n.up() {
 		n.ffs.CrashAfter(ops)
 		w.k.note("disk of store %d dies after %d more writes", id, ops)
+		w.faultDid(false, "disk of s%d dies after %d writes", id, ops)
+		w.tl.diskFault(w.k.now, id, fmt.Sprintf("disk dies after %d more writes", ops))
 	}
 }
 
@@ -192,7 +219,7 @@ func (w *World) TearNextWrite(id uint64, ops int) {
 // whenever a replica applies a membership change; region is its new state.
 func (p *Planner) OnMembershipChanged(fn func(w *World, store uint64, region *pb.Region)) {
 	p.w.onMembershipChanged = append(p.w.onMembershipChanged, func(w *World, store uint64, region *pb.Region) {
-		w.k.after(0, "fault on membership change", func() { fn(w, store, region) })
+		w.planAction(w.k.now, "on membership change", true, func() { fn(w, store, region) })
 	})
 }
 
@@ -201,7 +228,7 @@ func (p *Planner) OnMembershipChanged(fn func(w *World, store uint64, region *pb
 // store to.
 func (p *Planner) OnSnapshotStarted(fn func(w *World, from, to, region uint64)) {
 	p.w.onSnapshotStarted = append(p.w.onSnapshotStarted, func(w *World, from, to, region uint64) {
-		w.k.after(0, "fault on snapshot started", func() { fn(w, from, to, region) })
+		w.planAction(w.k.now, "on snapshot started", true, func() { fn(w, from, to, region) })
 	})
 }
 
@@ -223,7 +250,7 @@ func (w *World) AddStore(id uint64) {
 	}
 	n.join = true
 	w.k.note("add store %d", id)
-	w.annotate("faults", fmt.Sprintf("add store %d", id))
+	w.faultDid(false, "add s%d", id)
 	w.startStore(n)
 }
 
@@ -231,7 +258,8 @@ func (w *World) AddStore(id uint64) {
 // workload ends, unless revived.
 func (w *World) KillStore(id uint64) {
 	n := w.stores[id-1]
-	w.crashStore(n)
+	w.faultDid(false, "kill s%d for good", id)
+	w.crashStore(n, "killed")
 	n.dead = true
 	w.k.note("kill store %d for good", id)
 }
@@ -244,6 +272,7 @@ func (w *World) Revive(id uint64) {
 	}
 	n.dead = false
 	w.k.note("revive store %d", id)
+	w.faultDid(true, "revive s%d", id)
 	w.restartStore(n)
 }
 
@@ -259,7 +288,7 @@ func (w *World) adminSend(body pb.Body) {
 func (w *World) MoveRegion(regionID, from, to uint64) {
 	w.nextAdminRequest++
 	w.k.note("order move of region %d from store %d to %d (#%d)", regionID, from, to, w.nextAdminRequest)
-	w.annotate("faults", fmt.Sprintf("move r%d s%d->s%d", regionID, from, to))
+	w.faultDid(false, "move r%d s%d->s%d", regionID, from, to)
 	w.adminSend(&pb.MoveRegionRequest{RequestId: w.nextAdminRequest, RegionId: regionID, FromStore: from, ToStore: to})
 }
 
@@ -267,6 +296,7 @@ func (w *World) MoveRegion(regionID, from, to uint64) {
 func (w *World) OrderTransferLeader(regionID, to uint64) {
 	w.nextAdminRequest++
 	w.k.note("order leader of region %d to store %d (#%d)", regionID, to, w.nextAdminRequest)
+	w.faultDid(false, "order leader of r%d to s%d", regionID, to)
 	w.adminSend(&pb.TransferLeaderRequest{RequestId: w.nextAdminRequest, RegionId: regionID, ToStore: to})
 }
 
@@ -274,7 +304,7 @@ func (w *World) OrderTransferLeader(regionID, to uint64) {
 func (w *World) Decommission(id uint64) {
 	w.nextAdminRequest++
 	w.k.note("order decommission of store %d (#%d)", id, w.nextAdminRequest)
-	w.annotate("faults", fmt.Sprintf("decommission s%d", id))
+	w.faultDid(false, "decommission s%d", id)
 	w.adminSend(&pb.DecommissionStoreRequest{RequestId: w.nextAdminRequest, StoreId: id})
 }
 
@@ -289,4 +319,39 @@ func (w *World) Region(id uint64) *pb.Region {
 		}
 	}
 	return nil
+}
+
+// nodeName names a node for effects and the timeline: s1, pd, client 1000.
+func nodeName(id uint64) string {
+	switch {
+	case id == PDNode:
+		return "pd"
+	case id >= FirstClientNode:
+		return fmt.Sprintf("client %d", id)
+	case id == ProbeNode:
+		return "probe"
+	case id == AdminNode:
+		return "admin"
+	default:
+		return fmt.Sprintf("s%d", id)
+	}
+}
+
+// groupNames renders partition groups: {s1,pd}|{s2,s3}.
+func groupNames(groups [][]uint64) string {
+	var b strings.Builder
+	for i, g := range groups {
+		if i > 0 {
+			b.WriteString("|")
+		}
+		b.WriteString("{")
+		for j, id := range g {
+			if j > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(nodeName(id))
+		}
+		b.WriteString("}")
+	}
+	return b.String()
 }

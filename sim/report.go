@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/multiraft/multiraft/checker"
@@ -63,13 +64,29 @@ type Report struct {
 	// (store ids as strings, for JSON).
 	ReplicasPerStore map[string]int `json:"replicas_per_store,omitempty"`
 
-	lin checker.Result
-	ann []checker.Annotation
+	lin     checker.Result
+	ann     []checker.Annotation
+	actions []FaultAction
 }
+
+// FaultActions lists the fault plan's actions of the run by index: what
+// each was planned to do, when, and what it did.
+func (r *Report) FaultActions() []FaultAction { return r.actions }
+
+// FailedKeys lists, sorted, the keys whose history is not linearizable.
+func (r *Report) FailedKeys() []string { return r.lin.FailedKeys }
 
 // WriteVisualization writes porcupine's HTML view of the history to path.
 func (r *Report) WriteVisualization(path string) error {
 	return r.lin.WriteVisualization(path, r.ann)
+}
+
+// firstLine is the first line of a (violation) message.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // LinearizabilityFailed reports whether the history check failed (so a
@@ -101,6 +118,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 		OperatorsCancelled: m.opsCancelled,
 		lin:                lin,
 		ann:                w.annotations,
+		actions:            w.actions,
 	}
 	if w.pd != nil {
 		rep.RegionsInitial = len(w.cfg.SplitKeys) + 1

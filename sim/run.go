@@ -15,17 +15,37 @@ var runLock sync.Mutex
 
 // Run executes one simulation and checks it.
 func Run(cfg Config, seed uint64, trace io.Writer) *Report {
-	return RunTimed(cfg, seed, trace, nil)
+	return RunWith(cfg, seed, Options{Trace: trace})
 }
 
 // RunTimed is Run with a stopwatch: when wall is not nil (the command
 // passes time.Now), the report says how long simulating and checking took.
 // The simulation itself never reads it.
 func RunTimed(cfg Config, seed uint64, trace io.Writer, wall func() time.Time) *Report {
+	return RunWith(cfg, seed, Options{Trace: trace, Wall: wall})
+}
+
+// Options are what a run may produce besides its report. None of them
+// changes the run: its trace hash is the same with or without them.
+type Options struct {
+	// Trace receives every event of the run, one line each.
+	Trace io.Writer
+	// Wall is a stopwatch (the command passes time.Now): the report then
+	// says how long simulating and checking took.
+	Wall func() time.Time
+	// Timeline, when not nil, records the run for a picture of it
+	// (Timeline.WriteHTML).
+	Timeline *Timeline
+}
+
+// RunWith executes one simulation, checks it, and produces what opts ask
+// for.
+func RunWith(cfg Config, seed uint64, opts Options) *Report {
 	runLock.Lock()
 	defer runLock.Unlock()
-	watch := stopwatch(wall)
-	w := newWorld(cfg, seed, trace)
+	watch := stopwatch(opts.Wall)
+	w := newWorld(cfg, seed, opts.Trace)
+	w.tl = opts.Timeline
 	simWall := watch.time(w.simulate)
 	// The hash is taken before the checks: they note their violations in
 	// the trace, after the end of the simulation.
@@ -34,6 +54,7 @@ func RunTimed(cfg Config, seed uint64, trace io.Writer, wall func() time.Time) *
 	rep := w.summarize(hash, lin)
 	rep.SimWallMs = wallMs(simWall)
 	rep.CheckWallMs = wallMs(checkWall)
+	w.tl.finish(w, rep)
 	return rep
 }
 
@@ -66,6 +87,7 @@ func (w *World) endWorkload() {
 	w.workloadOver = true
 	w.net.Heal()
 	w.annotate("faults", "heal all")
+	w.tl.healed(w.k.now)
 	for _, n := range w.stores {
 		n.ffs.SetErrorRate(0)
 		n.ffs.CrashAfter(-1)

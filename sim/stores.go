@@ -60,6 +60,7 @@ func (w *World) startStore(n *storeNode) {
 		if errors.Is(err, simfs.ErrInjected) || errors.Is(err, simfs.ErrCrashed) {
 			// The disk failed again while recovering: crash and retry later.
 			w.k.note("store %d failed to open on an injected disk fault: %v", n.id, err)
+			w.tl.storeDown(w.k.now, n.id, "failed to reopen on a disk fault")
 			w.crashDisk(n)
 			w.scheduleRestart(n)
 			return
@@ -70,6 +71,7 @@ func (w *World) startStore(n *storeNode) {
 	st.SetHooks(raftstore.Hooks{
 		LeaderChanged: func(region, leader uint64) {
 			w.metrics.leaderChanged(region, leader, w.k.now)
+			w.tl.leaderChanged(w.k.now, n.id, region, leader)
 		},
 		SplitDue: func(region, version uint64) {
 			w.metrics.splitBecameDue(region, version, w.k.now)
@@ -82,12 +84,14 @@ func (w *World) startStore(n *storeNode) {
 		SplitApplied: func(left, right *pb.Region) {
 			w.k.note("store %d applied split of region %d at %q into %d", n.id, left.GetId(), right.GetStartKey(), right.GetId())
 			w.metrics.splitApplied(left, right, w.k.now)
+			w.tl.splitApplied(w.k.now, left, right)
 			for _, fn := range w.onSplitApplied {
 				fn(w, n.id, left, right)
 			}
 		},
 		MembershipChanged: func(region *pb.Region) {
 			w.k.note("store %d applied membership change of region %d: conf_ver %d", n.id, region.GetId(), region.GetEpoch().GetConfVer())
+			w.tl.membershipChanged(w.k.now, region)
 			for _, fn := range w.onMembershipChanged {
 				fn(w, n.id, region)
 			}
@@ -107,6 +111,7 @@ func (w *World) startStore(n *storeNode) {
 		},
 	})
 	n.st = st
+	w.tl.storeUp(w.k.now, n.id)
 	w.metrics.tornTailCuts += st.EngineStats().TornTailCuts
 	gen := n.gen
 	// Stagger ticks so that stores do not tick in lockstep.
@@ -142,7 +147,7 @@ func (w *World) queueFlush(n *storeNode) {
 			}
 			w.metrics.diskFailures++
 			w.k.note("store %d disk failure: %v", n.id, err)
-			w.crashStore(n)
+			w.crashStore(n, "disk failure")
 			w.scheduleRestart(n)
 			return
 		}
@@ -153,11 +158,13 @@ func (w *World) queueFlush(n *storeNode) {
 }
 
 // crashStore stops a store; its disk keeps what was synced and, at the
-// seed's choice, some of what was not.
-func (w *World) crashStore(n *storeNode) {
+// seed's choice, some of what was not. why says, for the timeline, what
+// happened (crashed, killed, disk failure).
+func (w *World) crashStore(n *storeNode, why string) {
 	if !n.up() {
 		return
 	}
+	w.tl.storeDown(w.k.now, n.id, why)
 	w.metrics.crashes++
 	n.st.Close()
 	n.st = nil

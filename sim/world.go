@@ -42,6 +42,14 @@ type World struct {
 	onSnapshotStarted   []func(w *World, from, to, region uint64)
 	nextAdminRequest    uint64
 
+	// The fault plan's actions by index (see FaultEdits), and the one
+	// running now (-1: none).
+	actions []FaultAction
+	current int
+	// tl records the run for its timeline page; nil unless one was asked
+	// for. It only observes.
+	tl *Timeline
+
 	history     []checker.Op
 	annotations []checker.Annotation
 	violations  []string
@@ -58,6 +66,7 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 		log:     slog.New(slog.DiscardHandler),
 		pdWatch: newPDWatch(),
 		metrics: newMetrics(),
+		current: -1,
 	}
 	w.net = netsim.New(cfg.Net, w.rs.net)
 	for i := 0; i < cfg.Workload.Keys; i++ {
@@ -84,6 +93,7 @@ func (w *World) boot() bool {
 	if w.cfg.Probe {
 		w.probe = newProbe(w)
 	}
+	w.tl.start(w)
 	if w.cfg.Faults != nil {
 		w.cfg.Faults(&Planner{w: w, Dur: w.cfg.Duration, R: w.rs.fault})
 	}

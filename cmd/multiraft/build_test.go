@@ -21,7 +21,8 @@ import (
 // nobody compares them. A message formatted that way into anything that
 // reaches the wire or the trace makes the hash depend on the build. The test
 // builds with different version strings until two binaries fall on the two
-// sides of that hash, then compares them.
+// sides of that hash (varying the length of the version string), then
+// compares them.
 func TestTraceHashDoesNotDependOnTheBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary several times")

@@ -8,21 +8,94 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/multiraft/multiraft/scenarios"
+	"github.com/multiraft/multiraft/sim"
 )
 
 // defaultSeeds is the seed range `multiraft sim` runs without --seed(s).
 const defaultSeeds = "1-10"
 
+// maxRuns bounds the runs one command makes (scenarios × seeds).
+const maxRuns = 1 << 40
+
 // simOptions is what the flags of `multiraft sim` ask for, validated.
 type simOptions struct {
-	list      bool   // list the scenarios and exit
-	jobs      []job  // the runs, scenario by scenario, seeds in order
-	json      bool   // one JSON object per run instead of a table
-	tracePath string // write the event trace of the one run here
-	outDir    string // write visualizations of failed runs here
-	workers   int    // runs at once, each in a worker process; 1 = in this process
+	list          bool      // list the scenarios and exit
+	jobs          jobList   // the runs, scenario by scenario, seeds in order
+	json          bool      // one JSON object per run instead of a table
+	tracePath     string    // write the event trace of the one run here
+	timelinePath  string    // write the picture of the one run here
+	outDir        string    // write visualizations of failed runs here
+	workers       int       // runs at once, each in a worker process; 1 = in this process
+	stopOnFailure bool      // stop at the first failed run (in job order)
+	shrink        bool      // reduce the one failing run's configuration
+	overrides     overrides // changes to every scenario's configuration
+}
+
+// overrides change the configuration of the scenarios run: they make a
+// reduced run (--shrink prints them) exact and replayable.
+type overrides struct {
+	clients  int           // 0: the scenario's
+	duration time.Duration // 0: the scenario's
+	edits    sim.FaultEdits
+}
+
+// apply returns cfg with the overrides.
+func (ov overrides) apply(cfg sim.Config) sim.Config {
+	if ov.clients > 0 {
+		cfg.Clients = ov.clients
+	}
+	if ov.duration > 0 {
+		cfg.Duration = ov.duration
+	}
+	if !ov.edits.Empty() {
+		cfg.FaultEdits = ov.edits
+	}
+	return cfg
+}
+
+// args renders the overrides as flags, for worker processes and replay
+// commands.
+func (ov overrides) args() []string {
+	var a []string
+	if ov.clients > 0 {
+		a = append(a, "--clients", strconv.Itoa(ov.clients))
+	}
+	if ov.duration > 0 {
+		a = append(a, "--duration", ov.duration.String())
+	}
+	e := ov.edits.Normalized()
+	if len(e.Skip) > 0 {
+		a = append(a, "--faults-skip", e.SkipFlag())
+	}
+	if len(e.Retime) > 0 {
+		a = append(a, "--faults-at", e.RetimeFlag())
+	}
+	return a
+}
+
+// overridesOf are the overrides that turn base into cfg.
+func overridesOf(base, cfg sim.Config) overrides {
+	var ov overrides
+	if cfg.Clients != base.Clients {
+		ov.clients = cfg.Clients
+	}
+	if cfg.Duration != base.Duration {
+		ov.duration = cfg.Duration
+	}
+	ov.edits = cfg.FaultEdits.Normalized()
+	return ov
+}
+
+// jobList is the runs of a command: every scenario over the seed range,
+// scenario by scenario, with the overrides applied. It is computed, not
+// stored, so that a sweep over millions of seeds takes no memory.
+type jobList struct {
+	scens    []scenarios.Scenario // as registered
+	from, to uint64
+	ov       overrides
 }
 
 // job is one run to make: a scenario and a seed.
@@ -31,13 +104,29 @@ type job struct {
 	seed uint64
 }
 
+// Len is the number of runs.
+func (l jobList) Len() int {
+	if len(l.scens) == 0 {
+		return 0
+	}
+	return len(l.scens) * int(l.to-l.from+1)
+}
+
+// At is run i.
+func (l jobList) At(i int) job {
+	per := int(l.to - l.from + 1)
+	s := l.scens[i/per]
+	s.Config = l.ov.apply(s.Config)
+	return job{s, l.from + uint64(i%per)}
+}
+
 // errFlagsReported is a flag error the flag package has already printed,
 // with the usage.
 var errFlagsReported = errors.New("bad flags")
 
 // parseSimOptions parses and validates the flags of `multiraft sim`. With
 // --list it checks nothing else. The number of workers is normalised: at
-// least 1, and 1 for a traced run or a single run.
+// least 1, and 1 for a traced, pictured or shrunk run or a single run.
 func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	var o simOptions
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
@@ -47,9 +136,16 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	seeds := fs.String("seeds", "", "run a seed range A-B (inclusive); default "+defaultSeeds)
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per run")
 	fs.StringVar(&o.tracePath, "trace", "", "write the event trace of the run to FILE (one run only)")
-	fs.StringVar(&o.outDir, "out", "", "write visualizations of failed runs into DIR")
+	fs.StringVar(&o.timelinePath, "timeline", "", "write a picture of the run (one self-contained HTML page) to FILE (one run only)")
+	fs.StringVar(&o.outDir, "out", "", "write visualizations of failed runs into DIR (with --shrink: the reduced run's trace and pages)")
 	fs.BoolVar(&o.list, "list", false, "list the scenarios and exit")
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "run this many simulations at once, each in its own worker process (1 = in this process)")
+	fs.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "stop at the first failed run")
+	fs.BoolVar(&o.shrink, "shrink", false, "reduce the failing run (one scenario, one seed): fewer clients, a shorter workload, fewer and shorter faults; print the reduced run's replay command")
+	fs.IntVar(&o.overrides.clients, "clients", 0, "run this many clients instead of the scenario's")
+	fs.DurationVar(&o.overrides.duration, "duration", 0, "run the workload this long instead of the scenario's")
+	skip := fs.String("faults-skip", "", "skip the fault plan's actions with these indices (comma separated)")
+	retime := fs.String("faults-at", "", "move fault actions: INDEX=TIME pairs, comma separated (7=12.5s)")
 	if err := fs.Parse(args); err != nil {
 		return simOptions{}, errFlagsReported
 	}
@@ -59,6 +155,16 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	if o.list {
 		return o, nil
 	}
+	var err error
+	if o.overrides.edits.Skip, err = sim.ParseSkipFlag(*skip); err != nil {
+		return simOptions{}, fmt.Errorf("--faults-skip: %v", err)
+	}
+	if o.overrides.edits.Retime, err = sim.ParseRetimeFlag(*retime); err != nil {
+		return simOptions{}, fmt.Errorf("--faults-at: %v", err)
+	}
+	if o.overrides.clients < 0 || o.overrides.duration < 0 {
+		return simOptions{}, errors.New("--clients and --duration must not be negative")
+	}
 	runs, err := pickScenarios(*scenario)
 	if err != nil {
 		return simOptions{}, err
@@ -67,15 +173,19 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	if err != nil {
 		return simOptions{}, err
 	}
-	if o.tracePath != "" && (from != to || len(runs) != 1) {
+	one := from == to && len(runs) == 1
+	switch {
+	case o.tracePath != "" && !one:
 		return simOptions{}, errors.New("--trace needs one scenario and one seed")
+	case o.timelinePath != "" && !one:
+		return simOptions{}, errors.New("--timeline needs one scenario and one seed")
+	case o.shrink && !one:
+		return simOptions{}, errors.New("--shrink needs one scenario and one seed")
+	case (to-from+1)*uint64(len(runs)) > maxRuns || to-from+1 == 0:
+		return simOptions{}, fmt.Errorf("--seeds %d-%d: too many runs", from, to)
 	}
-	for _, s := range runs {
-		for sd := from; sd <= to; sd++ {
-			o.jobs = append(o.jobs, job{s, sd})
-		}
-	}
-	if o.workers < 1 || o.tracePath != "" || len(o.jobs) == 1 {
+	o.jobs = jobList{scens: runs, from: from, to: to, ov: o.overrides}
+	if o.workers < 1 || o.tracePath != "" || o.timelinePath != "" || o.shrink || o.jobs.Len() == 1 {
 		o.workers = 1
 	}
 	return o, nil

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/multiraft/multiraft/scenarios"
+	"github.com/multiraft/multiraft/sim"
 )
 
 // runSim is `multiraft sim`: it runs scenarios over seeds and prints a
-// report of each run. It returns the exit code: 0 when every run passed,
-// 1 when one failed, 2 for bad flags or a run that could not be made.
+// report of each run (or, with --shrink, reduces one failing run). It
+// returns the exit code: 0 when every run passed, 1 when one failed, 2
+// for bad flags or a run that could not be made.
 func runSim(args []string, stdout, stderr io.Writer) int {
 	o, err := parseSimOptions(args, stderr)
 	if err != nil {
@@ -28,14 +31,54 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			return errorExit(stderr, err)
 		}
 	}
-	p := &printer{stdout: stdout, stderr: stderr, json: o.json, outDir: o.outDir}
+	if o.shrink {
+		return runShrink(o, stdout, stderr)
+	}
+	prog := newProgress(stderr, isTerminal(stderr), o.jobs.Len(), time.Now)
+	// Rows written to the terminal the progress line is on take it away
+	// first; rows going to a file or a pipe leave it be.
+	rows := stdout
+	if isTerminal(stdout) {
+		rows = clearing{prog, stdout}
+	}
+	p := &printer{stdout: rows, stderr: clearing{prog, stderr}, json: o.json, outDir: o.outDir,
+		replayArgs: o.overrides.args()}
 	p.header()
+	stopped := false
+	keepGoing := func(rep *sim.Report) bool {
+		if o.stopOnFailure && !rep.OK {
+			stopped = true
+			return false
+		}
+		return true
+	}
+	completed := func(rep *sim.Report) { prog.completed(rep.OK) }
 	if o.workers == 1 {
-		if err := runInProcess(o.jobs, o.tracePath, p.localRun); err != nil {
+		files := runFiles{trace: o.tracePath, timeline: o.timelinePath}
+		err := runInProcess(o.jobs, files, completed, func(rep *sim.Report) bool {
+			p.localRun(rep)
+			return keepGoing(rep)
+		})
+		if err != nil {
 			return errorExit(stderr, err)
 		}
+		if o.timelinePath != "" {
+			fmt.Fprintf(p.stderr, "timeline: %s\n", o.timelinePath)
+		}
 	} else {
-		runInWorkers(o.jobs, o.workers, o.outDir, p.workerRun)
+		var extra []string
+		if o.outDir != "" {
+			extra = append(extra, "--out", o.outDir)
+		}
+		extra = append(extra, o.overrides.args()...)
+		runInWorkers(o.jobs, o.workers, extra, completed, func(rep *sim.Report) bool {
+			p.workerRun(rep)
+			return keepGoing(rep)
+		})
+	}
+	prog.finish()
+	if stopped {
+		fmt.Fprintf(stderr, "stopped at the first failure (--stop-on-failure): %d of %d runs reported\n", p.runs, o.jobs.Len())
 	}
 	p.summary()
 	if p.failed > 0 {

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/multiraft/multiraft/scenarios"
 	"github.com/multiraft/multiraft/sim"
@@ -63,6 +66,11 @@ func TestSimCommandRejectsBadInput(t *testing.T) {
 		{"--seeds", "5-1"},
 		{"--seed", "1", "--seeds", "1-2"},
 		{"--trace", "/tmp/x", "--seeds", "1-2"},
+		{"--timeline", "/tmp/x", "--scenario", "static", "--seeds", "1-2"},
+		{"--shrink", "--seed", "1"},
+		{"--faults-skip", "a,b"},
+		{"--faults-at", "7"},
+		{"--clients", "-1"},
 		{"stray"},
 	} {
 		var out, errOut bytes.Buffer
@@ -81,7 +89,8 @@ func TestParseSimOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, j := range o.jobs {
+	for i := 0; i < o.jobs.Len(); i++ {
+		j := o.jobs.At(i)
 		got = append(got, fmt.Sprintf("%s/%d", j.s.Name, j.seed))
 	}
 	if want := []string{"static/2", "static/3", "static/4"}; !slices.Equal(got, want) || o.workers != 3 || !o.json {
@@ -92,14 +101,40 @@ func TestParseSimOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if all := scenarios.All(); len(o.jobs) != 2*len(all) || o.jobs[0].s.Name != all[0].Name || o.jobs[1].seed != 2 {
-		t.Errorf("all scenarios, seeds 1-2: %d jobs, want %d, scenario by scenario", len(o.jobs), 2*len(all))
+	if all := scenarios.All(); o.jobs.Len() != 2*len(all) || o.jobs.At(0).s.Name != all[0].Name || o.jobs.At(1).seed != 2 ||
+		o.jobs.At(2).s.Name != all[1].Name || o.jobs.At(2).seed != 1 {
+		t.Errorf("all scenarios, seeds 1-2: %d jobs, want %d, scenario by scenario", o.jobs.Len(), 2*len(all))
+	}
+
+	// A sweep over many seeds is not stored run by run.
+	o, err = parseSimOptions([]string{"--seeds", "1-100000", "--stop-on-failure"}, io.Discard)
+	if err != nil || o.jobs.Len() != 100000*len(scenarios.All()) || !o.stopOnFailure {
+		t.Errorf("--seeds 1-100000: %d jobs, stop %v, %v", o.jobs.Len(), o.stopOnFailure, err)
+	}
+	if j := o.jobs.At(o.jobs.Len() - 1); j.seed != 100000 || j.s.Name != scenarios.All()[len(scenarios.All())-1].Name {
+		t.Errorf("last job %s/%d", j.s.Name, j.seed)
+	}
+
+	// Overrides reach every scenario's configuration, and back to flags.
+	o, err = parseSimOptions([]string{"--scenario", "static-crash", "--seed", "3", "--clients", "2", "--duration", "15s",
+		"--faults-skip", "5,3", "--faults-at", "7=12.5s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.jobs.At(0).s.Config
+	if c.Clients != 2 || c.Duration != 15*time.Second || !slices.Equal(c.FaultEdits.Skip, []int{5, 3}) || len(c.FaultEdits.Retime) != 1 {
+		t.Errorf("overrides not applied: clients %d duration %v edits %+v", c.Clients, c.Duration, c.FaultEdits)
+	}
+	if got := strings.Join(o.overrides.args(), " "); got != "--clients 2 --duration 15s --faults-skip 3,5 --faults-at 7=12.5s" {
+		t.Errorf("override flags %q", got)
 	}
 
 	// One worker for one run, a traced run, or a count below 1.
 	for _, args := range [][]string{
 		{"--scenario", "static", "--seed", "1", "--workers", "4"},
 		{"--scenario", "static", "--seed", "1", "--trace", "/tmp/x", "--workers", "4"},
+		{"--scenario", "static", "--seed", "1", "--timeline", "/tmp/x", "--workers", "4"},
+		{"--scenario", "static", "--seed", "1", "--shrink", "--workers", "4"},
 		{"--scenario", "static", "--seeds", "1-2", "--workers", "0"},
 	} {
 		if o, err := parseSimOptions(args, io.Discard); err != nil || o.workers != 1 {
@@ -130,8 +165,15 @@ func TestPrinter(t *testing.T) {
 	p.workerRun(fail)
 	p.summary()
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[0], "scenario") || lines[3] != "2 runs, 1 failed" {
+	if len(lines) != 8 || !strings.HasPrefix(lines[0], "scenario") || lines[7] != "2 runs, 1 failed" {
 		t.Fatalf("table:\n%s", out.String())
+	}
+	// The summary: per scenario, runs, failures, mean speed, failing seeds.
+	if f := strings.Fields(lines[5]); !slices.Equal(f, []string{"static", "1", "0", "20x", "-"}) {
+		t.Errorf("summary row %q", lines[5])
+	}
+	if f := strings.Fields(lines[6]); !slices.Equal(f, []string{"split", "1", "1", "-", "2"}) {
+		t.Errorf("summary row %q", lines[6])
 	}
 	if f := strings.Fields(lines[1]); !slices.Equal(f, []string{"static", "1", "ok", "10", "9", "1", "0", "4->6", "0", "2.0", "0.15", "20x", "00000000000000aa"}) {
 		t.Errorf("row %q", lines[1])
@@ -140,7 +182,8 @@ func TestPrinter(t *testing.T) {
 		t.Errorf("failed row %q", lines[2])
 	}
 	want := "FAIL split seed 2: first\n  also: second\n" +
-		"  replay: go run ./cmd/multiraft sim --scenario split --seed 2 --trace /tmp/split-2.trace\n"
+		"  replay: go run ./cmd/multiraft sim --scenario split --seed 2 --trace /tmp/split-2.trace --timeline /tmp/split-2.html\n" +
+		"  shrink: go run ./cmd/multiraft sim --scenario split --seed 2 --shrink\n"
 	if errOut.String() != want {
 		t.Errorf("stderr for a worker's failed run:\n%s\nwant:\n%s", errOut.String(), want)
 	}
@@ -152,7 +195,7 @@ func TestPrinter(t *testing.T) {
 	// there is nothing to visualize), between the violations and the replay.
 	errOut.Reset()
 	p.localRun(fail)
-	if s := errOut.String(); !strings.Contains(s, "  also: second\n  visualization: ") || !strings.HasSuffix(s, "/tmp/split-2.trace\n") {
+	if s := errOut.String(); !strings.Contains(s, "  also: second\n  visualization: ") || !strings.HasSuffix(s, "--seed 2 --shrink\n") {
 		t.Errorf("stderr for a local failed run:\n%s", s)
 	}
 
@@ -164,5 +207,63 @@ func TestPrinter(t *testing.T) {
 	var rep sim.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.TraceHash != pass.TraceHash || strings.Count(out.String(), "\n") != 1 {
 		t.Errorf("JSON lines: %v\n%s", err, out.String())
+	}
+}
+
+func TestSimCommandTimeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two full runs")
+	}
+	path := filepath.Join(t.TempDir(), "run.html")
+	hash := func(args ...string) string {
+		var out, errOut bytes.Buffer
+		if code := runSim(append([]string{"--scenario", "static-crash", "--seed", "2", "--json"}, args...), &out, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
+		}
+		var rep sim.Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep.TraceHash
+	}
+	with, without := hash("--timeline", path), hash()
+	if with != without {
+		t.Errorf("trace hash %s with --timeline, %s without", with, without)
+	}
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte("<svg")) || !bytes.Contains(page, []byte("static-crash")) || !bytes.Contains(page, []byte("crash s")) {
+		t.Errorf("timeline page lacks the picture, the scenario or its crashes (%d bytes)", len(page))
+	}
+}
+
+func TestShrinkOfAPassingRun(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := runSim([]string{"--scenario", "static", "--seed", "1", "--duration", "2s", "--shrink"}, &out, &errOut)
+	if code != 0 || !strings.Contains(errOut.String(), "passes; nothing to reduce") {
+		t.Errorf("exit %d: %s", code, errOut.String())
+	}
+}
+
+func TestOverridesOfAReducedRun(t *testing.T) {
+	base, _ := scenarios.Get("static-crash")
+	cfg := base.Config
+	cfg.Clients = 2
+	cfg.FaultEdits = sim.FaultEdits{Skip: []int{9, 3}, Retime: []sim.Retime{{Index: 4, At: 7250 * time.Millisecond}}}
+	got := strings.Join(overridesOf(base.Config, cfg).args(), " ")
+	if got != "--clients 2 --faults-skip 3,9 --faults-at 4=7.25s" {
+		t.Errorf("flags %q", got)
+	}
+	// They parse back to the same configuration.
+	o, err := parseSimOptions(append([]string{"--scenario", "static-crash", "--seed", "1"}, strings.Fields(got)...), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := o.jobs.At(0).s.Config
+	if back.Clients != 2 || back.Duration != base.Config.Duration || !slices.Equal(back.FaultEdits.Normalized().Skip, []int{3, 9}) ||
+		!slices.Equal(back.FaultEdits.Retime, cfg.FaultEdits.Retime) {
+		t.Errorf("parsed back: clients %d duration %v edits %+v", back.Clients, back.Duration, back.FaultEdits)
 	}
 }
