@@ -10,6 +10,7 @@ import (
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/core/raftstore"
+	"github.com/multiraft/multiraft/core/session"
 	"github.com/multiraft/multiraft/netsim"
 	"github.com/multiraft/multiraft/sim"
 )
@@ -204,6 +205,7 @@ func All() []Scenario {
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
+		sessionChurn(),
 	}
 }
 
@@ -263,6 +265,26 @@ func killIdleLeaderAtEnd(s Scenario) Scenario {
 		})
 	}
 	s.Description += "; 5 s before the end, after 10 s without faults, an idle region's leader store dies for good"
+	return s
+}
+
+// sessionChurn puts client sessions under pressure: each client keeps
+// three operations in flight (so a session has several writes waiting at
+// once), sessions expire after 2 s idle in a region (shorter than a
+// client's 10 s retry window and than the partitions, so writes are
+// retried into regions that forgot their session, and clients switch
+// sessions with writes of the old one in flight), and a region keeps at
+// most 4 live sessions and 4 markers for 7 clients (so sessions are
+// evicted, and markers dropped early, all the time); on static-partition's
+// lossy, duplicating network with its partitions.
+func sessionChurn() Scenario {
+	s := staticPartition()
+	s.Name = "session-churn"
+	s.Config.Name = s.Name
+	s.Config.Clients = 7
+	s.Config.Workload.Pipeline = 3
+	s.Config.Store.SessionLimits = session.Limits{TTL: 2 * time.Second, MaxSessions: 4, MaxMarkers: 4}
+	s.Description = "sessions under pressure (3 ops in flight per client, 2 s session lifetime, 4 live sessions and 4 markers per region for 7 clients) under the faults of " + s.Description
 	return s
 }
 
