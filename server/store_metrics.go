@@ -86,6 +86,7 @@ var (
 	descRegions  = prometheus.NewDesc("multiraft_store_regions", "Regions with a replica on this store.", nil, nil)
 	descLeaders  = prometheus.NewDesc("multiraft_store_leaders", "Regions this store leads.", nil, nil)
 	descBytes    = prometheus.NewDesc("multiraft_store_region_bytes", "Keys and values held, all regions.", nil, nil)
+	descQuiet    = prometheus.NewDesc("multiraft_store_quiet_regions", "Regions whose peer here is quiet (idle, not ticking).", nil, nil)
 	coreCounters = []struct {
 		name, help string
 		get        func(raftstore.Stats) uint64
@@ -103,6 +104,8 @@ var (
 		{"epoch_not_match_total", "Requests answered EpochNotMatch.", func(s raftstore.Stats) uint64 { return s.EpochNotMatch }},
 		{"invalid_requests_total", "Requests answered InvalidRequest.", func(s raftstore.Stats) uint64 { return s.InvalidRequests }},
 		{"region_heartbeats_total", "Region heartbeats sent to PD.", func(s raftstore.Stats) uint64 { return s.RegionHeartbeatsOut }},
+		{"quiesced_total", "Times a peer went quiet.", func(s raftstore.Stats) uint64 { return s.Quiesced }},
+		{"woken_total", "Times a quiet peer woke.", func(s raftstore.Stats) uint64 { return s.Woken }},
 	}
 )
 
@@ -119,11 +122,12 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRegions
 	ch <- descLeaders
 	ch <- descBytes
+	ch <- descQuiet
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	var stats raftstore.Stats
-	var regions, leaders int
+	var regions, leaders, quiet int
 	var bytes int64
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -138,6 +142,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			if r.IsLeader {
 				leaders++
 			}
+			if r.Quiet {
+				quiet++
+			}
 		}
 	}); err != nil {
 		return
@@ -148,6 +155,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRegions, prometheus.GaugeValue, float64(regions))
 	ch <- prometheus.MustNewConstMetric(descLeaders, prometheus.GaugeValue, float64(leaders))
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.GaugeValue, float64(bytes))
+	ch <- prometheus.MustNewConstMetric(descQuiet, prometheus.GaugeValue, float64(quiet))
 }
 
 // timedFS is vfs.Default with every file Sync timed into a histogram.

@@ -40,10 +40,10 @@ type peer struct {
 	appendFloor uint64
 	inWork      bool // in the store's set of peers for the next ready round
 	// Quiescence (quiet.go): a quiet peer does not tick.
-	quiet            bool
-	idleSince        time.Time // a leader: since when its region has been idle
-	quietLeaderStore uint64    // a quiet follower: its leader's store
-	askedPD          time.Time // when it last asked PD whether it is still a member
+	quiet       bool
+	idleSince   time.Time // a leader: since when its region has been idle
+	quietLeader *contact  // a quiet follower: its leader's store's contact
+	askedPD     time.Time // when it last asked PD whether it is still a member
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {

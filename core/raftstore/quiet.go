@@ -123,7 +123,7 @@ func (s *Store) onQuietNotice(rm *pb.RaftMessage) {
 		return
 	}
 	p.quiet = true
-	p.quietLeaderStore = rm.GetFromPeer().GetStoreId()
+	p.quietLeader = s.contactOf(rm.GetFromPeer().GetStoreId())
 	s.stats.Quiesced++
 }
 
@@ -176,16 +176,30 @@ func (p *peer) quietTick(now time.Time) {
 		}
 		return
 	}
-	if p.s.storeSilent(p.quietLeaderStore, now) {
+	if p.quietLeader.silent(now, p.s.cfg.QuietLeaderTimeout) {
 		p.s.wake(p)
 	}
 }
 
-// storeSilent reports whether store id has sent this store nothing for
-// QuietLeaderTimeout.
-func (s *Store) storeSilent(id uint64, now time.Time) bool {
-	at, ok := s.heardFrom[id]
-	return !ok || now.Sub(at) >= s.cfg.QuietLeaderTimeout
+// contact is when this store last heard anything from another store. A
+// quiet follower keeps its leader's store's, so its tick is a comparison.
+type contact struct{ at time.Time }
+
+// contactOf returns the contact record of store id, creating it (never
+// heard from) the first time.
+func (s *Store) contactOf(id uint64) *contact {
+	c := s.heardFrom[id]
+	if c == nil {
+		c = &contact{}
+		s.heardFrom[id] = c
+	}
+	return c
+}
+
+// silent reports whether the store has sent this store nothing for
+// QuietLeaderTimeout (or ever).
+func (c *contact) silent(now time.Time, timeout time.Duration) bool {
+	return c.at.IsZero() || now.Sub(c.at) >= timeout
 }
 
 // pingStores tells every other store of the cluster, once an election

@@ -98,7 +98,7 @@ type Store struct {
 	// The stores raft traffic is accepted from: those PD last listed, and
 	// any store a local region has ever named.
 	pdStores, metaStores map[uint64]bool
-	heardFrom            map[uint64]time.Time // when each store last sent anything
+	heardFrom            map[uint64]*contact // when each store last sent anything
 	lastPing             time.Time
 	nextPDRequest        uint64
 	hooks                Hooks
@@ -136,7 +136,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		snapIn:        newSnapshotReceiver(),
 		pdRequests:    map[uint64]uint64{},
 		metaStores:    map[uint64]bool{},
-		heardFrom:     map[uint64]time.Time{},
+		heardFrom:     map[uint64]*contact{},
 		raftLogger:    &raftLogger{log: log},
 	}
 	if id := eng.Ident(); id != nil {
@@ -423,7 +423,7 @@ func (s *Store) Receive(m *pb.Envelope) {
 	s.dirty = true
 	fromPD := m.GetFrom() == s.cfg.PD
 	if s.knownStore(m.GetFrom()) {
-		s.heardFrom[m.GetFrom()] = s.now()
+		s.contactOf(m.GetFrom()).at = s.now()
 	}
 	switch b := m.GetBody().(type) {
 	case *pb.Envelope_Raft:
