@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/sim"
 )
 
@@ -198,5 +199,26 @@ func TestGetUnknownScenario(t *testing.T) {
 		t.Fatal("Get of an unknown scenario succeeded")
 	} else if want := fmt.Sprintf("%q", "no-such"); !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not name the scenario", err)
+	}
+}
+
+// TestPDStateWritesAreNeverSkipped runs scenarios whose PD splits, moves,
+// decommissions and replaces, with a PD disk and every skipped state write
+// checked: PD writes its state only after a change it noted (region
+// heartbeats that change nothing durable write nothing), and a change it
+// failed to note would be lost on a PD restart. The check panics on one.
+func TestPDStateWritesAreNeverSkipped(t *testing.T) {
+	pd.VerifyStateWrites(true)
+	defer pd.VerifyStateWrites(false)
+	for _, name := range []string{"split-crash", "split-and-move", "decommission", "store-down", "scale-out"} {
+		s, err := Get(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.Config
+		cfg.PDDisk = true
+		if rep := sim.Run(cfg, 1, nil); !rep.OK {
+			t.Errorf("%s seed 1: %s", name, rep.Violation)
+		}
 	}
 }

@@ -171,14 +171,7 @@ func (s *PD) call(ctx context.Context, from uint64, body pb.Body, store bool) ([
 	return out, refused
 }
 
-func (s *PD) knownStore(id uint64) bool {
-	for _, st := range s.core.Stores() {
-		if st.ID == id {
-			return true
-		}
-	}
-	return false
-}
+func (s *PD) knownStore(id uint64) bool { return s.core.HasStore(id) }
 
 // afterChange runs on the loop after anything that may have changed PD's
 // state: it makes the state durable (see durable.go).

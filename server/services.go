@@ -67,6 +67,9 @@ func (r *raftService) Raft(stream rpcpb.RaftService_RaftServer) error {
 		for _, a := range b.GetAcks() {
 			items = append(items, item{env: pb.NewEnvelope(ss.sender, s.cfg.StoreID, a)})
 		}
+		if b.GetPing() {
+			items = append(items, item{env: pb.NewEnvelope(ss.sender, s.cfg.StoreID, &pb.StorePing{})})
+		}
 		if !s.in.Put(items...) {
 			s.metrics.dropped("inbox_full")
 		}

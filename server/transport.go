@@ -422,6 +422,8 @@ func (r *raftSender) send(batch []*pb.Envelope) error {
 			size += proto.Size(e.GetRaft())
 		case e.GetSnapshotAck() != nil:
 			b.Acks = append(b.Acks, e.GetSnapshotAck())
+		case e.GetStorePing() != nil:
+			b.Ping = true
 		}
 		if size >= batchBytes {
 			if err := r.st.Send(b); err != nil {
@@ -430,7 +432,7 @@ func (r *raftSender) send(batch []*pb.Envelope) error {
 			b, size = &rpcpb.RaftBatch{Header: r.h}, 0
 		}
 	}
-	if len(b.Msgs) == 0 && len(b.Acks) == 0 {
+	if len(b.Msgs) == 0 && len(b.Acks) == 0 && !b.Ping {
 		return nil
 	}
 	return r.st.Send(b)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/multiraft/multiraft/checker"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/pd"
@@ -20,7 +22,11 @@ func (w *World) startPD() bool {
 	cfg.ID = PDNode
 	cfg.Layout = pd.LayoutFromSplitKeys(split, w.cfg.Replicas, w.storeIDs())
 	cfg.HeartbeatInterval = w.cfg.PDHeartbeat
-	p, err := pd.New(w.env(PDNode, nil, "", w.rs.node.Fork()), cfg)
+	var disk vfs.FS
+	if w.cfg.PDDisk {
+		disk = vfs.NewMem()
+	}
+	p, err := pd.New(w.env(PDNode, disk, "", w.rs.node.Fork()), cfg)
 	if err != nil {
 		w.violations = append(w.violations, fmt.Sprintf("PD refused the layout: %v", err))
 		return false

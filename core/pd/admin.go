@@ -92,6 +92,7 @@ func (p *PD) DecommissionStore(id uint64) error {
 			id, left, p.set.replicas)
 	}
 	s.offline = true
+	p.touch()
 	p.log.Info("pd: store offline (decommissioning)", "store", id)
 	p.checkOperators()
 	return nil

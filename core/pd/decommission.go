@@ -26,6 +26,7 @@ func (p *PD) decommission() {
 		if len(on) == 0 {
 			if !p.storeBusy(sid) {
 				s.tombstone = true
+				p.touch()
 				p.stats.Tombstones++
 				p.log.Info("pd: store decommissioned: tombstone", "store", sid)
 			}

@@ -157,9 +157,27 @@ func (p *PD) durableState() *pb.PDState {
 }
 
 // save writes the state if it changed since the last save.
+// touch notes a change to PD's durable state (durableState): save writes
+// the state again only after one. Every change must call it;
+// verifySavesSkipped, set by the package's tests, checks that none is missed.
+func (p *PD) touch() { p.stateGen++ }
+
+// verifySavesSkipped makes save encode the state even when nothing was
+// touched, and panic if it differs from the last one saved (tests).
+var verifySavesSkipped = false
+
+// VerifyStateWrites turns on (or off) the check that no change to PD's
+// durable state skips its write; for tests: it encodes the whole state on
+// every message.
+func VerifyStateWrites(on bool) { verifySavesSkipped = on }
+
 func (p *PD) save() error {
 	if p.env.FS == nil || p.failed != nil {
 		return p.failed
+	}
+	gen := p.stateGen + p.view.gen
+	if p.saved != nil && gen == p.savedGen && !verifySavesSkipped {
+		return nil // nothing durable changed: region heartbeats, mostly
 	}
 	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(p.durableState())
 	if err != nil {
@@ -167,7 +185,11 @@ func (p *PD) save() error {
 		return p.failed
 	}
 	if bytes.Equal(payload, p.saved) {
+		p.savedGen = gen
 		return nil
+	}
+	if verifySavesSkipped && p.saved != nil && gen == p.savedGen {
+		panic("pd: durable state changed without touch()")
 	}
 	if err := writeState(p.env.FS, p.env.Dir, payload); err != nil {
 		p.failed = err
@@ -175,6 +197,7 @@ func (p *PD) save() error {
 		return err
 	}
 	p.saved = payload
+	p.savedGen = gen
 	p.stats.StateWrites++
 	return nil
 }

@@ -90,6 +90,7 @@ func (p *PD) emit(e OpEvent, op *operator, reason string) {
 // checked that r has none. The first order goes out with r's next heartbeat.
 func (p *PD) startOperator(kind OpKind, origin string, r *pb.Region, from, to uint64, steps []step) *operator {
 	now := p.env.Clock.Now()
+	p.touch()
 	p.nextOpID++
 	op := &operator{id: p.nextOpID, kind: kind, origin: origin, region: r.GetId(), from: from, to: to,
 		steps: steps, start: now, deadline: now.Add(p.set.operatorTimeout)}
@@ -103,6 +104,7 @@ func (p *PD) startOperator(kind OpKind, origin string, r *pb.Region, from, to ui
 
 // endOperator removes op; e is OpFinished, OpTimedOut or OpCancelled.
 func (p *PD) endOperator(op *operator, e OpEvent, reason string) {
+	p.touch()
 	delete(p.ops, op.region)
 	c := &p.stats.Operators[op.kind]
 	switch e {
@@ -134,6 +136,7 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 			break
 		}
 		op.cur++
+		p.touch()
 		p.emit(OpStepDone, op, s.String())
 	}
 	if op.cur == len(op.steps) {
@@ -235,6 +238,9 @@ func (p *PD) transferTarget(r *pb.Region, away uint64, h *health) *pb.Peer {
 func (p *PD) allowConfChange(id uint64, at *pb.Epoch, n uint64) {
 	b := p.bounds[id]
 	b.confVer = max(b.confVer, at.GetConfVer()+n)
+	if b != p.bounds[id] {
+		p.touch()
+	}
 	p.bounds[id] = b
 }
 

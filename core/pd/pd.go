@@ -71,6 +71,8 @@ type PD struct {
 	idHigh    uint64
 	outbox    []*pb.Envelope
 	saved     []byte // the state last written
+	savedGen  uint64 // stateGen + view.gen when it was written
+	stateGen  uint64 // counts changes to the durable state (touch)
 	failed    error  // the state could not be written: PD is stopped
 	recovered bool
 }
@@ -145,6 +147,7 @@ func (p *PD) alloc() uint64 {
 	p.nextID++
 	if p.nextID > p.idHigh {
 		p.idHigh = id + idBatch // made durable before the id leaves (save)
+		p.touch()
 	}
 	return id
 }
@@ -167,6 +170,7 @@ func (p *PD) allocSplit(r *pb.Region) (regionID uint64, peerIDs []uint64) {
 	for range r.GetPeers() {
 		peerIDs = append(peerIDs, p.alloc())
 	}
+	p.touch()
 	b := p.bounds[r.GetId()]
 	b.version++
 	p.bounds[r.GetId()] = b

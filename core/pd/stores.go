@@ -116,6 +116,10 @@ func (p *PD) storeState(id uint64) StoreState {
 	return p.state(s)
 }
 
+// HasStore reports whether PD knows store id (in its layout, or joined;
+// tombstones included): what Stores lists, without computing loads.
+func (p *PD) HasStore(id uint64) bool { return p.stores[id] != nil }
+
 // storeIDs returns the ids of every store PD knows, sorted.
 func (p *PD) storeIDs() []uint64 {
 	ids := make([]uint64, 0, len(p.stores))
@@ -230,12 +234,16 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 		s = &store{joined: true}
 		s.info.ID = id
 		p.stores[id] = s
+		p.touch()
 		p.stats.Joins++
 		p.log.Info("pd: store joined", "store", id, "address", h.GetAddress())
 	}
 	p.stats.Hellos++
 	if !s.registered {
 		p.log.Info("pd: store registered", "store", id, "address", h.GetAddress())
+	}
+	if !s.registered || s.info.Address != h.GetAddress() {
+		p.touch()
 	}
 	s.registered = true
 	s.info.Address = h.GetAddress()
@@ -283,6 +291,9 @@ func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
 	}
 	p.stats.StoreHeartbeats++
 	now := p.env.Clock.Now()
+	if !s.registered {
+		p.touch()
+	}
 	s.registered = true
 	s.info.RegionCount = h.GetRegionCount()
 	s.info.LeaderCount = h.GetLeaderCount()

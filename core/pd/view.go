@@ -42,7 +42,7 @@ type view struct {
 	byID      map[uint64]*entry     // published entries by region id
 	pending   *btree.BTreeG[*entry] // by (start key, id)
 	pendingID map[uint64]*entry     // pending entries by region id (at most one per id)
-	gen       uint64                // counts changes to the published regions
+	gen       uint64                // counts changes to the published and pending regions
 }
 
 func lessStart(a, b *entry) bool { return bytes.Compare(a.start(), b.start()) < 0 }
@@ -85,6 +85,7 @@ func (v *view) unpublish(e *entry) {
 
 // setPending makes e the pending state of its region, replacing any older one.
 func (v *view) setPending(e *entry) {
+	v.gen++
 	if old := v.pendingID[e.id()]; old != nil {
 		v.pending.Delete(old)
 	}
@@ -93,6 +94,7 @@ func (v *view) setPending(e *entry) {
 }
 
 func (v *view) dropPending(e *entry) {
+	v.gen++
 	v.pending.Delete(e)
 	delete(v.pendingID, e.id())
 }

@@ -86,10 +86,13 @@ func (x *Header) GetSender() uint64 {
 }
 
 type RaftBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
-	Msgs          []*pb.RaftMessage      `protobuf:"bytes,2,rep,name=msgs,proto3" json:"msgs,omitempty"`
-	Acks          []*pb.SnapshotAck      `protobuf:"bytes,3,rep,name=acks,proto3" json:"acks,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Msgs   []*pb.RaftMessage      `protobuf:"bytes,2,rep,name=msgs,proto3" json:"msgs,omitempty"`
+	Acks   []*pb.SnapshotAck      `protobuf:"bytes,3,rep,name=acks,proto3" json:"acks,omitempty"`
+	// ping: the batch carries a StorePing (the sender is alive; quiet regions
+	// rely on it to notice a silent store).
+	Ping          bool `protobuf:"varint,4,opt,name=ping,proto3" json:"ping,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -143,6 +146,13 @@ func (x *RaftBatch) GetAcks() []*pb.SnapshotAck {
 		return x.Acks
 	}
 	return nil
+}
+
+func (x *RaftBatch) GetPing() bool {
+	if x != nil {
+		return x.Ping
+	}
+	return false
 }
 
 type SnapshotBatch struct {
@@ -2022,11 +2032,12 @@ const file_multiraft_rpc_proto_rawDesc = "" +
 	"\x06Header\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x16\n" +
-	"\x06sender\x18\x02 \x01(\x04R\x06sender\"\x92\x01\n" +
+	"\x06sender\x18\x02 \x01(\x04R\x06sender\"\xa6\x01\n" +
 	"\tRaftBatch\x12-\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.multiraft.rpc.HeaderR\x06header\x12*\n" +
 	"\x04msgs\x18\x02 \x03(\v2\x16.multiraft.RaftMessageR\x04msgs\x12*\n" +
-	"\x04acks\x18\x03 \x03(\v2\x16.multiraft.SnapshotAckR\x04acks\"p\n" +
+	"\x04acks\x18\x03 \x03(\v2\x16.multiraft.SnapshotAckR\x04acks\x12\x12\n" +
+	"\x04ping\x18\x04 \x01(\bR\x04ping\"p\n" +
 	"\rSnapshotBatch\x12-\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.multiraft.rpc.HeaderR\x06header\x120\n" +
 	"\x06chunks\x18\x02 \x03(\v2\x18.multiraft.SnapshotChunkR\x06chunks\"\n" +
