@@ -140,6 +140,18 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 		p.endOperator(op, OpFinished, "")
 		return nil
 	}
+	// The replica checker chose the voter a remove-replica takes out by
+	// the region's health when it started; if the region's report now says
+	// its removal would leave no reachable quorum, the choice is stale:
+	// cancel, and let the checker choose again (or wait) rather than hold
+	// the region to it.
+	if out := op.steps[len(op.steps)-1].peer; op.kind == OpRemoveReplica && !inJoint(r) {
+		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER && !p.keepsQuorum(r, h, nil, v) {
+			p.endOperator(op, OpCancelled, fmt.Sprintf("removing voter %d on store %d would leave no reachable quorum",
+				v.GetId(), v.GetStoreId()))
+			return nil
+		}
+	}
 	return p.stepOrder(op.steps[op.cur], e, h)
 }
 
