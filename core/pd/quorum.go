@@ -10,12 +10,13 @@ import (
 // commit: a strict majority of the voters, before the change (it commits in
 // the current configuration) and after it (the new configuration is the one
 // that commits from then on; a joint change needs both), must be voters PD
-// can count on. The replica checker never starts a removal of a voter that
-// would leave the reachable voters at half or fewer of those left, and a
-// remove-replica is cancelled, so that the checker chooses again, when a
-// report shows that its removal now would (advance). A region whose
-// reachable voters are not a strict majority of its voters now gets nothing
-// from the replica checker: nothing it is ordered can commit, and no
+// can count on. Removing or demoting a voter, or promoting a learner, that
+// would leave the reachable voters at half or fewer of the new voter set is
+// never ordered: the step waits (stepOrder), a remove-replica is cancelled
+// so that the replica checker chooses again (advance), and the replica
+// checker never starts such a removal. A region whose reachable voters are
+// not a strict majority of its voters now gets no new operator at all
+// (replica checker, decommission): nothing it is ordered can commit, and no
 // membership change can bring it back. Only its missing voters returning
 // can (or an unsafe recovery that rewrites the membership on the survivors,
 // which PD does not do).

@@ -154,7 +154,7 @@ func TestNoReachableQuorumNoOperator(t *testing.T) {
 		{"5 voters, 3 down", []uint64{4, 5}, []uint64{2, 4, 5}, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := only(spreadLayout(1, 3, 1, 2, 3, 4, 5, 6), "replica")
+			cfg := only(spreadLayout(1, 3, 1, 2, 3, 4, 5, 6), "replica", "decommission")
 			c := newCluster(t, cfg)
 			c.step() // PD hears from the region's leader before anything goes wrong
 			peers := c.regions[1].r.GetPeers()
@@ -166,6 +166,11 @@ func TestNoReachableQuorumNoOperator(t *testing.T) {
 				c.stopped[s] = true
 			}
 			c.run(tc.rounds)
+			// Nor does a decommission of the live store move anything.
+			if err := c.h.pd.DecommissionStore(1); err != nil {
+				t.Fatal(err)
+			}
+			c.run(5)
 			if n := started(c.h.pd); n != 0 {
 				t.Fatalf("%d operators on a region without a reachable quorum: %+v; orders %v", n, c.h.pd.Operators(), c.applied)
 			}
@@ -256,5 +261,117 @@ func TestRemovalCancelledWhenItWouldBreakQuorum(t *testing.T) {
 	}
 	if got := c.removedStores(1); !slices.Equal(got, []string{"4", "5"}) {
 		t.Fatalf("removed the peers on stores %v, orders %v", got, c.applied)
+	}
+}
+
+// A move does not swap its learner in while the new voters would have no
+// reachable quorum: here the target and another voter went silent after the
+// learner caught up. The swap waits, and goes on once the target is back.
+func TestMoveHoldsTheSwapWithoutQuorum(t *testing.T) {
+	c := newCluster(t, quietConfig(spreadLayout(1, 3, 1, 2, 3, 4, 5)))
+	fr := c.regions[1]
+	fr.leader = fr.r.PeerOnStore(2).GetId()
+	c.step()
+	if _, err := c.h.pd.MoveRegion(1, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	c.step() // learner added on store 4
+	c.stuck = true
+	c.step() // caught up: PD orders the swap, the leader ignores it
+	if op := c.h.pd.Operators()[0]; !strings.HasPrefix(op.Step, "promote-demote") {
+		t.Fatalf("step %q", op.Step)
+	}
+	c.stopped[3], c.stopped[4] = true, true // {2, 3, 4} would have one reachable voter
+	c.stuck = false
+	holds := c.h.pd.Stats().QuorumHolds
+	c.runKeepingQuorum(1, 8)
+	if got := kinds(c.applied); !slices.Equal(got, []string{"add-learner"}) {
+		t.Fatalf("orders %v", c.applied)
+	}
+	if c.h.pd.Stats().QuorumHolds == holds {
+		t.Fatalf("no step held")
+	}
+	c.stopped[4] = false
+	c.runKeepingQuorum(1, 10)
+	if got := kinds(c.applied); !slices.Equal(got, []string{"add-learner", "promote-demote", "remove-peer"}) {
+		t.Fatalf("orders %v", c.applied)
+	}
+	if got := voterStores(fr.r); !slices.Equal(got, []uint64{2, 3, 4}) || len(fr.r.GetPeers()) != 3 {
+		t.Fatalf("region %s", peersOf(fr.r))
+	}
+}
+
+// A single voter's move promotes its learner before anything else; with the
+// learner's store silent, the promotion would leave one reachable voter of
+// two. It waits, and the operator is cancelled when the target is down.
+func TestSingleVoterMoveHoldsThePromotion(t *testing.T) {
+	cfg := quietConfig(Layout{Ranges: []RangeSpec{{}}, Replicas: 1, Stores: []uint64{1, 2}})
+	c := newCluster(t, cfg)
+	evs := events(c.h.pd)
+	c.step()
+	if _, err := c.h.pd.MoveRegion(1, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	c.step() // learner added
+	c.stuck = true
+	c.step() // caught up: PD orders the promotion, the leader ignores it
+	if op := c.h.pd.Operators()[0]; !strings.HasPrefix(op.Step, "promote-learner") {
+		t.Fatalf("step %q", op.Step)
+	}
+	c.stopped[2] = true
+	c.stuck = false
+	c.runKeepingQuorum(1, int(cfg.MaxStoreDownTime/time.Second)+1)
+	if got := kinds(c.applied); !slices.Equal(got, []string{"add-learner"}) {
+		t.Fatalf("orders %v", c.applied)
+	}
+	last := (*evs)[len(*evs)-1]
+	if last.Event != OpCancelled || !strings.Contains(last.Reason, "target store 2 is down") {
+		t.Fatalf("last event %+v", last)
+	}
+}
+
+// Decommission moves a voter of a region with another voter silent: the
+// swap keeps a reachable quorum (the new voter and the live old one, 2 of
+// 3), so it goes on; the silent voter, once dead, is replaced.
+func TestDecommissionWithADownVoterKeepsQuorum(t *testing.T) {
+	cfg := only(spreadLayout(1, 3, 1, 2, 3, 4, 5), "replica", "decommission")
+	c := newCluster(t, cfg)
+	c.run(1)
+	c.stopped[3] = true
+	c.run(2)
+	if err := c.h.pd.DecommissionStore(1); err != nil {
+		t.Fatal(err)
+	}
+	c.runKeepingQuorum(1, int(cfg.MaxStoreDownTime/time.Second))
+	c.settle(60)
+	c.mustKeepQuorum(1)
+	c.healthy(3)
+	if got := voterStores(c.regions[1].r); !slices.Equal(got, []uint64{2, 4, 5}) {
+		t.Fatalf("voters on stores %v, orders %v", got, c.applied)
+	}
+	if st := c.h.pd.Stores()[0]; st.State != StoreTombstone {
+		t.Fatalf("store 1 %+v", st)
+	}
+}
+
+// A decommission waits while the region has no reachable quorum, and goes
+// on once its voters are back.
+func TestDecommissionWaitsForQuorum(t *testing.T) {
+	c := newCluster(t, only(spreadLayout(1, 3, 1, 2, 3, 4, 5), "replica", "decommission"))
+	c.run(1)
+	c.stopped[2], c.stopped[3] = true, true
+	c.run(2)
+	if err := c.h.pd.DecommissionStore(1); err != nil {
+		t.Fatal(err)
+	}
+	c.run(10)
+	if n := started(c.h.pd); n != 0 {
+		t.Fatalf("%d operators on a region without a reachable quorum: %+v", n, c.h.pd.Operators())
+	}
+	c.stopped[2], c.stopped[3] = false, false
+	c.settle(60)
+	c.healthy(3)
+	if c.regions[1].r.PeerOnStore(1) != nil {
+		t.Fatalf("region %s", peersOf(c.regions[1].r))
 	}
 }
