@@ -42,6 +42,7 @@ var (
 		{"view_changes_total", "Routing view changes (splits published).", func(s pd.Stats) uint64 { return s.ViewChanges }},
 		{"get_regions_total", "GetRegion lookups.", func(s pd.Stats) uint64 { return s.GetRegions }},
 		{"orders_total", "Region orders sent.", func(s pd.Stats) uint64 { return s.Orders }},
+		{"quorum_holds_total", "Operator steps not ordered because they would leave no reachable quorum.", func(s pd.Stats) uint64 { return s.QuorumHolds }},
 		{"state_writes_total", "Durable state writes.", func(s pd.Stats) uint64 { return s.StateWrites }},
 		{"malformed_total", "Malformed messages.", func(s pd.Stats) uint64 { return s.Malformed }},
 		{"rejected_heartbeats_total", "Region heartbeats rejected as invalid.", func(s pd.Stats) uint64 { return s.RejectedHeartbeats }},

@@ -44,10 +44,13 @@ func (p *PD) decommission() {
 }
 
 // evacuate starts the operator that takes region e's peer off store sid,
-// and reports whether it started one.
+// and reports whether it started one. A region whose reachable voters are
+// not a strict majority gets nothing: no change of it can commit
+// (quorum.go). The steps of the move are guarded too: its promote-demote
+// is ordered only when the new voters keep a reachable quorum.
 func (p *PD) evacuate(e *entry, sid uint64) bool {
 	r := e.region
-	if p.ops[r.GetId()] != nil || inJoint(r) {
+	if p.ops[r.GetId()] != nil || inJoint(r) || !p.quorate(votersOf(r), p.health[r.GetId()]) {
 		return false
 	}
 	peer := r.PeerOnStore(sid)

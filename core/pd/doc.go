@@ -103,6 +103,13 @@
 // bound to the reported conf_ver plus one (plus two for a joint change),
 // so the reports that follow are accepted and repeats inflate nothing.
 //
+// No change of a region's voters (promote, promote-demote, removal of a
+// voter) is ordered unless a strict majority of its voters is reachable
+// before and after it (quorum.go): the step waits instead, and a
+// remove-replica is cancelled so the replica checker can choose again. A
+// region without a reachable quorum gets no new operator: nothing can
+// commit, and no membership change can give its quorum back.
+//
 // Operators are part of the durable state: a PD restarted from its disk
 // goes on with them (they still time out at their deadline). A PD without
 // a disk loses them on restart: whatever they left half done (an extra

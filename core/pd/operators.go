@@ -143,6 +143,18 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 		p.endOperator(op, OpFinished, "")
 		return nil
 	}
+	// The replica checker chose the voter a remove-replica takes out by
+	// the region's health when it started; if the region's report now says
+	// its removal would leave no reachable quorum, the choice is stale:
+	// cancel, and let the checker choose again (or wait) rather than hold
+	// the region to it.
+	if out := op.steps[len(op.steps)-1].peer; op.kind == OpRemoveReplica && !inJoint(r) {
+		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER && !p.keepsQuorum(r, h, nil, v) {
+			p.endOperator(op, OpCancelled, fmt.Sprintf("removing voter %d on store %d would leave no reachable quorum",
+				v.GetId(), v.GetStoreId()))
+			return nil
+		}
+	}
 	return p.stepOrder(op.steps[op.cur], e, h)
 }
 
@@ -172,15 +184,32 @@ func (p *PD) stepOrder(s step, e *entry, h *health) *pb.RegionOrder {
 		return &pb.RegionOrder{RegionId: r.GetId(), RegionEpoch: proto.Clone(r.GetEpoch()).(*pb.Epoch),
 			TransferLeader: peerRef(to)}
 	}
+	// hold withholds a change of the voters that would leave the region
+	// without a reachable quorum (quorum.go): the step waits for a
+	// heartbeat that shows it safe, or for the operator's end.
+	hold := func(in, out *pb.Peer) bool {
+		if p.keepsQuorum(r, h, in, out) {
+			return false
+		}
+		p.stats.QuorumHolds++
+		p.log.Debug("pd: step held: it would leave no reachable quorum", "region", r.Describe(), "step", s.String())
+		return true
+	}
 	switch s.kind {
 	case stepAddLearner:
 		return change(&pb.PeerChange{Type: pb.ChangeType_ADD_LEARNER,
 			Peer: &pb.Peer{Id: s.peer.GetId(), StoreId: s.peer.GetStoreId(), Role: pb.PeerRole_LEARNER}})
 	case stepPromote:
+		if hold(s.peer, nil) {
+			return nil
+		}
 		return change(&pb.PeerChange{Type: pb.ChangeType_PROMOTE_LEARNER, Peer: peerRef(s.peer)})
 	case stepPromoteDemote:
 		if leader.GetId() == s.demote.GetId() {
 			return transfer(p.transferTarget(r, s.demote.GetStoreId(), h))
+		}
+		if hold(s.peer, s.demote) {
+			return nil
 		}
 		return change(
 			&pb.PeerChange{Type: pb.ChangeType_PROMOTE_LEARNER, Peer: peerRef(s.peer)},
@@ -188,6 +217,9 @@ func (p *PD) stepOrder(s step, e *entry, h *health) *pb.RegionOrder {
 	case stepRemove:
 		if leader.GetId() == s.peer.GetId() {
 			return transfer(p.transferTarget(r, s.peer.GetStoreId(), h))
+		}
+		if v := r.PeerByID(s.peer.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER && hold(nil, v) {
+			return nil
 		}
 		return change(&pb.PeerChange{Type: pb.ChangeType_REMOVE_PEER, Peer: peerRef(s.peer)})
 	case stepTransferLeader:

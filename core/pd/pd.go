@@ -35,6 +35,7 @@ type Stats struct {
 	AdminRequests      uint64 // MoveRegion, TransferLeader, DecommissionStore received
 	AdminErrors        uint64 // ... of which refused
 	Orders             uint64 // RegionOrders sent (re-sends included)
+	QuorumHolds        uint64 // operator steps not ordered (on a heartbeat) because they would leave no reachable quorum
 	ScheduleRuns       uint64 // scheduler runs (Ticks at least ScheduleInterval apart)
 	Tombstones         uint64 // stores decommissioned
 	Malformed          uint64 // envelopes PD cannot handle (nil, empty, wrong kind)

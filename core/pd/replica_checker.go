@@ -28,35 +28,36 @@ func (p *PD) checkReplicas() {
 //     voter is dead, replace it (a move from its store to a new one), else
 //     add a voter; the new replica goes to the Up store with the fewest
 //     regions;
-//   - more than R voters: remove one, preferring a dead peer, then one on
-//     an Offline store, then the one on the store with the most regions;
+//   - more than R voters: remove one (see extraVoter), never the leader and
+//     never one whose removal would leave the reachable voters at half or
+//     fewer of those left (quorum.go);
 //   - otherwise, a learner (no operator owns it: a region with an operator
 //     is not checked) is removed.
 //
 // A region in a joint configuration gets nothing: raft leaves it on its
-// own, and its next heartbeat shows where it landed. A region whose dead
-// voters are at least half of its voters has lost its quorum: no change
-// can commit, so it gets nothing either.
+// own, and its next heartbeat shows where it landed. A region whose
+// reachable voters are not a strict majority of its voters gets nothing
+// either: no change can commit, and none could restore its quorum.
 func (p *PD) repair(e *entry) bool {
 	r := e.region
 	if inJoint(r) {
 		return false
 	}
 	h := p.health[r.GetId()]
-	var vs, dead, learners []*pb.Peer
+	vs := votersOf(r)
+	if !p.quorate(vs, h) {
+		return false
+	}
+	var dead, learners []*pb.Peer
 	for _, peer := range r.GetPeers() {
 		switch peer.GetRole() {
 		case pb.PeerRole_VOTER:
-			vs = append(vs, peer)
 			if p.dead(peer, h) {
 				dead = append(dead, peer)
 			}
 		case pb.PeerRole_LEARNER:
 			learners = append(learners, peer)
 		}
-	}
-	if 2*len(dead) >= len(vs) && len(dead) > 0 {
-		return false
 	}
 	want := p.set.replicas
 	switch {
@@ -73,8 +74,8 @@ func (p *PD) repair(e *entry) bool {
 			p.startOperator(OpAddReplica, OriginReplicaChecker, r, 0, to, addPlan(in))
 		}
 	case len(vs) > want:
-		out := p.extraVoter(vs, dead)
-		if !p.underLimit(out.GetStoreId()) {
+		out := p.extraVoter(e, vs, h)
+		if out == nil || !p.underLimit(out.GetStoreId()) {
 			return false
 		}
 		p.startOperator(OpRemoveReplica, OriginReplicaChecker, r, out.GetStoreId(), 0, removePlan(out))
@@ -90,24 +91,55 @@ func (p *PD) repair(e *entry) bool {
 	return true
 }
 
-// extraVoter picks the voter to remove from a region with too many: a
-// dead one, else one on an Offline store, else the one on the store with
-// the most regions (projected), the lowest store id on a tie.
-func (p *PD) extraVoter(vs, dead []*pb.Peer) *pb.Peer {
-	if len(dead) > 0 {
-		return dead[0]
+// Ranks of a voter as a candidate for removal, most removable first.
+const (
+	rankDead    = iota // beyond help (PD.dead)
+	rankDown           // not reachable (its store silent, or listed down), not yet dead
+	rankPending        // reachable, but behind the leader's log
+	rankOffline        // healthy, on a store being decommissioned
+	rankHealthy        // healthy
+)
+
+// voterRank ranks voter v of region r (whose last heartbeat said h) as a
+// candidate for removal.
+func (p *PD) voterRank(r *pb.Region, v *pb.Peer, h *health) int {
+	switch {
+	case p.dead(v, h):
+		return rankDead
+	case !p.reachable(v, h):
+		return rankDown
+	case h.isPending(r.GetEpoch().GetConfVer(), v.GetId()):
+		return rankPending
+	case p.storeState(v.GetStoreId()) == StoreOffline:
+		return rankOffline
 	}
-	for _, v := range vs {
-		if p.storeState(v.GetStoreId()) == StoreOffline {
-			return v
-		}
-	}
+	return rankHealthy
+}
+
+// extraVoter picks the voter to remove from region state e, which has too
+// many voters (vs), or nil if none may go. Never the leader, never one
+// whose removal would leave no reachable quorum; of the others, the most
+// removable by rank (dead, down, pending, on an Offline store, healthy: a
+// healthy voter only when no other is left), then the one on the store with
+// the most regions (projected), then the lowest store id.
+//
+// Removing a voter that is not reachable never breaks a quorum the region
+// has (one voter fewer, as many reachable); removing a reachable one can:
+// five voters with two silent keep three of five, but removing a live one
+// leaves two of four.
+func (p *PD) extraVoter(e *entry, vs []*pb.Peer, h *health) *pb.Peer {
+	r := e.region
 	loads := p.loads(true)
-	best := vs[0]
-	for _, v := range vs[1:] {
-		n, bn := loadOf(loads, v.GetStoreId()).regions, loadOf(loads, best.GetStoreId()).regions
-		if n > bn || (n == bn && v.GetStoreId() < best.GetStoreId()) {
-			best = v
+	var best *pb.Peer
+	var bestRank, bestRegions int
+	for _, v := range vs {
+		if v.GetId() == e.leader.GetId() || !p.keepsQuorum(r, h, nil, v) {
+			continue
+		}
+		rank, n := p.voterRank(r, v, h), loadOf(loads, v.GetStoreId()).regions
+		if best == nil || rank < bestRank || (rank == bestRank && (n > bestRegions ||
+			(n == bestRegions && v.GetStoreId() < best.GetStoreId()))) {
+			best, bestRank, bestRegions = v, rank, n
 		}
 	}
 	return best

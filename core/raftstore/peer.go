@@ -35,6 +35,10 @@ type peer struct {
 	lastRegionHB  time.Time
 	splitAskedAt  time.Time
 	heardLeaderAt time.Time // when a leader last sent this peer an append, heartbeat or snapshot
+	// heardAt: a leader's record of when each other peer last sent it a
+	// raft message (reset when it becomes leader), for the down peers it
+	// reports to PD (laggingPeers).
+	heardAt map[uint64]time.Time
 	// appendFloor: the lowest end of an append stepped since the last ready
 	// round (raft's log may be that short now); MaxUint64 when none.
 	appendFloor uint64
@@ -47,7 +51,8 @@ type peer struct {
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
-	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}, appendFloor: math.MaxUint64}
+	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}, appendFloor: math.MaxUint64,
+		heardAt: map[uint64]time.Time{}}
 	p.refreshPeerCache()
 	return p
 }
@@ -122,9 +127,20 @@ const pendingLag = 16
 
 // laggingPeers lists, from the leader's raft progress, the peers that are
 // behind (being sent a snapshot, or missing more than pendingLag committed
-// entries) and those not heard from in the last election timeout.
+// entries), and the peers it has not heard from for an election timeout
+// (heardAt): down. Not raft's RecentActive flag: check-quorum clears it on
+// every peer each election timeout, and raft clears it on election, so a
+// heartbeat sent just after that (a new leader reports at once; a report
+// due on the tick of a check-quorum is, at every interval, when the two are
+// in step) listed every follower as down. PD counts down peers out of a
+// region's quorum. A peer the leader has not heard from since it became
+// leader, or since the peer joined, counts from then. A quiet leader hears
+// nothing from its quiet followers by design: it counts a peer as down
+// only once the peer's store has been silent too (stores ping each other
+// every election timeout).
 func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 	st := p.rn.Status()
+	now := p.s.now()
 	for _, pp := range p.region.Meta().GetPeers() {
 		if pp.GetId() == p.id {
 			continue
@@ -136,8 +152,22 @@ func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 		if pr.State == tracker.StateSnapshot || pr.Match+pendingLag < st.GetCommit() {
 			pending = append(pending, proto.Clone(pp).(*pb.Peer))
 		}
-		if !pr.RecentActive {
+		at, ok := p.heardAt[pp.GetId()]
+		if !ok {
+			at = now
+			p.heardAt[pp.GetId()] = now
+		}
+		silent := now.Sub(at) >= p.s.cfg.ElectionTick()
+		if silent && p.quiet && !p.s.storeSilent(pp.GetStoreId(), now) {
+			silent = false
+		}
+		if silent {
 			down = append(down, proto.Clone(pp).(*pb.Peer))
+		}
+	}
+	for id := range p.heardAt { // forget peers that left: order does not matter
+		if p.region.Meta().PeerByID(id) == nil {
+			delete(p.heardAt, id)
 		}
 	}
 	return pending, down
@@ -211,6 +241,11 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 		h(p.regionID(), ss.Lead)
 	}
 	if p.leading && !was {
+		now := p.s.now()
+		clear(p.heardAt)
+		for _, pp := range p.region.Meta().GetPeers() {
+			p.heardAt[pp.GetId()] = now
+		}
 		p.sendRegionHeartbeat()
 	}
 	if was && !p.leading {

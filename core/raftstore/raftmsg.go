@@ -77,6 +77,9 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 		return
 	}
 	p.rememberPeer(rm.GetFromPeer())
+	if p.leading {
+		p.heardAt[msg.GetFrom()] = s.now()
+	}
 	switch msg.GetType() {
 	case raftpb.MessageType_MsgApp:
 		p.heardLeaderAt = s.now()
