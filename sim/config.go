@@ -29,11 +29,11 @@ type Config struct {
 	// cluster after bootstrap.
 	SpareStores int
 
-	Store       raftstore.Config // template; StoreID and PD are filled in
-	PD          pd.Config        // template; ID, Layout and HeartbeatInterval are filled in
+	Store raftstore.Config // template; StoreID and PD are filled in
+	PD    pd.Config        // template; ID, Layout and HeartbeatInterval are filled in
 	// PDDisk gives PD a (never crashing) disk, so it writes its state after
 	// every change as the real PD does; tests use it to check the writes.
-	PDDisk bool
+	PDDisk      bool
 	PDHeartbeat time.Duration
 	Net         netsim.Config
 	// DiskLatency is the time a ready round (one synced write) takes.

@@ -158,7 +158,7 @@ func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 			p.heardAt[pp.GetId()] = now
 		}
 		silent := now.Sub(at) >= p.s.cfg.ElectionTick()
-		if silent && p.quiet && !p.s.storeSilent(pp.GetStoreId(), now) {
+		if silent && p.quiet && !p.s.contactOf(pp.GetStoreId()).silent(now, p.s.cfg.QuietLeaderTimeout) {
 			silent = false
 		}
 		if silent {
