@@ -33,28 +33,22 @@ func (w *World) awaitLiveness() {
 	cn := w.newClient(len(w.clients))
 	got := map[uint64]client.Completion{} // op id -> completion
 	cn.done = func(c client.Completion) { got[c.ID] = c }
-	type probe struct {
-		region   *pb.Region
-		key, val []byte
-		put, get uint64 // op ids
-	}
-	probes := make([]*probe, 0, len(regions))
+	probes := make([]*liveProbe, 0, len(regions))
 	for _, r := range regions {
 		key := append(bytes.Clone(r.GetStartKey()), 0)
 		if !r.ContainsKey(key) {
 			continue // a region one key wide: nothing to write beside it
 		}
-		pr := &probe{region: r, key: key, val: []byte(fmt.Sprintf("live-%d", r.GetId()))}
-		pr.put = cn.c.Submit(client.Op{Kind: client.Put, Key: pr.key, Value: pr.val})
-		cn.inflight[pr.put] = int64(w.k.now)
+		pr := &liveProbe{region: r, key: key, val: []byte(fmt.Sprintf("live-%d", r.GetId()))}
 		probes = append(probes, pr)
 	}
-	w.awaitClient(cn, deadline+finalPhase)
-	for _, pr := range probes {
-		pr.get = cn.c.Submit(client.Op{Kind: client.Get, Key: pr.key})
-		cn.inflight[pr.get] = int64(w.k.now)
-	}
-	w.awaitClient(cn, deadline+2*finalPhase)
+	// Each write, then each read, is tried again (as a new op) while it
+	// has not succeeded, within its phase: a write can end ambiguous
+	// without anything being wrong (its session forgotten under pressure).
+	w.untilOK(cn, got, probes, deadline+finalPhase, func(pr *liveProbe) *uint64 { return &pr.put },
+		func(pr *liveProbe) client.Op { return client.Op{Kind: client.Put, Key: pr.key, Value: pr.val} })
+	w.untilOK(cn, got, probes, deadline+2*finalPhase, func(pr *liveProbe) *uint64 { return &pr.get },
+		func(pr *liveProbe) client.Op { return client.Op{Kind: client.Get, Key: pr.key} })
 	failed := 0
 	for _, pr := range probes {
 		p, g := got[pr.put], got[pr.get]
@@ -83,10 +77,41 @@ func (w *World) awaitLiveness() {
 	}
 }
 
-// awaitClient runs until cn has nothing in flight, or until the deadline.
-func (w *World) awaitClient(cn *clientNode, deadline time.Duration) {
-	for w.k.now < deadline && len(cn.inflight) > 0 {
+// liveProbe is the liveness phase's write and read of one region.
+type liveProbe struct {
+	region   *pb.Region
+	key, val []byte
+	put, get uint64 // the latest op ids
+}
+
+// untilOK submits, for every probe, the op made by op, and submits it
+// again whenever it completes other than OK, until all are OK or the
+// deadline passes; id names the probe's field that keeps the op id.
+func (w *World) untilOK(cn *clientNode, got map[uint64]client.Completion, probes []*liveProbe, deadline time.Duration,
+	id func(*liveProbe) *uint64, op func(*liveProbe) client.Op) {
+	submit := func(pr *liveProbe) {
+		*id(pr) = cn.c.Submit(op(pr))
+		cn.inflight[*id(pr)] = int64(w.k.now)
+	}
+	for _, pr := range probes {
+		submit(pr)
+	}
+	for w.k.now < deadline {
 		w.k.advanceTo(w.k.now + 100*time.Millisecond)
+		busy := false
+		for _, pr := range probes {
+			c, done := got[*id(pr)]
+			switch {
+			case !done:
+				busy = true
+			case c.Outcome != client.OK && w.k.now < deadline:
+				submit(pr)
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
 	}
 }
 
