@@ -229,7 +229,7 @@ func (p *pdService) StoreHello(ctx context.Context, req *rpcpb.StoreHelloRequest
 	return reply(out, (*pb.Envelope).GetBootstrap)
 }
 
-func (p *pdService) StoreHeartbeat(ctx context.Context, req *rpcpb.StoreHeartbeatRequest) (*rpcpb.Ack, error) {
+func (p *pdService) StoreHeartbeat(ctx context.Context, req *rpcpb.StoreHeartbeatRequest) (*pb.StoreHeartbeatResponse, error) {
 	if err := p.check(req.GetHeader()); err != nil {
 		return nil, err
 	}
@@ -237,10 +237,16 @@ func (p *pdService) StoreHeartbeat(ctx context.Context, req *rpcpb.StoreHeartbea
 	if hb == nil {
 		return nil, status.Error(codes.InvalidArgument, "pd: store heartbeat without a body")
 	}
-	if _, err := p.s.call(ctx, hb.GetStoreId(), hb, true); err != nil {
+	out, err := p.s.call(ctx, hb.GetStoreId(), hb, true)
+	if err != nil {
 		return nil, err
 	}
-	return &rpcpb.Ack{}, nil
+	for _, e := range out {
+		if r := e.GetStoreHeartbeatResponse(); r != nil {
+			return r, nil
+		}
+	}
+	return &pb.StoreHeartbeatResponse{}, nil // PD ignored it (a tombstone store)
 }
 
 func (p *pdService) RegionHeartbeat(ctx context.Context, req *rpcpb.RegionHeartbeatRequest) (*rpcpb.RegionHeartbeatResponse, error) {

@@ -151,7 +151,11 @@ func (t *transport) callPD(e *pb.Envelope) {
 		r, err = pd.StoreHello(ctx, &rpcpb.StoreHelloRequest{Header: h, Hello: b.StoreHello})
 		reply = r
 	case *pb.Envelope_StoreHeartbeat:
-		_, err = pd.StoreHeartbeat(ctx, &rpcpb.StoreHeartbeatRequest{Header: h, Heartbeat: b.StoreHeartbeat})
+		var r *pb.StoreHeartbeatResponse
+		r, err = pd.StoreHeartbeat(ctx, &rpcpb.StoreHeartbeatRequest{Header: h, Heartbeat: b.StoreHeartbeat})
+		if r != nil {
+			reply = r
+		}
 	case *pb.Envelope_RegionHeartbeat:
 		var r *rpcpb.RegionHeartbeatResponse
 		r, err = pd.RegionHeartbeat(ctx, &rpcpb.RegionHeartbeatRequest{Header: h, Heartbeat: b.RegionHeartbeat})

@@ -3068,10 +3068,14 @@ func (x *Bootstrap) GetStoreIds() []uint64 {
 }
 
 // StoreHeartbeatResponse answers a store heartbeat with the stores of the
-// cluster (not tombstoned), so stores learn of joins and removals.
+// cluster (not tombstoned), so stores learn of joins and removals, and the
+// regions PD has an operator for whose leader it believes on this store:
+// the store wakes them if quiet, and they report at once (a quiet leader
+// reports seldom, and PD's orders ride on the answers to reports).
 type StoreHeartbeatResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	StoreIds      []uint64               `protobuf:"varint,1,rep,packed,name=store_ids,json=storeIds,proto3" json:"store_ids,omitempty"`
+	WakeRegions   []uint64               `protobuf:"varint,2,rep,packed,name=wake_regions,json=wakeRegions,proto3" json:"wake_regions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3109,6 +3113,13 @@ func (*StoreHeartbeatResponse) Descriptor() ([]byte, []int) {
 func (x *StoreHeartbeatResponse) GetStoreIds() []uint64 {
 	if x != nil {
 		return x.StoreIds
+	}
+	return nil
+}
+
+func (x *StoreHeartbeatResponse) GetWakeRegions() []uint64 {
+	if x != nil {
+		return x.WakeRegions
 	}
 	return nil
 }
@@ -5454,9 +5465,10 @@ const file_multiraft_proto_rawDesc = "" +
 	"\aregions\x18\x02 \x03(\v2\x11.multiraft.RegionR\aregions\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x04 \x01(\x04R\x13heartbeatIntervalMs\x12\x1b\n" +
-	"\tstore_ids\x18\x05 \x03(\x04R\bstoreIds\"5\n" +
+	"\tstore_ids\x18\x05 \x03(\x04R\bstoreIds\"X\n" +
 	"\x16StoreHeartbeatResponse\x12\x1b\n" +
-	"\tstore_ids\x18\x01 \x03(\x04R\bstoreIds\"\xb5\x02\n" +
+	"\tstore_ids\x18\x01 \x03(\x04R\bstoreIds\x12!\n" +
+	"\fwake_regions\x18\x02 \x03(\x04R\vwakeRegions\"\xb5\x02\n" +
 	"\x0fRegionHeartbeat\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.multiraft.RegionR\x06region\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\x12)\n" +

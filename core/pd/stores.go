@@ -116,6 +116,19 @@ func (p *PD) storeState(id uint64) StoreState {
 	return p.state(s)
 }
 
+// operatedRegionsLedBy lists, by id, the regions with a running operator
+// whose leader PD believes on store id.
+func (p *PD) operatedRegionsLedBy(id uint64) []uint64 {
+	var out []uint64
+	for rid := range p.ops {
+		if e := p.view.known(rid); e != nil && e.leader.GetStoreId() == id {
+			out = append(out, rid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // HasStore reports whether PD knows store id (in its layout, or joined;
 // tombstones included): what Stores lists, without computing loads.
 func (p *PD) HasStore(id uint64) bool { return p.stores[id] != nil }
@@ -301,5 +314,5 @@ func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
 	s.info.Heartbeats++
 	s.info.LastHeartbeat = now
 	s.info.LastSeen = now
-	p.reply(m, &pb.StoreHeartbeatResponse{StoreIds: p.liveStoreIDs()})
+	p.reply(m, &pb.StoreHeartbeatResponse{StoreIds: p.liveStoreIDs(), WakeRegions: p.operatedRegionsLedBy(id)})
 }

@@ -65,6 +65,10 @@ type Config struct {
 	// store has been silent this long wakes up. Default 3 election timeouts.
 	QuietAfter         time.Duration
 	QuietLeaderTimeout time.Duration
+	// QuietHeartbeatFactor: a quiet leader reports to PD every this many
+	// region heartbeat intervals (default 10). PD names the regions it has
+	// operators for in its store heartbeat answers, which wakes them.
+	QuietHeartbeatFactor int
 
 	// SessionLimits bound each region's client-session table (lifetime,
 	// sessions, results per session). They decide what the state machine
@@ -115,6 +119,9 @@ func (c *Config) fill() {
 	}
 	if c.QuietAfter == 0 {
 		c.QuietAfter = 10 * c.ElectionTick()
+	}
+	if c.QuietHeartbeatFactor <= 0 {
+		c.QuietHeartbeatFactor = 10
 	}
 	if c.QuietLeaderTimeout <= 0 {
 		c.QuietLeaderTimeout = 3 * c.ElectionTick()

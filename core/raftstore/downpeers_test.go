@@ -97,7 +97,9 @@ func TestDownPeersAreThoseSilentForAnElectionTimeout(t *testing.T) {
 // A quiet leader hears nothing from its quiet followers: it lists none down
 // while their stores ping, and lists one once its store has gone silent.
 func TestQuietLeaderListsDownOnlySilentStores(t *testing.T) {
-	c, rids := quietCluster(t, 1)
+	cfg := defaultConfig()
+	cfg.QuietHeartbeatFactor = 1 // a report every second, quiet or not
+	c, rids := quietClusterWith(t, cfg, 1)
 	log := c.recordHeartbeats()
 	for i := 0; i < 100; i++ { // ten region heartbeats, all quiet
 		c.step()

@@ -167,17 +167,34 @@ func (p *peer) wakeUp(now time.Time) {
 	}
 }
 
-// quietTick is a tick of a quiet peer: a leader still reports to PD; a
-// follower wakes if its leader's store has gone silent.
+// quietTick is a tick of a quiet peer: a leader still reports to PD, but
+// QuietHeartbeatFactor times more seldom; a follower wakes if its leader's
+// store has gone silent.
 func (p *peer) quietTick(now time.Time) {
 	if p.leading {
-		if now.Sub(p.lastRegionHB) >= p.s.cfg.RegionHeartbeatInterval {
+		if now.Sub(p.lastRegionHB) >= time.Duration(p.s.cfg.QuietHeartbeatFactor)*p.s.cfg.RegionHeartbeatInterval {
 			p.sendRegionHeartbeat()
 		}
 		return
 	}
 	if p.quietLeader.silent(now, p.s.cfg.QuietLeaderTimeout) {
 		p.s.wake(p)
+	}
+}
+
+// wakeForPD wakes the local leaders of regions PD has an operator for, so
+// that they report now and get PD's order in the answer (a quiet leader
+// reports seldom). PD names them in its answers to store heartbeats.
+func (s *Store) wakeForPD(regions []uint64) {
+	for _, id := range regions {
+		p := s.peers[id]
+		if p == nil || !p.leading {
+			continue
+		}
+		if p.quiet {
+			s.wake(p)
+		}
+		p.lastRegionHB = time.Time{} // report at the next tick
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/raftstore"
 )
 
 // quietCluster starts 3 stores holding n regions, cut at k001, k002, ...,
@@ -12,11 +13,17 @@ import (
 // region ids in key order.
 func quietCluster(t *testing.T, n int) (*cluster, []uint64) {
 	t.Helper()
+	return quietClusterWith(t, defaultConfig(), n)
+}
+
+// quietClusterWith is quietCluster with the stores configured by cfg.
+func quietClusterWith(t *testing.T, cfg raftstore.Config, n int) (*cluster, []uint64) {
+	t.Helper()
 	var keys []string
 	for i := 1; i < n; i++ {
 		keys = append(keys, fmt.Sprintf("k%03d", i))
 	}
-	c := newCluster(t, defaultConfig(), keys...)
+	c := newCluster(t, cfg, keys...)
 	c.waitBootstrap()
 	var rids []uint64
 	for _, rs := range c.store(c.ids[0]).Regions() {
@@ -192,4 +199,30 @@ func TestRestartedFollowerOfAQuietRegionRejoins(t *testing.T) {
 	})
 	c.ok(second, put("k001-x", "v"))
 	c.waitAllQuiet(rids)
+}
+
+// A quiet leader reports to PD only every QuietHeartbeatFactor region
+// heartbeat intervals (10 s here), and PD's orders ride on the answers to
+// reports; so PD names the regions it has an operator for in its answers to
+// store heartbeats (every second here), which wakes their leaders and makes
+// them report at once: an operator on a sleeping region starts in about a
+// store heartbeat, not a quiet report interval.
+func TestOperatorOnAQuietRegionStartsAtOnce(t *testing.T) {
+	c, rids := quietCluster(t, 2)
+	rid := rids[1]
+	leader := c.waitLeader(rid)
+	to := c.ids[0]
+	if to == leader {
+		to = c.ids[1]
+	}
+	for i := 0; i < 30; i++ { // let the last reports of the boot go by
+		c.step()
+	}
+	if _, err := c.pd.TransferLeader(rid, to); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(30, fmt.Sprintf("region %d led from store %d, 3 s after PD ordered it", rid, to), func() bool {
+		l, ok := c.leaderOf(rid)
+		return ok && l == to
+	})
 }

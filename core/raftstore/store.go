@@ -466,6 +466,7 @@ func (s *Store) Receive(m *pb.Envelope) {
 	case *pb.Envelope_StoreHeartbeatResponse:
 		if fromPD {
 			s.setPDStores(b.StoreHeartbeatResponse.GetStoreIds())
+			s.wakeForPD(b.StoreHeartbeatResponse.GetWakeRegions())
 		}
 	case *pb.Envelope_StorePing:
 		// Its arrival is the news (heardFrom, above).

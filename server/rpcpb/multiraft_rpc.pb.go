@@ -2179,12 +2179,12 @@ const file_multiraft_rpc_proto_rawDesc = "" +
 	"\n" +
 	"StoreAdmin\x12T\n" +
 	"\vSplitRegion\x12!.multiraft.rpc.SplitRegionRequest\x1a\".multiraft.rpc.SplitRegionResponse\x12G\n" +
-	"\x06Status\x12!.multiraft.rpc.StoreStatusRequest\x1a\x1a.multiraft.rpc.StoreStatus2\x92\b\n" +
+	"\x06Status\x12!.multiraft.rpc.StoreStatusRequest\x1a\x1a.multiraft.rpc.StoreStatus2\xa1\b\n" +
 	"\x02PD\x12O\n" +
 	"\x0eGetClusterInfo\x12!.multiraft.rpc.ClusterInfoRequest\x1a\x1a.multiraft.rpc.ClusterInfo\x12D\n" +
 	"\n" +
-	"StoreHello\x12 .multiraft.rpc.StoreHelloRequest\x1a\x14.multiraft.Bootstrap\x12J\n" +
-	"\x0eStoreHeartbeat\x12$.multiraft.rpc.StoreHeartbeatRequest\x1a\x12.multiraft.rpc.Ack\x12`\n" +
+	"StoreHello\x12 .multiraft.rpc.StoreHelloRequest\x1a\x14.multiraft.Bootstrap\x12Y\n" +
+	"\x0eStoreHeartbeat\x12$.multiraft.rpc.StoreHeartbeatRequest\x1a!.multiraft.StoreHeartbeatResponse\x12`\n" +
 	"\x0fRegionHeartbeat\x12%.multiraft.rpc.RegionHeartbeatRequest\x1a&.multiraft.rpc.RegionHeartbeatResponse\x12G\n" +
 	"\bAskSplit\x12\x1e.multiraft.rpc.AskSplitRequest\x1a\x1b.multiraft.AskSplitResponse\x12D\n" +
 	"\vReportSplit\x12!.multiraft.rpc.ReportSplitRequest\x1a\x12.multiraft.rpc.Ack\x12J\n" +
@@ -2212,65 +2212,66 @@ func file_multiraft_rpc_proto_rawDescGZIP() []byte {
 
 var file_multiraft_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_multiraft_rpc_proto_goTypes = []any{
-	(*Header)(nil),                   // 0: multiraft.rpc.Header
-	(*RaftBatch)(nil),                // 1: multiraft.rpc.RaftBatch
-	(*SnapshotBatch)(nil),            // 2: multiraft.rpc.SnapshotBatch
-	(*RaftDone)(nil),                 // 3: multiraft.rpc.RaftDone
-	(*Context)(nil),                  // 4: multiraft.rpc.Context
-	(*GetRequest)(nil),               // 5: multiraft.rpc.GetRequest
-	(*PutRequest)(nil),               // 6: multiraft.rpc.PutRequest
-	(*DeleteRequest)(nil),            // 7: multiraft.rpc.DeleteRequest
-	(*ScanRequest)(nil),              // 8: multiraft.rpc.ScanRequest
-	(*CasRequest)(nil),               // 9: multiraft.rpc.CasRequest
-	(*BatchCommandsRequest)(nil),     // 10: multiraft.rpc.BatchCommandsRequest
-	(*BatchCommandsResponse)(nil),    // 11: multiraft.rpc.BatchCommandsResponse
-	(*SplitRegionRequest)(nil),       // 12: multiraft.rpc.SplitRegionRequest
-	(*SplitRegionResponse)(nil),      // 13: multiraft.rpc.SplitRegionResponse
-	(*StoreStatusRequest)(nil),       // 14: multiraft.rpc.StoreStatusRequest
-	(*LocalRegion)(nil),              // 15: multiraft.rpc.LocalRegion
-	(*StoreStatus)(nil),              // 16: multiraft.rpc.StoreStatus
-	(*ClusterInfoRequest)(nil),       // 17: multiraft.rpc.ClusterInfoRequest
-	(*ClusterInfo)(nil),              // 18: multiraft.rpc.ClusterInfo
-	(*Ack)(nil),                      // 19: multiraft.rpc.Ack
-	(*StoreHelloRequest)(nil),        // 20: multiraft.rpc.StoreHelloRequest
-	(*StoreHeartbeatRequest)(nil),    // 21: multiraft.rpc.StoreHeartbeatRequest
-	(*RegionHeartbeatRequest)(nil),   // 22: multiraft.rpc.RegionHeartbeatRequest
-	(*RegionHeartbeatResponse)(nil),  // 23: multiraft.rpc.RegionHeartbeatResponse
-	(*AskSplitRequest)(nil),          // 24: multiraft.rpc.AskSplitRequest
-	(*ReportSplitRequest)(nil),       // 25: multiraft.rpc.ReportSplitRequest
-	(*GetRegionRequest)(nil),         // 26: multiraft.rpc.GetRegionRequest
-	(*GetRegionByIDRequest)(nil),     // 27: multiraft.rpc.GetRegionByIDRequest
-	(*ListRegionsRequest)(nil),       // 28: multiraft.rpc.ListRegionsRequest
-	(*ListStoresRequest)(nil),        // 29: multiraft.rpc.ListStoresRequest
-	(*Store)(nil),                    // 30: multiraft.rpc.Store
-	(*ListStoresResponse)(nil),       // 31: multiraft.rpc.ListStoresResponse
-	(*MoveRegionRequest)(nil),        // 32: multiraft.rpc.MoveRegionRequest
-	(*TransferLeaderRequest)(nil),    // 33: multiraft.rpc.TransferLeaderRequest
-	(*DecommissionStoreRequest)(nil), // 34: multiraft.rpc.DecommissionStoreRequest
-	(*pb.RaftMessage)(nil),           // 35: multiraft.RaftMessage
-	(*pb.SnapshotAck)(nil),           // 36: multiraft.SnapshotAck
-	(*pb.SnapshotChunk)(nil),         // 37: multiraft.SnapshotChunk
-	(*pb.Epoch)(nil),                 // 38: multiraft.Epoch
-	(*pb.KvRequest)(nil),             // 39: multiraft.KvRequest
-	(*pb.KvResponse)(nil),            // 40: multiraft.KvResponse
-	(*pb.Region)(nil),                // 41: multiraft.Region
-	(*pb.StoreHello)(nil),            // 42: multiraft.StoreHello
-	(*pb.StoreHeartbeat)(nil),        // 43: multiraft.StoreHeartbeat
-	(*pb.RegionHeartbeat)(nil),       // 44: multiraft.RegionHeartbeat
-	(*pb.RegionOrder)(nil),           // 45: multiraft.RegionOrder
-	(*pb.AskSplitRequest)(nil),       // 46: multiraft.AskSplitRequest
-	(*pb.ReportSplit)(nil),           // 47: multiraft.ReportSplit
-	(*pb.GetResponse)(nil),           // 48: multiraft.GetResponse
-	(*pb.PutResponse)(nil),           // 49: multiraft.PutResponse
-	(*pb.DeleteResponse)(nil),        // 50: multiraft.DeleteResponse
-	(*pb.ScanResponse)(nil),          // 51: multiraft.ScanResponse
-	(*pb.CasResponse)(nil),           // 52: multiraft.CasResponse
-	(*pb.Bootstrap)(nil),             // 53: multiraft.Bootstrap
-	(*pb.AskSplitResponse)(nil),      // 54: multiraft.AskSplitResponse
-	(*pb.GetRegionResponse)(nil),     // 55: multiraft.GetRegionResponse
-	(*pb.RegionByIDResponse)(nil),    // 56: multiraft.RegionByIDResponse
-	(*pb.ListRegionsResponse)(nil),   // 57: multiraft.ListRegionsResponse
-	(*pb.AdminResponse)(nil),         // 58: multiraft.AdminResponse
+	(*Header)(nil),                    // 0: multiraft.rpc.Header
+	(*RaftBatch)(nil),                 // 1: multiraft.rpc.RaftBatch
+	(*SnapshotBatch)(nil),             // 2: multiraft.rpc.SnapshotBatch
+	(*RaftDone)(nil),                  // 3: multiraft.rpc.RaftDone
+	(*Context)(nil),                   // 4: multiraft.rpc.Context
+	(*GetRequest)(nil),                // 5: multiraft.rpc.GetRequest
+	(*PutRequest)(nil),                // 6: multiraft.rpc.PutRequest
+	(*DeleteRequest)(nil),             // 7: multiraft.rpc.DeleteRequest
+	(*ScanRequest)(nil),               // 8: multiraft.rpc.ScanRequest
+	(*CasRequest)(nil),                // 9: multiraft.rpc.CasRequest
+	(*BatchCommandsRequest)(nil),      // 10: multiraft.rpc.BatchCommandsRequest
+	(*BatchCommandsResponse)(nil),     // 11: multiraft.rpc.BatchCommandsResponse
+	(*SplitRegionRequest)(nil),        // 12: multiraft.rpc.SplitRegionRequest
+	(*SplitRegionResponse)(nil),       // 13: multiraft.rpc.SplitRegionResponse
+	(*StoreStatusRequest)(nil),        // 14: multiraft.rpc.StoreStatusRequest
+	(*LocalRegion)(nil),               // 15: multiraft.rpc.LocalRegion
+	(*StoreStatus)(nil),               // 16: multiraft.rpc.StoreStatus
+	(*ClusterInfoRequest)(nil),        // 17: multiraft.rpc.ClusterInfoRequest
+	(*ClusterInfo)(nil),               // 18: multiraft.rpc.ClusterInfo
+	(*Ack)(nil),                       // 19: multiraft.rpc.Ack
+	(*StoreHelloRequest)(nil),         // 20: multiraft.rpc.StoreHelloRequest
+	(*StoreHeartbeatRequest)(nil),     // 21: multiraft.rpc.StoreHeartbeatRequest
+	(*RegionHeartbeatRequest)(nil),    // 22: multiraft.rpc.RegionHeartbeatRequest
+	(*RegionHeartbeatResponse)(nil),   // 23: multiraft.rpc.RegionHeartbeatResponse
+	(*AskSplitRequest)(nil),           // 24: multiraft.rpc.AskSplitRequest
+	(*ReportSplitRequest)(nil),        // 25: multiraft.rpc.ReportSplitRequest
+	(*GetRegionRequest)(nil),          // 26: multiraft.rpc.GetRegionRequest
+	(*GetRegionByIDRequest)(nil),      // 27: multiraft.rpc.GetRegionByIDRequest
+	(*ListRegionsRequest)(nil),        // 28: multiraft.rpc.ListRegionsRequest
+	(*ListStoresRequest)(nil),         // 29: multiraft.rpc.ListStoresRequest
+	(*Store)(nil),                     // 30: multiraft.rpc.Store
+	(*ListStoresResponse)(nil),        // 31: multiraft.rpc.ListStoresResponse
+	(*MoveRegionRequest)(nil),         // 32: multiraft.rpc.MoveRegionRequest
+	(*TransferLeaderRequest)(nil),     // 33: multiraft.rpc.TransferLeaderRequest
+	(*DecommissionStoreRequest)(nil),  // 34: multiraft.rpc.DecommissionStoreRequest
+	(*pb.RaftMessage)(nil),            // 35: multiraft.RaftMessage
+	(*pb.SnapshotAck)(nil),            // 36: multiraft.SnapshotAck
+	(*pb.SnapshotChunk)(nil),          // 37: multiraft.SnapshotChunk
+	(*pb.Epoch)(nil),                  // 38: multiraft.Epoch
+	(*pb.KvRequest)(nil),              // 39: multiraft.KvRequest
+	(*pb.KvResponse)(nil),             // 40: multiraft.KvResponse
+	(*pb.Region)(nil),                 // 41: multiraft.Region
+	(*pb.StoreHello)(nil),             // 42: multiraft.StoreHello
+	(*pb.StoreHeartbeat)(nil),         // 43: multiraft.StoreHeartbeat
+	(*pb.RegionHeartbeat)(nil),        // 44: multiraft.RegionHeartbeat
+	(*pb.RegionOrder)(nil),            // 45: multiraft.RegionOrder
+	(*pb.AskSplitRequest)(nil),        // 46: multiraft.AskSplitRequest
+	(*pb.ReportSplit)(nil),            // 47: multiraft.ReportSplit
+	(*pb.GetResponse)(nil),            // 48: multiraft.GetResponse
+	(*pb.PutResponse)(nil),            // 49: multiraft.PutResponse
+	(*pb.DeleteResponse)(nil),         // 50: multiraft.DeleteResponse
+	(*pb.ScanResponse)(nil),           // 51: multiraft.ScanResponse
+	(*pb.CasResponse)(nil),            // 52: multiraft.CasResponse
+	(*pb.Bootstrap)(nil),              // 53: multiraft.Bootstrap
+	(*pb.StoreHeartbeatResponse)(nil), // 54: multiraft.StoreHeartbeatResponse
+	(*pb.AskSplitResponse)(nil),       // 55: multiraft.AskSplitResponse
+	(*pb.GetRegionResponse)(nil),      // 56: multiraft.GetRegionResponse
+	(*pb.RegionByIDResponse)(nil),     // 57: multiraft.RegionByIDResponse
+	(*pb.ListRegionsResponse)(nil),    // 58: multiraft.ListRegionsResponse
+	(*pb.AdminResponse)(nil),          // 59: multiraft.AdminResponse
 }
 var file_multiraft_rpc_proto_depIdxs = []int32{
 	0,  // 0: multiraft.rpc.RaftBatch.header:type_name -> multiraft.rpc.Header
@@ -2350,17 +2351,17 @@ var file_multiraft_rpc_proto_depIdxs = []int32{
 	16, // 74: multiraft.rpc.StoreAdmin.Status:output_type -> multiraft.rpc.StoreStatus
 	18, // 75: multiraft.rpc.PD.GetClusterInfo:output_type -> multiraft.rpc.ClusterInfo
 	53, // 76: multiraft.rpc.PD.StoreHello:output_type -> multiraft.Bootstrap
-	19, // 77: multiraft.rpc.PD.StoreHeartbeat:output_type -> multiraft.rpc.Ack
+	54, // 77: multiraft.rpc.PD.StoreHeartbeat:output_type -> multiraft.StoreHeartbeatResponse
 	23, // 78: multiraft.rpc.PD.RegionHeartbeat:output_type -> multiraft.rpc.RegionHeartbeatResponse
-	54, // 79: multiraft.rpc.PD.AskSplit:output_type -> multiraft.AskSplitResponse
+	55, // 79: multiraft.rpc.PD.AskSplit:output_type -> multiraft.AskSplitResponse
 	19, // 80: multiraft.rpc.PD.ReportSplit:output_type -> multiraft.rpc.Ack
-	55, // 81: multiraft.rpc.PD.GetRegion:output_type -> multiraft.GetRegionResponse
-	56, // 82: multiraft.rpc.PD.GetRegionByID:output_type -> multiraft.RegionByIDResponse
-	57, // 83: multiraft.rpc.PD.ListRegions:output_type -> multiraft.ListRegionsResponse
+	56, // 81: multiraft.rpc.PD.GetRegion:output_type -> multiraft.GetRegionResponse
+	57, // 82: multiraft.rpc.PD.GetRegionByID:output_type -> multiraft.RegionByIDResponse
+	58, // 83: multiraft.rpc.PD.ListRegions:output_type -> multiraft.ListRegionsResponse
 	31, // 84: multiraft.rpc.PD.ListStores:output_type -> multiraft.rpc.ListStoresResponse
-	58, // 85: multiraft.rpc.PD.MoveRegion:output_type -> multiraft.AdminResponse
-	58, // 86: multiraft.rpc.PD.TransferLeader:output_type -> multiraft.AdminResponse
-	58, // 87: multiraft.rpc.PD.DecommissionStore:output_type -> multiraft.AdminResponse
+	59, // 85: multiraft.rpc.PD.MoveRegion:output_type -> multiraft.AdminResponse
+	59, // 86: multiraft.rpc.PD.TransferLeader:output_type -> multiraft.AdminResponse
+	59, // 87: multiraft.rpc.PD.DecommissionStore:output_type -> multiraft.AdminResponse
 	65, // [65:88] is the sub-list for method output_type
 	42, // [42:65] is the sub-list for method input_type
 	42, // [42:42] is the sub-list for extension type_name

@@ -645,7 +645,7 @@ type PDClient interface {
 	// StoreHello registers a store (with the address it serves on) and
 	// returns its bootstrap: its initial regions at first boot.
 	StoreHello(ctx context.Context, in *StoreHelloRequest, opts ...grpc.CallOption) (*pb.Bootstrap, error)
-	StoreHeartbeat(ctx context.Context, in *StoreHeartbeatRequest, opts ...grpc.CallOption) (*Ack, error)
+	StoreHeartbeat(ctx context.Context, in *StoreHeartbeatRequest, opts ...grpc.CallOption) (*pb.StoreHeartbeatResponse, error)
 	// RegionHeartbeat reports a region its sender leads; the answer carries
 	// the order of a running operator, if any.
 	RegionHeartbeat(ctx context.Context, in *RegionHeartbeatRequest, opts ...grpc.CallOption) (*RegionHeartbeatResponse, error)
@@ -688,9 +688,9 @@ func (c *pDClient) StoreHello(ctx context.Context, in *StoreHelloRequest, opts .
 	return out, nil
 }
 
-func (c *pDClient) StoreHeartbeat(ctx context.Context, in *StoreHeartbeatRequest, opts ...grpc.CallOption) (*Ack, error) {
+func (c *pDClient) StoreHeartbeat(ctx context.Context, in *StoreHeartbeatRequest, opts ...grpc.CallOption) (*pb.StoreHeartbeatResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(Ack)
+	out := new(pb.StoreHeartbeatResponse)
 	err := c.cc.Invoke(ctx, PD_StoreHeartbeat_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -810,7 +810,7 @@ type PDServer interface {
 	// StoreHello registers a store (with the address it serves on) and
 	// returns its bootstrap: its initial regions at first boot.
 	StoreHello(context.Context, *StoreHelloRequest) (*pb.Bootstrap, error)
-	StoreHeartbeat(context.Context, *StoreHeartbeatRequest) (*Ack, error)
+	StoreHeartbeat(context.Context, *StoreHeartbeatRequest) (*pb.StoreHeartbeatResponse, error)
 	// RegionHeartbeat reports a region its sender leads; the answer carries
 	// the order of a running operator, if any.
 	RegionHeartbeat(context.Context, *RegionHeartbeatRequest) (*RegionHeartbeatResponse, error)
@@ -839,7 +839,7 @@ func (UnimplementedPDServer) GetClusterInfo(context.Context, *ClusterInfoRequest
 func (UnimplementedPDServer) StoreHello(context.Context, *StoreHelloRequest) (*pb.Bootstrap, error) {
 	return nil, status.Error(codes.Unimplemented, "method StoreHello not implemented")
 }
-func (UnimplementedPDServer) StoreHeartbeat(context.Context, *StoreHeartbeatRequest) (*Ack, error) {
+func (UnimplementedPDServer) StoreHeartbeat(context.Context, *StoreHeartbeatRequest) (*pb.StoreHeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StoreHeartbeat not implemented")
 }
 func (UnimplementedPDServer) RegionHeartbeat(context.Context, *RegionHeartbeatRequest) (*RegionHeartbeatResponse, error) {
