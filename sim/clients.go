@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -127,6 +128,9 @@ func (cn *clientNode) collect() {
 			continue
 		}
 		cn.w.history = append(cn.w.history, cn.record(c, call))
+		if c.Outcome != client.OK && c.Op.Kind.IsWrite() && errors.Is(c.Err, client.ErrOpTimeout) {
+			cn.w.metrics.writesPastDeadline++
+		}
 		if c.Outcome == client.OK {
 			switch c.Op.Kind {
 			case client.Get, client.Put:

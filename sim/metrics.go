@@ -34,6 +34,11 @@ type metrics struct {
 	tornTailCuts uint64 // torn WAL tails cut while stores recovered
 
 	livenessProbes int // regions written and read back in the liveness phase
+
+	// Workload writes that ended without an answer because their deadline
+	// passed (the region had no quorum for that long): unavailability, as
+	// opposed to a write lost or left unknown while its region could serve.
+	writesPastDeadline int
 }
 
 // splitKey names a region at one epoch version.

@@ -46,20 +46,23 @@ type Report struct {
 	WritesIssued       int      `json:"writes_issued"`
 	WritesAcked        int      `json:"writes_acked"`
 	WriteSuccessRatio  float64  `json:"write_success_ratio"`
-	SnapshotsApplied   uint64   `json:"snapshots_applied"`
-	SnapshotsRefused   uint64   `json:"snapshots_refused"`
-	PlaceholderPeers   uint64   `json:"placeholder_peers"`
-	PlaceholdersTaken  uint64   `json:"placeholders_taken_over"`
-	TornTailCuts       uint64   `json:"torn_tail_cuts"`
-	SnapshotsSent      int      `json:"snapshots_sent"` // streamed transfers completed
-	SnapshotBytes      uint64   `json:"snapshot_bytes"`
-	Tombstones         int      `json:"tombstones"`  // peers removed from their region and destroyed
-	Moves              int      `json:"moves"`       // replica moves (and adds, replaces) PD finished
-	MoveMsMax          float64  `json:"move_ms_max"` // the longest, from its operator's start to done
-	OperatorsStarted   int      `json:"operators_started"`
-	OperatorsFinished  int      `json:"operators_finished"`
-	OperatorsTimedOut  int      `json:"operators_timed_out"`
-	OperatorsCancelled int      `json:"operators_cancelled"`
+	// Writes that ended Failed or Ambiguous only because their deadline
+	// passed: their region could not commit for that long.
+	WritesPastDeadline int     `json:"writes_past_deadline"`
+	SnapshotsApplied   uint64  `json:"snapshots_applied"`
+	SnapshotsRefused   uint64  `json:"snapshots_refused"`
+	PlaceholderPeers   uint64  `json:"placeholder_peers"`
+	PlaceholdersTaken  uint64  `json:"placeholders_taken_over"`
+	TornTailCuts       uint64  `json:"torn_tail_cuts"`
+	SnapshotsSent      int     `json:"snapshots_sent"` // streamed transfers completed
+	SnapshotBytes      uint64  `json:"snapshot_bytes"`
+	Tombstones         int     `json:"tombstones"`  // peers removed from their region and destroyed
+	Moves              int     `json:"moves"`       // replica moves (and adds, replaces) PD finished
+	MoveMsMax          float64 `json:"move_ms_max"` // the longest, from its operator's start to done
+	OperatorsStarted   int     `json:"operators_started"`
+	OperatorsFinished  int     `json:"operators_finished"`
+	OperatorsTimedOut  int     `json:"operators_timed_out"`
+	OperatorsCancelled int     `json:"operators_cancelled"`
 	// ReplicasPerStore counts, in PD's final view, the peers on each store
 	// (store ids as strings, for JSON).
 	ReplicasPerStore map[string]int `json:"replicas_per_store,omitempty"`
@@ -152,6 +155,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 	}
 	rep.WriteRateAvg, rep.WriteRateSplitMin = writeRates(w.history, m.born, w.cfg.Duration)
 	countOps(rep, w.history)
+	rep.WritesPastDeadline = w.metrics.writesPastDeadline
 	rep.OpsChecked = lin.Ops
 	if rep.WritesIssued > 0 {
 		rep.WriteSuccessRatio = float64(rep.WritesAcked) / float64(rep.WritesIssued)

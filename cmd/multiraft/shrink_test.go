@@ -55,7 +55,9 @@ func TestShrinkCommand(t *testing.T) {
 	log := errOut.String()
 	t.Logf("stderr:\n%s", log)
 	for _, want := range []string{
-		"shrink: original run fails: PD operators still running",
+		// The stores die for good, so the run fails at its liveness phase
+		// (a region without a leader) or with operators still running.
+		"shrink: original run fails: ",
 		"reduced run: go run ./cmd/multiraft sim --scenario quorum-loss --seed 1 --clients 1 --duration ",
 		"--faults-skip ",
 		"kept: #3 4s kill s1: kill s1 for good",
