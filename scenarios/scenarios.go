@@ -429,8 +429,12 @@ func splitPartition() Scenario {
 func splitCrash() Scenario {
 	cfg := splitBase("split-crash")
 	cfg.Faults = func(p *sim.Planner) {
+		// One store down at a time: the regions keep a quorum, so every
+		// write must be answered (a store that crashes on each split it
+		// replays while another is down would keep regions without a
+		// quorum for longer than a write's deadline).
 		p.OnSplitApplied(func(w *sim.World, store uint64, left, right *pb.Region) {
-			if w.Now() >= p.Dur-5*time.Second || !w.Up(store) {
+			if w.Now() >= p.Dur-5*time.Second || !w.Up(store) || !othersUp(w, store) {
 				return
 			}
 			switch p.R.Intn(6) {
@@ -445,6 +449,9 @@ func splitCrash() Scenario {
 			p.At(t, "crash a store", func(w *sim.World) {
 				ids := w.StoreIDs()
 				id := ids[p.R.Intn(len(ids))]
+				if !othersUp(w, id) {
+					return
+				}
 				p.CrashFor(w, id, time.Duration(500+p.R.Intn(3000))*time.Millisecond)
 			})
 		}
@@ -454,6 +461,16 @@ func splitCrash() Scenario {
 		Description: "stores crash right after applying a split (losing what was not yet synced), or their disk dies while writing the split record, and at random; then restart",
 		Config:      cfg,
 	}
+}
+
+// othersUp reports whether every store but id is up.
+func othersUp(w *sim.World, id uint64) bool {
+	for _, other := range w.StoreIDs() {
+		if other != id && !w.Up(other) {
+			return false
+		}
+	}
+	return true
 }
 
 // splitPDDown makes PD unreachable again and again while splits are due:

@@ -124,29 +124,23 @@ func checkMoveRun(t *testing.T, name string, seed uint64, rep *sim.Report) {
 }
 
 // checkExactlyOnce: with client sessions a write whose answer is lost is
-// retried until it is answered, so under crashes and partitions a write
-// that its region could serve ends acknowledged: at most 0.1% of writes may
-// end otherwise, apart from those whose deadline passed while their region
-// had no quorum (the fault plans of the crash scenarios take two of three
-// stores down for seconds at a time, and crash stores again as they replay
-// a split: split-crash seed 4 keeps region 1 without quorum for most of ten
-// seconds). Those count against availability: write success stays at or
-// above 99%. The five-replica variants are left out: they lose quorum for
-// longer (three of five stores down at once).
+// retried until it is answered, so under crashes and partitions that leave
+// a quorum up, writes succeed at 99.9% or better (an ambiguous write counts
+// against it). The fault plans of these scenarios keep a quorum of every
+// region up (split-crash crashes a store only while the others are up: when
+// it did not, seed 4 kept a region without quorum for most of ten seconds
+// and three writes ended past their deadline). The five-replica variants
+// are left out: they lose quorum for longer (three of five stores down at
+// once).
 func checkExactlyOnce(t *testing.T, name string, seed uint64, rep *sim.Report) {
 	t.Helper()
 	switch {
 	case name == "static-crash", name == "static-partition", name == "split-crash", name == "split-partition",
 		strings.HasPrefix(name, "quiet-"), name == "many-regions",
 		strings.HasPrefix(name, "move"), name == "store-down", name == "split-and-move":
-		lost := rep.WritesIssued - rep.WritesAcked - rep.WritesPastDeadline
-		if rep.WritesIssued == 0 || float64(lost) > 0.001*float64(rep.WritesIssued) {
-			t.Errorf("seed %d: %d of %d writes ended unacknowledged before their deadline (%d ambiguous ops), want at most 0.1%%",
-				seed, lost, rep.WritesIssued, rep.OpsAmbiguous)
-		}
-		if rep.WriteSuccessRatio < 0.99 {
-			t.Errorf("seed %d: write success %.4f (%d of %d, %d past their deadline), want >= 0.99",
-				seed, rep.WriteSuccessRatio, rep.WritesAcked, rep.WritesIssued, rep.WritesPastDeadline)
+		if rep.WriteSuccessRatio < 0.999 {
+			t.Errorf("seed %d: write success %.4f (%d of %d; %d ambiguous ops, %d writes past their deadline), want >= 0.999",
+				seed, rep.WriteSuccessRatio, rep.WritesAcked, rep.WritesIssued, rep.OpsAmbiguous, rep.WritesPastDeadline)
 		}
 	}
 }
