@@ -199,6 +199,34 @@ func (p *peer) persist(rd raft.Ready) error {
 	return nil
 }
 
+// sendsBeforeSync reports whether the messages of rd may leave before rd
+// is made durable: only a leader's, and only when rd changes neither its
+// term nor its vote (a vote or a new term must be durable before anyone
+// hears of it) and carries no snapshot to send (one is cut from applied
+// state, after the round). It is safe because a leader counts its own copy
+// of an entry only once it is durable: followers' acknowledgements reach it
+// after this round's sync (the store handles them in a later round), and
+// an entry on a majority of followers alone is committed all the same. If
+// the sync fails the store stops; the followers may hold entries the
+// leader never made durable, which raft handles as for any crashed leader.
+func (p *peer) sendsBeforeSync(rd raft.Ready) bool {
+	if p.rn.BasicStatus().RaftState != raft.StateLeader || len(rd.Messages) == 0 || !raft.IsEmptySnap(rd.Snapshot) {
+		return false
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		hs := p.region.HardState()
+		if rd.HardState.GetTerm() != hs.GetTerm() || rd.HardState.GetVote() != hs.GetVote() {
+			return false
+		}
+	}
+	for _, m := range rd.Messages {
+		if m.GetType() == raftpb.MessageType_MsgSnap {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *peer) sendMessages(msgs []*raftpb.Message) {
 	meta := p.region.Meta()
 	from := p.self()

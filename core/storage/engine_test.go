@@ -612,3 +612,27 @@ func TestLargeAppendIsSplitAcrossRecords(t *testing.T) {
 		t.Fatalf("last index %d after reopen, want 15", last)
 	}
 }
+
+// A hard state that moves only the commit index is lazy (raft's MustSync):
+// it rides with the next synced record. A new term or vote is critical.
+func TestCommitOnlyHardStateIsLazy(t *testing.T) {
+	e := mustOpen(t, newFaultFS(0), Options{})
+	r, err := e.CreateRegion(bootstrapState(regionMeta(1, "", "", 1)))
+	check(t, err)
+	check(t, r.Append([]*raftpb.Entry{ent(6, 5, "a"), ent(7, 5, "b")}))
+	r.SetHardState(hardState(5, 2, 6))
+	check(t, e.Sync())
+	r.SetHardState(hardState(5, 2, 7))
+	if !e.HasPending() || e.NeedsSync() {
+		t.Fatalf("commit-only hard state: pending %v, needs sync %v; want pending and lazy", e.HasPending(), e.NeedsSync())
+	}
+	r.SetHardState(hardState(5, 3, 7))
+	if !e.NeedsSync() {
+		t.Fatal("a new vote is not critical")
+	}
+	check(t, e.Sync())
+	r.SetHardState(hardState(6, 0, 7))
+	if !e.NeedsSync() {
+		t.Fatal("a new term is not critical")
+	}
+}

@@ -322,12 +322,19 @@ func (r *Region) append(ents []*raftpb.Entry) error {
 }
 
 // SetHardState records the raft hard state.
+//
+// A hard state that moves only the commit index is written lazily, with
+// the next synced record (raft's MustSync rule): a commit index lost in a
+// crash is learned again from the leader, and the applied state that rides
+// in the same record or later ones never gets ahead of it on disk. A new
+// term or vote must be durable before anyone hears of it.
 func (r *Region) SetHardState(hs *raftpb.HardState) {
 	if hs == nil {
 		return
 	}
+	critical := r.hard == nil || hs.GetTerm() != r.hard.GetTerm() || hs.GetVote() != r.hard.GetVote()
 	r.hard = proto.Clone(hs).(*raftpb.HardState)
-	r.e.queue(&pb.RegionUpdate{RegionId: r.id, HardState: r.hard}, true)
+	r.e.queue(&pb.RegionUpdate{RegionId: r.id, HardState: r.hard}, critical)
 }
 
 // ApplySnapshot replaces the region's state with a raft snapshot whose data
