@@ -174,9 +174,11 @@ func membershipAfter(meta *pb.Region, cs *raftpb.ConfState, cp *pb.ChangePeers) 
 
 // membershipChanged: this replica applied a membership change; meta is the
 // region's new state. removedSelf: this peer is no longer a member.
+// removed: the peers the change removed.
 type membershipChanged struct {
 	meta        *pb.Region
 	removedSelf bool
+	removed     []*pb.Peer
 }
 
 func (*membershipChanged) isApplyResult() {}
@@ -233,7 +235,13 @@ func (p *peer) applyConfChange(e *raftpb.Entry) (applyResult, error) {
 	p.s.stats.ConfChangesApplied++
 	p.s.log.Info("membership changed", "region", p.regionID(), "index", e.GetIndex(),
 		"conf_ver", next.GetEpoch().GetConfVer(), "changes", raftpb.ConfChangesToString(cc.GetChanges()))
-	return &membershipChanged{meta: next, removedSelf: next.PeerByID(p.id) == nil}, nil
+	var removed []*pb.Peer
+	for _, pp := range meta.GetPeers() {
+		if next.PeerByID(pp.GetId()) == nil {
+			removed = append(removed, proto.Clone(pp).(*pb.Peer))
+		}
+	}
+	return &membershipChanged{meta: next, removedSelf: next.PeerByID(p.id) == nil, removed: removed}, nil
 }
 
 func (p *peer) skipConfChange(e *raftpb.Entry, why string) (applyResult, error) {

@@ -69,6 +69,12 @@ type Config struct {
 	// region heartbeat intervals (default 10). PD names the regions it has
 	// operators for in its store heartbeat answers, which wakes them.
 	QuietHeartbeatFactor int
+	// QuietStaleCheck: a quiet peer asks PD this often whether it is still
+	// a member of its region (a removed one whose GC notice was lost
+	// destroys itself). Default: StalePeerCheck or QuietHeartbeatFactor
+	// region heartbeat intervals, whichever is longer (5 minutes with the
+	// default intervals).
+	QuietStaleCheck time.Duration
 
 	// SessionLimits bound each region's client-session table (lifetime,
 	// sessions, results per session). They decide what the state machine
@@ -137,6 +143,9 @@ func (c *Config) fill() {
 	}
 	if c.StalePeerCheck <= 0 {
 		c.StalePeerCheck = max(10*c.ElectionTick(), 2*c.RegionHeartbeatInterval)
+	}
+	if c.QuietStaleCheck <= 0 {
+		c.QuietStaleCheck = max(c.StalePeerCheck, time.Duration(c.QuietHeartbeatFactor)*c.RegionHeartbeatInterval)
 	}
 	if c.MaxScanPairs <= 0 {
 		c.MaxScanPairs = 10_000

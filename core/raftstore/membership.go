@@ -23,6 +23,11 @@ import (
 // asks PD for the region. Either way, if the newer meta does not list it, it
 // destroys itself. Placeholder peers (created by a message, waiting for a
 // snapshot) that never get one are collected the same way.
+//
+// A quiet peer (quiet.go) does neither: it sends nothing, and it hears from
+// no leader by design. So the leader that applies a removal sends the
+// removed peer a GC notice at once, and a quiet peer asks PD about its
+// region every QuietStaleCheck, in case that notice was lost.
 
 // onMembershipChanged does the store's part of an applied membership
 // change. It reports whether the peer was destroyed (it removed itself).
@@ -36,6 +41,12 @@ func (s *Store) onMembershipChanged(p *peer, r *membershipChanged) bool {
 	}
 	if p.leading {
 		p.sendRegionHeartbeat() // PD follows the change at once
+		// A removed peer hears nothing more from the group: tell it. If
+		// the notice is lost, it finds out from PD (checkStale, or
+		// checkStaleQuiet while quiet).
+		for _, gone := range r.removed {
+			s.sendGCNotice(p, gone)
+		}
 	}
 	return false
 }
@@ -84,15 +95,16 @@ func tombstoneAllows(tomb *pb.Region, rm *pb.RaftMessage) bool {
 	return e.GetConfVer() == t.GetConfVer() && tomb.PeerByID(rm.GetToPeer().GetId()) != nil
 }
 
-// sendGCNotice tells the sender of rm, a peer this member no longer counts
-// as one (it heard from it at an older epoch), the region as it is now.
-func (s *Store) sendGCNotice(p *peer, rm *pb.RaftMessage) {
+// sendGCNotice tells peer to, which this member no longer counts as one (it
+// heard from it at an older epoch, or has just removed it), the region as
+// it is now.
+func (s *Store) sendGCNotice(p *peer, to *pb.Peer) {
 	s.stats.GCNoticesSent++
 	meta := p.region.Meta()
-	s.send(rm.GetFromPeer().GetStoreId(), &pb.RaftMessage{
+	s.send(to.GetStoreId(), &pb.RaftMessage{
 		RegionId:    p.regionID(),
 		FromPeer:    p.self(),
-		ToPeer:      proto.Clone(rm.GetFromPeer()).(*pb.Peer),
+		ToPeer:      proto.Clone(to).(*pb.Peer),
 		RegionEpoch: meta.GetEpoch(),
 		StartKey:    meta.GetStartKey(),
 		EndKey:      meta.GetEndKey(),
@@ -112,15 +124,16 @@ func (s *Store) onGCNotice(rm *pb.RaftMessage) {
 }
 
 // maybeDestroyStale destroys p if newer, a newer state of its region, does
-// not list it.
-func (s *Store) maybeDestroyStale(p *peer, newer *pb.Region, why string) {
+// not list it, and reports whether it did.
+func (s *Store) maybeDestroyStale(p *peer, newer *pb.Region, why string) bool {
 	if newer.PeerByID(p.id) != nil {
-		return
+		return false
 	}
 	if newer.GetEpoch().GetConfVer() <= p.region.Meta().GetEpoch().GetConfVer() {
-		return // not newer in membership: it cannot know about this peer's removal
+		return false // not newer in membership: it cannot know about this peer's removal
 	}
 	s.destroyPeer(p, newer, why)
+	return true
 }
 
 // checkStale asks PD about a peer that has heard nothing from a leader for
@@ -139,6 +152,24 @@ func (p *peer) checkStale(now time.Time) {
 	if now.Sub(p.heardLeaderAt) < p.s.cfg.StalePeerCheck || now.Sub(p.askedPD) < p.s.cfg.StalePeerCheck {
 		return
 	}
+	p.askPD(now)
+}
+
+// checkStaleQuiet is checkStale for a quiet peer, leader or follower: it
+// hears from no leader by design, so it asks PD only every QuietStaleCheck
+// (a quiet region's replicas cost PD about what its leader's reports do). A
+// quiet follower whose removal it missed (the leader's GC notice lost), or
+// a quiet leader the others deposed and removed while it was cut off,
+// would otherwise keep its range on the store for good.
+func (p *peer) checkStaleQuiet(now time.Time) {
+	if now.Sub(p.heardLeaderAt) < p.s.cfg.QuietStaleCheck || now.Sub(p.askedPD) < p.s.cfg.QuietStaleCheck {
+		return
+	}
+	p.askPD(now)
+}
+
+// askPD asks PD for the peer's region (onRegionByIDResponse).
+func (p *peer) askPD(now time.Time) {
 	p.askedPD = now
 	p.s.nextPDRequest++
 	id := p.s.nextPDRequest
@@ -168,7 +199,14 @@ func (s *Store) onRegionByIDResponse(resp *pb.RegionByIDResponse) {
 	if resp.GetRegion().GetId() != id {
 		return
 	}
-	s.maybeDestroyStale(p, resp.GetRegion(), "PD's region no longer lists it")
+	if s.maybeDestroyStale(p, resp.GetRegion(), "PD's region no longer lists it") {
+		return
+	}
+	if p.quiet && p.region.Meta().GetEpoch().Older(resp.GetRegion().GetEpoch()) {
+		// Still a member, but the region went on without this replica:
+		// awake, it hears from the group or elects.
+		s.wake(p)
+	}
 }
 
 // onRegionOrder carries out an operator step PD sent this region's leader:

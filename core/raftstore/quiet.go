@@ -169,8 +169,10 @@ func (p *peer) wakeUp(now time.Time) {
 
 // quietTick is a tick of a quiet peer: a leader still reports to PD, but
 // QuietHeartbeatFactor times more seldom; a follower wakes if its leader's
-// store has gone silent.
+// store has gone silent; either asks PD, every QuietStaleCheck, whether it
+// is still a member (checkStaleQuiet).
 func (p *peer) quietTick(now time.Time) {
+	p.checkStaleQuiet(now)
 	if p.leading {
 		if now.Sub(p.lastRegionHB) >= time.Duration(p.s.cfg.QuietHeartbeatFactor)*p.s.cfg.RegionHeartbeatInterval {
 			p.sendRegionHeartbeat()

@@ -62,7 +62,7 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 		if errors.Is(err, errNotMember) {
 			s.stats.StalePeerMsgs++
 			if rm.GetRegionEpoch().GetConfVer() < p.region.Meta().GetEpoch().GetConfVer() {
-				s.sendGCNotice(p, rm)
+				s.sendGCNotice(p, rm.GetFromPeer())
 			}
 			return
 		}
