@@ -126,8 +126,7 @@ func (p *peer) sendRegionHeartbeat() {
 const pendingLag = 16
 
 // laggingPeers lists, from the leader's raft progress, the peers that are
-// behind (being sent a snapshot, or missing more than pendingLag committed
-// entries), and the peers it has not heard from for an election timeout
+// behind, and the peers it has not heard from for an election timeout
 // (heardAt): down. Not raft's RecentActive flag: check-quorum clears it on
 // every peer each election timeout, and raft clears it on election, so a
 // heartbeat sent just after that (a new leader reports at once; a report
@@ -149,7 +148,7 @@ func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 		if !ok {
 			continue
 		}
-		if pr.State == tracker.StateSnapshot || pr.Match+pendingLag < st.GetCommit() {
+		if behind(pr, st.GetCommit()) {
 			pending = append(pending, proto.Clone(pp).(*pb.Peer))
 		}
 		at, ok := p.heardAt[pp.GetId()]
@@ -171,6 +170,17 @@ func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 		}
 	}
 	return pending, down
+}
+
+// behind reports whether a peer with raft progress pr is not known to hold
+// the log up to about commit: it has acknowledged nothing yet (match 0), the
+// leader is still probing for where its log ends or sending it a snapshot,
+// or it misses more than pendingLag committed entries. PD promotes a
+// learner only once its leader stops listing it so: a learner just added,
+// in a young region (whose log starts at a small index), is within
+// pendingLag of the commit with match 0.
+func behind(pr tracker.Progress, commit uint64) bool {
+	return pr.Match == 0 || pr.State != tracker.StateReplicate || pr.Match+pendingLag < commit
 }
 
 // persist queues the durable part of a Ready: snapshot, entries, hard state.

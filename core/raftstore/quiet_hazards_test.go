@@ -213,3 +213,50 @@ func TestQuietLeaderDeposedAndRemovedIsCollected(t *testing.T) {
 		t.Fatalf("region 1 has no agreed leader\n%s", c.describe())
 	}
 }
+
+// PD's move waits for the learner to catch up (stepWaitCatchUp: the
+// leader's heartbeat must not list it pending) before it promotes the
+// learner and removes the source. A learner that has acknowledged nothing
+// yet (raft's progress: probe, match 0) is pending, even in a region whose
+// commit index is under pendingLag (16; every young region: bootstrap and
+// split start the log at a small index). Here the learner's snapshot never
+// gets through (store 4 drops every chunk): the source must stay a voter.
+// (It did not: PD promoted the learner at the leader's first report and
+// removed the source, leaving two voters that hold the region's data and
+// one that holds nothing, while PD believed it had three replicas.)
+func TestMoveDoesNotPromoteALearnerThatHoldsNothing(t *testing.T) {
+	c := newClusterOf(t, defaultConfig(), 4)
+	c.waitBootstrap(1)
+	leader := c.waitLeader(1)
+	c.ok(1, put("a", "1"))
+	source := others(c, leader)[0]
+	c.filter = func(e *pb.Envelope) bool { return e.GetSnapshotChunk() != nil && e.GetTo() == 4 }
+	commit := c.region(leader, 1).Commit
+	if _, err := c.pd.MoveRegion(1, source, 4); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		c.step()
+		rs := c.region(leader, 1)
+		if rs.Region.PeerOnStore(source) == nil || rs.Region.PeerOnStore(source).GetRole() != pb.PeerRole_VOTER {
+			in := rs.Region.PeerOnStore(4)
+			got := c.region(4, 1)
+			t.Fatalf("commit index %d at the start: after %v, the source (store %d) is no longer a voter (%s) although the learner %v on store 4 holds nothing (store 4: %v)",
+				commit, time.Duration(i+1)*tick, source, describePeers(rs.Region), in, got != nil && got.Initialized)
+		}
+	}
+	// Once snapshots get through, the move completes (the operator may
+	// have timed out meanwhile: order it again).
+	c.filter = nil
+	if len(c.pd.Operators()) == 0 {
+		if _, err := c.pd.MoveRegion(1, source, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitFor(300, "the move to complete", func() bool {
+		m := c.meta(leader, 1)
+		rs := c.region(4, 1)
+		return m.PeerOnStore(source) == nil && m.PeerOnStore(4).GetRole() == pb.PeerRole_VOTER && rs != nil && rs.Initialized
+	})
+	c.waitReplicasOn(1, "a", others(c, source)...)
+}
