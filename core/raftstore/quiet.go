@@ -109,7 +109,14 @@ func (p *peer) idle() bool {
 }
 
 // onQuietNotice lets a follower go quiet with its leader, if it is exactly
-// where the leader is.
+// where the leader is. The notice must come from the leader this follower
+// knows, as the region's meta places it: that peer, on the store that sent
+// it (checkNotice), at the region's epoch. The follower then watches that
+// store's contact record, taken from its own meta. A notice from anyone
+// else (a store that only claims the leader's peer id) is ignored and
+// counted: taking it would tie the follower's wake-up to a store that does
+// not hold the leader, and leave the region asleep without one when the
+// real leader's store dies.
 func (s *Store) onQuietNotice(rm *pb.RaftMessage) {
 	p := s.peers[rm.GetRegionId()]
 	if p == nil || p.id != rm.GetToPeer().GetId() || p.leading || p.quiet {
@@ -117,13 +124,23 @@ func (s *Store) onQuietNotice(rm *pb.RaftMessage) {
 	}
 	n := rm.GetQuiet()
 	st := p.rn.BasicStatus()
+	meta := p.region.Meta()
+	lead := meta.PeerByID(st.Lead)
+	from := rm.GetFromPeer()
+	if st.Lead == 0 || from.GetId() != st.Lead || lead == nil || lead.GetStoreId() != from.GetStoreId() ||
+		!rm.GetRegionEpoch().Equal(meta.GetEpoch()) {
+		s.stats.QuietNoticesIgnored++
+		s.log.Debug("quiet notice not from the leader ignored", "region", p.regionID(), "from_peer", from.GetId(),
+			"from_store", from.GetStoreId(), "leader", st.Lead, "leader_store", lead.GetStoreId())
+		return
+	}
 	last, _ := p.region.LastIndex()
-	if st.Lead != rm.GetFromPeer().GetId() || st.GetTerm() != n.GetTerm() || last != n.GetIndex() ||
+	if st.GetTerm() != n.GetTerm() || last != n.GetIndex() ||
 		st.GetCommit() != n.GetIndex() || p.region.Applied() != n.GetIndex() || p.rn.HasReady() {
 		return
 	}
 	p.quiet = true
-	p.quietLeader = s.contactOf(rm.GetFromPeer().GetStoreId())
+	p.quietLeader = s.contactOf(lead.GetStoreId())
 	s.stats.Quiesced++
 }
 

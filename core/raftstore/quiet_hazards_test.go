@@ -260,3 +260,54 @@ func TestMoveDoesNotPromoteALearnerThatHoldsNothing(t *testing.T) {
 	})
 	c.waitReplicasOn(1, "a", others(c, source)...)
 }
+
+// A store of the cluster that holds no replica of the region (store 4 here)
+// sends each follower a QuietNotice "from" the leader's peer id on store 4.
+// The followers must ignore it: the leader's peer does not live on store 4
+// by their meta. (They took it: onQuietNotice checked only the peer id, and
+// checkNotice only that the notice's from-peer store is the sender; they
+// went quiet watching store 4's contact record as their leader's, ignored
+// the real leader's notices, and when the leader's store died, store 4
+// kept pinging: the region had no leader, for good.) The real leader then
+// goes quiet, its store dies, and the followers elect a new one.
+func TestForgedQuietNoticeFromANonMemberStoreIsIgnored(t *testing.T) {
+	c := newClusterOf(t, defaultConfig(), 4)
+	c.waitBootstrap(1)
+	leader := c.waitLeader(1)
+	c.ok(1, put("a", "1"))
+	for i := 0; i < 20; i++ { // stores learn PD's store list (store 4 included)
+		c.step()
+	}
+	meta := c.meta(leader, 1)
+	lp := meta.PeerOnStore(leader)
+	rs := c.region(leader, 1)
+	for _, f := range others(c, leader) {
+		fp := meta.PeerOnStore(f)
+		if fp == nil {
+			continue
+		}
+		c.net.Send(pb.NewEnvelope(4, f, &pb.RaftMessage{
+			RegionId: 1, FromPeer: &pb.Peer{Id: lp.GetId(), StoreId: 4}, ToPeer: fp,
+			RegionEpoch: meta.GetEpoch(), StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(),
+			Quiet: &pb.QuietNotice{Term: rs.Term, Index: rs.Applied},
+		}))
+	}
+	c.deliver()
+	for _, f := range others(c, leader) {
+		if f == 4 {
+			continue
+		}
+		if c.region(f, 1).Quiet {
+			t.Fatalf("store %d took the forged notice\n%s", f, c.describe())
+		}
+		if n := c.store(f).Stats().QuietNoticesIgnored; n != 1 {
+			t.Fatalf("store %d counted %d ignored quiet notices, want 1", f, n)
+		}
+	}
+	c.waitFor(300, "the leader to go quiet", func() bool { return c.region(leader, 1).Quiet })
+	c.stop(leader)
+	c.waitFor(300, fmt.Sprintf("a new leader of region 1 after store %d (the leader) died", leader), func() bool {
+		_, ok := c.leaderOf(1)
+		return ok
+	})
+}

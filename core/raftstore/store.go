@@ -56,6 +56,7 @@ type Stats struct {
 	SnapshotsReceived      uint64 // complete and checksummed
 	Quiesced               uint64 // times a peer went quiet
 	Woken                  uint64 // times a quiet peer woke
+	QuietNoticesIgnored    uint64 // quiet notices not from the leader as the region's meta places it
 	Proposals              uint64
 	ReadIndexRequests      uint64
 	ReadsServed            uint64
