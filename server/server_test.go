@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +105,47 @@ func TestInProcessCluster(t *testing.T) {
 	got, err = cl.Get(ctx, []byte("a"))
 	if err != nil || !got.Found || string(got.Value) != "v-a" {
 		t.Fatalf("get a after restart: %+v %v", got, err)
+	}
+}
+
+// A store that has bootstrapped cannot start again on an empty data
+// directory: PD refuses its hello (its replicas' raft state is gone, and
+// re-creating them from the initial layout could lose committed writes),
+// and StartStore fails with PD's reason. On its own directory it starts.
+func TestStoreOnAnEmptyDataDirectoryIsRefused(t *testing.T) {
+	c := startCluster(t, "m")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kvclient.New(ctx, kvclient.Config{PD: c.pd.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Put(ctx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // ten store heartbeats: PD knows store 1 bootstrapped
+	c.stores[1].Close()
+	delete(c.stores, 1)
+	dir := filepath.Join(c.dir, "store1")
+	saved := dir + ".saved"
+	if err := os.Rename(dir, saved); err != nil {
+		t.Fatal(err)
+	}
+	_, err = server.StartStore(context.Background(), server.StoreConfig{StoreID: 1, Addr: "127.0.0.1:0", PDAddr: c.pd.Addr(),
+		DataDir: dir, Raft: fastRaft(), Log: testLogger(t)})
+	if err == nil || !strings.Contains(err.Error(), "bootstrapped before") {
+		t.Fatalf("store 1 on an empty data directory: %v, want PD's refusal", err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(saved, dir); err != nil {
+		t.Fatal(err)
+	}
+	c.startStore(1, c.addrs[1])
+	got, err := cl.Get(ctx, []byte("a"))
+	if err != nil || !got.Found || string(got.Value) != "1" {
+		t.Fatalf("get a: %+v %v", got, err)
 	}
 }

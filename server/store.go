@@ -134,10 +134,11 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 		return nil, fmt.Errorf("store %d: open data directory %s: %w", cfg.StoreID, cfg.DataDir, err)
 	}
 	// Register (or refresh the address PD knows) before serving; PD's
-	// answer bootstraps a new store.
+	// answer bootstraps a new store. PD refuses a store that bootstrapped
+	// before and comes back without its data (an empty data directory).
 	hctx, cancel := context.WithTimeout(ctx, cfg.PDTimeout)
 	boot, err := s.pd.StoreHello(hctx, &rpcpb.StoreHelloRequest{Header: s.header(),
-		Hello: &pb.StoreHello{StoreId: cfg.StoreID, Address: s.addr, Join: cfg.Join}})
+		Hello: &pb.StoreHello{StoreId: cfg.StoreID, Address: s.addr, Join: cfg.Join, Bootstrapped: s.st.Bootstrapped()}})
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("store %d: register with PD at %s: %v", cfg.StoreID, cfg.PDAddr, errorMessage(err))
@@ -265,6 +266,10 @@ func (s *Store) run() {
 			}
 		}
 		s.drain()
+		if err := s.st.Err(); err != nil {
+			s.stopRefused(err)
+			return
+		}
 		if s.st.NeedsFlush() {
 			start := time.Now()
 			err := s.st.Flush()
@@ -275,6 +280,14 @@ func (s *Store) run() {
 			}
 		}
 	}
+}
+
+// stopRefused stops a store PD refused (its hello was answered with an
+// error after Start: see raftstore.Store.Err).
+func (s *Store) stopRefused(err error) {
+	s.failed.Store(&err)
+	s.log.Error("store: refused by PD; stopped", "err", err)
+	go s.grpc.Stop()
 }
 
 // drain hands everything queued to the core store.

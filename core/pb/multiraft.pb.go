@@ -2928,10 +2928,15 @@ func (x *SnapshotAck) GetReason() string {
 // of the initial layout gets its regions; a store joining later (join set)
 // gets none and is filled by PD's schedulers.
 type StoreHello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StoreId       uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Join          bool                   `protobuf:"varint,3,opt,name=join,proto3" json:"join,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StoreId uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Join    bool                   `protobuf:"varint,3,opt,name=join,proto3" json:"join,omitempty"`
+	// The store's disk holds its identity: it bootstrapped before, and asks
+	// for no regions. A store id PD knows as bootstrapped that says hello
+	// without it (an empty disk) is refused: its replicas' raft state is lost,
+	// and re-creating them from the initial layout could lose committed writes.
+	Bootstrapped  bool `protobuf:"varint,4,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2983,6 +2988,13 @@ func (x *StoreHello) GetAddress() string {
 func (x *StoreHello) GetJoin() bool {
 	if x != nil {
 		return x.Join
+	}
+	return false
+}
+
+func (x *StoreHello) GetBootstrapped() bool {
+	if x != nil {
+		return x.Bootstrapped
 	}
 	return false
 }
@@ -5454,12 +5466,13 @@ const file_multiraft_proto_rawDesc = "" +
 	"snapshotId\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x18\n" +
 	"\arefused\x18\x04 \x01(\bR\arefused\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"U\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"y\n" +
 	"\n" +
 	"StoreHello\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04join\x18\x03 \x01(\bR\x04join\"\xba\x01\n" +
+	"\x04join\x18\x03 \x01(\bR\x04join\x12\"\n" +
+	"\fbootstrapped\x18\x04 \x01(\bR\fbootstrapped\"\xba\x01\n" +
 	"\tBootstrap\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12+\n" +
 	"\aregions\x18\x02 \x03(\v2\x11.multiraft.RegionR\aregions\x12\x14\n" +

@@ -151,13 +151,17 @@ func (x *PDState) GetOperators() []*PDOperator {
 }
 
 type PDStore struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Registered    bool                   `protobuf:"varint,3,opt,name=registered,proto3" json:"registered,omitempty"`
-	Joined        bool                   `protobuf:"varint,4,opt,name=joined,proto3" json:"joined,omitempty"`
-	Offline       bool                   `protobuf:"varint,5,opt,name=offline,proto3" json:"offline,omitempty"`
-	Tombstone     bool                   `protobuf:"varint,6,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address    string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Registered bool                   `protobuf:"varint,3,opt,name=registered,proto3" json:"registered,omitempty"`
+	Joined     bool                   `protobuf:"varint,4,opt,name=joined,proto3" json:"joined,omitempty"`
+	Offline    bool                   `protobuf:"varint,5,opt,name=offline,proto3" json:"offline,omitempty"`
+	Tombstone  bool                   `protobuf:"varint,6,opt,name=tombstone,proto3" json:"tombstone,omitempty"`
+	// The store has bootstrapped and made it durable (it sent a store
+	// heartbeat, or a StoreHello saying so): from then on it holds raft state
+	// the cluster counts on, and PD refuses it on an empty disk.
+	Bootstrapped  bool `protobuf:"varint,7,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +234,13 @@ func (x *PDStore) GetOffline() bool {
 func (x *PDStore) GetTombstone() bool {
 	if x != nil {
 		return x.Tombstone
+	}
+	return false
+}
+
+func (x *PDStore) GetBootstrapped() bool {
+	if x != nil {
+		return x.Bootstrapped
 	}
 	return false
 }
@@ -503,7 +514,7 @@ const file_pdstate_proto_rawDesc = "" +
 	"\x06bounds\x18\t \x03(\v2\x12.multiraft.PDBoundR\x06bounds\x12(\n" +
 	"\x10last_operator_id\x18\n" +
 	" \x01(\x04R\x0elastOperatorId\x123\n" +
-	"\toperators\x18\v \x03(\v2\x15.multiraft.PDOperatorR\toperators\"\xa3\x01\n" +
+	"\toperators\x18\v \x03(\v2\x15.multiraft.PDOperatorR\toperators\"\xc7\x01\n" +
 	"\aPDStore\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1e\n" +
@@ -512,7 +523,8 @@ const file_pdstate_proto_rawDesc = "" +
 	"registered\x12\x16\n" +
 	"\x06joined\x18\x04 \x01(\bR\x06joined\x12\x18\n" +
 	"\aoffline\x18\x05 \x01(\bR\aoffline\x12\x1c\n" +
-	"\ttombstone\x18\x06 \x01(\bR\ttombstone\"[\n" +
+	"\ttombstone\x18\x06 \x01(\bR\ttombstone\x12\"\n" +
+	"\fbootstrapped\x18\a \x01(\bR\fbootstrapped\"[\n" +
 	"\aPDBound\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x19\n" +

@@ -25,10 +25,10 @@ import (
 // that changed it, before any reply of that Receive leaves: an AskSplit's
 // ids, a raised epoch bound or a new operator are durable before anyone
 // hears of them. What is kept: the id allocator's high-water mark, the
-// stores (address, joined, decommission state), the initial regions, the
-// routing view (published and pending states, without leaders or sizes),
-// the epoch bounds and the running operators. Leaders, sizes, store
-// liveness and peer health come back with the heartbeats.
+// stores (address, joined, bootstrapped, decommission state), the initial
+// regions, the routing view (published and pending states, without leaders
+// or sizes), the epoch bounds and the running operators. Leaders, sizes,
+// store liveness and peer health come back with the heartbeats.
 //
 // Ids are handed out in batches: the file records a high-water mark
 // idBatch above the allocator, raised (and made durable) only when the
@@ -126,7 +126,7 @@ func (p *PD) durableState() *pb.PDState {
 	for _, id := range p.storeIDs() {
 		s := p.stores[id]
 		st.Stores = append(st.Stores, &pb.PDStore{Id: id, Address: s.info.Address, Registered: s.registered,
-			Joined: s.joined, Offline: s.offline, Tombstone: s.tombstone})
+			Joined: s.joined, Offline: s.offline, Tombstone: s.tombstone, Bootstrapped: s.bootstrapped})
 	}
 	st.Initial = p.initial
 	for _, e := range p.view.all() {
@@ -275,7 +275,8 @@ func restore(env core.Env, cfg Config, st *pb.PDState) (*PD, error) {
 			return nil, fmt.Errorf("%w: store id %d is 0 or listed twice", ErrCorruptState, s.GetId())
 		}
 		p.stores[s.GetId()] = &store{info: StoreInfo{ID: s.GetId(), Address: s.GetAddress()},
-			registered: s.GetRegistered(), joined: s.GetJoined(), offline: s.GetOffline(), tombstone: s.GetTombstone()}
+			registered: s.GetRegistered(), joined: s.GetJoined(), offline: s.GetOffline(), tombstone: s.GetTombstone(),
+			bootstrapped: s.GetBootstrapped()}
 	}
 	p.initial = st.GetInitial()
 	for _, r := range st.GetPublished() {

@@ -3,6 +3,7 @@ package pd
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,4 +116,64 @@ func TestCorruptStateRefused(t *testing.T) {
 	if _, err := Open(env, Config{ID: pdID, Layout: layout("m")}); !errors.Is(err, ErrCorruptState) {
 		t.Fatalf("Open of a corrupt state = %v, want ErrCorruptState", err)
 	}
+}
+
+// A store id that has bootstrapped (PD heard its store heartbeat, which a
+// store sends only once its bootstrap is on disk, or a hello saying its disk
+// holds its identity) and comes back on an empty disk is refused, for good
+// (PD keeps the fact across its own restarts): bootstrapping it again would
+// re-create its replicas from the initial layout with their old peer ids
+// and an empty log. A store that said hello but never heartbeated may have
+// crashed before its bootstrap was durable: it is bootstrapped again.
+func TestBootstrappedStoreOnAnEmptyDiskIsRefused(t *testing.T) {
+	fs := vfs.NewMem()
+	h := &harness{net: &recorder{}, clock: &fakeClock{t: time.Unix(1000, 0)}}
+	p := openOn(t, fs, h)
+	hello := func(h *harness, id uint64, join, bootstrapped bool) *pb.Bootstrap {
+		t.Helper()
+		h.send(id, &pb.StoreHello{StoreId: id, Join: join, Bootstrapped: bootstrapped})
+		return h.net.take(t).GetBootstrap()
+	}
+	if b := hello(h, 1, false, false); b.GetError() != "" || len(b.GetRegions()) == 0 {
+		t.Fatalf("first hello of store 1: %v", b)
+	}
+	if b := hello(h, 1, false, false); b.GetError() != "" || len(b.GetRegions()) == 0 {
+		t.Fatalf("store 1 again before its bootstrap was durable: %v", b)
+	}
+	h.send(1, &pb.StoreHeartbeat{StoreId: 1})
+	if !p.Stores()[0].Bootstrapped {
+		t.Fatalf("store 1 heartbeated but is not recorded as bootstrapped: %+v", p.Stores()[0])
+	}
+	if b := hello(h, 7, true, false); b.GetError() != "" {
+		t.Fatalf("join of store 7: %v", b)
+	}
+	h.send(7, &pb.StoreHeartbeat{StoreId: 7})
+	if b := hello(h, 2, false, true); b.GetError() != "" || len(b.GetRegions()) != 0 {
+		t.Fatalf("store 2 with its data (PD never heard it) got %v, want no regions", b)
+	}
+	check := func(h *harness, p *PD, want uint64) {
+		t.Helper()
+		for _, c := range []struct {
+			id   uint64
+			join bool
+		}{{1, false}, {2, false}, {7, true}} {
+			b := hello(h, c.id, c.join, false)
+			if b.GetError() == "" || len(b.GetRegions()) != 0 || !strings.Contains(b.GetError(), "bootstrapped before") {
+				t.Fatalf("store %d on an empty disk got %v, want a refusal", c.id, b)
+			}
+			if b := hello(h, c.id, c.join, true); b.GetError() != "" || len(b.GetRegions()) != 0 {
+				t.Fatalf("store %d with its data got %v, want no error and no regions", c.id, b)
+			}
+		}
+		if n := p.Stats().EmptyDiskStores; n != want {
+			t.Fatalf("EmptyDiskStores %d, want %d", n, want)
+		}
+		if b := hello(h, 3, false, false); b.GetError() != "" || len(b.GetRegions()) == 0 {
+			t.Fatalf("store 3, never bootstrapped: %v", b)
+		}
+	}
+	check(h, p, 3)
+	h2 := &harness{net: &recorder{}, clock: &fakeClock{t: time.Unix(2000, 0)}}
+	p2 := openOn(t, fs, h2)
+	check(h2, p2, 3)
 }

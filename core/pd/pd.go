@@ -19,6 +19,7 @@ type Stats struct {
 	Joins              uint64 // stores that joined after bootstrap
 	UnknownStores      uint64 // StoreHello or StoreHeartbeat from a store PD does not know (and that did not join)
 	TombstoneStores    uint64 // StoreHello or StoreHeartbeat from a tombstone store, refused
+	EmptyDiskStores    uint64 // StoreHello of a store that bootstrapped before, from an empty disk, refused
 	StoreHeartbeats    uint64
 	RegionHeartbeats   uint64 // all region heartbeats received
 	StaleHeartbeats    uint64 // region heartbeats ignored as older than PD's state

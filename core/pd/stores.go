@@ -54,6 +54,10 @@ type StoreInfo struct {
 	Registered bool   // sent a StoreHello or a StoreHeartbeat
 	Joined     bool   // joined after bootstrap (not in the initial layout)
 	Address    string // from the last StoreHello
+	// Bootstrapped: the store holds durable raft state (it sent a store
+	// heartbeat, or a StoreHello saying its disk holds its identity); PD
+	// refuses it from then on if it comes back on an empty disk.
+	Bootstrapped bool
 
 	// From PD's own view of the regions (the newest state of each).
 	Regions     int    // peers on this store, learners included
@@ -71,11 +75,21 @@ type StoreInfo struct {
 
 // store is PD's record of one store.
 type store struct {
-	info       StoreInfo // Regions, Leaders, RegionBytes and State are filled in on demand
-	registered bool
-	joined     bool
-	offline    bool // decommission ordered
-	tombstone  bool // decommissioned and empty
+	info         StoreInfo // Regions, Leaders, RegionBytes and State are filled in on demand
+	registered   bool
+	bootstrapped bool // durable: see StoreInfo.Bootstrapped
+	joined       bool
+	offline      bool // decommission ordered
+	tombstone    bool // decommissioned and empty
+}
+
+// markBootstrapped records that store s holds durable raft state.
+func (p *PD) markBootstrapped(s *store) {
+	if !s.bootstrapped {
+		s.bootstrapped = true
+		p.touch()
+		p.log.Info("pd: store bootstrapped", "store", s.info.ID)
+	}
 }
 
 // liveness is how recently the store was heard from: Up, Disconnected or
@@ -154,6 +168,7 @@ func (p *PD) Stores() []StoreInfo {
 		info := s.info
 		info.State = p.state(s)
 		info.Registered = s.registered
+		info.Bootstrapped = s.bootstrapped
 		info.Joined = s.joined
 		if l := loads[id]; l != nil {
 			info.Regions, info.Leaders, info.RegionBytes = l.regions, l.leaders, l.bytes
@@ -243,6 +258,17 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 		p.stats.UnknownStores++
 		refuse(fmt.Sprintf("store id %d cannot join: it is 0 or PD's own id", id))
 		return
+	case s != nil && s.bootstrapped && !h.GetBootstrapped():
+		// Its disk is empty (or not the one it had): the raft state of its
+		// replicas is gone. Bootstrapping it again would re-create them
+		// from the initial layout with their old peer ids and an empty log,
+		// a voter that forgot what it acknowledged: a committed write could
+		// be lost. The store must not start.
+		p.stats.EmptyDiskStores++
+		refuse(fmt.Sprintf("store %d has bootstrapped before and its replicas' raft state is not on this disk "+
+			"(an empty data directory?): it cannot start again without it; start it on its own data "+
+			"directory, or decommission store %d and add a new store with a new id", id, id))
+		return
 	case s == nil:
 		s = &store{joined: true}
 		s.info.ID = id
@@ -261,8 +287,11 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 	s.registered = true
 	s.info.Address = h.GetAddress()
 	s.info.LastSeen = p.env.Clock.Now()
+	if h.GetBootstrapped() {
+		p.markBootstrapped(s)
+	}
 	var regions []*pb.Region
-	if !s.joined {
+	if !s.joined && !h.GetBootstrapped() {
 		for _, r := range p.initial {
 			if r.PeerOnStore(id) != nil {
 				regions = append(regions, proto.Clone(r).(*pb.Region))
@@ -308,6 +337,8 @@ func (p *PD) onStoreHeartbeat(m *pb.Envelope, h *pb.StoreHeartbeat) {
 		p.touch()
 	}
 	s.registered = true
+	// A store heartbeats only once its bootstrap is durable.
+	p.markBootstrapped(s)
 	s.info.RegionCount = h.GetRegionCount()
 	s.info.LeaderCount = h.GetLeaderCount()
 	s.info.UsedBytes = h.GetUsedBytes()

@@ -1,6 +1,8 @@
 package raftstore
 
 import (
+	"fmt"
+
 	"github.com/multiraft/multiraft/core/pb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -8,16 +10,19 @@ import (
 
 // onBootstrap creates the store's initial regions from PD's answer.
 func (s *Store) onBootstrap(b *pb.Bootstrap) {
-	if s.bootstrapped {
-		return
-	}
-	if b.GetError() != "" {
-		s.log.Error("PD refused bootstrap", "error", b.GetError())
+	if s.bootstrapped || s.refused != nil {
 		return
 	}
 	if b.GetStoreId() != s.cfg.StoreID {
 		s.stats.MalformedMsgs++
 		s.log.Warn("bootstrap for another store", "for", b.GetStoreId())
+		return
+	}
+	if b.GetError() != "" {
+		// Every refusal is final (PD's answer depends on the store id and
+		// PD's durable state only): the store stops.
+		s.refused = fmt.Errorf("raftstore: store %d: PD refused it: %s", s.cfg.StoreID, b.GetError())
+		s.log.Error("PD refused the store; it stops", "error", b.GetError())
 		return
 	}
 	for _, region := range b.GetRegions() {

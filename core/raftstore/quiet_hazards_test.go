@@ -2,8 +2,11 @@ package raftstore_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/raftstore"
@@ -310,4 +313,107 @@ func TestForgedQuietNoticeFromANonMemberStoreIsIgnored(t *testing.T) {
 		_, ok := c.leaderOf(1)
 		return ok
 	})
+}
+
+// A store that comes back with the same id on an empty disk (the operator
+// "restarts" a lost store on a new data directory) is refused by PD and
+// stops: it must not ping. (PD answered a layout store's hello with the
+// initial regions, whatever had happened since, and the store pinged again
+// within a tick. A quiet follower takes the pings as its leader's life;
+// here the leader of region [m, +inf), created by a split, so not in the
+// store's initial layout, was on that store, and nothing of that region
+// existed there any more: its followers never woke, and the region was
+// leaderless for good.)
+func TestStoreReusedOnAnEmptyDiskLeavesNoQuietRegionLeaderless(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.LogCompactEntries, cfg.LogKeepEntries = 10, 2 // the split entry leaves the log
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	leader := c.waitLeader(1)
+	if err := c.store(leader).RequestSplit(1, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	var right uint64
+	c.waitFor(100, "the split", func() bool {
+		right = c.splitSeen(1, "", "m", "")
+		return right != 0
+	})
+	c.leadFrom(leader, right)
+	for i := 0; i < 30; i++ {
+		c.ok(1, put(fmt.Sprintf("a%02d", i), "v"))
+	}
+	c.waitAllQuiet([]uint64{1, right})
+	c.stop(leader)
+	c.fs[leader] = vfs.NewMem()
+	c.start(leader)
+	// Clients that find no leader ask the followers: a follower answers
+	// NotLeader (naming the gone peer) without waking.
+	ask := func() {
+		for _, id := range others(c, leader) {
+			req := &pb.KvRequest{Header: c.header(id, right)}
+			get("x")(req)
+			c.send(id, req)
+		}
+	}
+	for i := 0; i < 300; i++ {
+		if i%10 == 0 {
+			ask()
+		}
+		c.step()
+	}
+	if _, ok := c.leaderOf(right); !ok {
+		t.Fatalf("region %d has no leader 30 s after store %d came back empty, clients asking its followers every second\n%s", right, leader, c.describe())
+	}
+	st := c.store(leader)
+	if st.Err() == nil || st.Bootstrapped() || len(st.Regions()) != 0 {
+		t.Fatalf("store %d on an empty disk: err %v, bootstrapped %v, %d regions; want it refused, with none",
+			leader, st.Err(), st.Bootstrapped(), len(st.Regions()))
+	}
+}
+
+// The same store id back on an empty disk is also a raft durability
+// hazard: re-created from the initial layout with their old peer ids and an
+// empty log, its voters forget what they acknowledged, and a quorum that
+// committed a write may no longer hold it. So PD refuses a store id that
+// has bootstrapped when it says hello from an empty disk, and the store
+// stops (Err) without creating a replica. Here C acknowledges k=v with the
+// leader A while B is cut off, then comes back empty: it is refused. (It
+// was bootstrapped again; A died, B, which never had k, won with C's vote,
+// and the committed write was gone.) Back on its own disk, C rejoins; A
+// dies and k is still there.
+func TestStoreReusedOnAnEmptyDiskIsRefused(t *testing.T) {
+	c := newCluster(t, defaultConfig())
+	c.waitBootstrap(1)
+	a := c.waitLeader(1)
+	c.ok(1, put("before", "1"))
+	b, cc := others(c, a)[0], others(c, a)[1]
+	c.deaf[b] = true
+	c.ok(1, put("k", "v")) // committed by a and cc
+	c.stop(cc)
+	disk := c.fs[cc]
+	c.fs[cc] = vfs.NewMem()
+	c.start(cc)
+	c.waitFor(50, "PD to refuse the empty store", func() bool { return c.store(cc).Err() != nil })
+	if err := c.store(cc).Err(); !strings.Contains(err.Error(), "bootstrapped before") {
+		t.Fatalf("refused with %v", err)
+	}
+	for i := 0; i < 30; i++ {
+		c.step()
+	}
+	if st := c.store(cc); st.Bootstrapped() || len(st.Regions()) != 0 {
+		t.Fatalf("the refused store bootstrapped (%v) or holds %d regions", st.Bootstrapped(), len(st.Regions()))
+	}
+	if n := c.pd.Stats().EmptyDiskStores; n == 0 {
+		t.Fatal("PD counted no refusal")
+	}
+	c.stop(cc)
+	c.fs[cc] = disk
+	c.start(cc)
+	c.waitFor(50, "the store back on its own disk", func() bool { return c.store(cc).Bootstrapped() })
+	c.stop(a)
+	c.deaf[b] = false
+	g := c.ok(1, get("k")).GetGet()
+	if !g.GetFound() {
+		t.Fatalf("the acknowledged write k=v is lost; store %d leads now\n%s", c.waitLeader(1), c.describe())
+	}
 }

@@ -84,7 +84,9 @@ type Store struct {
 	nextReadCtx  uint64
 
 	bootstrapped  bool
-	hbFromPD      bool // heartbeat intervals not configured: use PD's
+	identDurable  bool  // its bootstrap is on disk: only then it sends store heartbeats (PD records it as bootstrapped)
+	refused       error // PD refused the store's hello: it stopped (Err)
+	hbFromPD      bool  // heartbeat intervals not configured: use PD's
 	lastHello     time.Time
 	lastStoreHB   time.Time
 	dirty         bool
@@ -144,7 +146,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		if id.StoreId != cfg.StoreID {
 			return nil, fmt.Errorf("raftstore: data in %s belongs to store %d, not %d", env.Dir, id.StoreId, cfg.StoreID)
 		}
-		s.bootstrapped = true
+		s.bootstrapped, s.identDurable = true, true
 		s.adoptHeartbeatInterval(id.GetHeartbeatIntervalMs())
 		for _, rid := range eng.RegionIDs() {
 			r := eng.Region(rid)
@@ -243,6 +245,12 @@ func (s *Store) EngineStats() storage.Stats { return s.eng.Stats() }
 
 // Bootstrapped reports whether the store has its initial regions.
 func (s *Store) Bootstrapped() bool { return s.bootstrapped }
+
+// Err is why the store stopped for good, or nil: PD refused its hello (a
+// store id PD does not know, a decommissioned one, or one that bootstrapped
+// before and is back on an empty disk). A stopped store does nothing more;
+// its driver should report the error and exit.
+func (s *Store) Err() error { return s.refused }
 
 func (s *Store) now() time.Time { return s.env.Clock.Now() }
 
@@ -358,6 +366,9 @@ func (s *Store) takeWork() []*peer {
 // Tick advances every peer's logical clock and runs periodic work.
 func (s *Store) Tick() {
 	now := s.now()
+	if s.refused != nil {
+		return
+	}
 	if !s.bootstrapped {
 		if s.lastHello.IsZero() || now.Sub(s.lastHello) >= s.cfg.ElectionTick() {
 			s.lastHello = now
@@ -377,7 +388,7 @@ func (s *Store) Tick() {
 	}
 	s.pingStores(now)
 	s.tickSnapshots(now)
-	if s.lastStoreHB.IsZero() || now.Sub(s.lastStoreHB) >= s.cfg.StoreHeartbeatInterval {
+	if s.identDurable && (s.lastStoreHB.IsZero() || now.Sub(s.lastStoreHB) >= s.cfg.StoreHeartbeatInterval) {
 		s.lastStoreHB = now
 		s.sendStoreHeartbeat()
 	}
@@ -523,6 +534,7 @@ func (s *Store) Flush() error {
 	if err := s.eng.Sync(); err != nil {
 		return fmt.Errorf("raftstore: store %d: %w", s.cfg.StoreID, err)
 	}
+	s.identDurable = s.bootstrapped // the identity is synced with the round that created the regions
 	// 2. Send, 3. apply, 4. advance.
 	for i, r := range rounds {
 		if !early[i] {
