@@ -133,3 +133,66 @@ func TestQuietLeaderListsDownOnlySilentStores(t *testing.T) {
 		t.Fatalf("listed down %v after its store stopped, before its store could be silent", d)
 	}
 }
+
+// A quiet leader heard nothing from its quiet followers while it slept. When
+// it wakes, its next report must not list them down before they could
+// answer: while their stores ping, they are as alive as the quiet rule
+// said a moment before. (It listed both: their last raft message was from
+// before the region went quiet.) PD counts a down peer out of the quorum,
+// so the order the leader was woken for could be held.
+func TestWokenLeaderDoesNotListLiveFollowersDown(t *testing.T) {
+	cfg := defaultConfig()
+	c, rids := quietClusterWith(t, cfg, 1)
+	rid := rids[0]
+	leader := c.waitLeader(rid)
+	for i := 0; i < 50; i++ { // five election timeouts asleep
+		c.step()
+	}
+	if !c.region(leader, rid).Quiet {
+		t.Fatal("the leader woke up")
+	}
+	// The followers' answers are late: none arrives before the leader's
+	// next tick.
+	log := &hbLog{}
+	late := true
+	c.filter = func(e *pb.Envelope) bool {
+		if hb := e.GetRegionHeartbeat(); hb != nil {
+			log.hbs = append(log.hbs, hb)
+		}
+		return late && e.GetTo() == leader && e.GetRaft().GetMessage() != nil
+	}
+	c.wakeFromPD(leader, rid)
+	c.step()
+	late = false
+	if len(log.hbs) == 0 {
+		t.Fatal("the woken leader did not report")
+	}
+	log.mustListNoDown(t, 0, "woken, every store up")
+	// A follower whose store has gone silent is still listed.
+	for i := 0; i < 100; i++ {
+		c.step()
+	}
+	if !c.region(leader, rid).Quiet {
+		t.Fatal("the region did not go back to sleep")
+	}
+	f := others(c, leader)[0]
+	c.stop(f)
+	for i := 0; i < 40; i++ { // four election timeouts: its store is silent
+		c.step()
+	}
+	from := len(log.hbs)
+	late = true
+	c.wakeFromPD(leader, rid)
+	c.step()
+	late = false
+	if len(log.hbs) == from || !slices.Equal(downStores(log.hbs[len(log.hbs)-1]), []uint64{f}) {
+		t.Fatalf("woken leader's report after store %d went silent: %v", f, log.hbs[from:])
+	}
+}
+
+// wakeFromPD delivers to store id PD's answer to a store heartbeat naming
+// region rid (its leader there wakes and reports at its next tick).
+func (c *cluster) wakeFromPD(id, rid uint64) {
+	c.net.Send(pb.NewEnvelope(pdNode, id, &pb.StoreHeartbeatResponse{StoreIds: c.ids, WakeRegions: []uint64{rid}}))
+	c.deliver()
+}

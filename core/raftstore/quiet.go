@@ -166,12 +166,23 @@ func (p *peer) staysQuietFor(msg *raftpb.Message) bool {
 	return false
 }
 
-// wakeUp makes a quiet peer tick again; a leader heartbeats at once.
+// wakeUp makes a quiet peer tick again; a leader heartbeats at once. A
+// leader heard nothing from its quiet followers while it slept: each one
+// whose store is not silent counts as heard now, as the quiet rule took it
+// (laggingPeers), so that its next report does not list them down before
+// they could answer; one whose store is silent stays as it was.
 func (p *peer) wakeUp(now time.Time) {
 	p.quiet = false
 	p.idleSince = time.Time{}
 	p.heardLeaderAt = now
 	p.s.stats.Woken++
+	if p.leading {
+		for _, pp := range p.region.Meta().GetPeers() {
+			if pp.GetId() != p.id && !p.s.contactOf(pp.GetStoreId()).silent(now, p.s.cfg.QuietLeaderTimeout) {
+				p.heardAt[pp.GetId()] = now
+			}
+		}
+	}
 	if p.leading && p.rn.BasicStatus().RaftState == raft.StateLeader {
 		// A read index makes raft heartbeat every follower now; its answer
 		// matches no read batch and is dropped.
