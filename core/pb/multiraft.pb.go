@@ -2689,9 +2689,12 @@ func (x *QuietNotice) GetIndex() uint64 {
 
 // StorePing tells another store that this one is alive. A quiet follower
 // whose leader's store goes silent wakes up and, hearing no leader, elects
-// a new one.
+// a new one. life is drawn at random when the store process starts: a new
+// life (the store restarted) wakes the quiet leaders of regions with a
+// replica on it, and the quiet followers whose leader it held.
 type StorePing struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Life          uint64                 `protobuf:"varint,1,opt,name=life,proto3" json:"life,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2724,6 +2727,13 @@ func (x *StorePing) ProtoReflect() protoreflect.Message {
 // Deprecated: Use StorePing.ProtoReflect.Descriptor instead.
 func (*StorePing) Descriptor() ([]byte, []int) {
 	return file_multiraft_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *StorePing) GetLife() uint64 {
+	if x != nil {
+		return x.Life
+	}
+	return 0
 }
 
 // SnapshotChunk is one piece of a region snapshot streamed from a leader to
@@ -5444,8 +5454,9 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x05quiet\x18\t \x01(\v2\x16.multiraft.QuietNoticeR\x05quiet\"7\n" +
 	"\vQuietNotice\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\v\n" +
-	"\tStorePing\"\xdc\x02\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\x1f\n" +
+	"\tStorePing\x12\x12\n" +
+	"\x04life\x18\x01 \x01(\x04R\x04life\"\xdc\x02\n" +
 	"\rSnapshotChunk\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12,\n" +
 	"\tfrom_peer\x18\x02 \x01(\v2\x0f.multiraft.PeerR\bfromPeer\x12(\n" +

@@ -1,6 +1,7 @@
 package raftstore_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -195,4 +196,57 @@ func TestWokenLeaderDoesNotListLiveFollowersDown(t *testing.T) {
 func (c *cluster) wakeFromPD(id, rid uint64) {
 	c.net.Send(pb.NewEnvelope(pdNode, id, &pb.StoreHeartbeatResponse{StoreIds: c.ids, WakeRegions: []uint64{rid}}))
 	c.deliver()
+}
+
+// A quiet leader takes a silent follower for alive while the follower's
+// store pings. When that store restarts, the follower may not come back
+// (here its raft messages never arrive, while its store pings): the leader
+// must list it down, and keep listing it once the region sleeps again.
+// (It did not: the quiet leader never woke and never listed it, so PD
+// could never replace it.) A follower that does come back is not listed.
+func TestQuietLeaderListsDownAReplicaThatDidNotComeBackFromARestart(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.QuietHeartbeatFactor = 1 // a report every second, quiet or not
+	c, rids := quietClusterWith(t, cfg, 1)
+	rid := rids[0]
+	leader := c.waitLeader(rid)
+	f := others(c, leader)[0]
+	log := &hbLog{}
+	dead := false
+	c.filter = func(e *pb.Envelope) bool {
+		if hb := e.GetRegionHeartbeat(); hb != nil {
+			log.hbs = append(log.hbs, hb)
+		}
+		return dead && e.GetFrom() == f && e.GetRaft() != nil
+	}
+	// A restart it comes back from.
+	c.stop(f)
+	c.start(f)
+	for i := 0; i < 200; i++ {
+		c.step()
+	}
+	log.mustListNoDown(t, 0, "the follower came back")
+	c.waitAllQuiet(rids)
+	// A restart it does not come back from.
+	from := len(log.hbs)
+	c.stop(f)
+	c.start(f)
+	dead = true
+	c.waitFor(100, fmt.Sprintf("the peer on store %d listed down", f), func() bool {
+		return len(log.hbs) > from && slices.Equal(downStores(log.hbs[len(log.hbs)-1]), []uint64{f})
+	})
+	log.mustListNoDown(t, from, "one replica gone", f)
+	c.waitFor(300, "the leader asleep again", func() bool { return c.region(leader, rid).Quiet })
+	from = len(log.hbs)
+	for i := 0; i < 50; i++ {
+		c.step()
+	}
+	if len(log.hbs) == from {
+		t.Fatal("the quiet leader did not report")
+	}
+	for _, hb := range log.hbs[from:] {
+		if !slices.Equal(downStores(hb), []uint64{f}) {
+			t.Fatalf("the quiet leader's report lists %v down, want [%d]", downStores(hb), f)
+		}
+	}
 }

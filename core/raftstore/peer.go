@@ -136,7 +136,8 @@ const pendingLag = 16
 // leader, or since the peer joined, counts from then. A quiet leader hears
 // nothing from its quiet followers by design: it counts a peer as down
 // only once the peer's store has been silent too (stores ping each other
-// every election timeout).
+// every election timeout), or has restarted since the peer last spoke (a
+// replica that did not come back is not alive because its store is).
 func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 	st := p.rn.Status()
 	now := p.s.now()
@@ -157,7 +158,7 @@ func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 			p.heardAt[pp.GetId()] = now
 		}
 		silent := now.Sub(at) >= p.s.cfg.ElectionTick()
-		if silent && p.quiet && !p.s.contactOf(pp.GetStoreId()).silent(now, p.s.cfg.QuietLeaderTimeout) {
+		if silent && p.quiet && p.s.contactOf(pp.GetStoreId()).vouchesFor(at, now, p.s.cfg.QuietLeaderTimeout) {
 			silent = false
 		}
 		if silent {

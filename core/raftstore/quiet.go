@@ -168,9 +168,10 @@ func (p *peer) staysQuietFor(msg *raftpb.Message) bool {
 
 // wakeUp makes a quiet peer tick again; a leader heartbeats at once. A
 // leader heard nothing from its quiet followers while it slept: each one
-// whose store is not silent counts as heard now, as the quiet rule took it
-// (laggingPeers), so that its next report does not list them down before
-// they could answer; one whose store is silent stays as it was.
+// its store vouches for (not silent, in the life the leader last heard the
+// peer in) counts as heard now, as the quiet rule took it (laggingPeers),
+// so that its next report does not list them down before they could
+// answer; any other stays as it was.
 func (p *peer) wakeUp(now time.Time) {
 	p.quiet = false
 	p.idleSince = time.Time{}
@@ -178,7 +179,8 @@ func (p *peer) wakeUp(now time.Time) {
 	p.s.stats.Woken++
 	if p.leading {
 		for _, pp := range p.region.Meta().GetPeers() {
-			if pp.GetId() != p.id && !p.s.contactOf(pp.GetStoreId()).silent(now, p.s.cfg.QuietLeaderTimeout) {
+			if at, ok := p.heardAt[pp.GetId()]; ok && pp.GetId() != p.id &&
+				p.s.contactOf(pp.GetStoreId()).vouchesFor(at, now, p.s.cfg.QuietLeaderTimeout) {
 				p.heardAt[pp.GetId()] = now
 			}
 		}
@@ -228,9 +230,49 @@ func (s *Store) wakeForPD(regions []uint64) {
 	}
 }
 
-// contact is when this store last heard anything from another store. A
-// quiet follower keeps its leader's store's, so its tick is a comparison.
-type contact struct{ at time.Time }
+// contact is when this store last heard anything from another store, and
+// which life of it (a process start: StorePing.life). A quiet follower
+// keeps its leader's store's, so its tick is a comparison.
+type contact struct {
+	at        time.Time
+	life      uint64    // the store's life, from its last ping; 0 before the first
+	lifeSince time.Time // when that life was first heard, if it replaced another
+}
+
+// vouchesFor reports whether the store still speaks for a quiet peer on it
+// last heard from at heard: the store is not silent, and has not restarted
+// since (a peer that did not come back from a restart is not alive because
+// its store is).
+func (c *contact) vouchesFor(heard, now time.Time, timeout time.Duration) bool {
+	return !c.silent(now, timeout) && !c.lifeSince.After(heard)
+}
+
+// onStorePing notes the life of the store that sent a ping. A new one (the
+// store restarted) wakes every local quiet peer that counts on the old one:
+// a quiet leader with a replica there (which may not have come back: once
+// awake, the leader hears from it, or lists it down), and a quiet follower
+// whose leader was there (its peer came back a follower, if at all).
+func (s *Store) onStorePing(from uint64, ping *pb.StorePing) {
+	c := s.contactOf(from)
+	life := ping.GetLife()
+	if life == 0 || life == c.life {
+		return
+	}
+	restarted := c.life != 0
+	c.life = life
+	if !restarted {
+		return // the first ping this life of ours hears from it
+	}
+	c.lifeSince = s.now()
+	for _, p := range s.sortedPeers() {
+		if !p.quiet {
+			continue
+		}
+		if p.leading && p.region.Meta().PeerOnStore(from) != nil || !p.leading && p.quietLeader == c {
+			s.wake(p)
+		}
+	}
+}
 
 // contactOf returns the contact record of store id, creating it (never
 // heard from) the first time.
@@ -268,7 +310,7 @@ func (s *Store) pingStores(now time.Time) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		if id != s.cfg.StoreID {
-			s.send(id, &pb.StorePing{})
+			s.send(id, &pb.StorePing{Life: s.life})
 		}
 	}
 }

@@ -226,3 +226,26 @@ func TestOperatorOnAQuietRegionStartsAtOnce(t *testing.T) {
 		return ok && l == to
 	})
 }
+
+// A store that restarts brings its peers back awake and not leading. The
+// quiet followers whose leader was there must not wait for its campaign
+// (an election timeout, at least) to find out: the first ping of the
+// store's new life wakes them, and a new leader is elected at once.
+func TestQuietFollowersWakeWhenTheirLeaderStoreRestarts(t *testing.T) {
+	c, rids := quietCluster(t, 1)
+	rid := rids[0]
+	leader := c.waitLeader(rid)
+	c.stop(leader)
+	c.start(leader)
+	for i := 0; i < 3; i++ {
+		c.step()
+	}
+	for _, id := range others(c, leader) {
+		if c.region(id, rid).Quiet {
+			t.Fatalf("store %d's follower still quiet 3 ticks after its leader's store %d restarted\n%s", id, leader, c.describe())
+		}
+	}
+	c.waitLeader(rid)
+	c.ok(rid, put("x", "1"))
+	c.waitAllQuiet(rids)
+}

@@ -80,6 +80,7 @@ type Store struct {
 	work  []*peer          // peers woken since the last ready round
 
 	incarnation  uint64 // distinguishes this process's proposals from earlier ones
+	life         uint64 // drawn at random at Open, sent in pings: tells this process from any other of the store (incarnation alone restarts on an empty disk)
 	nextProposal uint64
 	nextReadCtx  uint64
 
@@ -142,6 +143,11 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		heardFrom:     map[uint64]*contact{},
 		raftLogger:    &raftLogger{log: log},
 	}
+	s.life = s.incarnation
+	if env.Rand != nil {
+		s.life = env.Rand.Uint64()
+	}
+	s.life = max(s.life, 1)
 	if id := eng.Ident(); id != nil {
 		if id.StoreId != cfg.StoreID {
 			return nil, fmt.Errorf("raftstore: data in %s belongs to store %d, not %d", env.Dir, id.StoreId, cfg.StoreID)
@@ -481,7 +487,10 @@ func (s *Store) Receive(m *pb.Envelope) {
 			s.wakeForPD(b.StoreHeartbeatResponse.GetWakeRegions())
 		}
 	case *pb.Envelope_StorePing:
-		// Its arrival is the news (heardFrom, above).
+		// Its arrival is the news (heardFrom, above), and the life it names.
+		if s.knownStore(m.GetFrom()) {
+			s.onStorePing(m.GetFrom(), b.StorePing)
+		}
 	default:
 		s.stats.MalformedMsgs++
 		s.log.Warn("dropping unexpected message", "from", m.GetFrom(), "type", fmt.Sprintf("%T", m.GetBody()))
