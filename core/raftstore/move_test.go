@@ -296,3 +296,56 @@ func TestSnapshotSurvivesLossAndCorruption(t *testing.T) {
 }
 
 var _ = raftstore.InitLogIndex
+
+// Once a store is decommissioned (a tombstone: PD no longer lists it) and
+// no local region names it any more, the other stores stop pinging it and
+// take no raft traffic from it. (They pinged it for good: a store
+// remembered every store a local region had ever named.)
+func TestDecommissionedStoreIsForgotten(t *testing.T) {
+	c := newClusterOf(t, defaultConfig(), 4)
+	c.waitBootstrap(1)
+	c.ok(1, put("a", "1"))
+	const gone = 3
+	if err := c.pd.DecommissionStore(gone); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(600, fmt.Sprintf("store %d a tombstone", gone), func() bool {
+		for _, st := range c.pd.Stores() {
+			if st.ID == gone {
+				return st.State.String() == "tombstone"
+			}
+		}
+		return false
+	})
+	for i := 0; i < 30; i++ { // every store learns PD's store list
+		c.step()
+	}
+	pings := 0
+	c.filter = func(e *pb.Envelope) bool {
+		if e.GetTo() == gone && e.GetStorePing() != nil {
+			pings++
+		}
+		return false
+	}
+	for i := 0; i < 50; i++ {
+		c.step()
+	}
+	if pings != 0 {
+		t.Fatalf("%d pings to the decommissioned store %d in 5 s", pings, gone)
+	}
+	c.filter = nil
+	// A raft message from it is refused.
+	leader := c.waitLeader(1)
+	meta := c.meta(leader, 1)
+	before := c.store(leader).Stats().MalformedMsgs
+	c.net.Send(pb.NewEnvelope(gone, leader, &pb.RaftMessage{
+		RegionId: 1, FromPeer: &pb.Peer{Id: 99, StoreId: gone}, ToPeer: meta.PeerOnStore(leader),
+		RegionEpoch: meta.GetEpoch(), StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(),
+		Message: &raftpb.Message{Type: raftpb.MessageType_MsgHeartbeatResp.Enum(), From: proto.Uint64(99),
+			To: proto.Uint64(meta.PeerOnStore(leader).GetId()), Term: proto.Uint64(c.region(leader, 1).Term)},
+	}))
+	c.deliver()
+	if got := c.store(leader).Stats().MalformedMsgs; got != before+1 {
+		t.Fatalf("a raft message from the decommissioned store: malformed count %d -> %d, want it refused", before, got)
+	}
+}

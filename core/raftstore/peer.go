@@ -48,6 +48,7 @@ type peer struct {
 	idleSince   time.Time // a leader: since when its region has been idle
 	quietLeader *contact  // a quiet follower: its leader's store's contact
 	askedPD     time.Time // when it last asked PD whether it is still a member
+	named       []uint64  // the stores its region's meta names, as counted in Store.metaStores
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
@@ -65,7 +66,7 @@ func (p *peer) refreshPeerCache() {
 	for _, pp := range p.region.Meta().GetPeers() {
 		p.peerCache[pp.Id] = pp
 	}
-	p.s.noteStores(p.region.Meta())
+	p.s.noteStores(p, p.region.Meta())
 }
 
 func (p *peer) rememberPeer(pp *pb.Peer) {

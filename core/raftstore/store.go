@@ -99,13 +99,15 @@ type Store struct {
 	snapOut       *snapshotSender
 	snapIn        *snapshotReceiver
 	pdRequests    map[uint64]uint64 // RegionByID request id -> region id
-	// The stores raft traffic is accepted from: those PD last listed, and
-	// any store a local region has ever named.
-	pdStores, metaStores map[uint64]bool
-	heardFrom            map[uint64]*contact // when each store last sent anything
-	lastPing             time.Time
-	nextPDRequest        uint64
-	hooks                Hooks
+	// The stores raft traffic is accepted from (and pinged): those PD last
+	// listed, and those a local region names (metaStores: how many local
+	// peers' regions name each).
+	pdStores      map[uint64]bool
+	metaStores    map[uint64]int
+	heardFrom     map[uint64]*contact // when each store last sent anything
+	lastPing      time.Time
+	nextPDRequest uint64
+	hooks         Hooks
 }
 
 // Open recovers a store from env.FS/env.Dir. A store that has never
@@ -139,7 +141,7 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		snapOut:       newSnapshotSender(),
 		snapIn:        newSnapshotReceiver(),
 		pdRequests:    map[uint64]uint64{},
-		metaStores:    map[uint64]bool{},
+		metaStores:    map[uint64]int{},
 		heardFrom:     map[uint64]*contact{},
 		raftLogger:    &raftLogger{log: log},
 	}
@@ -224,16 +226,37 @@ func (s *Store) setPDStores(ids []uint64) {
 	}
 }
 
-// noteStores remembers the stores a region names.
-func (s *Store) noteStores(meta *pb.Region) {
-	for _, p := range meta.GetPeers() {
-		s.metaStores[p.GetStoreId()] = true
+// noteStores counts the stores meta, the region of local peer p as it is
+// now, names, in place of those it named before. A store no local region
+// names any more, and that PD does not list (decommissioned), is neither
+// pinged nor heard from again.
+func (s *Store) noteStores(p *peer, meta *pb.Region) {
+	var named []uint64
+	for _, pp := range meta.GetPeers() {
+		if !slices.Contains(named, pp.GetStoreId()) {
+			named = append(named, pp.GetStoreId())
+		}
 	}
+	s.forgetStores(p)
+	for _, id := range named {
+		s.metaStores[id]++
+	}
+	p.named = named
+}
+
+// forgetStores uncounts the stores local peer p's region named.
+func (s *Store) forgetStores(p *peer) {
+	for _, id := range p.named {
+		if s.metaStores[id]--; s.metaStores[id] <= 0 {
+			delete(s.metaStores, id)
+		}
+	}
+	p.named = nil
 }
 
 // knownStore reports whether raft traffic from node id is accepted: it must
 // be a store of the cluster, as PD or a local region says.
-func (s *Store) knownStore(id uint64) bool { return s.pdStores[id] || s.metaStores[id] }
+func (s *Store) knownStore(id uint64) bool { return s.pdStores[id] || s.metaStores[id] > 0 }
 
 // Incarnation numbers this process life of the store (1, 2, ...): durable
 // and raised at every open, so a proposal or snapshot of this life is never
@@ -316,6 +339,9 @@ func cmpPeer(a *peer, id uint64) int { return cmpU64(a.regionID(), id) }
 // addPeer makes p the store's peer of its region, replacing any other.
 func (s *Store) addPeer(p *peer) {
 	id := p.regionID()
+	if old := s.peers[id]; old != nil && old != p {
+		s.forgetStores(old)
+	}
 	s.peers[id] = p
 	i, found := slices.BinarySearchFunc(s.order, id, cmpPeer)
 	if found {
@@ -327,6 +353,9 @@ func (s *Store) addPeer(p *peer) {
 
 // removePeer forgets the store's peer of region id.
 func (s *Store) removePeer(id uint64) {
+	if p := s.peers[id]; p != nil {
+		s.forgetStores(p)
+	}
 	delete(s.peers, id)
 	if i, found := slices.BinarySearchFunc(s.order, id, cmpPeer); found {
 		s.order = slices.Delete(s.order, i, i+1)
