@@ -34,8 +34,14 @@ import (
 //     but serves nothing: a read needs a quorum's heartbeat answers, a write
 //     a quorum's acknowledgement, and the first request wakes it, after
 //     which check-quorum makes it step down;
-//   - a store that restarts starts every peer awake.
-// A quiet leader still reports to PD at the region heartbeat interval, so
+//   - a store that restarts starts every peer awake, and its pings carry a
+//     new life, which wakes the quiet followers whose leader it held and the
+//     quiet leaders with a replica on it;
+//   - a removed quiet peer hears nothing more from its group: the leader
+//     sends it a GC notice, and a quiet peer asks PD every QuietStaleCheck
+//     whether it is still a member (membership.go).
+// A quiet leader still reports to PD every QuietHeartbeatFactor region
+// heartbeat intervals, and PD wakes the regions it has operators for, so
 // PD's operators can reach it.
 
 // quietEnabled reports whether regions may go quiet.
