@@ -242,6 +242,7 @@ func (s *Store) wakeForPD(regions []uint64) {
 type contact struct {
 	at        time.Time
 	life      uint64    // the store's life, from its last ping; 0 before the first
+	retired   uint64    // the life it replaced: a late ping of it is no restart
 	lifeSince time.Time // when that life was first heard, if it replaced another
 }
 
@@ -261,11 +262,11 @@ func (c *contact) vouchesFor(heard, now time.Time, timeout time.Duration) bool {
 func (s *Store) onStorePing(from uint64, ping *pb.StorePing) {
 	c := s.contactOf(from)
 	life := ping.GetLife()
-	if life == 0 || life == c.life {
+	if life == 0 || life == c.life || life == c.retired {
 		return
 	}
 	restarted := c.life != 0
-	c.life = life
+	c.life, c.retired = life, c.life
 	if !restarted {
 		return // the first ping this life of ours hears from it
 	}

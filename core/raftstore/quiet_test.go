@@ -249,3 +249,41 @@ func TestQuietFollowersWakeWhenTheirLeaderStoreRestarts(t *testing.T) {
 	c.ok(rid, put("x", "1"))
 	c.waitAllQuiet(rids)
 }
+
+// A ping of a store's previous life that arrives late (the network delays
+// and reorders) is no restart: it wakes nothing.
+func TestLatePingOfAStoresPreviousLifeWakesNothing(t *testing.T) {
+	c, rids := quietCluster(t, 1)
+	rid := rids[0]
+	leader := c.waitLeader(rid)
+	var old []*pb.Envelope
+	c.filter = func(e *pb.Envelope) bool {
+		if e.GetFrom() == leader && e.GetStorePing() != nil && len(old) < 2 {
+			old = append(old, e)
+		}
+		return false
+	}
+	c.waitFor(20, "a ping", func() bool { return len(old) > 0 })
+	c.filter = nil
+	c.stop(leader)
+	c.start(leader)
+	c.waitLeader(rid)
+	c.ok(rid, put("x", "1"))
+	c.waitAllQuiet(rids)
+	woken := func() (n uint64) {
+		for _, id := range c.ids {
+			n += c.store(id).Stats().Woken
+		}
+		return n
+	}
+	before := woken()
+	for _, e := range old {
+		c.net.Send(e)
+	}
+	for i := 0; i < 20; i++ {
+		c.step()
+	}
+	if after := woken(); after != before {
+		t.Fatalf("a late ping of store %d's previous life woke %d peers\n%s", leader, after-before, c.describe())
+	}
+}
