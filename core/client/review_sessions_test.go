@@ -55,13 +55,14 @@ func (w *sessionWorld) apply(e *pb.Envelope) *pb.Envelope {
 	// client's: at least the write's start.
 	w.nowMs = max(w.nowMs, s.GetStartedMs())
 	sr.table.Advance(w.nowMs)
-	switch v, stored := sr.table.Check(s); v {
+	switch v, stored, _ := sr.table.Admit(s); v {
 	case session.ClockAhead:
 		return regionErr(e, &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "started in the future"}})
 	case session.Repeat:
 		return kvReply(e, stored)
-	case session.Expired:
-		return regionErr(e, &pb.RegionError{SessionExpired: &pb.SessionExpired{SessionId: s.GetId(), Sequence: s.GetSequence()}})
+	case session.Expired, session.NeverApplied:
+		return regionErr(e, &pb.RegionError{SessionExpired: &pb.SessionExpired{SessionId: s.GetId(), Sequence: s.GetSequence(),
+			NeverApplied: v == session.NeverApplied}})
 	case session.Busy:
 		return regionErr(e, &pb.RegionError{StoreBusy: &pb.StoreBusy{}})
 	}

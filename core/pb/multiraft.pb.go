@@ -593,12 +593,18 @@ func (x *RegionError) GetSessionExpired() *SessionExpired {
 
 // SessionExpired: the region no longer knows the write's session (it was
 // idle longer than the session lifetime, or evicted at the table's bound),
-// or the write was answered already. The write was not applied now; an
-// earlier attempt of it may have been. Open a new session.
+// or the write was answered already. The write was not applied now, and no
+// copy of it will ever be (refusals are final); an earlier copy of it may
+// have been, unless never_applied says otherwise. Open a new session.
 type SessionExpired struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Sequence  uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The region vouches that no copy of this (session, sequence) applied
+	// in it before this refusal either (its session is a marker that holds
+	// no such write; see core/session). Only then may the client send the
+	// write again in a new session: without it, that could apply it twice.
+	NeverApplied  bool `protobuf:"varint,3,opt,name=never_applied,json=neverApplied,proto3" json:"never_applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -645,6 +651,13 @@ func (x *SessionExpired) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *SessionExpired) GetNeverApplied() bool {
+	if x != nil {
+		return x.NeverApplied
+	}
+	return false
 }
 
 type NotLeader struct {
@@ -2219,13 +2232,21 @@ type SessionState struct {
 	Lowest      uint64                 `protobuf:"varint,3,opt,name=lowest,proto3" json:"lowest,omitempty"`                             // results below it are dropped
 	Results     []*SessionResult       `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
 	ExpiredAtMs uint64                 `protobuf:"varint,5,opt,name=expired_at_ms,json=expiredAtMs,proto3" json:"expired_at_ms,omitempty"` // non-zero: expired; its writes are refused
-	// The latest started_ms of a write applied in it: dropping the session
-	// raises the table's horizon past it.
+	// The latest started_ms of a write applied or refused in it: dropping
+	// the session raises the table's horizon past it.
 	MaxStartedMs uint64 `protobuf:"varint,6,opt,name=max_started_ms,json=maxStartedMs,proto3" json:"max_started_ms,omitempty"`
 	// The table's refusal threshold when the session was (re)created: it
 	// knew nothing of the session's writes started before, so such a write
 	// it holds no result for is refused.
-	KnownFromMs   uint64 `protobuf:"varint,7,opt,name=known_from_ms,json=knownFromMs,proto3" json:"known_from_ms,omitempty"`
+	KnownFromMs uint64 `protobuf:"varint,7,opt,name=known_from_ms,json=knownFromMs,proto3" json:"known_from_ms,omitempty"`
+	// Expired sessions only: the sequences of the results it held when it
+	// expired (its applied writes at or above lowest), sorted. A write of it
+	// at or above lowest, started at or after known_from_ms and not listed,
+	// never applied here.
+	AppliedAtExpiry []uint64 `protobuf:"varint,8,rep,packed,name=applied_at_expiry,json=appliedAtExpiry,proto3" json:"applied_at_expiry,omitempty"`
+	// applied_at_expiry was kept when the session expired. A marker written
+	// by a version that did not keep it vouches for no write.
+	AppliedKept   bool `protobuf:"varint,9,opt,name=applied_kept,json=appliedKept,proto3" json:"applied_kept,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2307,6 +2328,20 @@ func (x *SessionState) GetKnownFromMs() uint64 {
 		return x.KnownFromMs
 	}
 	return 0
+}
+
+func (x *SessionState) GetAppliedAtExpiry() []uint64 {
+	if x != nil {
+		return x.AppliedAtExpiry
+	}
+	return nil
+}
+
+func (x *SessionState) GetAppliedKept() bool {
+	if x != nil {
+		return x.AppliedKept
+	}
+	return false
 }
 
 type SessionResult struct {
@@ -5308,11 +5343,12 @@ const file_multiraft_proto_rawDesc = "" +
 	"store_busy\x18\x06 \x01(\v2\x14.multiraft.StoreBusyR\tstoreBusy\x12<\n" +
 	"\rstale_command\x18\a \x01(\v2\x17.multiraft.StaleCommandR\fstaleCommand\x12B\n" +
 	"\x0finvalid_request\x18\b \x01(\v2\x19.multiraft.InvalidRequestR\x0einvalidRequest\x12B\n" +
-	"\x0fsession_expired\x18\t \x01(\v2\x19.multiraft.SessionExpiredR\x0esessionExpired\"K\n" +
+	"\x0fsession_expired\x18\t \x01(\v2\x19.multiraft.SessionExpiredR\x0esessionExpired\"p\n" +
 	"\x0eSessionExpired\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"Q\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12#\n" +
+	"\rnever_applied\x18\x03 \x01(\bR\fneverApplied\"Q\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.multiraft.PeerR\x06leader\"-\n" +
@@ -5414,7 +5450,7 @@ const file_multiraft_proto_rawDesc = "" +
 	"\x06delete\x18\x05 \x01(\v2\x18.multiraft.DeleteRequestH\x00R\x06delete\x12)\n" +
 	"\x03cas\x18\x06 \x01(\v2\x15.multiraft.CasRequestH\x00R\x03cas\x12/\n" +
 	"\x05split\x18\a \x01(\v2\x17.multiraft.SplitRequestH\x00R\x05splitB\x05\n" +
-	"\x03cmd\"\xfa\x01\n" +
+	"\x03cmd\"\xc9\x02\n" +
 	"\fSessionState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12 \n" +
 	"\flast_seen_ms\x18\x02 \x01(\x04R\n" +
@@ -5423,7 +5459,9 @@ const file_multiraft_proto_rawDesc = "" +
 	"\aresults\x18\x04 \x03(\v2\x18.multiraft.SessionResultR\aresults\x12\"\n" +
 	"\rexpired_at_ms\x18\x05 \x01(\x04R\vexpiredAtMs\x12$\n" +
 	"\x0emax_started_ms\x18\x06 \x01(\x04R\fmaxStartedMs\x12\"\n" +
-	"\rknown_from_ms\x18\a \x01(\x04R\vknownFromMs\"^\n" +
+	"\rknown_from_ms\x18\a \x01(\x04R\vknownFromMs\x12*\n" +
+	"\x11applied_at_expiry\x18\b \x03(\x04R\x0fappliedAtExpiry\x12!\n" +
+	"\fapplied_kept\x18\t \x01(\bR\vappliedKept\"^\n" +
 	"\rSessionResult\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x121\n" +
 	"\bresponse\x18\x02 \x01(\v2\x15.multiraft.KvResponseR\bresponse\"\xa1\x01\n" +

@@ -146,13 +146,16 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		// Exactly once: a (session, sequence) this region applied before is
 		// answered with the result it stored then.
 		p.region.AdvanceSessions(cmd.GetProposedAtMs())
-		switch v, stored := p.region.Sessions().Check(w); v {
+		switch v, stored := p.region.AdmitSession(w); v {
 		case session.Repeat:
 			p.s.stats.SessionRepeats++
 			return stored, nil, nil
-		case session.Expired:
+		case session.Expired, session.NeverApplied:
+			// Every later copy of the write is refused too (the table
+			// records the refusal); NeverApplied vouches for the earlier
+			// ones, which lets the client send it again in a new session.
 			p.s.stats.SessionsExpiredRefused++
-			resp.RegionError = sessionExpiredErr(w)
+			resp.RegionError = sessionExpiredErr(w, v == session.NeverApplied)
 			return resp, nil, nil
 		case session.Busy:
 			resp.RegionError = &pb.RegionError{

@@ -125,10 +125,16 @@ func (s *Store) epochNotMatchErr(p *peer, key []byte) *pb.RegionError {
 	}
 }
 
-func sessionExpiredErr(w *pb.Session) *pb.RegionError {
+// sessionExpiredErr refuses session write w for good; neverApplied: the
+// region vouches that no copy of it applied before either.
+func sessionExpiredErr(w *pb.Session, neverApplied bool) *pb.RegionError {
+	msg := fmt.Sprintf("session %x: write %d (started at %d ms) refused: the session expired here, the write was answered already, "+
+		"or the region does not know the session from before the write started", w.GetId(), w.GetSequence(), w.GetStartedMs())
+	if neverApplied {
+		msg += " (it never applied here)"
+	}
 	return &pb.RegionError{
-		Message: fmt.Sprintf("session %x: write %d (started at %d ms) refused: the session expired here, the write was answered already, "+
-			"or the region does not know the session from before the write started", w.GetId(), w.GetSequence(), w.GetStartedMs()),
-		SessionExpired: &pb.SessionExpired{SessionId: w.GetId(), Sequence: w.GetSequence()},
+		Message:        msg,
+		SessionExpired: &pb.SessionExpired{SessionId: w.GetId(), Sequence: w.GetSequence(), NeverApplied: neverApplied},
 	}
 }

@@ -159,6 +159,54 @@ func TestRetryAfterTheSessionMarkerIsDroppedIsNotAppliedTwice(t *testing.T) {
 	c.mustGet(1, "k", "v1", 1)
 }
 
+// A write its session's marker refused (the session was evicted at the
+// bound) stays refused in the half of a split that holds its key, after
+// every store restarted, and after the marker is dropped: the refusal is
+// part of the replicated session table. The refusal says whether the write
+// ever applied (never_applied), which is what lets a client send it again
+// in a new session.
+func TestRefusedWriteStaysRefusedAcrossSplitAndRestart(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.SessionLimits = session.Limits{MaxSessions: 1, MaxMarkers: 1}
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	c.ok(1, inSession("s", 1, 1, put("t", "v1")))
+	c.ok(1, withSession("o", 1, put("a", "x"))) // s evicted: a marker
+	leader := c.waitLeader(1)
+	refuse := func(store, rid uint64, op func(*pb.KvRequest)) *pb.SessionExpired {
+		t.Helper()
+		e := c.regionErr(store, c.header(store, rid), op).GetSessionExpired()
+		if e == nil {
+			t.Fatalf("region %d: want SessionExpired", rid)
+		}
+		return e
+	}
+	if e := refuse(leader, 1, inSession("s", 1, 1, put("t", "v1"))); e.GetNeverApplied() {
+		t.Fatalf("s/1 applied, but its refusal says it never did: %v", e)
+	}
+	for i := 0; i < 5; i++ { // s/2 starts later than anything s applied
+		c.step()
+	}
+	if e := refuse(leader, 1, inSession("s", 2, 1, put("t", "v2"))); !e.GetNeverApplied() {
+		t.Fatalf("s/2 never applied, but its refusal does not say so: %v", e)
+	}
+	if err := c.store(leader).RequestSplit(1, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	var right uint64
+	c.waitFor(100, "the split", func() bool {
+		right = c.splitSeen(1, "", "m", "")
+		return right != 0
+	})
+	c.restartAll()
+	// A new session in the right half evicts o; at the marker bound, s's
+	// marker is dropped.
+	c.ok(right, withSession("p", 1, put("u", "y")))
+	leader = c.waitLeader(right)
+	refuse(leader, right, inSession("s", 2, 1, put("t", "v2")))
+	c.mustGet(right, "t", "v1", 1)
+}
+
 // Session fields are checked at the store boundary: a session id of 16
 // bytes, a sequence from 1, lowest <= sequence, a start time. Each bad
 // write gets InvalidRequest naming the rule and is never proposed.

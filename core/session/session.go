@@ -40,12 +40,12 @@
 //     clock - TTL (the marker is kept TTL, evicted ones too, for this).
 //   - horizon: every session dropped from the table (its marker's TTL
 //     over, or dropped early at the marker bound) raises the horizon past
-//     the latest started_ms of the writes it applied (max_started_ms). So
-//     a retry of any write applied in a dropped session started before the
-//     horizon, whatever the clocks: the horizon makes the rule exact, the
-//     TTL rule is what refuses most such writes in practice (with clocks in
-//     step, the horizon of a marker dropped on time is at most
-//     clock - TTL + 1).
+//     the latest started_ms of the writes it applied or refused
+//     (max_started_ms). So a retry of any write applied or refused in a
+//     dropped session started before the horizon, whatever the clocks: the
+//     horizon makes the rule exact, the TTL rule is what refuses most such
+//     writes in practice (with clocks in step, the horizon of a marker
+//     dropped on time is at most clock - TTL + 1).
 //
 // A session created again after it was dropped keeps that threshold as its
 // known_from_ms: a write of it started before, that it holds no result for,
@@ -59,6 +59,43 @@
 // than TTL behind, or an op retried for longer than TTL on a session the
 // region does not know, is refused); exactly-once holds whatever they say.
 //
+// # Refusals are final
+//
+// Once the table refuses a write as expired (Expired or NeverApplied), it
+// refuses every later copy of the same (session, sequence, started_ms):
+//
+//   - refused as unknown (started before max(clock - TTL, horizon)): the
+//     clock and the horizon never go back;
+//   - refused by a session it holds (a marker; a live session whose
+//     lowest is past the sequence, or that it knows only since after the
+//     write started): a marker never becomes live again and lowest and
+//     known_from_ms never go down, and the refusal raises the session's
+//     max_started_ms to the write's start, so once the session is dropped
+//     the horizon is past it; a session of that id created again later
+//     has known_from_ms past it too.
+//
+// The table is copied whole into snapshots and both halves of a split, and
+// every change a refusal makes is logged with the entry's other changes,
+// so this holds in every replica, after restarts, and in the region that
+// holds the write's key after any split. A copy refused once is refused
+// forever, which is what lets the client rely on a refusal at all.
+//
+// What a refusal says about earlier copies: NeverApplied only when the
+// session is a marker, the write's sequence is at or above its lowest, the
+// write started at or after known_from_ms and its sequence is not among
+// the results the session held when it expired (applied_at_expiry; a
+// marker persisted before those were kept, without applied_kept, vouches
+// for nothing). Lowest never goes down, so the sequence was at or above it all the
+// session's life: had a copy applied, its result would have been stored
+// (a write that would store one result too many is refused Busy, never
+// applied) and held until expiry. Started at or after known_from_ms, it
+// was not applied in an earlier life of the session either (that life's
+// drop raised the horizon past its start, and known_from_ms is at least
+// the horizon). So no copy ever applied: the client may send the write
+// again in a new session. Any other refusal is Expired: a copy may have
+// applied (an evicted session, a dropped marker, a result dropped when the
+// client moved lowest on) and the client must not send it again.
+//
 // # Bounds
 //
 // At most MaxSessions live sessions per region: a new one beyond that
@@ -71,7 +108,8 @@
 // over MaxSessions+MaxMarkers sessions is refused). At most MaxResults
 // stored results per session, whatever lowest the client sends: a write
 // that would store one more is refused as busy until the client's lowest
-// sequence moves on (the client sees StoreBusy and retries). Finding the
+// sequence moves on (the client sees StoreBusy and retries); a marker
+// keeps as many sequences (applied_at_expiry, 8 bytes each). Finding the
 // session idle longest, the marker expired longest ago and the sessions a
 // sweep expires costs O(log n) each (ordered indexes).
 package session
@@ -129,8 +167,15 @@ const (
 	// Expired: the session expired here, or the write was answered and its
 	// result dropped, or the table cannot vouch that a write of a session
 	// it does not know (or knows only since after the write started) was
-	// never applied; refuse it (SessionExpired).
+	// never applied; refuse it (SessionExpired). No copy of the write will
+	// ever be applied here; an earlier one may have been.
 	Expired
+	// NeverApplied: refuse it as Expired, and say that no copy of it was
+	// ever applied here either: its session is a marker that knows every
+	// write of it the client may still wait for, and this is not one of
+	// them (SessionExpired.never_applied). Only then may the client send
+	// the write again in a new session.
+	NeverApplied
 	// Busy: the session holds MaxResults results; refuse for now.
 	Busy
 	// ClockAhead: the write started more than TTL after the table's clock;
@@ -332,11 +377,18 @@ func (t *Table) Advance(nowMs uint64) Changes {
 	return t.finish(&st)
 }
 
-// expire turns live session s into a marker; beyond MaxMarkers markers, the
-// one expired longest ago is dropped.
+// expire turns live session s into a marker, keeping the sequences of its
+// results (the writes it applied that its client may still wait for);
+// beyond MaxMarkers markers, the one expired longest ago is dropped.
 func (t *Table) expire(st *step, s *pb.SessionState) {
 	t.unindex(s)
 	s.ExpiredAtMs = max(t.clock, 1)
+	s.AppliedAtExpiry = make([]uint64, 0, len(s.GetResults()))
+	for _, r := range s.GetResults() {
+		s.AppliedAtExpiry = append(s.AppliedAtExpiry, r.GetSequence())
+	}
+	slices.Sort(s.AppliedAtExpiry)
+	s.AppliedKept = true
 	s.Results = nil
 	t.index(s)
 	st.touched = append(st.touched, s)
@@ -346,16 +398,25 @@ func (t *Table) expire(st *step, s *pb.SessionState) {
 	}
 }
 
-// drop forgets session id and raises the horizon past its writes' starts.
+// drop forgets session id and raises the horizon past the starts of the
+// writes it applied or refused.
 func (t *Table) drop(st *step, id string) {
 	s := t.remove(id)
 	t.horizon = max(t.horizon, s.GetMaxStartedMs()+1)
 	st.dropped = append(st.dropped, []byte(id))
 }
 
-// Check says what to do with write w. For a repeat it returns the stored
-// response (a copy).
-func (t *Table) Check(w *pb.Session) (Verdict, *pb.KvResponse) {
+// Admit says what to do with write w, at the table's clock. For a repeat
+// it returns the stored response (a copy). A refusal by a session the
+// table holds is recorded (refusals are final: see the package doc), so
+// the changes must be made durable like Record's.
+func (t *Table) Admit(w *pb.Session) (Verdict, *pb.KvResponse, Changes) {
+	var st step
+	v, resp := t.admit(&st, w)
+	return v, resp, t.finish(&st)
+}
+
+func (t *Table) admit(st *step, w *pb.Session) (Verdict, *pb.KvResponse) {
 	if w.GetStartedMs() > t.clock+t.ttl {
 		return ClockAhead, nil
 	}
@@ -363,12 +424,19 @@ func (t *Table) Check(w *pb.Session) (Verdict, *pb.KvResponse) {
 	if !ok {
 		if w.GetStartedMs() < t.knownFrom() {
 			// Maybe a retry of a write applied before the session was
-			// dropped: refused, never applied a second time.
+			// dropped: refused, never applied a second time. The
+			// threshold never goes down: every copy is refused alike.
 			return Expired, nil
 		}
 		return Apply, nil
 	}
 	if s.GetExpiredAtMs() != 0 {
+		t.refuse(st, s, w)
+		if s.GetAppliedKept() && w.GetSequence() >= s.GetLowest() && w.GetStartedMs() >= s.GetKnownFromMs() {
+			if _, applied := slices.BinarySearch(s.GetAppliedAtExpiry(), w.GetSequence()); !applied {
+				return NeverApplied, nil
+			}
+		}
 		return Expired, nil
 	}
 	for _, r := range s.GetResults() {
@@ -377,9 +445,11 @@ func (t *Table) Check(w *pb.Session) (Verdict, *pb.KvResponse) {
 		}
 	}
 	if w.GetSequence() < s.GetLowest() {
+		t.refuse(st, s, w)
 		return Expired, nil // answered, and the client said so: a late duplicate
 	}
 	if w.GetStartedMs() < s.GetKnownFromMs() {
+		t.refuse(st, s, w)
 		return Expired, nil // as if the session were unknown (it was, then)
 	}
 	// Record keeps the results from the new lowest on, this one included:
@@ -397,6 +467,15 @@ func (t *Table) Check(w *pb.Session) (Verdict, *pb.KvResponse) {
 		}
 	}
 	return Apply, nil
+}
+
+// refuse records that session s refused write w: once s is dropped, the
+// horizon is past w's start, so a copy of w is refused then too.
+func (t *Table) refuse(st *step, s *pb.SessionState, w *pb.Session) {
+	if w.GetStartedMs() > s.GetMaxStartedMs() {
+		s.MaxStartedMs = w.GetStartedMs()
+		st.touched = append(st.touched, s)
+	}
 }
 
 // Record stores the response of write w, applied at the table's clock, and

@@ -29,18 +29,18 @@ func putResp(v uint64) *pb.KvResponse {
 func TestRepeatIsAnsweredWithTheStoredResult(t *testing.T) {
 	tb := New(Limits{})
 	tb.Advance(1000)
-	if v, _ := tb.Check(write("a", 1, 1)); v != Apply {
+	if v, _, _ := tb.Admit(write("a", 1, 1)); v != Apply {
 		t.Fatalf("first write: %v", v)
 	}
 	tb.Record(write("a", 1, 1), putResp(3))
-	v, got := tb.Check(write("a", 1, 1))
+	v, got, _ := tb.Admit(write("a", 1, 1))
 	if v != Repeat || got.GetPut().GetVersion() != 3 || got.GetRequestId() != 0 {
 		t.Fatalf("repeat: %v %v", v, got)
 	}
 	// The client moves on: results below its lowest go, a late duplicate is
 	// refused.
 	tb.Record(write("a", 2, 2), putResp(4))
-	if v, _ := tb.Check(write("a", 1, 1)); v != Expired {
+	if v, _, _ := tb.Admit(write("a", 1, 1)); v != Expired {
 		t.Fatalf("answered and dropped: %v", v)
 	}
 }
@@ -55,10 +55,10 @@ func TestSessionsExpireByLogTime(t *testing.T) {
 	if len(c.Upserts) != 1 || c.Upserts[0].GetExpiredAtMs() == 0 {
 		t.Fatalf("sweep changes %+v", c)
 	}
-	if v, _ := tb.Check(write("idle", 1, 1)); v != Expired {
+	if v, _, _ := tb.Admit(write("idle", 1, 1)); v != Expired {
 		t.Fatalf("expired session: %v", v)
 	}
-	if v, _ := tb.Check(write("busy", 1, 1)); v != Repeat {
+	if v, _, _ := tb.Admit(write("busy", 1, 1)); v != Repeat {
 		t.Fatalf("live session: %v", v)
 	}
 	// A leader with a slow clock does not move time back.
@@ -81,14 +81,14 @@ func TestBounds(t *testing.T) {
 	tb.Record(write("b", 1, 1), putResp(1))
 	tb.Advance(30)
 	tb.Record(write("c", 1, 1), putResp(1)) // evicts a, the idlest
-	if v, _ := tb.Check(write("a", 1, 1)); v != Expired {
+	if v, _, _ := tb.Admit(write("a", 1, 1)); v != Expired {
 		t.Fatalf("evicted session: %v", v)
 	}
 	tb.Record(write("b", 2, 1), putResp(2))
-	if v, _ := tb.Check(write("b", 3, 1)); v != Busy {
+	if v, _, _ := tb.Admit(write("b", 3, 1)); v != Busy {
 		t.Fatalf("third outstanding result: %v", v)
 	}
-	if v, _ := tb.Check(write("b", 3, 2)); v != Apply {
+	if v, _, _ := tb.Admit(write("b", 3, 2)); v != Apply {
 		t.Fatalf("once the client acknowledges 1: %v", v)
 	}
 }
@@ -99,10 +99,10 @@ func TestBounds(t *testing.T) {
 func TestUnknownSessionOlderThanTTLIsRefused(t *testing.T) {
 	tb := New(Limits{TTL: 100 * time.Millisecond})
 	tb.Advance(1000)
-	if v, _ := tb.Check(writeAt("a", 1, 1, 899)); v != Expired {
+	if v, _, _ := tb.Admit(writeAt("a", 1, 1, 899)); v != Expired {
 		t.Fatalf("started 101 ms before the clock, TTL 100 ms: %v", v)
 	}
-	if v, _ := tb.Check(writeAt("a", 1, 1, 900)); v != Apply {
+	if v, _, _ := tb.Admit(writeAt("a", 1, 1, 900)); v != Apply {
 		t.Fatalf("started TTL before the clock: %v", v)
 	}
 }
@@ -126,16 +126,16 @@ func TestRetryAfterTheMarkerIsDroppedIsRefused(t *testing.T) {
 	if len(c.Dropped) != 1 || tb.Len() != 0 || tb.Horizon() != 991 || c.Horizon != 991 {
 		t.Fatalf("want s dropped, horizon 991: %+v, horizon %d", c, tb.Horizon())
 	}
-	if v, _ := tb.Check(first); v != Expired {
+	if v, _, _ := tb.Admit(first); v != Expired {
 		t.Fatalf("retry after the marker was dropped: %v", v)
 	}
 	// The same session, a new write sent now: the session exists again,
 	// and knows writes started from 1125 (clock - TTL) on only.
 	tb.Record(writeAt("s", 2, 1, 1225), putResp(2))
-	if v, _ := tb.Check(first); v != Expired {
+	if v, _, _ := tb.Admit(first); v != Expired {
 		t.Fatalf("retry once the session exists again: %v", v)
 	}
-	if v, _ := tb.Check(writeAt("s", 3, 1, 1130)); v != Apply {
+	if v, _, _ := tb.Admit(writeAt("s", 3, 1, 1130)); v != Apply {
 		t.Fatalf("a write started after the session was known: %v", v)
 	}
 	// Past the TTL rule, only the horizon refuses: with a TTL this long the
@@ -144,8 +144,91 @@ func TestRetryAfterTheMarkerIsDroppedIsRefused(t *testing.T) {
 	long.byID = map[string]*pb.SessionState{}
 	long.live.Clear(false)
 	long.markers.Clear(false)
-	if v, _ := long.Check(first); v != Expired {
+	if v, _, _ := long.Admit(first); v != Expired {
 		t.Fatalf("retry refused by the horizon only: %v", v)
+	}
+}
+
+// Refusals are final. A marker refuses a write it never applied (its
+// session was evicted first); the marker is dropped early (at the bound)
+// and a copy of the refused write comes back: it is refused too, since the
+// refusal raised the marker's max_started_ms and the drop the horizon past
+// it; also once the session exists again. (Found by review: the horizon
+// covered the writes a session applied, not those it refused, so the copy
+// applied while its client had sent the write again in a new session.)
+func TestRefusedWriteStaysRefusedAfterItsMarkerIsDropped(t *testing.T) {
+	tb := New(Limits{MaxSessions: 1, MaxMarkers: 1})
+	tb.Advance(10)
+	tb.Record(writeAt("s", 1, 1, 9), putResp(1))
+	tb.Advance(20)
+	tb.Record(writeAt("o", 1, 1, 19), putResp(1)) // s evicted: a marker
+	refused := writeAt("s", 2, 2, 20)
+	v, _, c := tb.Admit(refused)
+	if v != NeverApplied {
+		t.Fatalf("a write the marker never applied: %v", v)
+	}
+	if len(c.Upserts) != 1 || c.Upserts[0].GetMaxStartedMs() != 20 {
+		t.Fatalf("the refusal is not recorded: %+v", c)
+	}
+	tb.Advance(30)
+	c = tb.Record(writeAt("p", 1, 1, 29), putResp(1)) // o evicted, s dropped
+	if len(c.Dropped) != 1 || string(c.Dropped[0]) != "s" || tb.Horizon() != 21 {
+		t.Fatalf("want s dropped, horizon 21: %+v, horizon %d", c, tb.Horizon())
+	}
+	if v, _, _ := tb.Admit(refused); v == Apply {
+		t.Fatal("a copy of the refused write applies once the marker is dropped")
+	}
+	tb.Record(writeAt("s", 3, 3, 30), putResp(3)) // s again
+	if v, _, _ := tb.Admit(refused); v == Apply {
+		t.Fatal("a copy of the refused write applies once the session exists again")
+	}
+}
+
+// A marker says NeverApplied only of a write of its session it never
+// applied: at or above the session's lowest, not among the results it held
+// when it expired, started since the session was known.
+func TestMarkerSaysWhichWritesNeverApplied(t *testing.T) {
+	tb := New(Limits{TTL: 100 * time.Millisecond, MaxSessions: 1})
+	tb.Advance(1000)
+	tb.Record(writeAt("s", 1, 1, 1000), putResp(1))
+	tb.Record(writeAt("s", 3, 2, 1000), putResp(3)) // 1 acknowledged; 2 never arrived
+	tb.Advance(1010)
+	tb.Record(writeAt("o", 1, 1, 1010), putResp(1)) // s evicted
+	for _, c := range []struct {
+		w    *pb.Session
+		want Verdict
+	}{
+		{writeAt("s", 1, 1, 1000), Expired},      // applied, result dropped
+		{writeAt("s", 3, 2, 1000), Expired},      // applied, result held at expiry
+		{writeAt("s", 2, 2, 1000), NeverApplied}, // never applied
+		{writeAt("s", 4, 2, 1005), NeverApplied}, // never applied
+	} {
+		if v, _, _ := tb.Admit(c.w); v != c.want {
+			t.Errorf("write %d of s: %v, want %v", c.w.GetSequence(), v, c.want)
+		}
+	}
+	// Dropped, and known again from 1300 (clock - TTL) on: a write started
+	// before may have applied in the session's earlier life.
+	tb.Advance(1400)
+	if tb.byID["s"] != nil {
+		t.Fatalf("want s dropped: %v", tb.Proto())
+	}
+	tb.Record(writeAt("s", 5, 5, 1400), putResp(5))
+	tb.Advance(1500) // expired
+	if s := tb.byID["s"]; s.GetExpiredAtMs() == 0 || s.GetKnownFromMs() != 1300 {
+		t.Fatalf("want s a marker known from 1300: %v", s)
+	}
+	if v, _, _ := tb.Admit(writeAt("s", 6, 5, 1299)); v != Expired {
+		t.Errorf("a write started before the session was known again: %v", v)
+	}
+	if v, _, _ := tb.Admit(writeAt("s", 6, 5, 1300)); v != NeverApplied {
+		t.Errorf("a write started since the session was known again: %v", v)
+	}
+	// A marker persisted by a version that did not keep the sequences of
+	// its results vouches for nothing.
+	tb.byID["s"].AppliedKept = false
+	if v, _, _ := tb.Admit(writeAt("s", 6, 5, 1300)); v != Expired {
+		t.Errorf("a marker without the sequences of its results: %v", v)
 	}
 }
 
@@ -153,10 +236,10 @@ func TestRetryAfterTheMarkerIsDroppedIsRefused(t *testing.T) {
 func TestWriteFromTheFutureIsRefused(t *testing.T) {
 	tb := New(Limits{TTL: 100 * time.Millisecond})
 	tb.Advance(1000)
-	if v, _ := tb.Check(writeAt("a", 1, 1, 1101)); v != ClockAhead {
+	if v, _, _ := tb.Admit(writeAt("a", 1, 1, 1101)); v != ClockAhead {
 		t.Fatalf("started 101 ms ahead, TTL 100 ms: %v", v)
 	}
-	if v, _ := tb.Check(writeAt("a", 1, 1, 1100)); v != Apply {
+	if v, _, _ := tb.Admit(writeAt("a", 1, 1, 1100)); v != Apply {
 		t.Fatalf("started TTL ahead: %v", v)
 	}
 }
@@ -177,10 +260,10 @@ func TestEarlyMarkerDropRaisesTheHorizon(t *testing.T) {
 	if tb.Live() != 1 || tb.Markers() != 1 {
 		t.Fatalf("live %d markers %d, want 1 and 1", tb.Live(), tb.Markers())
 	}
-	if v, _ := tb.Check(writeAt("a", 1, 1, 8)); v != Expired {
+	if v, _, _ := tb.Admit(writeAt("a", 1, 1, 8)); v != Expired {
 		t.Fatalf("retry of a's write after its marker went early: %v", v)
 	}
-	if v, _ := tb.Check(writeAt("a", 2, 1, 9)); v != Apply {
+	if v, _, _ := tb.Admit(writeAt("a", 2, 1, 9)); v != Apply {
 		t.Fatalf("a write started at the horizon: %v", v)
 	}
 }
@@ -193,7 +276,7 @@ func TestResultsPerSessionStayWithinMaxResults(t *testing.T) {
 	tb.Advance(1)
 	for seq := uint64(1); seq <= 200; seq++ {
 		w := write("s", seq, max(1, seq/2)) // lowest trails at half
-		if v, _ := tb.Check(w); v != Apply {
+		if v, _, _ := tb.Admit(w); v != Apply {
 			continue
 		}
 		tb.Record(w, putResp(seq))
@@ -267,49 +350,78 @@ func BenchmarkNewSessionAtTheLimit(b *testing.B) {
 // random time around the table's clock (the clocks of the client that
 // sends it, and of the leader that proposes it, may be anything) and
 // retried at random later with the same start, with random sequences and
-// lowests. It calls applied for each write the table says to apply, after
-// recording it, and step after every write.
-func randomWrites(rt *rapid.T, tb *Table, changes func(Changes), applied func(w *pb.Session), step func()) {
+// lowests. It passes every change the table reports to changes, calls
+// decided with each write and the table's verdict (after recording an
+// applied one), and step after every write.
+func randomWrites(rt *rapid.T, tb *Table, changes func(Changes), decided func(w *pb.Session, v Verdict), step func()) {
 	started := map[string]uint64{} // "id/seq" -> when first sent
+	type write struct {
+		id  string
+		seq uint64
+	}
+	var sent []write // in the order first sent
 	now := uint64(1)
-	for i := rapid.IntRange(1, 80).Draw(rt, "steps"); i > 0; i-- {
+	for i := rapid.IntRange(1, 200).Draw(rt, "steps"); i > 0; i-- {
 		now += uint64(rapid.IntRange(0, 40).Draw(rt, "dt"))
 		changes(tb.Advance(now))
 		id := fmt.Sprint(rapid.IntRange(0, 5).Draw(rt, "session"))
 		seq := uint64(rapid.IntRange(1, 8).Draw(rt, "seq"))
+		if len(sent) > 0 && rapid.Bool().Draw(rt, "retry") {
+			// A late copy of a write sent before: what exactly-once is about.
+			w := sent[rapid.IntRange(0, len(sent)-1).Draw(rt, "which")]
+			id, seq = w.id, w.seq
+		}
 		k := fmt.Sprint(id, "/", seq)
 		if _, ok := started[k]; !ok {
 			started[k] = max(1, now+uint64(rapid.IntRange(0, 200).Draw(rt, "skew"))) - min(now, 120)
+			sent = append(sent, write{id, seq})
 		}
 		w := writeAt(id, seq, uint64(rapid.IntRange(1, int(seq)).Draw(rt, "lowest")), started[k])
-		if v, _ := tb.Check(w); v == Apply {
+		v, _, c := tb.Admit(w)
+		changes(c)
+		if v == Apply {
 			changes(tb.Record(w, putResp(seq)))
-			applied(w)
 		}
+		decided(w, v)
 		step()
 	}
 }
 
 // Whatever the clocks and the client do, a table applies a write at most
-// once, and stays within its bounds.
+// once, never applies a write it refused as expired (refusals are final),
+// says NeverApplied only of a write it never applied, and stays within its
+// bounds.
 func TestExactlyOnceAndBoundsWhateverTheClocks(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		lim := Limits{TTL: 50 * time.Millisecond, MaxSessions: 3, MaxMarkers: 2, MaxResults: 3}
 		tb := New(lim)
-		done := map[string]bool{}
-		randomWrites(rt, tb, func(Changes) {}, func(w *pb.Session) {
+		applied, refused := map[string]bool{}, map[string]bool{}
+		randomWrites(rt, tb, func(Changes) {}, func(w *pb.Session, v Verdict) {
 			k := fmt.Sprintf("%s/%d", w.GetId(), w.GetSequence())
-			if done[k] {
-				rt.Fatalf("write %s (started %d) applied twice; table %v", k, w.GetStartedMs(), tb.Proto())
+			switch v {
+			case Apply:
+				if applied[k] {
+					rt.Fatalf("write %s (started %d) applied twice; table %v", k, w.GetStartedMs(), tb.Proto())
+				}
+				if refused[k] {
+					rt.Fatalf("write %s (started %d) applied after it was refused as expired; table %v", k, w.GetStartedMs(), tb.Proto())
+				}
+				applied[k] = true
+			case NeverApplied:
+				if applied[k] {
+					rt.Fatalf("write %s (started %d) applied, but the table says it never was; table %v", k, w.GetStartedMs(), tb.Proto())
+				}
+				refused[k] = true
+			case Expired:
+				refused[k] = true
 			}
-			done[k] = true
 		}, func() {
 			if tb.Live() > lim.MaxSessions || tb.Markers() > lim.MaxMarkers || tb.Len() != tb.Live()+tb.Markers() {
 				rt.Fatalf("%d sessions: %d live, %d markers", tb.Len(), tb.Live(), tb.Markers())
 			}
 			for _, s := range tb.byID {
-				if len(s.GetResults()) > lim.MaxResults {
-					rt.Fatalf("session %s holds %d results", s.GetId(), len(s.GetResults()))
+				if len(s.GetResults()) > lim.MaxResults || len(s.GetAppliedAtExpiry()) > lim.MaxResults {
+					rt.Fatalf("session %s holds %d results, %d sequences", s.GetId(), len(s.GetResults()), len(s.GetAppliedAtExpiry()))
 				}
 			}
 		})
@@ -324,7 +436,7 @@ func TestReplayGivesTheSameTable(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		lim := Limits{TTL: 50 * time.Millisecond, MaxSessions: 3, MaxMarkers: 2, MaxResults: 3}
 		live, replayed := New(lim), New(lim)
-		randomWrites(rt, live, replayed.Replay, func(*pb.Session) {}, func() {})
+		randomWrites(rt, live, replayed.Replay, func(*pb.Session, Verdict) {}, func() {})
 		if !proto.Equal(live.Proto(), replayed.Proto()) {
 			rt.Fatalf("replayed table differs:\n live %v\n replayed %v", live.Proto(), replayed.Proto())
 		}

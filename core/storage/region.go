@@ -145,8 +145,18 @@ func (r *Region) lazyUpdate() *pb.RegionUpdate {
 }
 
 // Sessions is the region's session table, for reading: change it only
-// through AdvanceSessions and RecordSession.
+// through AdvanceSessions, AdmitSession and RecordSession.
 func (r *Region) Sessions() *session.Table { return r.sessions }
+
+// AdmitSession asks the session table what to do with a session write
+// (session.Table.Admit), logging what a refusal records as a lazy record.
+func (r *Region) AdmitSession(w *pb.Session) (session.Verdict, *pb.KvResponse) {
+	v, resp, c := r.sessions.Admit(w)
+	if len(c.Upserts) > 0 || len(c.Dropped) > 0 {
+		r.logSessions(c) // Admit moves neither the clock nor the horizon
+	}
+	return v, resp
+}
 
 // AdvanceSessions moves the session table's clock to a write's proposal
 // time (expiring idle sessions when a sweep is due), as a lazy record.

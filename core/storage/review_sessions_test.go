@@ -16,7 +16,8 @@ import (
 // Review (sessions), passing: a store that crashes and replays comes back with the
 // session table it had at its durable applied index, and replaying the
 // same entries from there decides exactly as before (sweeps, expiry,
-// eviction, dropped markers included), across checkpoints.
+// eviction, dropped markers, recorded refusals included), across
+// checkpoints.
 func TestSessionTableSurvivesCrashesAndReplaysTheSame(t *testing.T) {
 	for seed := uint64(1); seed <= 30; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { sessionReplayRun(t, seed) })
@@ -43,6 +44,7 @@ func sessionReplayRun(t *testing.T, seed uint64) {
 	// The log: entries 6.. with proposal times and session writes.
 	var log []sessEntry
 	seqs := map[string]uint64{}
+	started := map[string]uint64{} // "id/seq" -> when first sent, the same in every retry
 	now := uint64(1)
 	for i := 0; i < 400; i++ {
 		now += uint64(r.Intn(300))
@@ -53,14 +55,18 @@ func sessionReplayRun(t *testing.T, seed uint64) {
 			seq = uint64(1 + r.Intn(int(seq))) // a retry
 		}
 		low := seq - uint64(r.Intn(int(seq)))
-		log = append(log, sessEntry{now: now, w: &pb.Session{Id: []byte(id), Sequence: seq, Lowest: low}, key: fmt.Sprintf("k%d", r.Intn(20))})
+		k := fmt.Sprint(id, "/", seq)
+		if _, ok := started[k]; !ok {
+			started[k] = now - min(now-1, uint64(r.Intn(1500))) // up to a TTL and a half before
+		}
+		log = append(log, sessEntry{now: now, w: &pb.Session{Id: []byte(id), Sequence: seq, Lowest: low, StartedMs: started[k]}, key: fmt.Sprintf("k%d", r.Intn(20))})
 	}
 	want := map[uint64]*pb.SessionTable{} // applied index -> table after it
 	apply := func(e *Engine, idx uint64) {
 		reg := e.Region(1)
 		en := log[idx-6]
 		reg.AdvanceSessions(en.now)
-		if v, _ := reg.Sessions().Check(en.w); v == session.Apply {
+		if v, _ := reg.AdmitSession(en.w); v == session.Apply {
 			ver := reg.Put([]byte(en.key), []byte("v"))
 			reg.RecordSession(en.w, &pb.KvResponse{Result: &pb.KvResponse_Put{Put: &pb.PutResponse{Version: ver}}})
 		}
