@@ -27,10 +27,14 @@
 // When a region no longer knows the session (SessionExpired: sessions
 // expire per region, so a client busy elsewhere can find its session gone
 // in a region it has not written to for a while), the client opens a new
-// session; a write refused so on its only attempt was never applied and is
-// sent again at once in the new session. One with earlier attempts may
-// have applied in the old one, and ends Ambiguous: resending it could
-// apply it twice.
+// session. No copy of the refused write will apply in the old session
+// (a region's refusals are final), but one may have applied before: the
+// network duplicates requests, so even a write's only attempt may have
+// applied once and been refused on a second copy. So the write is sent
+// again, at once, in the new session only when the refusal says it never
+// applied (SessionExpired.never_applied: the region's marker of the session
+// knows every write of it the client may wait for); otherwise it ends
+// Ambiguous, as resending it could apply it twice.
 //
 // Reads are retried within Config.MaxAttempts store attempts (per op, and
 // per sub-scan of a scan); everything is bounded by Config.OpTimeout, with
@@ -220,6 +224,7 @@ type Stats struct {
 	NotLeader, EpochNotMatch, KeyNotInRegion, RegionNotFound   uint64
 	StoreBusy, StaleCommand, InvalidRequest, OtherRegionErrors uint64
 	SessionExpired                                             uint64
+	SessionResends                                             uint64 // writes sent again in a new session (their region vouched they never applied)
 	Sessions                                                   uint64 // sessions opened (1 + one per expiry)
 	Malformed                                                  uint64
 
@@ -263,12 +268,11 @@ type opState struct {
 	// than their session lifetime); sent once any attempt went out (a copy
 	// of it may apply yet); earlier holds the request ids of past attempts,
 	// whose answers still count.
-	session   []byte
-	seq       uint64
-	started   time.Time
-	sent      bool
-	inSession int // attempts sent in this session
-	earlier   []uint64
+	session []byte
+	seq     uint64
+	started time.Time
+	sent    bool
+	earlier []uint64
 
 	phase    phase
 	reqID    uint64    // outstanding request id (store or PD), 0 if none
@@ -370,7 +374,7 @@ func (c *Client) lowestWaiting(session []byte) uint64 {
 // assignSeq gives write o the next sequence of the current session.
 func (c *Client) assignSeq(o *opState) {
 	o.session, o.seq = c.session, c.nextSeq
-	o.started, o.inSession = time.Time{}, 0
+	o.started = time.Time{}
 	c.nextSeq++
 }
 
@@ -580,7 +584,6 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: c.lowestWaiting(o.session),
 			StartedMs: uint64(o.started.UnixMilli())}
 		o.sent = true
-		o.inSession++
 	}
 	if o.budget > 0 {
 		c.stats.Retries++
@@ -979,24 +982,29 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		c.stats.InvalidRequest++
 		c.completeAs(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr), true)
 	case re.GetSessionExpired() != nil:
-		// The region forgot the session: this copy was not applied, and
-		// the write cannot be retried in that session. Later writes use a
-		// new one.
+		// The region forgot the session: no copy of the write will
+		// apply there now (refusals are final), and the write cannot be
+		// retried in that session. Later writes use a new one.
 		c.stats.SessionExpired++
 		if bytes.Equal(o.session, c.session) {
 			c.newSession()
 		}
-		if o.inSession == 1 {
-			// Its only attempt was refused: it never applied (a
-			// duplicate of that copy met the same table, and the session
-			// it names was idle for a lifetime or evicted as the idlest,
-			// neither of which a just-applied write allows). Send it
-			// again, fresh, in the new session.
+		if se := re.GetSessionExpired(); se.GetNeverApplied() &&
+			bytes.Equal(se.GetSessionId(), o.session) && se.GetSequence() == o.seq {
+			// The region vouches that no copy of it applied before
+			// either: send it again, fresh, in the new session.
+			c.stats.SessionResends++
 			c.assignSeq(o)
 			c.retryNow(o, now)
 			return
 		}
-		c.complete(o, Failed, fmt.Errorf("%w: %w", ErrSessionExpired, o.lastErr))
+		// A copy may have applied before the refusal (the network
+		// duplicates requests; an evicted session's marker, or a
+		// dropped one, does not say which writes it applied), even if
+		// this was the write's only attempt: sending it again could
+		// apply it twice. Ambiguous.
+		c.completeAs(o, Ambiguous, fmt.Errorf("%w: %w (a copy of the write may have applied before: outcome unknown)",
+			ErrSessionExpired, o.lastErr), false)
 	default:
 		c.stats.OtherRegionErrors++
 		c.retryLater(o, now)

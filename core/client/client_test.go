@@ -373,16 +373,21 @@ func TestWriteUnansweredUntilItsDeadlineIsAmbiguous(t *testing.T) {
 	}
 }
 
-// A session the region no longer knows, on a write's only attempt: that
-// attempt was not applied, so the client opens a new session and sends the
-// write again in it, at once; later writes follow in the new session.
-func TestSessionExpiredOnTheOnlyAttemptResendsInANewSession(t *testing.T) {
+// A session the region no longer knows, and the region vouches that the
+// write never applied in it (never_applied): the client opens a new session
+// and sends the write again in it, at once, even after earlier attempts
+// (the region's word covers every copy); later writes follow in the new
+// session.
+func TestSessionExpiredNeverAppliedResendsInANewSession(t *testing.T) {
 	h := newHarness(t, testConfig(), 1)
 	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
 	h.warm(region(1, "", "g", 1), 1)
+	first := h.one()
+	h.c.Receive(regionErr(first, &pb.RegionError{StaleCommand: &pb.StaleCommand{}}))
+	h.run(2*time.Second, true)
 	req := h.one()
 	old := req.GetKvRequest().GetSession().GetId()
-	h.c.Receive(regionErr(req, &pb.RegionError{SessionExpired: &pb.SessionExpired{SessionId: old, Sequence: 1}}))
+	h.c.Receive(regionErr(req, &pb.RegionError{SessionExpired: &pb.SessionExpired{SessionId: old, Sequence: 1, NeverApplied: true}}))
 	h.completed(0)
 	resent := h.one()
 	s := resent.GetKvRequest().GetSession()
@@ -393,9 +398,40 @@ func TestSessionExpiredOnTheOnlyAttemptResendsInANewSession(t *testing.T) {
 	if c := h.completed(1)[0]; c.Outcome != OK || c.Version != 1 {
 		t.Fatalf("bad completion %+v", c)
 	}
+	if st := h.c.Stats(); st.SessionResends != 1 || st.Sessions != 2 {
+		t.Fatalf("stats %+v: want 1 resend, 2 sessions", st)
+	}
 	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("w")})
 	if n := h.one().GetKvRequest().GetSession(); !bytes.Equal(n.GetId(), s.GetId()) || n.GetSequence() != 2 {
 		t.Fatalf("next write in session %x seq %d, want %x seq 2", n.GetId(), n.GetSequence(), s.GetId())
+	}
+}
+
+// A session the region no longer knows, on a write's only attempt, without
+// the region's word that it never applied: a duplicate of that attempt may
+// have applied before this copy was refused (the session evicted, its
+// marker holding no results). Resending could apply it twice: the write
+// ends Ambiguous, and the next write opens a new session. The same when
+// never_applied names another write.
+func TestSessionExpiredOnTheOnlyAttemptIsAmbiguous(t *testing.T) {
+	for _, other := range []bool{false, true} {
+		h := newHarness(t, testConfig(), 1)
+		h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
+		h.warm(region(1, "", "g", 1), 1)
+		req := h.one()
+		old := req.GetKvRequest().GetSession().GetId()
+		se := &pb.SessionExpired{SessionId: old, Sequence: 1}
+		if other {
+			se.Sequence, se.NeverApplied = 2, true
+		}
+		h.c.Receive(regionErr(req, &pb.RegionError{SessionExpired: se}))
+		if c := h.completed(1)[0]; c.Outcome != Ambiguous || !errors.Is(c.Err, ErrSessionExpired) {
+			t.Fatalf("bad completion %+v", c)
+		}
+		h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("w")})
+		if s := h.one().GetKvRequest().GetSession(); bytes.Equal(s.GetId(), old) || s.GetSequence() != 1 {
+			t.Fatalf("next write in session %x seq %d, want a new session from 1", s.GetId(), s.GetSequence())
+		}
 	}
 }
 

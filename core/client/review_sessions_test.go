@@ -146,10 +146,10 @@ func TestOldSessionRetryDropsResultOfAnOlderWriteStillWaiting(t *testing.T) {
 	// is lost on the way.
 	w.apply(first["a"])
 	// Region 2 no longer knows the session (evicted at MaxSessions, or
-	// expired there): the client opens a new session and sends seq 2 again
-	// in it (its only attempt was refused, so it never applied).
+	// expired there) and vouches that seq 2 never applied there: the
+	// client opens a new session and sends seq 2 again in it.
 	h.c.Receive(regionErr(first["h"], &pb.RegionError{SessionExpired: &pb.SessionExpired{
-		SessionId: first["h"].GetKvRequest().GetSession().GetId(), Sequence: 2}}))
+		SessionId: first["h"].GetKvRequest().GetSession().GetId(), Sequence: 2, NeverApplied: true}}))
 	resent := kvFor(t, h.take(), "h")
 	if s := resent.GetKvRequest().GetSession(); bytes.Equal(s.GetId(), first["h"].GetKvRequest().GetSession().GetId()) || s.GetSequence() != 1 {
 		t.Fatalf("seq 2 resent as %v, want the first write of a new session", s)
@@ -202,10 +202,10 @@ func TestOldSessionRetryTurnsAnAppliedWriteIntoFailed(t *testing.T) {
 	dupA := first["a"]
 	late := w.apply(dupA)
 	retryA := kvFor(t, h.take(), "a") // at once, to store 2
-	// seq 3's first attempt is lost; seq 2 is refused SessionExpired (and
-	// resent in a new session, where it applies).
+	// seq 3's first attempt is lost; seq 2 is refused SessionExpired, never
+	// applied (and resent in a new session, where it applies).
 	h.c.Receive(regionErr(first["h"], &pb.RegionError{SessionExpired: &pb.SessionExpired{
-		SessionId: first["h"].GetKvRequest().GetSession().GetId(), Sequence: 2}}))
+		SessionId: first["h"].GetKvRequest().GetSession().GetId(), Sequence: 2, NeverApplied: true}}))
 	h.c.Receive(w.apply(kvFor(t, h.take(), "h")))
 	// The duplicate's answer reaches the client while seq 1's retry is in
 	// flight: it is seq 1's answer.
