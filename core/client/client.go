@@ -21,8 +21,10 @@
 // Ambiguous; it is retried (in the same session, with the same sequence)
 // until then, whatever MaxAttempts says. It ends Failed only when it was
 // never sent, or a store refused its content (InvalidRequest: every copy
-// is refused alike). A late answer to an earlier attempt of a write still
-// in flight counts: an OK from any copy means it applied.
+// is refused alike; one that depends on the region's clock, a write
+// started too far ahead of it, is not, and ends Ambiguous). A late answer
+// to an earlier attempt of a write still in flight counts: an OK from any
+// copy means it applied.
 //
 // When a region no longer knows the session (SessionExpired: sessions
 // expire per region, so a client busy elsewhere can find its session gone
@@ -977,10 +979,12 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		c.stats.StaleCommand++
 		c.retryLater(o, now)
 	case re.GetInvalidRequest() != nil:
-		// The store refuses the request itself: definite, and a retry
-		// cannot help.
+		// The store refuses the request itself: a retry cannot help.
+		// Definite, unless the refusal depends on the region's clock (a
+		// write started too far ahead of it): a copy may still be
+		// accepted later, so the write's outcome is unknown.
 		c.stats.InvalidRequest++
-		c.completeAs(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr), true)
+		c.completeAs(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr), !re.GetInvalidRequest().GetClockDependent())
 	case re.GetSessionExpired() != nil:
 		// The region forgot the session: no copy of the write will
 		// apply there now (refusals are final), and the write cannot be

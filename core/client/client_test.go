@@ -666,6 +666,24 @@ func TestInvalidRequestFailsAtOnce(t *testing.T) {
 	h.none()
 }
 
+// An InvalidRequest that depends on the region's clock (the write started
+// more than the session lifetime ahead of it) is not the same for every
+// copy: a copy applied once the region's clock caught up is accepted. The
+// write ends Ambiguous, not Failed, and is not retried.
+func TestClockDependentInvalidRequestIsAmbiguous(t *testing.T) {
+	h := newHarness(t, testConfig(), 1)
+	h.c.Submit(Op{Kind: Put, Key: []byte("b"), Value: []byte("v")})
+	h.warm(region(1, "", "g", 1), 1)
+	req := h.one()
+	h.c.Receive(regionErr(req, &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "started in the future", ClockDependent: true}}))
+	c := h.completed(1)[0]
+	if c.Outcome != Ambiguous || !errors.Is(c.Err, ErrInvalidOp) || c.Attempts != 1 {
+		t.Fatalf("bad completion %+v", c)
+	}
+	h.run(5*time.Second, false)
+	h.none()
+}
+
 func TestValidation(t *testing.T) {
 	h := newHarness(t, testConfig(), 1)
 	for _, op := range []Op{

@@ -57,7 +57,7 @@ func (w *sessionWorld) apply(e *pb.Envelope) *pb.Envelope {
 	sr.table.Advance(w.nowMs)
 	switch v, stored, _ := sr.table.Admit(s); v {
 	case session.ClockAhead:
-		return regionErr(e, &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "started in the future"}})
+		return regionErr(e, &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "started in the future", ClockDependent: true}})
 	case session.Repeat:
 		return kvReply(e, stored)
 	case session.Expired, session.NeverApplied:

@@ -907,10 +907,15 @@ func (*StoreBusy) Descriptor() ([]byte, []int) {
 // InvalidRequest: the request itself is malformed (empty key, reversed scan
 // range, missing fields). Retrying cannot help.
 type InvalidRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The refusal depends on the region's clock, not only on the request:
+	// a session write started more than the session lifetime ahead of it.
+	// Every copy is not refused alike (a copy applied once that clock has
+	// caught up is accepted), so the write's outcome is unknown.
+	ClockDependent bool `protobuf:"varint,2,opt,name=clock_dependent,json=clockDependent,proto3" json:"clock_dependent,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InvalidRequest) Reset() {
@@ -948,6 +953,13 @@ func (x *InvalidRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *InvalidRequest) GetClockDependent() bool {
+	if x != nil {
+		return x.ClockDependent
+	}
+	return false
 }
 
 // StaleCommand: the proposal was dropped by a leader change and will never
@@ -5361,9 +5373,10 @@ const file_multiraft_proto_rawDesc = "" +
 	"\aend_key\x18\x04 \x01(\fR\x06endKey\"K\n" +
 	"\rEpochNotMatch\x12:\n" +
 	"\x0fcurrent_regions\x18\x01 \x03(\v2\x11.multiraft.RegionR\x0ecurrentRegions\"\v\n" +
-	"\tStoreBusy\"(\n" +
+	"\tStoreBusy\"Q\n" +
 	"\x0eInvalidRequest\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x0e\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12'\n" +
+	"\x0fclock_dependent\x18\x02 \x01(\bR\x0eclockDependent\"\x0e\n" +
 	"\fStaleCommand\"a\n" +
 	"\rRequestHeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x123\n" +

@@ -169,10 +169,14 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 			// way, and a retry too until that clock is set right; telling the
 			// client its session expired would only make it open sessions
 			// that fail alike. Decided at apply time by the table's clock, so
-			// every replica refuses the same writes.
+			// every replica refuses the same writes. Not final, though: a
+			// copy applied once the clock has caught up is accepted, so the
+			// refusal says it depends on the clock (the client cannot call
+			// the write failed).
 			resp.RegionError = invalidErr(fmt.Sprintf(
 				"session write started at %d ms, more than the session lifetime ahead of region %d's clock (%d ms): is the client's clock wrong?",
 				w.GetStartedMs(), p.regionID(), p.region.Sessions().Clock()))
+			resp.RegionError.InvalidRequest.ClockDependent = true
 			return resp, nil, nil
 		case session.Apply:
 		default:

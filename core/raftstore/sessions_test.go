@@ -246,7 +246,8 @@ func TestSessionFieldsAreValidated(t *testing.T) {
 
 // A write started more than the session lifetime ahead of the region's
 // clock (the leader's at proposal) is refused at apply with InvalidRequest
-// on every replica, and not applied.
+// on every replica, and not applied; the refusal says it depends on the
+// clock.
 func TestWriteStartedFarAheadIsRefused(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.SessionLimits = session.Limits{TTL: 10 * time.Second}
@@ -263,6 +264,9 @@ func TestWriteStartedFarAheadIsRefused(t *testing.T) {
 	e := c.regionErr(leader, c.header(leader, 1), ahead(time.Minute))
 	if e.GetInvalidRequest() == nil || !strings.Contains(e.GetMessage(), "ahead of region 1's clock") {
 		t.Fatalf("a write started a minute ahead (TTL 10 s) got %v, want InvalidRequest", e)
+	}
+	if !e.GetInvalidRequest().GetClockDependent() {
+		t.Fatalf("the refusal %v does not say it depends on the clock (a later copy may be accepted)", e)
 	}
 	if r := c.ok(1, get("k")); r.GetGet().GetFound() {
 		t.Fatal("the refused write was applied")

@@ -242,6 +242,13 @@ func TestWriteFromTheFutureIsRefused(t *testing.T) {
 	if v, _, _ := tb.Admit(writeAt("a", 1, 1, 1100)); v != Apply {
 		t.Fatalf("started TTL ahead: %v", v)
 	}
+	// Unlike an expiry, this refusal is not final: a copy applied once the
+	// clock has caught up is accepted (so the client cannot call the write
+	// failed).
+	tb.Advance(1001)
+	if v, _, _ := tb.Admit(writeAt("a", 1, 1, 1101)); v != Apply {
+		t.Fatalf("a copy of the refused write, one ms later: %v", v)
+	}
 }
 
 // At the marker bound the marker expired longest ago is dropped at once,
