@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -39,6 +40,10 @@ type Env struct {
 	Dir   string // the node's data directory on FS
 	Rand  Rand
 	Log   *slog.Logger
+	// Buggify is the node's handle on the simulation's fault hooks and
+	// coverage counters (core/buggify). It is nil in real mode, where
+	// every hook is a nil check that fires nothing.
+	Buggify *buggify.B
 }
 
 // Intn returns a uniform integer in [0, n) drawn from r. n must be > 0.

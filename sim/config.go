@@ -58,6 +58,8 @@ type Config struct {
 	// Probe sends misrouted requests and raft messages for unknown regions
 	// and checks that every store refuses them.
 	Probe bool
+	// Buggify configures the product code's fault hooks (on by default).
+	Buggify Buggify
 }
 
 // Workload is what the clients do.

@@ -66,6 +66,11 @@ type Report struct {
 	// ReplicasPerStore counts, in PD's final view, the peers on each store
 	// (store ids as strings, for JSON).
 	ReplicasPerStore map[string]int `json:"replicas_per_store,omitempty"`
+	// Hooks says which fault hooks the run enabled and how often each
+	// fired (nil: none enabled); Coverage counts the dangerous events the
+	// run reached, by name (core/buggify).
+	Hooks    *HookReport       `json:"hooks,omitempty"`
+	Coverage map[string]uint64 `json:"coverage,omitempty"`
 
 	lin     checker.Result
 	ann     []checker.Annotation
@@ -122,6 +127,8 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 		lin:                lin,
 		ann:                w.annotations,
 		actions:            w.actions,
+		Hooks:              hookReport(w.bug),
+		Coverage:           coverageReport(w.bug),
 	}
 	if w.pd != nil {
 		rep.RegionsInitial = len(w.cfg.SplitKeys) + 1

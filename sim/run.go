@@ -85,6 +85,7 @@ func (w *World) runWorkload() {
 // disks, restarts every crashed store and schedules the final reads.
 func (w *World) endWorkload() {
 	w.workloadOver = true
+	w.bug.Stop() // no fault hook fires once the world is healed
 	w.net.Heal()
 	w.annotate("faults", "heal all")
 	w.tl.healed(w.k.now)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/raftstore"
 	"github.com/multiraft/multiraft/core/rng"
@@ -142,6 +143,13 @@ func (w *World) queueFlush(n *storeNode) {
 		}
 		n.flushQueued = false
 		if err := n.st.Flush(); err != nil {
+			if errors.Is(err, buggify.ErrCrash) {
+				// A fault hook's crash: the store fails stop right there.
+				w.k.note("store %d: %v", n.id, err)
+				w.crashStore(n, "crashed by a fault hook")
+				w.scheduleRestart(n)
+				return
+			}
 			if !errors.Is(err, simfs.ErrInjected) && !errors.Is(err, simfs.ErrCrashed) {
 				w.violate(fmt.Sprintf("store %d: ready round failed without a disk fault: %v", n.id, err))
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/multiraft/multiraft/checker"
 	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/core/rng"
@@ -55,6 +56,9 @@ type World struct {
 	violations  []string
 	pdWatch     pdWatch
 	metrics     *metrics
+	// bug is the run's fault hooks and coverage counters (core/buggify),
+	// handed to every node in its Env.
+	bug *buggify.Run
 }
 
 func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
@@ -69,6 +73,7 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 		current: -1,
 	}
 	w.net = netsim.New(cfg.Net, w.rs.net)
+	w.bug = newBuggifyRun(cfg.Buggify, seed, func(s string) { w.k.note("%s", s) })
 	for i := 0; i < cfg.Workload.Keys; i++ {
 		w.keys = append(w.keys, KeyName(i))
 	}
@@ -103,7 +108,7 @@ func (w *World) boot() bool {
 // env is the environment of node: the virtual clock, the simulated
 // network, the given disk and random stream, and a discarding logger.
 func (w *World) env(node uint64, fs vfs.FS, dir string, r *rng.Rand) core.Env {
-	return core.Env{Clock: clock{w.k}, Net: transport{w, node}, FS: fs, Dir: dir, Rand: r, Log: w.log}
+	return core.Env{Clock: clock{w.k}, Net: transport{w, node}, FS: fs, Dir: dir, Rand: r, Log: w.log, Buggify: w.bug.Node(node)}
 }
 
 func (w *World) storeIDs() []uint64 {

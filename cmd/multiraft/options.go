@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/scenarios"
 	"github.com/multiraft/multiraft/sim"
 )
@@ -23,6 +24,7 @@ const maxRuns = 1 << 40
 // simOptions is what the flags of `multiraft sim` ask for, validated.
 type simOptions struct {
 	list          bool      // list the scenarios and exit
+	listHooks     bool      // list the fault hooks and coverage events and exit
 	jobs          jobList   // the runs, scenario by scenario, seeds in order
 	json          bool      // one JSON object per run instead of a table
 	tracePath     string    // write the event trace of the one run here
@@ -31,15 +33,18 @@ type simOptions struct {
 	workers       int       // runs at once, each in a worker process; 1 = in this process
 	stopOnFailure bool      // stop at the first failed run (in job order)
 	shrink        bool      // reduce the one failing run's configuration
+	coverage      bool      // print the coverage table of the sweep
 	overrides     overrides // changes to every scenario's configuration
 }
 
 // overrides change the configuration of the scenarios run: they make a
 // reduced run (--shrink prints them) exact and replayable.
 type overrides struct {
-	clients  int           // 0: the scenario's
-	duration time.Duration // 0: the scenario's
-	edits    sim.FaultEdits
+	clients   int           // 0: the scenario's
+	duration  time.Duration // 0: the scenario's
+	edits     sim.FaultEdits
+	noBuggify bool            // no fault hook in the product code fires
+	hooks     []buggify.Point // enable exactly these fault hooks
 }
 
 // apply returns cfg with the overrides.
@@ -52,6 +57,11 @@ func (ov overrides) apply(cfg sim.Config) sim.Config {
 	}
 	if !ov.edits.Empty() {
 		cfg.FaultEdits = ov.edits
+	}
+	if ov.noBuggify {
+		cfg.Buggify = sim.Buggify{Off: true}
+	} else if len(ov.hooks) > 0 {
+		cfg.Buggify = sim.Buggify{Force: ov.hooks}
 	}
 	return cfg
 }
@@ -73,7 +83,44 @@ func (ov overrides) args() []string {
 	if len(e.Retime) > 0 {
 		a = append(a, "--faults-at", e.RetimeFlag())
 	}
+	if ov.noBuggify {
+		a = append(a, "--no-buggify")
+	} else if len(ov.hooks) > 0 {
+		a = append(a, "--hooks", hookNames(ov.hooks))
+	}
 	return a
+}
+
+// hookNames renders hooks as the --hooks flag takes them.
+func hookNames(hooks []buggify.Point) string {
+	names := make([]string, len(hooks))
+	for i, h := range hooks {
+		names[i] = h.String()
+	}
+	return strings.Join(names, ",")
+}
+
+// parseHooks parses --hooks: hook names, comma separated, or "all".
+func parseHooks(s string) ([]buggify.Point, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if s == "all" {
+		var all []buggify.Point
+		for p := buggify.Point(0); p < buggify.NumPoints; p++ {
+			all = append(all, p)
+		}
+		return all, nil
+	}
+	var out []buggify.Point
+	for _, name := range strings.Split(s, ",") {
+		p, ok := buggify.PointByName(strings.TrimSpace(name))
+		if !ok {
+			return nil, fmt.Errorf("unknown hook %q (multiraft sim --list-hooks lists them)", name)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // overridesOf are the overrides that turn base into cfg.
@@ -86,6 +133,10 @@ func overridesOf(base, cfg sim.Config) overrides {
 		ov.duration = cfg.Duration
 	}
 	ov.edits = cfg.FaultEdits.Normalized()
+	ov.noBuggify = cfg.Buggify.Off
+	if !cfg.Buggify.Off {
+		ov.hooks = cfg.Buggify.Force
+	}
 	return ov
 }
 
@@ -146,16 +197,26 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	fs.DurationVar(&o.overrides.duration, "duration", 0, "run the workload this long instead of the scenario's")
 	skip := fs.String("faults-skip", "", "skip the fault plan's actions with these indices (comma separated)")
 	retime := fs.String("faults-at", "", "move fault actions: INDEX=TIME pairs, comma separated (7=12.5s)")
+	fs.BoolVar(&o.overrides.noBuggify, "no-buggify", false, "turn the product code's fault hooks off (by default each is enabled in a run with probability 0.25)")
+	hooks := fs.String("hooks", "", "enable exactly these fault hooks in every run (names comma separated, or all)")
+	fs.BoolVar(&o.listHooks, "list-hooks", false, "list the fault hooks and the coverage events and exit")
+	fs.BoolVar(&o.coverage, "coverage", false, "print, after the runs, how many runs reached each coverage event and fired each fault hook")
 	if err := fs.Parse(args); err != nil {
 		return simOptions{}, errFlagsReported
 	}
 	if fs.NArg() > 0 {
 		return simOptions{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if o.list {
+	if o.list || o.listHooks {
 		return o, nil
 	}
 	var err error
+	if o.overrides.hooks, err = parseHooks(*hooks); err != nil {
+		return simOptions{}, fmt.Errorf("--hooks: %v", err)
+	}
+	if o.overrides.noBuggify && len(o.overrides.hooks) > 0 {
+		return simOptions{}, errors.New("give --no-buggify or --hooks, not both")
+	}
 	if o.overrides.edits.Skip, err = sim.ParseSkipFlag(*skip); err != nil {
 		return simOptions{}, fmt.Errorf("--faults-skip: %v", err)
 	}

@@ -21,6 +21,7 @@ type printer struct {
 	replayArgs     []string // flags a replay needs besides scenario and seed (overrides)
 	runs, failed   int
 	scens          []*scenarioStats // in the order scenarios first appeared
+	cov            *coverage        // the coverage table of the runs (--coverage); nil: none
 }
 
 // scenarioStats is what the summary says of one scenario.
@@ -99,11 +100,17 @@ func (p *printer) summary() {
 		}
 	}
 	fmt.Fprintf(out, "%d runs, %d failed\n", p.runs, p.failed)
+	if p.cov != nil {
+		p.cov.print(out)
+	}
 }
 
 // count adds a run to the totals and its scenario's.
 func (p *printer) count(rep *sim.Report) {
 	p.runs++
+	if p.cov != nil {
+		p.cov.add(rep)
+	}
 	var s *scenarioStats
 	for _, x := range p.scens {
 		if x.name == rep.Scenario {

@@ -26,6 +26,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if o.listHooks {
+		listHooks(stdout)
+		return 0
+	}
 	if o.outDir != "" {
 		if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 			return errorExit(stderr, err)
@@ -43,6 +47,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	}
 	p := &printer{stdout: rows, stderr: clearing{prog, stderr}, json: o.json, outDir: o.outDir,
 		replayArgs: o.overrides.args()}
+	if o.coverage {
+		p.cov = newCoverage()
+	}
 	p.header()
 	stopped := false
 	keepGoing := func(rep *sim.Report) bool {

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"slices"
 
+	"time"
+
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -112,8 +115,10 @@ func (p *PD) endOperator(op *operator, e OpEvent, reason string) {
 		c.Finished++
 	case OpTimedOut:
 		c.TimedOut++
+		p.bug.Reach(buggify.OperatorTimedOut)
 	case OpCancelled:
 		c.Cancelled++
+		p.bug.Reach(buggify.OperatorCancelled)
 	}
 	p.log.Info("pd: operator "+e.String(), "op", op.id, "kind", op.kind.String(), "region", op.region,
 		"step", op.info().Step, "reason", reason)
@@ -294,10 +299,62 @@ func (p *PD) onRegionReported(m *pb.Envelope, id uint64) {
 	if lead := e.region.PeerByID(hb.GetLeader().GetId()); lead == nil || lead.GetStoreId() != m.GetFrom() {
 		return // a leader that is not a peer of the region it reports
 	}
+	if p.bug.Fire(buggify.OrderDrop) {
+		return // lost: the next heartbeat gets it
+	}
 	p.stats.Orders++
 	p.log.Debug("pd: order", "op", op.id, "region", e.region.Describe(), "step", op.steps[op.cur].String(),
 		"to", m.GetFrom())
+	if p.bug.Fire(buggify.OrderDelay) {
+		// Late: by the time it arrives the region may have moved on.
+		due := p.env.Clock.Now().Add(p.bug.Delay(100*time.Millisecond, 3*time.Second))
+		p.delayed = append(p.delayed, delayedOrder{due: due, env: pb.NewEnvelope(p.id, m.GetFrom(), order)})
+		return
+	}
 	p.reply(m, order)
+	if p.bug.Fire(buggify.OrderRepeat) {
+		p.reply(m, order)
+	}
+}
+
+// delayedOrder is an order a fault hook holds back until due.
+type delayedOrder struct {
+	due time.Time
+	env *pb.Envelope
+}
+
+// sendDelayedOrders queues the held-back orders that are due.
+func (p *PD) sendDelayedOrders() {
+	if len(p.delayed) == 0 {
+		return
+	}
+	now := p.env.Clock.Now()
+	kept := p.delayed[:0]
+	for _, d := range p.delayed {
+		if now.Before(d.due) {
+			kept = append(kept, d)
+		} else {
+			p.outbox = append(p.outbox, d.env)
+		}
+	}
+	p.delayed = kept
+}
+
+// noteStaleReport counts, for coverage, a region report PD refused as
+// stale: older in version (the region split since) or in conf_ver (its
+// membership changed since), or overlapping a newer region.
+func (p *PD) noteStaleReport(r *pb.Region) {
+	if p.bug == nil {
+		return
+	}
+	k := p.view.known(r.GetId())
+	moved := k != nil && r.GetEpoch().GetConfVer() < k.epoch().GetConfVer()
+	if k == nil || r.GetEpoch().GetVersion() < k.version() || !moved {
+		p.bug.Reach(buggify.PDStaleReportAfterSplit) // older in version, or a newer region overlaps it
+	}
+	if moved {
+		p.bug.Reach(buggify.PDStaleReportAfterMove)
+	}
 }
 
 // checkOperators ends operators past their deadline, and cancels those

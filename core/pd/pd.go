@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -68,6 +69,10 @@ type PD struct {
 	hooks        Hooks
 	stats        Stats
 
+	// Fault hooks and coverage (core/buggify); bug is nil in real mode.
+	bug     *buggify.B
+	delayed []delayedOrder // orders a hook holds back, sent from Tick
+
 	// Durability (durable.go): ids below idHigh may have been handed out;
 	// replies wait in outbox until the state they depend on is saved.
 	idHigh    uint64
@@ -114,6 +119,7 @@ func New(env core.Env, cfg Config) (*PD, error) {
 		view:    newView(),
 		health:  map[uint64]*health{},
 		ops:     map[uint64]*operator{},
+		bug:     env.Buggify,
 	}
 	for _, s := range stores {
 		p.stores[s] = &store{info: StoreInfo{ID: s}}
@@ -476,6 +482,7 @@ func (p *PD) onRegionHeartbeat(m *pb.Envelope, hb *pb.RegionHeartbeat) {
 	switch v {
 	case stale:
 		p.stats.StaleHeartbeats++
+		p.noteStaleReport(hb.GetRegion())
 		p.log.Debug("pd: stale region heartbeat ignored", "region", hb.GetRegion().Describe(),
 			"from", m.GetFrom(), "reason", why)
 	case rejected:
@@ -496,6 +503,7 @@ func (p *PD) onReportSplit(m *pb.Envelope, rs *pb.ReportSplit) {
 	left, right := rs.GetLeft(), rs.GetRight()
 	ignore := func(why string) {
 		p.stats.StaleSplitReports++
+		p.bug.Reach(buggify.PDStaleSplitReport)
 		p.log.Debug("pd: split report ignored", "left", left.Describe(), "right", right.Describe(),
 			"from", m.GetFrom(), "reason", why)
 	}

@@ -22,6 +22,7 @@ func (p *PD) Tick() {
 }
 
 func (p *PD) tick() {
+	p.sendDelayedOrders()
 	p.checkOperators()
 	now := p.env.Clock.Now()
 	if p.scheduled && now.Sub(p.lastSchedule) < p.set.scheduleInterval {

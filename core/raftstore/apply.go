@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/session"
 	"github.com/multiraft/multiraft/core/storage"
@@ -113,11 +114,13 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 			// Every replica refuses the same way: a new region cannot be
 			// born in the middle of a membership change.
 			p.s.log.Info("split skipped: region is in a joint configuration", "region", p.regionID(), "index", e.GetIndex())
+			p.s.bug.Reach(buggify.SplitSkippedStale)
 			resp.RegionError = p.s.epochNotMatchErr(p, nil)
 			return resp, nil, nil
 		}
 		if !h.GetRegionEpoch().Equal(meta.GetEpoch()) {
 			p.s.log.Info("split skipped: epoch changed", "region", p.regionID(), "index", e.GetIndex())
+			p.s.bug.Reach(buggify.SplitSkippedStale)
 			resp.RegionError = p.s.epochNotMatchErr(p, nil)
 			return resp, nil, nil
 		}
@@ -131,9 +134,13 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		case err != nil:
 			return nil, nil, err
 		}
+		if p.s.bug.Fire(buggify.SplitApplyCrash) {
+			return nil, nil, buggify.Crash(buggify.SplitApplyCrash) // applied in memory, not synced
+		}
 		return resp, res, nil
 	}
 	if h.GetRegionEpoch().GetVersion() != meta.GetEpoch().GetVersion() {
+		p.s.bug.Reach(buggify.StaleEpochCommand)
 		resp.RegionError = p.s.epochNotMatchErr(p, cmd.Key())
 		return resp, nil, nil
 	}
@@ -149,12 +156,14 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		switch v, stored := p.region.AdmitSession(w); v {
 		case session.Repeat:
 			p.s.stats.SessionRepeats++
+			p.s.bug.Reach(buggify.SessionRepeatAnswered)
 			return stored, nil, nil
 		case session.Expired, session.NeverApplied:
 			// Every later copy of the write is refused too (the table
 			// records the refusal); NeverApplied vouches for the earlier
 			// ones, which lets the client send it again in a new session.
 			p.s.stats.SessionsExpiredRefused++
+			p.s.bug.Reach(buggify.SessionExpiredAnswered)
 			resp.RegionError = sessionExpiredErr(w, v == session.NeverApplied)
 			return resp, nil, nil
 		case session.Busy:
@@ -251,6 +260,7 @@ func (p *peer) applySplit(sp *pb.SplitRequest) (*splitApplied, error) {
 					p.s.cfg.StoreID, meta.GetId(), right.Id, right.StartKey, right.Id, existing.Meta().GetStartKey())
 			}
 			p.s.log.Info("split: new region already present, shrinking only", "region", meta.GetId(), "new", right.Id)
+			p.s.bug.Reach(buggify.SplitNewRegionPresent)
 			if _, err := p.region.Split(left, nil); err != nil {
 				return nil, fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
 			}

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/confchange"
@@ -10,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -204,6 +206,9 @@ func (p *peer) applyConfChange(e *raftpb.Entry) (applyResult, error) {
 	meta := p.region.Meta()
 	var cp *pb.ChangePeers
 	if cc.LeaveJoint() {
+		if inJoint(meta) && p.s.bug.Fire(buggify.LeaveJointCrash) {
+			return nil, buggify.Crash(buggify.LeaveJointCrash) // about to leave the joint configuration
+		}
 		if !inJoint(meta) {
 			return p.skipConfChange(e, "leave-joint outside a joint configuration")
 		}
@@ -231,6 +236,9 @@ func (p *peer) applyConfChange(e *raftpb.Entry) (applyResult, error) {
 	cs := p.rn.ApplyConfChange(cc)
 	next := membershipAfter(meta, cs, cp)
 	p.region.ApplyMembership(next, cs, e.GetIndex())
+	if p.s.bug.Fire(buggify.ConfApplyCrash) {
+		return nil, buggify.Crash(buggify.ConfApplyCrash) // applied in memory, not synced
+	}
 	p.refreshPeerCache()
 	p.s.stats.ConfChangesApplied++
 	p.s.log.Info("membership changed", "region", p.regionID(), "index", e.GetIndex(),
@@ -246,6 +254,7 @@ func (p *peer) applyConfChange(e *raftpb.Entry) (applyResult, error) {
 
 func (p *peer) skipConfChange(e *raftpb.Entry, why string) (applyResult, error) {
 	p.s.stats.ConfChangesSkipped++
+	p.s.bug.Reach(buggify.StaleConfChangeSkipped)
 	p.s.log.Warn("conf change skipped", "region", p.regionID(), "index", e.GetIndex(), "reason", why)
 	return nil, nil
 }
@@ -284,5 +293,14 @@ func (p *peer) proposeChangePeers(cp *pb.ChangePeers) error {
 		return err
 	}
 	p.s.stats.ConfChangesProposed++
+	if p.s.bug.Fire(buggify.ConfProposeRepeat) {
+		// The same change again, unchecked: once the first applied, this
+		// one is stale and every replica must skip it.
+		again := proto.Clone(cc).(*raftpb.ConfChangeV2)
+		p.s.later(p.s.bug.Delay(0, 2*time.Second), func() { p.s.proposeConfChangeLate(p, again) })
+	}
+	if p.s.bug.Fire(buggify.ConfProposeTransfer) {
+		p.transferAway()
+	}
 	return nil
 }

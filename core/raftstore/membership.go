@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -36,6 +37,7 @@ func (s *Store) onMembershipChanged(p *peer, r *membershipChanged) bool {
 		h(cloneRegion(r.meta))
 	}
 	if r.removedSelf {
+		s.bug.Reach(buggify.PeerRemovedItself)
 		s.destroyPeer(p, r.meta, "removed from its region")
 		return true
 	}
@@ -46,6 +48,9 @@ func (s *Store) onMembershipChanged(p *peer, r *membershipChanged) bool {
 		// checkStaleQuiet while quiet).
 		for _, gone := range r.removed {
 			s.sendGCNotice(p, gone)
+		}
+		if inJoint(r.meta) && s.bug.Fire(buggify.JointTransfer) {
+			p.transferAway() // the next leader must take the group out of the joint configuration
 		}
 	}
 	return false
@@ -100,6 +105,7 @@ func tombstoneAllows(tomb *pb.Region, rm *pb.RaftMessage) bool {
 // it is now.
 func (s *Store) sendGCNotice(p *peer, to *pb.Peer) {
 	s.stats.GCNoticesSent++
+	s.bug.Reach(buggify.GCNoticeSent)
 	meta := p.region.Meta()
 	s.send(to.GetStoreId(), &pb.RaftMessage{
 		RegionId:    p.regionID(),
@@ -132,6 +138,7 @@ func (s *Store) maybeDestroyStale(p *peer, newer *pb.Region, why string) bool {
 	if newer.GetEpoch().GetConfVer() <= p.region.Meta().GetEpoch().GetConfVer() {
 		return false // not newer in membership: it cannot know about this peer's removal
 	}
+	s.bug.Reach(buggify.StalePeerDestroyed)
 	s.destroyPeer(p, newer, why)
 	return true
 }
@@ -219,15 +226,22 @@ func (s *Store) onRegionOrder(o *pb.RegionOrder) {
 	}
 	meta := p.region.Meta()
 	if !o.GetRegionEpoch().Equal(meta.GetEpoch()) {
+		s.bug.Reach(buggify.StaleOrderIgnored)
 		s.log.Debug("stale order ignored", "region", o.GetRegionId(), "order_epoch", o.GetRegionEpoch().Describe(), "epoch", meta.GetEpoch().Describe())
 		return
 	}
 	switch {
 	case o.GetChangePeers() != nil:
+		if s.bug.Fire(buggify.ConfProposeDrop) {
+			return // PD sends it again with the region's next heartbeat
+		}
 		if err := p.proposeChangePeers(o.GetChangePeers()); err != nil {
 			s.log.Info("membership change not proposed", "region", o.GetRegionId(), "err", err)
 		}
 	case o.GetTransferLeader() != nil:
+		if s.bug.Fire(buggify.TransferOrderDrop) {
+			return
+		}
 		to := meta.PeerByID(o.GetTransferLeader().GetId())
 		if to == nil || to.GetRole() != pb.PeerRole_VOTER || to.GetId() == p.id {
 			s.log.Info("leader transfer refused", "region", o.GetRegionId(), "to", o.GetTransferLeader().GetId())

@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/kv"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/storage"
@@ -119,6 +120,11 @@ func (p *peer) sendRegionHeartbeat() {
 		Term:            p.rn.BasicStatus().GetTerm(),
 	}
 	hb.PendingPeers, hb.DownPeers = p.laggingPeers()
+	if p.s.bug.Fire(buggify.RegionHeartbeatDelay) {
+		// The report reaches PD late, perhaps after a newer one.
+		p.s.later(p.s.bug.Delay(500*time.Millisecond, 4*time.Second), func() { p.s.send(p.s.cfg.PD, hb) })
+		return
+	}
 	p.s.send(p.s.cfg.PD, hb)
 }
 
@@ -192,8 +198,14 @@ func (p *peer) persist(rd raft.Ready) error {
 		if err != nil {
 			return err
 		}
+		if p.region.Meta().Initialized() {
+			p.s.bug.Reach(buggify.SnapshotOverExisting)
+		}
 		if err := p.region.ApplySnapshot(rd.Snapshot, pairs); err != nil {
 			return fmt.Errorf("raftstore: store %d: %w", p.s.cfg.StoreID, err)
+		}
+		if p.s.bug.Fire(buggify.SnapInstallCrash) {
+			return buggify.Crash(buggify.SnapInstallCrash) // installed in memory, not synced
 		}
 		p.refreshPeerCache()
 		p.s.stats.SnapshotsApplied++
@@ -250,6 +262,7 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 			// since (and their proposals answered StaleCommand): a peer
 			// still at the old term must never receive them.
 			p.s.stats.StaleTermMsgsDropped++
+			p.s.bug.Reach(buggify.StaleTermMessageDropped)
 			continue
 		}
 		to := p.peerCache[m.GetTo()]
@@ -286,13 +299,23 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 		for _, pp := range p.region.Meta().GetPeers() {
 			p.heardAt[pp.GetId()] = now
 		}
+		if p.s.bug.Counting() && p.s.incarnation > 1 && p.oldLifeUncommitted(p.rn.BasicStatus().GetCommit()) {
+			p.s.bug.Reach(buggify.RestartedLeaderOldEntries)
+		}
+		if p.s.bug.Counting() && p.splitUnapplied() {
+			p.s.bug.Reach(buggify.LeaderChangeDuringSplit) // a new leader, with a split to finish
+		}
 		p.sendRegionHeartbeat()
 	}
 	if was && !p.leading {
+		if p.s.bug.Counting() && (p.s.hasSplitRequest(p.regionID()) || p.splitUnapplied()) {
+			p.s.bug.Reach(buggify.LeaderChangeDuringSplit)
+		}
 		p.s.forgetSplitRequests(p.regionID())
 		// Raft forgets pending read-only requests when it steps down.
 		for _, b := range p.batches {
 			if !b.indexKnown {
+				p.s.bug.Reach(buggify.DeposedLeaderRead)
 				for _, r := range b.reads {
 					p.replyErr(r.client, r.req.RequestId, p.notLeaderErr())
 				}

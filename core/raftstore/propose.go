@@ -7,6 +7,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -89,6 +90,7 @@ func (p *peer) answerProposal(cmd *pb.RaftCommand, e *raftpb.Entry, resp *pb.KvR
 		case pr.appended && pr.index <= e.GetIndex():
 			// Another entry took this index: the proposal can never apply.
 			p.s.stats.StaleCommands++
+			p.s.bug.Reach(buggify.ProposalStaleCommand)
 			p.replyErr(pr.client, pr.reqID, &pb.RegionError{Message: "proposal dropped by a leader change", StaleCommand: &pb.StaleCommand{}})
 		default:
 			kept = append(kept, pr)
@@ -108,6 +110,7 @@ func (p *peer) forgetProposalsIn(index uint64) {
 	for _, pr := range p.proposals {
 		if pr.appended && pr.index <= index {
 			p.s.log.Info("proposal covered by a snapshot: outcome unknown", "region", p.regionID(), "index", pr.index, "snapshot", index)
+			p.s.bug.Reach(buggify.ProposalCoveredBySnap)
 			continue
 		}
 		kept = append(kept, pr)
@@ -128,6 +131,7 @@ func (p *peer) retireLostProposals(round uint64) {
 	for _, pr := range p.proposals {
 		if !pr.appended && pr.flush < round {
 			p.s.stats.StaleCommands++
+			p.s.bug.Reach(buggify.ProposalStaleCommand)
 			p.replyErr(pr.client, pr.reqID, &pb.RegionError{Message: "proposal dropped by a leader change", StaleCommand: &pb.StaleCommand{}})
 			continue
 		}

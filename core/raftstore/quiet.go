@@ -9,6 +9,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -216,6 +217,7 @@ func (p *peer) quietTick(now time.Time) {
 		return
 	}
 	if p.quietLeader.silent(now, p.s.cfg.QuietLeaderTimeout) {
+		p.s.bug.Reach(buggify.QuietWokenBySilentStore)
 		p.s.wake(p)
 	}
 }

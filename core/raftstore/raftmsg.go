@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -90,6 +91,9 @@ func (s *Store) routeRaftMessage(rm *pb.RaftMessage) {
 	if p.quiet && p.staysQuietFor(msg) {
 		s.schedule(p)
 	} else {
+		if p.quiet {
+			s.bug.Reach(buggify.QuietWokenByMessage)
+		}
 		s.wake(p)
 	}
 	if err := p.rn.Step(msg); err != nil {
@@ -136,6 +140,7 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 				// Most likely a split this store has yet to apply: keep
 				// the message for the peer that split will create.
 				s.stash.hold(rm)
+				s.bug.Reach(buggify.SplitMessageStashed)
 			}
 			s.log.Debug("holding back raft message for unknown region overlapping a local one",
 				"region", id, "local", o.regionID(), "type", msg.GetType())
@@ -157,6 +162,7 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 		return nil
 	}
 	s.stats.PlaceholderPeers++
+	s.bug.Reach(buggify.PlaceholderCreated)
 	s.log.Info("created uninitialized peer", "region", id, "peer", rm.GetToPeer().GetId(), "from_store", rm.GetFromPeer().GetStoreId())
 	s.stash.drop(id) // older than this message; the leader resends
 	return s.peers[id]
@@ -206,6 +212,7 @@ func (s *Store) replacedBy(p *peer, rm *pb.RaftMessage) bool {
 	if rm.GetRegionEpoch().GetConfVer() <= p.region.Meta().GetEpoch().GetConfVer() {
 		return false
 	}
+	s.bug.Reach(buggify.StalePeerDestroyed)
 	s.destroyPeer(p, p.region.Meta(), fmt.Sprintf("the region has a newer peer %d on this store", rm.GetToPeer().GetId()))
 	return true
 }

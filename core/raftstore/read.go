@@ -6,6 +6,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -26,12 +27,16 @@ func (p *peer) issueReads() {
 	if len(p.reads) == 0 {
 		return
 	}
+	if p.s.bug.Fire(buggify.ReadIndexDelay) {
+		return // the reads wait for the next tick's round
+	}
 	reads := p.reads
 	p.reads = nil
 	// Ask raft, not the role seen at the last Ready: a message stepped since
 	// may have deposed this peer, and a follower's ReadIndex with no known
 	// leader is dropped without an answer.
 	if p.rn.BasicStatus().RaftState != raft.StateLeader {
+		p.s.bug.Reach(buggify.DeposedLeaderRead)
 		for _, r := range reads {
 			p.s.stats.NotLeader++
 			p.replyErr(r.client, r.req.RequestId, p.notLeaderErr())
@@ -74,6 +79,7 @@ func (p *peer) serveRead(r *readRequest) {
 	req := r.req
 	if req.GetHeader().GetRegionEpoch().GetVersion() != meta.GetEpoch().GetVersion() {
 		p.s.stats.EpochNotMatch++
+		p.s.bug.Reach(buggify.StaleEpochRequest)
 		p.replyErr(r.client, req.RequestId, p.s.epochNotMatchErr(p, req.Key()))
 		return
 	}

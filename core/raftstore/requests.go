@@ -3,6 +3,7 @@ package raftstore
 import (
 	"fmt"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -43,6 +44,7 @@ func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 	key := req.Key()
 	if h.GetRegionEpoch().GetVersion() != meta.GetEpoch().GetVersion() {
 		s.stats.EpochNotMatch++
+		s.bug.Reach(buggify.StaleEpochRequest)
 		reply(s.epochNotMatchErr(p, key))
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/kv"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/storage"
@@ -147,6 +148,9 @@ func (s *Store) startSnapshot(p *peer, to *pb.Peer, m *raftpb.Message) {
 	}
 	ss.out[t.id] = t
 	s.stats.SnapshotsStarted++
+	if pp := p.region.Meta().PeerByID(to.GetId()); pp != nil && pp.GetRole() == pb.PeerRole_LEARNER {
+		s.bug.Reach(buggify.SnapshotToLearner)
+	}
 	if h := s.hooks.SnapshotStarted; h != nil {
 		h(p.regionID(), to.GetStoreId(), img.Data.Bytes())
 	}
@@ -182,7 +186,13 @@ func (s *Store) nextChunk(t *outgoingSnapshot) *pb.SnapshotChunk {
 func (s *Store) sendChunk(t *outgoingSnapshot, c *pb.SnapshotChunk) {
 	t.chunk, t.sentAt = c, s.now()
 	s.stats.SnapshotChunksSent++
+	if s.bug.Fire(buggify.SnapChunkDrop) {
+		return // lost: sent again after snapshotResendAfter
+	}
 	s.send(t.to.GetStoreId(), c)
+	if s.bug.Fire(buggify.SnapChunkRepeat) {
+		s.send(t.to.GetStoreId(), c)
+	}
 }
 
 // onSnapshotAck moves a transfer on: the next chunk, or done.
@@ -292,6 +302,7 @@ func (s *Store) checkDeliveredSnapshots(now time.Time) {
 		case now.Sub(s.snapOut.delivered[k]) >= wait:
 			delete(s.snapOut.delivered, k)
 			s.stats.SnapshotsFailed++
+			s.bug.Reach(buggify.SnapshotNeverApplied)
 			s.log.Info("snapshot delivered but never applied", "region", k.region, "to_peer", k.peer)
 			p.rn.ReportSnapshot(k.peer, raft.SnapshotFailure)
 			s.wake(p)
@@ -393,10 +404,14 @@ func cmpU64(a, b uint64) int {
 // onSnapshotChunk takes one chunk of an incoming snapshot.
 func (s *Store) onSnapshotChunk(sender uint64, c *pb.SnapshotChunk) {
 	ack := func(refused bool, reason string) {
+		if s.bug.Fire(buggify.SnapAckDrop) {
+			return // lost: the sender sends the chunk again
+		}
 		s.send(sender, &pb.SnapshotAck{RegionId: c.GetRegionId(), SnapshotId: c.GetSnapshotId(), Seq: c.GetSeq(), Refused: refused, Reason: reason})
 	}
 	refuse := func(why string) {
 		s.stats.SnapshotsRefused++
+		s.bug.Reach(buggify.SnapshotRefused)
 		s.log.Info("refusing snapshot", "region", c.GetRegionId(), "from_store", sender, "reason", why)
 		delete(s.snapIn.in, inKey{sender, c.GetSnapshotId()})
 		ack(true, why)
@@ -545,6 +560,9 @@ func (s *Store) deliverSnapshot(in *incomingSnapshot) error {
 	index := rm.GetMessage().GetSnapshot().GetMetadata().GetIndex()
 	if commit := p.rn.BasicStatus().GetCommit(); index <= commit {
 		return fmt.Errorf("snapshot at index %d, region %d here has committed %d", index, p.regionID(), commit)
+	}
+	if s.bug.Fire(buggify.SnapDeliverRefuse) {
+		return fmt.Errorf("refused by fault hook %s", buggify.SnapDeliverRefuse)
 	}
 	s.pendingSnaps[p.regionID()] = snapshotRegion(rm)
 	s.snapIn.ready[readyKey{p.regionID(), index}] = in.pairs

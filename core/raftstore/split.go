@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -116,6 +117,13 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 		s.log.Error("encode split", "err", err)
 		return
 	}
+	switch {
+	case s.bug.Fire(buggify.SplitProposeDrop):
+		return // lost: the split checker asks again
+	case s.bug.Fire(buggify.SplitProposeDelay):
+		s.later(s.bug.Delay(50*time.Millisecond, 2*time.Second), func() { s.proposeSplitLate(p, data) })
+		return
+	}
 	s.wake(p)
 	if err := p.rn.Propose(data); err != nil {
 		s.log.Info("split proposal dropped", "region", req.regionID, "err", err)
@@ -124,6 +132,17 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 	if h := s.hooks.SplitProposed; h != nil {
 		h(req.regionID)
 	}
+	if s.bug.Fire(buggify.SplitProposeRepeat) {
+		// The same split again: once its first copy applied, the second
+		// is at an older epoch and must be skipped.
+		s.later(s.bug.Delay(0, 2*time.Second), func() { s.proposeSplitLate(p, data) })
+	}
+	if s.bug.Fire(buggify.SplitProposeTransfer) {
+		p.transferAway()
+	}
+	if s.bug.Fire(buggify.SplitProposeCrash) {
+		s.crashSoon(buggify.SplitProposeCrash)
+	}
 }
 
 // onSplitApplied is the store's part of a split this replica applied:
@@ -131,6 +150,9 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 // the leader's store, tell PD and start the new region's election at once.
 func (s *Store) onSplitApplied(p *peer, res *splitApplied) error {
 	right := res.right
+	if p.leading && hasLearner(res.left) {
+		s.bug.Reach(buggify.SplitWhileLearner)
+	}
 	if res.created == nil {
 		s.stats.Splits++
 		s.stash.drop(right.Id)
@@ -139,6 +161,7 @@ func (s *Store) onSplitApplied(p *peer, res *splitApplied) error {
 	if res.tookOver {
 		s.removePeer(right.Id)
 		s.stats.PlaceholdersTakenOver++
+		s.bug.Reach(buggify.SplitPlaceholderTakenOver)
 	}
 	if err := s.startPeer(res.created); err != nil {
 		return err
@@ -151,9 +174,12 @@ func (s *Store) onSplitApplied(p *peer, res *splitApplied) error {
 	s.log.Info("region split", "region", res.left.GetId(), "key", fmt.Sprintf("%q", right.GetStartKey()), "new", right.Id)
 	s.deliverStashed(right.Id)
 	if p.leading {
-		s.send(s.cfg.PD, &pb.ReportSplit{Left: cloneRegion(res.left), Right: cloneRegion(right)})
-		// The old leader's store starts the new region's election at once.
-		if np := s.peers[right.Id]; np != nil {
+		if !s.bug.Fire(buggify.SplitReportDrop) { // PD also learns of it from heartbeats
+			s.send(s.cfg.PD, &pb.ReportSplit{Left: cloneRegion(res.left), Right: cloneRegion(right)})
+		}
+		// The old leader's store starts the new region's election at once
+		// (or, when a hook says so, leaves it to the election timeout).
+		if np := s.peers[right.Id]; np != nil && !s.bug.Fire(buggify.SplitCampaignSkip) {
 			_ = np.rn.Campaign()
 			s.wake(np)
 		}
@@ -182,6 +208,17 @@ func checkSplitIDs(meta *pb.Region, newRegion uint64, newPeers []uint64) error {
 		seen[id] = true
 	}
 	return nil
+}
+
+// hasSplitRequest reports whether the region has asked PD for a split
+// that PD has not answered.
+func (s *Store) hasSplitRequest(regionID uint64) bool {
+	for _, r := range s.splitRequests { // a search: order does not matter
+		if r.regionID == regionID {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetSplitRequests drops the region's outstanding AskSplit requests, when

@@ -21,6 +21,7 @@ import (
 	"go.etcd.io/raft/v3"
 
 	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/storage"
 )
@@ -108,6 +109,12 @@ type Store struct {
 	lastPing      time.Time
 	nextPDRequest uint64
 	hooks         Hooks
+
+	// Fault hooks and coverage (buggify.go); bug is nil in real mode.
+	bug          *buggify.B
+	deferred     []deferredWork // work a hook postponed, run on ticks
+	crashPending error          // a hook's crash: the next ready round fails with it
+	stalled      bool           // a hook holds the ready rounds back until the next tick
 }
 
 // Open recovers a store from env.FS/env.Dir. A store that has never
@@ -144,6 +151,10 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 		metaStores:    map[uint64]int{},
 		heardFrom:     map[uint64]*contact{},
 		raftLogger:    &raftLogger{log: log},
+		bug:           env.Buggify,
+	}
+	if eng.Stats().TornTailCuts > 0 {
+		s.bug.Reach(buggify.TornTailCut)
 	}
 	s.life = s.incarnation
 	if env.Rand != nil {
@@ -163,6 +174,9 @@ func Open(env core.Env, cfg Config) (*Store, error) {
 			}
 			if err := s.startPeer(r); err != nil {
 				return nil, err
+			}
+			if p := s.peers[rid]; s.bug.Counting() && p != nil && p.splitUnapplied() {
+				s.bug.Reach(buggify.RestartWithSplitInLog)
 			}
 		}
 	}
@@ -404,6 +418,7 @@ func (s *Store) Tick() {
 	if s.refused != nil {
 		return
 	}
+	s.stalled = false
 	if !s.bootstrapped {
 		if s.lastHello.IsZero() || now.Sub(s.lastHello) >= s.cfg.ElectionTick() {
 			s.lastHello = now
@@ -411,6 +426,7 @@ func (s *Store) Tick() {
 		}
 		return
 	}
+	s.runDeferred(now)
 	for _, p := range s.sortedPeers() {
 		if p.quiet {
 			p.quietTick(now)
@@ -462,6 +478,12 @@ func (s *Store) sendStoreHeartbeat() {
 
 // NeedsFlush reports whether a Flush could do work.
 func (s *Store) NeedsFlush() bool {
+	if s.crashPending != nil {
+		return true
+	}
+	if s.stalled {
+		return false // until the next tick
+	}
 	return s.dirty || len(s.work) > 0 || s.eng.NeedsSync()
 }
 
@@ -538,6 +560,16 @@ func (s *Store) Receive(m *pb.Envelope) {
 // Flush runs one ready round for every region: persist all raft state in one
 // synced write, send messages, apply committed entries, answer clients.
 func (s *Store) Flush() error {
+	if s.crashPending != nil {
+		return s.crashPending
+	}
+	if s.stalled {
+		return nil
+	}
+	if s.bug.Fire(buggify.SyncDelay) {
+		s.stalled = true // a slow disk: this round waits for the next tick
+		return nil
+	}
 	s.dirty = false
 	s.stats.FlushRounds++
 	type round struct {
@@ -569,10 +601,16 @@ func (s *Store) Flush() error {
 		}
 	}
 	clear(s.pendingSnaps)
+	if len(rounds) > 0 && s.bug.Fire(buggify.SyncCrashBefore) {
+		return buggify.Crash(buggify.SyncCrashBefore)
+	}
 	if err := s.eng.Sync(); err != nil {
 		return fmt.Errorf("raftstore: store %d: %w", s.cfg.StoreID, err)
 	}
 	s.identDurable = s.bootstrapped // the identity is synced with the round that created the regions
+	if len(rounds) > 0 && s.bug.Fire(buggify.SyncCrashAfter) {
+		return buggify.Crash(buggify.SyncCrashAfter)
+	}
 	// 2. Send, 3. apply, 4. advance.
 	for i, r := range rounds {
 		if !early[i] {
