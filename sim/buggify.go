@@ -20,14 +20,16 @@ type Buggify struct {
 	EnableProb float64
 }
 
-// newBuggifyRun draws the run's hooks from the seed's own stream. The run
+// newBuggifyRun draws the run's hooks from a stream of its own, split from
+// the seed and the scenario's name (so that a sweep over seeds 1-N tries
+// other hooks in every scenario, not the same N sets in all). The run
 // notes every hook that fires in the trace.
-func newBuggifyRun(cfg Buggify, seed uint64, note func(string)) *buggify.Run {
+func newBuggifyRun(cfg Buggify, name string, seed uint64, note func(string)) *buggify.Run {
 	opts := buggify.Options{EnableProb: cfg.EnableProb, Force: cfg.Force}
 	if cfg.Off {
 		opts = buggify.Options{EnableProb: -1}
 	}
-	return buggify.NewRun(rng.Stream(seed, "buggify"), opts, note)
+	return buggify.NewRun(rng.Stream(seed, "buggify/"+name), opts, note)
 }
 
 // HookReport is what a run's fault hooks did: the hooks enabled, and for

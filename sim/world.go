@@ -73,7 +73,7 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 		current: -1,
 	}
 	w.net = netsim.New(cfg.Net, w.rs.net)
-	w.bug = newBuggifyRun(cfg.Buggify, seed, func(s string) { w.k.note("%s", s) })
+	w.bug = newBuggifyRun(cfg.Buggify, cfg.Name, seed, func(s string) { w.k.note("%s", s) })
 	for i := 0; i < cfg.Workload.Keys; i++ {
 		w.keys = append(w.keys, KeyName(i))
 	}

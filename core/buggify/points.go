@@ -47,6 +47,8 @@ const (
 	ReadIndexDelay // a batch of reads waits for the next tick before its ReadIndex
 	// Region heartbeats (core/raftstore/peer.go).
 	RegionHeartbeatDelay // a region heartbeat reaches PD 0.5-4 s late (stale by then)
+	// Client writes (core/raftstore/propose.go).
+	WriteProposeRepeat // a session write is proposed again 0-1 s later, as a retry would be
 
 	NumPoints
 )
@@ -88,6 +90,7 @@ var points = [NumPoints]pointInfo{
 	SyncCrashAfter:       {"sync.crash-after", 0.00005},
 	ReadIndexDelay:       {"read.index.delay", 0.03},
 	RegionHeartbeatDelay: {"region-heartbeat.delay", 0.05},
+	WriteProposeRepeat:   {"write.propose.repeat", 0.01},
 }
 
 // String is the hook's name, e.g. "split.propose.delay".

@@ -74,6 +74,25 @@ func (s *Store) proposeSplitLate(p *peer, data []byte) {
 	}
 }
 
+// proposeWriteLate proposes a client write again under a new proposal id,
+// with nobody waiting for its answer, if the region still has its peer
+// here; raft drops it if that peer no longer leads.
+func (s *Store) proposeWriteLate(p *peer, cmd *pb.RaftCommand) {
+	if s.peers[p.regionID()] != p {
+		return
+	}
+	s.nextProposal++
+	cmd.ProposalId = s.nextProposal
+	cmd.ProposedAtMs = uint64(s.now().UnixMilli())
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return
+	}
+	s.wake(p)
+	s.dirty = true
+	_ = p.rn.Propose(data)
+}
+
 // proposeConfChangeLate proposes cc again, as it was made, without the
 // checks proposeChangePeers makes: the checks at apply must catch a change
 // that is stale by now.

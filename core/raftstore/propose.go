@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"fmt"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -51,6 +52,13 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 	}
 	p.s.stats.Proposals++
 	p.proposals = append(p.proposals, &proposal{id: cmd.ProposalId, flush: p.s.stats.FlushRounds, client: client, reqID: req.RequestId})
+	if cmd.GetSession() != nil && p.s.bug.Fire(buggify.WriteProposeRepeat) {
+		// The same write again, as a client's retry would be proposed (a
+		// new proposal nobody waits on): the session table must apply it
+		// once.
+		again := proto.Clone(cmd).(*pb.RaftCommand)
+		p.s.later(p.s.bug.Delay(0, time.Second), func() { p.s.proposeWriteLate(p, again) })
+	}
 }
 
 // noteProposedEntries learns the index and term of this store's proposals.
