@@ -117,6 +117,10 @@ type Config struct {
 	// LinkBandwidth overrides Bandwidth for single directed links, for
 	// example to make one store slow. An override of 0 or less is ignored.
 	LinkBandwidth map[Link]int64
+	// LinkLatency overrides Latency for single directed links for the
+	// whole run (a slow link): unlike SetLinkLatency, Heal keeps it. A
+	// SetLinkLatency fault on the same link takes precedence while it lasts.
+	LinkLatency map[Link]Latency
 }
 
 // Validate reports whether c is usable.
@@ -129,6 +133,11 @@ func (c Config) Validate() error {
 	}
 	if !(c.Duplicate >= 0 && c.Duplicate <= 1) {
 		return fmt.Errorf("netsim: duplicate %v not in [0,1]", c.Duplicate)
+	}
+	for _, l := range sortedLinks(c.LinkLatency) {
+		if err := c.LinkLatency[l].Validate(); err != nil {
+			return fmt.Errorf("netsim: link %d->%d: %w", l.From, l.To, err)
+		}
 	}
 	return nil
 }
@@ -183,6 +192,9 @@ type Network struct {
 	isolated   map[NodeID]bool
 	oneWay     map[Link]bool
 	links      map[Link]Latency
+	// clogged holds, per clogged node, the virtual time until which the
+	// messages it sends or receives are held (see Clog).
+	clogged map[NodeID]time.Duration
 	// busy is, per link that has transmitted, the virtual time at which
 	// it has sent every byte given to it so far.
 	busy  map[Link]time.Duration
@@ -205,6 +217,7 @@ func New(cfg Config, r *rng.Rand) *Network {
 func (n *Network) Config() Config {
 	cfg := n.cfg
 	cfg.LinkBandwidth = maps.Clone(cfg.LinkBandwidth)
+	cfg.LinkLatency = maps.Clone(cfg.LinkLatency)
 	return cfg
 }
 
@@ -216,6 +229,7 @@ func (n *Network) SetConfig(cfg Config) {
 		panic(err)
 	}
 	cfg.LinkBandwidth = maps.Clone(cfg.LinkBandwidth)
+	cfg.LinkLatency = maps.Clone(cfg.LinkLatency)
 	n.cfg = cfg
 }
 
@@ -249,9 +263,10 @@ func (n *Network) Route(now time.Duration, from, to NodeID, size int) []time.Dur
 		return nil
 	}
 	dup := r.Chance(n.cfg.Duplicate)
-	out := []time.Duration{sent + lat.sample(r)}
+	held := n.held(now, from, to)
+	out := []time.Duration{held + sent + lat.sample(r)}
 	if dup {
-		out = append(out, sent+lat.sample(r))
+		out = append(out, held+sent+lat.sample(r))
 		n.stats.Duplicated++
 	}
 	n.stats.Delivered += uint64(len(out))
@@ -281,7 +296,20 @@ func (n *Network) latency(from, to NodeID) Latency {
 	if l, ok := n.links[Link{from, to}]; ok {
 		return l
 	}
+	if l, ok := n.cfg.LinkLatency[Link{from, to}]; ok {
+		return l
+	}
 	return n.cfg.Latency
+}
+
+// held is how much longer than usual a message sent now from -> to takes
+// because of clogs: until the later of the two ends' clogs is over.
+func (n *Network) held(now time.Duration, from, to NodeID) time.Duration {
+	until := max(n.clogged[from], n.clogged[to])
+	if until <= now {
+		return 0
+	}
+	return until - now
 }
 
 func (n *Network) blocked(from, to NodeID) bool {
@@ -337,6 +365,25 @@ func (n *Network) BlockOneWay(from, to NodeID) {
 	}
 }
 
+// Clog holds every message node sends or receives from now until virtual
+// time until (FoundationDB's clogging): such a message is not lost, it
+// arrives as much later as the clog had left to run when it was sent (so
+// the held messages arrive in a burst when the clog ends, in the order they
+// would have). Self-sends are not held. A clog never shortens: clogging a
+// node again until an earlier time changes nothing. Unclog and Heal end
+// clogs early for messages sent from then on; messages already held stay
+// held. Clogs take no random draws.
+func (n *Network) Clog(node NodeID, until time.Duration) {
+	if until > n.clogged[node] {
+		n.clogged[node] = until
+	}
+}
+
+// Unclog ends node's clog for the messages sent from now on.
+func (n *Network) Unclog(node NodeID) {
+	delete(n.clogged, node)
+}
+
 // SetLinkLatency overrides the latency of the directed link from -> to
 // ("clogging"); the reverse direction is unaffected. It panics if l is
 // invalid.
@@ -347,14 +394,15 @@ func (n *Network) SetLinkLatency(from, to NodeID, l Latency) {
 	n.links[Link{from, to}] = l
 }
 
-// Heal removes all partitions, isolations, one-way blocks and link latency
-// overrides. The Config, bandwidth overrides included, is kept, and so are
-// the bytes links are still transmitting.
+// Heal removes all partitions, isolations, one-way blocks, clogs and link
+// latency overrides. The Config, bandwidth and latency overrides included,
+// is kept, and so are the bytes links are still transmitting.
 func (n *Network) Heal() {
 	n.partitions = nil
 	n.isolated = make(map[NodeID]bool)
 	n.oneWay = make(map[Link]bool)
 	n.links = make(map[Link]Latency)
+	n.clogged = make(map[NodeID]time.Duration)
 }
 
 // Stats returns the counters since New.
@@ -372,6 +420,9 @@ func (n *Network) Describe() string {
 		if n.cfg.LinkBandwidth[l] > 0 {
 			fmt.Fprintf(&b, "; bw %d->%d %s", l.From, l.To, formatBandwidth(n.cfg.LinkBandwidth[l]))
 		}
+	}
+	for _, l := range sortedLinks(n.cfg.LinkLatency) {
+		fmt.Fprintf(&b, "; slow %d->%d %v", l.From, l.To, n.cfg.LinkLatency[l])
 	}
 	for _, p := range n.partitions {
 		parts := make([]string, 0, len(p.groups))
@@ -397,6 +448,14 @@ func (n *Network) Describe() string {
 	}
 	for _, l := range sortedLinks(n.links) {
 		fmt.Fprintf(&b, "; link %d->%d %v", l.From, l.To, n.links[l])
+	}
+	clogged := make([]NodeID, 0, len(n.clogged))
+	for id := range n.clogged {
+		clogged = append(clogged, id)
+	}
+	slices.Sort(clogged)
+	for _, id := range clogged {
+		fmt.Fprintf(&b, "; clog %d until %v", id, n.clogged[id])
 	}
 	return b.String()
 }

@@ -556,3 +556,79 @@ func TestBandwidthOverflowPanics(t *testing.T) {
 	n := New(Config{Bandwidth: 1}, rng.New(26))
 	n.Route(0, 1, 2, 1<<62) // a few million years
 }
+
+// A slow link in the Config lasts the whole run: Heal keeps it, a fault
+// override on the same link wins while it lasts.
+func TestConfigLinkLatency(t *testing.T) {
+	slow := fixed(80 * time.Millisecond)
+	cfg := Config{Latency: fixed(time.Millisecond), LinkLatency: map[Link]Latency{{1, 2}: slow}}
+	n := New(cfg, rng.New(14))
+	cfg.LinkLatency[Link{2, 1}] = slow // the network keeps its own copy
+	if d := route(t, n, 0, 1, 2, 0); d != slow.Min {
+		t.Fatalf("1->2 %v, want %v", d, slow.Min)
+	}
+	if d := route(t, n, 0, 2, 1, 0); d != time.Millisecond {
+		t.Fatalf("2->1 %v, want 1ms: the slow link is directed", d)
+	}
+	n.SetLinkLatency(1, 2, fixed(time.Second))
+	if d := route(t, n, 0, 1, 2, 0); d != time.Second {
+		t.Fatalf("fault override: 1->2 %v, want 1s", d)
+	}
+	n.Heal()
+	if d := route(t, n, 0, 1, 2, 0); d != slow.Min {
+		t.Fatalf("after heal 1->2 %v, want the slow link's %v", d, slow.Min)
+	}
+	if got := n.Describe(); !strings.Contains(got, "; slow 1->2 [80ms,80ms]") {
+		t.Fatalf("Describe does not list the slow link: %s", got)
+	}
+	bad := Config{LinkLatency: map[Link]Latency{{1, 2}: {Min: 2, Max: 1}}}
+	if bad.Validate() == nil {
+		t.Fatal("an invalid link latency passed Validate")
+	}
+}
+
+// A clog holds a node's messages, both ways, until it ends: they arrive as
+// much later as the clog had left, nothing is lost, and the draws of the
+// messages are those of an unclogged run.
+func TestClog(t *testing.T) {
+	cfg := Config{Latency: Latency{Min: time.Millisecond, Max: 3 * time.Millisecond}, Bandwidth: Unlimited}
+	plain, clogged := New(cfg, rng.New(15)), New(cfg, rng.New(15))
+	clogged.Clog(2, 500*time.Millisecond)
+	clogged.Clog(2, 100*time.Millisecond) // never shortens
+	clogged.Clog(3, 200*time.Millisecond)
+	for i, c := range []struct {
+		now      time.Duration
+		from, to NodeID
+		held     time.Duration
+	}{
+		{0, 1, 2, 500 * time.Millisecond},
+		{100 * time.Millisecond, 2, 1, 400 * time.Millisecond},
+		{150 * time.Millisecond, 3, 2, 350 * time.Millisecond}, // the later clog of the two ends
+		{150 * time.Millisecond, 1, 3, 50 * time.Millisecond},
+		{150 * time.Millisecond, 1, 4, 0},
+		{300 * time.Millisecond, 3, 1, 0}, // 3's clog is over
+		{600 * time.Millisecond, 1, 2, 0},
+	} {
+		want := route(t, plain, c.now, c.from, c.to, 0)
+		if got := route(t, clogged, c.now, c.from, c.to, 0); got != want+c.held {
+			t.Errorf("message %d (%d->%d at %v): %v, want %v + %v held", i, c.from, c.to, c.now, got, want, c.held)
+		}
+	}
+	if d := route(t, clogged, 0, 2, 2, 0); d != time.Millisecond {
+		t.Errorf("a clogged node's self-send took %v", d)
+	}
+	n := New(cfg, rng.New(16))
+	n.Clog(1, time.Second)
+	n.Clog(2, time.Second)
+	if !strings.Contains(n.Describe(), "; clog 1 until 1s; clog 2 until 1s") {
+		t.Errorf("Describe: %s", n.Describe())
+	}
+	n.Unclog(1)
+	if d := route(t, n, 0, 1, 3, 0); d > 3*time.Millisecond {
+		t.Errorf("after Unclog: %v", d)
+	}
+	n.Heal()
+	if d := route(t, n, 0, 2, 3, 0); d > 3*time.Millisecond {
+		t.Errorf("after Heal: %v", d)
+	}
+}
