@@ -25,6 +25,7 @@ type clientNode struct {
 	inflight map[uint64]int64 // op id -> call time
 	seq      int
 	versions map[string]uint64 // last version seen per key, for cas
+	extra    map[uint64]bool   // burst ops in flight: they start no next op
 	// done, when set, takes the client's completions instead of the
 	// history (the liveness client's ops are checked on their own).
 	done func(client.Completion)
@@ -42,8 +43,10 @@ func (w *World) addClient(i int) {
 func (w *World) newClient(i int) *clientNode {
 	node := uint64(FirstClientNode + i)
 	r := w.rs.work.Fork()
-	cn := &clientNode{w: w, index: i, node: node, r: r, inflight: map[uint64]int64{}, versions: map[string]uint64{}}
-	cn.c = client.New(w.env(node, nil, "", w.rs.node.Fork()), client.Config{ID: node, PD: PDNode})
+	cn := &clientNode{w: w, index: i, node: node, r: r, inflight: map[uint64]int64{}, versions: map[string]uint64{},
+		extra: map[uint64]bool{}}
+	cn.c = client.New(w.env(node, nil, "", w.rs.node.Fork()),
+		client.Config{ID: node, PD: PDNode, AttemptTimeout: w.cfg.Workload.AttemptTimeout})
 	w.clients = append(w.clients, cn)
 	var tick func()
 	tick = func() {
@@ -77,10 +80,24 @@ func (cn *clientNode) submit(op client.Op) {
 	cn.collect()
 }
 
+// hotKeys are the workload's n hot keys, spread over the universe: the
+// middle key of each of n equal slices of it.
+func hotKeys(keys []string, n int) []string {
+	n = min(n, len(keys))
+	hot := make([]string, n)
+	for i := range hot {
+		hot[i] = keys[(2*i+1)*len(keys)/(2*n)]
+	}
+	return hot
+}
+
 func (cn *clientNode) nextOp() client.Op {
 	wl := cn.w.cfg.Workload
 	keys := cn.w.keys
 	key := keys[cn.r.Intn(len(keys))]
+	if len(cn.w.hot) > 0 && cn.r.Intn(100) < wl.HotShare {
+		key = cn.w.hot[cn.r.Intn(len(cn.w.hot))]
+	}
 	total := wl.Get + wl.Put + wl.Delete + wl.Cas + wl.Scan
 	x := cn.r.Intn(total)
 	switch {
@@ -127,6 +144,8 @@ func (cn *clientNode) collect() {
 			cn.done(c)
 			continue
 		}
+		extra := cn.extra[c.ID]
+		delete(cn.extra, c.ID)
 		cn.w.history = append(cn.w.history, cn.record(c, call))
 		if c.Outcome != client.OK && c.Op.Kind.IsWrite() && errors.Is(c.Err, client.ErrOpTimeout) {
 			cn.w.metrics.writesPastDeadline++
@@ -141,9 +160,58 @@ func (cn *clientNode) collect() {
 				cn.versions[string(c.Op.Key)] = 0
 			}
 		}
-		if !cn.w.workloadOver {
+		if !cn.w.workloadOver && !extra {
 			cn.w.k.after(cn.think(), "", cn.next)
 		}
+	}
+}
+
+// startBursts schedules the workload's periodic bursts, if it has any.
+func (w *World) startBursts() {
+	if w.cfg.Workload.Burst.Max <= 0 {
+		return
+	}
+	var next func()
+	next = func() {
+		if w.workloadOver {
+			return
+		}
+		w.burst()
+		w.k.after(w.cfg.Workload.Burst.draw(w.rs.burst), "", next)
+	}
+	w.k.after(w.cfg.Workload.Burst.draw(w.rs.burst), "", next)
+}
+
+// burst makes every workload client send one operation on one key (a hot
+// key when there are some) at this instant: each reads it or, half the
+// time, writes it (a put, or a cas on the version it saw last). These
+// operations are extra: their completion starts no closed-loop operation.
+func (w *World) burst() {
+	if w.workloadOver || len(w.clients) == 0 {
+		return
+	}
+	keys := w.hot
+	if len(keys) == 0 {
+		keys = w.keys
+	}
+	key := keys[w.rs.burst.Intn(len(keys))]
+	w.k.note("burst on %q", key)
+	for _, cn := range w.clients {
+		var op client.Op
+		switch w.rs.burst.Intn(4) {
+		case 0, 1:
+			op = client.Op{Kind: client.Get, Key: []byte(key)}
+		case 2:
+			op = client.Op{Kind: client.Put, Key: []byte(key), Value: cn.value()}
+		default:
+			op = client.Op{Kind: client.Cas, Key: []byte(key), ExpectedVersion: cn.versions[key], Value: cn.value()}
+		}
+		id := cn.c.Submit(op)
+		cn.inflight[id] = int64(w.k.now)
+		cn.extra[id] = true
+	}
+	for _, cn := range w.clients {
+		cn.collect()
 	}
 }
 

@@ -60,6 +60,37 @@ type Config struct {
 	Probe bool
 	// Buggify configures the product code's fault hooks (on by default).
 	Buggify Buggify
+
+	// StoreTickScale scales, per store (index id-1), the interval between
+	// the store's ticks: its timer runs slow (above 1) or fast (below 1)
+	// against the others'. Missing entries and 0 mean 1. The store is not
+	// told: it counts ticks as if each were Store.TickInterval.
+	StoreTickScale []float64
+
+	// PerSeed, when set, derives the configuration of a run from its seed
+	// before the run starts (swarm testing: every seed draws its own fault
+	// mix and knobs). It must be a pure function of its arguments, drawing
+	// only from streams of the seed (rng.Stream(seed, name)). Resolve
+	// applies it.
+	PerSeed func(cfg Config, seed uint64) Config
+	// Mix describes what PerSeed drew for the run; it is noted in the
+	// trace and given in the report.
+	Mix string
+}
+
+// Resolve returns the configuration a run of cfg with seed uses: cfg with
+// its PerSeed applied, and cleared (so resolving again changes nothing).
+// Overrides of a resolved configuration (Clients, Duration, FaultEdits)
+// stick.
+func (cfg Config) Resolve(seed uint64) Config {
+	if cfg.PerSeed == nil {
+		return cfg
+	}
+	f := cfg.PerSeed
+	cfg.PerSeed = nil
+	cfg = f(cfg, seed)
+	cfg.PerSeed = nil
+	return cfg
 }
 
 // Workload is what the clients do.
@@ -82,6 +113,26 @@ type Workload struct {
 	// as a real application's do: sessions see several sequences waiting
 	// at once, and a session switch with writes of the old one in flight.
 	Pipeline int
+
+	// HotKeys keys of the universe, spread over it, are hot: HotShare
+	// percent of the operations pick their key among them (the others
+	// among all keys). Reads and writes of one key from several clients
+	// then overlap all the time.
+	HotKeys  int
+	HotShare int
+	// Burst, when its Max is set, makes every client fire one operation
+	// at one key at the same instant, every Burst.draw: about half of them
+	// read the key, the others write it (a put or a cas). The key is a hot
+	// key when there are some. BurstOnHeal fires a burst when the fault
+	// plan heals the network (World.Heal), and another soon after. Burst
+	// operations are extra: they do not start more closed-loop operations.
+	Burst       Latency
+	BurstOnHeal bool
+	// AttemptTimeout is how long a client waits for one store's answer
+	// before it tries another (0: the client's default, 2 s). Below the
+	// election timeout, a client cut off from an old leader finds the new
+	// one while the old one may still believe it leads.
+	AttemptTimeout time.Duration
 }
 
 // Latency draws a duration uniformly in [Min, Max].

@@ -113,13 +113,77 @@ func (w *World) BlockOneWay(from, to uint64) {
 	w.tl.netFault(w.k.now, []uint64{from}, fmt.Sprintf("one-way cut to %s", nodeName(to)))
 }
 
-// Heal removes every network fault.
+// Heal removes every network fault (partitions, isolations, one-way cuts,
+// clogs). With Workload.BurstOnHeal, every client then fires at one key at
+// once, and again a little later.
 func (w *World) Heal() {
 	w.net.Heal()
 	w.k.note("heal")
 	w.faultDid(true, "heal")
 	w.tl.netHeal(w.k.now)
+	if w.cfg.Workload.BurstOnHeal && !w.workloadOver {
+		w.burst()
+		w.k.after(time.Duration(50+w.rs.burst.Intn(450))*time.Millisecond, "", w.burst)
+	}
 }
+
+// Clog holds every message node sends or receives for d from now
+// (netsim.Network.Clog): nothing is lost, everything arrives late, in a
+// burst when the clog ends. Unclog ends it sooner for new messages.
+func (w *World) Clog(node uint64, d time.Duration) {
+	w.net.Clog(node, w.k.now+d)
+	w.k.note("clog %d for %v", node, d)
+	w.faultDid(false, "clog %s for %v", nodeName(node), d)
+	w.tl.netFault(w.k.now, []uint64{node}, "clogged")
+}
+
+// Unclog ends node's clog for the messages it sends or receives from now.
+func (w *World) Unclog(node uint64) {
+	w.net.Unclog(node)
+	w.k.note("unclog %d", node)
+	w.faultDid(true, "unclog %s", nodeName(node))
+	w.tl.netEnd(w.k.now, node)
+}
+
+// SetLoss makes the network lose and duplicate messages at these rates
+// from now on. The end of the workload restores Config.Net.
+func (w *World) SetLoss(loss, dup float64) {
+	cfg := w.net.Config()
+	cfg.Loss, cfg.Duplicate = loss, dup
+	w.net.SetConfig(cfg)
+	w.k.note("loss %g dup %g", loss, dup)
+	w.faultDid(loss <= w.cfg.Net.Loss && dup <= w.cfg.Net.Duplicate, "network loss %g, duplication %g", loss, dup)
+}
+
+// ClientNodes lists the node ids of the workload's clients
+// (FirstClientNode+i), which partitions may list like any node.
+func (w *World) ClientNodes() []uint64 {
+	ids := make([]uint64, w.cfg.Clients)
+	for i := range ids {
+		ids[i] = uint64(FirstClientNode + i)
+	}
+	return ids
+}
+
+// HotKeys lists the workload's hot keys (Workload.HotKeys).
+func (w *World) HotKeys() []string { return w.hot }
+
+// RegionOf returns the id of the region PD says holds key, or 0.
+func (w *World) RegionOf(key []byte) uint64 {
+	if w.pd == nil {
+		return 0
+	}
+	for _, r := range w.pd.Regions() {
+		if r.ContainsKey(key) {
+			return r.GetId()
+		}
+	}
+	return 0
+}
+
+// Burst makes every client fire one operation at one key at once (see
+// Workload.Burst).
+func (w *World) Burst() { w.burst() }
 
 // Crash stops store id, keeping only what its disk synced (and, at the
 // seed's choice, some unsynced blocks).

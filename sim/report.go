@@ -14,6 +14,7 @@ import (
 type Report struct {
 	Scenario           string   `json:"scenario"`
 	Seed               uint64   `json:"seed"`
+	Mix                string   `json:"mix,omitempty"` // what the seed drew (Config.PerSeed)
 	OK                 bool     `json:"ok"`
 	Violation          string   `json:"violation"`
 	Violations         []string `json:"violations,omitempty"`
@@ -108,6 +109,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 	rep := &Report{
 		Scenario:       w.cfg.Name,
 		Seed:           w.seed,
+		Mix:            w.cfg.Mix,
 		SimMs:          float64(w.k.now) / 1e6,
 		TraceHash:      traceHash,
 		Events:         w.k.events,

@@ -43,6 +43,7 @@ type Options struct {
 func RunWith(cfg Config, seed uint64, opts Options) *Report {
 	runLock.Lock()
 	defer runLock.Unlock()
+	cfg = cfg.Resolve(seed)
 	watch := stopwatch(opts.Wall)
 	w := newWorld(cfg, seed, opts.Trace)
 	w.tl = opts.Timeline
@@ -65,6 +66,9 @@ func RunWith(cfg Config, seed uint64, opts Options) *Report {
 func (w *World) simulate() {
 	saved := cryptorand.Reader
 	cryptorand.Reader = w.rs.raft
+	if w.cfg.Mix != "" {
+		w.k.note("mix %s", w.cfg.Mix)
+	}
 	if w.boot() {
 		w.runWorkload()
 		w.awaitFinalReads()
@@ -87,6 +91,7 @@ func (w *World) endWorkload() {
 	w.workloadOver = true
 	w.bug.Stop() // no fault hook fires once the world is healed
 	w.net.Heal()
+	w.net.SetConfig(w.cfg.Net) // undo the plan's SetLoss
 	w.annotate("faults", "heal all")
 	w.tl.healed(w.k.now)
 	for _, n := range w.stores {

@@ -50,6 +50,7 @@ func Shrink(cfg Config, seed uint64, opts ShrinkOptions) (*ShrinkResult, error) 
 	if s.opts.Same == nil {
 		s.opts.Same = SameFailure
 	}
+	cfg = cfg.Resolve(seed)
 	cfg.FaultEdits = cfg.FaultEdits.Normalized()
 	s.tried[shrinkKey(cfg)] = true
 	s.res.Original = s.run(cfg)

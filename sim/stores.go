@@ -125,7 +125,17 @@ func (w *World) tickStore(n *storeNode, gen int) {
 	}
 	n.st.Tick()
 	w.queueFlush(n)
-	w.k.after(w.cfg.Store.TickInterval, n.tickName, func() { w.tickStore(n, gen) })
+	w.k.after(w.tickInterval(n.id), n.tickName, func() { w.tickStore(n, gen) })
+}
+
+// tickInterval is the time between store id's ticks: the configured tick
+// interval, scaled by the store's Config.StoreTickScale.
+func (w *World) tickInterval(id uint64) time.Duration {
+	d := w.cfg.Store.TickInterval
+	if i := int(id) - 1; i < len(w.cfg.StoreTickScale) && w.cfg.StoreTickScale[i] > 0 {
+		d = time.Duration(float64(d) * w.cfg.StoreTickScale[i])
+	}
+	return d
 }
 
 // queueFlush schedules a ready round of the store after a disk latency,

@@ -5,6 +5,7 @@ import "github.com/multiraft/multiraft/core/rng"
 // streams are the independent random sources of a run.
 type streams struct {
 	net, disk, work, fault, raft, node *rng.Rand
+	burst                              *rng.Rand // the workload's bursts (Workload.Burst)
 }
 
 func newStreams(seed uint64) streams {
@@ -15,5 +16,6 @@ func newStreams(seed uint64) streams {
 		fault: rng.Stream(seed, "faults"),
 		raft:  rng.Stream(seed, "raft"),
 		node:  rng.Stream(seed, "nodes"),
+		burst: rng.Stream(seed, "bursts"),
 	}
 }

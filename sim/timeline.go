@@ -299,6 +299,16 @@ func (t *Timeline) netFault(now time.Duration, nodes []uint64, label string) {
 	}
 }
 
+// netEnd ends the network fault of one node.
+func (t *Timeline) netEnd(now time.Duration, node uint64) {
+	if t == nil {
+		return
+	}
+	if l := t.lane(node); l != nil {
+		l.end(spanNet, now)
+	}
+}
+
 // netHeal ends every network fault.
 func (t *Timeline) netHeal(now time.Duration) {
 	if t == nil {

@@ -33,6 +33,7 @@ type World struct {
 	clients      []*clientNode
 	probe        *probe
 	keys         []string // the workload's key universe
+	hot          []string // its hot keys (Workload.HotKeys)
 	workloadOver bool
 
 	// The fault plan's callbacks on splits, membership changes and
@@ -77,6 +78,7 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 	for i := 0; i < cfg.Workload.Keys; i++ {
 		w.keys = append(w.keys, KeyName(i))
 	}
+	w.hot = hotKeys(w.keys, cfg.Workload.HotKeys)
 	return w
 }
 
@@ -95,6 +97,7 @@ func (w *World) boot() bool {
 	for i := 0; i < w.cfg.Clients; i++ {
 		w.addClient(i)
 	}
+	w.startBursts()
 	if w.cfg.Probe {
 		w.probe = newProbe(w)
 	}
