@@ -66,11 +66,21 @@ func static() Scenario {
 
 // staticPartition cycles through network faults: the leader of a region
 // isolated, a minority store isolated, PD isolated, a one-way cut; each
-// healed before the next.
+// healed before the next. Half the time a partition splits the clients
+// between its sides, so that a client on the old leader's side keeps
+// asking it while the others find the new one; two hot keys take half of
+// the operations, every client fires at one of them at once every 1-3 s
+// and after every heal, and a client tries another store after 500 ms
+// without an answer: a deposed leader that served reads from its own
+// state would be caught answering with a value already overwritten.
 func staticPartition() Scenario {
 	cfg := base("static-partition")
 	cfg.Net.Loss = 0.005     // and a lossy network that
 	cfg.Net.Duplicate = 0.01 // duplicates messages
+	cfg.Workload.HotKeys, cfg.Workload.HotShare = 2, 50
+	cfg.Workload.Burst = sim.Latency{Min: time.Second, Max: 3 * time.Second}
+	cfg.Workload.BurstOnHeal = true
+	cfg.Workload.AttemptTimeout = 500 * time.Millisecond
 	cfg.Faults = func(p *sim.Planner) {
 		t := 3 * time.Second
 		i := 0
@@ -83,8 +93,11 @@ func staticPartition() Scenario {
 				p.At(t, "partition a region leader from its peers", func(w *sim.World) {
 					regions := w.RegionIDs()
 					r := regions[p.R.Intn(len(regions))]
+					if hot := w.HotKeys(); p.R.Intn(2) == 0 && len(hot) > 0 {
+						r = w.RegionOf([]byte(hot[p.R.Intn(len(hot))]))
+					}
 					if s := w.LeaderStore(r); s != 0 {
-						w.Partition([]uint64{s}, others(w.StoreIDs(), s))
+						w.Partition(splitClients(p, w, []uint64{s}, others(w.StoreIDs(), s)))
 					}
 				})
 			case 1:
@@ -97,7 +110,7 @@ func staticPartition() Scenario {
 					p.At(t, "partition a minority store with PD", func(w *sim.World) {
 						ids := w.StoreIDs()
 						s := ids[p.R.Intn(len(ids))]
-						w.Partition([]uint64{s, sim.PDNode}, others(ids, s))
+						w.Partition(splitClients(p, w, []uint64{s, sim.PDNode}, others(ids, s)))
 					})
 				}
 			case 2:
@@ -187,6 +200,30 @@ func staticCrash() Scenario {
 	}
 }
 
+// splitClients returns the two sides of a partition: half the time as
+// given (the clients, in neither, reach both), else with the clients
+// dealt between them at random, at least one on each side.
+func splitClients(p *sim.Planner, w *sim.World, a, b []uint64) ([]uint64, []uint64) {
+	if p.R.Intn(2) == 0 {
+		return a, b
+	}
+	clients := w.ClientNodes()
+	first := p.R.Intn(len(clients))
+	for i, c := range clients {
+		switch {
+		case i == first:
+			a = append(a, c)
+		case i == (first+1)%len(clients):
+			b = append(b, c)
+		case p.R.Intn(2) == 0:
+			a = append(a, c)
+		default:
+			b = append(b, c)
+		}
+	}
+	return a, b
+}
+
 func others(ids []uint64, not uint64) []uint64 {
 	var out []uint64
 	for _, id := range ids {
@@ -205,7 +242,7 @@ func All() []Scenario {
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
-		sessionChurn(),
+		sessionChurn(), swarm(),
 	}
 }
 

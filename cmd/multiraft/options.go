@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ type simOptions struct {
 // overrides change the configuration of the scenarios run: they make a
 // reduced run (--shrink prints them) exact and replayable.
 type overrides struct {
+	swarm     bool          // every seed draws its own fault mix and knobs (scenarios.Swarmed)
 	clients   int           // 0: the scenario's
 	duration  time.Duration // 0: the scenario's
 	edits     sim.FaultEdits
@@ -47,8 +49,14 @@ type overrides struct {
 	hooks     []buggify.Point // enable exactly these fault hooks
 }
 
-// apply returns cfg with the overrides.
-func (ov overrides) apply(cfg sim.Config) sim.Config {
+// apply returns the configuration of a run of s at seed: with --swarm,
+// s under swarm testing, its mix drawn from the seed; then the other
+// overrides, which win over what the seed drew.
+func (ov overrides) apply(s scenarios.Scenario, seed uint64) sim.Config {
+	if ov.swarm {
+		s = scenarios.Swarmed(s)
+	}
+	cfg := s.Config.Resolve(seed)
 	if ov.clients > 0 {
 		cfg.Clients = ov.clients
 	}
@@ -70,6 +78,9 @@ func (ov overrides) apply(cfg sim.Config) sim.Config {
 // commands.
 func (ov overrides) args() []string {
 	var a []string
+	if ov.swarm {
+		a = append(a, "--swarm")
+	}
 	if ov.clients > 0 {
 		a = append(a, "--clients", strconv.Itoa(ov.clients))
 	}
@@ -123,9 +134,10 @@ func parseHooks(s string) ([]buggify.Point, error) {
 	return out, nil
 }
 
-// overridesOf are the overrides that turn base into cfg.
-func overridesOf(base, cfg sim.Config) overrides {
-	var ov overrides
+// overridesOf are the overrides that turn base (resolved) into cfg, on
+// top of swarm.
+func overridesOf(swarm bool, base, cfg sim.Config) overrides {
+	ov := overrides{swarm: swarm}
 	if cfg.Clients != base.Clients {
 		ov.clients = cfg.Clients
 	}
@@ -133,9 +145,12 @@ func overridesOf(base, cfg sim.Config) overrides {
 		ov.duration = cfg.Duration
 	}
 	ov.edits = cfg.FaultEdits.Normalized()
-	ov.noBuggify = cfg.Buggify.Off
-	if !cfg.Buggify.Off {
-		ov.hooks = cfg.Buggify.Force
+	// The hooks: only where cfg's differ from base's (the scenario's own).
+	if !slices.Equal(cfg.Buggify.Force, base.Buggify.Force) || cfg.Buggify.Off != base.Buggify.Off {
+		ov.noBuggify = cfg.Buggify.Off
+		if !cfg.Buggify.Off {
+			ov.hooks = cfg.Buggify.Force
+		}
 	}
 	return ov
 }
@@ -167,8 +182,9 @@ func (l jobList) Len() int {
 func (l jobList) At(i int) job {
 	per := int(l.to - l.from + 1)
 	s := l.scens[i/per]
-	s.Config = l.ov.apply(s.Config)
-	return job{s, l.from + uint64(i%per)}
+	seed := l.from + uint64(i%per)
+	s.Config = l.ov.apply(s, seed)
+	return job{s, seed}
 }
 
 // errFlagsReported is a flag error the flag package has already printed,
@@ -193,6 +209,7 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "run this many simulations at once, each in its own worker process (1 = in this process)")
 	fs.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "stop at the first failed run")
 	fs.BoolVar(&o.shrink, "shrink", false, "reduce the failing run (one scenario, one seed): fewer clients, a shorter workload, fewer and shorter faults; print the reduced run's replay command")
+	fs.BoolVar(&o.overrides.swarm, "swarm", false, "swarm testing: every seed draws its own fault mix, network, knobs and client habits on the scenario's world (the mix is in the report)")
 	fs.IntVar(&o.overrides.clients, "clients", 0, "run this many clients instead of the scenario's")
 	fs.DurationVar(&o.overrides.duration, "duration", 0, "run the workload this long instead of the scenario's")
 	skip := fs.String("faults-skip", "", "skip the fault plan's actions with these indices (comma separated)")

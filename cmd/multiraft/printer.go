@@ -160,6 +160,9 @@ func (p *printer) violations(rep *sim.Report) {
 	for _, v := range rep.Violations[1:] {
 		fmt.Fprintf(p.stderr, "  also: %s\n", v)
 	}
+	if rep.Mix != "" {
+		fmt.Fprintf(p.stderr, "  mix: %s\n", rep.Mix)
+	}
 }
 
 // visualize writes the visualization of a failed linearizability check

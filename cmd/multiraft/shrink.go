@@ -19,7 +19,12 @@ import (
 // stands), 0 when the run passes (nothing to reduce), 2 when it could not
 // be made.
 func runShrink(o simOptions, stdout, stderr io.Writer) int {
-	j, base := o.jobs.At(0), o.jobs.scens[0]
+	j := o.jobs.At(0)
+	base := o.jobs.scens[0]
+	if o.overrides.swarm {
+		base = scenarios.Swarmed(base)
+	}
+	base.Config = base.Config.Resolve(j.seed)
 	res, err := sim.Shrink(j.s.Config, j.seed, sim.ShrinkOptions{
 		Log: func(line string) { fmt.Fprintf(stderr, "shrink: %s\n", line) },
 	})
@@ -42,7 +47,7 @@ func runShrink(o simOptions, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shrink: the reduced run did not replay (hash %s, then %s): a determinism bug\n", res.Reduced.TraceHash, rep.TraceHash)
 		return 2
 	}
-	args := overridesOf(base.Config, res.Config).args()
+	args := overridesOf(o.overrides.swarm, base.Config, res.Config).args()
 	p := &printer{stdout: stdout, stderr: stderr, json: o.json, replayArgs: args}
 	p.header()
 	p.row(rep)

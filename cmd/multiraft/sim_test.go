@@ -252,7 +252,7 @@ func TestOverridesOfAReducedRun(t *testing.T) {
 	cfg := base.Config
 	cfg.Clients = 2
 	cfg.FaultEdits = sim.FaultEdits{Skip: []int{9, 3}, Retime: []sim.Retime{{Index: 4, At: 7250 * time.Millisecond}}}
-	got := strings.Join(overridesOf(base.Config, cfg).args(), " ")
+	got := strings.Join(overridesOf(false, base.Config, cfg).args(), " ")
 	if got != "--clients 2 --faults-skip 3,9 --faults-at 4=7.25s" {
 		t.Errorf("flags %q", got)
 	}
@@ -265,5 +265,35 @@ func TestOverridesOfAReducedRun(t *testing.T) {
 	if back.Clients != 2 || back.Duration != base.Config.Duration || !slices.Equal(back.FaultEdits.Normalized().Skip, []int{3, 9}) ||
 		!slices.Equal(back.FaultEdits.Retime, cfg.FaultEdits.Retime) {
 		t.Errorf("parsed back: clients %d duration %v edits %+v", back.Clients, back.Duration, back.FaultEdits)
+	}
+}
+
+// --swarm draws a mix per seed on the scenario's world: it is in the
+// report, the same seed gives the same run, the overrides win over the
+// draw, and the replay flags carry --swarm.
+func TestSwarmFlag(t *testing.T) {
+	o, err := parseSimOptions([]string{"--scenario", "split-and-move", "--seeds", "3-4", "--swarm", "--clients", "2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := o.jobs.At(0).s.Config, o.jobs.At(1).s.Config
+	if a.Mix == "" || a.Mix == b.Mix {
+		t.Fatalf("mixes of seeds 3 and 4: %q, %q", a.Mix, b.Mix)
+	}
+	if a.Clients != 2 || a.PerSeed != nil {
+		t.Fatalf("clients %d (want the override, 2), per-seed resolved: %v", a.Clients, a.PerSeed == nil)
+	}
+	if a.Store.SplitThreshold != 3<<10 {
+		t.Errorf("split threshold %d: --swarm changed the scenario's own", a.Store.SplitThreshold)
+	}
+	if got := strings.Join(o.overrides.args(), " "); got != "--swarm --clients 2" {
+		t.Errorf("replay flags %q", got)
+	}
+	var out, errOut bytes.Buffer
+	if code := runSim([]string{"--scenario", "static", "--seed", "5", "--swarm", "--duration", "5s", "--json", "--workers", "1"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), `"mix":"election`) {
+		t.Errorf("the report has no mix: %s", out.String())
 	}
 }

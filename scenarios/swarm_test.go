@@ -1,0 +1,217 @@
+package scenarios
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/multiraft/multiraft/sim"
+)
+
+// The mix varies from seed to seed: over 200 draws every fault kind,
+// latency shape and replica count turns up, and turns up missing; the
+// intensities spread over their ranges; no two seeds draw the same mix.
+func TestSwarmMixVaries(t *testing.T) {
+	base := swarm().Config
+	mixes := map[string]bool{}
+	kinds := map[string]int{}
+	shapes := map[string]int{}
+	replicas := map[int]int{}
+	losses := map[float64]bool{}
+	var kills, hot, bursts, drift, outOfOrder, splitClients, noNet int
+	for seed := uint64(1); seed <= 200; seed++ {
+		m := drawMix(seed, base, true)
+		mixes[m.String()] = true
+		for _, k := range append(append([]string{}, m.NetKinds...), m.NodeKinds...) {
+			kinds[k]++
+		}
+		if len(m.NetKinds) == 0 {
+			noNet++
+		}
+		shapes[m.Shape]++
+		replicas[m.Replicas]++
+		losses[m.PeakLoss] = true
+		if m.Kill != nil {
+			kills++
+		}
+		if m.HotKeys > 0 {
+			hot++
+		}
+		if m.Burst.Max > 0 {
+			bursts++
+		}
+		if m.TickScale != nil {
+			drift++
+		}
+		for _, f := range m.Net {
+			for i := 1; i < len(f.Clogs); i++ {
+				if f.Clogs[i].Until < f.Clogs[i-1].Until {
+					outOfOrder++
+				}
+			}
+			if f.Clients == "split" {
+				splitClients++
+			}
+		}
+	}
+	if len(mixes) != 200 {
+		t.Errorf("%d distinct mixes in 200 seeds", len(mixes))
+	}
+	for _, k := range append(append([]string{}, netKinds...), nodeKinds...) {
+		if kinds[k] < 60 || kinds[k] > 140 {
+			t.Errorf("fault kind %s used by %d of 200 seeds, want about half", k, kinds[k])
+		}
+	}
+	for _, s := range []string{"uniform", "tail", "slow-link"} {
+		if shapes[s] < 40 {
+			t.Errorf("latency shape %s drawn %d times of 200", s, shapes[s])
+		}
+	}
+	if replicas[3] < 100 || replicas[5] < 30 {
+		t.Errorf("replicas drawn %v", replicas)
+	}
+	if len(losses) < 100 {
+		t.Errorf("only %d distinct peak losses", len(losses))
+	}
+	for _, c := range []struct {
+		what      string
+		n, lo, hi int
+	}{
+		{"kills", kills, 5, 100},
+		{"hot keys", hot, 100, 180},
+		{"bursts", bursts, 80, 160},
+		{"tick drift", drift, 60, 140},
+		{"unclogs out of order", outOfOrder, 20, 1 << 30},
+		{"partitions splitting the clients", splitClients, 50, 1 << 30},
+		{"seeds without network faults", noNet, 1, 15}, // 1 in 64
+	} {
+		if c.n < c.lo || c.n > c.hi {
+			t.Errorf("%s: %d in 200 seeds, want %d-%d", c.what, c.n, c.lo, c.hi)
+		}
+	}
+}
+
+// Every drawn plan is one the system promises to survive. Crashes, torn
+// writes and failing disks lose only unsynced data, so any number may
+// overlap; the only fault that destroys a disk, a kill for good, strikes at
+// most one store, a minority of every region, only where a store more than
+// the replica count and PD's replica checker let PD re-create its replicas,
+// and early enough for that. --swarm on the other scenarios never kills.
+// Every fault window ends before the workload does; the network stays
+// below the election timeout; lossy windows are a third of the run at most.
+func TestSwarmMixIsSurvivable(t *testing.T) {
+	check := func(name string, seed uint64, base sim.Config, m *Mix) {
+		t.Helper()
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Errorf("%s seed %d: "+format+"\n  mix: %s", append([]any{name, seed}, append(args, m)...)...)
+		}
+		cfg := m.Apply(base)
+		dur := cfg.Duration
+		if k := m.Kill; k != nil {
+			switch {
+			case !m.own:
+				fail("--swarm kills a store")
+			case !m.Spare || cfg.PD.MaxStoreDownTime == 0 || cfg.PD.MaxStoreDownTime > 15*time.Second:
+				fail("a kill where PD cannot replace the store (spare %v, max down %v)", m.Spare, cfg.PD.MaxStoreDownTime)
+			case k.At > dur-30*time.Second:
+				fail("a kill at %v, too late for PD to replace it", k.At)
+			case int(k.Store) > cfg.Stores+cfg.SpareStores:
+				fail("a kill of store %d of %d", k.Store, cfg.Stores+cfg.SpareStores)
+			case k.Revive != 0 && k.Revive <= k.At:
+				fail("revived at %v before its kill at %v", k.Revive, k.At)
+			}
+			// One disk destroyed at a time is a minority of every region
+			// (1 of 3, 1 of 5).
+			if 1 > (cfg.Replicas-1)/2 {
+				fail("a kill with %d replicas", cfg.Replicas)
+			}
+		}
+		for _, f := range m.Net {
+			if f.At+f.Hold > dur-5*time.Second {
+				fail("%s episode at %v for %v runs into the last 5 s", f.Kind, f.At, f.Hold)
+			}
+			if f.Kind == kMinority && (f.Minority < 1 || 2*f.Minority >= cfg.Stores+cfg.SpareStores) {
+				fail("a minority of %d stores of %d", f.Minority, cfg.Stores+cfg.SpareStores)
+			}
+			for _, c := range f.Clogs {
+				if c.Until <= c.At || c.Until > f.Hold {
+					fail("clog of %d from %v to %v in an episode of %v", c.Node, c.At, c.Until, f.Hold)
+				}
+			}
+		}
+		for _, f := range m.Node {
+			if f.At >= dur-6*time.Second {
+				fail("%s at %v in the last 6 s", f.Kind, f.At)
+			}
+		}
+		if m.PeakLoss > 0.3 || m.Loss > 0.02 || m.Dup > 0.05 {
+			fail("loss %g, peak %g, duplication %g", m.Loss, m.PeakLoss, m.Dup)
+		}
+		if lossyTime(m.Lossy) > dur/3 {
+			fail("lossy for %v of %v", lossyTime(m.Lossy), dur)
+		}
+		election := time.Duration(cfg.Store.ElectionTicks) * cfg.Store.TickInterval
+		if m.Latency.Max+m.Latency.TailMax > election/2 || m.SlowLat.Max > election/2 {
+			fail("latency %v, slow link %v against an election timeout of %v", m.Latency, m.SlowLat, election)
+		}
+		if cfg.Store.HeartbeatTicks*3 > cfg.Store.ElectionTicks {
+			fail("heartbeat %d ticks, election %d", cfg.Store.HeartbeatTicks, cfg.Store.ElectionTicks)
+		}
+		for i, s := range cfg.StoreTickScale {
+			if s < 0.8 || s > 1.25 {
+				fail("store %d ticks at %g", i+1, s)
+			}
+		}
+	}
+	for seed := uint64(1); seed <= 200; seed++ {
+		check("swarm", seed, swarm().Config, drawMix(seed, swarm().Config, true))
+	}
+	for _, s := range All() {
+		if s.Name == "swarm" {
+			continue
+		}
+		for seed := uint64(1); seed <= 20; seed++ {
+			c := Swarmed(s).Config
+			m := drawMix(seed, s.Config, false)
+			check(s.Name+" --swarm", seed, s.Config, m)
+			r := c.Resolve(seed)
+			if r.Store.SplitThreshold != s.Config.Store.SplitThreshold || r.Stores != s.Config.Stores ||
+				r.Replicas != s.Config.Replicas || strings.Join(r.SplitKeys, ",") != strings.Join(s.Config.SplitKeys, ",") {
+				t.Errorf("%s --swarm seed %d changed the scenario's world", s.Name, seed)
+			}
+			if s.Config.Store.LogCompactEntries > 0 && r.Store.LogCompactEntries > s.Config.Store.LogCompactEntries {
+				t.Errorf("%s --swarm seed %d compacts later than the scenario (%d > %d)", s.Name, seed,
+					r.Store.LogCompactEntries, s.Config.Store.LogCompactEntries)
+			}
+		}
+	}
+}
+
+// --swarm on a scenario keeps the scenario's own plan and adds the
+// swarm's; the same seed gives the same run.
+func TestSwarmedScenarioIsDeterministic(t *testing.T) {
+	s, err := Get("split-and-move")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = Swarmed(s)
+	s.Config.Duration = 20 * time.Second
+	a := sim.Run(s.Config, 3, nil)
+	b := sim.Run(s.Config, 3, nil)
+	if !a.OK {
+		t.Fatalf("seed 3: %s\n  mix: %s", a.Violation, a.Mix)
+	}
+	if a.TraceHash != b.TraceHash || a.Mix == "" || a.Mix != b.Mix {
+		t.Fatalf("hashes %s %s, mixes %q %q", a.TraceHash, b.TraceHash, a.Mix, b.Mix)
+	}
+	joins := false
+	for _, act := range a.FaultActions() {
+		if act.Name == "store 4 joins" && act.Effective() {
+			joins = true
+		}
+	}
+	if !joins {
+		t.Error("the scenario's own plan did not run (store 4 never joined)")
+	}
+}
