@@ -131,8 +131,8 @@ func (w *World) awaitFinalReads() {
 	if !w.clientsIdle() {
 		w.violate(fmt.Sprintf("client operations still pending %v after the final reads", finalPhase))
 	}
-	if !w.converged() {
-		w.violate(fmt.Sprintf("replicas did not converge within %v after the workload", finalPhase))
+	if why := w.divergence(); why != "" {
+		w.violate(fmt.Sprintf("replicas did not converge within %v after the workload: %s", finalPhase, why))
 	}
 	if !w.operatorsDone() {
 		var ops []string
@@ -152,26 +152,33 @@ func (w *World) awaitHeartbeats() {
 // converged reports whether every region's replicas applied the same index
 // and all stores are up (but those killed for good and spare stores never
 // added).
-func (w *World) converged() bool {
-	applied := map[uint64]uint64{}
+func (w *World) converged() bool { return w.divergence() == "" }
+
+// divergence describes the first reason the replicas have not converged
+// (a store down, a placeholder waiting for its snapshot, two replicas of a
+// region at different applied indexes), or returns "" when they have.
+func (w *World) divergence() string {
+	type at struct{ store, applied uint64 }
+	applied := map[uint64]at{}
 	for _, n := range w.stores {
 		if n.dead || !n.started {
 			continue
 		}
 		if !n.up() {
-			return false
+			return fmt.Sprintf("store %d is down", n.id)
 		}
 		for _, rs := range n.st.Regions() {
+			id := rs.Region.GetId()
 			if !rs.Initialized {
-				return false // a placeholder still waiting for its snapshot
+				return fmt.Sprintf("region %d on store %d is a placeholder waiting for its snapshot", id, n.id)
 			}
-			if a, ok := applied[rs.Region.GetId()]; ok && a != rs.Applied {
-				return false
+			if a, ok := applied[id]; ok && a.applied != rs.Applied {
+				return fmt.Sprintf("region %d applied %d on store %d, %d on store %d", id, a.applied, a.store, rs.Applied, n.id)
 			}
-			applied[rs.Region.GetId()] = rs.Applied
+			applied[id] = at{n.id, rs.Applied}
 		}
 	}
-	return true
+	return ""
 }
 
 // operatorsDone reports whether PD has no operator running.
