@@ -66,6 +66,7 @@ func (s *Store) destroyPeer(p *peer, last *pb.Region, why string) {
 		tomb = cloneRegion(p.region.Meta())
 	}
 	p.region.Tombstone(tomb)
+	p.forgetQuestion()
 	s.removePeer(id)
 	s.abortSnapshots(id)
 	s.stash.drop(id)
@@ -146,7 +147,10 @@ func (s *Store) maybeDestroyStale(p *peer, newer *pb.Region, why string) bool {
 // checkStale asks PD about a peer that has heard nothing from a leader for
 // StalePeerCheck (placeholders included). A learner, or any peer whose
 // leader went on without it, may keep believing in a leader that no longer
-// talks to it: what counts is when it last heard from one.
+// talks to it: what counts is when it last heard from one. It asks every
+// StalePeerCheck; a question PD left unanswered (the question or the
+// answer lost, PD cut off) is asked again after an election timeout, then
+// after twice as long each time, up to StalePeerCheck (askDue).
 func (p *peer) checkStale(now time.Time) {
 	if p.leading {
 		p.heardLeaderAt = now
@@ -156,7 +160,7 @@ func (p *peer) checkStale(now time.Time) {
 		p.heardLeaderAt = now // a new peer, or a new life of the store
 		return
 	}
-	if now.Sub(p.heardLeaderAt) < p.s.cfg.StalePeerCheck || now.Sub(p.askedPD) < p.s.cfg.StalePeerCheck {
+	if now.Sub(p.heardLeaderAt) < p.s.cfg.StalePeerCheck || !p.askDue(now, p.s.cfg.StalePeerCheck) {
 		return
 	}
 	p.askPD(now)
@@ -169,19 +173,47 @@ func (p *peer) checkStale(now time.Time) {
 // a quiet leader the others deposed and removed while it was cut off,
 // would otherwise keep its range on the store for good.
 func (p *peer) checkStaleQuiet(now time.Time) {
-	if now.Sub(p.heardLeaderAt) < p.s.cfg.QuietStaleCheck || now.Sub(p.askedPD) < p.s.cfg.QuietStaleCheck {
+	if now.Sub(p.heardLeaderAt) < p.s.cfg.QuietStaleCheck || !p.askDue(now, p.s.cfg.QuietStaleCheck) {
 		return
 	}
 	p.askPD(now)
 }
 
-// askPD asks PD for the peer's region (onRegionByIDResponse).
+// askDue reports whether a peer that asks PD every period should ask now: a
+// period after its last question or, while that question is unanswered,
+// sooner (askPD).
+func (p *peer) askDue(now time.Time, period time.Duration) bool {
+	wait := period
+	if p.askID != 0 {
+		wait = min(p.askWait, period)
+	}
+	return now.Sub(p.askedPD) >= wait
+}
+
+// askPD asks PD for the peer's region (onRegionByIDResponse). A question
+// still unanswered is dropped and asked again: the next one waits twice as
+// long for its answer, the first an election timeout.
 func (p *peer) askPD(now time.Time) {
+	if p.askID != 0 {
+		p.askWait = min(2*p.askWait, max(p.s.cfg.StalePeerCheck, p.s.cfg.QuietStaleCheck))
+	} else {
+		p.askWait = p.s.cfg.ElectionTick()
+	}
+	p.forgetQuestion()
 	p.askedPD = now
 	p.s.nextPDRequest++
 	id := p.s.nextPDRequest
+	p.askID = id
 	p.s.pdRequests[id] = p.regionID()
 	p.s.send(p.s.cfg.PD, &pb.RegionByIDRequest{RequestId: id, RegionId: p.regionID()})
+}
+
+// forgetQuestion drops p's unanswered question to PD, if any.
+func (p *peer) forgetQuestion() {
+	if p.askID != 0 {
+		delete(p.s.pdRequests, p.askID)
+		p.askID = 0
+	}
 }
 
 func (s *Store) onRegionByIDResponse(resp *pb.RegionByIDResponse) {
@@ -193,6 +225,9 @@ func (s *Store) onRegionByIDResponse(resp *pb.RegionByIDResponse) {
 	p := s.peers[id]
 	if p == nil {
 		return
+	}
+	if p.askID == resp.GetRequestId() {
+		p.askID = 0
 	}
 	if resp.GetRegion() == nil {
 		// PD knows no such region. A placeholder (no data) for it goes:

@@ -349,3 +349,37 @@ func TestDecommissionedStoreIsForgotten(t *testing.T) {
 		t.Fatalf("a raft message from the decommissioned store: malformed count %d -> %d, want it refused", before, got)
 	}
 }
+
+// A removed learner asks PD whether it is still a member; when PD's answer
+// is lost, it asks again an election timeout later, not a whole
+// StalePeerCheck later (swarm seed 22: an answer lost to the network's 0.7%
+// loss kept a stale learner for 20 s more, past the simulator's bound on
+// convergence).
+func TestStaleLearnerAsksPDAgainWhenTheAnswerIsLost(t *testing.T) {
+	c, _, source, keys := moveSetup(t)
+	demoted := false
+	c.store(source).SetHooks(raftstore.Hooks{MembershipChanged: func(r *pb.Region) {
+		if p := r.PeerOnStore(source); p != nil && p.GetRole() == pb.PeerRole_LEARNER && !demoted {
+			demoted = true
+			c.isolate(source, true)
+		}
+	}})
+	if _, err := c.pd.MoveRegion(1, source, 4); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(300, "the source to be demoted to a learner", func() bool { return demoted })
+	c.waitFor(300, "PD's move to finish", func() bool { return len(c.pd.Operators()) == 0 })
+	// PD's first answer to the source is lost.
+	lost := false
+	c.filter = func(e *pb.Envelope) bool {
+		if e.GetTo() == source && e.GetRegionByIdResponse() != nil && !lost {
+			lost = true
+			return true
+		}
+		return false
+	}
+	c.isolate(source, false)
+	c.waitFor(200, "PD's answer to the source to be lost", func() bool { return lost })
+	c.waitFor(30, "the removed learner to be collected", func() bool { return c.region(source, 1) == nil })
+	c.waitReplicasOn(1, keys, others(c, source)...)
+}

@@ -50,6 +50,10 @@ type peer struct {
 	quietLeader *contact  // a quiet follower: its leader's store's contact
 	askedPD     time.Time // when it last asked PD whether it is still a member
 	named       []uint64  // the stores its region's meta names, as counted in Store.metaStores
+	// askID is that question's request id while it is unanswered (0:
+	// none); askWait how long to wait for an answer before asking again.
+	askID   uint64
+	askWait time.Duration
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
