@@ -383,3 +383,42 @@ func TestStaleLearnerAsksPDAgainWhenTheAnswerIsLost(t *testing.T) {
 	c.waitFor(30, "the removed learner to be collected", func() bool { return c.region(source, 1) == nil })
 	c.waitReplicasOn(1, keys, others(c, source)...)
 }
+
+// Raft leaves a joint configuration by itself: the leader proposes the
+// leave once it applies the change that entered it, but only then. If that
+// proposal is dropped (a leadership transfer was in progress, to a voter
+// that never answers) and the region has nothing else to apply, the leader
+// keeps the region joint for good (found with the simulator's
+// confchange.joint.transfer hook: an idle region stayed joint 34 s, until
+// the liveness phase wrote to it). The leader proposes the leave again.
+func TestIdleRegionLeavesJointConfigurationAfterAFailedTransfer(t *testing.T) {
+	c, leader, source, _ := moveSetup(t)
+	meta := c.meta(leader, 1)
+	base := meta.GetEpoch().GetConfVer()
+	src := meta.PeerOnStore(source)
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitMeta(1, base+1, describePeers(meta)+",1000@4:LEARNER", 1, 2, 3, 4)
+	// The voter that stays on: the transfer goes to it while it is cut off.
+	var third uint64
+	for _, id := range []uint64{1, 2, 3} {
+		if id != leader && id != source {
+			third = id
+		}
+	}
+	transferred := false
+	c.store(leader).SetHooks(raftstore.Hooks{MembershipChanged: func(r *pb.Region) {
+		if !transferred && r.GetEpoch().GetConfVer() == base+2 { // entered the joint configuration
+			transferred = true
+			c.isolate(third, true)
+			if err := c.store(leader).TransferLeader(1, r.PeerOnStore(third).GetId()); err != nil {
+				t.Errorf("transfer: %v", err)
+			}
+		}
+	}})
+	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, 1000, 4), change(pb.ChangeType_DEMOTE_VOTER, src.GetId(), source))
+	c.waitFor(100, "the joint configuration", func() bool { return transferred })
+	after := strings.Replace(describePeers(meta), fmt.Sprintf("%d@%d:VOTER", src.GetId(), source), fmt.Sprintf("%d@%d:LEARNER", src.GetId(), source), 1) + ",1000@4:VOTER"
+	c.waitMeta(1, base+3, after, leader, source, 4) // left it, with nothing written meanwhile
+	c.isolate(third, false)
+	c.waitMeta(1, base+3, after, 1, 2, 3, 4)
+}

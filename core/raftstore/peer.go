@@ -50,6 +50,9 @@ type peer struct {
 	quietLeader *contact  // a quiet follower: its leader's store's contact
 	askedPD     time.Time // when it last asked PD whether it is still a member
 	named       []uint64  // the stores its region's meta names, as counted in Store.metaStores
+	// jointSince: a leader, since when it has seen its region joint with
+	// every entry applied (maybeLeaveJoint).
+	jointSince time.Time
 	// askID is that question's request id while it is unanswered (0:
 	// none); askWait how long to wait for an answer before asking again.
 	askID   uint64
@@ -109,7 +112,44 @@ func (p *peer) onTick(now time.Time) {
 		p.sendRegionHeartbeat()
 	}
 	p.maybeAskSplit(now)
+	p.maybeLeaveJoint(now)
 	p.maybeGoQuiet(now)
+}
+
+// maybeLeaveJoint proposes the leave of a joint configuration that raft
+// did not. Raft leaves one by itself (AutoLeave): the leader proposes the
+// leave once it applies the change that entered it, but only then; if that
+// proposal was dropped (a leadership transfer was in progress) and the
+// region has nothing else to apply, it would stay joint for good, and an
+// idle region never sleeps while joint. So a leader whose region has been
+// joint for an election timeout with every entry applied proposes the
+// leave again (and again every election timeout). Raft refuses a second
+// one while a membership change is pending (it appends an empty entry
+// instead), so a repeat changes nothing.
+func (p *peer) maybeLeaveJoint(now time.Time) {
+	if !inJoint(p.region.Meta()) {
+		p.jointSince = time.Time{}
+		return
+	}
+	last, _ := p.region.LastIndex()
+	st := p.rn.BasicStatus()
+	if st.LeadTransferee != 0 || st.Applied != last || p.region.Applied() != last {
+		return // the leave may be on its way
+	}
+	if p.jointSince.IsZero() {
+		p.jointSince = now
+		return
+	}
+	if now.Sub(p.jointSince) < p.s.cfg.ElectionTick() {
+		return
+	}
+	p.jointSince = now
+	if err := p.rn.ProposeConfChange(&raftpb.ConfChangeV2{}); err != nil {
+		return
+	}
+	p.s.log.Info("proposing to leave the joint configuration again", "region", p.regionID())
+	p.s.wake(p)
+	p.s.dirty = true
 }
 
 func (p *peer) sendRegionHeartbeat() {
