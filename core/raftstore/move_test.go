@@ -422,3 +422,27 @@ func TestIdleRegionLeavesJointConfigurationAfterAFailedTransfer(t *testing.T) {
 	c.isolate(third, false)
 	c.waitMeta(1, base+3, after, 1, 2, 3, 4)
 }
+
+// A chunk whose acknowledgement is late is sent again, each time after
+// twice as long: on a slow link the acknowledgements are late because the
+// link is full, and resending at a fixed pace only fills it more (the
+// split-snapshot scenario, store 4 behind a 200 KB/s link: duplicate chunks
+// queued for tens of seconds, and snapshots to other stores never started).
+func TestSnapshotChunkResendsBackOff(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	meta := c.meta(leader, 1)
+	base := meta.GetEpoch().GetConfVer()
+	c.filter = func(e *pb.Envelope) bool { return e.GetSnapshotAck() != nil }
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	for i := 0; i < 100; i++ { // 10 s: half the snapshot timeout
+		c.step()
+	}
+	// The first chunk waits 0.5 s, then 1, 2, 4 s: 4 resends in 10 s (20
+	// at a fixed pace).
+	if n := c.store(leader).Stats().SnapshotChunksResent; n > 5 {
+		t.Fatalf("%d chunks resent in 10 s without an acknowledgement", n)
+	}
+	c.filter = nil
+	c.waitMeta(1, base+1, describePeers(meta)+",1000@4:LEARNER", 1, 2, 3, 4)
+	c.waitReplicas(1, keys)
+}

@@ -69,6 +69,7 @@ type outgoingSnapshot struct {
 	seq      uint64
 	chunk    *pb.SnapshotChunk // in flight, kept to send again
 	sentAt   time.Time
+	resends  int       // of the chunk in flight: each waits twice as long as the one before
 	progress time.Time // last acknowledgement (or the start)
 	crc      uint32
 	pairs    uint64
@@ -184,6 +185,9 @@ func (s *Store) nextChunk(t *outgoingSnapshot) *pb.SnapshotChunk {
 }
 
 func (s *Store) sendChunk(t *outgoingSnapshot, c *pb.SnapshotChunk) {
+	if t.chunk != c {
+		t.resends = 0
+	}
 	t.chunk, t.sentAt = c, s.now()
 	s.stats.SnapshotChunksSent++
 	if s.bug.Fire(buggify.SnapChunkDrop) {
@@ -257,8 +261,9 @@ func (s *Store) tickSnapshots(now time.Time) {
 			delete(s.snapOut.out, id) // raft forgot it too, or the peer was removed
 		case now.Sub(t.progress) >= s.cfg.SnapshotTimeout:
 			s.failSnapshot(t, "no progress")
-		case now.Sub(t.sentAt) >= s.snapshotResendAfter():
+		case now.Sub(t.sentAt) >= s.snapshotResendAfter()<<min(t.resends, 4):
 			s.stats.SnapshotChunksResent++
+			t.resends++
 			s.sendChunk(t, t.chunk)
 		}
 	}
@@ -311,6 +316,11 @@ func (s *Store) checkDeliveredSnapshots(now time.Time) {
 	}
 }
 
+// snapshotResendAfter is how long a chunk waits for its acknowledgement
+// before it is sent again. Each further resend of the same chunk waits
+// twice as long as the one before (up to 16 times as long): an
+// acknowledgement late because the link is slow must not be answered with
+// more load on it.
 func (s *Store) snapshotResendAfter() time.Duration {
 	return max(s.cfg.ElectionTick()/2, 100*time.Millisecond)
 }
