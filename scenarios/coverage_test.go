@@ -1,117 +1,149 @@
 package scenarios
 
 import (
-	"slices"
 	"testing"
+	"time"
 
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/sim"
 )
 
-// coverageCase is what a scenario is named for: the coverage events its own
-// fault plan must reach, with the product code's fault hooks off (so that a
-// hook cannot stand in for a scenario that stopped doing its job), or with
-// exactly the hooks given on.
-type coverageCase struct {
-	scenario string
-	hooks    []buggify.Point // forced on; none: hooks off
-	events   []buggify.Event
-}
-
-// coverageCases are checked by TestCoverage. Every coverage event is in at
-// least one of them.
-var coverageCases = []coverageCase{
-	{scenario: "static", events: []buggify.Event{buggify.StaleEpochRequest}},
-	{scenario: "static-partition", events: []buggify.Event{buggify.ProposalStaleCommand, buggify.ProposalCoveredBySnap,
-		buggify.DeposedLeaderRead, buggify.SessionRepeatAnswered, buggify.SnapshotOverExisting}},
-	{scenario: "static-crash", events: []buggify.Event{buggify.RestartedLeaderOldEntries, buggify.TornTailCut}},
-	{scenario: "split", events: []buggify.Event{buggify.SplitMessageStashed, buggify.StaleEpochCommand}},
-	{scenario: "split-leader-change", events: []buggify.Event{buggify.LeaderChangeDuringSplit, buggify.PDStaleReportAfterSplit,
-		buggify.PDStaleSplitReport, buggify.StaleTermMessageDropped}},
-	{scenario: "split-partition", events: []buggify.Event{buggify.PlaceholderCreated, buggify.SnapshotOverExisting}},
-	{scenario: "split-crash", events: []buggify.Event{buggify.RestartWithSplitInLog, buggify.TornTailCut}},
-	{scenario: "split-pd-down", events: []buggify.Event{buggify.LeaderChangeDuringSplit, buggify.OperatorCancelled}},
-	{scenario: "move", events: []buggify.Event{buggify.SnapshotToLearner, buggify.PeerRemovedItself, buggify.GCNoticeSent}},
-	{scenario: "move-partition", events: []buggify.Event{buggify.SnapshotToLearner, buggify.SnapshotRefused, buggify.PDStaleReportAfterMove}},
-	{scenario: "move-leader-change", events: []buggify.Event{buggify.PDStaleReportAfterMove, buggify.StalePeerDestroyed}},
-	{scenario: "move-crash", events: []buggify.Event{buggify.SnapshotNeverApplied, buggify.TornTailCut}},
-	{scenario: "store-down", events: []buggify.Event{buggify.StalePeerDestroyed}},
-	{scenario: "split-and-move", events: []buggify.Event{buggify.SplitWhileLearner}},
-	{scenario: "quiet-static-partition", events: []buggify.Event{buggify.QuietWokenByMessage, buggify.QuietWokenBySilentStore}},
-	{scenario: "quiet-static-crash", events: []buggify.Event{buggify.QuietWokenBySilentStore}},
-	{scenario: "session-churn", events: []buggify.Event{buggify.SessionExpiredAnswered}},
-	// Reached through hooks: the checks at apply that only a repeated or a
-	// late order or proposal can reach.
-	{scenario: "split", hooks: []buggify.Point{buggify.SplitProposeRepeat}, events: []buggify.Event{buggify.SplitSkippedStale}},
-	{scenario: "move", hooks: []buggify.Point{buggify.ConfProposeRepeat, buggify.OrderDelay},
-		events: []buggify.Event{buggify.StaleConfChangeSkipped, buggify.StaleOrderIgnored}},
-}
-
-// coverageSeeds bounds the seeds a case may take to reach its events: it
-// stops at the first seed by which it reached them all.
-const coverageSeeds = 3
-
-// TestCoverage holds each scenario to what it is named for: over a few
-// seeds (it stops as soon as it has them all), its fault plan makes the
-// product code reach the coverage events listed for it. A scenario whose
+// Coverage (core/buggify events; docs/testing.md, "Coverage"): the product
+// code counts the dangerous situations it finds itself in. A scenario whose
 // faults stop striking where they should (a plan edited, a callback no
-// longer called, a timing that drifted) fails here, though its runs still
-// pass. `multiraft sim --seeds 1-50 --coverage` prints the full table.
-func TestCoverage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs about 25 simulations")
+// longer called, a timing that drifted) still passes; these checks make it
+// fail instead, and make sure some test reaches every event.
+
+// coverageSeeds is the seed range (1..coverageSeeds, TestScenarios' default)
+// over which each scenario must reach its events.
+const coverageSeeds = 4
+
+// scenarioCoverage is what each scenario is named for: the events its runs
+// over seeds 1..coverageSeeds must reach, in their default configuration
+// (fault hooks as drawn per run). TestScenarios checks it, on the runs it
+// makes anyway.
+var scenarioCoverage = map[string][]buggify.Event{
+	"static": {buggify.StaleEpochRequest},
+	"static-partition": {buggify.ProposalStaleCommand, buggify.ProposalCoveredBySnap, buggify.DeposedLeaderRead,
+		buggify.SessionRepeatAnswered, buggify.SnapshotOverExisting},
+	"static-crash":           {buggify.RestartedLeaderOldEntries, buggify.DeposedLeaderRead},
+	"split":                  {buggify.SplitMessageStashed, buggify.StaleEpochCommand},
+	"split-leader-change":    {buggify.LeaderChangeDuringSplit, buggify.PDStaleReportAfterSplit, buggify.PDStaleSplitReport, buggify.StaleTermMessageDropped},
+	"split-partition":        {buggify.PlaceholderCreated, buggify.SnapshotOverExisting, buggify.SplitSkippedStale},
+	"split-crash":            {buggify.RestartWithSplitInLog},
+	"split-pd-down":          {buggify.LeaderChangeDuringSplit, buggify.OperatorCancelled},
+	"move":                   {buggify.SnapshotToLearner, buggify.PeerRemovedItself, buggify.GCNoticeSent},
+	"move-partition":         {buggify.SnapshotToLearner, buggify.SnapshotRefused, buggify.StaleOrderIgnored},
+	"move-leader-change":     {buggify.PDStaleReportAfterMove, buggify.StalePeerDestroyed},
+	"move-crash":             {buggify.SnapshotNeverApplied, buggify.TornTailCut},
+	"store-down":             {buggify.StalePeerDestroyed, buggify.StaleConfChangeSkipped},
+	"split-and-move":         {buggify.SplitWhileLearner},
+	"split-snapshot":         {buggify.SplitWhileLearner, buggify.SplitPlaceholderTakenOver, buggify.SplitNewRegionPresent},
+	"quiet-static-partition": {buggify.QuietWokenByMessage, buggify.QuietWokenBySilentStore},
+	"quiet-static-crash":     {buggify.QuietWokenBySilentStore},
+	"many-regions":           {buggify.QuietWokenBySilentStore},
+	"session-churn":          {buggify.SessionExpiredAnswered},
+	"swarm": {buggify.SnapshotToLearner, buggify.DeposedLeaderRead, buggify.SplitMessageStashed,
+		buggify.StalePeerDestroyed, buggify.TornTailCut},
+}
+
+// planCoverage are events no scenario reaches often enough for a check on
+// a few seeds: each has a short run of its own, made to reach it
+// (TestCoverageOfRareEvents).
+var planCoverage = []struct {
+	name   string
+	events []buggify.Event
+	config func() sim.Config
+}{
+	{"a move to a store cut off until its operator times out", []buggify.Event{buggify.OperatorTimedOut}, func() sim.Config {
+		s, _ := Get("move")
+		cfg := s.Config
+		cfg.Duration = 20 * time.Second
+		cfg.PD.OperatorTimeout = 4 * time.Second
+		cfg.Buggify = sim.Buggify{Off: true}
+		cfg.Faults = func(p *sim.Planner) {
+			joinAtStart(p)
+			p.At(3*time.Second, "cut store 4 off and move a region to it", func(w *sim.World) {
+				w.Isolate(4)
+				r := w.Region(w.RegionIDs()[0])
+				w.MoveRegion(r.GetId(), r.GetPeers()[0].GetStoreId(), 4)
+			})
+			p.At(12*time.Second, "heal", func(w *sim.World) { w.Heal() })
+		}
+		return cfg
+	}},
+}
+
+// checkScenarioCoverage fails the test of scenario name when its n runs
+// (reached: the events they reached) missed one of its events.
+func checkScenarioCoverage(t *testing.T, name string, n int, reached map[string]bool) {
+	t.Helper()
+	for _, e := range missingCoverage(name, reached) {
+		t.Errorf("seeds 1-%d never reached coverage event %s, which the scenario is there for (multiraft sim --scenario %s --seeds 1-%d --coverage)",
+			n, e, name, n)
 	}
-	covered := map[buggify.Event]bool{}
-	for _, c := range coverageCases {
+}
+
+// missingCoverage lists the events of scenario name not in reached.
+func missingCoverage(name string, reached map[string]bool) []buggify.Event {
+	var out []buggify.Event
+	for _, e := range scenarioCoverage[name] {
+		if !reached[e.String()] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Every coverage event is checked somewhere, every scenario named there
+// exists, and the checks can fail (an event nobody reached is reported).
+func TestEveryCoverageEventIsChecked(t *testing.T) {
+	checked := map[buggify.Event]bool{}
+	for name, events := range scenarioCoverage {
+		if _, err := Get(name); err != nil {
+			t.Errorf("scenarioCoverage: %v", err)
+		}
+		for _, e := range events {
+			checked[e] = true
+		}
+	}
+	for _, c := range planCoverage {
 		for _, e := range c.events {
-			covered[e] = true
+			checked[e] = true
 		}
 	}
 	for e := buggify.Event(0); e < buggify.NumEvents; e++ {
-		if !covered[e] {
-			t.Errorf("coverage event %s is in no case of coverageCases", e)
+		if !checked[e] {
+			t.Errorf("coverage event %s is checked by no scenario (scenarioCoverage) and no plan (planCoverage)", e)
 		}
 	}
-	for _, c := range coverageCases {
-		name := c.scenario
-		if len(c.hooks) > 0 {
-			name += "+hooks"
-		}
-		t.Run(name, func(t *testing.T) {
-			s, err := Get(c.scenario)
-			if err != nil {
-				t.Fatal(err)
-			}
-			missing := checkCoverage(t, c, s.Config)
-			if len(missing) > 0 {
-				t.Errorf("%s: seeds 1-%d never reached %v", c.scenario, coverageSeeds, missing)
-			}
-		})
+	if len(missingCoverage("split-crash", map[string]bool{})) == 0 {
+		t.Error("a scenario that reached nothing passed its coverage check")
 	}
 }
 
-// checkCoverage runs case c on cfg over seeds 1.. until its events are all
-// reached (at most coverageSeeds), and returns the events it never reached.
-func checkCoverage(t *testing.T, c coverageCase, cfg sim.Config) []buggify.Event {
-	t.Helper()
-	cfg.Buggify = sim.Buggify{Off: true}
-	if len(c.hooks) > 0 {
-		cfg.Buggify = sim.Buggify{Force: c.hooks}
+// TestCoverageOfRareEvents runs the plans of planCoverage: each must
+// reach its events at seed 1.
+func TestCoverageOfRareEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a few simulations")
 	}
-	missing := slices.Clone(c.events)
-	for seed := uint64(1); seed <= coverageSeeds && len(missing) > 0; seed++ {
-		rep := sim.Run(cfg, seed, nil)
+	for _, c := range planCoverage {
+		rep := sim.Run(c.config(), 1, nil)
 		if !rep.OK {
-			t.Errorf("%s seed %d: %s", c.scenario, seed, rep.Violation)
+			t.Errorf("%s: %s", c.name, rep.Violation)
 		}
-		missing = slices.DeleteFunc(missing, func(e buggify.Event) bool { return rep.Coverage[e.String()] > 0 })
+		for _, e := range c.events {
+			if rep.Coverage[e.String()] == 0 {
+				t.Errorf("%s: never reached %s", c.name, e)
+			}
+		}
 	}
-	return missing
 }
 
-// TestCoverageNeedsTheFaults checks that TestCoverage can fail: split-crash
-// without its fault plan no longer reaches the restart with a split in the
-// log that it is named for.
+// TestCoverageNeedsTheFaults checks that the events come from the faults:
+// split-crash without its fault plan (and without hooks) does not restart
+// a store with a split in its log, which it is named for.
 func TestCoverageNeedsTheFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a simulation")
@@ -121,8 +153,13 @@ func TestCoverageNeedsTheFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Config.Faults = nil
-	c := coverageCase{scenario: s.Name, events: []buggify.Event{buggify.RestartWithSplitInLog}}
-	if missing := checkCoverage(t, c, s.Config); len(missing) != 1 {
-		t.Fatalf("split-crash without faults still reaches %v", c.events)
+	s.Config.Buggify = sim.Buggify{Off: true}
+	s.Config.Duration = 30 * time.Second
+	rep := sim.Run(s.Config, 1, nil)
+	if !rep.OK {
+		t.Fatalf("split-crash without faults: %s", rep.Violation)
+	}
+	if n := rep.Coverage[buggify.RestartWithSplitInLog.String()]; n > 0 {
+		t.Fatalf("split-crash without faults reached %s %d times", buggify.RestartWithSplitInLog, n)
 	}
 }

@@ -3,7 +3,9 @@
 package scenarios
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -240,7 +242,7 @@ func All() []Scenario {
 		static(), staticPartition(), staticCrash(),
 		split(), splitLeaderChange(), splitPartition(), splitCrash(), splitPDDown(),
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
-		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(),
+		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(), splitSnapshot(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
 		sessionChurn(), swarm(),
 	}
@@ -782,6 +784,59 @@ func decommission() Scenario {
 
 // splitAndMove: size-driven splits and moves at once, with faults of every
 // kind above at random.
+// splitSnapshot splits regions while their new learner's snapshot is in
+// flight. Store 4 joins and PD moves replicas onto it (and three manual
+// moves later), over slow links into store 4 (200 KB/s) with 2 KB values,
+// so a snapshot takes a while. The first four times a leader starts a
+// snapshot to store 4, the plan splits that region at once and holds store
+// 4's messages for 1.5 s: the split commits without the learner, the new
+// region's leader talks to store 4, which holds only a placeholder of the
+// parent and so creates one for the new region, and PD removes the new
+// region's extra replica there. When the parent's snapshot lands (from
+// before the split) and store 4 applies the split from the log, the new
+// region is a placeholder to take over, or already removed from the store.
+func splitSnapshot() Scenario {
+	cfg := moveBase("split-snapshot")
+	cfg.Workload.ValueSize = 2000
+	cfg.Store.SplitThreshold = 64 << 10
+	cfg.Net.LinkBandwidth = map[netsim.Link]int64{}
+	for i := uint64(1); i <= 3; i++ {
+		cfg.Net.LinkBandwidth[netsim.Link{From: i, To: 4}] = 200_000
+	}
+	keys := cfg.Workload.Keys
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		manualMoves(p, 15*time.Second, 30*time.Second, 45*time.Second)
+		splits := 0
+		p.OnSnapshotStarted(func(w *sim.World, from, to, region uint64) {
+			if to != 4 || splits >= 4 || w.Now() >= p.Dur {
+				return
+			}
+			r := w.Region(region)
+			var inside [][]byte
+			for i := 0; i < keys; i++ {
+				if k := []byte(sim.KeyName(i)); r.ContainsKey(k) && !bytes.Equal(k, r.GetStartKey()) {
+					inside = append(inside, k)
+				}
+			}
+			if len(inside) < 2 {
+				return
+			}
+			slices.SortFunc(inside, bytes.Compare)
+			splits++
+			w.RequestSplit(inside[len(inside)/2])
+			w.Clog(4, 1500*time.Millisecond)
+		})
+	}
+	return Scenario{
+		Name: "split-snapshot",
+		Description: "store 4 joins over slow links (200 KB/s, 2 KB values) and PD moves replicas onto it; the first four times a snapshot to store 4 starts, " +
+			"its region splits at once and store 4 is clogged for 1.5 s: the split lands while the learner's snapshot is in flight, and store 4 " +
+			"takes over a placeholder of the new region or finds it already removed",
+		Config: cfg,
+	}
+}
+
 func splitAndMove() Scenario {
 	cfg := moveBase("split-and-move")
 	cfg.Store.SplitThreshold = 3 << 10

@@ -52,11 +52,16 @@ type Mix struct {
 
 	// The stores.
 	ElectionTicks, HeartbeatTicks int
+	RegionHeartbeat               time.Duration // to PD
 	LogCompact, LogKeep           uint64
 	ChunkBytes                    int
-	TickScale                     []float64 // per store; nil: no drift
-	CrashKeep                     int       // percent of unsynced blocks a crash keeps
+	TickScale                     []float64     // per store; nil: no drift
+	CrashKeep                     int           // percent of unsynced blocks a crash keeps
+	OperatorTimeout               time.Duration // PD's (own only)
 	Disk                          sim.Latency
+	// HookProb is the chance that each of the product code's fault hooks
+	// is enabled in the run (0: none).
+	HookProb float64
 
 	// The clients.
 	Clients        int
@@ -96,6 +101,7 @@ const (
 	kOneWay    = "one-way"    // a store cannot send (or receive), or one link one way
 	kPD        = "pd"         // PD isolated
 	kClog      = "clog"       // nodes clogged one by one, unclogged in random order
+	kRing      = "ring"       // each store reaches only its neighbours in a ring (a majority each); with 3 stores, a bridge
 )
 
 // The node fault kinds.
@@ -107,7 +113,7 @@ const (
 )
 
 var (
-	netKinds  = []string{kIsolate, kLeaderCut, kMinority, kOneWay, kPD, kClog}
+	netKinds  = []string{kIsolate, kLeaderCut, kMinority, kOneWay, kPD, kClog, kRing}
 	nodeKinds = []string{kCrash, kTorn, kDiskErr, kTransfer}
 )
 
@@ -119,6 +125,7 @@ type netFault struct {
 	// region (Leader), else a random store.
 	Hot, Leader bool
 	Minority    int    // stores on the minority side (kMinority)
+	Majority    bool   // kMinority: the target (a leader) is on the majority side, the minority drawn from the others
 	PDSide      string // "major", "minor" or "" (PD reaches both sides)
 	Clients     string // "split" (each client on a side at random), "major", or "" (clients reach both)
 	Receive     bool   // kOneWay: the store cannot receive (else: cannot send); Pair: one link only
@@ -203,17 +210,23 @@ func drawMix(seed uint64, base sim.Config, own bool) *Mix {
 				m.SplitKeys = append(m.SplitKeys, c)
 			}
 		}
-		if d.chance(0.6) {
-			m.SplitThreshold = int64(d.intIn(4, 32)) << 10
-		}
 		m.Keys = d.intIn(26, 160)
 		m.ValueSize = d.intIn(16, 200)
+		if d.chance(0.6) {
+			// A threshold the data outgrows 2-10 times over (the keys
+			// and values of the whole universe), so that regions split
+			// under load, some of them several times.
+			data := m.Keys * (m.ValueSize + 5)
+			m.SplitThreshold = int64(max(data/d.intIn(2, 10), 512))
+		}
 		m.Ops = [5]int{d.intIn(10, 40), d.intIn(10, 40), d.intIn(0, 10), d.intIn(5, 25), d.intIn(0, 15)}
+		m.OperatorTimeout = d.dur(8*time.Second, 60*time.Second)
 	}
 
 	// The stores' knobs.
 	m.HeartbeatTicks = d.intIn(1, 3)
 	m.ElectionTicks = max(d.intIn(6, 40), 3*m.HeartbeatTicks)
+	m.RegionHeartbeat = d.ms(500, 2000)
 	m.LogCompact = uint64(d.intIn(20, 300))
 	m.LogKeep = uint64(d.intIn(5, int(m.LogCompact)/2))
 	m.ChunkBytes = d.intIn(1, 64) << 10
@@ -236,6 +249,7 @@ func drawMix(seed uint64, base sim.Config, own bool) *Mix {
 	m.CrashKeep = d.intIn(0, 100)
 	m.Disk.Min = time.Duration(d.intIn(100, 500)) * time.Microsecond
 	m.Disk.Max = m.Disk.Min + time.Duration(d.intIn(0, 3000))*time.Microsecond
+	m.HookProb = []float64{0, 0.1, 0.25, 0.25, 0.5}[d.intIn(0, 4)]
 
 	// The clients.
 	m.Clients = d.intIn(3, 8)
@@ -372,6 +386,7 @@ func (m *Mix) drawNet(d drawer, f *netFault, stores int) {
 		f.Minority = 1
 		if f.Kind == kMinority {
 			f.Minority = d.intIn(1, (stores-1)/2)
+			f.Majority = d.chance(0.3)
 		}
 		f.PDSide = []string{"major", "minor", ""}[d.intIn(0, 2)]
 		f.Clients = []string{"split", "split", "major", ""}[d.intIn(0, 3)]
@@ -435,17 +450,22 @@ func (m *Mix) Apply(cfg sim.Config) sim.Config {
 		}
 		cfg.SplitKeys = m.SplitKeys
 		cfg.Store.SplitThreshold = m.SplitThreshold
+		cfg.PD.OperatorTimeout = m.OperatorTimeout
 		cfg.Workload.Keys = m.Keys
 		cfg.Workload.ValueSize = m.ValueSize
 		cfg.Workload.Get, cfg.Workload.Put, cfg.Workload.Delete, cfg.Workload.Cas, cfg.Workload.Scan =
 			m.Ops[0], m.Ops[1], m.Ops[2], m.Ops[3], m.Ops[4]
 	}
 	cfg.Store.ElectionTicks, cfg.Store.HeartbeatTicks = m.ElectionTicks, m.HeartbeatTicks
+	cfg.Store.RegionHeartbeatInterval = m.RegionHeartbeat
 	cfg.Store.LogCompactEntries, cfg.Store.LogKeepEntries = m.LogCompact, m.LogKeep
 	cfg.Store.SnapshotChunkBytes = m.ChunkBytes
 	cfg.StoreTickScale = m.TickScale
 	cfg.CrashKeepUnsynced = m.CrashKeep
 	cfg.DiskLatency = m.Disk
+	if cfg.Buggify.Force == nil && !cfg.Buggify.Off {
+		cfg.Buggify = sim.Buggify{Off: m.HookProb == 0, EnableProb: m.HookProb}
+	}
 
 	cfg.Clients = m.Clients
 	cfg.Workload.Think = m.Think
@@ -564,8 +584,16 @@ func (m *Mix) planNet(p *sim.Planner, f netFault) {
 			}
 			minor := []uint64{first}
 			rest := others(w.AllStoreIDs(), first)
-			for len(minor) < f.Minority && len(rest) > 0 {
+			if f.Majority {
+				// The target stays with the majority: the minority is
+				// drawn from the others.
+				minor, rest = nil, append([]uint64{first}, rest...)
+			}
+			for len(minor) < f.Minority && len(rest) > 1 {
 				i := p.R.Intn(len(rest))
+				if f.Majority && i == 0 {
+					i = 1 + p.R.Intn(len(rest)-1)
+				}
 				minor = append(minor, rest[i])
 				rest = slices.Delete(rest, i, i+1)
 			}
@@ -603,6 +631,27 @@ func (m *Mix) planNet(p *sim.Planner, f netFault) {
 					w.BlockOneWay(o, s)
 				} else {
 					w.BlockOneWay(s, o)
+				}
+			}
+		})
+	case kRing:
+		starts(p, f.At, "majorities ring", func(w *sim.World) {
+			ring := w.AllStoreIDs()
+			for i := len(ring) - 1; i > 0; i-- {
+				j := p.R.Intn(i + 1)
+				ring[i], ring[j] = ring[j], ring[i]
+			}
+			n := len(ring)
+			for i := 0; i < n; i++ {
+				for j := i + 1; j < n; j++ {
+					// Neighbours in the ring talk; with 3 stores, all are
+					// neighbours, and the first two are cut instead (the
+					// third is the bridge between them).
+					near := j-i == 1 || j-i == n-1
+					if (n == 3 && i == 0 && j == 1) || (n > 3 && !near) {
+						w.BlockOneWay(ring[i], ring[j])
+						w.BlockOneWay(ring[j], ring[i])
+					}
 				}
 			}
 		})
@@ -668,11 +717,12 @@ func (m *Mix) String() string {
 		if m.Spare {
 			b.WriteString(" +1 store")
 		}
-		fmt.Fprintf(&b, ", split keys %v, split at %s, keys %d, values %dB, ops g%d/p%d/d%d/c%d/s%d; ",
-			m.SplitKeys, kib(m.SplitThreshold), m.Keys, m.ValueSize, m.Ops[0], m.Ops[1], m.Ops[2], m.Ops[3], m.Ops[4])
+		fmt.Fprintf(&b, ", split keys %v, split at %s, keys %d, values %dB, ops g%d/p%d/d%d/c%d/s%d, operator timeout %v; ",
+			m.SplitKeys, kib(m.SplitThreshold), m.Keys, m.ValueSize, m.Ops[0], m.Ops[1], m.Ops[2], m.Ops[3], m.Ops[4], m.OperatorTimeout)
 	}
-	fmt.Fprintf(&b, "election %d hb %d ticks, log %d/%d, chunk %s, crash keeps %d%%, disk %v-%v",
-		m.ElectionTicks, m.HeartbeatTicks, m.LogCompact, m.LogKeep, kib(int64(m.ChunkBytes)), m.CrashKeep, m.Disk.Min, m.Disk.Max)
+	fmt.Fprintf(&b, "election %d hb %d ticks, region hb %v, log %d/%d, chunk %s, crash keeps %d%%, disk %v-%v, hooks %g",
+		m.ElectionTicks, m.HeartbeatTicks, m.RegionHeartbeat, m.LogCompact, m.LogKeep, kib(int64(m.ChunkBytes)), m.CrashKeep,
+		m.Disk.Min, m.Disk.Max, m.HookProb)
 	if m.TickScale != nil {
 		fmt.Fprintf(&b, ", tick drift %v", m.TickScale)
 	}
@@ -714,10 +764,13 @@ func (m *Mix) String() string {
 }
 
 func kib(n int64) string {
-	if n == 0 {
+	switch {
+	case n == 0:
 		return "-"
+	case n < 1<<10:
+		return fmt.Sprintf("%dB", n)
 	}
-	return fmt.Sprintf("%dKiB", n>>10)
+	return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
 }
 
 // swarm is the swarm scenario: a world drawn per seed (3 or 5 replicas,

@@ -18,7 +18,7 @@ func TestSwarmMixVaries(t *testing.T) {
 	shapes := map[string]int{}
 	replicas := map[int]int{}
 	losses := map[float64]bool{}
-	var kills, hot, bursts, drift, outOfOrder, splitClients, noNet int
+	var kills, hot, bursts, drift, outOfOrder, splitClients, noNet, leaderMajor, noHooks, manyHooks, splitting int
 	for seed := uint64(1); seed <= 200; seed++ {
 		m := drawMix(seed, base, true)
 		mixes[m.String()] = true
@@ -43,6 +43,15 @@ func TestSwarmMixVaries(t *testing.T) {
 		if m.TickScale != nil {
 			drift++
 		}
+		switch m.HookProb {
+		case 0:
+			noHooks++
+		case 0.5:
+			manyHooks++
+		}
+		if m.SplitThreshold > 0 {
+			splitting++
+		}
 		for _, f := range m.Net {
 			for i := 1; i < len(f.Clogs); i++ {
 				if f.Clogs[i].Until < f.Clogs[i-1].Until {
@@ -51,6 +60,9 @@ func TestSwarmMixVaries(t *testing.T) {
 			}
 			if f.Clients == "split" {
 				splitClients++
+			}
+			if f.Majority {
+				leaderMajor++
 			}
 		}
 	}
@@ -83,7 +95,11 @@ func TestSwarmMixVaries(t *testing.T) {
 		{"tick drift", drift, 60, 140},
 		{"unclogs out of order", outOfOrder, 20, 1 << 30},
 		{"partitions splitting the clients", splitClients, 50, 1 << 30},
-		{"seeds without network faults", noNet, 1, 15}, // 1 in 64
+		{"seeds without network faults", noNet, 1, 15}, // 1 in 128
+		{"minority partitions leaving the target with the majority", leaderMajor, 20, 1 << 30},
+		{"seeds without fault hooks", noHooks, 20, 60},
+		{"seeds with half the fault hooks on", manyHooks, 20, 60},
+		{"seeds that split by size", splitting, 90, 150},
 	} {
 		if c.n < c.lo || c.n > c.hi {
 			t.Errorf("%s: %d in 200 seeds, want %d-%d", c.what, c.n, c.lo, c.hi)
@@ -154,6 +170,15 @@ func TestSwarmMixIsSurvivable(t *testing.T) {
 		election := time.Duration(cfg.Store.ElectionTicks) * cfg.Store.TickInterval
 		if m.Latency.Max+m.Latency.TailMax > election/2 || m.SlowLat.Max > election/2 {
 			fail("latency %v, slow link %v against an election timeout of %v", m.Latency, m.SlowLat, election)
+		}
+		if hb := cfg.Store.RegionHeartbeatInterval; hb < 500*time.Millisecond || hb > 2*time.Second {
+			fail("region heartbeat every %v", hb)
+		}
+		if m.HookProb < 0 || m.HookProb > 0.5 {
+			fail("fault hooks enabled with probability %g", m.HookProb)
+		}
+		if m.own && cfg.PD.OperatorTimeout < 8*time.Second {
+			fail("operator timeout %v", cfg.PD.OperatorTimeout)
 		}
 		if cfg.Store.HeartbeatTicks*3 > cfg.Store.ElectionTicks {
 			fail("heartbeat %d ticks, election %d", cfg.Store.HeartbeatTicks, cfg.Store.ElectionTicks)
