@@ -168,7 +168,8 @@ func (a FaultAction) String() string {
 
 // planAction registers a fault action due at time at and schedules it as
 // Config.FaultEdits say. The trace names the event "fault NAME" (as before
-// actions were numbered), or "fault skipped NAME".
+// actions were numbered), or "fault skipped NAME". An action due once the
+// workload is over does not run (it never ran, in the report).
 func (w *World) planAction(at time.Duration, name string, hook bool, fn func()) {
 	i := len(w.actions)
 	a := FaultAction{Index: i, Name: name, Hook: hook, Planned: at, At: at}
@@ -186,6 +187,13 @@ func (w *World) planAction(at time.Duration, name string, hook bool, fn func()) 
 	}
 	w.actions = append(w.actions, a)
 	w.k.after(a.At-w.k.now, "fault "+name, func() {
+		if w.workloadOver {
+			// Faults happen in the workload: after it the world is healed
+			// for the final reads, convergence and liveness checks (a plan
+			// made for a longer workload, or a callback firing late).
+			w.k.note("fault %s not run: the workload is over", name)
+			return
+		}
 		prev := w.current
 		w.current = i
 		w.actions[i].Ran = true

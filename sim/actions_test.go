@@ -75,3 +75,22 @@ func TestFaultEditFlags(t *testing.T) {
 		}
 	}
 }
+
+// Faults happen in the workload: an action due after it (a plan made for a
+// longer workload, say) does not run, and the healed world passes its
+// checks.
+func TestActionsAfterTheWorkloadDoNotRun(t *testing.T) {
+	cfg := testConfig("late-fault")
+	cfg.Faults = func(p *Planner) {
+		p.At(5*time.Second, "isolate s1", func(w *World) { w.Isolate(1) })
+		p.At(p.Dur+4*time.Second, "isolate s2 after the workload", func(w *World) { w.Isolate(2) })
+	}
+	rep := Run(cfg, 1, nil)
+	if !rep.OK {
+		t.Fatalf("%s", firstLine(rep.Violation))
+	}
+	acts := rep.FaultActions()
+	if len(acts) != 2 || !acts[0].Effective() || acts[1].Ran {
+		t.Fatalf("actions %v: the first should run, the second not", acts)
+	}
+}
