@@ -26,7 +26,7 @@ var scenarioCoverage = map[string][]buggify.Event{
 	"static": {buggify.StaleEpochRequest},
 	"static-partition": {buggify.ProposalStaleCommand, buggify.ProposalCoveredBySnap, buggify.DeposedLeaderRead,
 		buggify.SessionRepeatAnswered, buggify.SnapshotOverExisting},
-	"static-crash":           {buggify.RestartedLeaderOldEntries, buggify.DeposedLeaderRead},
+	"static-crash":           {buggify.DeposedLeaderRead, buggify.TornTailCut},
 	"split":                  {buggify.SplitMessageStashed, buggify.StaleEpochCommand},
 	"split-leader-change":    {buggify.LeaderChangeDuringSplit, buggify.PDStaleReportAfterSplit, buggify.PDStaleSplitReport, buggify.StaleTermMessageDropped},
 	"split-partition":        {buggify.PlaceholderCreated, buggify.SnapshotOverExisting, buggify.SplitSkippedStale},
@@ -55,20 +55,48 @@ var planCoverage = []struct {
 	events []buggify.Event
 	config func() sim.Config
 }{
-	{"a move to a store cut off until its operator times out", []buggify.Event{buggify.OperatorTimedOut}, func() sim.Config {
+	{"moves to a store cut off from the others (not from PD) until their operators time out", []buggify.Event{buggify.OperatorTimedOut}, func() sim.Config {
 		s, _ := Get("move")
 		cfg := s.Config
 		cfg.Duration = 20 * time.Second
 		cfg.PD.OperatorTimeout = 4 * time.Second
 		cfg.Buggify = sim.Buggify{Off: true}
 		cfg.Faults = func(p *sim.Planner) {
-			joinAtStart(p)
-			p.At(3*time.Second, "cut store 4 off and move a region to it", func(w *sim.World) {
-				w.Isolate(4)
-				r := w.Region(w.RegionIDs()[0])
-				w.MoveRegion(r.GetId(), r.GetPeers()[0].GetStoreId(), 4)
+			// Store 4 joins; PD's balancer moves replicas onto it, which
+			// never catch up.
+			p.At(0, "store 4 joins, cut off from the other stores", func(w *sim.World) {
+				w.AddStore(4)
+				for _, id := range []uint64{1, 2, 3} {
+					w.BlockOneWay(id, 4)
+					w.BlockOneWay(4, id)
+				}
 			})
-			p.At(12*time.Second, "heal", func(w *sim.World) { w.Heal() })
+			p.At(10*time.Second, "heal", func(w *sim.World) { w.Heal() })
+		}
+		return cfg
+	}},
+	{"a leader that appended writes it could not commit crashes and leads again", []buggify.Event{buggify.RestartedLeaderOldEntries}, func() sim.Config {
+		s, _ := Get("static")
+		cfg := s.Config
+		cfg.Duration = 20 * time.Second
+		cfg.Buggify = sim.Buggify{Off: true}
+		cfg.Faults = func(p *sim.Planner) {
+			var leader uint64
+			var followers []uint64
+			// Both followers of a region's leader crash: it takes writes
+			// it cannot commit; it crashes, restarts first, and wins the
+			// vote of the first follower back (its log is the longest).
+			p.At(5*time.Second, "crash a leader's followers", func(w *sim.World) {
+				leader = w.LeaderStore(w.RegionIDs()[0])
+				followers = others(w.StoreIDs(), leader)
+				for _, f := range followers {
+					w.Crash(f)
+				}
+			})
+			p.At(6500*time.Millisecond, "crash the leader", func(w *sim.World) { w.Crash(leader) })
+			p.At(7*time.Second, "restart the leader", func(w *sim.World) { w.Restart(leader) })
+			p.At(9*time.Second, "restart a follower", func(w *sim.World) { w.Restart(followers[0]) })
+			p.At(11*time.Second, "restart the other", func(w *sim.World) { w.Restart(followers[1]) })
 		}
 		return cfg
 	}},
