@@ -27,7 +27,8 @@ func (p *PD) checkReplicas() {
 //   - fewer than R voters on usable stores (not dead, see PD.dead): if a
 //     voter is dead, replace it (a move from its store to a new one), else
 //     add a voter; the new replica goes to the Up store with the fewest
-//     regions;
+//     regions; when no store can take it, a learner is removed first (it
+//     may hold the only store that could);
 //   - more than R voters: remove one (see extraVoter), never the leader and
 //     never one whose removal would leave the reachable voters at half or
 //     fewer of those left (quorum.go);
@@ -64,7 +65,10 @@ func (p *PD) repair(e *entry) bool {
 	case len(vs)-len(dead) < want:
 		to := p.pickTarget(r, p.loads(true))
 		if to == 0 {
-			return false
+			// No store can take a new replica: a learner no operator owns
+			// may hold the one that could (a split copies a move's learner
+			// into the new region). It goes first.
+			return p.removeLearner(r, learners)
 		}
 		in := p.newLearner(to)
 		if len(dead) > 0 {
@@ -80,14 +84,25 @@ func (p *PD) repair(e *entry) bool {
 		}
 		p.startOperator(OpRemoveReplica, OriginReplicaChecker, r, out.GetStoreId(), 0, removePlan(out))
 	case len(learners) > 0:
-		out := slices.MinFunc(learners, func(a, b *pb.Peer) int { return cmpUint(a.GetId(), b.GetId()) })
-		if !p.underLimit(out.GetStoreId()) {
-			return false
-		}
-		p.startOperator(OpRemoveReplica, OriginReplicaChecker, r, out.GetStoreId(), 0, removePlan(out))
+		return p.removeLearner(r, learners)
 	default:
 		return false
 	}
+	return true
+}
+
+// removeLearner starts the removal of the learner of r with the lowest id,
+// if there is one and its store is under its limit, and reports whether it
+// did.
+func (p *PD) removeLearner(r *pb.Region, learners []*pb.Peer) bool {
+	if len(learners) == 0 {
+		return false
+	}
+	out := slices.MinFunc(learners, func(a, b *pb.Peer) int { return cmpUint(a.GetId(), b.GetId()) })
+	if !p.underLimit(out.GetStoreId()) {
+		return false
+	}
+	p.startOperator(OpRemoveReplica, OriginReplicaChecker, r, out.GetStoreId(), 0, removePlan(out))
 	return true
 }
 

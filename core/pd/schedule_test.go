@@ -142,6 +142,28 @@ func TestReplicaCheckerFixesCounts(t *testing.T) {
 	}
 }
 
+// A region with a dead voter and a learner no operator owns on the only
+// store that could take a new replica (a split during a move copies the
+// move's learner into the new region; then a store dies): the replacement
+// has nowhere to go until the learner is removed. The checker stood still
+// (swarm seed 44: region 43 kept a voter on a store killed for good).
+func TestReplicaCheckerRemovesALearnerInTheWayOfARepair(t *testing.T) {
+	cfg := only(fourStores(), "replica")
+	c := newCluster(t, cfg)
+	c.run(2)
+	c.stopped[3] = true
+	c.run(int(cfg.MaxStoreDownTime / time.Second))
+	// The learner turns up as store 3 is counted down (here it cancels the
+	// replacement PD had just started onto store 4).
+	c.setPeers(1, &pb.Peer{Id: 2, StoreId: 1}, &pb.Peer{Id: 3, StoreId: 2}, &pb.Peer{Id: 4, StoreId: 3},
+		&pb.Peer{Id: c.h.pd.alloc(), StoreId: 4, Role: pb.PeerRole_LEARNER})
+	c.settle(200)
+	c.healthy(3)
+	if r := c.regions[1].r; r.PeerOnStore(3) != nil || r.PeerOnStore(4) == nil {
+		t.Fatalf("region after repair: %s", peersOf(r))
+	}
+}
+
 // A region in a joint configuration that no operator owns gets nothing:
 // raft leaves it on its own.
 func TestReplicaCheckerLeavesJointAlone(t *testing.T) {
