@@ -271,6 +271,18 @@ func drawMix(seed uint64, base sim.Config, own bool) *Mix {
 	if d.chance(0.7) {
 		m.AttemptTimeout = d.ms(200, 1500)
 	}
+	// The linearizability check of a key costs exponentially in the writes
+	// on it whose outcome is unknown (a client that gave up during a
+	// crash), and hot keys gather them: with many clients, keep the
+	// operations in flight on one key to about four, and no bursts (every
+	// client at one key at once). Clamped after the draws, so that the
+	// other draws of every seed stay as they were.
+	if m.HotKeys > 0 {
+		m.HotKeys = max(m.HotKeys, (m.Clients*m.Pipeline*m.HotShare/100+3)/4)
+	}
+	if m.Clients > 6 {
+		m.Burst, m.BurstOnHeal = sim.Latency{}, false
+	}
 
 	// The network. Delays stay well below the election timeout: a network
 	// slower than that elects all the time and never makes progress.

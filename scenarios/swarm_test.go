@@ -114,7 +114,8 @@ func TestSwarmMixVaries(t *testing.T) {
 // the replica count and PD's replica checker let PD re-create its replicas,
 // and early enough for that. --swarm on the other scenarios never kills.
 // Every fault window ends before the workload does; the network stays
-// below the election timeout; lossy windows are a third of the run at most.
+// below the election timeout; lossy windows are a third of the run at most;
+// hot keys and bursts leave histories the linearizability check decides.
 func TestSwarmMixIsSurvivable(t *testing.T) {
 	check := func(name string, seed uint64, base sim.Config, m *Mix) {
 		t.Helper()
@@ -170,6 +171,13 @@ func TestSwarmMixIsSurvivable(t *testing.T) {
 		election := time.Duration(cfg.Store.ElectionTicks) * cfg.Store.TickInterval
 		if m.Latency.Max+m.Latency.TailMax > election/2 || m.SlowLat.Max > election/2 {
 			fail("latency %v, slow link %v against an election timeout of %v", m.Latency, m.SlowLat, election)
+		}
+		// Histories the linearizability check can decide in time.
+		if m.HotKeys > 0 && m.Clients*m.Pipeline*m.HotShare/100 > 4*m.HotKeys {
+			fail("%d clients with %d ops in flight, %d%% of them on %d hot keys", m.Clients, m.Pipeline, m.HotShare, m.HotKeys)
+		}
+		if m.Clients > 6 && (m.Burst.Max > 0 || m.BurstOnHeal) {
+			fail("bursts of %d clients", m.Clients)
 		}
 		if hb := cfg.Store.RegionHeartbeatInterval; hb < 500*time.Millisecond || hb > 2*time.Second {
 			fail("region heartbeat every %v", hb)
