@@ -211,6 +211,9 @@ func (p *tlPainter) facts() {
 	}
 	p.f(`<span class="mono">trace %s</span> `, esc(rep.TraceHash))
 	p.f("</div>\n")
+	if rep.Mix != "" {
+		p.f(`<div class="facts"><span>swarm mix: %s</span></div>`+"\n", esc(rep.Mix))
+	}
 }
 
 func (p *tlPainter) legend() {

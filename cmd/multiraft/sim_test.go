@@ -296,4 +296,12 @@ func TestSwarmFlag(t *testing.T) {
 	if !strings.Contains(out.String(), `"mix":"election`) {
 		t.Errorf("the report has no mix: %s", out.String())
 	}
+	// The picture of a swarm run says what the seed drew.
+	page := filepath.Join(t.TempDir(), "run.html")
+	if code := runSim([]string{"--scenario", "swarm", "--seed", "5", "--duration", "5s", "--timeline", page}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("swarm --timeline: exit %d", code)
+	}
+	if html, err := os.ReadFile(page); err != nil || !strings.Contains(string(html), "swarm mix: replicas") {
+		t.Errorf("the timeline page has no mix (%v)", err)
+	}
 }
