@@ -2,47 +2,68 @@
 # mutation-check.sh: plant each deliberate bug of testdata/mutations/ in a
 # copy of the repository and see what catches it.
 #
-# For each patch (a git diff of one safety check, described by the text
-# above its first "diff --git" line) the script:
+# Each patch is a git diff that removes or weakens one safety check of the
+# product code; the text above its first "diff --git" line says what it
+# does. For each patch the script:
 #   1. copies the working tree (tracked and untracked, not ignored files;
 #      no .git) into a temporary directory and applies the patch there;
 #   2. builds cmd/multiraft in the copy;
 #   3. runs `go test` of every package the patch touches, in the copy, and
 #      notes the first failing test;
-#   4. runs `multiraft sim` over the scenarios, seed by seed (every scenario
-#      of a seed, --workers of them at a time), and stops at the first seed
-#      where a run fails: the first failing scenario of that seed, in the
-#      order given, catches the mutation. A run that crashes, prints no
-#      report or outlives --timeout counts as failed.
-# It prints a table and exits 1 if a mutation was caught by no scenario
-# (with --unit-enough: by neither a scenario nor a unit test), 2 on a
-# usage error or a patch that no longer applies or builds.
+#   4. runs `multiraft sim` seed by seed, each seed over the scenarios in
+#      order (--workers of them at a time), and stops at the first failed
+#      run: its scenario and seed catch the mutation. A run that crashes,
+#      prints no report or outlives --timeout counts as failed.
+# It prints a table (mutation, what catches it, seeds needed, time) and
+# exits 1 if some mutation was caught by nothing: by no scenario, or, with
+# --unit-enough, by neither a scenario nor a unit test; 2 on a usage error,
+# or a patch that no longer applies or builds.
 #
 # usage: scripts/mutation-check.sh [--seeds A-B] [--scenarios "s1 s2 ..."]
-#          [--workers N] [--timeout SECONDS] [--no-unit] [--unit-enough]
-#          [--markdown] [patch ...]
+#          [--workers N] [--timeout SECONDS] [--no-unit] [--no-sim]
+#          [--unit-enough] [--all-at-seed] [--markdown] [patch ...]
+#        scripts/mutation-check.sh --check [patch ...]
+#        scripts/mutation-check.sh --refresh [patch ...]
 #
 #   --seeds A-B       seed range (default 1-20)
 #   --scenarios LIST  scenario names, space separated (default: all of
 #                     `multiraft sim --list`, in its order)
-#   --workers N       simulations at once (default 2)
-#   --timeout S       wall-clock limit of one simulation (default 600)
+#   --workers N       simulations at once (default 1)
+#   --timeout S       wall-clock limit of one simulation (default 900)
 #   --no-unit         skip the unit tests
+#   --no-sim          skip the scenarios
 #   --unit-enough     a unit test catching the mutation is enough for exit 0
+#   --all-at-seed     at the catching seed, run the remaining scenarios too
+#                     and count how many fail
 #   --markdown        print the table as Markdown
+#   --check           only check that every patch applies to the working
+#                     tree (git apply --check; cheap, for CI)
+#   --refresh         rewrite every patch against the working tree (after
+#                     the code moved: line numbers, context, index lines),
+#                     keeping its description; a patch that does not apply
+#                     even with a 3-way merge is reported and left alone
 #   patch ...         only these patches (default testdata/mutations/*.patch)
+#
+# The script is not part of CI (a run takes tens of minutes); CI runs
+# --check. On a shared machine run it under nice with --workers 1.
 set -euo pipefail
 
 seeds="1-20"
 scenarios=""
-workers=2
-timeout_s=600
+workers=1
+timeout_s=900
 unit=1
+sim=1
 unit_enough=0
+all_at_seed=0
 markdown=0
+mode=run
 patches=()
 
-die() { echo "mutation-check: $*" >&2; exit 2; }
+die() {
+	echo "mutation-check: $*" >&2
+	exit 2
+}
 
 while (($#)); do
 	case "$1" in
@@ -51,8 +72,12 @@ while (($#)); do
 	--workers) workers="${2:?}"; shift 2 ;;
 	--timeout) timeout_s="${2:?}"; shift 2 ;;
 	--no-unit) unit=0; shift ;;
+	--no-sim) sim=0; shift ;;
 	--unit-enough) unit_enough=1; shift ;;
+	--all-at-seed) all_at_seed=1; shift ;;
 	--markdown) markdown=1; shift ;;
+	--check) mode=check; shift ;;
+	--refresh) mode=refresh; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown flag $1" ;;
 	*) patches+=("$1"); shift ;;
@@ -61,10 +86,6 @@ done
 
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel) || die "not in a git repository"
 cd "$root"
-[[ "$seeds" =~ ^([0-9]+)-([0-9]+)$ ]] || die "--seeds wants A-B"
-from=${BASH_REMATCH[1]} to=${BASH_REMATCH[2]}
-((from <= to)) || die "--seeds wants A <= B"
-[[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "--workers wants a positive number"
 if ((${#patches[@]} == 0)); then
 	patches=(testdata/mutations/*.patch)
 fi
@@ -72,8 +93,85 @@ for p in "${patches[@]}"; do
 	[[ -f "$p" ]] || die "no patch $p"
 done
 
+# describe prints the first sentence of a patch's description.
+describe() {
+	sed -n '/^diff --git/q; p' "$1" | tr '\n' ' ' | sed -E 's/^Mutation: //; s/\. .*/./; s/ +$//'
+	echo
+}
+
+# header prints a patch's description: everything above its first diff.
+header() { sed -n '/^diff --git/q; p' "$1"; }
+
+# files prints the paths a patch changes.
+files() { grep -E '^\+\+\+ b/' "$1" | sed -E 's#^\+\+\+ b/##' | sort -u; }
+
+# packages prints the Go packages a patch touches, as ./dir.
+packages() { files "$1" | sed -E 's#/[^/]*$##; s#^#./#' | sort -u; }
+
+if [[ "$mode" == check ]]; then
+	bad=0
+	for p in "${patches[@]}"; do
+		if ! git apply --check "$p" 2>/dev/null; then
+			echo "mutation-check: $p does not apply to the working tree (scripts/mutation-check.sh --refresh)" >&2
+			git apply --check "$p" 2>&1 | sed 's/^/    /' >&2 || true
+			bad=1
+		fi
+		if ! grep -q '^Mutation: ' "$p"; then
+			echo "mutation-check: $p has no 'Mutation: ' description" >&2
+			bad=1
+		fi
+	done
+	((bad == 0)) && echo "mutation-check: ${#patches[@]} patches apply"
+	exit "$bad"
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/mutation-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+
+# copy_tree copies the working tree (tracked and untracked, not ignored
+# files) into $1.
+copy_tree() {
+	mkdir -p "$1"
+	git ls-files -z --cached --others --exclude-standard |
+		tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$1"
+}
+
+if [[ "$mode" == refresh ]]; then
+	bad=0
+	for p in "${patches[@]}"; do
+		copy="$work/refresh"
+		rm -rf "$copy"
+		copy_tree "$copy"
+		(cd "$copy" && git init -q && git add -A && git -c user.name=m -c user.email=m@m commit -qm base) >/dev/null
+		if ! (cd "$copy" && git apply "$root/$p") 2>/dev/null &&
+			! (cd "$copy" && git apply -3 "$root/$p") >/dev/null 2>&1; then
+			echo "mutation-check: $p does not apply, even with a 3-way merge: redo it by hand" >&2
+			bad=1
+			continue
+		fi
+		if (cd "$copy" && git diff --quiet); then
+			echo "mutation-check: $p changes nothing" >&2
+			bad=1
+			continue
+		fi
+		{
+			header "$p"
+			(cd "$copy" && git diff)
+		} >"$work/new.patch"
+		if cmp -s "$work/new.patch" "$p"; then
+			echo "$p: unchanged"
+		else
+			cp "$work/new.patch" "$p"
+			echo "$p: refreshed"
+		fi
+	done
+	exit "$bad"
+fi
+
+[[ "$seeds" =~ ^([0-9]+)-([0-9]+)$ ]] || die "--seeds wants A-B"
+from=${BASH_REMATCH[1]} to=${BASH_REMATCH[2]}
+((from <= to)) || die "--seeds wants A <= B"
+[[ "$workers" =~ ^[1-9][0-9]*$ ]] || die "--workers wants a positive number"
 
 # The scenario list, from the unpatched build unless given.
 go build -o "$work/multiraft" ./cmd/multiraft || die "the unpatched tree does not build"
@@ -83,55 +181,85 @@ fi
 read -r -a scenario_list <<<"$scenarios"
 ((${#scenario_list[@]} > 0)) || die "no scenarios"
 
-# describe prints the first sentence of a patch's description.
-describe() {
-	sed -n '/^diff --git/q; p' "$1" | tr '\n' ' ' | sed -E 's/^Mutation: //; s/\. .*/./; s/ +$//'; echo
+# run_failed says whether the run of scenario $2 in directory $1 has ended
+# and failed (0) or not (1); why_failed prints why it failed.
+run_failed() {
+	local rc
+	[[ -f "$1/$2.rc" ]] || return 1
+	rc=$(<"$1/$2.rc")
+	[[ "$rc" != 0 ]] || ! grep -q '"ok":true' "$1/$2.json" 2>/dev/null
+}
+why_failed() {
+	local rc why
+	rc=$(<"$1/$2.rc")
+	case "$rc" in
+	0 | 1) why=$(grep -o '"violation":"[^"]*' "$1/$2.json" 2>/dev/null | head -n1 | sed 's/^"violation":"//' | head -c 200) ;;
+	124) why="timed out after ${timeout_s}s" ;;
+	*) why="exit $rc: $(grep -m1 -E 'panic|fatal|error' "$1/$2.err" | head -c 160)" ;;
+	esac
+	why=$(tr '\n\t|' '   ' <<<"$why" | sed -E 's/\\n/ /g; s/\\"/"/g; s/ +/ /g; s/ $//')
+	echo "${why:-failed}"
 }
 
-# packages prints the Go packages a patch touches, as ./dir.
-packages() { grep -E '^\+\+\+ b/' "$1" | sed -E 's#^\+\+\+ b/##; s#/[^/]*$##; s#^#./#' | sort -u; }
-
-# run_seed runs every scenario at one seed with the binary $1 and prints
-# "scenario<TAB>reason" for each failed run, in scenario order.
+# run_seed runs the scenarios at one seed with the binary $1, in order,
+# --workers at a time, and stops launching after a failed run (unless
+# --all-at-seed). It prints "scenario<TAB>reason" for each failed run, in
+# scenario order.
 run_seed() {
-	local bin=$1 seed=$2 out=$3
+	local bin=$1 seed=$2 out=$3 s t running=0 stop=0
+	local launched=()
 	rm -rf "$out" && mkdir -p "$out"
-	printf '%s\n' "${scenario_list[@]}" | xargs -P "$workers" -I{} \
-		sh -c 'timeout "$1" "$2" sim --scenario "$3" --seed "$4" --workers 1 --json >"$5/$3.json" 2>"$5/$3.err"; echo $? >"$5/$3.rc"' \
-		sh "$timeout_s" "$bin" {} "$seed" "$out"
-	local s rc
 	for s in "${scenario_list[@]}"; do
-		rc=$(cat "$out/$s.rc" 2>/dev/null || echo 99)
-		if grep -q '"ok":true' "$out/$s.json" 2>/dev/null && [[ "$rc" == 0 ]]; then
-			continue
+		while ((running >= workers)); do
+			wait -n || true
+			running=$((running - 1))
+		done
+		if ((!all_at_seed)); then
+			for t in "${launched[@]}"; do
+				if run_failed "$out" "$t"; then
+					stop=1
+					break
+				fi
+			done
+			((stop)) && break
 		fi
-		local why
-		case "$rc" in
-		124) why="timed out after ${timeout_s}s" ;;
-		1) why=$(jq -r '.violation // empty' "$out/$s.json" 2>/dev/null | head -c 160) ;;
-		*) why="exit $rc: $(grep -m1 -E 'panic|fatal|error' "$out/$s.err" | head -c 160)" ;;
-		esac
-		printf '%s\t%s\n' "$s" "${why:-failed}"
+		(
+			rc=0
+			timeout "$timeout_s" "$bin" sim --scenario "$s" --seed "$seed" --workers 1 --json \
+				>"$out/$s.json" 2>"$out/$s.err" || rc=$?
+			echo "$rc" >"$out/$s.rc"
+		) &
+		launched+=("$s")
+		running=$((running + 1))
+	done
+	wait
+	for s in "${launched[@]}"; do
+		if run_failed "$out" "$s"; then
+			printf '%s\t%s\n' "$s" "$(why_failed "$out" "$s")"
+		fi
 	done
 }
+
+fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 rows=()
 escaped=0
 broken=0
+start_all=$SECONDS
 for patch in "${patches[@]}"; do
 	name=$(basename "$patch" .patch)
 	desc=$(describe "$patch")
+	start=$SECONDS
 	echo "== $name: $desc" >&2
 	copy="$work/$name"
-	mkdir -p "$copy"
-	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$copy"
+	copy_tree "$copy"
 	if ! (cd "$copy" && git apply "$root/$patch"); then
-		rows+=("$name|$desc|PATCH DOES NOT APPLY|-|-")
+		rows+=("$name|$desc|PATCH DOES NOT APPLY|-|-|-|-")
 		broken=1
 		continue
 	fi
 	if ! (cd "$copy" && go build -o "$copy/multiraft.bin" ./cmd/multiraft) >"$copy/build.log" 2>&1; then
-		rows+=("$name|$desc|DOES NOT BUILD|-|-")
+		rows+=("$name|$desc|DOES NOT BUILD|-|-|-|-")
 		broken=1
 		cat "$copy/build.log" >&2
 		continue
@@ -141,7 +269,7 @@ for patch in "${patches[@]}"; do
 	if ((unit)); then
 		mapfile -t pkgs < <(packages "$patch")
 		if (cd "$copy" && go test -count=1 -timeout 15m "${pkgs[@]}") >"$copy/unit.log" 2>&1; then
-			unit_result="NOT CAUGHT (${pkgs[*]})"
+			unit_result="not caught (${pkgs[*]})"
 		else
 			first=$(grep -m1 -oE -- '--- FAIL: [^ ]+' "$copy/unit.log" | sed 's/--- FAIL: //')
 			if [[ -z "$first" ]]; then
@@ -152,47 +280,54 @@ for patch in "${patches[@]}"; do
 		echo "   unit tests: $unit_result" >&2
 	fi
 
-	sim_result="NOT CAUGHT"
-	seeds_run=0
+	sim_result="not run"
+	seeds_run="-"
 	why=""
-	for ((seed = from; seed <= to; seed++)); do
-		seeds_run=$((seeds_run + 1))
-		failed=$(run_seed "$copy/multiraft.bin" "$seed" "$copy/runs")
-		if [[ -n "$failed" ]]; then
-			first=$(head -n1 <<<"$failed")
-			scen=${first%%$'\t'*}
-			why=${first#*$'\t'}
-			n=$(wc -l <<<"$failed")
-			sim_result="$scen seed $seed"
-			((n > 1)) && sim_result+=" (+$((n - 1)) more at that seed)"
-			break
-		fi
-		echo "   seed $seed: all ${#scenario_list[@]} scenarios pass" >&2
-	done
-	echo "   scenarios: $sim_result${why:+: $why}" >&2
-	if [[ "$sim_result" == "NOT CAUGHT" ]]; then
-		if ((!unit_enough)) || [[ "$unit_result" == NOT* || "$unit_result" == "not run" ]]; then
+	if ((sim)); then
+		sim_result="NOT CAUGHT"
+		seeds_run=0
+		for ((seed = from; seed <= to; seed++)); do
+			seeds_run=$((seeds_run + 1))
+			failed=$(run_seed "$copy/multiraft.bin" "$seed" "$copy/runs")
+			if [[ -n "$failed" ]]; then
+				first=$(head -n1 <<<"$failed")
+				scen=${first%%$'\t'*}
+				why=${first#*$'\t'}
+				n=$(wc -l <<<"$failed")
+				sim_result="$scen seed $seed"
+				((n > 1)) && sim_result+=" (+$((n - 1)) more at that seed)"
+				break
+			fi
+			echo "   seed $seed: all ${#scenario_list[@]} scenarios pass ($(fmt_secs $((SECONDS - start))))" >&2
+		done
+		echo "   scenarios: $sim_result${why:+: $why}" >&2
+	fi
+	if [[ "$sim_result" != *" seed "* ]]; then
+		if ((!unit_enough)) || [[ "$unit_result" == "not "* ]]; then
 			escaped=1
 		fi
 	fi
-	rows+=("$name|$desc|$sim_result|$seeds_run|$unit_result|$why")
+	took=$(fmt_secs $((SECONDS - start)))
+	echo "   took $took" >&2
+	rows+=("$name|$desc|$sim_result|$seeds_run|$unit_result|$took|$why")
 	rm -rf "$copy"
 done
 
 if ((markdown)); then
-	echo "| mutation | planted bug | caught by scenario | seeds run | unit test that fails | scenario's violation |"
-	echo "| --- | --- | --- | --- | --- | --- |"
+	echo "| mutation | planted bug | caught by scenario | seeds | unit test that fails | time | scenario's violation |"
+	echo "| --- | --- | --- | --- | --- | --- | --- |"
 	for r in "${rows[@]}"; do
-		IFS='|' read -r n d s k u w <<<"$r"
-		printf '| `%s` | %s | %s | %s | %s | %s |\n' "$n" "$d" "$s" "$k" "$u" "${w//|/\\|}"
+		IFS='|' read -r n d s k u w v <<<"$r"
+		printf '| `%s` | %s | %s | %s | %s | %s | %s |\n' "$n" "$d" "$s" "$k" "$u" "$w" "$v"
 	done
 else
-	printf '%-28s %-40s %-6s %s\n' "mutation" "caught by scenario" "seeds" "unit test"
+	printf '%-30s %-44s %-6s %-8s %s\n' "mutation" "caught by scenario" "seeds" "time" "unit test"
 	for r in "${rows[@]}"; do
-		IFS='|' read -r n d s k u w <<<"$r"
-		printf '%-28s %-40s %-6s %s\n' "$n" "$s" "$k" "$u"
+		IFS='|' read -r n d s k u w v <<<"$r"
+		printf '%-30s %-44s %-6s %-8s %s\n' "$n" "$s" "$k" "$w" "$u"
 	done
 fi
+echo "mutation-check: ${#patches[@]} mutations in $(fmt_secs $((SECONDS - start_all)))" >&2
 
 if ((broken)); then
 	exit 2
