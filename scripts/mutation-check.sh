@@ -13,7 +13,9 @@
 #   4. runs `multiraft sim` seed by seed, each seed over the scenarios in
 #      order (--workers of them at a time), and stops at the first failed
 #      run: its scenario and seed catch the mutation. A run that crashes,
-#      prints no report or outlives --timeout counts as failed.
+#      prints no report or outlives --timeout counts as failed. A failed
+#      run is run again without the mutation: if it fails there too, it
+#      catches nothing; it is noted (at the end) and the search goes on.
 # It prints a table (mutation, what catches it, seeds needed, time) and
 # exits 1 if some mutation was caught by nothing: by no scenario, or, with
 # --unit-enough, by neither a scenario nor a unit test; 2 on a usage error,
@@ -193,18 +195,46 @@ why_failed() {
 	local rc why
 	rc=$(<"$1/$2.rc")
 	case "$rc" in
-	0 | 1) why=$(grep -o '"violation":"[^"]*' "$1/$2.json" 2>/dev/null | head -n1 | sed 's/^"violation":"//' | head -c 200) ;;
+	0 | 1) why=$(jq -r '.violation // empty' "$1/$2.json" 2>/dev/null | head -n1 | head -c 200) ;;
 	124) why="timed out after ${timeout_s}s" ;;
 	*) why="exit $rc: $(grep -m1 -E 'panic|fatal|error' "$1/$2.err" | head -c 160)" ;;
 	esac
-	why=$(tr '\n\t|' '   ' <<<"$why" | sed -E 's/\\n/ /g; s/\\"/"/g; s/ +/ /g; s/ $//')
+	why=$(tr '\n\t|' '   ' <<<"$why" | sed -E 's/ +/ /g; s/ $//')
 	echo "${why:-failed}"
 }
 
+# sim_run runs scenario $2 at seed $3 with the binary $1 into directory $4.
+sim_run() {
+	local rc=0
+	timeout "$timeout_s" "$1" sim --scenario "$2" --seed "$3" --workers 1 --json \
+		>"$4/$2.json" 2>"$4/$2.err" || rc=$?
+	echo "$rc" >"$4/$2.rc"
+}
+
+# baseline_fails says whether scenario $1 fails at seed $2 without any
+# mutation too (run once, when a mutated run of it failed). Such a failure
+# catches nothing: it is noted in $work/baseline-failures and ignored.
+baseline_fails() {
+	local d="$work/baseline/$2"
+	if [[ ! -f "$d/$1.rc" ]]; then
+		mkdir -p "$d"
+		sim_run "$work/multiraft" "$1" "$2" "$d"
+		if run_failed "$d" "$1"; then
+			printf '%s seed %s: %s\n' "$1" "$2" "$(why_failed "$d" "$1")" >>"$work/baseline-failures"
+			echo "   note: $1 seed $2 fails without the mutation too; ignored: $(why_failed "$d" "$1")" >&2
+		fi
+	fi
+	run_failed "$d" "$1"
+}
+
+# caught says whether the run of scenario $2 in directory $1 at seed $3
+# failed and the unmutated build passes it.
+caught() { run_failed "$1" "$2" && ! baseline_fails "$2" "$3"; }
+
 # run_seed runs the scenarios at one seed with the binary $1, in order,
-# --workers at a time, and stops launching after a failed run (unless
-# --all-at-seed). It prints "scenario<TAB>reason" for each failed run, in
-# scenario order.
+# --workers at a time, and stops launching after a run that catches the
+# mutation (unless --all-at-seed). It prints "scenario<TAB>reason" for each
+# run that caught it, in scenario order.
 run_seed() {
 	local bin=$1 seed=$2 out=$3 s t running=0 stop=0
 	local launched=()
@@ -216,25 +246,20 @@ run_seed() {
 		done
 		if ((!all_at_seed)); then
 			for t in "${launched[@]}"; do
-				if run_failed "$out" "$t"; then
+				if caught "$out" "$t" "$seed"; then
 					stop=1
 					break
 				fi
 			done
 			((stop)) && break
 		fi
-		(
-			rc=0
-			timeout "$timeout_s" "$bin" sim --scenario "$s" --seed "$seed" --workers 1 --json \
-				>"$out/$s.json" 2>"$out/$s.err" || rc=$?
-			echo "$rc" >"$out/$s.rc"
-		) &
+		sim_run "$bin" "$s" "$seed" "$out" &
 		launched+=("$s")
 		running=$((running + 1))
 	done
 	wait
 	for s in "${launched[@]}"; do
-		if run_failed "$out" "$s"; then
+		if caught "$out" "$s" "$seed"; then
 			printf '%s\t%s\n' "$s" "$(why_failed "$out" "$s")"
 		fi
 	done
@@ -328,6 +353,10 @@ else
 	done
 fi
 echo "mutation-check: ${#patches[@]} mutations in $(fmt_secs $((SECONDS - start_all)))" >&2
+if [[ -s "$work/baseline-failures" ]]; then
+	echo "mutation-check: runs that fail without any mutation (ignored above):" >&2
+	sed 's/^/    /' "$work/baseline-failures" >&2
+fi
 
 if ((broken)); then
 	exit 2
