@@ -128,6 +128,9 @@ func (cn *clientNode) collect() {
 			continue
 		}
 		cn.w.history = append(cn.w.history, cn.record(c, call))
+		if c.Outcome == client.OK && c.Op.Kind.IsWrite() && cn.w.probe != nil {
+			cn.w.probe.clientWrote(c.Op.Key)
+		}
 		if c.Outcome != client.OK && c.Op.Kind.IsWrite() && errors.Is(c.Err, client.ErrOpTimeout) {
 			cn.w.metrics.writesPastDeadline++
 		}
