@@ -56,6 +56,7 @@ type Report struct {
 	PlaceholderPeers   uint64  `json:"placeholder_peers"`
 	PlaceholdersTaken  uint64  `json:"placeholders_taken_over"`
 	TornTailCuts       uint64  `json:"torn_tail_cuts"`
+	ChunksCorrupted    int     `json:"chunks_corrupted"`
 	SnapshotsSent      int     `json:"snapshots_sent"` // streamed transfers completed
 	SnapshotBytes      uint64  `json:"snapshot_bytes"`
 	Tombstones         int     `json:"tombstones"`  // peers removed from their region and destroyed
@@ -121,6 +122,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 		OperatorsFinished:  m.opsFinished,
 		OperatorsTimedOut:  m.opsTimedOut,
 		OperatorsCancelled: m.opsCancelled,
+		ChunksCorrupted:    m.corrupted,
 		lin:                lin,
 		ann:                w.annotations,
 		actions:            w.actions,
