@@ -153,11 +153,21 @@ func TestMoveReplica(t *testing.T) {
 	c.stop(source)
 	c.start(source)
 	cur := c.meta(c.waitLeader(1), 1)
-	c.sendRaft(leader, source, &pb.RaftMessage{
-		RegionId: 1, FromPeer: cur.PeerOnStore(leader), ToPeer: src, RegionEpoch: meta.GetEpoch(),
-		StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(),
-		Message: &raftpb.Message{Type: raftpb.MessageType_MsgHeartbeat.Enum(), From: proto.Uint64(cur.PeerOnStore(leader).GetId()),
-			To: proto.Uint64(src.GetId()), Term: proto.Uint64(c.region(leader, 1).Term)},
+	late := func() {
+		c.sendRaft(leader, source, &pb.RaftMessage{
+			RegionId: 1, FromPeer: cur.PeerOnStore(leader), ToPeer: src, RegionEpoch: meta.GetEpoch(),
+			StartKey: meta.GetStartKey(), EndKey: meta.GetEndKey(),
+			Message: &raftpb.Message{Type: raftpb.MessageType_MsgHeartbeat.Enum(), From: proto.Uint64(cur.PeerOnStore(leader).GetId()),
+				To: proto.Uint64(src.GetId()), Term: proto.Uint64(c.region(leader, 1).Term)},
+		})
+	}
+	// Until PD has listed the cluster's stores to the restarted store (the
+	// answer to its first store heartbeat), it drops raft traffic as from
+	// unknown nodes: the message must reach the tombstone rule to test it.
+	c.waitFor(100, "the late message to reach the tombstone of region 1", func() bool {
+		late()
+		st := c.store(source).Stats()
+		return st.StalePeerMsgs > 0 || st.PlaceholderPeers > 0
 	})
 	if c.region(source, 1) != nil || c.store(source).Stats().PlaceholderPeers != 0 {
 		t.Fatalf("a stale message recreated the removed peer on store %d", source)
