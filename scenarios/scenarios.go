@@ -711,6 +711,10 @@ func moveCrash() Scenario {
 				})
 			case 1:
 				w.TearNextWrite(to, p.R.Intn(3)) // the snapshot's durable record
+			case 2:
+				if p.R.Intn(2) == 0 {
+					w.CorruptSnapshotChunk(to) // it must be refused and sent again
+				}
 			}
 		})
 		p.OnMembershipChanged(func(w *sim.World, store uint64, region *pb.Region) {
@@ -730,7 +734,7 @@ func moveCrash() Scenario {
 	}
 	return Scenario{
 		Name:        "move-crash",
-		Description: "moves under crashes: the target crashes while a snapshot streams to it, the source right after its demotion, disks die writing a snapshot or a tombstone",
+		Description: "moves under crashes: the target crashes while a snapshot streams to it, the source right after its demotion, disks die writing a snapshot or a tombstone; now and then a snapshot chunk arrives corrupted",
 		Config:      cfg,
 	}
 }

@@ -22,6 +22,8 @@ func TestScenarios(t *testing.T) {
 	for _, s := range All() {
 		t.Run(s.Name, func(t *testing.T) {
 			worstElect := 0.0
+			corrupted := 0
+			deposedReads := 0
 			n := *seeds
 			if s.Name == "many-regions" {
 				n = min(n, 2) // 15 s of CPU a seed: the sweeps run more
@@ -47,13 +49,25 @@ func TestScenarios(t *testing.T) {
 					t.Errorf("seed %d: simulated %.0f ms, want at least 60 s", seed, rep.SimMs)
 				}
 				worstElect = max(worstElect, rep.LeaderElectMsMax)
+				corrupted += rep.ChunksCorrupted
+				deposedReads += rep.DeposedReads
 				if strings.HasPrefix(s.Name, "split") && s.Name != "split-and-move" {
 					checkSplitRun(t, s.Name, seed, rep)
 				}
 				checkMoveRun(t, s.Name, seed, rep)
 				checkExactlyOnce(t, s.Name, seed, rep)
 			}
-			t.Logf("%s: %d seeds, slowest first leader %.0f ms", s.Name, n, worstElect)
+			t.Logf("%s: %d seeds, slowest first leader %.0f ms, %d reads at deposed leaders", s.Name, n, worstElect, deposedReads)
+			// The probe must reach the case this scenario is for: a leader
+			// cut off from its peers while a new one leads (sim/deposed.go).
+			if s.Name == "static-partition" && deposedReads == 0 {
+				t.Errorf("no read was sent to a deposed leader in %d seeds", n)
+			}
+			// And a corrupted snapshot chunk must arrive (and be refused:
+			// the runs pass).
+			if s.Name == "move-crash" && corrupted == 0 {
+				t.Errorf("no snapshot chunk arrived corrupted in %d seeds", n)
+			}
 			if n >= coverageSeeds || s.Name == "many-regions" {
 				checkScenarioCoverage(t, s.Name, n, reached)
 			}

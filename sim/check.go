@@ -20,6 +20,9 @@ const linearizabilityTimeout = 2 * time.Minute
 // linearizability of the history, whose failure goes first. It returns the
 // history check's result and how long it took by watch.
 func (w *World) check(watch stopwatch) (lin checker.Result, took time.Duration) {
+	if w.probe != nil {
+		w.probe.finishOps()
+	}
 	if w.pd != nil {
 		w.checkInvariants()
 		if w.probe != nil {
@@ -32,7 +35,7 @@ func (w *World) check(watch stopwatch) (lin checker.Result, took time.Duration) 
 		return checker.Result{OK: true}, 0
 	}
 	took = watch.time(func() {
-		lin = checker.CheckLinearizable(checker.History{Ops: w.history, Keys: w.keys}, linearizabilityTimeout)
+		lin = checker.CheckLinearizable(checker.History{Ops: w.checkedHistory(), Keys: w.keys}, linearizabilityTimeout)
 	})
 	if !lin.OK {
 		w.violations = append([]string{lin.Violation}, w.violations...)

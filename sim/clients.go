@@ -147,6 +147,9 @@ func (cn *clientNode) collect() {
 		extra := cn.extra[c.ID]
 		delete(cn.extra, c.ID)
 		cn.w.history = append(cn.w.history, cn.record(c, call))
+		if c.Outcome == client.OK && c.Op.Kind.IsWrite() && cn.w.probe != nil {
+			cn.w.probe.clientWrote(c.Op.Key)
+		}
 		if c.Outcome != client.OK && c.Op.Kind.IsWrite() && errors.Is(c.Err, client.ErrOpTimeout) {
 			cn.w.metrics.writesPastDeadline++
 		}

@@ -14,7 +14,8 @@
 // The files follow the parts of a run: kernel.go (clock, event queue,
 // trace hash), streams.go (random sources), world.go (the World and how
 // its nodes are wired), stores.go, pd.go, clients.go and probe.go (the
-// nodes), faults.go (the fault plan's API), actions.go (the plan's actions
+// nodes), deposed.go (the probe's writes and reads around deposed leaders,
+// checked with the clients' history), faults.go (the fault plan's API), actions.go (the plan's actions
 // by index, and the edits that skip or move them), run.go (the phases of a
 // run), metrics.go (what a run measures), check.go (end-of-run checks),
 // report.go (the Report), timeline.go and timeline_html.go (recording a run

@@ -279,6 +279,39 @@ func (w *World) TearNextWrite(id uint64, ops int) {
 	}
 }
 
+// CorruptSnapshotChunk makes the next snapshot chunk with data that store
+// id receives arrive corrupted: a byte of each value and a bit of each
+// version in it flipped, as a network or a buggy sender might. The receiver must refuse the snapshot
+// (its checksum does not match) and get it sent again.
+func (w *World) CorruptSnapshotChunk(id uint64) {
+	if w.corruptChunks == nil {
+		w.corruptChunks = map[uint64]int{}
+	}
+	w.corruptChunks[id]++
+	w.k.note("the next snapshot chunk to store %d arrives corrupted", id)
+	w.faultDid(false, "corrupt the next snapshot chunk to s%d", id)
+}
+
+// corrupt flips a byte of m's data when m is a snapshot chunk with data
+// for a store whose next chunk is to arrive corrupted.
+func (w *World) corrupt(to uint64, m *pb.Envelope) {
+	c := m.GetSnapshotChunk()
+	if w.corruptChunks[to] == 0 || c == nil || len(c.GetPairs()) == 0 {
+		return
+	}
+	w.corruptChunks[to]--
+	w.metrics.corrupted++
+	for _, kv := range c.GetPairs() {
+		if len(kv.GetValue()) == 0 {
+			kv.Value = []byte{0}
+		} else {
+			kv.Value[len(kv.Value)/2] ^= 0x20
+		}
+		kv.Version ^= 1 << 20 // a wrong version outlives later writes of the key
+	}
+	w.k.note("snapshot chunk %d of transfer %d to store %d corrupted (%d pairs)", c.GetSeq(), c.GetSnapshotId(), to, len(c.GetPairs()))
+}
+
 // OnMembershipChanged runs fn (as an event right after the current one)
 // whenever a replica applies a membership change; region is its new state.
 func (p *Planner) OnMembershipChanged(fn func(w *World, store uint64, region *pb.Region)) {

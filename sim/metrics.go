@@ -32,6 +32,7 @@ type metrics struct {
 	crashes      int    // stores crashed, by the plan or by a disk failure
 	diskFailures int    // ready rounds failed by the disk
 	tornTailCuts uint64 // torn WAL tails cut while stores recovered
+	corrupted    int    // snapshot chunks corrupted on arrival
 
 	livenessProbes int // regions written and read back in the liveness phase
 

@@ -7,6 +7,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/multiraft/multiraft/checker"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/rng"
 )
@@ -14,6 +15,7 @@ import (
 // probe sends requests no store may serve — keys outside the named region,
 // unknown region ids, stale epochs — and raft messages for regions that do
 // not exist, and turns any served answer or created state into a violation.
+// It also writes and reads around deposed leaders (deposed.go).
 type probe struct {
 	w        *World
 	r        *rng.Rand
@@ -21,13 +23,23 @@ type probe struct {
 	expect   map[uint64]string // request id -> what it tested
 	sent     int
 	rejected int
+
+	// Writes and reads around deposed leaders (deposed.go).
+	ops                        map[uint64]probeOp // request id -> the probe's write or read in flight
+	deposedWrites              map[deposedKey]int // writes made for a deposed leader
+	deposedReadsOf             map[deposedKey]int // reads sent to a deposed leader
+	deposedWriteSeq            uint64
+	watch                      []uint64 // regions with a deposed leader, in the order found
+	deposedSent, deposedServed int
+	history                    []checker.Op // the probe's writes and answered reads
 }
 
 // unknownRegion is a region id PD never allocates in a simulation.
 const unknownRegion = 1 << 40
 
 func newProbe(w *World) *probe {
-	p := &probe{w: w, r: w.rs.work.Fork(), expect: map[uint64]string{}}
+	p := &probe{w: w, r: w.rs.work.Fork(), expect: map[uint64]string{},
+		ops: map[uint64]probeOp{}, deposedWrites: map[deposedKey]int{}, deposedReadsOf: map[deposedKey]int{}}
 	var tick func()
 	tick = func() {
 		if w.workloadOver {
@@ -95,7 +107,7 @@ func (p *probe) fire() {
 
 func (p *probe) receive(m *pb.Envelope) {
 	resp := m.GetKvResponse()
-	if resp == nil {
+	if resp == nil || p.probeAnswer(m.GetFrom(), resp) {
 		return
 	}
 	what, ok := p.expect[resp.GetRequestId()]

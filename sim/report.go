@@ -37,6 +37,8 @@ type Report struct {
 	DiskFailures       int      `json:"disk_failures"`
 	ProbesSent         int      `json:"probes_sent"`
 	ProbesRejected     int      `json:"probes_rejected"`
+	DeposedReads       int      `json:"deposed_reads"`        // reads at peers leading at an older term than a newer leader
+	DeposedReadsServed int      `json:"deposed_reads_served"` // of which answered (and checked)
 	UnknownRegionMsgs  uint64   `json:"unknown_region_msgs"`
 	Splits             int      `json:"splits"`
 	SplitRegisterMsMax float64  `json:"split_register_ms_max"`
@@ -55,6 +57,7 @@ type Report struct {
 	PlaceholderPeers   uint64  `json:"placeholder_peers"`
 	PlaceholdersTaken  uint64  `json:"placeholders_taken_over"`
 	TornTailCuts       uint64  `json:"torn_tail_cuts"`
+	ChunksCorrupted    int     `json:"chunks_corrupted"`
 	SnapshotsSent      int     `json:"snapshots_sent"` // streamed transfers completed
 	SnapshotBytes      uint64  `json:"snapshot_bytes"`
 	Tombstones         int     `json:"tombstones"`  // peers removed from their region and destroyed
@@ -126,6 +129,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 		OperatorsFinished:  m.opsFinished,
 		OperatorsTimedOut:  m.opsTimedOut,
 		OperatorsCancelled: m.opsCancelled,
+		ChunksCorrupted:    m.corrupted,
 		lin:                lin,
 		ann:                w.annotations,
 		actions:            w.actions,
@@ -137,6 +141,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 		rep.RegionsFinal = len(w.pd.Regions())
 		if w.probe != nil {
 			rep.ProbesSent, rep.ProbesRejected = w.probe.sent, w.probe.rejected
+			rep.DeposedReads, rep.DeposedReadsServed = w.probe.deposedSent, w.probe.deposedServed
 		}
 		w.addStoreStats(rep)
 		rep.ReplicasPerStore = map[string]int{}

@@ -73,6 +73,9 @@ func (w *World) startStore(n *storeNode) {
 		LeaderChanged: func(region, leader uint64) {
 			w.metrics.leaderChanged(region, leader, w.k.now)
 			w.tl.leaderChanged(w.k.now, n.id, region, leader)
+			if w.probe != nil && leader != 0 {
+				w.probe.leaderChanged(region)
+			}
 		},
 		SplitDue: func(region, version uint64) {
 			w.metrics.splitBecameDue(region, version, w.k.now)

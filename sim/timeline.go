@@ -358,7 +358,7 @@ func (t *Timeline) finish(w *World, rep *Report) {
 	t.end = w.k.now
 	t.workload = w.cfg.Duration
 	t.report = rep
-	t.history = w.history
+	t.history = w.checkedHistory()
 	t.keys = w.keys
 	t.failedKeys = rep.lin.FailedKeys
 	t.actions = w.actions

@@ -42,6 +42,7 @@ type World struct {
 	onSplitApplied      []func(w *World, store uint64, left, right *pb.Region)
 	onMembershipChanged []func(w *World, store uint64, region *pb.Region)
 	onSnapshotStarted   []func(w *World, from, to, region uint64)
+	corruptChunks       map[uint64]int // store -> snapshot chunks to corrupt on arrival
 	nextAdminRequest    uint64
 
 	// The fault plan's actions by index (see FaultEdits), and the one
@@ -147,6 +148,9 @@ func (w *World) deliver(from, to uint64, data []byte) {
 		panic(fmt.Sprintf("sim: decode envelope %d->%d: %v", from, to, err))
 	}
 	w.k.noteDelivery(from, to, data, func() string { return bodyName(m) })
+	if len(w.corruptChunks) > 0 {
+		w.corrupt(to, m)
+	}
 	switch {
 	case to == PDNode:
 		if w.pd != nil {

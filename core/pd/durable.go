@@ -67,6 +67,12 @@ func Open(env core.Env, cfg Config) (*PD, error) {
 		if err := p.env.FS.MkdirAll(env.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("pd: create %s: %w", env.Dir, err)
 		}
+		// The directory and its parents may be new: their entries must be
+		// durable before any state in them is (the state file's own
+		// directory sync covers only the file's entry).
+		if err := syncDirChain(p.env.FS, env.Dir); err != nil {
+			return nil, err
+		}
 		if err := p.save(); err != nil {
 			return nil, err
 		}
@@ -236,6 +242,27 @@ func writeState(fs vfs.FS, dir string, payload []byte) error {
 		return fmt.Errorf("pd: sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// syncDirChain syncs dir and every directory above it (up to "/", or to
+// "." for a relative path).
+func syncDirChain(fs vfs.FS, dir string) error {
+	for {
+		d, err := fs.OpenDir(dir)
+		if err != nil {
+			return fmt.Errorf("pd: open dir %s: %w", dir, err)
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("pd: sync dir %s: %w", dir, err)
+		}
+		parent := fs.PathDir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir = parent
+	}
 }
 
 // restore rebuilds PD from its state. cfg supplies the tunables; its

@@ -52,6 +52,11 @@
 //   - A file or directory bound under several names (a hard link) is decided
 //     under each name on its own, and the image holds separate copies.
 //
+// CrashChoosing builds the same images with the unsynced directory entries
+// chosen by the caller (UnsyncedEntries lists them), so that a test can go
+// through every subset of them; with the operation log (FaultFS.LogOps) and
+// CrashAfter it can stop a multi-step disk operation at each of its steps.
+//
 // With keep 0 the image is exactly the synced state (pebble's CrashClone with
 // UnsyncedDataPercent 0); with 100 it is exactly the live state. pebble's
 // CrashClone is looser in one way: it never drops a synced entry, so a rename
@@ -78,12 +83,24 @@ const BlockSize = 4096
 // synced; after the image's draws, r.Fork() seeds its injector, and it has
 // no error rate and no crash point. f is not changed.
 func (f *FaultFS) Crash(r *rng.Rand, unsyncedKeepPercent int) (*FaultFS, error) {
+	return f.CrashChoosing(r, unsyncedKeepPercent, nil)
+}
+
+// CrashChoosing is Crash with the unsynced directory entries chosen by the
+// caller instead of drawn: keepEntry(path) says whether the entry at path
+// (as UnsyncedEntries names it) keeps its live binding; otherwise it keeps
+// its synced one. Unsynced file data still survives per 4 KiB block with
+// probability unsyncedKeepPercent/100 (0 and 100 draw nothing). A nil
+// keepEntry draws the entries too, which is Crash. With it a test can
+// explore every subset of the entries a crash now decides, as ALICE and
+// CrashMonkey do.
+func (f *FaultFS) CrashChoosing(r *rng.Rand, unsyncedKeepPercent int, keepEntry func(path string) bool) (*FaultFS, error) {
 	if f.untracked != nil {
 		return nil, f.untracked
 	}
 	// The image is written through a FaultFS with no faults, which draws
 	// nothing and tracks what it writes.
-	c := &crasher{r: r, keep: unsyncedKeepPercent, out: NewFaultFS(vfs.NewMem(), nil)}
+	c := &crasher{r: r, keep: unsyncedKeepPercent, keepEntry: keepEntry, out: NewFaultFS(vfs.NewMem(), nil)}
 	if err := c.dir(f.root, "/"); err != nil {
 		return nil, err
 	}
@@ -96,9 +113,46 @@ func (f *FaultFS) Crash(r *rng.Rand, unsyncedKeepPercent int) (*FaultFS, error) 
 }
 
 type crasher struct {
-	r    *rng.Rand
-	keep int
-	out  *FaultFS
+	r         *rng.Rand
+	keep      int
+	keepEntry func(path string) bool // decides unsynced entries, if set
+	out       *FaultFS
+}
+
+// UnsyncedEntries lists the paths of the directory entries a crash now
+// would decide (whose live and synced bindings differ), sorted. Under an
+// undecided directory entry it lists the entries of both bindings that are
+// directories, since either may be in the image.
+func (f *FaultFS) UnsyncedEntries() []string {
+	var out []string
+	var walk func(n *node, p string)
+	walk = func(n *node, p string) {
+		names := make([]string, 0, len(n.entries)+len(n.syncedEntries))
+		for name := range n.entries {
+			names = append(names, name)
+		}
+		for name := range n.syncedEntries {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range slices.Compact(names) {
+			s, sok := n.syncedEntries[name]
+			l, lok := n.entries[name]
+			child := f.PathJoin(p, name)
+			if !(sok && lok && s == l) {
+				out = append(out, child)
+			}
+			if lok && l.dir {
+				walk(l, child)
+			}
+			if sok && s.dir && s != l {
+				walk(s, child)
+			}
+		}
+	}
+	walk(f.root, "/")
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // survives draws whether one unsynced item survives. At 0 and 100 it draws
@@ -134,6 +188,12 @@ func (c *crasher) dir(n *node, p string) error {
 		switch {
 		case sok && lok && s == l:
 			chosen, ok = l, true
+		case c.keepEntry != nil:
+			if c.keepEntry(c.out.PathJoin(p, name)) {
+				chosen, ok = l, lok
+			} else {
+				chosen, ok = s, sok
+			}
 		case c.survives():
 			chosen, ok = l, lok
 		default:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -48,6 +49,25 @@ type FaultFS struct {
 	failed   int64
 	crashed  bool
 	injected int64
+
+	logging bool // log keeps every mutating operation (see LogOps)
+	log     []Op
+}
+
+// Op is one mutating operation asked of a FaultFS, as its log (LogOps)
+// records it, in the order asked. The log lets a test name each crash
+// point of a multi-step disk operation: CrashAfter(i) lets the operations
+// before log entry i through and fails entry i and all after it.
+type Op struct {
+	// Kind is create, link, open read-write, remove, remove all, rename,
+	// reuse, mkdir, lock, write, preallocate, sync (of a file), sync dir
+	// (a Sync on a file OpenDir opened) or sync to.
+	Kind string
+	Name string // the path it names: a rename's, link's or reuse's old name
+	To   string // a rename's, link's or reuse's new name
+	// Failed: the injector failed it (ErrCrashed or ErrInjected). A failed
+	// write may still have written a prefix of its bytes.
+	Failed bool
 }
 
 var _ vfs.FS = (*FaultFS)(nil)
@@ -88,21 +108,42 @@ func (f *FaultFS) Failures() int64 { return f.failed }
 // Injected counts the failures drawn by the error rate.
 func (f *FaultFS) Injected() int64 { return f.injected }
 
+// LogOps starts a fresh log of mutating operations (on) or stops logging
+// and drops the log (off). A FaultFS does not log unless asked.
+func (f *FaultFS) LogOps(on bool) {
+	f.logging, f.log = on, nil
+}
+
+// OpLog returns the operations logged since LogOps(true), oldest first.
+func (f *FaultFS) OpLog() []Op { return slices.Clone(f.log) }
+
 // Inner is the wrapped FS. Writing it directly goes around the tracking.
 func (f *FaultFS) Inner() vfs.FS { return f.fs }
 
 // admit counts one mutating operation and decides whether it fails.
-func (f *FaultFS) admit(op, name string) error {
+func (f *FaultFS) admit(op, name string) error { return f.admitOp(Op{Kind: op, Name: name}) }
+
+// admitOp is admit for an operation naming two paths.
+func (f *FaultFS) admitOp(op Op) error {
+	err := f.decide(op)
+	if f.logging {
+		op.Failed = err != nil
+		f.log = append(f.log, op)
+	}
+	return err
+}
+
+func (f *FaultFS) decide(op Op) error {
 	f.ops++
 	if f.crashed || (f.crashAt >= 0 && f.ops > f.crashAt) {
 		f.crashed = true
 		f.failed++
-		return fmt.Errorf("%s %s: %w", op, name, ErrCrashed)
+		return fmt.Errorf("%s %s: %w", op.Kind, op.Name, ErrCrashed)
 	}
 	if f.errRate > 0 && f.r.Chance(f.errRate) {
 		f.failed++
 		f.injected++
-		return fmt.Errorf("%s %s: %w", op, name, ErrInjected)
+		return fmt.Errorf("%s %s: %w", op.Kind, op.Name, ErrInjected)
 	}
 	return nil
 }
@@ -133,7 +174,7 @@ func (f *FaultFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File,
 
 // Link implements vfs.FS.
 func (f *FaultFS) Link(oldname, newname string) error {
-	if err := f.admit("link", newname); err != nil {
+	if err := f.admitOp(Op{Kind: "link", Name: oldname, To: newname}); err != nil {
 		return err
 	}
 	if err := f.fs.Link(oldname, newname); err != nil {
@@ -205,7 +246,7 @@ func (f *FaultFS) RemoveAll(name string) error {
 
 // Rename implements vfs.FS.
 func (f *FaultFS) Rename(oldname, newname string) error {
-	if err := f.admit("rename", oldname); err != nil {
+	if err := f.admitOp(Op{Kind: "rename", Name: oldname, To: newname}); err != nil {
 		return err
 	}
 	if err := f.fs.Rename(oldname, newname); err != nil {
@@ -218,7 +259,7 @@ func (f *FaultFS) Rename(oldname, newname string) error {
 // ReuseForWrite implements vfs.FS. The tracking takes it to reuse oldname,
 // as MemFS does: a rename, and the renamed file opened for writing.
 func (f *FaultFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
-	if err := f.admit("reuse", oldname); err != nil {
+	if err := f.admitOp(Op{Kind: "reuse", Name: oldname, To: newname}); err != nil {
 		return nil, err
 	}
 	file, err := f.fs.ReuseForWrite(oldname, newname, category)
@@ -338,7 +379,11 @@ func (f *faultFile) SyncData() error { return f.sync(f.File.SyncData) }
 // sync passes a sync on (do does it) and, if it succeeds, makes the node's
 // current state its synced state.
 func (f *faultFile) sync(do func() error) error {
-	if err := f.fs.admit("sync", f.name); err != nil {
+	kind := "sync"
+	if f.node.dir {
+		kind = "sync dir"
+	}
+	if err := f.fs.admit(kind, f.name); err != nil {
 		return err
 	}
 	if err := do(); err != nil {
@@ -351,7 +396,7 @@ func (f *faultFile) sync(do func() error) error {
 // SyncTo syncs nothing in the tracking unless the wrapped file reports a
 // full sync (MemFS never does).
 func (f *faultFile) SyncTo(length int64) (bool, error) {
-	if err := f.fs.admit("sync", f.name); err != nil {
+	if err := f.fs.admit("sync to", f.name); err != nil {
 		return false, err
 	}
 	full, err := f.File.SyncTo(length)
