@@ -786,12 +786,10 @@ func decommission() Scenario {
 	}
 }
 
-// splitAndMove: size-driven splits and moves at once, with faults of every
-// kind above at random.
 // splitSnapshot splits regions while their new learner's snapshot is in
 // flight. Store 4 joins and PD moves replicas onto it (and three manual
-// moves later), over slow links into store 4 (200 KB/s) with 2 KB values,
-// so a snapshot takes a while. The first four times a leader starts a
+// moves later), over slow links into store 4 (200 KB/s) with 2 KB values
+// written by three clients, so a snapshot takes a while. The first four times a leader starts a
 // snapshot to store 4, the plan splits that region at once and holds store
 // 4's messages for 1.5 s: the split commits without the learner, the new
 // region's leader talks to store 4, which holds only a placeholder of the
@@ -802,6 +800,7 @@ func decommission() Scenario {
 func splitSnapshot() Scenario {
 	cfg := moveBase("split-snapshot")
 	cfg.Workload.ValueSize = 2000
+	cfg.Clients = 3
 	cfg.Store.SplitThreshold = 64 << 10
 	cfg.Net.LinkBandwidth = map[netsim.Link]int64{}
 	for i := uint64(1); i <= 3; i++ {
@@ -834,13 +833,15 @@ func splitSnapshot() Scenario {
 	}
 	return Scenario{
 		Name: "split-snapshot",
-		Description: "store 4 joins over slow links (200 KB/s, 2 KB values) and PD moves replicas onto it; the first four times a snapshot to store 4 starts, " +
+		Description: "store 4 joins over slow links (200 KB/s, 2 KB values, 3 clients) and PD moves replicas onto it; the first four times a snapshot to store 4 starts, " +
 			"its region splits at once and store 4 is clogged for 1.5 s: the split lands while the learner's snapshot is in flight, and store 4 " +
 			"takes over a placeholder of the new region or finds it already removed",
 		Config: cfg,
 	}
 }
 
+// splitAndMove: size-driven splits and moves at once, with faults of every
+// kind above at random.
 func splitAndMove() Scenario {
 	cfg := moveBase("split-and-move")
 	cfg.Store.SplitThreshold = 3 << 10
