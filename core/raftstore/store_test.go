@@ -612,6 +612,40 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+// The leader's log compaction keeps what an active follower close behind
+// still needs: a follower whose appends were lost for a few dozen entries
+// (it answered heartbeats all along) catches up by the log, not by a
+// snapshot, though the leader compacts meanwhile.
+func TestLeaderKeepsTheLogAFollowerCloseBehindNeeds(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.LogCompactEntries = 10
+	cfg.LogKeepEntries = 2
+	c := startTwoRegions(t, cfg)
+	leader := c.waitLeader(left)
+	behind := others(c, leader)[0]
+	lost := true
+	c.filter = func(e *pb.Envelope) bool {
+		m := e.GetRaft().GetMessage()
+		return lost && e.GetFrom() == leader && e.GetTo() == behind && e.GetRaft().GetRegionId() == left &&
+			m.GetType() == raftpb.MessageType_MsgApp
+	}
+	compactions := c.store(leader).Stats().LogCompactions
+	var keys []string
+	for i := 0; i < 25; i++ {
+		k := fmt.Sprintf("k%02d", i)
+		keys = append(keys, k)
+		c.ok(left, put(k, "v"))
+	}
+	if c.store(leader).Stats().LogCompactions == compactions {
+		t.Fatalf("store %d never compacted its log: the case is not tested", leader)
+	}
+	lost = false
+	c.waitReplicas(left, strings.Join(keys, ","))
+	if n := c.store(leader).Stats().SnapshotsStarted; n != 0 {
+		t.Fatalf("store %d sent %d snapshots to its follower on store %d, 25 entries behind", leader, n, behind)
+	}
+}
+
 func TestLogCompactionAndSnapshotCatchUp(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.LogCompactEntries = 20
