@@ -58,9 +58,15 @@ type Result struct {
 	// not linearizable.
 	FailedKeys []string
 
+	// What WriteVisualization needs: porcupine's operations and, once
+	// computed, its linearization info. The info costs a verbose check,
+	// which is many times slower than the plain one on a hot key, so only
+	// a failing check and a visualization ask for it.
+	ops     []porcupine.Operation
+	timeout time.Duration
 	info    porcupine.LinearizationInfo
-	model   porcupine.Model
 	hasInfo bool
+	checked bool // ops were checked: a visualization can be drawn
 }
 
 // CheckLinearizable checks that h is linearizable with respect to a per-key
@@ -82,23 +88,24 @@ func CheckLinearizable(h History, timeout time.Duration) Result {
 		return Result{Verdict: VerdictMalformed, Violation: err.Error()}
 	}
 	model := newModel()
-	res, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
-	r := Result{Ops: len(ops), info: info, model: model, hasInfo: true}
+	res := porcupine.CheckOperationsTimeout(model, ops, timeout)
+	r := Result{Ops: len(ops), ops: ops, timeout: timeout, checked: true}
 
 	var primary []string
 	primary = append(primary, problems...)
 	switch res {
 	case porcupine.Ok:
 	case porcupine.Illegal:
+		r.computeInfo()
 		parts, keys := partitionByKey(ops)
-		failed := failingPartitions(info, parts)
+		failed := failingPartitions(r.info, parts)
 		for _, i := range failed {
 			r.FailedKeys = append(r.FailedKeys, keys[i])
 		}
 		if len(failed) == 0 {
 			primary = append(primary, "not linearizable (porcupine reported illegal, but no partition could be singled out)")
 		} else {
-			msg := describePartitionFailure(info, parts[failed[0]], keys[failed[0]], failed[0])
+			msg := describePartitionFailure(r.info, parts[failed[0]], keys[failed[0]], failed[0])
 			if len(failed) > 1 {
 				msg += fmt.Sprintf("\nother keys that are not linearizable either: %s", quoteList(r.FailedKeys[1:]))
 			}
@@ -130,10 +137,11 @@ func CheckLinearizable(h History, timeout time.Duration) Result {
 // history to path, with ann marked on it. It is the only function of this
 // package that touches the file system.
 func (r Result) WriteVisualization(path string, ann []Annotation) error {
-	if !r.hasInfo {
+	if !r.checked {
 		return fmt.Errorf("checker: write visualization %s: nothing to visualize (verdict %q)", path, r.Verdict)
 	}
-	info := r.info // AddAnnotations must not touch the Result's copy
+	r.computeInfo() // r is a copy: the caller's Result stays as it was
+	info := r.info  // AddAnnotations must not touch the Result's copy
 	pa := make([]porcupine.Annotation, 0, len(ann))
 	for _, a := range ann {
 		tag := a.Node
@@ -143,10 +151,20 @@ func (r Result) WriteVisualization(path string, ann []Annotation) error {
 		pa = append(pa, porcupine.Annotation{Tag: tag, Start: a.At, End: a.At, Description: a.Text})
 	}
 	info.AddAnnotations(pa)
-	if err := porcupine.VisualizePath(r.model, info, path); err != nil {
+	if err := porcupine.VisualizePath(newModel(), info, path); err != nil {
 		return fmt.Errorf("checker: write visualization %s: %w", path, err)
 	}
 	return nil
+}
+
+// computeInfo runs porcupine's verbose check, which records the partial
+// linearizations a visualization and a failure report draw, once.
+func (r *Result) computeInfo() {
+	if r.hasInfo {
+		return
+	}
+	_, r.info = porcupine.CheckOperationsVerbose(newModel(), r.ops, r.timeout)
+	r.hasInfo = true
 }
 
 // convertHistory turns the history into porcupine operations. It returns the

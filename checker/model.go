@@ -2,7 +2,6 @@ package checker
 
 import (
 	"fmt"
-	"hash/fnv"
 	"sort"
 
 	"github.com/anishathalye/porcupine"
@@ -42,6 +41,25 @@ type kvOutput struct {
 type opMeta struct {
 	index int // index into History.Ops
 	op    Op  // the original operation
+}
+
+// hash is FNV-1a over the state's fields; porcupine's cache keys on it.
+func (st kvState) hash() uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	if st.present {
+		h = (h ^ 1) * prime
+	}
+	for v := st.version; ; v >>= 8 {
+		h = (h ^ (v & 0xff)) * prime
+		if v < 0x100 {
+			break
+		}
+	}
+	for i := 0; i < len(st.value); i++ {
+		h = (h ^ uint64(st.value[i])) * prime
+	}
+	return h
 }
 
 // step applies one operation to one key's state. It is pure.
@@ -85,16 +103,17 @@ func newModel() porcupine.Model {
 		},
 		Init: func() interface{} { return kvState{} },
 		Step: func(state, input, output interface{}) (bool, interface{}) {
-			ok, next := step(state.(kvState), input.(kvInput), output.(kvOutput))
+			st := state.(kvState)
+			ok, next := step(st, input.(kvInput), output.(kvOutput))
+			if next == st {
+				// Unchanged (every get, a failed cas): hand back the boxed
+				// state as it came, without boxing a copy.
+				return ok, state
+			}
 			return ok, next
 		},
 		Equal: func(a, b interface{}) bool { return a.(kvState) == b.(kvState) },
-		Hash: func(state interface{}) uint64 {
-			st := state.(kvState)
-			h := fnv.New64a()
-			fmt.Fprintf(h, "%t\x00%d\x00%s", st.present, st.version, st.value)
-			return h.Sum64()
-		},
+		Hash:  func(state interface{}) uint64 { return state.(kvState).hash() },
 		DescribeOperation: func(input, output interface{}) string {
 			return describeOperation(input.(kvInput), output.(kvOutput))
 		},

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/checker"
 	"github.com/multiraft/multiraft/core"
@@ -131,7 +130,7 @@ type transport struct {
 
 func (t transport) Send(env *pb.Envelope) {
 	env.From = t.from
-	data, err := proto.Marshal(env)
+	data, err := env.MarshalVT()
 	if err != nil {
 		panic(fmt.Sprintf("sim: encode envelope: %v", err))
 	}
@@ -144,7 +143,7 @@ func (t transport) Send(env *pb.Envelope) {
 // deliver hands an envelope that crossed the network to its node.
 func (w *World) deliver(from, to uint64, data []byte) {
 	m := &pb.Envelope{}
-	if err := proto.Unmarshal(data, m); err != nil {
+	if err := m.UnmarshalVT(data); err != nil {
 		panic(fmt.Sprintf("sim: decode envelope %d->%d: %v", from, to, err))
 	}
 	w.k.noteDelivery(from, to, data, func() string { return bodyName(m) })

@@ -35,6 +35,7 @@ type simOptions struct {
 	stopOnFailure bool      // stop at the first failed run (in job order)
 	shrink        bool      // reduce the one failing run's configuration
 	coverage      bool      // print the coverage table of the sweep
+	cpuProfile    string    // write a CPU profile of the runs made in this process here
 	overrides     overrides // changes to every scenario's configuration
 }
 
@@ -217,6 +218,7 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	fs.BoolVar(&o.overrides.noBuggify, "no-buggify", false, "turn the product code's fault hooks off (by default each is enabled in a run with probability 0.25)")
 	hooks := fs.String("hooks", "", "enable exactly these fault hooks in every run (names comma separated, or all)")
 	fs.BoolVar(&o.listHooks, "list-hooks", false, "list the fault hooks and the coverage events and exit")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to FILE (with --workers 1: worker processes are not profiled)")
 	fs.BoolVar(&o.coverage, "coverage", false, "print, after the runs, how many runs reached each coverage event and fired each fault hook")
 	if err := fs.Parse(args); err != nil {
 		return simOptions{}, errFlagsReported

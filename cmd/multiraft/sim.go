@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/multiraft/multiraft/scenarios"
@@ -37,6 +38,13 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.shrink {
 		return runShrink(o, stdout, stderr)
+	}
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return errorExit(stderr, err)
+		}
+		defer stop()
 	}
 	prog := newProgress(stderr, isTerminal(stderr), o.jobs.Len(), time.Now)
 	// Rows written to the terminal the progress line is on take it away
@@ -101,4 +109,21 @@ func errorExit(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "multiraft sim: %v\n", err)
 	}
 	return 2
+}
+
+// startCPUProfile profiles this process's CPU into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"sort"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -154,13 +152,13 @@ func (c *regionCache) insert(r *pb.Region, leader, guess *pb.Peer) bool {
 			}
 		}
 	}
-	ne := &entry{region: proto.Clone(r).(*pb.Region)}
+	ne := &entry{region: r.CloneVT()}
 	if leader != nil && leader.GetStoreId() != 0 {
-		ne.leader = proto.Clone(leader).(*pb.Peer)
+		ne.leader = leader.CloneVT()
 	} else if carried != nil {
-		ne.leader = proto.Clone(carried).(*pb.Peer)
+		ne.leader = carried.CloneVT()
 	} else if guess != nil && guess.GetStoreId() != 0 {
-		ne.leader = proto.Clone(guess).(*pb.Peer)
+		ne.leader = guess.CloneVT()
 	}
 	if lo >= 0 {
 		c.entries = append(c.entries[:lo], c.entries[hi:]...)

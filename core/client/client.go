@@ -61,8 +61,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/multiraft/multiraft/core"
 	"github.com/multiraft/multiraft/core/pb"
 )
@@ -751,7 +749,7 @@ func (c *Client) onRegionResponse(resp *pb.GetRegionResponse) {
 		// without caching PD's view: it answers EpochNotMatch listing the
 		// regions as they are now, the new one holding the key included.
 		c.stats.PDStale++
-		c.sendKv(o, &entry{region: proto.Clone(r).(*pb.Region), leader: resp.GetLeader()}, now)
+		c.sendKv(o, &entry{region: r.CloneVT(), leader: resp.GetLeader()}, now)
 		return
 	}
 	c.stats.PDErrors++
@@ -860,7 +858,7 @@ func (c *Client) validScan(o *opState, pairs []*pb.KvPair) bool {
 // the next region.
 func (c *Client) scanStep(o *opState, pairs []*pb.KvPair, more bool, now time.Time) {
 	for _, p := range pairs {
-		o.pairs = append(o.pairs, proto.Clone(p).(*pb.KvPair))
+		o.pairs = append(o.pairs, p.CloneVT())
 	}
 	limited := o.op.Limit > 0
 	if limited {
@@ -936,7 +934,7 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		hint := re.GetNotLeader().GetLeader()
 		if hint.GetStoreId() != 0 && hint.GetStoreId() != att.store {
 			if e != nil {
-				e.leader = proto.Clone(hint).(*pb.Peer)
+				e.leader = hint.CloneVT()
 			}
 			c.retryNow(o, now)
 			return

@@ -6,8 +6,6 @@ import (
 
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
@@ -175,9 +173,9 @@ func (p *PD) stepOrder(s step, e *entry, h *health) *pb.RegionOrder {
 		p.allowConfChange(r.GetId(), r.GetEpoch(), uint64(min(len(changes), 2)))
 		return &pb.RegionOrder{
 			RegionId:    r.GetId(),
-			RegionEpoch: proto.Clone(r.GetEpoch()).(*pb.Epoch),
+			RegionEpoch: r.GetEpoch().CloneVT(),
 			ChangePeers: &pb.ChangePeers{
-				Header:  &pb.RequestHeader{RegionId: r.GetId(), RegionEpoch: proto.Clone(r.GetEpoch()).(*pb.Epoch)},
+				Header:  &pb.RequestHeader{RegionId: r.GetId(), RegionEpoch: r.GetEpoch().CloneVT()},
 				Changes: changes,
 			},
 		}
@@ -186,7 +184,7 @@ func (p *PD) stepOrder(s step, e *entry, h *health) *pb.RegionOrder {
 		if to == nil {
 			return nil
 		}
-		return &pb.RegionOrder{RegionId: r.GetId(), RegionEpoch: proto.Clone(r.GetEpoch()).(*pb.Epoch),
+		return &pb.RegionOrder{RegionId: r.GetId(), RegionEpoch: r.GetEpoch().CloneVT(),
 			TransferLeader: peerRef(to)}
 	}
 	// hold withholds a change of the voters that would leave the region

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/multiraft/multiraft/core"
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
@@ -142,7 +140,7 @@ func New(env core.Env, cfg Config) (*PD, error) {
 		}
 		p.bounds[r.Id] = bound{version: 1, confVer: 1}
 		p.initial = append(p.initial, r)
-		p.view.publish(&entry{region: proto.Clone(r).(*pb.Region)})
+		p.view.publish(&entry{region: r.CloneVT()})
 	}
 	p.log.Info("pd: started", "regions", len(p.initial), "stores", len(stores),
 		"replicas", replicas, "heartbeat_interval", set.heartbeat)
@@ -257,7 +255,7 @@ func (p *PD) PendingRegions() []*pb.Region { return cloneEntries(p.view.pendingA
 func cloneEntries(entries []*entry) []*pb.Region {
 	out := make([]*pb.Region, len(entries))
 	for i, e := range entries {
-		out[i] = proto.Clone(e.region).(*pb.Region)
+		out[i] = e.region.CloneVT()
 	}
 	return out
 }
@@ -267,7 +265,7 @@ func cloneEntries(entries []*entry) []*pb.Region {
 func (p *PD) InitialRegions() []*pb.Region {
 	out := make([]*pb.Region, len(p.initial))
 	for i, r := range p.initial {
-		out[i] = proto.Clone(r).(*pb.Region)
+		out[i] = r.CloneVT()
 	}
 	return out
 }
@@ -432,7 +430,7 @@ func (p *PD) offer(r *pb.Region, hb *pb.RegionHeartbeat) (verdict, string) {
 		}
 		return v, ""
 	}
-	e := &entry{region: proto.Clone(r).(*pb.Region), seen: now}
+	e := &entry{region: r.CloneVT(), seen: now}
 	if k != nil {
 		e.leader, e.term, e.size, e.keys = k.leader, k.term, k.size, k.keys
 	}
@@ -451,7 +449,7 @@ func (p *PD) offer(r *pb.Region, hb *pb.RegionHeartbeat) (verdict, string) {
 	}
 	p.view.setPending(e)
 	if pub != nil && e.leader != nil {
-		pub.leader = proto.Clone(e.leader).(*pb.Peer) // same raft group: a better hint
+		pub.leader = e.leader.CloneVT() // same raft group: a better hint
 	}
 	return v, ""
 }
@@ -461,7 +459,7 @@ func cloneLeader(reported, old *pb.Peer) *pb.Peer {
 	if reported == nil {
 		return old
 	}
-	return proto.Clone(reported).(*pb.Peer)
+	return reported.CloneVT()
 }
 
 // settle publishes what can be published and logs the changes.

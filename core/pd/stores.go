@@ -5,8 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -294,7 +292,7 @@ func (p *PD) onStoreHello(m *pb.Envelope, h *pb.StoreHello) {
 	if !s.joined && !h.GetBootstrapped() {
 		for _, r := range p.initial {
 			if r.PeerOnStore(id) != nil {
-				regions = append(regions, proto.Clone(r).(*pb.Region))
+				regions = append(regions, r.CloneVT())
 			}
 		}
 	}

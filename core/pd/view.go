@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/google/btree"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
 )
@@ -27,9 +26,9 @@ func (e *entry) id() uint64       { return e.region.GetId() }
 func (e *entry) epoch() *pb.Epoch { return e.region.GetEpoch() }
 func (e *entry) version() uint64  { return e.region.GetEpoch().GetVersion() }
 func (e *entry) info() *pb.RegionInfo {
-	ri := &pb.RegionInfo{Region: proto.Clone(e.region).(*pb.Region)}
+	ri := &pb.RegionInfo{Region: e.region.CloneVT()}
 	if e.leader != nil {
-		ri.Leader = proto.Clone(e.leader).(*pb.Peer)
+		ri.Leader = e.leader.CloneVT()
 	}
 	return ri
 }

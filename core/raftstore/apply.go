@@ -78,7 +78,7 @@ func (p *peer) applyEntryData(e *raftpb.Entry) (applyResult, error) {
 			return nil, nil
 		}
 		var cmd pb.RaftCommand
-		if err := proto.Unmarshal(e.GetData(), &cmd); err != nil {
+		if err := cmd.UnmarshalVT(e.GetData()); err != nil {
 			// Every replica skips it the same way: nothing was applied.
 			p.s.log.Error("undecodable raft command", "region", p.regionID(), "index", e.GetIndex(), "err", err)
 			return nil, nil

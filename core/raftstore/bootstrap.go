@@ -71,7 +71,7 @@ func InitialRegionState(region *pb.Region) *pb.RegionCheckpoint {
 		}
 	}
 	return &pb.RegionCheckpoint{
-		Region:         proto.Clone(region).(*pb.Region),
+		Region:         region.CloneVT(),
 		AppliedIndex:   InitLogIndex,
 		TruncatedIndex: InitLogIndex,
 		TruncatedTerm:  InitLogTerm,

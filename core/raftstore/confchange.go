@@ -155,7 +155,7 @@ func membershipAfter(meta *pb.Region, cs *raftpb.ConfState, cp *pb.ChangePeers) 
 	for _, id := range cs.GetLearners() {
 		role[id] = pb.PeerRole_LEARNER
 	}
-	out := proto.Clone(meta).(*pb.Region)
+	out := meta.CloneVT()
 	out.Peers = nil
 	add := func(pp *pb.Peer) {
 		r, ok := role[pp.GetId()]
@@ -246,7 +246,7 @@ func (p *peer) applyConfChange(e *raftpb.Entry) (applyResult, error) {
 	var removed []*pb.Peer
 	for _, pp := range meta.GetPeers() {
 		if next.PeerByID(pp.GetId()) == nil {
-			removed = append(removed, proto.Clone(pp).(*pb.Peer))
+			removed = append(removed, pp.CloneVT())
 		}
 	}
 	return &membershipChanged{meta: next, removedSelf: next.PeerByID(p.id) == nil, removed: removed}, nil

@@ -3,8 +3,6 @@ package raftstore
 import (
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
@@ -111,7 +109,7 @@ func (s *Store) sendGCNotice(p *peer, to *pb.Peer) {
 	s.send(to.GetStoreId(), &pb.RaftMessage{
 		RegionId:    p.regionID(),
 		FromPeer:    p.self(),
-		ToPeer:      proto.Clone(to).(*pb.Peer),
+		ToPeer:      to.CloneVT(),
 		RegionEpoch: meta.GetEpoch(),
 		StartKey:    meta.GetStartKey(),
 		EndKey:      meta.GetEndKey(),

@@ -8,7 +8,6 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/kv"
@@ -80,7 +79,7 @@ func (p *peer) refreshPeerCache() {
 func (p *peer) rememberPeer(pp *pb.Peer) {
 	if pp.GetId() != 0 && pp.GetStoreId() != 0 {
 		if _, ok := p.peerCache[pp.Id]; !ok {
-			p.peerCache[pp.Id] = proto.Clone(pp).(*pb.Peer)
+			p.peerCache[pp.Id] = pp.CloneVT()
 		}
 	}
 }
@@ -97,7 +96,7 @@ func (p *peer) leaderPeer() *pb.Peer {
 		return nil
 	}
 	if pp := p.peerCache[p.leader]; pp != nil {
-		return proto.Clone(pp).(*pb.Peer)
+		return pp.CloneVT()
 	}
 	return nil
 }
@@ -157,8 +156,8 @@ func (p *peer) sendRegionHeartbeat() {
 	p.s.stats.RegionHeartbeatsOut++
 	d := p.region.Data()
 	hb := &pb.RegionHeartbeat{
-		Region:          proto.Clone(p.region.Meta()).(*pb.Region),
-		Leader:          proto.Clone(p.self()).(*pb.Peer),
+		Region:          p.region.Meta().CloneVT(),
+		Leader:          p.self().CloneVT(),
 		ApproximateSize: uint64(d.Bytes()),
 		ApproximateKeys: uint64(d.Len()),
 		Term:            p.rn.BasicStatus().GetTerm(),
@@ -201,7 +200,7 @@ func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 			continue
 		}
 		if behind(pr, st.GetCommit()) {
-			pending = append(pending, proto.Clone(pp).(*pb.Peer))
+			pending = append(pending, pp.CloneVT())
 		}
 		at, ok := p.heardAt[pp.GetId()]
 		if !ok {
@@ -213,7 +212,7 @@ func (p *peer) laggingPeers() (pending, down []*pb.Peer) {
 			silent = false
 		}
 		if silent {
-			down = append(down, proto.Clone(pp).(*pb.Peer))
+			down = append(down, pp.CloneVT())
 		}
 	}
 	for id := range p.heardAt { // forget peers that left: order does not matter
@@ -427,7 +426,7 @@ func (p *peer) replyErr(client, reqID uint64, err *pb.RegionError) {
 func (p *peer) status() RegionStatus {
 	st := p.rn.BasicStatus()
 	return RegionStatus{
-		Region:      proto.Clone(p.region.Meta()).(*pb.Region),
+		Region:      p.region.Meta().CloneVT(),
 		Initialized: p.region.Meta().Initialized(),
 		PeerID:      p.id,
 		Leader:      st.Lead,

@@ -6,7 +6,6 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
@@ -30,7 +29,7 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 	cmd.ProposerIncarnation = p.s.incarnation
 	cmd.ProposalId = p.s.nextProposal
 	cmd.ProposedAtMs = uint64(p.s.now().UnixMilli())
-	data, err := proto.Marshal(cmd)
+	data, err := cmd.MarshalVT()
 	if err != nil {
 		p.replyErr(client, req.RequestId, invalidErr(fmt.Sprintf("encode command: %v", err)))
 		return
@@ -56,7 +55,7 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 		// The same write again, as a client's retry would be proposed (a
 		// new proposal nobody waits on): the session table must apply it
 		// once.
-		again := proto.Clone(cmd).(*pb.RaftCommand)
+		again := cmd.CloneVT()
 		p.s.later(p.s.bug.Delay(0, time.Second), func() { p.s.proposeWriteLate(p, again) })
 	}
 }
@@ -68,7 +67,7 @@ func (p *peer) noteProposedEntries(ents []*raftpb.Entry) {
 			continue
 		}
 		var cmd pb.RaftCommand
-		if proto.Unmarshal(e.GetData(), &cmd) != nil || !p.s.proposedHere(&cmd) {
+		if cmd.UnmarshalVT(e.GetData()) != nil || !p.s.proposedHere(&cmd) {
 			continue
 		}
 		for _, pr := range p.proposals {

@@ -8,7 +8,6 @@ import (
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // onRaftMessage checks a raft message that sender (the transport's node
@@ -168,7 +167,7 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 	return s.peers[id]
 }
 
-func cloneRegionPeer(p *pb.Peer) *pb.Peer { return proto.Clone(p).(*pb.Peer) }
+func cloneRegionPeer(p *pb.Peer) *pb.Peer { return p.CloneVT() }
 
 // deliverStashed hands the messages held for a region just created to it.
 func (s *Store) deliverStashed(regionID uint64) {

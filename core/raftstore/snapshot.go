@@ -142,7 +142,7 @@ func (s *Store) startSnapshot(p *peer, to *pb.Peer, m *raftpb.Message) {
 		id:       s.incarnation<<32 | ss.nextID&(1<<32-1),
 		key:      key,
 		from:     p.self(),
-		to:       proto.Clone(to).(*pb.Peer),
+		to:       to.CloneVT(),
 		msg:      m,
 		img:      img,
 		progress: now,

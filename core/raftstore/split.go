@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
@@ -19,7 +17,7 @@ type splitRequest struct {
 	key      []byte
 }
 
-func cloneRegion(r *pb.Region) *pb.Region { return proto.Clone(r).(*pb.Region) }
+func cloneRegion(r *pb.Region) *pb.Region { return r.CloneVT() }
 
 // splitRetryInterval is how long a leader waits for PD's AskSplit answer
 // before asking again.
@@ -58,7 +56,7 @@ func (s *Store) askSplit(p *peer, key []byte) {
 	s.nextPDRequest++
 	id := s.nextPDRequest
 	meta := p.region.Meta()
-	s.splitRequests[id] = &splitRequest{regionID: p.regionID(), epoch: proto.Clone(meta.GetEpoch()).(*pb.Epoch), key: bytes.Clone(key), askedAt: s.now()}
+	s.splitRequests[id] = &splitRequest{regionID: p.regionID(), epoch: meta.GetEpoch().CloneVT(), key: bytes.Clone(key), askedAt: s.now()}
 	s.send(s.cfg.PD, &pb.AskSplitRequest{RequestId: id, Region: cloneRegion(meta)})
 }
 
@@ -112,7 +110,7 @@ func (s *Store) onAskSplitResponse(resp *pb.AskSplitResponse) {
 			SplitKey: req.key, NewRegionId: resp.GetNewRegionId(), NewPeerIds: resp.GetNewPeerIds(),
 		}},
 	}
-	data, err := proto.Marshal(cmd)
+	data, err := cmd.MarshalVT()
 	if err != nil {
 		s.log.Error("encode split", "err", err)
 		return

@@ -120,7 +120,6 @@ import (
 	"time"
 
 	"github.com/google/btree"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
 )
@@ -225,7 +224,7 @@ func FromProto(l Limits, pt *pb.SessionTable) *Table {
 	t := New(l)
 	t.clock, t.lastSweep, t.horizon = pt.GetClockMs(), pt.GetLastSweepMs(), pt.GetHorizonMs()
 	for _, s := range pt.GetSessions() {
-		t.put(proto.Clone(s).(*pb.SessionState))
+		t.put(s.CloneVT())
 	}
 	return t
 }
@@ -234,7 +233,7 @@ func FromProto(l Limits, pt *pb.SessionTable) *Table {
 func (t *Table) Proto() *pb.SessionTable {
 	out := &pb.SessionTable{ClockMs: t.clock, LastSweepMs: t.lastSweep, HorizonMs: t.horizon}
 	for _, id := range t.ids() {
-		out.Sessions = append(out.Sessions, proto.Clone(t.byID[id]).(*pb.SessionState))
+		out.Sessions = append(out.Sessions, t.byID[id].CloneVT())
 	}
 	return out
 }
@@ -344,7 +343,7 @@ func (t *Table) finish(st *step) Changes {
 			continue // dropped later in the step, or already copied
 		}
 		copied[s] = true
-		c.Upserts = append(c.Upserts, proto.Clone(s).(*pb.SessionState))
+		c.Upserts = append(c.Upserts, s.CloneVT())
 	}
 	return c
 }
@@ -441,7 +440,7 @@ func (t *Table) admit(st *step, w *pb.Session) (Verdict, *pb.KvResponse) {
 	}
 	for _, r := range s.GetResults() {
 		if r.GetSequence() == w.GetSequence() {
-			return Repeat, proto.Clone(r.GetResponse()).(*pb.KvResponse)
+			return Repeat, r.GetResponse().CloneVT()
 		}
 	}
 	if w.GetSequence() < s.GetLowest() {
@@ -512,7 +511,7 @@ func (t *Table) Record(w *pb.Session, resp *pb.KvResponse) Changes {
 	}
 	s.Results = kept
 	if w.GetSequence() >= s.GetLowest() {
-		stored := proto.Clone(resp).(*pb.KvResponse)
+		stored := resp.CloneVT()
 		stored.RequestId = 0
 		s.Results = append(s.Results, &pb.SessionResult{Sequence: w.GetSequence(), Response: stored})
 	}
@@ -528,6 +527,6 @@ func (t *Table) Replay(c Changes) {
 		t.remove(string(id))
 	}
 	for _, s := range c.Upserts {
-		t.put(proto.Clone(s).(*pb.SessionState))
+		t.put(s.CloneVT())
 	}
 }

@@ -184,7 +184,7 @@ func (e *Engine) Ident() *pb.StoreIdent { return e.ident }
 
 // SetIdent records the store identity.
 func (e *Engine) SetIdent(id *pb.StoreIdent) {
-	e.ident = proto.Clone(id).(*pb.StoreIdent)
+	e.ident = id.CloneVT()
 	e.pendingIdent = true
 	e.critical = true
 }
@@ -301,8 +301,8 @@ func (e *Engine) splitLargeAppends(pending []*pb.RegionUpdate) []*pb.RegionUpdat
 	limit := int(e.opts.MaxBatchBytes / 2)
 	var out []*pb.RegionUpdate
 	for _, u := range pending {
-		onlyEntries := len(u.Entries) > 1 && proto.Size(&pb.RegionUpdate{RegionId: u.RegionId, Entries: u.Entries}) == proto.Size(u)
-		if !onlyEntries || proto.Size(u) <= limit {
+		onlyEntries := len(u.Entries) > 1 && (&pb.RegionUpdate{RegionId: u.RegionId, Entries: u.Entries}).SizeVT() == u.SizeVT()
+		if !onlyEntries || u.SizeVT() <= limit {
 			out = append(out, u)
 			continue
 		}
@@ -331,9 +331,9 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 	if e.pendingIdent {
 		batch.Ident = e.ident
 	}
-	size := proto.Size(batch)
+	size := batch.SizeVT()
 	flush := func() error {
-		payload, err := proto.Marshal(batch)
+		payload, err := batch.MarshalVT()
 		if err != nil {
 			return fmt.Errorf("storage: encode wal batch %d: %w", batch.Seq, err)
 		}
@@ -343,11 +343,11 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 		out = append(out, payload)
 		seq++
 		batch = &pb.WalBatch{Seq: seq}
-		size = proto.Size(batch)
+		size = batch.SizeVT()
 		return nil
 	}
 	for _, u := range e.splitLargeAppends(e.pending) {
-		n := proto.Size(u) + 6 // field tag and length prefix
+		n := u.SizeVT() + 6 // field tag and length prefix
 		if len(batch.Updates) > 0 && int64(size+n) > e.opts.MaxBatchBytes {
 			if err := flush(); err != nil {
 				return nil, err
@@ -389,7 +389,7 @@ func (e *Engine) checkpoint() error {
 	for _, id := range e.RegionIDs() {
 		ck.Regions = append(ck.Regions, e.regions[id].checkpoint())
 	}
-	payload, err := proto.Marshal(ck)
+	payload, err := ck.MarshalVT()
 	if err != nil {
 		return fmt.Errorf("storage: encode checkpoint %d: %w", seq, err)
 	}
@@ -719,7 +719,7 @@ func (e *Engine) replayUpdate(u *pb.RegionUpdate) error {
 }
 
 func cloneCk(ck *pb.RegionCheckpoint) *pb.RegionCheckpoint {
-	return proto.Clone(ck).(*pb.RegionCheckpoint)
+	return ck.CloneVT()
 }
 
 // syncDir makes the directory entries of dir durable.

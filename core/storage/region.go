@@ -245,7 +245,7 @@ func (r *Region) applyPeerState(s pb.PeerState) {
 // With right nil, the keys past left's end are dropped instead: the new
 // region already exists here (initialized by a snapshot) or was removed.
 func (r *Region) Split(left *pb.Region, right *pb.RegionCheckpoint) (*Region, error) {
-	rec := &pb.SplitRecord{Left: proto.Clone(left).(*pb.Region)}
+	rec := &pb.SplitRecord{Left: left.CloneVT()}
 	if right != nil {
 		rec.Right = cloneCk(right)
 	}
@@ -327,6 +327,14 @@ func (r *Region) append(ents []*raftpb.Entry) error {
 		return fmt.Errorf("storage: region %d: append at %d leaves a gap after %d", r.id, first, last)
 	}
 	keep := first - r.truncIndex - 1
+	if keep == uint64(len(r.entries)) {
+		// At the end: slices Entries handed out are capped at their length,
+		// so growing in place changes nothing they see.
+		r.entries = append(r.entries, ents...)
+		return nil
+	}
+	// A conflicting suffix is replaced: into a new array, so slices handed
+	// out earlier keep the entries they were given.
 	r.entries = append(r.entries[:keep:keep], ents...)
 	return nil
 }
@@ -397,7 +405,7 @@ func (r *Region) ApplyMembership(meta *pb.Region, cs *raftpb.ConfState, index ui
 	if index < r.applied {
 		panic(fmt.Sprintf("storage: region %d applied index going back from %d to %d", r.id, r.applied, index))
 	}
-	r.meta = proto.Clone(meta).(*pb.Region)
+	r.meta = meta.CloneVT()
 	r.conf = proto.Clone(cs).(*raftpb.ConfState)
 	r.applied = index
 	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Region: r.meta, ConfState: r.conf, AppliedIndex: index}, true)
@@ -408,7 +416,7 @@ func (r *Region) ApplyMembership(meta *pb.Region, cs *raftpb.ConfState, index ui
 // a late message for it (at an epoch no newer than meta's) creates nothing.
 // It is a critical record: durable before the round's messages leave.
 func (r *Region) Tombstone(meta *pb.Region) {
-	r.meta = proto.Clone(meta).(*pb.Region)
+	r.meta = meta.CloneVT()
 	r.applyPeerState(pb.PeerState_TOMBSTONE)
 	r.image = nil
 	r.e.queue(&pb.RegionUpdate{RegionId: r.id, Region: r.meta, PeerState: pb.PeerState_TOMBSTONE}, true)
@@ -509,7 +517,7 @@ func (r *Region) Snapshot() (*raftpb.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: region %d: snapshot at applied %d: %w", r.id, r.applied, err)
 	}
-	r.image = &Image{Region: proto.Clone(r.meta).(*pb.Region), Index: r.applied, Term: term, Data: r.kv.Clone()}
+	r.image = &Image{Region: r.meta.CloneVT(), Index: r.applied, Term: term, Data: r.kv.Clone()}
 	data, err := proto.Marshal(&pb.RegionSnapshot{
 		Sessions:   r.sessions.Proto(),
 		Region:     r.meta,
