@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
@@ -21,6 +22,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return errorExit(stderr, err)
 	}
+	setSimGC()
 	if o.list {
 		for _, s := range scenarios.All() {
 			fmt.Fprintf(stdout, "%-20s %s\n", s.Name, s.Description)
@@ -126,4 +128,16 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// simGCPercent is the garbage collector's target for simulation runs: a run
+// allocates fast and holds little (a few hundred MB at most with it), and
+// collecting a quarter as often saves about a fifth of a sweep's CPU.
+const simGCPercent = 400
+
+// setSimGC sets simGCPercent unless the user chose with GOGC.
+func setSimGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(simGCPercent)
+	}
 }
