@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"container/heap"
 	"fmt"
 	"io"
 	"time"
@@ -19,23 +18,56 @@ type event struct {
 	fn   func()
 }
 
-type eventQueue []*event
-
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+// before orders events by time, then by the order they were scheduled in.
+func (e *event) before(o *event) bool {
+	if e.at != o.at {
+		return e.at < o.at
 	}
-	return q[i].seq < q[j].seq
+	return e.seq < o.seq
 }
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	return e
+
+// eventQueue is a binary min-heap of events held by value (no allocation
+// per event beyond its closure, no interface calls).
+type eventQueue []event
+
+func (q *eventQueue) push(e event) {
+	*q = append(*q, e)
+	h := *q
+	i := len(h) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h[i].before(&h[parent]) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func (q *eventQueue) pop() event {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = event{} // let the closure go
+	h = h[:last]
+	*q = h
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].before(&h[l]) {
+			m = r
+		}
+		if !h[m].before(&h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	return top
 }
 
 // kernel is the clock, the queue and the trace of a run.
@@ -67,7 +99,7 @@ func (k *kernel) after(delay time.Duration, what string, fn func()) {
 		delay = 0
 	}
 	k.seq++
-	heap.Push(&k.queue, &event{at: k.now + delay, seq: k.seq, what: what, fn: fn})
+	k.queue.push(event{at: k.now + delay, seq: k.seq, what: what, fn: fn})
 }
 
 // step runs the next event; false when the queue is empty or the next
@@ -76,7 +108,7 @@ func (k *kernel) step(until time.Duration) bool {
 	if len(k.queue) == 0 || k.queue[0].at > until {
 		return false
 	}
-	e := heap.Pop(&k.queue).(*event)
+	e := k.queue.pop()
 	k.now = e.at
 	k.events++
 	if e.what != "" {
