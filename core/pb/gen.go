@@ -8,7 +8,10 @@
 // paths use them (the simulator's network, the WAL encoder, commands
 // proposed and applied, clones); decoding bytes from outside (gRPC, WAL
 // replay, snapshots) stays with proto.Unmarshal, which also checks that
-// strings are valid UTF-8.
+// strings are valid UTF-8. The raft messages and entries inside ours are
+// etcd's types, which vtproto cannot give methods: fastraft.sed points the
+// generated code at raftcodec.go for them.
 package pb
 
 //go:generate sh -c "protoc -I . -I $(go list -m -f '{{.Dir}}' go.etcd.io/raft/v3)/raftpb --go_out=. --go_opt=paths=source_relative --go-vtproto_out=. --go-vtproto_opt=paths=source_relative --go-vtproto_opt=features=marshal+unmarshal+size+clone multiraft.proto pdstate.proto"
+//go:generate sed -i -f fastraft.sed multiraft_vtproto.pb.go

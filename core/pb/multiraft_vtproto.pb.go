@@ -4267,7 +4267,7 @@ func (m *RaftMessage) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := proto.Marshal(m.Message)
+			encoded, err := marshalRaftMessage(m.Message)
 			if err != nil {
 				return 0, err
 			}
@@ -4462,7 +4462,7 @@ func (m *SnapshotChunk) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := proto.Marshal(m.Message)
+			encoded, err := marshalRaftMessage(m.Message)
 			if err != nil {
 				return 0, err
 			}
@@ -6487,7 +6487,7 @@ func (m *RegionUpdate) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 				i -= size
 				i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 			} else {
-				encoded, err := proto.Marshal(m.Entries[iNdEx])
+				encoded, err := marshalRaftEntry(m.Entries[iNdEx])
 				if err != nil {
 					return 0, err
 				}
@@ -6794,7 +6794,7 @@ func (m *RegionCheckpoint) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 				i -= size
 				i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 			} else {
-				encoded, err := proto.Marshal(m.Entries[iNdEx])
+				encoded, err := marshalRaftEntry(m.Entries[iNdEx])
 				if err != nil {
 					return 0, err
 				}
@@ -7884,7 +7884,7 @@ func (m *RaftMessage) SizeVT() (n int) {
 		}); ok {
 			l = size.SizeVT()
 		} else {
-			l = proto.Size(m.Message)
+			l = sizeRaftMessage(m.Message)
 		}
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
@@ -7967,7 +7967,7 @@ func (m *SnapshotChunk) SizeVT() (n int) {
 		}); ok {
 			l = size.SizeVT()
 		} else {
-			l = proto.Size(m.Message)
+			l = sizeRaftMessage(m.Message)
 		}
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
@@ -8830,7 +8830,7 @@ func (m *RegionUpdate) SizeVT() (n int) {
 			}); ok {
 				l = size.SizeVT()
 			} else {
-				l = proto.Size(e)
+				l = sizeRaftEntry(e)
 			}
 			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
@@ -8989,7 +8989,7 @@ func (m *RegionCheckpoint) SizeVT() (n int) {
 			}); ok {
 				l = size.SizeVT()
 			} else {
-				l = proto.Size(e)
+				l = sizeRaftEntry(e)
 			}
 			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
@@ -14450,7 +14450,7 @@ func (m *RaftMessage) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.Message); err != nil {
+				if err := unmarshalRaftMessage(dAtA[iNdEx:postIndex], m.Message); err != nil {
 					return err
 				}
 			}
@@ -14959,7 +14959,7 @@ func (m *SnapshotChunk) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.Message); err != nil {
+				if err := unmarshalRaftMessage(dAtA[iNdEx:postIndex], m.Message); err != nil {
 					return err
 				}
 			}
@@ -19565,7 +19565,7 @@ func (m *RegionUpdate) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.Entries[len(m.Entries)-1]); err != nil {
+				if err := unmarshalRaftEntry(dAtA[iNdEx:postIndex], m.Entries[len(m.Entries)-1]); err != nil {
 					return err
 				}
 			}
@@ -20440,7 +20440,7 @@ func (m *RegionCheckpoint) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.Entries[len(m.Entries)-1]); err != nil {
+				if err := unmarshalRaftEntry(dAtA[iNdEx:postIndex], m.Entries[len(m.Entries)-1]); err != nil {
 					return err
 				}
 			}

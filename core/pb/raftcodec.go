@@ -1,0 +1,312 @@
+package pb
+
+import (
+	"errors"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// A codec for the raft messages and entries our own messages carry
+// (RaftMessage.message, RegionUpdate.entries): the generated vtproto code
+// calls it (gen.go rewrites the calls) instead of protobuf's reflection,
+// which was the larger half of encoding a raft message.
+//
+// It writes exactly the bytes proto.Marshal writes: fields in number order,
+// a proto2 optional field when it is set (its pointer or slice is not
+// nil), repeated fields unpacked. What it does not handle itself it hands
+// to protobuf whole: a message with a snapshot, storage responses or
+// unknown fields to encode, and, when decoding, any field it does not
+// expect (raftpb_test.go checks both directions against protobuf).
+
+// errRaftCodecFallback says the bytes hold something the fast decoder
+// leaves to protobuf.
+var errRaftCodecFallback = errors.New("pb: raft codec: not a plain message")
+
+// raftMessageFast says whether m is one the fast encoder writes.
+func raftMessageFast(m *raftpb.Message) bool {
+	return m.Snapshot == nil && len(m.Responses) == 0 && len(m.ProtoReflect().GetUnknown()) == 0
+}
+
+func sizeOptUint64(num protowire.Number, v *uint64) int {
+	if v == nil {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(*v)
+}
+
+func appendOptUint64(b []byte, num protowire.Number, v *uint64) []byte {
+	if v == nil {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, *v)
+}
+
+// sizeRaftEntry is proto.Size(e).
+func sizeRaftEntry(e *raftpb.Entry) int {
+	if e == nil {
+		return 0
+	}
+	if len(e.ProtoReflect().GetUnknown()) > 0 {
+		return proto.Size(e)
+	}
+	n := 0
+	if e.Type != nil {
+		n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(*e.Type))
+	}
+	n += sizeOptUint64(2, e.Term) + sizeOptUint64(3, e.Index)
+	if e.Data != nil {
+		n += protowire.SizeTag(4) + protowire.SizeBytes(len(e.Data))
+	}
+	return n
+}
+
+func appendRaftEntry(b []byte, e *raftpb.Entry) []byte {
+	if e.Type != nil {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(*e.Type))
+	}
+	b = appendOptUint64(b, 2, e.Term)
+	b = appendOptUint64(b, 3, e.Index)
+	if e.Data != nil {
+		b = protowire.AppendTag(b, 4, protowire.BytesType)
+		b = protowire.AppendBytes(b, e.Data)
+	}
+	return b
+}
+
+// marshalRaftEntry is proto.Marshal(e).
+func marshalRaftEntry(e *raftpb.Entry) ([]byte, error) {
+	if e == nil || len(e.ProtoReflect().GetUnknown()) > 0 {
+		return proto.Marshal(e)
+	}
+	return appendRaftEntry(make([]byte, 0, sizeRaftEntry(e)), e), nil
+}
+
+// sizeRaftMessage is proto.Size(m).
+func sizeRaftMessage(m *raftpb.Message) int {
+	if m == nil {
+		return 0
+	}
+	if !raftMessageFast(m) {
+		return proto.Size(m)
+	}
+	n := 0
+	if m.Type != nil {
+		n += protowire.SizeTag(1) + protowire.SizeVarint(uint64(*m.Type))
+	}
+	n += sizeOptUint64(2, m.To) + sizeOptUint64(3, m.From) + sizeOptUint64(4, m.Term) +
+		sizeOptUint64(5, m.LogTerm) + sizeOptUint64(6, m.Index)
+	for _, e := range m.Entries {
+		n += protowire.SizeTag(7) + protowire.SizeBytes(sizeRaftEntry(e))
+	}
+	n += sizeOptUint64(8, m.Commit)
+	if m.Reject != nil {
+		n += protowire.SizeTag(10) + 1
+	}
+	n += sizeOptUint64(11, m.RejectHint)
+	if m.Context != nil {
+		n += protowire.SizeTag(12) + protowire.SizeBytes(len(m.Context))
+	}
+	n += sizeOptUint64(13, m.Vote)
+	return n
+}
+
+// marshalRaftMessage is proto.Marshal(m).
+func marshalRaftMessage(m *raftpb.Message) ([]byte, error) {
+	if m == nil || !raftMessageFast(m) {
+		return proto.Marshal(m)
+	}
+	b := make([]byte, 0, sizeRaftMessage(m))
+	if m.Type != nil {
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(*m.Type))
+	}
+	b = appendOptUint64(b, 2, m.To)
+	b = appendOptUint64(b, 3, m.From)
+	b = appendOptUint64(b, 4, m.Term)
+	b = appendOptUint64(b, 5, m.LogTerm)
+	b = appendOptUint64(b, 6, m.Index)
+	for _, e := range m.Entries {
+		if e != nil && len(e.ProtoReflect().GetUnknown()) > 0 {
+			return proto.Marshal(m)
+		}
+		b = protowire.AppendTag(b, 7, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(sizeRaftEntry(e)))
+		if e != nil {
+			b = appendRaftEntry(b, e)
+		}
+	}
+	b = appendOptUint64(b, 8, m.Commit)
+	if m.Reject != nil {
+		b = protowire.AppendTag(b, 10, protowire.VarintType)
+		b = protowire.AppendVarint(b, protowire.EncodeBool(*m.Reject))
+	}
+	b = appendOptUint64(b, 11, m.RejectHint)
+	if m.Context != nil {
+		b = protowire.AppendTag(b, 12, protowire.BytesType)
+		b = protowire.AppendBytes(b, m.Context)
+	}
+	b = appendOptUint64(b, 13, m.Vote)
+	return b, nil
+}
+
+// unmarshalRaftEntry is proto.Unmarshal(b, e).
+func unmarshalRaftEntry(b []byte, e *raftpb.Entry) error {
+	if err := decodeRaftEntry(b, e); err != nil {
+		return proto.Unmarshal(b, e) // resets e first
+	}
+	return nil
+}
+
+// entryScalars holds an entry's optional scalars in one allocation.
+type entryScalars struct {
+	typ         raftpb.EntryType
+	term, index uint64
+}
+
+func decodeRaftEntry(b []byte, e *raftpb.Entry) error {
+	proto.Reset(e)
+	var s *entryScalars
+	scalars := func() *entryScalars {
+		if s == nil {
+			s = new(entryScalars)
+		}
+		return s
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errRaftCodecFallback
+		}
+		b = b[n:]
+		switch {
+		case num == 4 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errRaftCodecFallback
+			}
+			e.Data = append(make([]byte, 0, len(v)), v...)
+			b = b[n:]
+		case num >= 1 && num <= 3 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return errRaftCodecFallback
+			}
+			b = b[n:]
+			sc := scalars()
+			switch num {
+			case 1:
+				if _, ok := raftpb.EntryType_name[int32(v)]; !ok {
+					return errRaftCodecFallback // protobuf keeps it as an unknown field
+				}
+				sc.typ = raftpb.EntryType(int32(v))
+				e.Type = &sc.typ
+			case 2:
+				sc.term = v
+				e.Term = &sc.term
+			case 3:
+				sc.index = v
+				e.Index = &sc.index
+			}
+		default:
+			return errRaftCodecFallback
+		}
+	}
+	return nil
+}
+
+// messageScalars holds a message's optional scalars in one allocation.
+type messageScalars struct {
+	typ                                                     raftpb.MessageType
+	to, from, term, logTerm, index, commit, hint, vote uint64
+	reject                                                  bool
+}
+
+// unmarshalRaftMessage is proto.Unmarshal(b, m).
+func unmarshalRaftMessage(b []byte, m *raftpb.Message) error {
+	if err := decodeRaftMessage(b, m); err != nil {
+		return proto.Unmarshal(b, m) // resets m first
+	}
+	return nil
+}
+
+func decodeRaftMessage(b []byte, m *raftpb.Message) error {
+	proto.Reset(m)
+	s := new(messageScalars)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errRaftCodecFallback
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return errRaftCodecFallback
+			}
+			b = b[n:]
+			switch num {
+			case 1:
+				if _, ok := raftpb.MessageType_name[int32(v)]; !ok {
+					return errRaftCodecFallback // protobuf keeps it as an unknown field
+				}
+				s.typ = raftpb.MessageType(int32(v))
+				m.Type = &s.typ
+			case 2:
+				s.to = v
+				m.To = &s.to
+			case 3:
+				s.from = v
+				m.From = &s.from
+			case 4:
+				s.term = v
+				m.Term = &s.term
+			case 5:
+				s.logTerm = v
+				m.LogTerm = &s.logTerm
+			case 6:
+				s.index = v
+				m.Index = &s.index
+			case 8:
+				s.commit = v
+				m.Commit = &s.commit
+			case 10:
+				s.reject = protowire.DecodeBool(v)
+				m.Reject = &s.reject
+			case 11:
+				s.hint = v
+				m.RejectHint = &s.hint
+			case 13:
+				s.vote = v
+				m.Vote = &s.vote
+			default:
+				return errRaftCodecFallback
+			}
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errRaftCodecFallback
+			}
+			b = b[n:]
+			switch num {
+			case 7:
+				e := new(raftpb.Entry)
+				if err := decodeRaftEntry(v, e); err != nil {
+					return err
+				}
+				m.Entries = append(m.Entries, e)
+			case 12:
+				m.Context = append(make([]byte, 0, len(v)), v...)
+			default:
+				return errRaftCodecFallback
+			}
+		default:
+			return errRaftCodecFallback
+		}
+	}
+	return nil
+}
