@@ -90,6 +90,15 @@ type Op struct {
 	// the outcome is ambiguous.
 	Call, Return int64
 	Outcome      Outcome
+	// EffectBy, for an ambiguous write, is a time by which the write is
+	// known to have taken effect (0: not known). The simulator knows it:
+	// the write was applied, so committed, by then, and every operation
+	// called later must see it. The checker then takes it as the write's
+	// return: its effect lies between Call and EffectBy, its result still
+	// unknown. Without it an ambiguous write may take effect at any time
+	// after its call, which makes the check exponential in how many of
+	// them overlap.
+	EffectBy int64
 
 	// Results, meaningful when Outcome == OutcomeOK.
 

@@ -74,7 +74,8 @@ type Result struct {
 // running out of it gives VerdictUnknown, which is not OK.
 //
 // Failed operations are dropped; ambiguous reads are dropped; ambiguous
-// writes may take effect at any point after their call, or never. A scan is
+// writes may take effect at any point after their call, or never (by
+// Op.EffectBy at the latest, when it is set). A scan is
 // checked as a get, over the scan's interval, of every key of the history
 // (History.Keys, the keys of all operations and all scan results) in its
 // range — up to its last returned key when it returned exactly ScanLimit
@@ -193,6 +194,12 @@ func convertHistory(h History) ([]porcupine.Operation, []string, error) {
 				continue
 			}
 			ret = math.MaxInt64
+			if op.EffectBy != 0 {
+				if op.EffectBy < op.Call {
+					return nil, nil, fmt.Errorf("malformed history: op #%d %s takes effect before it is called", i, op.describe())
+				}
+				ret = op.EffectBy
+			}
 		case OutcomeOK:
 			// Return == Call is fine as it is: porcupine orders a call
 			// before a return at the same instant, so the interval is

@@ -35,7 +35,7 @@ func (w *World) check(watch stopwatch) (lin checker.Result, took time.Duration) 
 		return checker.Result{OK: true}, 0
 	}
 	took = watch.time(func() {
-		lin = checker.CheckLinearizable(checker.History{Ops: w.checkedHistory(), Keys: w.keys}, linearizabilityTimeout)
+		lin = checker.CheckLinearizable(checker.History{Ops: w.resolvedHistory(), Keys: w.keys}, linearizabilityTimeout)
 	})
 	if !lin.OK {
 		w.violations = append([]string{lin.Violation}, w.violations...)

@@ -12,43 +12,47 @@ import (
 
 // Report is the outcome of one run.
 type Report struct {
-	Scenario           string   `json:"scenario"`
-	Seed               uint64   `json:"seed"`
-	Mix                string   `json:"mix,omitempty"` // what the seed drew (Config.PerSeed)
-	OK                 bool     `json:"ok"`
-	Violation          string   `json:"violation"`
-	Violations         []string `json:"violations,omitempty"`
-	OpsTotal           int      `json:"ops_total"`
-	OpsOK              int      `json:"ops_ok"`
-	OpsFailed          int      `json:"ops_failed"`
-	OpsAmbiguous       int      `json:"ops_ambiguous"`
-	OpsChecked         int      `json:"ops_checked"`
-	RegionsInitial     int      `json:"regions_initial"`
-	RegionsFinal       int      `json:"regions_final"`
-	LeaderElectMsMax   float64  `json:"leader_elect_ms_max"`
-	SimMs              float64  `json:"sim_ms"`
-	WallMs             float64  `json:"wall_ms"`
-	SimWallMs          float64  `json:"sim_wall_ms"`   // wall time of the simulation alone
-	CheckWallMs        float64  `json:"check_wall_ms"` // wall time of the linearizability check
-	TraceHash          string   `json:"trace_hash"`
-	Events             uint64   `json:"events"`
-	Crashes            int      `json:"crashes"`
-	LivenessProbes     int      `json:"liveness_probes"` // regions written and read back at the end
-	DiskFailures       int      `json:"disk_failures"`
-	ProbesSent         int      `json:"probes_sent"`
-	ProbesRejected     int      `json:"probes_rejected"`
-	DeposedReads       int      `json:"deposed_reads"`        // reads at peers leading at an older term than a newer leader
-	DeposedReadsServed int      `json:"deposed_reads_served"` // of which answered (and checked)
-	UnknownRegionMsgs  uint64   `json:"unknown_region_msgs"`
-	Splits             int      `json:"splits"`
-	SplitRegisterMsMax float64  `json:"split_register_ms_max"`
-	SplitApplyMsMax    float64  `json:"split_apply_ms_max"`
-	SplitApplyMsMean   float64  `json:"split_apply_ms_mean"`
-	WriteRateAvg       float64  `json:"write_rate_avg"`       // acknowledged writes per simulated second, workload phase
-	WriteRateSplitMin  float64  `json:"write_rate_split_min"` // lowest rate over the second after a split applied
-	WritesIssued       int      `json:"writes_issued"`
-	WritesAcked        int      `json:"writes_acked"`
-	WriteSuccessRatio  float64  `json:"write_success_ratio"`
+	Scenario     string   `json:"scenario"`
+	Seed         uint64   `json:"seed"`
+	Mix          string   `json:"mix,omitempty"` // what the seed drew (Config.PerSeed)
+	OK           bool     `json:"ok"`
+	Violation    string   `json:"violation"`
+	Violations   []string `json:"violations,omitempty"`
+	OpsTotal     int      `json:"ops_total"`
+	OpsOK        int      `json:"ops_ok"`
+	OpsFailed    int      `json:"ops_failed"`
+	OpsAmbiguous int      `json:"ops_ambiguous"`
+	// Of the ambiguous writes, those some replica applied (checked as
+	// taking effect by then) and those none did (checked as failed).
+	AmbiguousApplied      int     `json:"ambiguous_applied"`
+	AmbiguousNeverApplied int     `json:"ambiguous_never_applied"`
+	OpsChecked            int     `json:"ops_checked"`
+	RegionsInitial        int     `json:"regions_initial"`
+	RegionsFinal          int     `json:"regions_final"`
+	LeaderElectMsMax      float64 `json:"leader_elect_ms_max"`
+	SimMs                 float64 `json:"sim_ms"`
+	WallMs                float64 `json:"wall_ms"`
+	SimWallMs             float64 `json:"sim_wall_ms"`   // wall time of the simulation alone
+	CheckWallMs           float64 `json:"check_wall_ms"` // wall time of the linearizability check
+	TraceHash             string  `json:"trace_hash"`
+	Events                uint64  `json:"events"`
+	Crashes               int     `json:"crashes"`
+	LivenessProbes        int     `json:"liveness_probes"` // regions written and read back at the end
+	DiskFailures          int     `json:"disk_failures"`
+	ProbesSent            int     `json:"probes_sent"`
+	ProbesRejected        int     `json:"probes_rejected"`
+	DeposedReads          int     `json:"deposed_reads"`        // reads at peers leading at an older term than a newer leader
+	DeposedReadsServed    int     `json:"deposed_reads_served"` // of which answered (and checked)
+	UnknownRegionMsgs     uint64  `json:"unknown_region_msgs"`
+	Splits                int     `json:"splits"`
+	SplitRegisterMsMax    float64 `json:"split_register_ms_max"`
+	SplitApplyMsMax       float64 `json:"split_apply_ms_max"`
+	SplitApplyMsMean      float64 `json:"split_apply_ms_mean"`
+	WriteRateAvg          float64 `json:"write_rate_avg"`       // acknowledged writes per simulated second, workload phase
+	WriteRateSplitMin     float64 `json:"write_rate_split_min"` // lowest rate over the second after a split applied
+	WritesIssued          int     `json:"writes_issued"`
+	WritesAcked           int     `json:"writes_acked"`
+	WriteSuccessRatio     float64 `json:"write_success_ratio"`
 	// Writes that ended Failed or Ambiguous only because their deadline
 	// passed: their region could not commit for that long.
 	WritesPastDeadline int     `json:"writes_past_deadline"`
@@ -170,6 +174,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 	rep.WriteRateAvg, rep.WriteRateSplitMin = writeRates(w.history, m.born, w.cfg.Duration)
 	countOps(rep, w.history)
 	rep.WritesPastDeadline = w.metrics.writesPastDeadline
+	rep.AmbiguousApplied, rep.AmbiguousNeverApplied = w.ambiguousResolved()
 	rep.OpsChecked = lin.Ops
 	if rep.WritesIssued > 0 {
 		rep.WriteSuccessRatio = float64(rep.WritesAcked) / float64(rep.WritesIssued)

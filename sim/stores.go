@@ -70,6 +70,9 @@ func (w *World) startStore(n *storeNode) {
 		return
 	}
 	st.SetHooks(raftstore.Hooks{
+		WriteApplied: func(_ uint64, session []byte, seq uint64) {
+			w.writeApplied(writeID{session: string(session), seq: seq})
+		},
 		LeaderChanged: func(region, leader uint64) {
 			w.metrics.leaderChanged(region, leader, w.k.now)
 			w.tl.leaderChanged(w.k.now, n.id, region, leader)

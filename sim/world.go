@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -52,11 +53,17 @@ type World struct {
 	// for. It only observes.
 	tl *Timeline
 
-	history     []checker.Op
-	annotations []checker.Annotation
-	violations  []string
-	pdWatch     pdWatch
-	metrics     *metrics
+	history []checker.Op
+	// historyWrites[i] is the identity of history[i] when it is a write
+	// (zero otherwise), and applied when each identity was first applied
+	// by any replica: what turns an ambiguous write into one that took
+	// effect by then, or one that never did (resolvedHistory).
+	historyWrites []writeID
+	applied       map[writeID]time.Duration
+	annotations   []checker.Annotation
+	violations    []string
+	pdWatch       pdWatch
+	metrics       *metrics
 	// bug is the run's fault hooks and coverage counters (core/buggify),
 	// handed to every node in its Env.
 	bug *buggify.Run

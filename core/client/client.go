@@ -210,6 +210,12 @@ type Completion struct {
 	Pairs        []*pb.KvPair
 
 	Attempts int // store attempts made
+
+	// Writes: the session and sequence of the write's last attempts, the
+	// identity a region applies it under (earlier ones, if any, were
+	// vouched never applied). Empty for reads.
+	Session  []byte
+	Sequence uint64
 }
 
 // Stats counts what a client did, since New.
@@ -710,6 +716,7 @@ func (c *Client) completeAs(o *opState, out Outcome, err error, definite bool) {
 	} else {
 		comp = Completion{ID: o.id, Op: o.op, Outcome: out, Err: err, Attempts: o.attempts}
 	}
+	comp.Session, comp.Sequence = o.session, o.seq
 	switch out {
 	case OK:
 		c.stats.OK++

@@ -220,9 +220,9 @@ func decodeRaftEntry(b []byte, e *raftpb.Entry) error {
 
 // messageScalars holds a message's optional scalars in one allocation.
 type messageScalars struct {
-	typ                                                     raftpb.MessageType
+	typ                                                raftpb.MessageType
 	to, from, term, logTerm, index, commit, hint, vote uint64
-	reject                                                  bool
+	reject                                             bool
 }
 
 // unmarshalRaftMessage is proto.Unmarshal(b, m).

@@ -209,6 +209,9 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 	}
 	if w != nil {
 		p.region.RecordSession(w, resp)
+		if h := p.s.hooks.WriteApplied; h != nil {
+			h(p.regionID(), w.GetId(), w.GetSequence())
+		}
 	}
 	return resp, nil, nil
 }

@@ -205,6 +205,9 @@ type Hooks struct {
 	// snapshot of bytes to a store, and finished.
 	SnapshotStarted func(regionID, toStore uint64, bytes int64)
 	SnapshotSent    func(regionID, toStore uint64, bytes uint64)
+	// WriteApplied: a local replica executed a client write of this
+	// session and sequence (not a repeat answered from the session table).
+	WriteApplied func(regionID uint64, session []byte, sequence uint64)
 }
 
 // SetHooks installs observer hooks.
