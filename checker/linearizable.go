@@ -66,7 +66,10 @@ type Result struct {
 	timeout time.Duration
 	info    porcupine.LinearizationInfo
 	hasInfo bool
-	checked bool // ops were checked: a visualization can be drawn
+	// infoPartial: the verbose check ran out of time before it found a
+	// failing partition; its partial linearizations may stop short.
+	infoPartial bool
+	checked     bool // ops were checked: a visualization can be drawn
 }
 
 // CheckLinearizable checks that h is linearizable with respect to a per-key
@@ -99,7 +102,7 @@ func CheckLinearizable(h History, timeout time.Duration) Result {
 	case porcupine.Illegal:
 		r.computeInfo()
 		parts, keys := partitionByKey(ops)
-		failed := failingPartitions(r.info, parts)
+		failed := r.confirmFailing(failingPartitions(r.info, parts), parts)
 		for _, i := range failed {
 			r.FailedKeys = append(r.FailedKeys, keys[i])
 		}
@@ -109,6 +112,9 @@ func CheckLinearizable(h History, timeout time.Duration) Result {
 			msg := describePartitionFailure(r.info, parts[failed[0]], keys[failed[0]], failed[0])
 			if len(failed) > 1 {
 				msg += fmt.Sprintf("\nother keys that are not linearizable either: %s", quoteList(r.FailedKeys[1:]))
+			}
+			if r.infoPartial {
+				msg += fmt.Sprintf("\n(the detailed check, which finds the longest linearizable prefix, ran out of its %v: the prefix shown may be shorter than the longest)", r.timeout)
 			}
 			primary = append(primary, msg)
 		}
@@ -164,9 +170,30 @@ func (r *Result) computeInfo() {
 	if r.hasInfo {
 		return
 	}
-	_, r.info = porcupine.CheckOperationsVerbose(newModel(), r.ops, r.timeout)
+	res, info := checkVerbose(newModel(), r.ops, r.timeout)
+	r.info = info
+	r.infoPartial = res == porcupine.Unknown
 	r.hasInfo = true
 }
+
+// confirmFailing keeps, of the partitions the verbose check's partial
+// linearizations single out, those a plain check of the partition alone
+// does not pass. The verbose check is many times slower than the plain
+// one that found the history illegal: when it runs out of time, every
+// partition it had not finished looks failing (and porcupine does not say
+// it timed out when it had found a failing one by then).
+func (r *Result) confirmFailing(failed []int, parts [][]porcupine.Operation) []int {
+	var out []int
+	for _, i := range failed {
+		if porcupine.CheckOperationsTimeout(newModel(), parts[i], r.timeout) != porcupine.Ok {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// checkVerbose is porcupine's verbose check (a variable for tests).
+var checkVerbose = porcupine.CheckOperationsVerbose
 
 // convertHistory turns the history into porcupine operations. It returns the
 // problems found in scan results (each one a violation by itself) and an
