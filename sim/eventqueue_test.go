@@ -1,0 +1,46 @@
+package sim
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+)
+
+// TestEventQueueOrder: pushes and pops in any interleaving come out in
+// (time, scheduling order) order, ties included.
+func TestEventQueueOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var q eventQueue
+		var ref []event
+		seq := uint64(0)
+		for range rapid.IntRange(0, 200).Draw(t, "ops") {
+			if len(ref) > 0 && rapid.IntRange(0, 2).Draw(t, "pop") == 0 {
+				got := q.pop()
+				want := ref[0]
+				ref = ref[1:]
+				if got.at != want.at || got.seq != want.seq {
+					t.Fatalf("popped (%v,%d), want (%v,%d)", got.at, got.seq, want.at, want.seq)
+				}
+				continue
+			}
+			seq++
+			e := event{at: time.Duration(rapid.IntRange(0, 5).Draw(t, "at")), seq: seq}
+			q.push(e)
+			ref = append(ref, e)
+			slices.SortStableFunc(ref, func(a, b event) int {
+				if a.before(&b) {
+					return -1
+				}
+				if b.before(&a) {
+					return 1
+				}
+				return 0
+			})
+		}
+		if len(q) != len(ref) {
+			t.Fatalf("queue holds %d, want %d", len(q), len(ref))
+		}
+	})
+}
