@@ -14450,7 +14450,7 @@ func (m *RaftMessage) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := unmarshalRaftMessage(dAtA[iNdEx:postIndex], m.Message); err != nil {
+				if err := mergeRaftMessage(dAtA[iNdEx:postIndex], m.Message); err != nil {
 					return err
 				}
 			}
@@ -14959,7 +14959,7 @@ func (m *SnapshotChunk) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := unmarshalRaftMessage(dAtA[iNdEx:postIndex], m.Message); err != nil {
+				if err := mergeRaftMessage(dAtA[iNdEx:postIndex], m.Message); err != nil {
 					return err
 				}
 			}
@@ -19609,7 +19609,7 @@ func (m *RegionUpdate) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.HardState); err != nil {
+				if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(dAtA[iNdEx:postIndex], m.HardState); err != nil {
 					return err
 				}
 			}
@@ -19653,7 +19653,7 @@ func (m *RegionUpdate) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.ConfState); err != nil {
+				if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(dAtA[iNdEx:postIndex], m.ConfState); err != nil {
 					return err
 				}
 			}
@@ -20354,7 +20354,7 @@ func (m *RegionCheckpoint) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.HardState); err != nil {
+				if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(dAtA[iNdEx:postIndex], m.HardState); err != nil {
 					return err
 				}
 			}
@@ -20398,7 +20398,7 @@ func (m *RegionCheckpoint) UnmarshalVT(dAtA []byte) error {
 					return err
 				}
 			} else {
-				if err := proto.Unmarshal(dAtA[iNdEx:postIndex], m.ConfState); err != nil {
+				if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(dAtA[iNdEx:postIndex], m.ConfState); err != nil {
 					return err
 				}
 			}

@@ -225,6 +225,16 @@ type messageScalars struct {
 	reject                                             bool
 }
 
+// mergeRaftMessage decodes a raft message field of ours as protobuf does:
+// b is merged into m. The generated code hands it a new m, unless the
+// field comes twice, and then protobuf merges the second into the first.
+func mergeRaftMessage(b []byte, m *raftpb.Message) error {
+	if sizeRaftMessage(m) != 0 {
+		return proto.UnmarshalOptions{Merge: true}.Unmarshal(b, m)
+	}
+	return unmarshalRaftMessage(b, m)
+}
+
 // unmarshalRaftMessage is proto.Unmarshal(b, m).
 func unmarshalRaftMessage(b []byte, m *raftpb.Message) error {
 	if err := decodeRaftMessage(b, m); err != nil {
