@@ -320,3 +320,6 @@ func decodeRaftMessage(b []byte, m *raftpb.Message) error {
 	}
 	return nil
 }
+
+// RaftEntrySize is proto.Size(e), without reflection.
+func RaftEntrySize(e *raftpb.Entry) int { return sizeRaftEntry(e) }

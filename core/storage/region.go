@@ -478,7 +478,7 @@ func (r *Region) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	s := r.entries[lo-r.truncIndex-1 : hi-r.truncIndex-1]
 	size := uint64(0)
 	for i, e := range s {
-		size += uint64(proto.Size(e))
+		size += uint64(pb.RaftEntrySize(e))
 		if i > 0 && size > maxSize {
 			s = s[:i]
 			break
