@@ -146,8 +146,7 @@ func (cn *clientNode) collect() {
 		}
 		extra := cn.extra[c.ID]
 		delete(cn.extra, c.ID)
-		cn.w.history = append(cn.w.history, cn.record(c, call))
-		cn.w.historyWrites = append(cn.w.historyWrites, writeID{session: string(c.Session), seq: c.Sequence})
+		cn.w.recordOp(cn.record(c, call), writeID{session: string(c.Session), seq: c.Sequence})
 		if c.Outcome == client.OK && c.Op.Kind.IsWrite() && cn.w.probe != nil {
 			cn.w.probe.clientWrote(c.Op.Key)
 		}

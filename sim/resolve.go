@@ -14,6 +14,24 @@ type writeID struct {
 	seq     uint64
 }
 
+// historyWrite ties a write of the history, by its index, to its identity.
+type historyWrite struct {
+	at int // index in World.history
+	id writeID
+}
+
+// recordOp appends a client's operation to the history, with its identity
+// when it is a write in a session (zero otherwise). The identity is kept
+// with the operation's index, not by position in a parallel list: an
+// operation appended to the history some other way (a test's planted
+// read) is only left unresolved, and shifts no other write's identity.
+func (w *World) recordOp(op checker.Op, id writeID) {
+	if id.seq != 0 {
+		w.historyWrites = append(w.historyWrites, historyWrite{at: len(w.history), id: id})
+	}
+	w.history = append(w.history, op)
+}
+
 // writeApplied notes that a replica executed write id, now.
 func (w *World) writeApplied(id writeID) {
 	if id.seq == 0 {
@@ -48,12 +66,12 @@ func (w *World) writeApplied(id writeID) {
 // told never applied, still shows in what the reads saw.
 func (w *World) resolvedHistory() []checker.Op {
 	ops := slices.Clone(w.history)
-	for i := range ops {
-		op := &ops[i]
-		if op.Outcome != checker.OutcomeAmbiguous || i >= len(w.historyWrites) || w.historyWrites[i].seq == 0 {
+	for _, hw := range w.historyWrites {
+		op := &ops[hw.at]
+		if op.Outcome != checker.OutcomeAmbiguous {
 			continue
 		}
-		if at, ok := w.applied[w.historyWrites[i]]; ok {
+		if at, ok := w.applied[hw.id]; ok {
 			op.EffectBy = int64(at)
 		} else {
 			op.Outcome = checker.OutcomeFailed
@@ -68,11 +86,11 @@ func (w *World) resolvedHistory() []checker.Op {
 // ambiguousResolved counts the clients' ambiguous writes some replica
 // applied and those none did.
 func (w *World) ambiguousResolved() (applied, neverApplied int) {
-	for i, op := range w.history {
-		if op.Outcome != checker.OutcomeAmbiguous || i >= len(w.historyWrites) || w.historyWrites[i].seq == 0 {
+	for _, hw := range w.historyWrites {
+		if w.history[hw.at].Outcome != checker.OutcomeAmbiguous {
 			continue
 		}
-		if _, ok := w.applied[w.historyWrites[i]]; ok {
+		if _, ok := w.applied[hw.id]; ok {
 			applied++
 		} else {
 			neverApplied++

@@ -54,11 +54,11 @@ type World struct {
 	tl *Timeline
 
 	history []checker.Op
-	// historyWrites[i] is the identity of history[i] when it is a write
-	// (zero otherwise), and applied when each identity was first applied
-	// by any replica: what turns an ambiguous write into one that took
-	// effect by then, or one that never did (resolvedHistory).
-	historyWrites []writeID
+	// historyWrites ties the history's writes in sessions to their
+	// identities (recordOp), and applied says when each identity was first
+	// applied by any replica: what turns an ambiguous write into one that
+	// took effect by then, or one that never did (resolvedHistory).
+	historyWrites []historyWrite
 	applied       map[writeID]time.Duration
 	annotations   []checker.Annotation
 	violations    []string

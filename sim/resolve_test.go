@@ -1,0 +1,39 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/multiraft/multiraft/checker"
+)
+
+// An operation another part of the simulator (a probe, a test's plant)
+// adds to the history without a write identity must not shift the
+// identities of the clients' operations recorded after it: each
+// ambiguous write is resolved by its own identity.
+func TestResolvedHistoryKeepsIdentitiesWithTheirOps(t *testing.T) {
+	w := &World{k: &kernel{}}
+	put := func(value string, call int64) checker.Op {
+		return checker.Op{ClientID: 1, Kind: checker.OpPut, Key: "x", Value: value, Call: call, Outcome: checker.OutcomeAmbiguous}
+	}
+	a, b := writeID{"s", 1}, writeID{"s", 2}
+	w.recordOp(put("1", 10), a)
+	// A read added by someone else, with no identity.
+	w.history = append(w.history, checker.Op{ClientID: 2, Kind: checker.OpGet, Key: "x", Call: 20, Return: 30, Outcome: checker.OutcomeOK})
+	w.recordOp(put("2", 40), b)
+	w.k.now = 50
+	w.writeApplied(b) // only the second write applied
+
+	ops := w.resolvedHistory()
+	if ops[0].Outcome != checker.OutcomeFailed {
+		t.Errorf("write 1, never applied: %v, EffectBy %d; want failed", ops[0].Outcome, ops[0].EffectBy)
+	}
+	if ops[1].Outcome != checker.OutcomeOK || ops[1].EffectBy != 0 {
+		t.Errorf("the read: %+v", ops[1])
+	}
+	if ops[2].Outcome != checker.OutcomeAmbiguous || ops[2].EffectBy != 50 {
+		t.Errorf("write 2, applied at 50: %v, EffectBy %d", ops[2].Outcome, ops[2].EffectBy)
+	}
+	if applied, never := w.ambiguousResolved(); applied != 1 || never != 1 {
+		t.Errorf("ambiguousResolved: %d applied, %d never", applied, never)
+	}
+}
