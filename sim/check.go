@@ -34,6 +34,7 @@ func (w *World) check(watch stopwatch) (lin checker.Result, took time.Duration) 
 		w.violations = append(w.violations, "no client operations ran")
 		return checker.Result{OK: true}, 0
 	}
+	w.checkAckedWritesApplied()
 	took = watch.time(func() {
 		lin = checker.CheckLinearizable(checker.History{Ops: w.resolvedHistory(), Keys: w.keys}, linearizabilityTimeout)
 	})

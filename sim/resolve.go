@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -97,4 +98,30 @@ func (w *World) ambiguousResolved() (applied, neverApplied int) {
 		}
 	}
 	return applied, neverApplied
+}
+
+// checkAckedWritesApplied checks the ground the resolution stands on: a
+// write its client was told succeeded was applied, under the identity its
+// completion carries, by some replica. One that was not is a write
+// acknowledged without being applied (an answer for another entry), or a
+// completion whose identity is not the one the write applied under, which
+// would make the resolution of ambiguous writes wrong.
+func (w *World) checkAckedWritesApplied() {
+	missing, first := 0, -1
+	for _, hw := range w.historyWrites {
+		if w.history[hw.at].Outcome != checker.OutcomeOK {
+			continue
+		}
+		if _, ok := w.applied[hw.id]; !ok {
+			if missing == 0 {
+				first = hw.at
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		op := w.history[first]
+		w.violate(fmt.Sprintf("%d acknowledged writes were applied by no replica under their session and sequence, the first: client %d %s %q at t=%d..%d",
+			missing, op.ClientID, op.Kind, op.Key, op.Call, op.Return))
+	}
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/multiraft/multiraft/checker"
@@ -11,7 +12,7 @@ import (
 // identities of the clients' operations recorded after it: each
 // ambiguous write is resolved by its own identity.
 func TestResolvedHistoryKeepsIdentitiesWithTheirOps(t *testing.T) {
-	w := &World{k: &kernel{}}
+	w := &World{k: newKernel(nil)}
 	put := func(value string, call int64) checker.Op {
 		return checker.Op{ClientID: 1, Kind: checker.OpPut, Key: "x", Value: value, Call: call, Outcome: checker.OutcomeAmbiguous}
 	}
@@ -35,5 +36,27 @@ func TestResolvedHistoryKeepsIdentitiesWithTheirOps(t *testing.T) {
 	}
 	if applied, never := w.ambiguousResolved(); applied != 1 || never != 1 {
 		t.Errorf("ambiguousResolved: %d applied, %d never", applied, never)
+	}
+}
+
+// An acknowledged write must have been applied under the identity its
+// completion carries: the ground the resolution of ambiguous writes
+// stands on.
+func TestAckedWriteAppliedByNoReplicaIsAViolation(t *testing.T) {
+	w := &World{k: newKernel(nil)}
+	ok := func(value string, call int64) checker.Op {
+		return checker.Op{ClientID: 1, Kind: checker.OpPut, Key: "x", Value: value, Call: call, Return: call + 5, Outcome: checker.OutcomeOK, Version: 1}
+	}
+	w.recordOp(ok("1", 10), writeID{"s", 1})
+	w.writeApplied(writeID{"s", 1})
+	w.checkAckedWritesApplied()
+	if len(w.violations) != 0 {
+		t.Fatalf("applied: %v", w.violations)
+	}
+	w.recordOp(ok("2", 20), writeID{"s", 2})
+	w.writeApplied(writeID{"t", 1}) // another identity
+	w.checkAckedWritesApplied()
+	if len(w.violations) != 1 || !strings.Contains(w.violations[0], "applied by no replica") {
+		t.Fatalf("violations: %v", w.violations)
 	}
 }
