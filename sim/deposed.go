@@ -30,7 +30,8 @@ import (
 // them: each read was called after a write of its key returned, and must
 // see it or something newer. A write that got no answer is ambiguous; a
 // refused or unanswered read is left out. The probe's operations are kept
-// apart from the clients' (World.checkedHistory joins them), so that the
+// apart from the clients' (World.checkedHistory and resolvedHistory join
+// them), so that the
 // report's counts of operations and writes are the clients' alone.
 
 // maxDeposedWrites bounds the writes the probe makes for one deposed leader
@@ -230,8 +231,10 @@ func (p *probe) finishOps() {
 	}
 }
 
-// checkedHistory is the history the linearizability check judges: the
-// clients' operations, then the probe's.
+// checkedHistory is every operation of the run as the clients and the
+// probe saw them: the clients' operations, then the probe's. The timeline
+// draws it; the linearizability check judges resolvedHistory, the same
+// operations with the clients' ambiguous writes resolved.
 func (w *World) checkedHistory() []checker.Op {
 	if w.probe == nil || len(w.probe.history) == 0 {
 		return w.history
