@@ -31,8 +31,8 @@ import (
 // see it or something newer. A write that got no answer is ambiguous; a
 // refused or unanswered read is left out. The probe's operations are kept
 // apart from the clients' (World.checkedHistory and resolvedHistory join
-// them), so that the
-// report's counts of operations and writes are the clients' alone.
+// them), so that the report's counts of operations and writes are the
+// clients' alone.
 
 // maxDeposedWrites bounds the writes the probe makes for one deposed leader
 // (region, peer and term), and maxDeposedReads the reads it sends to one.
