@@ -252,6 +252,9 @@ func (p *peer) persist(rd raft.Ready) error {
 		}
 		p.refreshPeerCache()
 		p.s.stats.SnapshotsApplied++
+		if h := p.s.hooks.SnapshotApplied; h != nil {
+			h(cloneRegion(p.region.Meta()))
+		}
 		p.forgetProposalsIn(rd.Snapshot.GetMetadata().GetIndex())
 	}
 	if p.leading || len(p.proposals) > 0 {
