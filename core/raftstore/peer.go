@@ -396,13 +396,14 @@ func (p *peer) maybeCompact() error {
 		slack := 4 * p.s.cfg.LogCompactEntries
 		now := p.s.now()
 		for id, pr := range p.rn.Status().Progress { // a minimum: order does not matter
-			// Active: raft's RecentActive, or heard from within an
-			// election timeout. Check-quorum clears RecentActive on every
-			// follower each election timeout, until it next hears from
-			// it: a compaction in that instant would drop what a
+			// Active: raft's RecentActive, or acknowledged entries in
+			// this term (Match, reset at election) and heard from within
+			// an election timeout. Check-quorum clears RecentActive on
+			// every follower each election timeout, until it next hears
+			// from it: a compaction in that instant would drop what a
 			// follower close behind still needs (see laggingPeers).
 			at, heard := p.heardAt[id]
-			active := pr.RecentActive || (heard && now.Sub(at) < p.s.cfg.ElectionTick())
+			active := pr.RecentActive || (pr.Match > 0 && heard && now.Sub(at) < p.s.cfg.ElectionTick())
 			switch {
 			case id == p.id:
 			case pr.State == tracker.StateSnapshot:
