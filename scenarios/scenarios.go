@@ -295,7 +295,7 @@ func All() []Scenario {
 // (Config.NoSnapshots).
 func slowFollower() Scenario {
 	cfg := base("slow-follower")
-	cfg.Duration = 15 * time.Second
+	cfg.Duration = 10 * time.Second
 	cfg.Store.LogCompactEntries = 30
 	cfg.Store.LogKeepEntries = 2
 	cfg.Workload.Get, cfg.Workload.Scan = 10, 0
