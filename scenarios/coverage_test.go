@@ -27,7 +27,7 @@ var scenarioCoverage = map[string][]buggify.Event{
 	"static-partition": {buggify.ProposalStaleCommand, buggify.ProposalCoveredBySnap, buggify.DeposedLeaderRead,
 		buggify.SessionRepeatAnswered, buggify.SnapshotOverExisting},
 	"static-crash":           {buggify.DeposedLeaderRead, buggify.TornTailCut},
-	"split":                  {buggify.SplitMessageStashed, buggify.StaleEpochCommand},
+	"split":                  {buggify.SplitMessageStashed, buggify.StaleEpochCommand, buggify.SplitSkippedStale},
 	"split-leader-change":    {buggify.LeaderChangeDuringSplit, buggify.PDStaleReportAfterSplit, buggify.PDStaleSplitReport, buggify.StaleTermMessageDropped},
 	"split-partition":        {buggify.PlaceholderCreated, buggify.SnapshotOverExisting, buggify.SplitSkippedStale},
 	"split-crash":            {buggify.RestartWithSplitInLog},

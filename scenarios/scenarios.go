@@ -88,6 +88,37 @@ func staticPartition() Scenario {
 		i := 0
 		for t < p.Dur-6*time.Second {
 			hold := time.Duration(2000+p.R.Intn(5000)) * time.Millisecond
+			if i%3 == 1 {
+				// The whole cluster loses power and comes back, and the
+				// first leader elected is cut off from its peers at once
+				// (not from PD, nor from the clients on its side), until
+				// the heal. Every store counts proposal ids from 1 again
+				// after a restart: the cut-off leader goes on taking
+				// proposals that will never commit, with the same ids as
+				// the entries the new leader's clients write at the same
+				// indexes. When it rejoins, its proposals must be answered
+				// by their own entries only (here: never applied).
+				p.At(t, "power off", func(w *sim.World) {
+					for _, id := range w.StoreIDs() {
+						w.Crash(id)
+					}
+				})
+				t += time.Duration(200+p.R.Intn(600)) * time.Millisecond
+				p.At(t, "power on, cut the first leader", func(w *sim.World) {
+					for _, id := range w.StoreIDs() {
+						w.Restart(id)
+					}
+					p.OnNextLeaderElected(func(w *sim.World, _, _ uint64) {
+						p.OnNextLeaderElected(func(w *sim.World, s, _ uint64) {
+							w.Partition(splitClients(p, w, []uint64{s}, others(w.StoreIDs(), s)))
+						})
+					})
+				})
+				p.At(t+hold, "heal", func(w *sim.World) { w.Heal() })
+				t += hold + time.Duration(1000+p.R.Intn(3000))*time.Millisecond
+				i++
+				continue
+			}
 			switch (i + p.R.Intn(4)) % 4 {
 			case 0:
 				// Cut the leader off from its peers but not from clients or
@@ -209,6 +240,12 @@ func splitClients(p *sim.Planner, w *sim.World, a, b []uint64) ([]uint64, []uint
 	if p.R.Intn(2) == 0 {
 		return a, b
 	}
+	return dealClients(p, w, a, b)
+}
+
+// dealClients returns the two sides of a partition with the clients dealt
+// between them at random, at least one on each side.
+func dealClients(p *sim.Planner, w *sim.World, a, b []uint64) ([]uint64, []uint64) {
 	clients := w.ClientNodes()
 	first := p.R.Intn(len(clients))
 	for i, c := range clients {
@@ -244,7 +281,40 @@ func All() []Scenario {
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(), splitSnapshot(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
-		sessionChurn(), swarm(),
+		sessionChurn(), slowFollower(), swarm(),
+	}
+}
+
+// slowFollower has one follower of every region on a slow, jittery link
+// while clients write fast and the leaders compact their logs after a few
+// dozen entries: the follower is always a few dozen entries behind, its
+// appends arrive out of order and are refused, and the leader must send it
+// again what it lacks. Nothing else happens: no follower is ever further
+// behind than the leader's compaction guard keeps for an active follower
+// close behind, so the log must catch it up, never a snapshot
+// (Config.NoSnapshots).
+func slowFollower() Scenario {
+	cfg := base("slow-follower")
+	cfg.Duration = 10 * time.Second
+	cfg.Store.LogCompactEntries = 30
+	cfg.Store.LogKeepEntries = 2
+	cfg.Workload.Get, cfg.Workload.Scan = 10, 0
+	cfg.Workload.Think = sim.Latency{Min: 2 * time.Millisecond, Max: 10 * time.Millisecond}
+	slow := netsim.Latency{Min: 20 * time.Millisecond, Max: 60 * time.Millisecond}
+	cfg.Net.LinkLatency = map[netsim.Link]netsim.Latency{}
+	for _, o := range []uint64{1, 2} {
+		cfg.Net.LinkLatency[netsim.Link{From: o, To: 3}] = slow
+		cfg.Net.LinkLatency[netsim.Link{From: 3, To: o}] = slow
+	}
+	cfg.PD.DisableBalanceLeader = true // no leader changes
+	cfg.Buggify.Off = true             // no hook's crash, delay or transfer
+	cfg.Probe = false
+	cfg.NoSnapshots = true
+	return Scenario{
+		Name: "slow-follower",
+		Description: "store 3 behind slow, jittery links (20-60 ms) while clients write fast and leaders compact their logs every 30 entries: " +
+			"its appends arrive out of order and are sent again; it must always be caught up by log, never by a snapshot",
+		Config: cfg,
 	}
 }
 
@@ -386,6 +456,29 @@ func split() Scenario {
 		for _, t := range []time.Duration{20 * time.Second, 40 * time.Second} {
 			p.At(t, "manual split", func(w *sim.World) {
 				w.RequestSplit([]byte(sim.KeyName(p.R.Intn(160))))
+			})
+		}
+		// Two operators split one region at two keys in the same instant
+		// (say an operator's split racing the size checker's): both asks
+		// carry the region's epoch and PD answers both. Whichever commits
+		// first applies; the other is at an older epoch by the time it
+		// applies and must be skipped on every replica, however far
+		// inside the remaining half its key lies.
+		for _, t := range []time.Duration{10 * time.Second, 30 * time.Second, 50 * time.Second} {
+			p.At(t, "two splits at once", func(w *sim.World) {
+				var keys [][]byte
+				region := w.RegionOf([]byte(sim.KeyName(p.R.Intn(160))))
+				for i := 0; i < 160; i++ {
+					if k := []byte(sim.KeyName(i)); w.RegionOf(k) == region {
+						keys = append(keys, k)
+					}
+				}
+				if len(keys) < 8 {
+					return
+				}
+				slices.SortFunc(keys, bytes.Compare)
+				w.RequestSplit(keys[len(keys)*2/3])
+				w.RequestSplit(keys[len(keys)/3])
 			})
 		}
 	}

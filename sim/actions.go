@@ -186,24 +186,44 @@ func (w *World) planAction(at time.Duration, name string, hook bool, fn func()) 
 		return
 	}
 	w.actions = append(w.actions, a)
-	w.k.after(a.At-w.k.now, "fault "+name, func() {
-		if w.workloadOver {
-			// Faults happen in the workload: after it the world is healed
-			// for the final reads, convergence and liveness checks (a plan
-			// made for a longer workload, or a callback firing late).
-			w.k.note("fault %s not run: the workload is over", name)
-			return
-		}
-		prev := w.current
-		w.current = i
-		w.actions[i].Ran = true
-		w.actions[i].Ends = true
-		fn()
-		if len(w.actions[i].Effects) == 0 {
-			w.actions[i].Ends = false
-		}
-		w.current = prev
-	})
+	w.k.after(a.At-w.k.now, "fault "+name, func() { w.runAction(i, name, fn) })
+}
+
+// runActionNow records a hook's fault action and runs it at once, inside
+// the current event (a nemesis that must strike before the store that
+// called the hook goes on). Config.FaultEdits may skip it, not move it.
+func (w *World) runActionNow(name string, fn func()) {
+	i := len(w.actions)
+	a := FaultAction{Index: i, Name: name, Hook: true, Planned: w.k.now, At: w.k.now}
+	if w.cfg.FaultEdits.skips(i) {
+		a.Skipped = true
+		w.actions = append(w.actions, a)
+		w.k.note("fault skipped %s", name)
+		return
+	}
+	w.actions = append(w.actions, a)
+	w.k.note("fault %s", name)
+	w.runAction(i, name, fn)
+}
+
+// runAction runs fault action i, unless the workload is over.
+func (w *World) runAction(i int, name string, fn func()) {
+	if w.workloadOver {
+		// Faults happen in the workload: after it the world is healed
+		// for the final reads, convergence and liveness checks (a plan
+		// made for a longer workload, or a callback firing late).
+		w.k.note("fault %s not run: the workload is over", name)
+		return
+	}
+	prev := w.current
+	w.current = i
+	w.actions[i].Ran = true
+	w.actions[i].Ends = true
+	fn()
+	if len(w.actions[i].Effects) == 0 {
+		w.actions[i].Ends = false
+	}
+	w.current = prev
 }
 
 // faultDid records an effect of the fault action running now (if any): on

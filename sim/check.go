@@ -30,6 +30,7 @@ func (w *World) check(watch stopwatch) (lin checker.Result, took time.Duration) 
 		}
 		w.checkLeaders()
 	}
+	w.checkReplies()
 	if len(w.history) == 0 {
 		w.violations = append(w.violations, "no client operations ran")
 		return checker.Result{OK: true}, 0
@@ -42,6 +43,18 @@ func (w *World) check(watch stopwatch) (lin checker.Result, took time.Duration) 
 		w.violations = append([]string{lin.Violation}, w.violations...)
 	}
 	return lin, took
+}
+
+// checkReplies checks that no store answered a client's request with the
+// result of another kind of operation (a put answered as a cas, say): a
+// store answers a proposal only with the result of its own entry. The
+// client retries such a reply, so the history alone would not show it.
+func (w *World) checkReplies() {
+	for _, cn := range w.clients {
+		if n := cn.c.Stats().Malformed; n > 0 {
+			w.violate(fmt.Sprintf("client %d got %d replies whose result is not of its request's kind", cn.node, n))
+		}
+	}
 }
 
 // checkInvariants runs the end-of-run checks on regions and data.

@@ -58,6 +58,11 @@ type Config struct {
 	// Probe sends misrouted requests and raft messages for unknown regions
 	// and checks that every store refuses them.
 	Probe bool
+	// NoSnapshots says that no follower of the world ever falls further
+	// behind its leader than the leader's log keeps for an active follower
+	// close behind (no crash, no partition, no leader change, no move): a
+	// snapshot sent in such a run is a violation.
+	NoSnapshots bool
 	// Buggify configures the product code's fault hooks (on by default).
 	Buggify Buggify
 

@@ -41,6 +41,17 @@ func (p *Planner) OnSplitProposed(fn func(w *World, store, region uint64)) {
 	})
 }
 
+// OnNextLeaderElected runs fn once, the next time a peer on some store
+// becomes the leader of its region: in that very instant, before the new
+// leader's first messages leave. Called from an action, it arms a nemesis
+// that strikes whichever leader comes next (say, one elected after a
+// restart).
+func (p *Planner) OnNextLeaderElected(fn func(w *World, store, region uint64)) {
+	p.w.onNextLeader = append(p.w.onNextLeader, func(w *World, store, region uint64) {
+		w.runActionNow("on leader elected", func() { fn(w, store, region) })
+	})
+}
+
 // OnSplitApplied runs fn (as an event right after the current one, before
 // the store's next ready round) whenever a replica applies a split.
 func (p *Planner) OnSplitApplied(fn func(w *World, store uint64, left, right *pb.Region)) {

@@ -79,6 +79,15 @@ func (w *World) startStore(n *storeNode) {
 			if w.probe != nil && leader != 0 {
 				w.probe.leaderChanged(region)
 			}
+			if leader != 0 && len(w.onNextLeader) > 0 && n.up() {
+				if rs, ok := n.st.Region(region); ok && rs.PeerID == leader {
+					fns := w.onNextLeader
+					w.onNextLeader = nil
+					for _, fn := range fns {
+						fn(w, n.id, region)
+					}
+				}
+			}
 		},
 		SplitDue: func(region, version uint64) {
 			w.metrics.splitBecameDue(region, version, w.k.now)
@@ -95,6 +104,8 @@ func (w *World) startStore(n *storeNode) {
 			for _, fn := range w.onSplitApplied {
 				fn(w, n.id, left, right)
 			}
+			w.checkStoreOverlap(n, left)
+			w.checkStoreOverlap(n, right)
 		},
 		MembershipChanged: func(region *pb.Region) {
 			w.k.note("store %d applied membership change of region %d: conf_ver %d", n.id, region.GetId(), region.GetEpoch().GetConfVer())
@@ -108,9 +119,15 @@ func (w *World) startStore(n *storeNode) {
 			w.metrics.peersDestroyed++
 		},
 		SnapshotStarted: func(region, to uint64, bytes int64) {
+			if w.cfg.NoSnapshots {
+				w.snapshotNotNeeded(n, to, region)
+			}
 			for _, fn := range w.onSnapshotStarted {
 				fn(w, n.id, to, region)
 			}
+		},
+		SnapshotApplied: func(region *pb.Region) {
+			w.checkStoreOverlap(n, region)
 		},
 		SnapshotSent: func(region, to uint64, bytes uint64) {
 			w.metrics.snapshotsSent++

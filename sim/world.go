@@ -40,6 +40,8 @@ type World struct {
 	// snapshots (Planner.OnSplitProposed, ...).
 	onSplitProposed     []func(w *World, store, region uint64)
 	onSplitApplied      []func(w *World, store uint64, left, right *pb.Region)
+	onNextLeader        []func(w *World, store, region uint64) // one-shot
+	replies             replyWatch
 	onMembershipChanged []func(w *World, store uint64, region *pb.Region)
 	onSnapshotStarted   []func(w *World, from, to, region uint64)
 	corruptChunks       map[uint64]int // store -> snapshot chunks to corrupt on arrival
@@ -137,6 +139,14 @@ type transport struct {
 
 func (t transport) Send(env *pb.Envelope) {
 	env.From = t.from
+	switch {
+	case env.GetRaft() != nil:
+		t.w.checkRaftTerm(t.from, env.GetRaft())
+	case env.GetKvRequest() != nil && t.from >= FirstClientNode:
+		t.w.noteWriteRequest(t.from, env.GetKvRequest())
+	case env.GetKvResponse() != nil && env.To >= FirstClientNode:
+		t.w.checkWriteReply(t.from, env.To, env.GetKvResponse())
+	}
 	data, err := env.MarshalVT()
 	if err != nil {
 		panic(fmt.Sprintf("sim: encode envelope: %v", err))

@@ -252,6 +252,9 @@ func (p *peer) persist(rd raft.Ready) error {
 		}
 		p.refreshPeerCache()
 		p.s.stats.SnapshotsApplied++
+		if h := p.s.hooks.SnapshotApplied; h != nil {
+			h(cloneRegion(p.region.Meta()))
+		}
 		p.forgetProposalsIn(rd.Snapshot.GetMetadata().GetIndex())
 	}
 	if p.leading || len(p.proposals) > 0 {
@@ -391,12 +394,21 @@ func (p *peer) maybeCompact() error {
 	to := applied - p.s.cfg.LogKeepEntries
 	if p.leading {
 		slack := 4 * p.s.cfg.LogCompactEntries
+		now := p.s.now()
 		for id, pr := range p.rn.Status().Progress { // a minimum: order does not matter
+			// Active: raft's RecentActive, or acknowledged entries in
+			// this term (Match, reset at election) and heard from within
+			// an election timeout. Check-quorum clears RecentActive on
+			// every follower each election timeout, until it next hears
+			// from it: a compaction in that instant would drop what a
+			// follower close behind still needs (see laggingPeers).
+			at, heard := p.heardAt[id]
+			active := pr.RecentActive || (pr.Match > 0 && heard && now.Sub(at) < p.s.cfg.ElectionTick())
 			switch {
 			case id == p.id:
 			case pr.State == tracker.StateSnapshot:
 				to = min(to, pr.PendingSnapshot)
-			case pr.RecentActive && pr.Match+slack >= applied:
+			case active && pr.Match+slack >= applied:
 				to = min(to, pr.Match)
 			}
 		}

@@ -208,6 +208,9 @@ type Hooks struct {
 	// WriteApplied: a local replica executed a client write of this
 	// session and sequence (not a repeat answered from the session table).
 	WriteApplied func(regionID uint64, session []byte, sequence uint64)
+	// SnapshotApplied: a local replica installed a snapshot; the region is
+	// as the snapshot made it.
+	SnapshotApplied func(region *pb.Region)
 }
 
 // SetHooks installs observer hooks.
@@ -698,6 +701,17 @@ func (s *Store) Region(id uint64) (RegionStatus, bool) {
 		return RegionStatus{}, false
 	}
 	return p.status(), true
+}
+
+// RaftTerm is the current raft term of the local peer of region id, for
+// observers (the simulator checks every raft message against it); false
+// when no peer of the region is here.
+func (s *Store) RaftTerm(id uint64) (uint64, bool) {
+	p := s.peers[id]
+	if p == nil {
+		return 0, false
+	}
+	return p.rn.BasicStatus().GetTerm(), true
 }
 
 // Regions describes every local region, sorted by region id, without its

@@ -1,0 +1,132 @@
+package sim
+
+import (
+	"fmt"
+
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// Checks made while the run goes on, on states that may not last until the
+// end-of-run checks: a store's regions overlapping for a moment, a raft
+// message of an older term on the wire.
+
+// checkStoreOverlap checks, when region r has just changed on store n (a
+// snapshot installed, a split applied), that no other initialized region
+// of the store overlaps it: a store never holds a key in two regions, not
+// even for a moment.
+func (w *World) checkStoreOverlap(n *storeNode, r *pb.Region) {
+	if !n.up() || !r.Initialized() {
+		return
+	}
+	for _, o := range n.st.Regions() {
+		if o.Region.GetId() == r.GetId() || !o.Initialized {
+			continue
+		}
+		if o.Region.Overlaps(r) {
+			w.violate(fmt.Sprintf("store %d holds overlapping regions: %s and %s", n.id, r.Describe(), o.Region.Describe()))
+		}
+	}
+}
+
+// checkRaftTerm checks a raft message as store from hands it to the
+// network: a peer never sends a message of an older term than its own
+// (docs/validation.md). Raft may queue one before a message of a newer term
+// arrives in the same round; its entries may have been cut since, and a
+// peer still at the old term must never receive them.
+func (w *World) checkRaftTerm(from uint64, rm *pb.RaftMessage) {
+	if from < 1 || from > uint64(len(w.stores)) {
+		return
+	}
+	n := w.stores[from-1]
+	if !n.up() {
+		return
+	}
+	t := rm.GetMessage().GetTerm()
+	if t == 0 {
+		return
+	}
+	if cur, ok := n.st.RaftTerm(rm.GetRegionId()); ok && t < cur {
+		w.violate(fmt.Sprintf("store %d sent %v of term %d for region %d to peer %d while its peer is at term %d",
+			from, rm.GetMessage().GetType(), t, rm.GetRegionId(), rm.GetToPeer().GetId(), cur))
+	}
+}
+
+// writeAttempt names one attempt of a client's write: the client node and
+// the attempt's request id.
+type writeAttempt struct{ client, request uint64 }
+
+// writeID (resolve.go) names a client's write across its attempts.
+
+// replyWatch remembers, for the write replies check, which write every
+// attempt carries and the first result a store gave each write.
+type replyWatch struct {
+	attempts map[writeAttempt]writeID
+	results  map[writeID]string
+}
+
+// noteWriteRequest remembers which write a client's request carries.
+func (w *World) noteWriteRequest(client uint64, req *pb.KvRequest) {
+	s := req.GetSession()
+	if s == nil {
+		return
+	}
+	if w.replies.attempts == nil {
+		w.replies.attempts = map[writeAttempt]writeID{}
+		w.replies.results = map[writeID]string{}
+	}
+	w.replies.attempts[writeAttempt{client, req.GetRequestId()}] = writeID{string(s.GetId()), s.GetSequence()}
+}
+
+// checkWriteReply checks a store's successful reply to a client's write
+// attempt: a write applies once (sessions), and a store answers an attempt
+// only from the write's own entry, or from the result its session table
+// stored when the write applied. So every successful reply to any attempt
+// of one write carries the same result; a reply from some other entry (a
+// proposal matched to another store's, or an earlier life's, entry with the
+// same proposal id) carries another.
+func (w *World) checkWriteReply(from, client uint64, resp *pb.KvResponse) {
+	if resp.GetRegionError() != nil || resp.GetResult() == nil {
+		return
+	}
+	id, ok := w.replies.attempts[writeAttempt{client, resp.GetRequestId()}]
+	if !ok {
+		return
+	}
+	var got string
+	switch r := resp.GetResult().(type) {
+	case *pb.KvResponse_Put:
+		got = fmt.Sprintf("put v%d", r.Put.GetVersion())
+	case *pb.KvResponse_Delete:
+		got = fmt.Sprintf("delete deleted=%v", r.Delete.GetDeleted())
+	case *pb.KvResponse_Cas:
+		got = fmt.Sprintf("cas succeeded=%v v%d", r.Cas.GetSucceeded(), r.Cas.GetVersion())
+	default:
+		got = fmt.Sprintf("%T", r)
+	}
+	first, seen := w.replies.results[id]
+	if !seen {
+		w.replies.results[id] = got
+		return
+	}
+	if got != first {
+		w.violate(fmt.Sprintf("store %d answered request %d of client %d (write %d of its session) with %s, but an earlier reply to that write said %s",
+			from, resp.GetRequestId(), client, id.seq, got, first))
+	}
+}
+
+// snapshotNotNeeded reports, in a world whose followers are never far
+// behind (Config.NoSnapshots), the snapshot of region a leader on store n
+// began sending to store to: the leader compacted entries an active
+// follower close behind still needed, and the follower that could have
+// caught up by a few entries of log gets the whole region instead.
+func (w *World) snapshotNotNeeded(n *storeNode, to, region uint64) {
+	lead, _ := n.st.Region(region)
+	var behind string
+	if t := w.stores[to-1]; t.up() {
+		if rs, ok := t.st.Region(region); ok {
+			behind = fmt.Sprintf(", which has applied %d", rs.Applied)
+		}
+	}
+	w.violate(fmt.Sprintf("store %d began a snapshot of region %d to store %d (leader's applied index %d%s) in a world where no follower is ever far behind",
+		n.id, region, to, lead.Applied, behind))
+}
