@@ -35,6 +35,7 @@ type World struct {
 	keys         []string // the workload's key universe
 	hot          []string // its hot keys (Workload.HotKeys)
 	workloadOver bool
+	opsReported  bool // the final phase reported operators still running
 
 	// The fault plan's callbacks on splits, membership changes and
 	// snapshots (Planner.OnSplitProposed, ...).
