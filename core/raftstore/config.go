@@ -47,7 +47,10 @@ type Config struct {
 	// StalePeerCheck: a peer that has heard from no leader for this long
 	// (or a placeholder still without data) asks PD whether it is still a
 	// member of its region, and destroys itself if not. Default 10
-	// election timeouts, at least twice the region heartbeat interval.
+	// election timeouts, at least twice the region heartbeat interval. A
+	// peer that never campaigns (a learner, a placeholder) asks first after
+	// 3 election timeouts, then after twice as long each time, up to every
+	// StalePeerCheck (checkStale).
 	StalePeerCheck time.Duration
 
 	// MaxKeyBytes and MaxValueBytes bound what a request may write or name;

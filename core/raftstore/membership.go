@@ -18,8 +18,9 @@ import (
 // added back, with a new peer id). A peer that missed its own removal (it
 // was cut off at the time) finds out one of two ways: a member of the region
 // that hears from it at an older epoch sends it a GC notice with the
-// region's current meta; or, after hearing no leader for StalePeerCheck, it
-// asks PD for the region. Either way, if the newer meta does not list it, it
+// region's current meta; or, after hearing no leader for StalePeerCheck (a
+// learner or placeholder, which never campaigns: sooner), it asks PD for
+// the region. Either way, if the newer meta does not list it, it
 // destroys itself. Placeholder peers (created by a message, waiting for a
 // snapshot) that never get one are collected the same way.
 //
@@ -149,6 +150,17 @@ func (s *Store) maybeDestroyStale(p *peer, newer *pb.Region, why string) bool {
 // StalePeerCheck; a question PD left unanswered (the question or the
 // answer lost, PD cut off) is asked again after an election timeout, then
 // after twice as long each time, up to StalePeerCheck (askDue).
+//
+// A peer that never campaigns (a learner, or a placeholder: raft lets
+// neither stand) asks sooner. A voter that missed its removal finds out by
+// itself: once it hears no leader it campaigns every election timeout, and
+// a member that hears it answers with a GC notice. A learner sends no one
+// anything, so when the leader's one GC notice is lost PD is its only way
+// to find out, and a whole StalePeerCheck (started over by each restart of
+// its store) keeps a removed replica long after the faults heal (swarm seed
+// 2207). It asks after staleFirstAsk of silence, then after twice as long
+// each time, up to every StalePeerCheck: a learner cut off from a live
+// group asks PD a few more times, no more often than that.
 func (p *peer) checkStale(now time.Time) {
 	if p.leading {
 		p.heardLeaderAt = now
@@ -158,10 +170,32 @@ func (p *peer) checkStale(now time.Time) {
 		p.heardLeaderAt = now // a new peer, or a new life of the store
 		return
 	}
-	if now.Sub(p.heardLeaderAt) < p.s.cfg.StalePeerCheck || !p.askDue(now, p.s.cfg.StalePeerCheck) {
+	silent := now.Sub(p.heardLeaderAt)
+	first, period := p.s.cfg.StalePeerCheck, p.s.cfg.StalePeerCheck
+	if !p.campaigns() {
+		first = min(period, staleFirstAsk*p.s.cfg.ElectionTick())
+		period = min(period, max(first, silent/2))
+	}
+	if silent < first || !p.askDue(now, period) {
 		return
 	}
 	p.askPD(now)
+}
+
+// staleFirstAsk is how many election timeouts a peer that never campaigns
+// waits without hearing a leader before it asks PD (checkStale): past the
+// time a live group takes to elect a leader that then talks to it.
+const staleFirstAsk = 3
+
+// campaigns reports whether raft lets the peer stand for election: it is a
+// voter (or a voter on its way in or out) of its region as it knows it. A
+// learner never campaigns, nor does a placeholder, whatever role the
+// message that created it named: its raft has no membership until its
+// snapshot.
+func (p *peer) campaigns() bool {
+	meta := p.region.Meta()
+	self := meta.PeerByID(p.id)
+	return meta.Initialized() && self != nil && self.GetRole() != pb.PeerRole_LEARNER
 }
 
 // checkStaleQuiet is checkStale for a quiet peer, leader or follower: it

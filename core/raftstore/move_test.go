@@ -394,6 +394,44 @@ func TestStaleLearnerAsksPDAgainWhenTheAnswerIsLost(t *testing.T) {
 	c.waitReplicasOn(1, keys, others(c, source)...)
 }
 
+// A removed learner whose GC notice is lost asks PD within a few election
+// timeouts, not a whole StalePeerCheck later: it never campaigns, so no
+// member hears from it and tells it again, and a store that restarts
+// starts the wait over (swarm seed 2207: the notice to a demoted source
+// lost to a lossy window, its store crashed twice and restarted as the
+// faults healed, and the stale learner asked PD 18 s later, after the
+// simulator's 15 s bound on convergence).
+func TestRemovedLearnerWhoseGCNoticeIsLostAsksPDSoon(t *testing.T) {
+	c, _, source, keys := moveSetup(t)
+	// Once the source is demoted to a learner, the group's messages to it
+	// are lost (its removal and the GC notice among them); PD still
+	// reaches it.
+	demoted := false
+	c.store(source).SetHooks(raftstore.Hooks{MembershipChanged: func(r *pb.Region) {
+		if p := r.PeerOnStore(source); p != nil && p.GetRole() == pb.PeerRole_LEARNER {
+			demoted = true
+		}
+	}})
+	c.filter = func(e *pb.Envelope) bool {
+		return demoted && e.GetTo() == source && e.GetRaft().GetRegionId() == 1
+	}
+	if _, err := c.pd.MoveRegion(1, source, 4); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(300, "PD's move to finish", func() bool { return len(c.pd.Operators()) == 0 })
+	if c.region(source, 1) == nil {
+		t.Fatalf("store %d learned of its removal without hearing from its group", source)
+	}
+	c.stop(source)
+	for i := 0; i < 5; i++ {
+		c.step()
+	}
+	c.start(source)
+	// StalePeerCheck is 10 s (100 ticks) here: well within it.
+	c.waitFor(40, "the removed learner to be collected after its store restarts", func() bool { return c.region(source, 1) == nil })
+	c.waitReplicasOn(1, keys, others(c, source)...)
+}
+
 // Raft leaves a joint configuration by itself: the leader proposes the
 // leave once it applies the change that entered it, but only then. If that
 // proposal is dropped (a leadership transfer was in progress, to a voter
