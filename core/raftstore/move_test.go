@@ -627,3 +627,50 @@ func TestSnapshotOverlappingARegionInitializedSinceItsPeerIsRefused(t *testing.T
 	c.waitReplicasOn(newID, strings.Join(high, ","), 1, 2, 3, 4)
 	c.checkNoOverlap()
 }
+
+// A membership change that reaches apply at an epoch it was not made for is
+// skipped on every replica, even when it is valid for the region as it is
+// then. The confchange.propose.repeat hook proposes a change again,
+// unchecked: here the learner the change added was removed before the
+// repeat, so raft and the change's own checks would take it again, and only
+// its epoch (two conf_vers old) says it is stale. Applied, it would bring
+// back a peer PD removed, at a conf_ver PD never allowed.
+func TestStaleMembershipChangeIsSkippedAtApply(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	meta := c.meta(leader, 1)
+	base := meta.GetEpoch().GetConfVer()
+	peers := describePeers(meta)
+	add := &pb.ChangePeers{
+		Header:  &pb.RequestHeader{RegionId: 1, RegionEpoch: meta.GetEpoch()},
+		Changes: []*pb.PeerChange{change(pb.ChangeType_ADD_LEARNER, 1000, 4)},
+	}
+	c.order(1, add.GetChanges()...)
+	c.waitMeta(1, base+1, peers+",1000@4:LEARNER", 1, 2, 3, 4)
+	c.order(1, change(pb.ChangeType_REMOVE_PEER, 1000, 4))
+	c.waitMeta(1, base+2, peers, 1, 2, 3)
+	c.waitFor(100, "store 4 to destroy its learner", func() bool { return c.region(4, 1) == nil })
+
+	skipped := func() (n uint64) {
+		for _, id := range []uint64{1, 2, 3} {
+			n += c.store(id).Stats().ConfChangesSkipped
+		}
+		return n
+	}
+	before := skipped()
+	leader = c.waitLeader(1)
+	if err := c.store(leader).ProposeChangePeersUnchecked(1, add); err != nil {
+		t.Fatalf("propose the stale change: %v", err)
+	}
+	c.waitFor(100, "every replica to skip the stale change", func() bool { return skipped() >= before+3 })
+	c.ok(1, put("zafter", "1"))
+	c.waitReplicasOn(1, withKeys(keys, "zafter"), 1, 2, 3)
+	for _, id := range []uint64{1, 2, 3} {
+		r := c.region(id, 1).Region
+		if r.GetEpoch().GetConfVer() != base+2 || describePeers(r) != peers {
+			t.Fatalf("store %d: region 1 is %s at conf_ver %d, want %s at %d", id, describePeers(r), r.GetEpoch().GetConfVer(), peers, base+2)
+		}
+	}
+	if c.region(4, 1) != nil {
+		t.Fatal("store 4 has a peer of region 1 again")
+	}
+}

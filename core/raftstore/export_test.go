@@ -1,0 +1,29 @@
+package raftstore
+
+import (
+	"fmt"
+
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// ProposeChangePeersUnchecked proposes cp in region rid's raft group as it
+// is, without the checks proposeChangePeers makes: what the
+// confchange.propose.repeat hook does with a change it proposes again. The
+// checks at apply must catch a change that is stale by then.
+func (s *Store) ProposeChangePeersUnchecked(rid uint64, cp *pb.ChangePeers) error {
+	p := s.peers[rid]
+	if p == nil {
+		return fmt.Errorf("no peer of region %d", rid)
+	}
+	cc, err := confChangeFor(p.region.Meta(), cp)
+	if err != nil {
+		return err
+	}
+	ctx, err := cp.MarshalVT()
+	if err != nil {
+		return err
+	}
+	cc.Context = ctx
+	s.proposeConfChangeLate(p, cc)
+	return nil
+}
