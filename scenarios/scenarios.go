@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/core/raftstore"
@@ -868,13 +869,37 @@ func scaleOut() Scenario {
 
 func decommission() Scenario {
 	cfg := moveBase("decommission")
+	// A change proposed again 0-2 s later: the learner the first copy
+	// added may be removed by then (its store is decommissioned at once).
+	cfg.Buggify.Also = []buggify.Point{buggify.ConfProposeRepeat}
 	cfg.Faults = func(p *sim.Planner) {
 		joinAtStart(p)
-		p.At(15*time.Second, "decommission store 2", func(w *sim.World) { w.Decommission(2) })
+		// The store a learner is being added to is decommissioned the
+		// moment the learner is in (after 2 s; store 2 at 15 s if none):
+		// the move is cancelled and PD removes the learner at once.
+		done := false
+		p.OnMembershipChanged(func(w *sim.World, store uint64, region *pb.Region) {
+			if done || w.Now() < 2*time.Second || w.LeaderStore(region.GetId()) != store {
+				return
+			}
+			for _, pp := range region.GetPeers() {
+				if pp.GetRole() == pb.PeerRole_LEARNER {
+					done = true
+					w.Decommission(pp.GetStoreId())
+					return
+				}
+			}
+		})
+		p.At(15*time.Second, "decommission store 2", func(w *sim.World) {
+			if !done {
+				done = true
+				w.Decommission(2)
+			}
+		})
 	}
 	return Scenario{
 		Name:        "decommission",
-		Description: "store 2 is decommissioned: PD moves every replica away, then tombstones it",
+		Description: "the store a learner is being added to is decommissioned at that moment (store 2 at 15 s if none): PD cancels the move, removes the learner, moves every replica away, then tombstones it",
 		Config:      cfg,
 	}
 }

@@ -18,6 +18,9 @@ type Buggify struct {
 	Force []buggify.Point
 	// EnableProb overrides the chance that each hook is enabled.
 	EnableProb float64
+	// Also enables these hooks besides those drawn (not with Off or
+	// Force): a scenario whose plan sets up the situation a hook needs.
+	Also []buggify.Point
 }
 
 // newBuggifyRun draws the run's hooks from a stream of its own, split from
@@ -29,7 +32,13 @@ func newBuggifyRun(cfg Buggify, name string, seed uint64, note func(string)) *bu
 	if cfg.Off {
 		opts = buggify.Options{EnableProb: -1}
 	}
-	return buggify.NewRun(rng.Stream(seed, "buggify/"+name), opts, note)
+	run := buggify.NewRun(rng.Stream(seed, "buggify/"+name), opts, note)
+	if !cfg.Off && len(cfg.Force) == 0 {
+		for _, p := range cfg.Also {
+			run.Enable(p)
+		}
+	}
+	return run
 }
 
 // HookReport is what a run's fault hooks did: the hooks enabled, and for

@@ -98,6 +98,13 @@ func NewRun(r *rng.Rand, opts Options, note func(string)) *Run {
 	return run
 }
 
+// Enable enables hook p besides those drawn (it draws nothing).
+func (run *Run) Enable(p Point) {
+	if p >= 0 && p < NumPoints {
+		run.enabled[p] = true
+	}
+}
+
 // Node returns the handle node id uses (its Env.Buggify). A nil run gives
 // nil, which fires nothing and counts nothing.
 func (run *Run) Node(id uint64) *B {
