@@ -27,3 +27,14 @@ func (s *Store) ProposeChangePeersUnchecked(rid uint64, cp *pb.ChangePeers) erro
 	s.proposeConfChangeLate(p, cc)
 	return nil
 }
+
+// Pending reports whether this store's peer of region rid leads and counts
+// peer id as pending (not caught up), as its region heartbeat would.
+func (s *Store) Pending(rid, id uint64) bool {
+	p := s.peers[rid]
+	if p == nil || !p.leading {
+		return false
+	}
+	pr, ok := p.rn.Status().Progress[id]
+	return ok && behind(pr, p.rn.Status().GetCommit())
+}

@@ -495,6 +495,44 @@ func TestSnapshotChunkResendsBackOff(t *testing.T) {
 	c.waitReplicas(1, keys)
 }
 
+// A learner that applied its snapshot but whose answer to the leader was
+// lost catches up as soon as the leader asks again. The leader, still
+// waiting on the snapshot, reports it failed after a few election timeouts
+// (checkDeliveredSnapshots) and sends a new one at the same index (the
+// region is idle); the learner has committed that index already. Refusing
+// it, as the store did, failed the transfer, raft asked again, and the
+// backoff doubled each time: the learner stayed pending for good, and PD's
+// move waited in wait-catch-up (swarm seed 3371, region 29: 16 s after the
+// faults healed). Stepped into raft, such a snapshot is answered with the
+// learner's commit index, and the leader replicates to it from there.
+func TestLearnerWhoseSnapshotAnswerIsLostCatchesUp(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	meta := c.meta(leader, 1)
+	c.filter = func(e *pb.Envelope) bool {
+		m := e.GetRaft().GetMessage()
+		if e.GetFrom() != 4 || m.GetFrom() != 1000 || m.GetType() != raftpb.MessageType_MsgAppResp {
+			return false
+		}
+		rs := c.region(4, 1) // lose the answers once the snapshot is in
+		return rs != nil && rs.Initialized
+	}
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitMeta(1, meta.GetEpoch().GetConfVer()+1, describePeers(meta)+",1000@4:LEARNER", 4)
+	c.waitFor(100, "the learner to apply its snapshot", func() bool { return c.keysOf(4, 1) == keys })
+	c.filter = nil
+	if !c.store(leader).Pending(1, 1000) {
+		t.Fatalf("the leader heard from the learner: the test lost nothing")
+	}
+	// The leader gives up on the delivered snapshot after 4 election
+	// timeouts (4 s here); the learner must be caught up soon after.
+	c.waitFor(60, "the leader to count the learner caught up", func() bool { return !c.store(leader).Pending(1, 1000) })
+	if c.store(4).Stats().SnapshotsCovered == 0 {
+		t.Fatalf("the learner was sent no snapshot it had already: the case is not tested")
+	}
+	c.ok(1, put("zz", "after"))
+	c.waitReplicasOn(1, withKeys(keys, "zz"), 4)
+}
+
 // A snapshot is refused when its range overlaps a region that became
 // initialized on the store after the snapshot's peer was created. The check
 // when a placeholder is created (maybeCreatePeer) cannot see it: the

@@ -556,8 +556,17 @@ func snapshotRegion(rm *pb.RaftMessage) *pb.Region {
 }
 
 // deliverSnapshot steps a complete snapshot into raft, after checking it
-// again (the store may have changed while it arrived). A snapshot no newer
-// than what raft has committed is refused: raft would ignore it.
+// again (the store may have changed while it arrived).
+//
+// A snapshot no newer than what raft has committed is stepped into raft
+// without its keys: raft ignores it and answers the leader with its commit
+// index, which is what the leader lacks. It is sent such a snapshot when
+// it missed the peer's answer to the previous one (lost on the way): it
+// then still waits on that snapshot, gives up on it after a few election
+// timeouts (checkDeliveredSnapshots) and, the region idle, sends one at the
+// same index. Refused, that one failed the transfer, raft asked again, and
+// the backoff doubled each time: the peer never caught up (swarm seed 3371,
+// a move's learner pending 16 s after the faults healed).
 func (s *Store) deliverSnapshot(in *incomingSnapshot) error {
 	rm := in.rm
 	p := s.peers[rm.GetRegionId()]
@@ -569,7 +578,14 @@ func (s *Store) deliverSnapshot(in *incomingSnapshot) error {
 	}
 	index := rm.GetMessage().GetSnapshot().GetMetadata().GetIndex()
 	if commit := p.rn.BasicStatus().GetCommit(); index <= commit {
-		return fmt.Errorf("snapshot at index %d, region %d here has committed %d", index, p.regionID(), commit)
+		s.stats.SnapshotsCovered++
+		p.rememberPeer(rm.GetFromPeer())
+		s.wake(p)
+		if err := p.rn.Step(rm.GetMessage()); err != nil {
+			s.log.Debug("raft step covered snapshot", "region", p.regionID(), "err", err)
+		}
+		s.dirty = true
+		return nil
 	}
 	if s.bug.Fire(buggify.SnapDeliverRefuse) {
 		return fmt.Errorf("refused by fault hook %s", buggify.SnapDeliverRefuse)

@@ -55,6 +55,7 @@ type Stats struct {
 	SnapshotChunksResent   uint64
 	SnapshotBytesSent      uint64
 	SnapshotsReceived      uint64 // complete and checksummed
+	SnapshotsCovered       uint64 // received at an index raft had committed: raft answers with its commit
 	Quiesced               uint64 // times a peer went quiet
 	Woken                  uint64 // times a quiet peer woke
 	QuietNoticesIgnored    uint64 // quiet notices not from the leader as the region's meta places it
