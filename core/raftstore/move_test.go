@@ -712,3 +712,39 @@ func TestStaleMembershipChangeIsSkippedAtApply(t *testing.T) {
 		t.Fatal("store 4 has a peer of region 1 again")
 	}
 }
+
+// A report of its region from before a peer was added, which does not list
+// it, says nothing about its removal: only a newer conf_ver could. A GC
+// notice delayed from the old epoch reaches the learner a move has just
+// added; the learner ignores it, keeps its data and goes on following.
+func TestStaleGCNoticeFromBeforeAPeerWasAddedIsIgnored(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	old := c.meta(leader, 1) // conf_ver before the learner is added
+	base := old.GetEpoch().GetConfVer()
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitMeta(1, base+1, describePeers(old)+",1000@4:LEARNER", 1, 2, 3, 4)
+	c.waitReplicas(1, keys)
+	learner := c.meta(4, 1).PeerByID(1000)
+
+	// The old region lists its sender, so the notice passes the checks; it
+	// names the learner as recipient, which the old region does not list.
+	from := old.PeerOnStore(leader)
+	c.sendRaft(leader, 4, &pb.RaftMessage{
+		RegionId: 1, FromPeer: from, ToPeer: learner, RegionEpoch: old.GetEpoch(),
+		StartKey: old.GetStartKey(), EndKey: old.GetEndKey(), GcRegion: proto.Clone(old).(*pb.Region),
+	})
+	for i := 0; i < 5; i++ {
+		c.step()
+	}
+	if c.region(4, 1) == nil || c.store(4).Stats().PeersDestroyed != 0 {
+		t.Fatalf("store 4 destroyed learner 1000 on a GC notice at conf_ver %d, older than its own %d", base, base+1)
+	}
+	if c.store(4).Stats().MalformedMsgs != 0 {
+		t.Fatal("the stale GC notice was dropped as malformed: it must reach the epoch check to test it")
+	}
+	c.ok(1, put("zafter", "1"))
+	c.waitReplicasOn(1, withKeys(keys, "zafter"), 1, 2, 3, 4)
+	if c.store(4).Stats().PeersDestroyed != 0 {
+		t.Fatal("store 4 destroyed learner 1000 after all")
+	}
+}
