@@ -138,9 +138,7 @@ func (w *World) awaitFinalReads() {
 	// faults left: after a late crash, a thousand regions' leaders move
 	// back a few at a time): each gets finalPhase from its start, and PD
 	// up to settleLimit in all. An operator that ran longer is stuck.
-	for end := deadline + settleLimit; w.k.now < end && !w.operatorsDone() && w.operatorsYoung(); {
-		w.k.advanceTo(w.k.now + 100*time.Millisecond)
-	}
+	w.stepWhile(deadline+settleLimit, w.operatorsWaiting)
 	if !w.clientsIdle() {
 		w.violate(fmt.Sprintf("client operations still pending %v after the final reads", finalPhase))
 	}
@@ -160,6 +158,17 @@ func (w *World) runningOperators() []string {
 		ops = append(ops, fmt.Sprintf("%d (%v region %d, step %s)", op.ID, op.Kind, op.Region, op.Step))
 	}
 	return ops
+}
+
+// operatorsWaiting reports whether PD runs an operator that is still worth
+// waiting for: every one it runs started less than finalPhase ago.
+func (w *World) operatorsWaiting() bool { return !w.operatorsDone() && w.operatorsYoung() }
+
+// stepWhile runs the world 100ms at a time while cond holds, until end.
+func (w *World) stepWhile(end time.Duration, cond func() bool) {
+	for w.k.now < end && cond() {
+		w.k.advanceTo(w.k.now + 100*time.Millisecond)
+	}
 }
 
 // operatorsYoung reports whether every operator PD is running started less
@@ -195,13 +204,9 @@ func (w *World) awaitHeartbeats() {
 	// taken can leave a replica one commit behind (swarm seed 8080 at
 	// cb07019: the last step's entry reached two stores of three 16 ms
 	// before the checks).
-	for w.k.now < end && (!w.converged() || !w.operatorsDone() && w.operatorsYoung()) {
-		for w.k.now < end && !w.operatorsDone() && w.operatorsYoung() {
-			w.k.advanceTo(w.k.now + 100*time.Millisecond)
-		}
-		for stop := w.k.now + finalPhase; w.k.now < stop && !w.converged(); {
-			w.k.advanceTo(w.k.now + 100*time.Millisecond)
-		}
+	for w.k.now < end && (!w.converged() || w.operatorsWaiting()) {
+		w.stepWhile(end, w.operatorsWaiting)
+		w.stepWhile(w.k.now+finalPhase, func() bool { return !w.converged() })
 		w.k.advanceTo(w.k.now + 2*w.cfg.Store.RegionHeartbeatInterval)
 	}
 	if !w.operatorsDone() && !w.opsReported {
