@@ -61,7 +61,26 @@ type writeAttempt struct{ client, request uint64 }
 // attempt carries and the first result a store gave each write.
 type replyWatch struct {
 	attempts map[writeAttempt]writeID
-	results  map[writeID]string
+	results  map[writeID]writeResult
+}
+
+// writeResult is what a successful reply to a write said, comparable.
+type writeResult struct {
+	kind    string // the result's type, e.g. *pb.KvResponse_Put
+	version uint64 // put, cas
+	flag    bool   // delete: deleted; cas: succeeded
+}
+
+func (r writeResult) String() string {
+	switch r.kind {
+	case "*pb.KvResponse_Put":
+		return fmt.Sprintf("put v%d", r.version)
+	case "*pb.KvResponse_Delete":
+		return fmt.Sprintf("delete deleted=%v", r.flag)
+	case "*pb.KvResponse_Cas":
+		return fmt.Sprintf("cas succeeded=%v v%d", r.flag, r.version)
+	}
+	return r.kind
 }
 
 // noteWriteRequest remembers which write a client's request carries.
@@ -72,7 +91,7 @@ func (w *World) noteWriteRequest(client uint64, req *pb.KvRequest) {
 	}
 	if w.replies.attempts == nil {
 		w.replies.attempts = map[writeAttempt]writeID{}
-		w.replies.results = map[writeID]string{}
+		w.replies.results = map[writeID]writeResult{}
 	}
 	w.replies.attempts[writeAttempt{client, req.GetRequestId()}] = writeID{string(s.GetId()), s.GetSequence()}
 }
@@ -92,16 +111,16 @@ func (w *World) checkWriteReply(from, client uint64, resp *pb.KvResponse) {
 	if !ok {
 		return
 	}
-	var got string
+	var got writeResult
 	switch r := resp.GetResult().(type) {
 	case *pb.KvResponse_Put:
-		got = fmt.Sprintf("put v%d", r.Put.GetVersion())
+		got = writeResult{kind: "*pb.KvResponse_Put", version: r.Put.GetVersion()}
 	case *pb.KvResponse_Delete:
-		got = fmt.Sprintf("delete deleted=%v", r.Delete.GetDeleted())
+		got = writeResult{kind: "*pb.KvResponse_Delete", flag: r.Delete.GetDeleted()}
 	case *pb.KvResponse_Cas:
-		got = fmt.Sprintf("cas succeeded=%v v%d", r.Cas.GetSucceeded(), r.Cas.GetVersion())
+		got = writeResult{kind: "*pb.KvResponse_Cas", version: r.Cas.GetVersion(), flag: r.Cas.GetSucceeded()}
 	default:
-		got = fmt.Sprintf("%T", r)
+		got = writeResult{kind: fmt.Sprintf("%T", r)}
 	}
 	first, seen := w.replies.results[id]
 	if !seen {
