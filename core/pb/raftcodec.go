@@ -169,13 +169,7 @@ type entryScalars struct {
 
 func decodeRaftEntry(b []byte, e *raftpb.Entry) error {
 	proto.Reset(e)
-	var s *entryScalars
-	scalars := func() *entryScalars {
-		if s == nil {
-			s = new(entryScalars)
-		}
-		return s
-	}
+	s := new(entryScalars)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -196,20 +190,19 @@ func decodeRaftEntry(b []byte, e *raftpb.Entry) error {
 				return errRaftCodecFallback
 			}
 			b = b[n:]
-			sc := scalars()
 			switch num {
 			case 1:
 				if _, ok := raftpb.EntryType_name[int32(v)]; !ok {
 					return errRaftCodecFallback // protobuf keeps it as an unknown field
 				}
-				sc.typ = raftpb.EntryType(int32(v))
-				e.Type = &sc.typ
+				s.typ = raftpb.EntryType(int32(v))
+				e.Type = &s.typ
 			case 2:
-				sc.term = v
-				e.Term = &sc.term
+				s.term = v
+				e.Term = &s.term
 			case 3:
-				sc.index = v
-				e.Index = &sc.index
+				s.index = v
+				e.Index = &s.index
 			}
 		default:
 			return errRaftCodecFallback
