@@ -4,14 +4,15 @@ import (
 	"os"
 	"runtime/debug"
 	"testing"
+
+	"github.com/multiraft/multiraft/sim"
 )
 
 // TestMain runs the scenario tests with the garbage collector of
-// `multiraft sim` (a quarter as often as Go's default): the runs allocate
-// fast and hold little.
+// `multiraft sim` (sim.GCPercent).
 func TestMain(m *testing.M) {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(sim.GCPercent)
 	}
 	os.Exit(m.Run())
 }

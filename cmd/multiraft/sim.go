@@ -130,14 +130,9 @@ func startCPUProfile(path string) (func(), error) {
 	}, nil
 }
 
-// simGCPercent is the garbage collector's target for simulation runs: a run
-// allocates fast and holds little (a few hundred MB at most with it), and
-// collecting a quarter as often saves about a fifth of a sweep's CPU.
-const simGCPercent = 400
-
-// setSimGC sets simGCPercent unless the user chose with GOGC.
+// setSimGC sets sim.GCPercent unless the user chose with GOGC.
 func setSimGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(simGCPercent)
+		debug.SetGCPercent(sim.GCPercent)
 	}
 }
