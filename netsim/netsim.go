@@ -199,6 +199,8 @@ type Network struct {
 	// it has sent every byte given to it so far.
 	busy  map[Link]time.Duration
 	stats Stats
+	// routed holds Route's answer (valid until its next call).
+	routed [2]time.Duration
 }
 
 // New returns a healed network with cfg, drawing all randomness from r.
@@ -242,14 +244,18 @@ func (n *Network) SetConfig(cfg Config) {
 // after the link's minimum latency, regardless of faults, loss and
 // duplication. now must not decrease from one call to the next.
 //
-// Each call takes exactly one draw from the network's generator.
+// Each call takes exactly one draw from the network's generator. The slice
+// returned is the network's own: it is valid until the next call.
 func (n *Network) Route(now time.Duration, from, to NodeID, size int) []time.Duration {
-	r := n.r.Fork()
+	var child rng.Rand
+	n.r.ForkInto(&child)
+	r := &child
 	n.stats.Sent++
 	lat := n.latency(from, to)
 	if from == to {
 		n.stats.Delivered++
-		return []time.Duration{lat.Min}
+		n.routed[0] = lat.Min
+		return n.routed[:1]
 	}
 	if n.blocked(from, to) {
 		n.stats.Partitioned++
@@ -264,7 +270,8 @@ func (n *Network) Route(now time.Duration, from, to NodeID, size int) []time.Dur
 	}
 	dup := r.Chance(n.cfg.Duplicate)
 	held := n.held(now, from, to)
-	out := []time.Duration{held + sent + lat.sample(r)}
+	out := n.routed[:1]
+	out[0] = held + sent + lat.sample(r)
 	if dup {
 		out = append(out, held+sent+lat.sample(r))
 		n.stats.Duplicated++

@@ -9,10 +9,13 @@ import (
 )
 
 // TestMain runs the scenario tests with the garbage collector of
-// `multiraft sim` (sim.GCPercent).
+// `multiraft sim` (sim.GCPercent, sim.GCMemoryLimit).
 func TestMain(m *testing.M) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(sim.GCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(sim.GCMemoryLimit)
 	}
 	os.Exit(m.Run())
 }

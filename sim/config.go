@@ -58,6 +58,11 @@ type Config struct {
 	// Probe sends misrouted requests and raft messages for unknown regions
 	// and checks that every store refuses them.
 	Probe bool
+	// CheckWireCopies hands every receiver the message decoded from its
+	// bytes, as a real network would, instead of a copy (pb.WireCopy) of
+	// what they decode to, and panics where the copy differs. The same
+	// seed must give the same trace either way (TestDeterminism).
+	CheckWireCopies bool
 	// NoSnapshots says that no follower of the world ever falls further
 	// behind its leader than the leader's log keeps for an active follower
 	// close behind (no crash, no partition, no leader change, no move): a

@@ -147,18 +147,17 @@ func (k *kernel) note(format string, args ...any) {
 }
 
 // noteDelivery records a message delivery. The hash takes the sender, the
-// receiver and the bytes (which say everything else); the readable line is
-// only built when a trace is being written.
-func (k *kernel) noteDelivery(from, to uint64, data []byte, describe func() string) {
+// receiver and the hash of the message's bytes (which say everything
+// else); the readable line is only built when a trace is being written.
+func (k *kernel) noteDelivery(from, to, sum uint64, describe func() string) {
 	var b [32]byte
 	putUint64(b[0:], uint64(k.now))
 	putUint64(b[8:], from)
 	putUint64(b[16:], to)
-	h := xxhash.Sum64(data)
-	putUint64(b[24:], h)
+	putUint64(b[24:], sum)
 	k.hash.Write(b[:])
 	if k.trace != nil {
-		fmt.Fprintf(k.trace, "%12.3fms deliver %d->%d %s h=%016x\n", float64(k.now)/1e6, from, to, describe(), h)
+		fmt.Fprintf(k.trace, "%12.3fms deliver %d->%d %s h=%016x\n", float64(k.now)/1e6, from, to, describe(), sum)
 	}
 }
 

@@ -1,12 +1,15 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/checker"
 	"github.com/multiraft/multiraft/core"
@@ -27,6 +30,8 @@ type World struct {
 	rs   streams
 	net  *netsim.Network
 	log  *slog.Logger
+	// wire is the buffer messages are encoded into as they are sent.
+	wire []byte
 
 	pd           *pd.PD
 	stores       []*storeNode // index = id-1
@@ -148,23 +153,38 @@ func (t transport) Send(env *pb.Envelope) {
 	case env.GetKvResponse() != nil && env.To >= FirstClientNode:
 		t.w.checkWriteReply(t.from, env.To, env.GetKvResponse())
 	}
-	data, err := env.MarshalVT()
-	if err != nil {
+	// The bytes are encoded for their size and the trace hash; a raft
+	// message reaches its receiver as a copy (pb.WireCopy) of what they
+	// decode to, each delivery of a duplicated message its own, and its
+	// bytes are not kept.
+	size := env.SizeVT()
+	if cap(t.w.wire) < size {
+		t.w.wire = make([]byte, size, 2*size)
+	}
+	buf := t.w.wire[:size]
+	if _, err := env.MarshalToSizedBufferVT(buf); err != nil {
 		panic(fmt.Sprintf("sim: encode envelope: %v", err))
 	}
+	sum := xxhash.Sum64(buf)
 	to := env.To
-	for _, d := range t.w.net.Route(t.w.k.now, t.from, to, len(data)) {
-		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, data) })
+	var data []byte // the bytes, kept for a receiver that decodes them
+	for _, d := range t.w.net.Route(t.w.k.now, t.from, to, size) {
+		m, _ := pb.WireCopy(env)
+		if (m == nil || t.w.cfg.CheckWireCopies) && data == nil {
+			data = bytes.Clone(buf)
+		}
+		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, sum, data, m) })
 	}
 }
 
-// deliver hands an envelope that crossed the network to its node.
-func (w *World) deliver(from, to uint64, data []byte) {
-	m := &pb.Envelope{}
-	if err := m.UnmarshalVT(data); err != nil {
-		panic(fmt.Sprintf("sim: decode envelope %d->%d: %v", from, to, err))
+// deliver hands an envelope that crossed the network to its node: m, the
+// message its bytes decode to, or, when m is nil, data decoded. sum is
+// the bytes' hash.
+func (w *World) deliver(from, to, sum uint64, data []byte, m *pb.Envelope) {
+	if m == nil || w.cfg.CheckWireCopies {
+		m = w.decode(from, to, data, m)
 	}
-	w.k.noteDelivery(from, to, data, func() string { return bodyName(m) })
+	w.k.noteDelivery(from, to, sum, func() string { return bodyName(m) })
 	if len(w.corruptChunks) > 0 {
 		w.corrupt(to, m)
 	}
@@ -193,6 +213,19 @@ func (w *World) deliver(from, to uint64, data []byte) {
 		c.c.Receive(m)
 		c.collect()
 	}
+}
+
+// decode decodes an envelope's bytes; given the copy made of it (when the
+// run checks its copies), it panics if the two differ.
+func (w *World) decode(from, to uint64, data []byte, copied *pb.Envelope) *pb.Envelope {
+	m := &pb.Envelope{}
+	if err := m.UnmarshalVT(data); err != nil {
+		panic(fmt.Sprintf("sim: decode envelope %d->%d: %v", from, to, err))
+	}
+	if copied != nil && !proto.Equal(m, copied) {
+		panic(fmt.Sprintf("sim: the copy of a message %d->%d is not what its bytes decode to:\ncopy    %v\ndecoded %v", from, to, copied, m))
+	}
+	return m
 }
 
 func bodyName(m *pb.Envelope) string {

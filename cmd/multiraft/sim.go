@@ -130,9 +130,13 @@ func startCPUProfile(path string) (func(), error) {
 	}, nil
 }
 
-// setSimGC sets sim.GCPercent unless the user chose with GOGC.
+// setSimGC sets sim.GCPercent and sim.GCMemoryLimit unless the user chose
+// with GOGC or GOMEMLIMIT.
 func setSimGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(sim.GCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(sim.GCMemoryLimit)
 	}
 }

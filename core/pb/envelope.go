@@ -33,6 +33,21 @@ func (*StoreHeartbeatResponse) isBody()   {}
 func (*StorePing) isBody()                {}
 func (*AdminResponse) isBody()            {}
 
+// NewRaftEnvelope returns an envelope from one node to another and the
+// empty raft message it carries, for the caller to fill, in one
+// allocation (a store sends one per raft message).
+func NewRaftEnvelope(from, to uint64) (*Envelope, *RaftMessage) {
+	a := new(struct {
+		env  Envelope
+		body Envelope_Raft
+		msg  RaftMessage
+	})
+	a.env.From, a.env.To = from, to
+	a.body.Raft = &a.msg
+	a.env.Body = &a.body
+	return &a.env, &a.msg
+}
+
 // NewEnvelope wraps body into an envelope from one node to another.
 func NewEnvelope(from, to uint64, body Body) *Envelope {
 	e := &Envelope{From: from, To: to}

@@ -320,15 +320,10 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 			p.s.startSnapshot(p, to, m)
 			continue
 		}
-		p.s.send(to.StoreId, &pb.RaftMessage{
-			RegionId:    p.regionID(),
-			FromPeer:    from,
-			ToPeer:      to,
-			RegionEpoch: meta.GetEpoch(),
-			StartKey:    meta.GetStartKey(),
-			EndKey:      meta.GetEndKey(),
-			Message:     m,
-		})
+		env, rm := pb.NewRaftEnvelope(p.s.cfg.StoreID, to.StoreId)
+		rm.RegionId, rm.FromPeer, rm.ToPeer, rm.RegionEpoch = p.regionID(), from, to, meta.GetEpoch()
+		rm.StartKey, rm.EndKey, rm.Message = meta.GetStartKey(), meta.GetEndKey(), m
+		p.s.env.Net.Send(env)
 	}
 }
 

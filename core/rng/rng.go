@@ -40,6 +40,15 @@ func (r *Rand) Fork() *Rand {
 	return New(r.Uint64())
 }
 
+// ForkInto makes c the child Fork would return, without allocating one
+// (for a generator used once and dropped).
+func (r *Rand) ForkInto(c *Rand) {
+	sm := r.Uint64()
+	for i := range c.s {
+		sm, c.s[i] = splitmix64(sm)
+	}
+}
+
 func splitmix64(x uint64) (next, out uint64) {
 	x += 0x9e3779b97f4a7c15
 	z := x

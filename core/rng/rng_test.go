@@ -74,3 +74,21 @@ func TestReadFillsEveryByte(t *testing.T) {
 		t.Fatalf("%d zero bytes of %d", zero, len(buf))
 	}
 }
+
+// ForkInto gives the child Fork gives, and moves the parent alike.
+func TestForkIntoIsFork(t *testing.T) {
+	a, b := New(11), New(11)
+	for i := 0; i < 5; i++ {
+		fa := a.Fork()
+		var fb Rand
+		b.ForkInto(&fb)
+		for j := 0; j < 4; j++ {
+			if x, y := fa.Uint64(), fb.Uint64(); x != y {
+				t.Fatalf("fork %d draw %d: %d vs %d", i, j, x, y)
+			}
+		}
+	}
+	if a.Uint64() != b.Uint64() {
+		t.Fatal("the parents differ after forking")
+	}
+}
