@@ -406,7 +406,10 @@ func manyRegions() Scenario {
 	s := killIdleLeaderAtEnd(withIdleRegions(staticCrash(), 997))
 	s.Name = "many-regions"
 	s.Config.Name = s.Name
-	s.Description = "1,000 regions on 3 stores, clients busy on 3 of them, the rest quiet, while stores crash and disks fail as in static-crash"
+	s.Description = "1,000 regions on 3 stores, clients busy on 3 of them, the rest quiet, while stores crash and disks fail as in static-crash; raft messages batched per pair of stores"
+	// As the real transport does: each tick's heartbeats of hundreds of
+	// regions to a peer store cross the network as one message.
+	s.Config.BatchRaft = true
 	return s
 }
 

@@ -88,6 +88,11 @@ type Mix struct {
 	Net       []netFault
 	Node      []nodeFault
 	Kill      *kill
+
+	// BatchRaft: the raft messages one store sends another within one
+	// event travel as one batch (sim.Config.BatchRaft). Drawn last, so
+	// that it shifts no other draw.
+	BatchRaft bool
 }
 
 // window is a span of the workload.
@@ -369,6 +374,7 @@ func drawMix(seed uint64, base sim.Config, own bool) *Mix {
 		}
 		m.Kill = k
 	}
+	m.BatchRaft = d.chance(0.5)
 	return m
 }
 
@@ -493,6 +499,7 @@ func (m *Mix) Apply(cfg sim.Config) sim.Config {
 		cfg.Net.LinkLatency = map[netsim.Link]netsim.Latency{{From: a, To: b}: m.SlowLat, {From: b, To: a}: m.SlowLat}
 	}
 	cfg.Net.Loss, cfg.Net.Duplicate = m.Loss, m.Dup
+	cfg.BatchRaft = cfg.BatchRaft || m.BatchRaft
 
 	own := cfg.Faults
 	cfg.Faults = func(p *sim.Planner) {
@@ -759,6 +766,9 @@ func (m *Mix) String() string {
 		fmt.Fprintf(&b, " s%d<->s%d %v", m.SlowLink[0], m.SlowLink[1], m.SlowLat)
 	}
 	fmt.Fprintf(&b, ", loss %g dup %g", m.Loss, m.Dup)
+	if m.BatchRaft {
+		b.WriteString(", raft batched")
+	}
 	if len(m.Lossy) > 0 {
 		fmt.Fprintf(&b, ", loss %g in", m.PeakLoss)
 		for _, w := range m.Lossy {

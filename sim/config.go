@@ -63,6 +63,11 @@ type Config struct {
 	// what they decode to, and panics where the copy differs. The same
 	// seed must give the same trace either way (TestDeterminism).
 	CheckWireCopies bool
+	// BatchRaft sends the raft messages one store sends another within one
+	// event (a ready round, a tick) as one batch, as the real transport
+	// does (sim/batch.go): lost, duplicated, delayed and delivered as a
+	// whole. Off, each raft message travels alone.
+	BatchRaft bool
 	// NoSnapshots says that no follower of the world ever falls further
 	// behind its leader than the leader's log keeps for an active follower
 	// close behind (no crash, no partition, no leader change, no move): a

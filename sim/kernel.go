@@ -78,6 +78,11 @@ type kernel struct {
 	events uint64
 	hash   *xxhash.Digest
 	trace  io.Writer
+	// endEvent, when set, runs after each event, and before each step
+	// looks at the queue (for work done between events): it finishes what
+	// the event left for its end (the world sends the raft batches stores
+	// queued).
+	endEvent func()
 }
 
 func newKernel(trace io.Writer) *kernel {
@@ -105,6 +110,9 @@ func (k *kernel) after(delay time.Duration, what string, fn func()) {
 // step runs the next event; false when the queue is empty or the next
 // event is after until.
 func (k *kernel) step(until time.Duration) bool {
+	if k.endEvent != nil {
+		k.endEvent()
+	}
 	if len(k.queue) == 0 || k.queue[0].at > until {
 		return false
 	}
@@ -115,6 +123,9 @@ func (k *kernel) step(until time.Duration) bool {
 		k.record(e.what)
 	}
 	e.fn()
+	if k.endEvent != nil {
+		k.endEvent()
+	}
 	return true
 }
 

@@ -32,6 +32,9 @@ type World struct {
 	log  *slog.Logger
 	// wire is the buffer messages are encoded into as they are sent.
 	wire []byte
+	// outbox holds the raft messages stores sent in the current event,
+	// sent on as one batch per pair of stores (batch.go).
+	outbox []outBatch
 
 	pd           *pd.PD
 	stores       []*storeNode // index = id-1
@@ -89,6 +92,7 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 		current: -1,
 	}
 	w.net = netsim.New(cfg.Net, w.rs.net)
+	w.k.endEvent = w.sendOutbox
 	w.bug = newBuggifyRun(cfg.Buggify, cfg.Name, seed, func(s string) { w.k.note("%s", s) })
 	for i := 0; i < cfg.Workload.Keys; i++ {
 		w.keys = append(w.keys, KeyName(i))
@@ -167,27 +171,44 @@ func (t transport) Send(env *pb.Envelope) {
 	}
 	sum := xxhash.Sum64(buf)
 	to := env.To
+	copied, _ := pb.WireCopy(env)
 	var data []byte // the bytes, kept for a receiver that decodes them
-	for _, d := range t.w.net.Route(t.w.k.now, t.from, to, size) {
-		m, _ := pb.WireCopy(env)
-		if (m == nil || t.w.cfg.CheckWireCopies) && data == nil {
-			data = bytes.Clone(buf)
+	if copied == nil || t.w.cfg.CheckWireCopies {
+		data = bytes.Clone(buf)
+	}
+	if t.w.cfg.BatchRaft && env.GetRaft() != nil && t.w.isStore(t.from) && t.w.isStore(to) {
+		t.w.queueRaft(t.from, to, wireMsg{m: copied, data: data, sum: sum, size: size})
+		return
+	}
+	for i, d := range t.w.net.Route(t.w.k.now, t.from, to, size) {
+		m := copied
+		if i > 0 && m != nil {
+			m, _ = pb.WireCopy(copied) // a duplicate: a copy of its own
 		}
-		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, sum, data, m) })
+		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, wireMsg{m: m, data: data, sum: sum, size: size}) })
 	}
 }
 
-// deliver hands an envelope that crossed the network to its node: m, the
-// message its bytes decode to, or, when m is nil, data decoded. sum is
-// the bytes' hash.
-func (w *World) deliver(from, to, sum uint64, data []byte, m *pb.Envelope) {
+func (w *World) isStore(id uint64) bool { return id >= 1 && id <= uint64(len(w.stores)) }
+
+// received is the envelope a node receives: the message's copy, or its
+// bytes decoded (and compared with the copy when the run checks copies).
+// It records the delivery.
+func (w *World) received(from, to uint64, x wireMsg) *pb.Envelope {
+	m := x.m
 	if m == nil || w.cfg.CheckWireCopies {
-		m = w.decode(from, to, data, m)
+		m = w.decode(from, to, x.data, m)
 	}
-	w.k.noteDelivery(from, to, sum, func() string { return bodyName(m) })
+	w.k.noteDelivery(from, to, x.sum, func() string { return bodyName(m) })
 	if len(w.corruptChunks) > 0 {
 		w.corrupt(to, m)
 	}
+	return m
+}
+
+// deliver hands an envelope that crossed the network to its node.
+func (w *World) deliver(from, to uint64, x wireMsg) {
+	m := w.received(from, to, x)
 	switch {
 	case to == PDNode:
 		if w.pd != nil {

@@ -301,15 +301,15 @@ func (e *Engine) splitLargeAppends(pending []*pb.RegionUpdate) []*pb.RegionUpdat
 	limit := int(e.opts.MaxBatchBytes / 2)
 	var out []*pb.RegionUpdate
 	for _, u := range pending {
-		onlyEntries := len(u.Entries) > 1 && (&pb.RegionUpdate{RegionId: u.RegionId, Entries: u.Entries}).SizeVT() == u.SizeVT()
-		if !onlyEntries || u.SizeVT() <= limit {
+		if len(u.Entries) <= 1 || u.SizeVT() <= limit ||
+			(&pb.RegionUpdate{RegionId: u.RegionId, Entries: u.Entries}).SizeVT() != u.SizeVT() { // not only entries
 			out = append(out, u)
 			continue
 		}
 		part := &pb.RegionUpdate{RegionId: u.RegionId}
 		size := 0
 		for _, ent := range u.Entries {
-			n := proto.Size(ent) + 6
+			n := pb.RaftEntrySize(ent) + 6
 			if len(part.Entries) > 0 && size+n > limit {
 				out = append(out, part)
 				part, size = &pb.RegionUpdate{RegionId: u.RegionId}, 0
