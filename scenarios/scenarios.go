@@ -282,7 +282,7 @@ func All() []Scenario {
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(), splitSnapshot(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
-		sessionChurn(), slowFollower(), swarm(),
+		sessionChurn(), slowFollower(), applyLag(), pdBehind(), swarm(),
 	}
 }
 
@@ -315,6 +315,135 @@ func slowFollower() Scenario {
 		Name: "slow-follower",
 		Description: "store 3 behind slow, jittery links (20-60 ms) while clients write fast and leaders compact their logs every 30 entries: " +
 			"its appends arrive out of order and are sent again; it must always be caught up by log, never by a snapshot",
+		Config: cfg,
+	}
+}
+
+// applyLag gives a new leader a long backlog of entries its old leader
+// applied and answered but it has not: raft hands a store at most
+// MaxSizePerMsg bytes of committed entries per ready round (here: one
+// entry), so a follower that catches up on a few hundred entries learns
+// them committed at once and applies them over as many rounds. Again and
+// again a follower of a hot key's region is isolated for 2-4 s while the
+// clients write, and as soon as the network heals the region's leadership
+// is handed to it (the old leader waits until its log has caught up). Its
+// first reads get a read index far past what it applied: each must wait
+// until it has applied that far, or it answers with values the old leader
+// overwrote long ago. The logs are never compacted that far back, so the
+// follower catches up by log, not by a snapshot (which would bring its
+// applied index along).
+func applyLag() Scenario {
+	cfg := base("apply-lag")
+	cfg.Store.MaxCommittedSizePerReady = 1 // one committed entry applied per ready round
+	cfg.DiskLatency = sim.Latency{Min: time.Millisecond, Max: 3 * time.Millisecond}
+	cfg.Store.LogCompactEntries = 5000
+	cfg.Store.LogKeepEntries = 2000
+	cfg.Workload.HotKeys, cfg.Workload.HotShare = 2, 60
+	cfg.Workload.Scan = 5
+	cfg.Workload.Think = sim.Latency{Min: 5 * time.Millisecond, Max: 30 * time.Millisecond}
+	cfg.Workload.BurstOnHeal = true
+	cfg.Workload.AttemptTimeout = 500 * time.Millisecond
+	cfg.PD.DisableBalanceLeader = true // the plan moves the leaders
+	cfg.Faults = func(p *sim.Planner) {
+		t := 2 * time.Second
+		for t < p.Dur-5*time.Second {
+			hold := time.Duration(2000+p.R.Intn(2000)) * time.Millisecond
+			var region, follower uint64
+			p.At(t, "isolate a follower of a hot region", func(w *sim.World) {
+				hot := w.HotKeys()
+				region = w.RegionOf([]byte(hot[p.R.Intn(len(hot))]))
+				follower = 0
+				lead := w.LeaderStore(region)
+				if lead == 0 {
+					return
+				}
+				ids := others(w.StoreIDs(), lead)
+				follower = ids[p.R.Intn(len(ids))]
+				w.Isolate(follower)
+			})
+			p.At(t+hold, "heal, hand the leadership to the follower", func(w *sim.World) {
+				w.Heal()
+				if follower != 0 {
+					w.TransferLeaderTo(region, follower)
+				}
+			})
+			t += hold + time.Duration(1000+p.R.Intn(2000))*time.Millisecond
+		}
+	}
+	return Scenario{
+		Name: "apply-lag",
+		Description: "a follower of a hot region isolated for 2-4 s while clients write, then made its leader as the network heals: " +
+			"it has hundreds of entries to apply, one per ready round (MaxSizePerMsg 1), while its first reads arrive",
+		Config: cfg,
+	}
+}
+
+// pdBehind has PD learn the regions' changes seconds late while it moves
+// replicas: every store's reports reach it 3-4 s after they leave, but for
+// the move's target store, whose link to PD is fast. PD orders a learner
+// onto the target; its leader adds it and sends it a snapshot, and 300 ms
+// later the target is cut off from the other stores. The learner, hearing
+// no leader, soon asks PD whether it is still a member, and PD answers
+// with what it knows: the region as it was before the learner was added,
+// without it. That answer is older than the learner's own membership and
+// says nothing about it: the learner must keep its replica.
+func pdBehind() Scenario {
+	cfg := moveBase("pd-behind")
+	cfg.Store.SplitThreshold = 0 // the five regions of the layout, no more
+	slow := netsim.Latency{Min: 3 * time.Second, Max: 4 * time.Second}
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		var target, region uint64 // of the move in progress; 0 when none
+		t := 5 * time.Second
+		for t < p.Dur-12*time.Second {
+			p.At(t, "reports to PD slow, move a replica", func(w *sim.World) {
+				regions := w.RegionIDs()
+				r := w.Region(regions[p.R.Intn(len(regions))])
+				var from, to []uint64
+				for _, id := range w.AllStoreIDs() {
+					if r.PeerOnStore(id) != nil {
+						if id != w.LeaderStore(r.GetId()) {
+							from = append(from, id)
+						}
+					} else if w.Up(id) {
+						to = append(to, id)
+					}
+				}
+				if len(from) == 0 || len(to) == 0 {
+					return
+				}
+				region, target = r.GetId(), to[p.R.Intn(len(to))]
+				for _, id := range w.AllStoreIDs() {
+					if id != target {
+						w.SlowLink(id, sim.PDNode, slow)
+					}
+				}
+				w.MoveRegion(region, from[p.R.Intn(len(from))], target)
+			})
+			p.At(t+9*time.Second, "heal", func(w *sim.World) {
+				w.Heal()
+				target, region = 0, 0
+			})
+			t += 9*time.Second + time.Duration(1000+p.R.Intn(2000))*time.Millisecond
+		}
+		p.OnMembershipChanged(func(w *sim.World, _ uint64, r *pb.Region) {
+			if target == 0 || r.GetId() != region {
+				return
+			}
+			if l := r.PeerOnStore(target); l == nil || l.GetRole() != pb.PeerRole_LEARNER {
+				return
+			}
+			cut := target
+			target = 0 // once per move
+			p.At(w.Now()+300*time.Millisecond, "cut the learner's store off the others", func(w *sim.World) {
+				w.Partition([]uint64{cut}, others(w.AllStoreIDs(), cut))
+			})
+		})
+	}
+	return Scenario{
+		Name: "pd-behind",
+		Description: "PD hears the stores 3-4 s late (but for one) while it moves a replica onto that one; " +
+			"300 ms after the learner is added its store is cut off from the others, and the learner asks PD, whose answer predates it",
 		Config: cfg,
 	}
 }

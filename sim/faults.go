@@ -7,6 +7,7 @@ import (
 
 	"github.com/multiraft/multiraft/core/pb"
 	"github.com/multiraft/multiraft/core/rng"
+	"github.com/multiraft/multiraft/netsim"
 )
 
 // The fault API scenarios use from their plans: a Planner schedules
@@ -156,6 +157,16 @@ func (w *World) Unclog(node uint64) {
 	w.tl.netEnd(w.k.now, node)
 }
 
+// SlowLink makes every message sent from -> to from now on take l
+// (netsim.Network.SetLinkLatency): a congested or distant link, slow one
+// way. Messages already on their way keep their time. Heal ends it.
+func (w *World) SlowLink(from, to uint64, l netsim.Latency) {
+	w.net.SetLinkLatency(from, to, l)
+	w.k.note("slow link %d->%d %v", from, to, l)
+	w.faultDid(false, "slow link %s->%s", nodeName(from), nodeName(to))
+	w.tl.netFault(w.k.now, []uint64{from}, fmt.Sprintf("slow link to %s", nodeName(to)))
+}
+
 // SetLoss makes the network lose and duplicate messages at these rates
 // from now on. The end of the workload restores Config.Net.
 func (w *World) SetLoss(loss, dup float64) {
@@ -242,6 +253,29 @@ func (w *World) TransferLeader(regionID uint64, pick func(n int) int) {
 	if err := w.stores[s-1].st.TransferLeader(regionID, to); err == nil {
 		w.k.note("transfer leader of region %d from store %d to peer %d", regionID, s, to)
 		w.faultDid(false, "transfer leader r%d from s%d", regionID, s)
+	}
+}
+
+// TransferLeaderTo moves the leadership of regionID to its voter on store
+// to, at once (not through PD). It does nothing when the region has no
+// leader right now, or no voter on that store, or its leader is there.
+func (w *World) TransferLeaderTo(regionID, to uint64) {
+	s := w.LeaderStore(regionID)
+	if s == 0 || s == to {
+		return
+	}
+	for _, rs := range w.stores[s-1].st.Regions() {
+		if rs.Region.GetId() != regionID {
+			continue
+		}
+		p := rs.Region.PeerOnStore(to)
+		if p == nil || p.GetRole() != pb.PeerRole_VOTER {
+			return
+		}
+		if err := w.stores[s-1].st.TransferLeader(regionID, p.GetId()); err == nil {
+			w.k.note("transfer leader of region %d from store %d to store %d", regionID, s, to)
+			w.faultDid(false, "transfer leader r%d s%d->s%d", regionID, s, to)
+		}
 	}
 }
 

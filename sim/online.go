@@ -149,3 +149,53 @@ func (w *World) snapshotNotNeeded(n *storeNode, to, region uint64) {
 	w.violate(fmt.Sprintf("store %d began a snapshot of region %d to store %d (leader's applied index %d%s) in a world where no follower is ever far behind",
 		n.id, region, to, lead.Applied, behind))
 }
+
+// memberWatch remembers, for the destroyed-member check, the newest
+// membership of every region any replica applied (the meta with the
+// highest conf_ver: applied means committed) and the peers that were ever
+// initialized (bootstrapped, created by a split, or given a snapshot).
+type memberWatch struct {
+	newest      map[uint64]*pb.Region // region id -> meta with the highest conf_ver applied
+	initialized map[uint64]bool       // peer ids (unique in the cluster) that held data
+}
+
+// noteRegion records region r as some replica now holds it, and its peer
+// on store as initialized (store 0: every peer of r, as at bootstrap).
+func (w *World) noteRegion(store uint64, r *pb.Region) {
+	if !r.Initialized() {
+		return
+	}
+	mw := &w.members
+	if mw.newest == nil {
+		mw.newest = map[uint64]*pb.Region{}
+		mw.initialized = map[uint64]bool{}
+	}
+	if old := mw.newest[r.GetId()]; old == nil || old.GetEpoch().GetConfVer() < r.GetEpoch().GetConfVer() {
+		mw.newest[r.GetId()] = r
+	}
+	for _, p := range r.GetPeers() {
+		if store == 0 || p.GetStoreId() == store {
+			mw.initialized[p.GetId()] = true
+		}
+	}
+}
+
+// checkDestroyedPeer checks, as store n destroys its peer of region (a
+// removal it applied, a GC notice, PD's answer, a newer peer's message),
+// that the peer is no longer a member: a replica that held data is never
+// destroyed while the newest membership of its region any replica applied
+// still lists it. A member that loses its log and its votes breaks the
+// quorums it counted in. Placeholders (never initialized) are not checked:
+// they hold no data, and one may be dropped while PD does not know its
+// region yet.
+func (w *World) checkDestroyedPeer(n *storeNode, region, peer uint64, why string) {
+	if !w.members.initialized[peer] {
+		return
+	}
+	m := w.members.newest[region]
+	if m == nil || m.PeerByID(peer) == nil {
+		return
+	}
+	w.violate(fmt.Sprintf("store %d destroyed peer %d of region %d (%s) while it is still a member: %s",
+		n.id, peer, region, why, m.Describe()))
+}

@@ -35,6 +35,7 @@ func (w *World) startPD() bool {
 	p.SetHooks(pd.Hooks{Operator: w.onOperator})
 	for _, r := range p.Regions() {
 		w.metrics.initialRegion(r.GetId())
+		w.noteRegion(0, r) // the layout's peers are bootstrapped with data
 	}
 	w.schedulePDTick()
 	return true

@@ -106,10 +106,13 @@ func (w *World) startStore(n *storeNode) {
 			}
 			w.checkStoreOverlap(n, left)
 			w.checkStoreOverlap(n, right)
+			w.noteRegion(n.id, left)
+			w.noteRegion(n.id, right)
 		},
 		MembershipChanged: func(region *pb.Region) {
 			w.k.note("store %d applied membership change of region %d: conf_ver %d", n.id, region.GetId(), region.GetEpoch().GetConfVer())
 			w.tl.membershipChanged(w.k.now, region)
+			w.noteRegion(n.id, region)
 			for _, fn := range w.onMembershipChanged {
 				fn(w, n.id, region)
 			}
@@ -117,6 +120,7 @@ func (w *World) startStore(n *storeNode) {
 		PeerDestroyed: func(region *pb.Region, peer uint64, why string) {
 			w.k.note("store %d destroyed peer %d of region %d: %s", n.id, peer, region.GetId(), why)
 			w.metrics.peersDestroyed++
+			w.checkDestroyedPeer(n, region.GetId(), peer, why)
 		},
 		SnapshotStarted: func(region, to uint64, bytes int64) {
 			if w.cfg.NoSnapshots {
@@ -128,6 +132,7 @@ func (w *World) startStore(n *storeNode) {
 		},
 		SnapshotApplied: func(region *pb.Region) {
 			w.checkStoreOverlap(n, region)
+			w.noteRegion(n.id, region)
 		},
 		SnapshotSent: func(region, to uint64, bytes uint64) {
 			w.metrics.snapshotsSent++

@@ -74,6 +74,7 @@ type World struct {
 	annotations   []checker.Annotation
 	violations    []string
 	pdWatch       pdWatch
+	members       memberWatch
 	metrics       *metrics
 	// bug is the run's fault hooks and coverage counters (core/buggify),
 	// handed to every node in its Env.

@@ -87,6 +87,12 @@ type Config struct {
 	CheckpointBytes int64
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
+	// MaxCommittedSizePerReady bounds the bytes of committed entries one
+	// ready round applies (raft's option of that name; at least one entry
+	// a round). 0: MaxSizePerMsg, raft's default. A replica that learns
+	// many entries committed at once applies them over several rounds,
+	// and reads wait until it has applied up to their read index.
+	MaxCommittedSizePerReady uint64
 }
 
 // Defaults for a real deployment.

@@ -329,6 +329,7 @@ func (s *Store) startPeer(r *storage.Region) error {
 		Storage:                   r,
 		Applied:                   r.Applied(),
 		MaxSizePerMsg:             s.cfg.MaxSizePerMsg,
+		MaxCommittedSizePerReady:  s.cfg.MaxCommittedSizePerReady,
 		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
 		MaxInflightBytes:          32 << 20, // bounds what one follower takes in per round
 		MaxUncommittedEntriesSize: 64 << 20,
