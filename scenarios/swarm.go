@@ -810,7 +810,7 @@ func swarm() Scenario {
 	}
 	return Scenario{
 		Name:        "swarm",
-		Description: "swarm testing: every seed draws its own world (3 or 5 replicas, maybe a store more, layout, split threshold), knobs (election and heartbeat ticks, log compaction, snapshot chunks, tick drift, crash keep share), clients (count, think time, hot keys, bursts, attempt timeout), network (latency shape, loss, lossy windows, duplication) and which faults strike how often (isolations, leader cuts, minority partitions with clients and PD on either side, one-way cuts, PD isolated, clogs; crashes, torn writes, failing disks, leader transfers; at most one store killed for good where PD can replace it)",
+		Description: "swarm testing: every seed draws its own world (3 or 5 replicas, maybe a store more, layout, split threshold), knobs (election and heartbeat ticks, log compaction, snapshot chunks, tick drift, crash keep share), clients (count, think time, hot keys, bursts, attempt timeout), network (latency shape, loss, lossy windows, duplication, raft messages batched per pair of stores or not) and which faults strike how often (isolations, leader cuts, minority partitions with clients and PD on either side, one-way cuts, PD isolated, clogs; crashes, torn writes, failing disks, leader transfers; at most one store killed for good where PD can replace it)",
 		Config:      cfg,
 	}
 }

@@ -289,3 +289,36 @@ func TestSwarmEndsAfterPDsLastOperator(t *testing.T) {
 		}
 	}
 }
+
+// A swarm seed that batches raft messages (sim.Config.BatchRaft) runs the
+// same twice, the second time with every message decoded from its bytes
+// (TestDeterminism's seeds of the swarm do not batch).
+func TestBatchedSwarmSeedIsDeterministic(t *testing.T) {
+	s, err := Get("swarm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Config.Duration = 20 * time.Second
+	seed := uint64(0)
+	for cand := uint64(1); cand <= 20 && seed == 0; cand++ {
+		if drawMix(cand, s.Config, true).BatchRaft {
+			seed = cand
+		}
+	}
+	if seed == 0 {
+		t.Fatal("no swarm seed of 1-20 batches raft messages")
+	}
+	a := sim.Run(s.Config, seed, nil)
+	if !strings.Contains(a.Mix, "raft batched") {
+		t.Fatalf("seed %d: the mix says it does not batch: %s", seed, a.Mix)
+	}
+	if !a.OK {
+		t.Fatalf("seed %d: %s", seed, a.Violation)
+	}
+	decoding := s.Config
+	decoding.CheckWireCopies = true
+	b := sim.Run(decoding, seed, nil)
+	if a.TraceHash != b.TraceHash || a.Events != b.Events {
+		t.Fatalf("seed %d twice: hash %s vs %s, events %d vs %d", seed, a.TraceHash, b.TraceHash, a.Events, b.Events)
+	}
+}

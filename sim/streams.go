@@ -6,6 +6,7 @@ import "github.com/multiraft/multiraft/core/rng"
 type streams struct {
 	net, disk, work, fault, raft, node *rng.Rand
 	burst                              *rng.Rand // the workload's bursts (Workload.Burst)
+	batch                              *rng.Rand // where raft batches are cut (Config.BatchRaft)
 }
 
 func newStreams(seed uint64) streams {
@@ -17,5 +18,6 @@ func newStreams(seed uint64) streams {
 		raft:  rng.Stream(seed, "raft"),
 		node:  rng.Stream(seed, "nodes"),
 		burst: rng.Stream(seed, "bursts"),
+		batch: rng.Stream(seed, "batches"),
 	}
 }

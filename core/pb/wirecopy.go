@@ -14,9 +14,9 @@ import (
 //
 // The copy is made the way the decoder makes its own result, with every
 // difference the wire makes: an empty proto3 bytes field comes out nil, a
-// proto2 field keeps its presence, every slice has its own memory and no
-// room past its length (an append to one never writes into another). Its
-// parts share two allocations (plus one for entries, when it has them).
+// proto2 field keeps its presence, every slice has its own memory and the
+// room past its length the decoder's would have (so an append to one
+// behaves as on a decoded message).
 // TestWireCopyIsTheDecodedMessage checks it against the codec.
 func WireCopy(e *Envelope) (out *Envelope, ok bool) {
 	b, isRaft := e.GetBody().(*Envelope_Raft)
@@ -42,28 +42,27 @@ func WireCopy(e *Envelope) (out *Envelope, ok bool) {
 		c.epoch.ConfVer, c.epoch.Version = ep.ConfVer, ep.Version
 		c.rm.RegionEpoch = &c.epoch
 	}
-	// One buffer for every byte field; each slice is cut to its length.
-	n := len(rm.StartKey) + len(rm.EndKey)
-	if m != nil {
-		n += len(m.Context)
-		for _, ent := range m.Entries {
-			n += len(ent.Data)
-		}
+	// The keys are decoded by append onto nil (room rounded up as append
+	// rounds it); the other byte fields into slices of their exact length,
+	// here cut from one buffer.
+	if len(rm.StartKey) > 0 { // proto3: an empty key is not on the wire
+		c.rm.StartKey = append([]byte(nil), rm.StartKey...)
+	}
+	if len(rm.EndKey) > 0 {
+		c.rm.EndKey = append([]byte(nil), rm.EndKey...)
+	}
+	if m == nil {
+		return &c.env, true
+	}
+	n := len(m.Context)
+	for _, ent := range m.Entries {
+		n += len(ent.Data)
 	}
 	buf := make([]byte, 0, n)
 	take := func(src []byte) []byte {
 		at := len(buf)
 		buf = append(buf, src...)
 		return buf[at:len(buf):len(buf)]
-	}
-	if len(rm.StartKey) > 0 { // proto3: an empty key is not on the wire
-		c.rm.StartKey = take(rm.StartKey)
-	}
-	if len(rm.EndKey) > 0 {
-		c.rm.EndKey = take(rm.EndKey)
-	}
-	if m == nil {
-		return &c.env, true
 	}
 	c.rm.Message = &c.msg
 	s := &c.sc
@@ -88,7 +87,6 @@ func WireCopy(e *Envelope) (out *Envelope, ok bool) {
 	}
 	if len(m.Entries) > 0 {
 		ents := make([]entryWireCopy, len(m.Entries))
-		c.msg.Entries = make([]*raftpb.Entry, len(m.Entries))
 		for i, src := range m.Entries {
 			d := &ents[i]
 			if src.Type != nil {
@@ -100,7 +98,7 @@ func WireCopy(e *Envelope) (out *Envelope, ok bool) {
 			if src.Data != nil {
 				d.e.Data = take(src.Data)
 			}
-			c.msg.Entries[i] = &d.e
+			c.msg.Entries = append(c.msg.Entries, &d.e) // one at a time, as decoded
 		}
 	}
 	return &c.env, true

@@ -101,8 +101,8 @@ func TestWireCopyIsTheDecodedMessage(t *testing.T) {
 }
 
 // sameShape fails when a and b differ in which slices and pointers are nil
-// (proto.Equal does not see a nil proto3 bytes field against an empty one;
-// code reading the message might).
+// or in the room of a slice (proto.Equal sees neither a nil proto3 bytes
+// field against an empty one nor capacity; code using the message might).
 func sameShape(t *rapid.T, path string, a, b reflect.Value) {
 	switch a.Kind() {
 	case reflect.Pointer, reflect.Interface:
@@ -113,8 +113,9 @@ func sameShape(t *rapid.T, path string, a, b reflect.Value) {
 			sameShape(t, path, a.Elem(), b.Elem())
 		}
 	case reflect.Slice:
-		if a.IsNil() != b.IsNil() || a.Len() != b.Len() {
-			t.Fatalf("%s: nil %v len %d in the copy, nil %v len %d decoded", path, a.IsNil(), a.Len(), b.IsNil(), b.Len())
+		if a.IsNil() != b.IsNil() || a.Len() != b.Len() || a.Cap() != b.Cap() {
+			t.Fatalf("%s: nil %v len %d cap %d in the copy, nil %v len %d cap %d decoded", path,
+				a.IsNil(), a.Len(), a.Cap(), b.IsNil(), b.Len(), b.Cap())
 		}
 		for i := 0; i < a.Len(); i++ {
 			sameShape(t, path, a.Index(i), b.Index(i))
