@@ -320,3 +320,64 @@ func TestOrdersGoToTheReportingLeader(t *testing.T) {
 		})
 	}
 }
+
+// A learner the replica checker chose to remove (the leftover of a move, as
+// PD last saw the region) is a voter by the next heartbeat: the move
+// finished while PD did not hear, raft promoted it and demoted the voter it
+// replaced. The removal is cancelled; removing the new voter would leave
+// two voters and a learner (swarm seed 6973: a store lost later took the
+// region's quorum with it). The checker then removes the real leftover.
+func TestRemovalOfALearnerPromotedMeanwhileIsCancelled(t *testing.T) {
+	h := newHarnessCfg(t, only(fourStores(), "replica"))
+	evs := events(h.pd)
+	r := h.pd.Regions()[0]
+	learner := &pb.Peer{Id: h.pd.alloc(), StoreId: 4, Role: pb.PeerRole_LEARNER}
+	h.pd.allowConfChange(r.GetId(), r.GetEpoch(), 1)
+	stale := r.CloneVT()
+	stale.Peers = append(stale.Peers, learner)
+	stale.Epoch.ConfVer++
+	h.heartbeat(stale)
+	h.net.sent = nil
+	h.clock.t = h.clock.t.Add(time.Second)
+	h.pd.Tick()
+	ops := h.pd.Operators()
+	if len(ops) != 1 || ops[0].Kind != OpRemoveReplica || ops[0].From != 4 {
+		t.Fatalf("operators %+v, want the learner on store 4 removed", ops)
+	}
+	// The move finished meanwhile: the learner is a voter and the voter on
+	// store 3 a learner, two conf changes later.
+	h.pd.allowConfChange(r.GetId(), stale.GetEpoch(), 2)
+	now := stale.CloneVT()
+	now.Epoch.ConfVer += 2
+	for _, p := range now.Peers {
+		switch p.GetStoreId() {
+		case 4:
+			p.Role = pb.PeerRole_VOTER
+		case 3:
+			p.Role = pb.PeerRole_LEARNER
+		}
+	}
+	h.heartbeat(now)
+	for _, m := range h.net.sent {
+		for _, c := range m.GetRegionOrder().GetChangePeers().GetChanges() {
+			if c.GetType() == pb.ChangeType_REMOVE_PEER && c.GetPeer().GetStoreId() == 4 {
+				t.Fatalf("PD ordered the removal of the voter on store 4: %v", m)
+			}
+		}
+	}
+	cancelled := false
+	for _, e := range *evs {
+		if e.Event == OpCancelled && strings.Contains(e.Reason, "is a VOTER now") {
+			cancelled = true
+		}
+	}
+	if !cancelled {
+		t.Fatalf("the removal was not cancelled: %+v", *evs)
+	}
+	h.net.sent = nil
+	h.clock.t = h.clock.t.Add(time.Second)
+	h.pd.Tick()
+	if ops := h.pd.Operators(); len(ops) != 1 || ops[0].Kind != OpRemoveReplica || ops[0].From != 3 {
+		t.Fatalf("operators %+v, want the learner on store 3 removed", ops)
+	}
+}

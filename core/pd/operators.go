@@ -152,6 +152,17 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 	// cancel, and let the checker choose again (or wait) rather than hold
 	// the region to it.
 	if out := op.steps[len(op.steps)-1].peer; op.kind == OpRemoveReplica && !inJoint(r) {
+		// It chose the peer in its role then: a learner it took for the
+		// leftover of a move may be a voter now that the move finished
+		// behind PD's back (PD cut off while raft promoted it and demoted
+		// the voter it replaced): removing it would leave two voters and
+		// the leftover learner (swarm seed 6973: region 5 then lost its
+		// quorum with one store).
+		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() != out.GetRole() {
+			p.endOperator(op, OpCancelled, fmt.Sprintf("peer %d on store %d is a %v now, not the %v chosen for removal",
+				v.GetId(), v.GetStoreId(), v.GetRole(), out.GetRole()))
+			return nil
+		}
 		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER && !p.keepsQuorum(r, h, nil, v) {
 			p.endOperator(op, OpCancelled, fmt.Sprintf("removing voter %d on store %d would leave no reachable quorum",
 				v.GetId(), v.GetStoreId()))
