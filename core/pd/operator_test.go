@@ -381,3 +381,62 @@ func TestRemovalOfALearnerPromotedMeanwhileIsCancelled(t *testing.T) {
 		t.Fatalf("operators %+v, want the learner on store 3 removed", ops)
 	}
 }
+
+// A voter the checker took for one too many (PD saw four voters) is not
+// removed once the region has three: another change took one away
+// meanwhile.
+func TestRemovalOfAnExtraVoterIsCancelledWhenNoLongerExtra(t *testing.T) {
+	h := newHarnessCfg(t, only(fourStores(), "replica"))
+	evs := events(h.pd)
+	r := h.pd.Regions()[0]
+	h.pd.allowConfChange(r.GetId(), r.GetEpoch(), 1)
+	stale := r.CloneVT()
+	stale.Peers = append(stale.Peers, &pb.Peer{Id: h.pd.alloc(), StoreId: 4, Role: pb.PeerRole_VOTER})
+	stale.Epoch.ConfVer++
+	h.heartbeat(stale)
+	h.net.sent = nil
+	h.clock.t = h.clock.t.Add(time.Second)
+	h.pd.Tick()
+	ops := h.pd.Operators()
+	if len(ops) != 1 || ops[0].Kind != OpRemoveReplica {
+		t.Fatalf("operators %+v, want one voter removed", ops)
+	}
+	chosen := ops[0].From
+	// Another voter (not the leader, not the chosen one) is gone.
+	h.pd.allowConfChange(r.GetId(), stale.GetEpoch(), 1)
+	now := stale.CloneVT()
+	now.Epoch.ConfVer++
+	now.Peers = slices.DeleteFunc(now.Peers, func(p *pb.Peer) bool {
+		return p.GetStoreId() != chosen && p.GetId() != now.Peers[0].GetId() && p.GetStoreId() == otherStore(chosen)
+	})
+	if voters(now) != 3 {
+		t.Fatalf("test setup: %d voters in %s", voters(now), now.Describe())
+	}
+	h.heartbeat(now)
+	for _, m := range h.net.sent {
+		for _, c := range m.GetRegionOrder().GetChangePeers().GetChanges() {
+			if c.GetType() == pb.ChangeType_REMOVE_PEER {
+				t.Fatalf("PD ordered a removal from a region of three voters: %v", m)
+			}
+		}
+	}
+	cancelled := false
+	for _, e := range *evs {
+		if e.Event == OpCancelled && strings.Contains(e.Reason, "no more than 3") {
+			cancelled = true
+		}
+	}
+	if !cancelled {
+		t.Fatalf("the removal was not cancelled: %+v", *evs)
+	}
+}
+
+// otherStore is a store of 2-4 that is not s (the leader is on store 1).
+func otherStore(s uint64) uint64 {
+	for _, o := range []uint64{2, 3, 4} {
+		if o != s {
+			return o
+		}
+	}
+	return 0
+}

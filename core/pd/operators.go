@@ -163,6 +163,13 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 				v.GetId(), v.GetStoreId(), v.GetRole(), out.GetRole()))
 			return nil
 		}
+		// Nor is a voter the checker took for one too many once the region
+		// has no more voters than it should.
+		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER &&
+			op.origin == OriginReplicaChecker && voters(r) <= p.set.replicas {
+			p.endOperator(op, OpCancelled, fmt.Sprintf("the region has %d voters now, no more than %d", voters(r), p.set.replicas))
+			return nil
+		}
 		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER && !p.keepsQuorum(r, h, nil, v) {
 			p.endOperator(op, OpCancelled, fmt.Sprintf("removing voter %d on store %d would leave no reachable quorum",
 				v.GetId(), v.GetStoreId()))
