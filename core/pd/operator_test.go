@@ -358,22 +358,7 @@ func TestRemovalOfALearnerPromotedMeanwhileIsCancelled(t *testing.T) {
 		}
 	}
 	h.heartbeat(now)
-	for _, m := range h.net.sent {
-		for _, c := range m.GetRegionOrder().GetChangePeers().GetChanges() {
-			if c.GetType() == pb.ChangeType_REMOVE_PEER && c.GetPeer().GetStoreId() == 4 {
-				t.Fatalf("PD ordered the removal of the voter on store 4: %v", m)
-			}
-		}
-	}
-	cancelled := false
-	for _, e := range *evs {
-		if e.Event == OpCancelled && strings.Contains(e.Reason, "is a VOTER now") {
-			cancelled = true
-		}
-	}
-	if !cancelled {
-		t.Fatalf("the removal was not cancelled: %+v", *evs)
-	}
+	removalCancelled(t, h, *evs, 4, "is a VOTER now")
 	h.net.sent = nil
 	h.clock.t = h.clock.t.Add(time.Second)
 	h.pd.Tick()
@@ -413,22 +398,7 @@ func TestRemovalOfAnExtraVoterIsCancelledWhenNoLongerExtra(t *testing.T) {
 		t.Fatalf("test setup: %d voters in %s", voters(now), now.Describe())
 	}
 	h.heartbeat(now)
-	for _, m := range h.net.sent {
-		for _, c := range m.GetRegionOrder().GetChangePeers().GetChanges() {
-			if c.GetType() == pb.ChangeType_REMOVE_PEER {
-				t.Fatalf("PD ordered a removal from a region of three voters: %v", m)
-			}
-		}
-	}
-	cancelled := false
-	for _, e := range *evs {
-		if e.Event == OpCancelled && strings.Contains(e.Reason, "no more than 3") {
-			cancelled = true
-		}
-	}
-	if !cancelled {
-		t.Fatalf("the removal was not cancelled: %+v", *evs)
-	}
+	removalCancelled(t, h, *evs, 0, "no more than 3")
 }
 
 // otherStore is a store of 2-4 that is not s (the leader is on store 1).
@@ -439,4 +409,24 @@ func otherStore(s uint64) uint64 {
 		}
 	}
 	return 0
+}
+
+// removalCancelled fails unless PD ordered no removal (of a peer on store,
+// or of any peer when store is 0) in what it sent since the last reset,
+// and cancelled an operator for a reason containing why.
+func removalCancelled(t *testing.T, h *harness, evs []OperatorEvent, store uint64, why string) {
+	t.Helper()
+	for _, m := range h.net.sent {
+		for _, c := range m.GetRegionOrder().GetChangePeers().GetChanges() {
+			if c.GetType() == pb.ChangeType_REMOVE_PEER && (store == 0 || c.GetPeer().GetStoreId() == store) {
+				t.Fatalf("PD ordered a removal: %v", m)
+			}
+		}
+	}
+	for _, e := range evs {
+		if e.Event == OpCancelled && strings.Contains(e.Reason, why) {
+			return
+		}
+	}
+	t.Fatalf("no removal cancelled because %q: %+v", why, evs)
 }
