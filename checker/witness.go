@@ -93,14 +93,14 @@ func witness(part []porcupine.Operation) bool {
 		points = append(points, at)
 		order = append(order, placed{at, 1, op})
 		st, t = next, at
-		left = slices.Delete(slices.Clone(left), best, best+1)
+		left = slices.Delete(left, best, best+1) // changers is not used again
 	}
 	states = append(states, st)
 	// Each observer at a point between the two changes whose state it
 	// sees (sharing a change's point, on the right side of it), inside its
 	// interval.
+observers:
 	for _, o := range observers {
-		found := false
 		for j, s := range states {
 			lo, hi := int64(-1)<<62, int64(1)<<62 // the state s holds from lo to hi
 			if j > 0 {
@@ -121,23 +121,16 @@ func witness(part []porcupine.Operation) bool {
 				rank = 0
 			}
 			order = append(order, placed{at, rank, o})
-			found = true
-			break
+			continue observers
 		}
-		if !found {
-			return false
-		}
+		return false
 	}
 	// The proof: the operations in the points' order respect real time (no
 	// operation returned before one ordered ahead of it was called; a
 	// return at the instant of a call counts as before it) and replay
 	// through the model with their outputs.
 	slices.SortStableFunc(order, func(a, b placed) int {
-		switch {
-		case a.at != b.at:
-			return cmp.Compare(a.at, b.at)
-		}
-		return cmp.Compare(a.rank, b.rank)
+		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.rank, b.rank))
 	})
 	latestCall := int64(-1) << 62
 	for _, p := range order {

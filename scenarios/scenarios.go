@@ -399,16 +399,7 @@ func pdBehind() Scenario {
 			p.At(t, "reports to PD slow, move a replica", func(w *sim.World) {
 				regions := w.RegionIDs()
 				r := w.Region(regions[p.R.Intn(len(regions))])
-				var from, to []uint64
-				for _, id := range w.AllStoreIDs() {
-					if r.PeerOnStore(id) != nil {
-						if id != w.LeaderStore(r.GetId()) {
-							from = append(from, id)
-						}
-					} else if w.Up(id) {
-						to = append(to, id)
-					}
-				}
+				from, to := moveCandidates(w, r, w.LeaderStore(r.GetId()))
 				if len(from) == 0 || len(to) == 0 {
 					return
 				}
@@ -785,6 +776,21 @@ func joinAtStart(p *sim.Planner) {
 	p.At(0, "store 4 joins", func(w *sim.World) { w.AddStore(4) })
 }
 
+// moveCandidates are the stores a replica of r may move from (those that
+// hold one, but store keep) and to (the up stores that hold none).
+func moveCandidates(w *sim.World, r *pb.Region, keep uint64) (from, to []uint64) {
+	for _, id := range w.AllStoreIDs() {
+		if r.PeerOnStore(id) != nil {
+			if id != keep {
+				from = append(from, id)
+			}
+		} else if w.Up(id) {
+			to = append(to, id)
+		}
+	}
+	return from, to
+}
+
 // manualMoves orders two moves at chosen times, each of a random region from
 // a store that holds it to one that does not.
 func manualMoves(p *sim.Planner, at ...time.Duration) {
@@ -792,14 +798,7 @@ func manualMoves(p *sim.Planner, at ...time.Duration) {
 		p.At(t, "manual move", func(w *sim.World) {
 			regions := w.RegionIDs()
 			r := w.Region(regions[p.R.Intn(len(regions))])
-			var from, to []uint64
-			for _, id := range w.AllStoreIDs() {
-				if r.PeerOnStore(id) != nil {
-					from = append(from, id)
-				} else if w.Up(id) {
-					to = append(to, id)
-				}
-			}
+			from, to := moveCandidates(w, r, 0)
 			if len(from) > 0 && len(to) > 0 {
 				w.MoveRegion(r.GetId(), from[p.R.Intn(len(from))], to[p.R.Intn(len(to))])
 			}

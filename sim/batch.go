@@ -88,12 +88,18 @@ func (w *World) routeBatch(from, to uint64, msgs []wireMsg) {
 func copyBatch(msgs []wireMsg) []wireMsg {
 	out := make([]wireMsg, len(msgs))
 	for i, x := range msgs {
-		out[i] = x
-		if x.m != nil {
-			out[i].m, _ = pb.WireCopy(x.m)
-		}
+		out[i] = x.again()
 	}
 	return out
+}
+
+// again is x for a second delivery (a duplicate), before either is
+// delivered: a copy of its own, the bytes shared (no one writes them).
+func (x wireMsg) again() wireMsg {
+	if x.m != nil {
+		x.m, _ = pb.WireCopy(x.m)
+	}
+	return x
 }
 
 // deliverBatch hands a batch of raft messages to their store, in order,

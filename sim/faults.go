@@ -230,15 +230,9 @@ func (w *World) Up(id uint64) bool { return w.stores[id-1].up() }
 // TransferLeader moves the leadership of regionID to another voter, chosen
 // with r. It does nothing when the region has no leader right now.
 func (w *World) TransferLeader(regionID uint64, pick func(n int) int) {
-	s := w.LeaderStore(regionID)
+	s, meta := w.leaderMeta(regionID)
 	if s == 0 {
 		return
-	}
-	var meta *pb.Region
-	for _, rs := range w.stores[s-1].st.Regions() {
-		if rs.Region.GetId() == regionID {
-			meta = rs.Region
-		}
 	}
 	var targets []uint64
 	for _, p := range meta.GetPeers() {
@@ -260,23 +254,33 @@ func (w *World) TransferLeader(regionID uint64, pick func(n int) int) {
 // to, at once (not through PD). It does nothing when the region has no
 // leader right now, or no voter on that store, or its leader is there.
 func (w *World) TransferLeaderTo(regionID, to uint64) {
-	s := w.LeaderStore(regionID)
+	s, meta := w.leaderMeta(regionID)
 	if s == 0 || s == to {
 		return
 	}
+	p := meta.PeerOnStore(to)
+	if p == nil || p.GetRole() != pb.PeerRole_VOTER {
+		return
+	}
+	if err := w.stores[s-1].st.TransferLeader(regionID, p.GetId()); err == nil {
+		w.k.note("transfer leader of region %d from store %d to store %d", regionID, s, to)
+		w.faultDid(false, "transfer leader r%d s%d->s%d", regionID, s, to)
+	}
+}
+
+// leaderMeta is the store leading regionID (0 if none) and the region as
+// that store holds it.
+func (w *World) leaderMeta(regionID uint64) (store uint64, meta *pb.Region) {
+	s := w.LeaderStore(regionID)
+	if s == 0 {
+		return 0, nil
+	}
 	for _, rs := range w.stores[s-1].st.Regions() {
-		if rs.Region.GetId() != regionID {
-			continue
-		}
-		p := rs.Region.PeerOnStore(to)
-		if p == nil || p.GetRole() != pb.PeerRole_VOTER {
-			return
-		}
-		if err := w.stores[s-1].st.TransferLeader(regionID, p.GetId()); err == nil {
-			w.k.note("transfer leader of region %d from store %d to store %d", regionID, s, to)
-			w.faultDid(false, "transfer leader r%d s%d->s%d", regionID, s, to)
+		if rs.Region.GetId() == regionID {
+			meta = rs.Region
 		}
 	}
+	return s, meta
 }
 
 // RequestSplit asks the leader of the region holding key to split there.

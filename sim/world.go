@@ -181,12 +181,13 @@ func (t transport) Send(env *pb.Envelope) {
 		t.w.queueRaft(t.from, to, wireMsg{m: copied, data: data, sum: sum, size: size})
 		return
 	}
+	msg := wireMsg{m: copied, data: data, sum: sum, size: size}
 	for i, d := range t.w.net.Route(t.w.k.now, t.from, to, size) {
-		m := copied
-		if i > 0 && m != nil {
-			m, _ = pb.WireCopy(copied) // a duplicate: a copy of its own
+		x := msg
+		if i > 0 {
+			x = msg.again()
 		}
-		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, wireMsg{m: m, data: data, sum: sum, size: size}) })
+		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, x) })
 	}
 }
 
@@ -216,7 +217,7 @@ func (w *World) deliver(from, to uint64, x wireMsg) {
 			w.pd.Receive(m)
 			w.observePD()
 		}
-	case to >= 1 && to <= uint64(len(w.stores)):
+	case w.isStore(to):
 		n := w.stores[to-1]
 		if n.up() {
 			n.st.Receive(m)

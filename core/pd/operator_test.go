@@ -328,19 +328,7 @@ func TestOrdersGoToTheReportingLeader(t *testing.T) {
 // two voters and a learner (swarm seed 6973: a store lost later took the
 // region's quorum with it). The checker then removes the real leftover.
 func TestRemovalOfALearnerPromotedMeanwhileIsCancelled(t *testing.T) {
-	h := newHarnessCfg(t, only(fourStores(), "replica"))
-	evs := events(h.pd)
-	r := h.pd.Regions()[0]
-	learner := &pb.Peer{Id: h.pd.alloc(), StoreId: 4, Role: pb.PeerRole_LEARNER}
-	h.pd.allowConfChange(r.GetId(), r.GetEpoch(), 1)
-	stale := r.CloneVT()
-	stale.Peers = append(stale.Peers, learner)
-	stale.Epoch.ConfVer++
-	h.heartbeat(stale)
-	h.net.sent = nil
-	h.clock.t = h.clock.t.Add(time.Second)
-	h.pd.Tick()
-	ops := h.pd.Operators()
+	h, evs, r, stale, ops := removalOnAStaleView(t, pb.PeerRole_LEARNER)
 	if len(ops) != 1 || ops[0].Kind != OpRemoveReplica || ops[0].From != 4 {
 		t.Fatalf("operators %+v, want the learner on store 4 removed", ops)
 	}
@@ -371,18 +359,7 @@ func TestRemovalOfALearnerPromotedMeanwhileIsCancelled(t *testing.T) {
 // removed once the region has three: another change took one away
 // meanwhile.
 func TestRemovalOfAnExtraVoterIsCancelledWhenNoLongerExtra(t *testing.T) {
-	h := newHarnessCfg(t, only(fourStores(), "replica"))
-	evs := events(h.pd)
-	r := h.pd.Regions()[0]
-	h.pd.allowConfChange(r.GetId(), r.GetEpoch(), 1)
-	stale := r.CloneVT()
-	stale.Peers = append(stale.Peers, &pb.Peer{Id: h.pd.alloc(), StoreId: 4, Role: pb.PeerRole_VOTER})
-	stale.Epoch.ConfVer++
-	h.heartbeat(stale)
-	h.net.sent = nil
-	h.clock.t = h.clock.t.Add(time.Second)
-	h.pd.Tick()
-	ops := h.pd.Operators()
+	h, evs, r, stale, ops := removalOnAStaleView(t, pb.PeerRole_VOTER)
 	if len(ops) != 1 || ops[0].Kind != OpRemoveReplica {
 		t.Fatalf("operators %+v, want one voter removed", ops)
 	}
@@ -429,4 +406,23 @@ func removalCancelled(t *testing.T, h *harness, evs []OperatorEvent, store uint6
 		}
 	}
 	t.Fatalf("no removal cancelled because %q: %+v", why, evs)
+}
+
+// removalOnAStaleView has PD see the region with a fourth peer, of role, on
+// store 4, and its replica checker start what that view calls for: it
+// returns the harness, PD's operator events, the region as PD began with it,
+// the view with the fourth peer, and the operators running.
+func removalOnAStaleView(t *testing.T, role pb.PeerRole) (*harness, *[]OperatorEvent, *pb.Region, *pb.Region, []OperatorInfo) {
+	h := newHarnessCfg(t, only(fourStores(), "replica"))
+	evs := events(h.pd)
+	r := h.pd.Regions()[0]
+	h.pd.allowConfChange(r.GetId(), r.GetEpoch(), 1)
+	stale := r.CloneVT()
+	stale.Peers = append(stale.Peers, &pb.Peer{Id: h.pd.alloc(), StoreId: 4, Role: role})
+	stale.Epoch.ConfVer++
+	h.heartbeat(stale)
+	h.net.sent = nil
+	h.clock.t = h.clock.t.Add(time.Second)
+	h.pd.Tick()
+	return h, evs, r, stale, h.pd.Operators()
 }

@@ -152,28 +152,30 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 	// cancel, and let the checker choose again (or wait) rather than hold
 	// the region to it.
 	if out := op.steps[len(op.steps)-1].peer; op.kind == OpRemoveReplica && !inJoint(r) {
-		// It chose the peer in its role then: a learner it took for the
-		// leftover of a move may be a voter now that the move finished
-		// behind PD's back (PD cut off while raft promoted it and demoted
-		// the voter it replaced): removing it would leave two voters and
-		// the leftover learner (swarm seed 6973: region 5 then lost its
-		// quorum with one store).
-		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() != out.GetRole() {
-			p.endOperator(op, OpCancelled, fmt.Sprintf("peer %d on store %d is a %v now, not the %v chosen for removal",
-				v.GetId(), v.GetStoreId(), v.GetRole(), out.GetRole()))
-			return nil
-		}
-		// Nor is a voter the checker took for one too many once the region
-		// has no more voters than it should.
-		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER &&
-			op.origin == OriginReplicaChecker && voters(r) <= p.set.replicas {
-			p.endOperator(op, OpCancelled, fmt.Sprintf("the region has %d voters now, no more than %d", voters(r), p.set.replicas))
-			return nil
-		}
-		if v := r.PeerByID(out.GetId()); v != nil && v.GetRole() == pb.PeerRole_VOTER && !p.keepsQuorum(r, h, nil, v) {
-			p.endOperator(op, OpCancelled, fmt.Sprintf("removing voter %d on store %d would leave no reachable quorum",
-				v.GetId(), v.GetStoreId()))
-			return nil
+		if v := r.PeerByID(out.GetId()); v != nil {
+			var why string
+			switch {
+			case v.GetRole() != out.GetRole():
+				// It chose the peer in its role then: a learner it took for
+				// the leftover of a move may be a voter now that the move
+				// finished behind PD's back (PD cut off while raft promoted
+				// it and demoted the voter it replaced): removing it would
+				// leave two voters and the leftover learner (swarm seed
+				// 6973: region 5 then lost its quorum with one store).
+				why = fmt.Sprintf("peer %d on store %d is a %v now, not the %v chosen for removal",
+					v.GetId(), v.GetStoreId(), v.GetRole(), out.GetRole())
+			case v.GetRole() != pb.PeerRole_VOTER:
+			case op.origin == OriginReplicaChecker && voters(r) <= p.set.replicas:
+				// Nor is a voter the checker took for one too many once the
+				// region has no more voters than it should.
+				why = fmt.Sprintf("the region has %d voters now, no more than %d", voters(r), p.set.replicas)
+			case !p.keepsQuorum(r, h, nil, v):
+				why = fmt.Sprintf("removing voter %d on store %d would leave no reachable quorum", v.GetId(), v.GetStoreId())
+			}
+			if why != "" {
+				p.endOperator(op, OpCancelled, why)
+				return nil
+			}
 		}
 	}
 	return p.stepOrder(op.steps[op.cur], e, h)

@@ -18,11 +18,16 @@ type Rand struct {
 // New returns a generator seeded from seed.
 func New(seed uint64) *Rand {
 	r := &Rand{}
+	r.seed(seed)
+	return r
+}
+
+// seed sets r's state from seed through splitmix64.
+func (r *Rand) seed(seed uint64) {
 	sm := seed
 	for i := range r.s {
 		sm, r.s[i] = splitmix64(sm)
 	}
-	return r
 }
 
 // Stream derives an independent generator for the named purpose from seed.
@@ -42,12 +47,7 @@ func (r *Rand) Fork() *Rand {
 
 // ForkInto makes c the child Fork would return, without allocating one
 // (for a generator used once and dropped).
-func (r *Rand) ForkInto(c *Rand) {
-	sm := r.Uint64()
-	for i := range c.s {
-		sm, c.s[i] = splitmix64(sm)
-	}
-}
+func (r *Rand) ForkInto(c *Rand) { c.seed(r.Uint64()) }
 
 func splitmix64(x uint64) (next, out uint64) {
 	x += 0x9e3779b97f4a7c15
