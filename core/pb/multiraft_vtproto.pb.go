@@ -6464,7 +6464,7 @@ func (m *RegionUpdate) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := proto.Marshal(m.HardState)
+			encoded, err := marshalHardState(m.HardState)
 			if err != nil {
 				return 0, err
 			}
@@ -6839,7 +6839,7 @@ func (m *RegionCheckpoint) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := proto.Marshal(m.HardState)
+			encoded, err := marshalHardState(m.HardState)
 			if err != nil {
 				return 0, err
 			}
@@ -8841,7 +8841,7 @@ func (m *RegionUpdate) SizeVT() (n int) {
 		}); ok {
 			l = size.SizeVT()
 		} else {
-			l = proto.Size(m.HardState)
+			l = sizeHardState(m.HardState)
 		}
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
@@ -8968,7 +8968,7 @@ func (m *RegionCheckpoint) SizeVT() (n int) {
 		}); ok {
 			l = size.SizeVT()
 		} else {
-			l = proto.Size(m.HardState)
+			l = sizeHardState(m.HardState)
 		}
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}

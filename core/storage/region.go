@@ -351,7 +351,7 @@ func (r *Region) SetHardState(hs *raftpb.HardState) {
 		return
 	}
 	critical := r.hard == nil || hs.GetTerm() != r.hard.GetTerm() || hs.GetVote() != r.hard.GetVote()
-	r.hard = proto.Clone(hs).(*raftpb.HardState)
+	r.hard = pb.CloneHardState(hs)
 	r.e.queue(&pb.RegionUpdate{RegionId: r.id, HardState: r.hard}, critical)
 }
 
@@ -376,7 +376,7 @@ func (r *Region) ApplySnapshot(snap *raftpb.Snapshot, streamed []*pb.KvPair) err
 		pairs = streamed
 	}
 	md := snap.GetMetadata()
-	hard := proto.Clone(r.hard).(*raftpb.HardState)
+	hard := pb.CloneHardState(r.hard)
 	if hard.GetCommit() < md.GetIndex() {
 		hard.Commit = proto.Uint64(md.GetIndex())
 	}
@@ -461,7 +461,7 @@ func (r *Region) lastIndex() uint64 { return r.truncIndex + uint64(len(r.entries
 
 // InitialState implements raft.Storage.
 func (r *Region) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
-	return proto.Clone(r.hard).(*raftpb.HardState), proto.Clone(r.conf).(*raftpb.ConfState), nil
+	return pb.CloneHardState(r.hard), proto.Clone(r.conf).(*raftpb.ConfState), nil
 }
 
 // Entries implements raft.Storage.

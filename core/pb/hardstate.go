@@ -1,0 +1,55 @@
+package pb
+
+import (
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// The raft hard state rides in every ready round's WAL record (and in
+// checkpoints). Like raftcodec.go for messages and entries, these helpers
+// write exactly the bytes protobuf writes without its reflection, and leave
+// a hard state with unknown fields to protobuf whole (fastraft.sed points
+// the generated code here).
+
+func hardStateFast(hs *raftpb.HardState) bool {
+	return len(hs.ProtoReflect().GetUnknown()) == 0
+}
+
+// sizeHardState is proto.Size(hs).
+func sizeHardState(hs *raftpb.HardState) int {
+	if hs == nil {
+		return 0
+	}
+	if !hardStateFast(hs) {
+		return proto.Size(hs)
+	}
+	return sizeOptUint64(1, hs.Term) + sizeOptUint64(2, hs.Vote) + sizeOptUint64(3, hs.Commit)
+}
+
+// marshalHardState is proto.Marshal(hs).
+func marshalHardState(hs *raftpb.HardState) ([]byte, error) {
+	if hs == nil || !hardStateFast(hs) {
+		return proto.Marshal(hs)
+	}
+	b := make([]byte, 0, sizeHardState(hs))
+	b = appendOptUint64(b, 1, hs.Term)
+	b = appendOptUint64(b, 2, hs.Vote)
+	b = appendOptUint64(b, 3, hs.Commit)
+	return b, nil
+}
+
+// CloneHardState is proto.Clone(hs): the same fields set, to values of
+// its own.
+func CloneHardState(hs *raftpb.HardState) *raftpb.HardState {
+	if hs == nil || !hardStateFast(hs) {
+		return proto.Clone(hs).(*raftpb.HardState)
+	}
+	return &raftpb.HardState{Term: cloneOptUint64(hs.Term), Vote: cloneOptUint64(hs.Vote), Commit: cloneOptUint64(hs.Commit)}
+}
+
+func cloneOptUint64(v *uint64) *uint64 {
+	if v == nil {
+		return nil
+	}
+	return new(*v)
+}
