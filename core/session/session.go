@@ -192,6 +192,13 @@ type Table struct {
 	byID      map[string]*pb.SessionState
 	live      *btree.BTreeG[slot] // live sessions by (last_seen_ms, id)
 	markers   *btree.BTreeG[slot] // expired sessions by (expired_at_ms, id)
+	// shared holds the sessions handed out in Changes.Upserts since the
+	// last Release: the caller may still hold them (the storage engine
+	// queues them until its next write), so the table never changes one
+	// in place; writable copies it first (copy on write). Handing out
+	// the session itself instead of a copy saves copying a session, with
+	// all its results, on every write.
+	shared map[*pb.SessionState]struct{}
 }
 
 // slot is a session's place in an ordered index.
@@ -214,6 +221,7 @@ func New(l Limits) *Table {
 		limits:  l,
 		ttl:     uint64(l.TTL / time.Millisecond),
 		byID:    map[string]*pb.SessionState{},
+		shared:  map[*pb.SessionState]struct{}{},
 		live:    btree.NewG(16, lessSlot),
 		markers: btree.NewG(16, lessSlot),
 	}
@@ -321,6 +329,10 @@ func (t *Table) knownFrom() uint64 {
 // sweep time and horizon after it, sessions to write whole, sessions
 // dropped. No session is in both; replaying the drops, then the upserts,
 // into the table as it was gives the table as it is.
+//
+// The upserts are the table's own sessions, read-only: the table leaves
+// them as they are (it changes copies) until Release says the caller is
+// done with every upsert handed out so far.
 type Changes struct {
 	Clock, Sweep, Horizon uint64
 	Upserts               []*pb.SessionState
@@ -333,18 +345,39 @@ type step struct {
 	dropped [][]byte
 }
 
-// finish returns the step's changes: a copy of each session it touched
-// that is still held, once.
+// finish returns the step's changes: each session it touched that is
+// still held, once, shared until the next Release.
 func (t *Table) finish(st *step) Changes {
 	c := Changes{Clock: t.clock, Sweep: t.lastSweep, Horizon: t.horizon, Dropped: st.dropped}
-	copied := make(map[*pb.SessionState]bool, len(st.touched))
 	for _, s := range st.touched {
-		if t.byID[string(s.GetId())] != s || copied[s] {
-			continue // dropped later in the step, or already copied
+		if t.byID[string(s.GetId())] != s || slices.Contains(c.Upserts, s) {
+			continue // dropped later in the step, or already listed
 		}
-		copied[s] = true
-		c.Upserts = append(c.Upserts, s.CloneVT())
+		t.shared[s] = struct{}{}
+		c.Upserts = append(c.Upserts, s)
 	}
+	return c
+}
+
+// Release tells the table that the caller no longer holds the upserts of
+// the changes it returned so far (the storage engine has encoded them):
+// it may change those sessions in place again.
+func (t *Table) Release() {
+	if len(t.shared) > 0 {
+		clear(t.shared)
+	}
+}
+
+// writable returns held session s ready to be changed: s itself, or, if
+// s went out in an upsert not yet released, a copy that takes its place.
+// The copy has the same last_seen_ms and expired_at_ms, so its place in
+// the ordered indexes is s's.
+func (t *Table) writable(s *pb.SessionState) *pb.SessionState {
+	if _, ok := t.shared[s]; !ok {
+		return s
+	}
+	c := s.CloneVT()
+	t.byID[string(c.GetId())] = c
 	return c
 }
 
@@ -370,16 +403,17 @@ func (t *Table) Advance(nowMs uint64) Changes {
 			if !ok || m.at+t.ttl > t.clock {
 				break
 			}
-			t.expire(&st, t.byID[m.id])
+			t.expire(&st, m.id)
 		}
 	}
 	return t.finish(&st)
 }
 
-// expire turns live session s into a marker, keeping the sequences of its
-// results (the writes it applied that its client may still wait for);
+// expire turns live session id into a marker, keeping the sequences of
+// its results (the writes it applied that its client may still wait for);
 // beyond MaxMarkers markers, the one expired longest ago is dropped.
-func (t *Table) expire(st *step, s *pb.SessionState) {
+func (t *Table) expire(st *step, id string) {
+	s := t.writable(t.byID[id])
 	t.unindex(s)
 	s.ExpiredAtMs = max(t.clock, 1)
 	s.AppliedAtExpiry = make([]uint64, 0, len(s.GetResults()))
@@ -430,7 +464,7 @@ func (t *Table) admit(st *step, w *pb.Session) (Verdict, *pb.KvResponse) {
 		return Apply, nil
 	}
 	if s.GetExpiredAtMs() != 0 {
-		t.refuse(st, s, w)
+		s = t.refuse(st, s, w)
 		if s.GetAppliedKept() && w.GetSequence() >= s.GetLowest() && w.GetStartedMs() >= s.GetKnownFromMs() {
 			if _, applied := slices.BinarySearch(s.GetAppliedAtExpiry(), w.GetSequence()); !applied {
 				return NeverApplied, nil
@@ -469,12 +503,15 @@ func (t *Table) admit(st *step, w *pb.Session) (Verdict, *pb.KvResponse) {
 }
 
 // refuse records that session s refused write w: once s is dropped, the
-// horizon is past w's start, so a copy of w is refused then too.
-func (t *Table) refuse(st *step, s *pb.SessionState, w *pb.Session) {
+// horizon is past w's start, so a copy of w is refused then too. It
+// returns the session as held now (see writable).
+func (t *Table) refuse(st *step, s *pb.SessionState, w *pb.Session) *pb.SessionState {
 	if w.GetStartedMs() > s.GetMaxStartedMs() {
+		s = t.writable(s)
 		s.MaxStartedMs = w.GetStartedMs()
 		st.touched = append(st.touched, s)
 	}
+	return s
 }
 
 // Record stores the response of write w, applied at the table's clock, and
@@ -485,6 +522,7 @@ func (t *Table) Record(w *pb.Session, resp *pb.KvResponse) Changes {
 	id := string(w.GetId())
 	s, ok := t.byID[id]
 	if ok {
+		s = t.writable(s)
 		t.unindex(s)
 	} else {
 		// What the table could vouch for before this write: evicting the
@@ -493,7 +531,7 @@ func (t *Table) Record(w *pb.Session, resp *pb.KvResponse) Changes {
 		s = &pb.SessionState{Id: bytes.Clone(w.GetId()), KnownFromMs: t.knownFrom()}
 		if t.live.Len() >= t.limits.MaxSessions {
 			if m, ok := t.live.Min(); ok {
-				t.expire(&st, t.byID[m.id])
+				t.expire(&st, m.id)
 			}
 		}
 		t.byID[id] = s

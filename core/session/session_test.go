@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -449,6 +450,46 @@ func TestReplayGivesTheSameTable(t *testing.T) {
 		}
 		if !proto.Equal(live.Proto(), FromProto(lim, live.Proto()).Proto()) {
 			rt.Fatal("a table does not survive its protobuf form")
+		}
+	})
+}
+
+// The upserts a table hands out are its own sessions, not copies: until
+// Release, every change it reported must still read as it did when
+// reported (the storage engine encodes them only at its next write), and
+// Release, at any point, must not change what the table decides.
+func TestUpsertsStayAsReportedUntilRelease(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		lim := Limits{TTL: 50 * time.Millisecond, MaxSessions: 3, MaxMarkers: 2, MaxResults: 3}
+		tb, copied := New(lim), New(lim)
+		type reported struct {
+			s   *pb.SessionState
+			enc []byte
+		}
+		var held []reported
+		check := func() {
+			for _, r := range held {
+				if enc, _ := r.s.MarshalVT(); !bytes.Equal(enc, r.enc) {
+					rt.Fatalf("session %s changed before Release: %v", r.s.GetId(), r.s)
+				}
+			}
+		}
+		randomWrites(rt, tb, func(c Changes) {
+			check()
+			for _, s := range c.Upserts {
+				enc, _ := s.MarshalVT()
+				held = append(held, reported{s, enc})
+			}
+			copied.Replay(c)
+		}, func(*pb.Session, Verdict) {}, func() {
+			check()
+			if rapid.Bool().Draw(rt, "release") {
+				tb.Release()
+				held = nil
+			}
+		})
+		if !proto.Equal(tb.Proto(), copied.Proto()) {
+			rt.Fatalf("replayed table differs:\n live %v\n replayed %v", tb.Proto(), copied.Proto())
 		}
 	})
 }

@@ -114,7 +114,11 @@ type Engine struct {
 	// unknown, so the engine refuses to write more (fail-stop).
 	failed error
 
-	pending      []*pb.RegionUpdate
+	pending []*pb.RegionUpdate
+	// written counts the times pending was emptied (written or subsumed
+	// by a checkpoint): a region's session table may change the sessions
+	// it handed out for pending updates once it has moved on.
+	written      uint64
 	pendingIdent bool
 	critical     bool // pending holds raft state that must be synced before sending
 
@@ -288,6 +292,7 @@ func (e *Engine) SyncAll() error {
 	e.stats.Syncs++
 	e.walBytes = size
 	e.pending = nil
+	e.written++
 	e.pendingIdent = false
 	e.critical = false
 	return nil
@@ -434,6 +439,7 @@ func (e *Engine) checkpoint() error {
 	e.walSeq = seq
 	e.walBytes = 0
 	e.pending = nil
+	e.written++
 	e.pendingIdent = false
 	e.critical = false
 	e.stats.Checkpoints++

@@ -30,7 +30,10 @@ type Region struct {
 	entries    []*raftpb.Entry // entries[i].Index == truncIndex+1+i
 	kv         *kv.Data
 	sessions   *session.Table // client sessions: part of the state machine
-	image      *Image         // the keys as of the last raft snapshot handed out
+	// sessionsAt is the engine's written count when sessions last
+	// changed: the sessions it handed out since are in pending updates.
+	sessionsAt uint64
+	image      *Image // the keys as of the last raft snapshot handed out
 }
 
 // Image is a consistent copy of a region's keys at one applied index, taken
@@ -148,10 +151,21 @@ func (r *Region) lazyUpdate() *pb.RegionUpdate {
 // through AdvanceSessions, AdmitSession and RecordSession.
 func (r *Region) Sessions() *session.Table { return r.sessions }
 
+// changeSessions readies the session table for a change: once the engine
+// has written the updates that hold the sessions the table handed out, it
+// may change them in place again (session.Table.Release).
+func (r *Region) changeSessions() *session.Table {
+	if r.sessionsAt != r.e.written {
+		r.sessions.Release()
+		r.sessionsAt = r.e.written
+	}
+	return r.sessions
+}
+
 // AdmitSession asks the session table what to do with a session write
 // (session.Table.Admit), logging what a refusal records as a lazy record.
 func (r *Region) AdmitSession(w *pb.Session) (session.Verdict, *pb.KvResponse) {
-	v, resp, c := r.sessions.Admit(w)
+	v, resp, c := r.changeSessions().Admit(w)
 	if len(c.Upserts) > 0 || len(c.Dropped) > 0 {
 		r.logSessions(c) // Admit moves neither the clock nor the horizon
 	}
@@ -161,13 +175,13 @@ func (r *Region) AdmitSession(w *pb.Session) (session.Verdict, *pb.KvResponse) {
 // AdvanceSessions moves the session table's clock to a write's proposal
 // time (expiring idle sessions when a sweep is due), as a lazy record.
 func (r *Region) AdvanceSessions(nowMs uint64) {
-	r.logSessions(r.sessions.Advance(nowMs))
+	r.logSessions(r.changeSessions().Advance(nowMs))
 }
 
 // RecordSession stores the response of an applied session write, as a
 // lazy record (with the write's mutations and applied index).
 func (r *Region) RecordSession(w *pb.Session, resp *pb.KvResponse) {
-	r.logSessions(r.sessions.Record(w, resp))
+	r.logSessions(r.changeSessions().Record(w, resp))
 }
 
 // logSessions records table changes, the clock included: the clock decides
