@@ -81,6 +81,13 @@ type Store struct {
 	order []*peer          // the same peers, by region id
 	work  []*peer          // peers woken since the last ready round
 
+	// Buffers of the ready rounds, kept so that a round does not allocate
+	// them again: spareWork is the array of the round before the last
+	// (work collects into it next), rounds and early are Flush's.
+	spareWork []*peer
+	rounds    []readyRound
+	early     []bool
+
 	incarnation  uint64 // distinguishes this process's proposals from earlier ones
 	life         uint64 // drawn at random at Open, sent in pings: tells this process from any other of the store (incarnation alone restarts on an empty disk)
 	nextProposal uint64
@@ -408,7 +415,7 @@ func (s *Store) schedule(p *peer) {
 // empties the set.
 func (s *Store) takeWork() []*peer {
 	work := s.work
-	s.work = nil
+	s.work, s.spareWork = s.spareWork[:0], nil
 	slices.SortFunc(work, func(a, b *peer) int { return cmpU64(a.regionID(), b.regionID()) })
 	kept := work[:0]
 	for _, p := range work {
@@ -580,22 +587,21 @@ func (s *Store) Flush() error {
 	}
 	s.dirty = false
 	s.stats.FlushRounds++
-	type round struct {
-		p  *peer
-		rd raft.Ready
-	}
-	var rounds []round
+	rounds := s.rounds[:0]
 	work := s.takeWork()
 	for _, p := range work {
 		p.issueReads()
 		if p.rn.HasReady() {
-			rounds = append(rounds, round{p, p.rn.Ready()})
+			rounds = append(rounds, readyRound{p, p.rn.Ready()})
 		}
 	}
+	s.rounds = rounds
 	// 0. A leader's messages go out before the round's sync, so that its
 	// followers write the entries while it does (the Raft thesis, 10.2.1):
 	// a put waits for one sync instead of two in a row.
-	early := make([]bool, len(rounds))
+	early := slices.Grow(s.early[:0], len(rounds))[:len(rounds)]
+	clear(early)
+	s.early = early
 	for i, r := range rounds {
 		if r.p.sendsBeforeSync(r.rd) {
 			r.p.sendMessages(r.rd.Messages)
@@ -631,6 +637,7 @@ func (s *Store) Flush() error {
 		}
 		r.p.rn.Advance(r.rd)
 	}
+	clear(rounds)         // the Readys' entries and messages are not the store's to keep
 	clear(s.snapIn.ready) // snapshots raft did not take (stale) are dropped
 	s.reportDeferredSnapshots()
 	for _, p := range work {
@@ -647,10 +654,18 @@ func (s *Store) Flush() error {
 			s.wake(p)
 		}
 	}
+	clear(work)
+	s.spareWork = work[:0]
 	if err := s.eng.MaybeCheckpoint(); err != nil {
 		return fmt.Errorf("raftstore: store %d: %w", s.cfg.StoreID, err)
 	}
 	return nil
+}
+
+// readyRound is one peer's part of a ready round.
+type readyRound struct {
+	p  *peer
+	rd raft.Ready
 }
 
 // applyReady applies the committed entries of one peer's Ready, in order,

@@ -120,7 +120,8 @@ type Engine struct {
 	// it handed out for pending updates once it has moved on.
 	written      uint64
 	pendingIdent bool
-	critical     bool // pending holds raft state that must be synced before sending
+	critical     bool   // pending holds raft state that must be synced before sending
+	encodeBuf    []byte // pendingBatches' buffer, reused
 
 	stats Stats
 }
@@ -291,46 +292,46 @@ func (e *Engine) SyncAll() error {
 	e.stats.RecordBytes += uint64(size - e.walBytes)
 	e.stats.Syncs++
 	e.walBytes = size
-	e.pending = nil
+	clear(e.pending) // the updates are written: keep the array, not them
+	e.pending = e.pending[:0]
 	e.written++
 	e.pendingIdent = false
 	e.critical = false
 	return nil
 }
 
-// splitLargeAppends cuts an update that only appends raft entries and is
-// larger than half a batch into several appends of consecutive entries:
-// replayed in order they append the same log. (A follower catching up can
-// take in hundreds of megabytes of entries in one round.)
-func (e *Engine) splitLargeAppends(pending []*pb.RegionUpdate) []*pb.RegionUpdate {
-	limit := int(e.opts.MaxBatchBytes / 2)
+// splitAppend cuts an update that only appends raft entries, larger than
+// limit, into several appends of consecutive entries: replayed in order
+// they append the same log. (A follower catching up can take in hundreds
+// of megabytes of entries in one round.)
+func splitAppend(u *pb.RegionUpdate, limit int) []*pb.RegionUpdate {
 	var out []*pb.RegionUpdate
-	for _, u := range pending {
-		if len(u.Entries) <= 1 || u.SizeVT() <= limit ||
-			(&pb.RegionUpdate{RegionId: u.RegionId, Entries: u.Entries}).SizeVT() != u.SizeVT() { // not only entries
-			out = append(out, u)
-			continue
+	part := &pb.RegionUpdate{RegionId: u.RegionId}
+	size := 0
+	for _, ent := range u.Entries {
+		n := pb.RaftEntrySize(ent) + 6
+		if len(part.Entries) > 0 && size+n > limit {
+			out = append(out, part)
+			part, size = &pb.RegionUpdate{RegionId: u.RegionId}, 0
 		}
-		part := &pb.RegionUpdate{RegionId: u.RegionId}
-		size := 0
-		for _, ent := range u.Entries {
-			n := pb.RaftEntrySize(ent) + 6
-			if len(part.Entries) > 0 && size+n > limit {
-				out = append(out, part)
-				part, size = &pb.RegionUpdate{RegionId: u.RegionId}, 0
-			}
-			part.Entries = append(part.Entries, ent)
-			size += n
-		}
-		out = append(out, part)
+		part.Entries = append(part.Entries, ent)
+		size += n
 	}
-	return out
+	return append(out, part)
 }
 
+// maxKeptEncodeBuf is the largest encoding buffer the engine keeps from
+// one Sync to the next: a huge round's is left to the garbage collector.
+const maxKeptEncodeBuf = 1 << 20
+
 // pendingBatches encodes the pending updates as WAL batches numbered from
-// the next sequence number, each within Options.MaxBatchBytes.
+// the next sequence number, each within Options.MaxBatchBytes. An update
+// larger than half a batch that only appends entries is cut first
+// (splitAppend). The batches share one buffer, which the engine reuses at
+// its next Sync: they are only good until then.
 func (e *Engine) pendingBatches() ([][]byte, error) {
 	var out [][]byte
+	buf := e.encodeBuf[:0]
 	seq := e.batchSeq
 	batch := &pb.WalBatch{Seq: seq}
 	if e.pendingIdent {
@@ -338,10 +339,14 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 	}
 	size := batch.SizeVT()
 	flush := func() error {
-		payload, err := batch.MarshalVT()
+		n := batch.SizeVT()
+		start := len(buf)
+		buf = slices.Grow(buf, n)[:start+n]
+		m, err := batch.MarshalToSizedBufferVT(buf[start:])
 		if err != nil {
 			return fmt.Errorf("storage: encode wal batch %d: %w", batch.Seq, err)
 		}
+		payload := buf[start : start+m : start+m]
 		if int64(len(payload)) > e.opts.MaxBatchBytes {
 			return fmt.Errorf("%w: wal batch %d is %d bytes, over the %d limit", ErrBatchTooLarge, batch.Seq, len(payload), e.opts.MaxBatchBytes)
 		}
@@ -351,18 +356,38 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 		size = batch.SizeVT()
 		return nil
 	}
-	for _, u := range e.splitLargeAppends(e.pending) {
-		n := u.SizeVT() + 6 // field tag and length prefix
+	add := func(u *pb.RegionUpdate, n int) error {
+		n += 6 // field tag and length prefix
 		if len(batch.Updates) > 0 && int64(size+n) > e.opts.MaxBatchBytes {
 			if err := flush(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		batch.Updates = append(batch.Updates, u)
 		size += n
+		return nil
+	}
+	limit := int(e.opts.MaxBatchBytes / 2)
+	for _, u := range e.pending {
+		n := u.SizeVT()
+		if len(u.Entries) > 1 && n > limit &&
+			(&pb.RegionUpdate{RegionId: u.RegionId, Entries: u.Entries}).SizeVT() == n { // only entries
+			for _, part := range splitAppend(u, limit) {
+				if err := add(part, part.SizeVT()); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if err := add(u, n); err != nil {
+			return nil, err
+		}
 	}
 	if err := flush(); err != nil {
 		return nil, err
+	}
+	if cap(buf) <= maxKeptEncodeBuf {
+		e.encodeBuf = buf
 	}
 	return out, nil
 }

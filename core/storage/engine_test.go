@@ -636,3 +636,20 @@ func TestCommitOnlyHardStateIsLazy(t *testing.T) {
 		t.Fatal("a new term is not critical")
 	}
 }
+
+// pendingBatches encodes into a buffer it reuses from one Sync to the next:
+// a record must still be exactly the batch's encoding, whatever an earlier
+// (longer) record left in the buffer.
+func TestReusedEncodeBufferWritesTheBatch(t *testing.T) {
+	e := mustOpen(t, newFaultFS(0), Options{})
+	r := fill(t, e) // a long first record
+	r.Put([]byte("k5"), []byte("v5"))
+	r.SetHardState(hardState(7, 1, 8))
+	want, err := (&pb.WalBatch{Seq: e.batchSeq, Updates: e.pending}).MarshalVT()
+	check(t, err)
+	got, err := e.pendingBatches()
+	check(t, err)
+	if len(got) != 1 || !bytes.Equal(got[0], want) {
+		t.Fatalf("batches %x, want one: %x", got, want)
+	}
+}
