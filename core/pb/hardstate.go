@@ -31,11 +31,26 @@ func marshalHardState(hs *raftpb.HardState) ([]byte, error) {
 	if hs == nil || !hardStateFast(hs) {
 		return proto.Marshal(hs)
 	}
-	b := make([]byte, 0, sizeHardState(hs))
+	return appendHardState(make([]byte, 0, sizeHardState(hs)), hs), nil
+}
+
+// marshalHardStateAt is marshalHardState(hs), written at the end of b when
+// it can be (see marshalRaftEntryAt).
+func marshalHardStateAt(b []byte, hs *raftpb.HardState) ([]byte, error) {
+	if hs == nil || !hardStateFast(hs) {
+		return proto.Marshal(hs)
+	}
+	t, ok := tailOf(b, sizeHardState(hs))
+	if !ok {
+		return marshalHardState(hs)
+	}
+	return appendHardState(t, hs), nil
+}
+
+func appendHardState(b []byte, hs *raftpb.HardState) []byte {
 	b = appendOptUint64(b, 1, hs.Term)
 	b = appendOptUint64(b, 2, hs.Vote)
-	b = appendOptUint64(b, 3, hs.Commit)
-	return b, nil
+	return appendOptUint64(b, 3, hs.Commit)
 }
 
 // CloneHardState is proto.Clone(hs): the same fields set, to values of

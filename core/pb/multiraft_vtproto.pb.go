@@ -4267,7 +4267,7 @@ func (m *RaftMessage) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := marshalRaftMessage(m.Message)
+			encoded, err := marshalRaftMessageAt(dAtA[:i], m.Message)
 			if err != nil {
 				return 0, err
 			}
@@ -4462,7 +4462,7 @@ func (m *SnapshotChunk) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := marshalRaftMessage(m.Message)
+			encoded, err := marshalRaftMessageAt(dAtA[:i], m.Message)
 			if err != nil {
 				return 0, err
 			}
@@ -6464,7 +6464,7 @@ func (m *RegionUpdate) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := marshalHardState(m.HardState)
+			encoded, err := marshalHardStateAt(dAtA[:i], m.HardState)
 			if err != nil {
 				return 0, err
 			}
@@ -6487,7 +6487,7 @@ func (m *RegionUpdate) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 				i -= size
 				i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 			} else {
-				encoded, err := marshalRaftEntry(m.Entries[iNdEx])
+				encoded, err := marshalRaftEntryAt(dAtA[:i], m.Entries[iNdEx])
 				if err != nil {
 					return 0, err
 				}
@@ -6794,7 +6794,7 @@ func (m *RegionCheckpoint) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 				i -= size
 				i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 			} else {
-				encoded, err := marshalRaftEntry(m.Entries[iNdEx])
+				encoded, err := marshalRaftEntryAt(dAtA[:i], m.Entries[iNdEx])
 				if err != nil {
 					return 0, err
 				}
@@ -6839,7 +6839,7 @@ func (m *RegionCheckpoint) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 			i -= size
 			i = protohelpers.EncodeVarint(dAtA, i, uint64(size))
 		} else {
-			encoded, err := marshalHardState(m.HardState)
+			encoded, err := marshalHardStateAt(dAtA[:i], m.HardState)
 			if err != nil {
 				return 0, err
 			}

@@ -85,6 +85,37 @@ func marshalRaftEntry(e *raftpb.Entry) ([]byte, error) {
 	return appendRaftEntry(make([]byte, 0, sizeRaftEntry(e)), e), nil
 }
 
+// The ...At encoders below serve the generated MarshalToSizedBufferVT,
+// which writes a message backwards into a buffer sized by SizeVT and then
+// copies the encoding of an etcd type (from these functions) to just
+// before what it has written, at b[len(b)-size:] for b = dAtA[:i]. They
+// write the encoding right there when they encode it themselves, so the
+// copy is onto itself and no buffer is allocated; what they leave to
+// protobuf comes back in a buffer of its own, as from the plain versions.
+
+// tailOf returns an empty slice whose appends fill the last n bytes of b,
+// or false if b is shorter than n.
+func tailOf(b []byte, n int) ([]byte, bool) {
+	if n > len(b) {
+		return nil, false
+	}
+	return b[len(b)-n : len(b)-n], true
+}
+
+// marshalRaftEntryAt is marshalRaftEntry(e), written at the end of b when
+// it can be.
+func marshalRaftEntryAt(b []byte, e *raftpb.Entry) ([]byte, error) {
+	if e == nil || len(e.ProtoReflect().GetUnknown()) > 0 {
+		return proto.Marshal(e)
+	}
+	n := sizeRaftEntry(e)
+	t, ok := tailOf(b, n)
+	if !ok {
+		return marshalRaftEntry(e)
+	}
+	return appendRaftEntry(t, e), nil
+}
+
 // sizeRaftMessage is proto.Size(m).
 func sizeRaftMessage(m *raftpb.Message) int {
 	if m == nil {
@@ -119,7 +150,32 @@ func marshalRaftMessage(m *raftpb.Message) ([]byte, error) {
 	if m == nil || !raftMessageFast(m) {
 		return proto.Marshal(m)
 	}
-	b := make([]byte, 0, sizeRaftMessage(m))
+	if b, ok := appendRaftMessage(make([]byte, 0, sizeRaftMessage(m)), m); ok {
+		return b, nil
+	}
+	return proto.Marshal(m)
+}
+
+// marshalRaftMessageAt is marshalRaftMessage(m), written at the end of b
+// when it can be.
+func marshalRaftMessageAt(b []byte, m *raftpb.Message) ([]byte, error) {
+	if m == nil || !raftMessageFast(m) {
+		return proto.Marshal(m)
+	}
+	t, ok := tailOf(b, sizeRaftMessage(m))
+	if !ok {
+		return marshalRaftMessage(m)
+	}
+	if b, ok := appendRaftMessage(t, m); ok {
+		return b, nil
+	}
+	return proto.Marshal(m) // an entry with unknown fields
+}
+
+// appendRaftMessage appends the encoding of m, which raftMessageFast
+// accepts, to b; false if an entry has unknown fields (then protobuf must
+// encode m).
+func appendRaftMessage(b []byte, m *raftpb.Message) ([]byte, bool) {
 	if m.Type != nil {
 		b = protowire.AppendTag(b, 1, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(*m.Type))
@@ -131,7 +187,7 @@ func marshalRaftMessage(m *raftpb.Message) ([]byte, error) {
 	b = appendOptUint64(b, 6, m.Index)
 	for _, e := range m.Entries {
 		if e != nil && len(e.ProtoReflect().GetUnknown()) > 0 {
-			return proto.Marshal(m)
+			return nil, false
 		}
 		b = protowire.AppendTag(b, 7, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(sizeRaftEntry(e)))
@@ -150,7 +206,7 @@ func marshalRaftMessage(m *raftpb.Message) ([]byte, error) {
 		b = protowire.AppendBytes(b, m.Context)
 	}
 	b = appendOptUint64(b, 13, m.Vote)
-	return b, nil
+	return b, true
 }
 
 // unmarshalRaftEntry is proto.Unmarshal(b, e).

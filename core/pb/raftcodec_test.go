@@ -2,6 +2,8 @@ package pb
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -133,5 +135,44 @@ func TestRaftCodecDecodesLikeProtobuf(t *testing.T) {
 		if (wantErr == nil) != (gotErr == nil) || (wantErr == nil && !proto.Equal(gotE, wantE)) {
 			t.Fatalf("bytes %x: entry %v (%v), protobuf %v (%v)", b, gotE, gotErr, wantE, wantErr)
 		}
+	})
+}
+
+// TestRaftCodecAtWritesInPlace: the ...At encoders give what protobuf
+// writes, in the tail of the buffer they are given (over whatever it held)
+// when they encode it themselves, and leave the bytes before it alone.
+func TestRaftCodecAtWritesInPlace(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		m := drawMessage(t)
+		if rapid.Bool().Draw(t, "entry-unknown") && len(m.Entries) > 0 && m.Entries[0] != nil {
+			m.Entries[0].ProtoReflect().SetUnknown([]byte{0xa0, 0x06, 0x01})
+		}
+		hs := &raftpb.HardState{Term: optUint64(t, "hs-term"), Vote: optUint64(t, "hs-vote"), Commit: optUint64(t, "hs-commit")}
+		check := func(what string, want []byte, at func([]byte) ([]byte, error), fast bool) {
+			pre := rapid.SliceOfN(rapid.Byte(), 0, 8).Draw(t, what+"-pre")
+			b := append(slices.Clone(pre), bytes.Repeat([]byte{0xee}, len(want))...)
+			got, err := at(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: %x, protobuf %x", what, got, want)
+			}
+			if fast && (len(got) > 0 && &got[0] != &b[len(pre)]) {
+				t.Fatalf("%s: not written in place", what)
+			}
+			if !bytes.Equal(b[:len(pre)], pre) {
+				t.Fatalf("%s: wrote before its place", what)
+			}
+		}
+		want, _ := proto.Marshal(m)
+		check("message", want, func(b []byte) ([]byte, error) { return marshalRaftMessageAt(b, m) }, false)
+		for i, e := range m.Entries {
+			want, _ := proto.Marshal(e)
+			fast := e != nil && len(e.ProtoReflect().GetUnknown()) == 0
+			check(fmt.Sprint("entry", i), want, func(b []byte) ([]byte, error) { return marshalRaftEntryAt(b, e) }, fast)
+		}
+		want, _ = proto.Marshal(hs)
+		check("hardstate", want, func(b []byte) ([]byte, error) { return marshalHardStateAt(b, hs) }, true)
 	})
 }
