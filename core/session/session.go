@@ -273,23 +273,25 @@ func (t *Table) ids() []string {
 	return ids
 }
 
-// slotOf is s's index and its place there.
-func (t *Table) slotOf(s *pb.SessionState) (*btree.BTreeG[slot], slot) {
+// slotOf is the index of s, whose id is id, and its place there. (The
+// callers have the id as a string already: converting s's every time
+// would allocate.)
+func (t *Table) slotOf(s *pb.SessionState, id string) (*btree.BTreeG[slot], slot) {
 	if at := s.GetExpiredAtMs(); at != 0 {
-		return t.markers, slot{at, string(s.GetId())}
+		return t.markers, slot{at, id}
 	}
-	return t.live, slot{s.GetLastSeenMs(), string(s.GetId())}
+	return t.live, slot{s.GetLastSeenMs(), id}
 }
 
 // index and unindex keep s's place in the ordered indexes: every change to
 // a held session's last_seen_ms or expired_at_ms is made between the two.
-func (t *Table) index(s *pb.SessionState) {
-	tr, sl := t.slotOf(s)
+func (t *Table) index(s *pb.SessionState, id string) {
+	tr, sl := t.slotOf(s, id)
 	tr.ReplaceOrInsert(sl)
 }
 
-func (t *Table) unindex(s *pb.SessionState) {
-	tr, sl := t.slotOf(s)
+func (t *Table) unindex(s *pb.SessionState, id string) {
+	tr, sl := t.slotOf(s, id)
 	tr.Delete(sl)
 }
 
@@ -297,10 +299,10 @@ func (t *Table) unindex(s *pb.SessionState) {
 func (t *Table) put(s *pb.SessionState) {
 	id := string(s.GetId())
 	if old, ok := t.byID[id]; ok {
-		t.unindex(old)
+		t.unindex(old, id)
 	}
 	t.byID[id] = s
-	t.index(s)
+	t.index(s, id)
 }
 
 // remove forgets session id, if held, and returns it.
@@ -309,7 +311,7 @@ func (t *Table) remove(id string) *pb.SessionState {
 	if !ok {
 		return nil
 	}
-	t.unindex(s)
+	t.unindex(s, id)
 	delete(t.byID, id)
 	return s
 }
@@ -414,7 +416,7 @@ func (t *Table) Advance(nowMs uint64) Changes {
 // beyond MaxMarkers markers, the one expired longest ago is dropped.
 func (t *Table) expire(st *step, id string) {
 	s := t.writable(t.byID[id])
-	t.unindex(s)
+	t.unindex(s, id)
 	s.ExpiredAtMs = max(t.clock, 1)
 	s.AppliedAtExpiry = make([]uint64, 0, len(s.GetResults()))
 	for _, r := range s.GetResults() {
@@ -423,7 +425,7 @@ func (t *Table) expire(st *step, id string) {
 	slices.Sort(s.AppliedAtExpiry)
 	s.AppliedKept = true
 	s.Results = nil
-	t.index(s)
+	t.index(s, id)
 	st.touched = append(st.touched, s)
 	for t.markers.Len() > t.limits.MaxMarkers {
 		m, _ := t.markers.Min()
@@ -523,7 +525,7 @@ func (t *Table) Record(w *pb.Session, resp *pb.KvResponse) Changes {
 	s, ok := t.byID[id]
 	if ok {
 		s = t.writable(s)
-		t.unindex(s)
+		t.unindex(s, id)
 	} else {
 		// What the table could vouch for before this write: evicting the
 		// idlest below may raise the horizon, but only past the writes of
@@ -553,7 +555,7 @@ func (t *Table) Record(w *pb.Session, resp *pb.KvResponse) Changes {
 		stored.RequestId = 0
 		s.Results = append(s.Results, &pb.SessionResult{Sequence: w.GetSequence(), Response: stored})
 	}
-	t.index(s)
+	t.index(s, id)
 	st.touched = append(st.touched, s)
 	return t.finish(&st)
 }
