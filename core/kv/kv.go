@@ -59,7 +59,12 @@ func (d *Data) Version(key []byte) uint64 {
 
 // Set stores key at exactly the given value and version (replay and
 // snapshot restore use it). The slices are copied.
-func (d *Data) Set(key, value []byte, version uint64) {
+func (d *Data) Set(key, value []byte, version uint64) { d.set(key, value, version) }
+
+// set is Set, returning the item as stored. Its slices are the map's own
+// copies, which it never changes (items are replaced whole, and reads
+// hand out the same slices).
+func (d *Data) set(key, value []byte, version uint64) Item {
 	it := Item{Key: bytes.Clone(key), Value: bytes.Clone(value), Version: version}
 	if it.Value == nil {
 		it.Value = []byte{}
@@ -68,13 +73,17 @@ func (d *Data) Set(key, value []byte, version uint64) {
 		d.bytes -= int64(len(old.Key) + len(old.Value))
 	}
 	d.bytes += int64(len(it.Key) + len(it.Value))
+	return it
 }
 
 // Put writes value at key and returns the new version.
-func (d *Data) Put(key, value []byte) uint64 {
-	v := d.Version(key) + 1
-	d.Set(key, value, v)
-	return v
+func (d *Data) Put(key, value []byte) uint64 { return d.PutItem(key, value).Version }
+
+// PutItem is Put, returning the item as stored: its Key and Value are the
+// map's own copies of key and value, which the caller may keep, read-only,
+// instead of copying them again.
+func (d *Data) PutItem(key, value []byte) Item {
+	return d.set(key, value, d.Version(key)+1)
 }
 
 // Delete removes key and reports whether it was present.
@@ -90,13 +99,18 @@ func (d *Data) Delete(key []byte) bool {
 // absent). It returns whether it wrote, and the new version on success or
 // the current version on failure.
 func (d *Data) CompareAndSwap(key []byte, expected uint64, value []byte) (bool, uint64) {
+	it, ok := d.CompareAndSwapItem(key, expected, value)
+	return ok, it.Version
+}
+
+// CompareAndSwapItem is CompareAndSwap, returning the item as stored when
+// it writes (see PutItem), and only the current version when it does not.
+func (d *Data) CompareAndSwapItem(key []byte, expected uint64, value []byte) (Item, bool) {
 	cur := d.Version(key)
 	if cur != expected {
-		return false, cur
+		return Item{Version: cur}, false
 	}
-	v := cur + 1
-	d.Set(key, value, v)
-	return true, v
+	return d.set(key, value, cur+1), true
 }
 
 // Scan returns the items with start <= key < end (end nil or empty = no

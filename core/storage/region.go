@@ -203,10 +203,17 @@ func (r *Region) logSessions(c session.Changes) {
 
 // Put writes key and returns its new version.
 func (r *Region) Put(key, value []byte) uint64 {
-	v := r.kv.Put(key, value)
+	it := r.kv.PutItem(key, value)
+	r.logWrite(it)
+	return it.Version
+}
+
+// logWrite logs a write as a lazy record. The mutation shares the stored
+// item's key and value: the map never changes them, and neither does the
+// engine, which only encodes the record.
+func (r *Region) logWrite(it kv.Item) {
 	u := r.lazyUpdate()
-	u.Mutations = append(u.Mutations, &pb.KvMutation{Key: bytes.Clone(key), Value: bytes.Clone(value), Version: v})
-	return v
+	u.Mutations = append(u.Mutations, &pb.KvMutation{Key: it.Key, Value: it.Value, Version: it.Version})
 }
 
 // Delete removes key and reports whether it existed.
@@ -221,12 +228,11 @@ func (r *Region) Delete(key []byte) bool {
 
 // CompareAndSwap writes value if key's version is expected.
 func (r *Region) CompareAndSwap(key []byte, expected uint64, value []byte) (bool, uint64) {
-	ok, v := r.kv.CompareAndSwap(key, expected, value)
+	it, ok := r.kv.CompareAndSwapItem(key, expected, value)
 	if ok {
-		u := r.lazyUpdate()
-		u.Mutations = append(u.Mutations, &pb.KvMutation{Key: bytes.Clone(key), Value: bytes.Clone(value), Version: v})
+		r.logWrite(it)
 	}
-	return ok, v
+	return ok, it.Version
 }
 
 // SetApplied records that entries up to index are applied.
