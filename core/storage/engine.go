@@ -118,10 +118,11 @@ type Engine struct {
 	// written counts the times pending was emptied (written or subsumed
 	// by a checkpoint): a region's session table may change the sessions
 	// it handed out for pending updates once it has moved on.
-	written      uint64
-	pendingIdent bool
-	critical     bool   // pending holds raft state that must be synced before sending
-	encodeBuf    []byte // pendingBatches' buffer, reused
+	written       uint64
+	pendingIdent  bool
+	critical      bool               // pending holds raft state that must be synced before sending
+	encodeBuf     []byte             // pendingBatches' buffer, reused
+	encodeUpdates []*pb.RegionUpdate // pendingBatches' list of a batch's updates, reused
 
 	stats Stats
 }
@@ -330,10 +331,12 @@ const maxKeptEncodeBuf = 1 << 20
 // (splitAppend). The batches share one buffer, which the engine reuses at
 // its next Sync: they are only good until then.
 func (e *Engine) pendingBatches() ([][]byte, error) {
-	var out [][]byte
+	out := make([][]byte, 0, 1)
 	buf := e.encodeBuf[:0]
 	seq := e.batchSeq
-	batch := &pb.WalBatch{Seq: seq}
+	// The batches take turns with one list of updates, kept too: only
+	// their encodings outlive them.
+	batch := &pb.WalBatch{Seq: seq, Updates: e.encodeUpdates[:0]}
 	if e.pendingIdent {
 		batch.Ident = e.ident
 	}
@@ -352,7 +355,8 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 		}
 		out = append(out, payload)
 		seq++
-		batch = &pb.WalBatch{Seq: seq}
+		clear(batch.Updates)
+		batch = &pb.WalBatch{Seq: seq, Updates: batch.Updates[:0]}
 		size = batch.SizeVT()
 		return nil
 	}
@@ -389,6 +393,7 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 	if cap(buf) <= maxKeptEncodeBuf {
 		e.encodeBuf = buf
 	}
+	e.encodeUpdates = batch.Updates
 	return out, nil
 }
 
