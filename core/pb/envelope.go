@@ -48,16 +48,34 @@ func NewRaftEnvelope(from, to uint64) (*Envelope, *RaftMessage) {
 	return &a.env, &a.msg
 }
 
-// NewEnvelope wraps body into an envelope from one node to another.
+// NewEnvelope wraps body into an envelope from one node to another. The
+// envelope and its body's wrapper are one allocation for the messages of
+// every client operation, KV requests and responses.
 func NewEnvelope(from, to uint64, body Body) *Envelope {
+	switch b := body.(type) {
+	case *KvRequest:
+		a := new(struct {
+			env  Envelope
+			body Envelope_KvRequest
+		})
+		a.env.From, a.env.To = from, to
+		a.body.KvRequest = b
+		a.env.Body = &a.body
+		return &a.env
+	case *KvResponse:
+		a := new(struct {
+			env  Envelope
+			body Envelope_KvResponse
+		})
+		a.env.From, a.env.To = from, to
+		a.body.KvResponse = b
+		a.env.Body = &a.body
+		return &a.env
+	}
 	e := &Envelope{From: from, To: to}
 	switch b := body.(type) {
 	case *RaftMessage:
 		e.Body = &Envelope_Raft{Raft: b}
-	case *KvRequest:
-		e.Body = &Envelope_KvRequest{KvRequest: b}
-	case *KvResponse:
-		e.Body = &Envelope_KvResponse{KvResponse: b}
 	case *StoreHello:
 		e.Body = &Envelope_StoreHello{StoreHello: b}
 	case *Bootstrap:

@@ -54,17 +54,26 @@ func appendHardState(b []byte, hs *raftpb.HardState) []byte {
 }
 
 // CloneHardState is proto.Clone(hs): the same fields set, to values of
-// its own.
+// its own (one allocation for the message and its values).
 func CloneHardState(hs *raftpb.HardState) *raftpb.HardState {
 	if hs == nil || !hardStateFast(hs) {
 		return proto.Clone(hs).(*raftpb.HardState)
 	}
-	return &raftpb.HardState{Term: cloneOptUint64(hs.Term), Vote: cloneOptUint64(hs.Vote), Commit: cloneOptUint64(hs.Commit)}
+	a := new(struct {
+		hs                 raftpb.HardState
+		term, vote, commit uint64
+	})
+	a.hs.Term = cloneOptUint64(hs.Term, &a.term)
+	a.hs.Vote = cloneOptUint64(hs.Vote, &a.vote)
+	a.hs.Commit = cloneOptUint64(hs.Commit, &a.commit)
+	return &a.hs
 }
 
-func cloneOptUint64(v *uint64) *uint64 {
+// cloneOptUint64 stores *v in to and returns to, or nil if v is.
+func cloneOptUint64(v, to *uint64) *uint64 {
 	if v == nil {
 		return nil
 	}
-	return new(*v)
+	*to = *v
+	return to
 }

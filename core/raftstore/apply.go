@@ -193,16 +193,32 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		}
 	}
 	p.s.stats.WritesApplied++
+	// Each result and its wrapper are one allocation: one per write.
 	switch c := cmd.Cmd.(type) {
 	case *pb.RaftCommand_Put:
-		v := p.region.Put(c.Put.Key, c.Put.Value)
-		resp.Result = &pb.KvResponse_Put{Put: &pb.PutResponse{Version: v}}
+		r := new(struct {
+			w pb.KvResponse_Put
+			r pb.PutResponse
+		})
+		r.r.Version = p.region.Put(c.Put.Key, c.Put.Value)
+		r.w.Put = &r.r
+		resp.Result = &r.w
 	case *pb.RaftCommand_Delete:
-		ok := p.region.Delete(c.Delete.Key)
-		resp.Result = &pb.KvResponse_Delete{Delete: &pb.DeleteResponse{Deleted: ok}}
+		r := new(struct {
+			w pb.KvResponse_Delete
+			r pb.DeleteResponse
+		})
+		r.r.Deleted = p.region.Delete(c.Delete.Key)
+		r.w.Delete = &r.r
+		resp.Result = &r.w
 	case *pb.RaftCommand_Cas:
-		ok, v := p.region.CompareAndSwap(c.Cas.Key, c.Cas.ExpectedVersion, c.Cas.Value)
-		resp.Result = &pb.KvResponse_Cas{Cas: &pb.CasResponse{Succeeded: ok, Version: v}}
+		r := new(struct {
+			w pb.KvResponse_Cas
+			r pb.CasResponse
+		})
+		r.r.Succeeded, r.r.Version = p.region.CompareAndSwap(c.Cas.Key, c.Cas.ExpectedVersion, c.Cas.Value)
+		r.w.Cas = &r.r
+		resp.Result = &r.w
 	default:
 		resp.RegionError = invalidErr("empty command")
 		return resp, nil, nil

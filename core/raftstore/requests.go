@@ -70,21 +70,48 @@ func (s *Store) onKvRequest(client uint64, req *pb.KvRequest) {
 // holding only the fields that were checked: whatever else the request
 // carried (unknown protobuf fields survive decoding) never reaches the log.
 func commandFor(req *pb.KvRequest) *pb.RaftCommand {
+	// One allocation for the command, its header and session, one for its
+	// operation: a command is built for every write.
+	a := new(struct {
+		cmd     pb.RaftCommand
+		header  pb.RequestHeader
+		epoch   pb.Epoch
+		session pb.Session
+	})
 	h := req.GetHeader()
-	cmd := &pb.RaftCommand{Header: &pb.RequestHeader{
-		RegionId:    h.GetRegionId(),
-		RegionEpoch: &pb.Epoch{ConfVer: h.GetRegionEpoch().GetConfVer(), Version: h.GetRegionEpoch().GetVersion()},
-	}}
+	a.epoch.ConfVer, a.epoch.Version = h.GetRegionEpoch().GetConfVer(), h.GetRegionEpoch().GetVersion()
+	a.header.RegionId, a.header.RegionEpoch = h.GetRegionId(), &a.epoch
+	cmd := &a.cmd
+	cmd.Header = &a.header
 	if s := req.GetSession(); s != nil {
-		cmd.Session = &pb.Session{Id: s.GetId(), Sequence: s.GetSequence(), Lowest: s.GetLowest(), StartedMs: s.GetStartedMs()}
+		a.session.Id, a.session.Sequence, a.session.Lowest, a.session.StartedMs = s.GetId(), s.GetSequence(), s.GetLowest(), s.GetStartedMs()
+		cmd.Session = &a.session
 	}
 	switch op := req.GetOp().(type) {
 	case *pb.KvRequest_Put:
-		cmd.Cmd = &pb.RaftCommand_Put{Put: &pb.PutRequest{Key: op.Put.GetKey(), Value: op.Put.GetValue()}}
+		c := new(struct {
+			w pb.RaftCommand_Put
+			r pb.PutRequest
+		})
+		c.r.Key, c.r.Value = op.Put.GetKey(), op.Put.GetValue()
+		c.w.Put = &c.r
+		cmd.Cmd = &c.w
 	case *pb.KvRequest_Delete:
-		cmd.Cmd = &pb.RaftCommand_Delete{Delete: &pb.DeleteRequest{Key: op.Delete.GetKey()}}
+		c := new(struct {
+			w pb.RaftCommand_Delete
+			r pb.DeleteRequest
+		})
+		c.r.Key = op.Delete.GetKey()
+		c.w.Delete = &c.r
+		cmd.Cmd = &c.w
 	case *pb.KvRequest_Cas:
-		cmd.Cmd = &pb.RaftCommand_Cas{Cas: &pb.CasRequest{Key: op.Cas.GetKey(), ExpectedVersion: op.Cas.GetExpectedVersion(), Value: op.Cas.GetValue()}}
+		c := new(struct {
+			w pb.RaftCommand_Cas
+			r pb.CasRequest
+		})
+		c.r.Key, c.r.ExpectedVersion, c.r.Value = op.Cas.GetKey(), op.Cas.GetExpectedVersion(), op.Cas.GetValue()
+		c.w.Cas = &c.r
+		cmd.Cmd = &c.w
 	}
 	return cmd
 }
