@@ -77,17 +77,22 @@ func (p *peer) applyEntryData(e *raftpb.Entry) (applyResult, error) {
 			p.answerProposal(nil, e, nil)
 			return nil, nil
 		}
-		var cmd pb.RaftCommand
-		if err := cmd.UnmarshalVT(e.GetData()); err != nil {
-			// Every replica skips it the same way: nothing was applied.
-			p.s.log.Error("undecodable raft command", "region", p.regionID(), "index", e.GetIndex(), "err", err)
-			return nil, nil
+		var cmd *pb.RaftCommand
+		if pr := p.proposalOf(e.GetData()); pr != nil {
+			cmd = pr.cmd // what the entry decodes to: see proposal.cmd
+		} else {
+			cmd = &pb.RaftCommand{}
+			if err := cmd.UnmarshalVT(e.GetData()); err != nil {
+				// Every replica skips it the same way: nothing was applied.
+				p.s.log.Error("undecodable raft command", "region", p.regionID(), "index", e.GetIndex(), "err", err)
+				return nil, nil
+			}
 		}
-		resp, res, err := p.applyCommand(&cmd, e)
+		resp, res, err := p.applyCommand(cmd, e)
 		if err != nil {
 			return nil, err
 		}
-		p.answerProposal(&cmd, e, resp)
+		p.answerProposal(cmd, e, resp)
 		return res, nil
 	case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
 		// A membership change may also have taken the index of a proposal

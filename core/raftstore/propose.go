@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -20,6 +21,24 @@ type proposal struct {
 	index    uint64 // known once the entry shows up in a Ready
 	term     uint64
 	appended bool
+	// cmd and data are the command as proposed and its encoding. An
+	// entry whose data is these bytes is this proposal (data holds the
+	// proposal's id, unique) and decodes to cmd: the leader need not
+	// decode its own entries. Neither is changed once proposed.
+	cmd  *pb.RaftCommand
+	data []byte
+}
+
+// proposalOf returns this peer's pending proposal whose encoded command
+// is data, if any. (Raft copies what it is proposed, so the entry holds
+// equal bytes, not the same ones.)
+func (p *peer) proposalOf(data []byte) *proposal {
+	for _, pr := range p.proposals {
+		if bytes.Equal(pr.data, data) {
+			return pr
+		}
+	}
+	return nil
 }
 
 // propose submits a client write.
@@ -50,7 +69,7 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 		return
 	}
 	p.s.stats.Proposals++
-	p.proposals = append(p.proposals, &proposal{id: cmd.ProposalId, flush: p.s.stats.FlushRounds, client: client, reqID: req.RequestId})
+	p.proposals = append(p.proposals, &proposal{id: cmd.ProposalId, flush: p.s.stats.FlushRounds, client: client, reqID: req.RequestId, cmd: cmd, data: data})
 	if cmd.GetSession() != nil && p.s.bug.Fire(buggify.WriteProposeRepeat) {
 		// The same write again, as a client's retry would be proposed (a
 		// new proposal nobody waits on): the session table must apply it
@@ -64,6 +83,12 @@ func (p *peer) propose(client uint64, req *pb.KvRequest, cmd *pb.RaftCommand) {
 func (p *peer) noteProposedEntries(ents []*raftpb.Entry) {
 	for _, e := range ents {
 		if e.GetType() != raftpb.EntryType_EntryNormal || len(e.GetData()) == 0 {
+			continue
+		}
+		if pr := p.proposalOf(e.GetData()); pr != nil {
+			// Our own encoding: it decodes to pr.cmd, whose proposal id is
+			// pr's (ids are unique), proposed here.
+			pr.index, pr.term, pr.appended = e.GetIndex(), e.GetTerm(), true
 			continue
 		}
 		var cmd pb.RaftCommand
