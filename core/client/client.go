@@ -321,6 +321,7 @@ type Client struct {
 	session []byte              // the current session's id
 	nextSeq uint64              // the next write's sequence in it
 	active  []*opState          // live ops in id order
+	tickOps []*opState          // Tick's copy of active, kept from one tick to the next
 	reqs    map[uint64]*opState // outstanding request id -> op (lookup only)
 	earlier map[uint64]*opState // past attempt ids of live writes -> op
 	done    []Completion
@@ -466,7 +467,15 @@ func (c *Client) Receive(m *pb.Envelope) {
 // id order, at the clock's current time.
 func (c *Client) Tick() {
 	now := c.env.Clock.Now()
-	for _, o := range slices.Clone(c.active) {
+	// A copy: handling an op may complete it (and drop it from active).
+	// Tick owns the kept array while it runs.
+	ops := append(c.tickOps[:0], c.active...)
+	c.tickOps = nil
+	defer func() {
+		clear(ops)
+		c.tickOps = ops[:0]
+	}()
+	for _, o := range ops {
 		if o.done {
 			continue
 		}
@@ -563,10 +572,18 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 	store := e.target()
 	id := c.newRequest(o, now, phaseStore)
 	ep := r.GetEpoch()
-	req := &pb.KvRequest{RequestId: id, Header: &pb.RequestHeader{
-		RegionId:    r.GetId(),
-		RegionEpoch: &pb.Epoch{ConfVer: ep.GetConfVer(), Version: ep.GetVersion()},
-	}}
+	// The request, its header and session are one allocation (one per
+	// attempt).
+	a := new(struct {
+		req     pb.KvRequest
+		header  pb.RequestHeader
+		epoch   pb.Epoch
+		session pb.Session
+	})
+	a.epoch.ConfVer, a.epoch.Version = ep.GetConfVer(), ep.GetVersion()
+	a.header.RegionId, a.header.RegionEpoch = r.GetId(), &a.epoch
+	req := &a.req
+	req.RequestId, req.Header = id, &a.header
 	o.att = attempt{regionID: r.GetId(), epoch: req.Header.RegionEpoch, store: store, regionEnd: r.GetEndKey()}
 	switch op := &o.op; op.Kind {
 	case Get:
@@ -587,8 +604,9 @@ func (c *Client) sendKv(o *opState, e *entry, now time.Time) {
 		if o.started.IsZero() {
 			o.started = now
 		}
-		req.Session = &pb.Session{Id: o.session, Sequence: o.seq, Lowest: c.lowestWaiting(o.session),
-			StartedMs: uint64(o.started.UnixMilli())}
+		a.session.Id, a.session.Sequence, a.session.Lowest = o.session, o.seq, c.lowestWaiting(o.session)
+		a.session.StartedMs = uint64(o.started.UnixMilli())
+		req.Session = &a.session
 		o.sent = true
 	}
 	if o.budget > 0 {

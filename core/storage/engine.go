@@ -48,6 +48,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/multiraft/multiraft/core/pb"
@@ -341,11 +342,17 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 		batch.Ident = e.ident
 	}
 	size := batch.SizeVT()
+	// exact is the batch's encoded size, as WalBatch.SizeVT would count
+	// it from the updates' sizes taken for size (an estimate that decides
+	// the batching): one more pass over the updates is saved.
+	exact := size
 	flush := func() error {
-		n := batch.SizeVT()
 		start := len(buf)
-		buf = slices.Grow(buf, n)[:start+n]
+		buf = slices.Grow(buf, exact)[:start+exact]
 		m, err := batch.MarshalToSizedBufferVT(buf[start:])
+		if err == nil && m != exact {
+			err = fmt.Errorf("encoded %d bytes, sized %d", m, exact) // never: a bug in exact
+		}
 		if err != nil {
 			return fmt.Errorf("storage: encode wal batch %d: %w", batch.Seq, err)
 		}
@@ -358,17 +365,18 @@ func (e *Engine) pendingBatches() ([][]byte, error) {
 		clear(batch.Updates)
 		batch = &pb.WalBatch{Seq: seq, Updates: batch.Updates[:0]}
 		size = batch.SizeVT()
+		exact = size
 		return nil
 	}
 	add := func(u *pb.RegionUpdate, n int) error {
-		n += 6 // field tag and length prefix
-		if len(batch.Updates) > 0 && int64(size+n) > e.opts.MaxBatchBytes {
+		if len(batch.Updates) > 0 && int64(size+n+6) > e.opts.MaxBatchBytes { // 6: at most a tag and length prefix
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		batch.Updates = append(batch.Updates, u)
-		size += n
+		size += n + 6
+		exact += 1 + protowire.SizeVarint(uint64(n)) + n // the tag of field 2, the length, the update
 		return nil
 	}
 	limit := int(e.opts.MaxBatchBytes / 2)
