@@ -108,12 +108,94 @@ func marshalRaftEntryAt(b []byte, e *raftpb.Entry) ([]byte, error) {
 	if e == nil || len(e.ProtoReflect().GetUnknown()) > 0 {
 		return proto.Marshal(e)
 	}
-	n := sizeRaftEntry(e)
-	t, ok := tailOf(b, n)
-	if !ok {
-		return marshalRaftEntry(e)
+	return b[putRaftEntryBack(b, len(b), e):], nil
+}
+
+// The put...Back writers fill b backwards, as the generated code does:
+// each writes its field (or message) to end at b[i] and returns where it
+// starts. A message written so needs no size computed first: its bytes
+// come out, and its length prefix after them, in one pass. b must have
+// room for what they write (the generated code sized it with SizeVT).
+
+func putVarintBack(b []byte, i int, v uint64) int {
+	i -= protowire.SizeVarint(v)
+	j := i
+	for v >= 0x80 {
+		b[j] = byte(v) | 0x80
+		v >>= 7
+		j++
 	}
-	return appendRaftEntry(t, e), nil
+	b[j] = byte(v)
+	return i
+}
+
+// putTagBack writes the tag of field num (at most 15: one byte).
+func putTagBack(b []byte, i int, num protowire.Number, typ protowire.Type) int {
+	i--
+	b[i] = byte(protowire.EncodeTag(num, typ))
+	return i
+}
+
+func putOptUint64Back(b []byte, i int, num protowire.Number, v *uint64) int {
+	if v == nil {
+		return i
+	}
+	return putTagBack(b, putVarintBack(b, i, *v), num, protowire.VarintType)
+}
+
+func putBytesBack(b []byte, i int, num protowire.Number, v []byte) int {
+	i -= len(v)
+	copy(b[i:], v)
+	return putTagBack(b, putVarintBack(b, i, uint64(len(v))), num, protowire.BytesType)
+}
+
+// putRaftEntryBack writes e, which has no unknown fields, as appendRaftEntry
+// does.
+func putRaftEntryBack(b []byte, i int, e *raftpb.Entry) int {
+	if e.Data != nil {
+		i = putBytesBack(b, i, 4, e.Data)
+	}
+	i = putOptUint64Back(b, i, 3, e.Index)
+	i = putOptUint64Back(b, i, 2, e.Term)
+	if e.Type != nil {
+		i = putTagBack(b, putVarintBack(b, i, uint64(*e.Type)), 1, protowire.VarintType)
+	}
+	return i
+}
+
+// putRaftMessageBack writes m, which raftMessageFast accepts, as
+// appendRaftMessage does (fields in reverse order); false if an entry has
+// unknown fields (then protobuf must encode m).
+func putRaftMessageBack(b []byte, i int, m *raftpb.Message) (int, bool) {
+	i = putOptUint64Back(b, i, 13, m.Vote)
+	if m.Context != nil {
+		i = putBytesBack(b, i, 12, m.Context)
+	}
+	i = putOptUint64Back(b, i, 11, m.RejectHint)
+	if m.Reject != nil {
+		i = putTagBack(b, putVarintBack(b, i, protowire.EncodeBool(*m.Reject)), 10, protowire.VarintType)
+	}
+	i = putOptUint64Back(b, i, 8, m.Commit)
+	for j := len(m.Entries) - 1; j >= 0; j-- {
+		e := m.Entries[j]
+		end := i
+		if e != nil {
+			if len(e.ProtoReflect().GetUnknown()) > 0 {
+				return 0, false
+			}
+			i = putRaftEntryBack(b, i, e)
+		}
+		i = putTagBack(b, putVarintBack(b, i, uint64(end-i)), 7, protowire.BytesType)
+	}
+	i = putOptUint64Back(b, i, 6, m.Index)
+	i = putOptUint64Back(b, i, 5, m.LogTerm)
+	i = putOptUint64Back(b, i, 4, m.Term)
+	i = putOptUint64Back(b, i, 3, m.From)
+	i = putOptUint64Back(b, i, 2, m.To)
+	if m.Type != nil {
+		i = putTagBack(b, putVarintBack(b, i, uint64(*m.Type)), 1, protowire.VarintType)
+	}
+	return i, true
 }
 
 // sizeRaftMessage is proto.Size(m).
@@ -162,12 +244,8 @@ func marshalRaftMessageAt(b []byte, m *raftpb.Message) ([]byte, error) {
 	if m == nil || !raftMessageFast(m) {
 		return proto.Marshal(m)
 	}
-	t, ok := tailOf(b, sizeRaftMessage(m))
-	if !ok {
-		return marshalRaftMessage(m)
-	}
-	if b, ok := appendRaftMessage(t, m); ok {
-		return b, nil
+	if i, ok := putRaftMessageBack(b, len(b), m); ok {
+		return b[i:], nil
 	}
 	return proto.Marshal(m) // an entry with unknown fields
 }
