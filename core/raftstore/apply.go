@@ -40,7 +40,7 @@ func (*splitApplied) isApplyResult() {}
 
 // observeReady takes in the volatile, non-entry part of a Ready before its
 // entries are applied: read states, then role changes.
-func (p *peer) observeReady(rd raft.Ready) {
+func (p *peer) observeReady(rd *raft.Ready) {
 	// Read states first: one obtained while still leader stays valid even
 	// if the same Ready also reports the step-down.
 	for _, rs := range rd.ReadStates {

@@ -235,7 +235,7 @@ func behind(pr tracker.Progress, commit uint64) bool {
 }
 
 // persist queues the durable part of a Ready: snapshot, entries, hard state.
-func (p *peer) persist(rd raft.Ready) error {
+func (p *peer) persist(rd *raft.Ready) error {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		pairs, err := p.s.takeReceivedSnapshot(p.regionID(), rd.Snapshot.GetMetadata().GetIndex())
 		if err != nil {
@@ -279,7 +279,7 @@ func (p *peer) persist(rd raft.Ready) error {
 // an entry on a majority of followers alone is committed all the same. If
 // the sync fails the store stops; the followers may hold entries the
 // leader never made durable, which raft handles as for any crashed leader.
-func (p *peer) sendsBeforeSync(rd raft.Ready) bool {
+func (p *peer) sendsBeforeSync(rd *raft.Ready) bool {
 	if p.rn.BasicStatus().RaftState != raft.StateLeader || len(rd.Messages) == 0 || !raft.IsEmptySnap(rd.Snapshot) {
 		return false
 	}

@@ -602,15 +602,19 @@ func (s *Store) Flush() error {
 	early := slices.Grow(s.early[:0], len(rounds))[:len(rounds)]
 	clear(early)
 	s.early = early
-	for i, r := range rounds {
-		if r.p.sendsBeforeSync(r.rd) {
+	// The loops take each round by pointer: a Ready is too large to copy
+	// four times a round.
+	for i := range rounds {
+		r := &rounds[i]
+		if r.p.sendsBeforeSync(&r.rd) {
 			r.p.sendMessages(r.rd.Messages)
 			early[i] = true
 		}
 	}
 	// 1. Persist.
-	for _, r := range rounds {
-		if err := r.p.persist(r.rd); err != nil {
+	for i := range rounds {
+		r := &rounds[i]
+		if err := r.p.persist(&r.rd); err != nil {
 			return err
 		}
 	}
@@ -626,13 +630,15 @@ func (s *Store) Flush() error {
 		return buggify.Crash(buggify.SyncCrashAfter)
 	}
 	// 2. Send, 3. apply, 4. advance.
-	for i, r := range rounds {
+	for i := range rounds {
+		r := &rounds[i]
 		if !early[i] {
 			r.p.sendMessages(r.rd.Messages)
 		}
 	}
-	for _, r := range rounds {
-		if err := s.applyReady(r.p, r.rd); err != nil {
+	for i := range rounds {
+		r := &rounds[i]
+		if err := s.applyReady(r.p, &r.rd); err != nil {
 			return err
 		}
 		r.p.rn.Advance(r.rd)
@@ -670,7 +676,7 @@ type readyRound struct {
 
 // applyReady applies the committed entries of one peer's Ready, in order,
 // and does the store's part of each one that needs it.
-func (s *Store) applyReady(p *peer, rd raft.Ready) error {
+func (s *Store) applyReady(p *peer, rd *raft.Ready) error {
 	p.observeReady(rd)
 	for _, e := range rd.CommittedEntries {
 		res, err := p.applyEntry(e)
