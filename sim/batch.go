@@ -80,7 +80,7 @@ func (w *World) routeBatch(from, to uint64, msgs []wireMsg) {
 		if j > 0 {
 			batch = copyBatch(msgs) // a duplicate: copies of its own
 		}
-		w.k.after(d, "", func() { w.deliverBatch(from, to, batch) })
+		*w.k.schedule(d) = event{kind: evDeliverBatch, from: from, to: to, batch: batch}
 	}
 }
 

@@ -18,7 +18,8 @@ func TestEventQueueOrder(t *testing.T) {
 		seq := uint64(0)
 		for range rapid.IntRange(0, 200).Draw(t, "ops") {
 			if len(ref) > 0 && rapid.IntRange(0, 2).Draw(t, "pop") == 0 {
-				got, e := q.pop()
+				got := q.pop()
+				e := q.event(got.slot)
 				want := ref[0]
 				ref = ref[1:]
 				if got.at != want.at || got.seq != want.seq {
@@ -27,11 +28,12 @@ func TestEventQueueOrder(t *testing.T) {
 				if e.what != fmt.Sprint(want.seq) {
 					t.Fatalf("popped (%v,%d) with the event of %s", got.at, got.seq, e.what)
 				}
+				q.release(got.slot)
 				continue
 			}
 			seq++
 			e := queued{at: time.Duration(rapid.IntRange(0, 5).Draw(t, "at")), seq: seq}
-			q.push(e.at, e.seq, event{what: fmt.Sprint(seq)})
+			*q.push(e.at, e.seq) = event{what: fmt.Sprint(seq)}
 			ref = append(ref, e)
 			slices.SortStableFunc(ref, func(a, b queued) int {
 				if a.before(&b) {

@@ -12,12 +12,32 @@ import (
 // epoch is the virtual wall time at which every simulation starts.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// event is the work an event does: fn, named what in the trace when what
-// is not empty.
+// event is the work an event does, named what in the trace when what is
+// not empty: fn, or, when fn is nil, one of the world's frequent events
+// (World.runEvent), which make most of a run's events: its kind and
+// operands are held here, as a closure would hold them, without the
+// closure's allocation.
 type event struct {
 	what string
 	fn   func()
+	kind eventKind
+	// The operands of the world's events.
+	node     *storeNode
+	gen      int
+	from, to uint64
+	msg      wireMsg
+	batch    []wireMsg
 }
+
+// eventKind is the kind of a world event (World.runEvent).
+type eventKind uint8
+
+const (
+	evDeliver      eventKind = iota + 1 // World.deliver(from, to, msg)
+	evDeliverBatch                      // World.deliverBatch(from, to, batch)
+	evFlush                             // World.flush(node, gen)
+	evTick                              // World.tickStore(node, gen)
+)
 
 // queued is an event's place in the queue: its time and the order it was
 // scheduled in, which order the queue, and the slot its event is kept in.
@@ -39,8 +59,9 @@ func (e *queued) before(o *queued) bool {
 	return e.seq < o.seq
 }
 
-// eventQueue is a binary min-heap of queued events; their events wait in
-// slots, reused once run (no allocation per event beyond its closure).
+// eventQueue is a binary min-heap of queued events. Their events wait in
+// slots, reused once run: queueing an event allocates nothing but, for an
+// event with fn, its closure.
 type eventQueue struct {
 	heap  []queued
 	slots []event
@@ -52,15 +73,16 @@ func (q *eventQueue) len() int { return len(q.heap) }
 // next is the time of the first event; the queue must not be empty.
 func (q *eventQueue) next() time.Duration { return q.heap[0].at }
 
-func (q *eventQueue) push(at time.Duration, seq uint64, e event) {
+// push queues an event for time at, in sequence seq, and returns its slot
+// for the caller to fill in (valid until the next push).
+func (q *eventQueue) push(at time.Duration, seq uint64) *event {
 	var slot int
 	if n := len(q.free); n > 0 {
 		slot = q.free[n-1]
 		q.free = q.free[:n-1]
-		q.slots[slot] = e
 	} else {
 		slot = len(q.slots)
-		q.slots = append(q.slots, e)
+		q.slots = append(q.slots, event{})
 	}
 	q.heap = append(q.heap, queued{at: at, seq: seq, slot: slot})
 	h := q.heap
@@ -75,10 +97,12 @@ func (q *eventQueue) push(at time.Duration, seq uint64, e event) {
 		i = parent
 	}
 	h[i] = x
+	return &q.slots[slot]
 }
 
-// pop removes the first event; the queue must not be empty.
-func (q *eventQueue) pop() (queued, event) {
+// pop removes the first event from the heap; the queue must not be empty.
+// Its event stays in its slot until release.
+func (q *eventQueue) pop() queued {
 	h := q.heap
 	top := h[0]
 	last := len(h) - 1
@@ -105,10 +129,16 @@ func (q *eventQueue) pop() (queued, event) {
 		}
 		h[i] = x
 	}
-	e := q.slots[top.slot]
-	q.slots[top.slot] = event{} // let the closure go
-	q.free = append(q.free, top.slot)
-	return top, e
+	return top
+}
+
+// event is the event in slot (valid until the next push).
+func (q *eventQueue) event(slot int) *event { return &q.slots[slot] }
+
+// release frees the slot of an event popped and run.
+func (q *eventQueue) release(slot int) {
+	q.slots[slot] = event{} // let go of what it holds
+	q.free = append(q.free, slot)
 }
 
 // kernel is the clock, the queue and the trace of a run.
@@ -124,6 +154,10 @@ type kernel struct {
 	// the event left for its end (the world sends the raft batches stores
 	// queued).
 	endEvent func()
+	// run runs the events without fn (World.runEvent). The event is
+	// valid until the next event is scheduled: run takes its operands
+	// before it does anything.
+	run func(*event)
 }
 
 func newKernel(trace io.Writer) *kernel {
@@ -141,11 +175,17 @@ func (c clock) Now() time.Time { return c.k.Now() }
 // after schedules fn to run after delay. A non-empty what names the event
 // in the trace.
 func (k *kernel) after(delay time.Duration, what string, fn func()) {
+	*k.schedule(delay) = event{what: what, fn: fn}
+}
+
+// schedule schedules an event to run after delay, and returns it for the
+// caller to fill in (valid until the next one is scheduled).
+func (k *kernel) schedule(delay time.Duration) *event {
 	if delay < 0 {
 		delay = 0
 	}
 	k.seq++
-	k.queue.push(k.now+delay, k.seq, event{what: what, fn: fn})
+	return k.queue.push(k.now+delay, k.seq)
 }
 
 // step runs the next event; false when the queue is empty or the next
@@ -157,13 +197,21 @@ func (k *kernel) step(until time.Duration) bool {
 	if k.queue.len() == 0 || k.queue.next() > until {
 		return false
 	}
-	q, e := k.queue.pop()
+	q := k.queue.pop()
 	k.now = q.at
 	k.events++
+	e := k.queue.event(q.slot)
 	if e.what != "" {
 		k.record(e.what)
 	}
-	e.fn()
+	// The event runs from its slot, kept until it is done; e is not used
+	// after the call, which may move the slots as it schedules events.
+	if e.fn != nil {
+		e.fn()
+	} else {
+		k.run(e)
+	}
+	k.queue.release(q.slot)
 	if k.endEvent != nil {
 		k.endEvent()
 	}
