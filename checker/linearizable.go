@@ -255,7 +255,8 @@ func convertHistory(h History) ([]porcupine.Operation, []string, error) {
 		default:
 			return nil, nil, fmt.Errorf("malformed history: op #%d has unknown outcome %v", i, op.Outcome)
 		}
-		meta := opMeta{index: i, op: op}
+		// Boxed once: a scan makes an operation per key it covers.
+		var meta any = opMeta{index: i, op: op}
 		unknown := op.Outcome == OutcomeAmbiguous
 		mk := func(in kvInput, out kvOutput) porcupine.Operation {
 			return porcupine.Operation{

@@ -45,7 +45,7 @@ func witness(part []porcupine.Operation) bool {
 	}
 	// sees reports whether observer o, taking effect in state st, gives
 	// its output there.
-	sees := func(o porcupine.Operation, st kvState) bool {
+	sees := func(o *porcupine.Operation, st kvState) bool {
 		ok, next := step(st, o.Input.(kvInput), o.Output.(kvOutput))
 		return ok && next == st
 	}
@@ -62,7 +62,8 @@ func witness(part []porcupine.Operation) bool {
 	left := changers
 	for len(left) > 0 {
 		best := -1
-		for i, op := range left {
+		for i := range left {
+			op := &left[i] // not copied: the loops here are the witness's cost
 			if op.Return <= t {
 				continue
 			}
@@ -79,7 +80,8 @@ func witness(part []porcupine.Operation) bool {
 		op := left[best]
 		// Hold the state while reads of it that may still come need it.
 		hold := int64(-1) << 62
-		for _, o := range observers {
+		for i := range observers {
+			o := &observers[i]
 			if o.Call < op.Return && o.Return > t && o.Call > hold && sees(o, st) {
 				hold = o.Call
 			}
@@ -100,7 +102,8 @@ func witness(part []porcupine.Operation) bool {
 	// sees (sharing a change's point, on the right side of it), inside its
 	// interval.
 observers:
-	for _, o := range observers {
+	for i := range observers {
+		o := &observers[i]
 		for j, s := range states {
 			lo, hi := int64(-1)<<62, int64(1)<<62 // the state s holds from lo to hi
 			if j > 0 {
@@ -120,7 +123,7 @@ observers:
 			case j < len(points) && at == hi:
 				rank = 0
 			}
-			order = append(order, placed{at, rank, o})
+			order = append(order, placed{at, rank, *o})
 			continue observers
 		}
 		return false
