@@ -158,14 +158,23 @@ type kernel struct {
 	// valid until the next event is scheduled: run takes its operands
 	// before it does anything.
 	run func(*event)
+	// nowTime is Now at virtual time nowAt (an event's nodes ask for the
+	// time again and again).
+	nowAt   time.Duration
+	nowTime time.Time
 }
 
 func newKernel(trace io.Writer) *kernel {
-	return &kernel{hash: xxhash.New(), trace: trace}
+	return &kernel{hash: xxhash.New(), trace: trace, nowTime: epoch}
 }
 
 // Now is the virtual time as a time.Time.
-func (k *kernel) Now() time.Time { return epoch.Add(k.now) }
+func (k *kernel) Now() time.Time {
+	if k.nowAt != k.now {
+		k.nowAt, k.nowTime = k.now, epoch.Add(k.now)
+	}
+	return k.nowTime
+}
 
 // clock is the kernel's clock as the nodes see it (core.Clock).
 type clock struct{ k *kernel }
