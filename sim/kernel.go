@@ -149,11 +149,13 @@ type kernel struct {
 	events uint64
 	hash   *xxhash.Digest
 	trace  io.Writer
-	// endEvent, when set, runs after each event, and before each step
-	// looks at the queue (for work done between events): it finishes what
-	// the event left for its end (the world sends the raft batches stores
-	// queued).
+	// endEvent runs, when endDue is set, after each event, and before
+	// each step looks at the queue (for work done between events): it
+	// finishes what the event left for its end (the world sends the raft
+	// batches stores queued, and sets endDue as it queues them; most
+	// events leave nothing, and skip the call).
 	endEvent func()
+	endDue   bool
 	// run runs the events without fn (World.runEvent). The event is
 	// valid until the next event is scheduled: run takes its operands
 	// before it does anything.
@@ -200,9 +202,7 @@ func (k *kernel) schedule(delay time.Duration) *event {
 // step runs the next event; false when the queue is empty or the next
 // event is after until.
 func (k *kernel) step(until time.Duration) bool {
-	if k.endEvent != nil {
-		k.endEvent()
-	}
+	k.finishEvent()
 	if k.queue.len() == 0 || k.queue.next() > until {
 		return false
 	}
@@ -221,10 +221,16 @@ func (k *kernel) step(until time.Duration) bool {
 		k.run(e)
 	}
 	k.queue.release(q.slot)
-	if k.endEvent != nil {
+	k.finishEvent()
+	return true
+}
+
+// finishEvent runs endEvent if it is due.
+func (k *kernel) finishEvent() {
+	if k.endDue {
+		k.endDue = false
 		k.endEvent()
 	}
-	return true
 }
 
 // runUntil runs every event due by until; the clock stays at the last one.
