@@ -30,7 +30,7 @@ import (
 func witness(part []porcupine.Operation) bool {
 	var changers, observers []porcupine.Operation
 	for _, op := range part {
-		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		in, out := op.Input.(*kvInput), op.Output.(*kvOutput)
 		if in.unknown {
 			return false
 		}
@@ -46,7 +46,7 @@ func witness(part []porcupine.Operation) bool {
 	// sees reports whether observer o, taking effect in state st, gives
 	// its output there.
 	sees := func(o *porcupine.Operation, st kvState) bool {
-		ok, next := step(st, o.Input.(kvInput), o.Output.(kvOutput))
+		ok, next := step(st, o.Input.(*kvInput), o.Output.(*kvOutput))
 		return ok && next == st
 	}
 	type placed struct {
@@ -67,7 +67,7 @@ func witness(part []porcupine.Operation) bool {
 			if op.Return <= t {
 				continue
 			}
-			if ok, _ := step(st, op.Input.(kvInput), op.Output.(kvOutput)); !ok {
+			if ok, _ := step(st, op.Input.(*kvInput), op.Output.(*kvOutput)); !ok {
 				continue
 			}
 			if best < 0 || op.Return < left[best].Return {
@@ -90,7 +90,7 @@ func witness(part []porcupine.Operation) bool {
 		if at > op.Return {
 			return false
 		}
-		_, next := step(st, op.Input.(kvInput), op.Output.(kvOutput))
+		_, next := step(st, op.Input.(*kvInput), op.Output.(*kvOutput))
 		states = append(states, st)
 		points = append(points, at)
 		order = append(order, placed{at, 1, op})
@@ -144,7 +144,7 @@ observers:
 	}
 	st = kvState{}
 	for _, p := range order {
-		ok, next := step(st, p.op.Input.(kvInput), p.op.Output.(kvOutput))
+		ok, next := step(st, p.op.Input.(*kvInput), p.op.Output.(*kvOutput))
 		if !ok {
 			return false
 		}
