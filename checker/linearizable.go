@@ -218,6 +218,7 @@ func convertHistory(h History) ([]porcupine.Operation, []string, error) {
 	universe := keyUniverse(h)
 	var ops []porcupine.Operation
 	var problems []string
+	var ios slab[kvIO]
 	for i, op := range h.Ops {
 		if op.Kind > OpScan {
 			return nil, nil, fmt.Errorf("malformed history: op #%d has unknown kind %v", i, op.Kind)
@@ -255,12 +256,14 @@ func convertHistory(h History) ([]porcupine.Operation, []string, error) {
 		default:
 			return nil, nil, fmt.Errorf("malformed history: op #%d has unknown outcome %v", i, op.Outcome)
 		}
-		meta := opMeta{index: i, op: op}
+		// Boxed once: a scan makes an operation per key it covers.
+		var meta any = opMeta{index: i, op: op}
 		unknown := op.Outcome == OutcomeAmbiguous
 		mk := func(in kvInput, out kvOutput) porcupine.Operation {
+			io := ios.add(kvIO{in, out})
 			return porcupine.Operation{
-				ClientId: op.ClientID, Input: in, Call: op.Call,
-				Output: out, Return: ret, Metadata: meta,
+				ClientId: op.ClientID, Input: &io.in, Call: op.Call,
+				Output: &io.out, Return: ret, Metadata: meta,
 			}
 		}
 		switch op.Kind {
@@ -288,6 +291,25 @@ func convertHistory(h History) ([]porcupine.Operation, []string, error) {
 		}
 	}
 	return ops, problems, nil
+}
+
+// kvIO is an operation's input and output. The porcupine operations point
+// at them (an interface holds a pointer without allocating), held in a
+// slab instead of two allocations each.
+type kvIO struct {
+	in  kvInput
+	out kvOutput
+}
+
+// slab hands out pointers to values it holds in chunks that never move.
+type slab[T any] struct{ chunk []T }
+
+func (s *slab[T]) add(v T) *T {
+	if len(s.chunk) == cap(s.chunk) {
+		s.chunk = make([]T, 0, 256)
+	}
+	s.chunk = append(s.chunk, v)
+	return &s.chunk[len(s.chunk)-1]
 }
 
 // keyUniverse returns, sorted and deduplicated, History.Keys together with
@@ -409,7 +431,7 @@ func describePartitionFailure(info porcupine.LinearizationInfo, part []porcupine
 		fmt.Fprintf(&b, "the longest linearizable prefix has %d:", len(prefix))
 		st := kvState{}
 		for n, id := range prefix {
-			_, st = step(st, part[id].Input.(kvInput), part[id].Output.(kvOutput))
+			_, st = step(st, part[id].Input.(*kvInput), part[id].Output.(*kvOutput))
 			if len(prefix) > maxListed && n < len(prefix)-maxListed {
 				if n == 0 {
 					fmt.Fprintf(&b, "\n  ... %d earlier operations", len(prefix)-maxListed)
@@ -454,7 +476,7 @@ func describePorcupineOp(op porcupine.Operation) string {
 	}
 	return fmt.Sprintf("op #%d client %d t=%d..%s: %s%s",
 		meta.index, op.ClientId, op.Call, ret,
-		describeOperation(op.Input.(kvInput), op.Output.(kvOutput)), origin)
+		describeOperation(op.Input.(*kvInput), op.Output.(*kvOutput)), origin)
 }
 
 func quoteList(keys []string) string {

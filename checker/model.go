@@ -63,7 +63,7 @@ func (st kvState) hash() uint64 {
 }
 
 // step applies one operation to one key's state. It is pure.
-func step(st kvState, in kvInput, out kvOutput) (bool, kvState) {
+func step(st kvState, in *kvInput, out *kvOutput) (bool, kvState) {
 	switch in.kind {
 	case OpGet:
 		if in.unknown {
@@ -104,7 +104,7 @@ func newModel() porcupine.Model {
 		Init: func() interface{} { return kvState{} },
 		Step: func(state, input, output interface{}) (bool, interface{}) {
 			st := state.(kvState)
-			ok, next := step(st, input.(kvInput), output.(kvOutput))
+			ok, next := step(st, input.(*kvInput), output.(*kvOutput))
 			if next == st {
 				// Unchanged (every get, a failed cas): hand back the boxed
 				// state as it came, without boxing a copy.
@@ -115,7 +115,7 @@ func newModel() porcupine.Model {
 		Equal: func(a, b interface{}) bool { return a.(kvState) == b.(kvState) },
 		Hash:  func(state interface{}) uint64 { return state.(kvState).hash() },
 		DescribeOperation: func(input, output interface{}) string {
-			return describeOperation(input.(kvInput), output.(kvOutput))
+			return describeOperation(input.(*kvInput), output.(*kvOutput))
 		},
 		DescribeState: func(state interface{}) string {
 			return describeState(state.(kvState))
@@ -135,7 +135,7 @@ func newModel() porcupine.Model {
 func partitionByKey(history []porcupine.Operation) ([][]porcupine.Operation, []string) {
 	byKey := make(map[string][]porcupine.Operation)
 	for _, op := range history {
-		k := op.Input.(kvInput).key
+		k := op.Input.(*kvInput).key
 		byKey[k] = append(byKey[k], op)
 	}
 	keys := make([]string, 0, len(byKey))
@@ -157,7 +157,7 @@ func describeState(st kvState) string {
 	return fmt.Sprintf("%q@v%d", st.value, st.version)
 }
 
-func describeOperation(in kvInput, out kvOutput) string {
+func describeOperation(in *kvInput, out *kvOutput) string {
 	var call, ret string
 	switch in.kind {
 	case OpGet:

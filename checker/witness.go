@@ -30,7 +30,7 @@ import (
 func witness(part []porcupine.Operation) bool {
 	var changers, observers []porcupine.Operation
 	for _, op := range part {
-		in, out := op.Input.(kvInput), op.Output.(kvOutput)
+		in, out := op.Input.(*kvInput), op.Output.(*kvOutput)
 		if in.unknown {
 			return false
 		}
@@ -45,8 +45,8 @@ func witness(part []porcupine.Operation) bool {
 	}
 	// sees reports whether observer o, taking effect in state st, gives
 	// its output there.
-	sees := func(o porcupine.Operation, st kvState) bool {
-		ok, next := step(st, o.Input.(kvInput), o.Output.(kvOutput))
+	sees := func(o *porcupine.Operation, st kvState) bool {
+		ok, next := step(st, o.Input.(*kvInput), o.Output.(*kvOutput))
 		return ok && next == st
 	}
 	type placed struct {
@@ -62,11 +62,12 @@ func witness(part []porcupine.Operation) bool {
 	left := changers
 	for len(left) > 0 {
 		best := -1
-		for i, op := range left {
+		for i := range left {
+			op := &left[i] // not copied: the loops here are the witness's cost
 			if op.Return <= t {
 				continue
 			}
-			if ok, _ := step(st, op.Input.(kvInput), op.Output.(kvOutput)); !ok {
+			if ok, _ := step(st, op.Input.(*kvInput), op.Output.(*kvOutput)); !ok {
 				continue
 			}
 			if best < 0 || op.Return < left[best].Return {
@@ -79,7 +80,8 @@ func witness(part []porcupine.Operation) bool {
 		op := left[best]
 		// Hold the state while reads of it that may still come need it.
 		hold := int64(-1) << 62
-		for _, o := range observers {
+		for i := range observers {
+			o := &observers[i]
 			if o.Call < op.Return && o.Return > t && o.Call > hold && sees(o, st) {
 				hold = o.Call
 			}
@@ -88,7 +90,7 @@ func witness(part []porcupine.Operation) bool {
 		if at > op.Return {
 			return false
 		}
-		_, next := step(st, op.Input.(kvInput), op.Output.(kvOutput))
+		_, next := step(st, op.Input.(*kvInput), op.Output.(*kvOutput))
 		states = append(states, st)
 		points = append(points, at)
 		order = append(order, placed{at, 1, op})
@@ -100,7 +102,8 @@ func witness(part []porcupine.Operation) bool {
 	// sees (sharing a change's point, on the right side of it), inside its
 	// interval.
 observers:
-	for _, o := range observers {
+	for i := range observers {
+		o := &observers[i]
 		for j, s := range states {
 			lo, hi := int64(-1)<<62, int64(1)<<62 // the state s holds from lo to hi
 			if j > 0 {
@@ -120,7 +123,7 @@ observers:
 			case j < len(points) && at == hi:
 				rank = 0
 			}
-			order = append(order, placed{at, rank, o})
+			order = append(order, placed{at, rank, *o})
 			continue observers
 		}
 		return false
@@ -141,7 +144,7 @@ observers:
 	}
 	st = kvState{}
 	for _, p := range order {
-		ok, next := step(st, p.op.Input.(kvInput), p.op.Output.(kvOutput))
+		ok, next := step(st, p.op.Input.(*kvInput), p.op.Output.(*kvOutput))
 		if !ok {
 			return false
 		}

@@ -196,8 +196,9 @@ type Network struct {
 	// messages it sends or receives are held (see Clog).
 	clogged map[NodeID]time.Duration
 	// busy is, per link that has transmitted, the virtual time at which
-	// it has sent every byte given to it so far.
-	busy  map[Link]time.Duration
+	// it has sent every byte given to it so far (held by pointer, so that
+	// a message costs one map lookup).
+	busy  map[Link]*time.Duration
 	stats Stats
 	// routed holds Route's answer (valid until its next call).
 	routed [2]time.Duration
@@ -209,7 +210,7 @@ func New(cfg Config, r *rng.Rand) *Network {
 	if r == nil {
 		panic("netsim: nil rng")
 	}
-	n := &Network{r: r, busy: make(map[Link]time.Duration)}
+	n := &Network{r: r, busy: make(map[Link]*time.Duration)}
 	n.SetConfig(cfg)
 	n.Heal()
 	return n
@@ -285,7 +286,12 @@ func (n *Network) Route(now time.Duration, from, to NodeID, size int) []time.Dur
 // left. The transmission time is rounded down to the nanosecond. It panics
 // if the link would be busy past the largest time.Duration.
 func (n *Network) transmit(now time.Duration, l Link, size int) time.Duration {
-	start := max(now, n.busy[l])
+	busy := n.busy[l]
+	if busy == nil {
+		busy = new(time.Duration)
+		n.busy[l] = busy
+	}
+	start := max(now, *busy)
 	bw := uint64(n.cfg.linkBandwidth(l))
 	hi, lo := bits.Mul64(uint64(size), uint64(time.Second))
 	tx := uint64(math.MaxUint64)
@@ -295,8 +301,8 @@ func (n *Network) transmit(now time.Duration, l Link, size int) time.Duration {
 	if tx > uint64(math.MaxInt64-start) {
 		panic(fmt.Sprintf("netsim: %d bytes at %d B/s on %d->%d overflow the clock", size, bw, l.From, l.To))
 	}
-	n.busy[l] = start + time.Duration(tx)
-	return n.busy[l] - now
+	*busy = start + time.Duration(tx)
+	return *busy - now
 }
 
 func (n *Network) latency(from, to NodeID) Latency {

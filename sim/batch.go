@@ -39,6 +39,7 @@ type outBatch struct {
 
 // queueRaft adds a raft message to the batch from -> to of this event.
 func (w *World) queueRaft(from, to uint64, msg wireMsg) {
+	w.k.endDue = true // sendOutbox sends the batch
 	for i := range w.outbox {
 		if b := &w.outbox[i]; b.from == from && b.to == to {
 			b.msgs = append(b.msgs, msg)
@@ -80,7 +81,7 @@ func (w *World) routeBatch(from, to uint64, msgs []wireMsg) {
 		if j > 0 {
 			batch = copyBatch(msgs) // a duplicate: copies of its own
 		}
-		w.k.after(d, "", func() { w.deliverBatch(from, to, batch) })
+		*w.k.schedule(d) = event{kind: evDeliverBatch, from: from, to: to, batch: batch}
 	}
 }
 

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -13,23 +14,28 @@ import (
 func TestEventQueueOrder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		var q eventQueue
-		var ref []event
+		var ref []queued
 		seq := uint64(0)
 		for range rapid.IntRange(0, 200).Draw(t, "ops") {
 			if len(ref) > 0 && rapid.IntRange(0, 2).Draw(t, "pop") == 0 {
 				got := q.pop()
+				e := q.event(got.slot)
 				want := ref[0]
 				ref = ref[1:]
 				if got.at != want.at || got.seq != want.seq {
 					t.Fatalf("popped (%v,%d), want (%v,%d)", got.at, got.seq, want.at, want.seq)
 				}
+				if e.what != fmt.Sprint(want.seq) {
+					t.Fatalf("popped (%v,%d) with the event of %s", got.at, got.seq, e.what)
+				}
+				q.release(got.slot)
 				continue
 			}
 			seq++
-			e := event{at: time.Duration(rapid.IntRange(0, 5).Draw(t, "at")), seq: seq}
-			q.push(e)
+			e := queued{at: time.Duration(rapid.IntRange(0, 5).Draw(t, "at")), seq: seq}
+			*q.push(e.at, e.seq) = event{what: fmt.Sprint(seq)}
 			ref = append(ref, e)
-			slices.SortStableFunc(ref, func(a, b event) int {
+			slices.SortStableFunc(ref, func(a, b queued) int {
 				if a.before(&b) {
 					return -1
 				}
@@ -39,8 +45,8 @@ func TestEventQueueOrder(t *testing.T) {
 				return 0
 			})
 		}
-		if len(q) != len(ref) {
-			t.Fatalf("queue holds %d, want %d", len(q), len(ref))
+		if q.len() != len(ref) {
+			t.Fatalf("queue holds %d, want %d", q.len(), len(ref))
 		}
 	})
 }

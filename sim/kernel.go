@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"time"
@@ -11,63 +12,133 @@ import (
 // epoch is the virtual wall time at which every simulation starts.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// event is the work an event does, named what in the trace when what is
+// not empty: fn, or, when fn is nil, one of the world's frequent events
+// (World.runEvent), which make most of a run's events: its kind and
+// operands are held here, as a closure would hold them, without the
+// closure's allocation.
 type event struct {
-	at   time.Duration
-	seq  uint64
 	what string
 	fn   func()
+	kind eventKind
+	// The operands of the world's events.
+	node     *storeNode
+	gen      int
+	from, to uint64
+	msg      wireMsg
+	batch    []wireMsg
+}
+
+// eventKind is the kind of a world event (World.runEvent).
+type eventKind uint8
+
+const (
+	evDeliver      eventKind = iota + 1 // World.deliver(from, to, msg)
+	evDeliverBatch                      // World.deliverBatch(from, to, batch)
+	evFlush                             // World.flush(node, gen)
+	evTick                              // World.tickStore(node, gen)
+)
+
+// queued is an event's place in the queue: its time and the order it was
+// scheduled in, which order the queue, and the slot its event is kept in.
+// It holds no pointers, so the heap's moves need no GC write barriers
+// (with events held in the heap, they were a third of its cost).
+type queued struct {
+	at   time.Duration
+	seq  uint64
+	slot int
 }
 
 // before orders events by time, then by the order they were scheduled in.
-func (e *event) before(o *event) bool {
+// Sequence numbers are unique, so this is a total order: any correct heap
+// pops the same events in the same order.
+func (e *queued) before(o *queued) bool {
 	if e.at != o.at {
 		return e.at < o.at
 	}
 	return e.seq < o.seq
 }
 
-// eventQueue is a binary min-heap of events held by value (no allocation
-// per event beyond its closure, no interface calls).
-type eventQueue []event
-
-func (q *eventQueue) push(e event) {
-	*q = append(*q, e)
-	h := *q
-	i := len(h) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !h[i].before(&h[parent]) {
-			break
-		}
-		h[i], h[parent] = h[parent], h[i]
-		i = parent
-	}
+// eventQueue is a binary min-heap of queued events. Their events wait in
+// slots, reused once run: queueing an event allocates nothing but, for an
+// event with fn, its closure.
+type eventQueue struct {
+	heap  []queued
+	slots []event
+	free  []int // slots not in use
 }
 
-func (q *eventQueue) pop() event {
-	h := *q
+func (q *eventQueue) len() int { return len(q.heap) }
+
+// next is the time of the first event; the queue must not be empty.
+func (q *eventQueue) next() time.Duration { return q.heap[0].at }
+
+// push queues an event for time at, in sequence seq, and returns its slot
+// for the caller to fill in (valid until the next push).
+func (q *eventQueue) push(at time.Duration, seq uint64) *event {
+	var slot int
+	if n := len(q.free); n > 0 {
+		slot = q.free[n-1]
+		q.free = q.free[:n-1]
+	} else {
+		slot = len(q.slots)
+		q.slots = append(q.slots, event{})
+	}
+	q.heap = append(q.heap, queued{at: at, seq: seq, slot: slot})
+	h := q.heap
+	i := len(h) - 1
+	x := h[i]
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !x.before(&h[parent]) {
+			break
+		}
+		h[i] = h[parent]
+		i = parent
+	}
+	h[i] = x
+	return &q.slots[slot]
+}
+
+// pop removes the first event from the heap; the queue must not be empty.
+// Its event stays in its slot until release.
+func (q *eventQueue) pop() queued {
+	h := q.heap
 	top := h[0]
 	last := len(h) - 1
-	h[0] = h[last]
-	h[last] = event{} // let the closure go
+	x := h[last]
 	h = h[:last]
-	*q = h
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(h) {
-			break
+	q.heap = h
+	if last > 0 {
+		// Sift the last element down from the root.
+		i := 0
+		for {
+			l := 2*i + 1
+			if l >= last {
+				break
+			}
+			m := l
+			if r := l + 1; r < last && h[r].before(&h[l]) {
+				m = r
+			}
+			if !h[m].before(&x) {
+				break
+			}
+			h[i] = h[m]
+			i = m
 		}
-		m := l
-		if r := l + 1; r < len(h) && h[r].before(&h[l]) {
-			m = r
-		}
-		if !h[m].before(&h[i]) {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
+		h[i] = x
 	}
 	return top
+}
+
+// event is the event in slot (valid until the next push).
+func (q *eventQueue) event(slot int) *event { return &q.slots[slot] }
+
+// release frees the slot of an event popped and run.
+func (q *eventQueue) release(slot int) {
+	q.slots[slot] = event{} // let go of what it holds
+	q.free = append(q.free, slot)
 }
 
 // kernel is the clock, the queue and the trace of a run.
@@ -78,19 +149,34 @@ type kernel struct {
 	events uint64
 	hash   *xxhash.Digest
 	trace  io.Writer
-	// endEvent, when set, runs after each event, and before each step
-	// looks at the queue (for work done between events): it finishes what
-	// the event left for its end (the world sends the raft batches stores
-	// queued).
+	// endEvent runs, when endDue is set, after each event, and before
+	// each step looks at the queue (for work done between events): it
+	// finishes what the event left for its end (the world sends the raft
+	// batches stores queued, and sets endDue as it queues them; most
+	// events leave nothing, and skip the call).
 	endEvent func()
+	endDue   bool
+	// run runs the events without fn (World.runEvent). The event is
+	// valid until the next event is scheduled: run takes its operands
+	// before it does anything.
+	run func(*event)
+	// nowTime is Now at virtual time nowAt (an event's nodes ask for the
+	// time again and again).
+	nowAt   time.Duration
+	nowTime time.Time
 }
 
 func newKernel(trace io.Writer) *kernel {
-	return &kernel{hash: xxhash.New(), trace: trace}
+	return &kernel{hash: xxhash.New(), trace: trace, nowTime: epoch}
 }
 
 // Now is the virtual time as a time.Time.
-func (k *kernel) Now() time.Time { return epoch.Add(k.now) }
+func (k *kernel) Now() time.Time {
+	if k.nowAt != k.now {
+		k.nowAt, k.nowTime = k.now, epoch.Add(k.now)
+	}
+	return k.nowTime
+}
 
 // clock is the kernel's clock as the nodes see it (core.Clock).
 type clock struct{ k *kernel }
@@ -100,33 +186,51 @@ func (c clock) Now() time.Time { return c.k.Now() }
 // after schedules fn to run after delay. A non-empty what names the event
 // in the trace.
 func (k *kernel) after(delay time.Duration, what string, fn func()) {
+	*k.schedule(delay) = event{what: what, fn: fn}
+}
+
+// schedule schedules an event to run after delay, and returns it for the
+// caller to fill in (valid until the next one is scheduled).
+func (k *kernel) schedule(delay time.Duration) *event {
 	if delay < 0 {
 		delay = 0
 	}
 	k.seq++
-	k.queue.push(event{at: k.now + delay, seq: k.seq, what: what, fn: fn})
+	return k.queue.push(k.now+delay, k.seq)
 }
 
 // step runs the next event; false when the queue is empty or the next
 // event is after until.
 func (k *kernel) step(until time.Duration) bool {
-	if k.endEvent != nil {
-		k.endEvent()
-	}
-	if len(k.queue) == 0 || k.queue[0].at > until {
+	k.finishEvent()
+	if k.queue.len() == 0 || k.queue.next() > until {
 		return false
 	}
-	e := k.queue.pop()
-	k.now = e.at
+	q := k.queue.pop()
+	k.now = q.at
 	k.events++
+	e := k.queue.event(q.slot)
 	if e.what != "" {
 		k.record(e.what)
 	}
-	e.fn()
-	if k.endEvent != nil {
+	// The event runs from its slot, kept until it is done; e is not used
+	// after the call, which may move the slots as it schedules events.
+	if e.fn != nil {
+		e.fn()
+	} else {
+		k.run(e)
+	}
+	k.queue.release(q.slot)
+	k.finishEvent()
+	return true
+}
+
+// finishEvent runs endEvent if it is due.
+func (k *kernel) finishEvent() {
+	if k.endDue {
+		k.endDue = false
 		k.endEvent()
 	}
-	return true
 }
 
 // runUntil runs every event due by until; the clock stays at the last one.
@@ -175,8 +279,5 @@ func (k *kernel) noteDelivery(from, to, sum uint64, describe func() string) {
 // traceHash is the hash of everything recorded so far.
 func (k *kernel) traceHash() string { return fmt.Sprintf("%016x", k.hash.Sum64()) }
 
-func putUint64(b []byte, v uint64) {
-	for i := 0; i < 8; i++ {
-		b[i] = byte(v >> (8 * i))
-	}
-}
+// putUint64 writes v little-endian, in one store.
+func putUint64(b []byte, v uint64) { binary.LittleEndian.PutUint64(b, v) }

@@ -144,7 +144,7 @@ func (w *World) startStore(n *storeNode) {
 	w.metrics.tornTailCuts += st.EngineStats().TornTailCuts
 	gen := n.gen
 	// Stagger ticks so that stores do not tick in lockstep.
-	w.k.after(time.Duration(n.rand.Int63n(int64(scfg.TickInterval))), "", func() { w.tickStore(n, gen) })
+	*w.k.schedule(time.Duration(n.rand.Int63n(int64(scfg.TickInterval)))) = event{kind: evTick, node: n, gen: gen}
 }
 
 func (w *World) tickStore(n *storeNode, gen int) {
@@ -153,7 +153,7 @@ func (w *World) tickStore(n *storeNode, gen int) {
 	}
 	n.st.Tick()
 	w.queueFlush(n)
-	w.k.after(w.tickInterval(n.id), n.tickName, func() { w.tickStore(n, gen) })
+	*w.k.schedule(w.tickInterval(n.id)) = event{what: n.tickName, kind: evTick, node: n, gen: gen}
 }
 
 // tickInterval is the time between store id's ticks: the configured tick
@@ -174,33 +174,36 @@ func (w *World) queueFlush(n *storeNode) {
 		return
 	}
 	n.flushQueued = true
-	gen := n.gen
-	w.k.after(w.cfg.DiskLatency.draw(w.rs.disk), n.flushName, func() {
-		if n.gen != gen || !n.up() {
-			return
-		}
-		n.flushQueued = false
-		if err := n.st.Flush(); err != nil {
-			if errors.Is(err, buggify.ErrCrash) {
-				// A fault hook's crash: the store fails stop right there.
-				w.k.note("store %d: %v", n.id, err)
-				w.crashStore(n, "crashed by a fault hook")
-				w.scheduleRestart(n)
-				return
-			}
-			if !errors.Is(err, simfs.ErrInjected) && !errors.Is(err, simfs.ErrCrashed) {
-				w.violate(fmt.Sprintf("store %d: ready round failed without a disk fault: %v", n.id, err))
-			}
-			w.metrics.diskFailures++
-			w.k.note("store %d disk failure: %v", n.id, err)
-			w.crashStore(n, "disk failure")
+	*w.k.schedule(w.cfg.DiskLatency.draw(w.rs.disk)) = event{what: n.flushName, kind: evFlush, node: n, gen: n.gen}
+}
+
+// flush runs the ready round queueFlush scheduled in generation gen of
+// the store.
+func (w *World) flush(n *storeNode, gen int) {
+	if n.gen != gen || !n.up() {
+		return
+	}
+	n.flushQueued = false
+	if err := n.st.Flush(); err != nil {
+		if errors.Is(err, buggify.ErrCrash) {
+			// A fault hook's crash: the store fails stop right there.
+			w.k.note("store %d: %v", n.id, err)
+			w.crashStore(n, "crashed by a fault hook")
 			w.scheduleRestart(n)
 			return
 		}
-		if n.st.NeedsFlush() {
-			w.queueFlush(n)
+		if !errors.Is(err, simfs.ErrInjected) && !errors.Is(err, simfs.ErrCrashed) {
+			w.violate(fmt.Sprintf("store %d: ready round failed without a disk fault: %v", n.id, err))
 		}
-	})
+		w.metrics.diskFailures++
+		w.k.note("store %d disk failure: %v", n.id, err)
+		w.crashStore(n, "disk failure")
+		w.scheduleRestart(n)
+		return
+	}
+	if n.st.NeedsFlush() {
+		w.queueFlush(n)
+	}
 }
 
 // crashStore stops a store; its disk keeps what was synced and, at the

@@ -94,6 +94,7 @@ func newWorld(cfg Config, seed uint64, trace io.Writer) *World {
 	}
 	w.net = netsim.New(cfg.Net, w.rs.net)
 	w.k.endEvent = w.sendOutbox
+	w.k.run = w.runEvent
 	w.bug = newBuggifyRun(cfg.Buggify, cfg.Name, seed, func(s string) { w.k.note("%s", s) })
 	for i := 0; i < cfg.Workload.Keys; i++ {
 		w.keys = append(w.keys, KeyName(i))
@@ -187,7 +188,23 @@ func (t transport) Send(env *pb.Envelope) {
 		if i > 0 {
 			x = msg.again()
 		}
-		t.w.k.after(d, "", func() { t.w.deliver(t.from, to, x) })
+		*t.w.k.schedule(d) = event{kind: evDeliver, from: t.from, to: to, msg: x}
+	}
+}
+
+// runEvent runs one of the world's frequent events (see event).
+func (w *World) runEvent(e *event) {
+	switch e.kind {
+	case evDeliver:
+		w.deliver(e.from, e.to, e.msg)
+	case evDeliverBatch:
+		w.deliverBatch(e.from, e.to, e.batch)
+	case evFlush:
+		w.flush(e.node, e.gen)
+	case evTick:
+		w.tickStore(e.node, e.gen)
+	default:
+		panic(fmt.Sprintf("sim: event of unknown kind %d", e.kind))
 	}
 }
 
