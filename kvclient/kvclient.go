@@ -10,7 +10,11 @@
 //
 // A write whose outcome cannot be known (the store did not answer in time)
 // fails with an error matching ErrAmbiguous: it may or may not have been
-// applied, and it is not retried (a retry could apply it twice).
+// applied, and it is not retried (a retry could apply it twice). A call
+// whose context is already done sends nothing and fails with the context's
+// error. Every call copies the keys and values it is given: the caller may
+// reuse its buffers as soon as the call returns, even when a write it gave
+// up on is still under way.
 //
 //	c, err := kvclient.New(ctx, kvclient.Config{PD: "127.0.0.1:2379"})
 //	if err != nil {
@@ -25,6 +29,7 @@
 package kvclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -260,6 +265,13 @@ func (c *Client) do(ctx context.Context, op client.Op) (client.Completion, error
 		return client.Completion{}, ErrClosed
 	default:
 	}
+	if err := ctx.Err(); err != nil {
+		return client.Completion{}, err // not submitted: nothing was written
+	}
+	// The loop takes the op later: it must not read the caller's buffers,
+	// which are the caller's again once this returns.
+	op.Key, op.Value = bytes.Clone(op.Key), bytes.Clone(op.Value)
+	op.Start, op.End = bytes.Clone(op.Start), bytes.Clone(op.End)
 	c.in.submit(request{op: op, done: done})
 	select {
 	case comp := <-done:

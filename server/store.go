@@ -153,6 +153,8 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	rpcpb.RegisterStoreAdminServer(s.grpc, &adminService{s: s})
 	reflection.Register(s.grpc)
 	s.tr.start()
+	// Read before the loop starts: from then on the store is the loop's.
+	incarnation, bootstrapped := s.st.Incarnation(), s.st.Bootstrapped()
 	go s.run()
 	go func() {
 		if err := s.grpc.Serve(s.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -161,7 +163,7 @@ func StartStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 	}()
 	ok = true
 	s.log.Info("store: serving", "addr", s.addr, "cluster_id", s.clusterID, "data", cfg.DataDir,
-		"incarnation", s.st.Incarnation(), "bootstrapped", s.st.Bootstrapped())
+		"incarnation", incarnation, "bootstrapped", bootstrapped)
 	return s, nil
 }
 

@@ -502,7 +502,10 @@ func (s *Store) NeedsFlush() bool {
 	return s.dirty || len(s.work) > 0 || s.eng.NeedsSync()
 }
 
-// Receive handles one incoming envelope.
+// Receive handles one incoming envelope. It takes ownership of m: a write's
+// key, value and session id stay in use until the write is answered (the
+// leader applies the command it proposed), so the caller must hand over a
+// message nobody else modifies, as a decoded one is.
 func (s *Store) Receive(m *pb.Envelope) {
 	s.dirty = true
 	fromPD := m.GetFrom() == s.cfg.PD
