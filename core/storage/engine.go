@@ -432,11 +432,14 @@ func (e *Engine) checkpoint() error {
 	for _, id := range e.RegionIDs() {
 		ck.Regions = append(ck.Regions, e.regions[id].checkpoint())
 	}
-	payload, err := ck.MarshalVT()
-	if err != nil {
+	// Marshal straight into the file's buffer, after room for the header:
+	// the same bytes as framing ck.MarshalVT(), without a second copy of
+	// the whole state.
+	buf := make([]byte, ckptHeader+ck.SizeVT())
+	if _, err := ck.MarshalToSizedBufferVT(buf[ckptHeader:]); err != nil {
 		return fmt.Errorf("storage: encode checkpoint %d: %w", seq, err)
 	}
-	buf := encodeCheckpoint(payload)
+	frameCheckpoint(buf)
 
 	name := e.fs.PathJoin(e.dir, ckptName(seq))
 	tmp := name + ".tmp"
@@ -575,14 +578,21 @@ func (e *Engine) readFile(name string) ([]byte, error) {
 // encodeCheckpoint frames a checkpoint payload with its header.
 func encodeCheckpoint(payload []byte) []byte {
 	buf := make([]byte, ckptHeader+len(payload))
+	copy(buf[ckptHeader:], payload)
+	frameCheckpoint(buf)
+	return buf
+}
+
+// frameCheckpoint writes the header of a checkpoint file whose payload
+// already fills buf[ckptHeader:].
+func frameCheckpoint(buf []byte) {
+	payload := buf[ckptHeader:]
 	n := copy(buf, ckptMagic)
 	n += copy(buf[n:], fmt.Sprintf("%02d", ckptVersion))
 	binary.LittleEndian.PutUint64(buf[n:], uint64(len(payload)))
 	n += 8
-	copy(buf[ckptHeader:], payload)
 	sum := crc32.Update(crc32.Checksum(buf[len(ckptMagic):n], crcTable), crcTable, payload)
 	binary.LittleEndian.PutUint32(buf[n:], sum)
-	return buf
 }
 
 // decodeCheckpoint checks a checkpoint file's header and returns its payload.

@@ -88,22 +88,22 @@ func (r *Region) checkpoint() *pb.RegionCheckpoint {
 		HardState:      r.hard,
 		ConfState:      r.conf,
 		Entries:        r.entries,
-		Pairs:          pairsOf(r.kv, nil, nil),
+		Pairs:          pairsOf(r.kv),
 		Sessions:       r.sessions.Proto(),
 	}
 	return ck
 }
 
-func pairsOf(d *kv.Data, start, end []byte) []*pb.KvPair {
-	var out []*pb.KvPair
+// pairsOf lists d's pairs for a checkpoint. The pairs share one slab, not
+// an allocation each; they alias d's keys and values, so the list must be
+// marshalled before d changes.
+func pairsOf(d *kv.Data) []*pb.KvPair {
+	slab := make([]pb.KvPair, d.Len())
+	out := make([]*pb.KvPair, 0, len(slab))
 	d.Ascend(func(it kv.Item) bool {
-		if bytes.Compare(it.Key, start) < 0 {
-			return true
-		}
-		if len(end) > 0 && bytes.Compare(it.Key, end) >= 0 {
-			return false
-		}
-		out = append(out, &pb.KvPair{Key: it.Key, Value: it.Value, Version: it.Version})
+		p := &slab[len(out)]
+		p.Key, p.Value, p.Version = it.Key, it.Value, it.Version
+		out = append(out, p)
 		return true
 	})
 	return out
