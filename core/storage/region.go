@@ -77,7 +77,9 @@ func newRegionFromCheckpoint(e *Engine, ck *pb.RegionCheckpoint) *Region {
 	return r
 }
 
-// checkpoint returns the region's whole state.
+// checkpoint returns the region's whole state. It shares the region's own
+// entries, pairs and sessions, so it must be marshalled before the region
+// changes (Engine.checkpoint marshals it at once).
 func (r *Region) checkpoint() *pb.RegionCheckpoint {
 	ck := &pb.RegionCheckpoint{
 		Region:         r.meta,
@@ -89,14 +91,13 @@ func (r *Region) checkpoint() *pb.RegionCheckpoint {
 		ConfState:      r.conf,
 		Entries:        r.entries,
 		Pairs:          pairsOf(r.kv),
-		Sessions:       r.sessions.Proto(),
+		Sessions:       r.sessions.View(),
 	}
 	return ck
 }
 
-// pairsOf lists d's pairs for a checkpoint. The pairs share one slab, not
-// an allocation each; they alias d's keys and values, so the list must be
-// marshalled before d changes.
+// pairsOf lists d's pairs for a checkpoint, from one slab rather than an
+// allocation each. They share d's keys and values.
 func pairsOf(d *kv.Data) []*pb.KvPair {
 	slab := make([]pb.KvPair, d.Len())
 	out := make([]*pb.KvPair, 0, len(slab))
