@@ -124,6 +124,7 @@ type Engine struct {
 	critical      bool               // pending holds raft state that must be synced before sending
 	encodeBuf     []byte             // pendingBatches' buffer, reused
 	encodeUpdates []*pb.RegionUpdate // pendingBatches' list of a batch's updates, reused
+	freshUpdates  []pb.RegionUpdate  // newUpdate's slab: updates not handed out yet
 
 	stats Stats
 }
@@ -232,6 +233,19 @@ func (e *Engine) HasPending() bool { return len(e.pending) > 0 || e.pendingIdent
 // NeedsSync reports whether pending records include raft state that must be
 // durable before messages are sent.
 func (e *Engine) NeedsSync() bool { return e.critical }
+
+// newUpdate returns an empty update of region id, cut from a slab rather
+// than allocated alone: a store queues a few updates per ready round. An
+// update is never reused; a slab is garbage once its last update is.
+func (e *Engine) newUpdate(id uint64) *pb.RegionUpdate {
+	if len(e.freshUpdates) == 0 {
+		e.freshUpdates = make([]pb.RegionUpdate, 32)
+	}
+	u := &e.freshUpdates[0]
+	e.freshUpdates = e.freshUpdates[1:]
+	u.RegionId = id
+	return u
+}
 
 func (e *Engine) queue(u *pb.RegionUpdate, critical bool) {
 	e.pending = append(e.pending, u)

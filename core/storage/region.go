@@ -143,7 +143,7 @@ func (r *Region) lazyUpdate() *pb.RegionUpdate {
 			return last
 		}
 	}
-	u := &pb.RegionUpdate{RegionId: r.id}
+	u := r.e.newUpdate(r.id)
 	r.e.queue(u, false)
 	return u
 }
@@ -322,7 +322,8 @@ func (r *Region) Append(ents []*raftpb.Entry) error {
 	if err := r.append(ents); err != nil {
 		return err
 	}
-	u := &pb.RegionUpdate{RegionId: r.id, Entries: ents}
+	u := r.e.newUpdate(r.id)
+	u.Entries = ents
 	r.e.queue(u, true)
 	return nil
 }
@@ -373,7 +374,9 @@ func (r *Region) SetHardState(hs *raftpb.HardState) {
 	}
 	critical := r.hard == nil || hs.GetTerm() != r.hard.GetTerm() || hs.GetVote() != r.hard.GetVote()
 	r.hard = pb.CloneHardState(hs)
-	r.e.queue(&pb.RegionUpdate{RegionId: r.id, HardState: r.hard}, critical)
+	u := r.e.newUpdate(r.id)
+	u.HardState = r.hard
+	r.e.queue(u, critical)
 }
 
 // ApplySnapshot replaces the region's state with a raft snapshot whose data
