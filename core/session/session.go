@@ -246,6 +246,19 @@ func (t *Table) Proto() *pb.SessionTable {
 	return out
 }
 
+// View is Proto without the copies: its sessions are the table's own, so
+// it is good only until the table next changes. A checkpoint marshals it
+// at once; anything that keeps it must use Proto.
+func (t *Table) View() *pb.SessionTable {
+	out := &pb.SessionTable{ClockMs: t.clock, LastSweepMs: t.lastSweep, HorizonMs: t.horizon}
+	ids := t.ids()
+	out.Sessions = make([]*pb.SessionState, len(ids))
+	for i, id := range ids {
+		out.Sessions[i] = t.byID[id]
+	}
+	return out
+}
+
 // Clone returns an independent copy.
 func (t *Table) Clone() *Table { return FromProto(t.limits, t.Proto()) }
 

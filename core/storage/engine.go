@@ -124,6 +124,7 @@ type Engine struct {
 	critical      bool               // pending holds raft state that must be synced before sending
 	encodeBuf     []byte             // pendingBatches' buffer, reused
 	encodeUpdates []*pb.RegionUpdate // pendingBatches' list of a batch's updates, reused
+	freshUpdates  []pb.RegionUpdate  // newUpdate's slab: updates not handed out yet
 
 	stats Stats
 }
@@ -232,6 +233,19 @@ func (e *Engine) HasPending() bool { return len(e.pending) > 0 || e.pendingIdent
 // NeedsSync reports whether pending records include raft state that must be
 // durable before messages are sent.
 func (e *Engine) NeedsSync() bool { return e.critical }
+
+// newUpdate returns an empty update of region id, cut from a slab rather
+// than allocated alone: a store queues a few updates per ready round. An
+// update is never reused; a slab is garbage once its last update is.
+func (e *Engine) newUpdate(id uint64) *pb.RegionUpdate {
+	if len(e.freshUpdates) == 0 {
+		e.freshUpdates = make([]pb.RegionUpdate, 32)
+	}
+	u := &e.freshUpdates[0]
+	e.freshUpdates = e.freshUpdates[1:]
+	u.RegionId = id
+	return u
+}
 
 func (e *Engine) queue(u *pb.RegionUpdate, critical bool) {
 	e.pending = append(e.pending, u)
@@ -432,11 +446,14 @@ func (e *Engine) checkpoint() error {
 	for _, id := range e.RegionIDs() {
 		ck.Regions = append(ck.Regions, e.regions[id].checkpoint())
 	}
-	payload, err := ck.MarshalVT()
-	if err != nil {
+	// Marshal straight into the file's buffer, after room for the header:
+	// the same bytes as framing ck.MarshalVT(), without a second copy of
+	// the whole state.
+	buf := make([]byte, ckptHeader+ck.SizeVT())
+	if _, err := ck.MarshalToSizedBufferVT(buf[ckptHeader:]); err != nil {
 		return fmt.Errorf("storage: encode checkpoint %d: %w", seq, err)
 	}
-	buf := encodeCheckpoint(payload)
+	frameCheckpoint(buf)
 
 	name := e.fs.PathJoin(e.dir, ckptName(seq))
 	tmp := name + ".tmp"
@@ -575,14 +592,21 @@ func (e *Engine) readFile(name string) ([]byte, error) {
 // encodeCheckpoint frames a checkpoint payload with its header.
 func encodeCheckpoint(payload []byte) []byte {
 	buf := make([]byte, ckptHeader+len(payload))
+	copy(buf[ckptHeader:], payload)
+	frameCheckpoint(buf)
+	return buf
+}
+
+// frameCheckpoint writes the header of a checkpoint file whose payload
+// already fills buf[ckptHeader:].
+func frameCheckpoint(buf []byte) {
+	payload := buf[ckptHeader:]
 	n := copy(buf, ckptMagic)
 	n += copy(buf[n:], fmt.Sprintf("%02d", ckptVersion))
 	binary.LittleEndian.PutUint64(buf[n:], uint64(len(payload)))
 	n += 8
-	copy(buf[ckptHeader:], payload)
 	sum := crc32.Update(crc32.Checksum(buf[len(ckptMagic):n], crcTable), crcTable, payload)
 	binary.LittleEndian.PutUint32(buf[n:], sum)
-	return buf
 }
 
 // decodeCheckpoint checks a checkpoint file's header and returns its payload.

@@ -77,7 +77,9 @@ func newRegionFromCheckpoint(e *Engine, ck *pb.RegionCheckpoint) *Region {
 	return r
 }
 
-// checkpoint returns the region's whole state.
+// checkpoint returns the region's whole state. It shares the region's own
+// entries, pairs and sessions, so it must be marshalled before the region
+// changes (Engine.checkpoint marshals it at once).
 func (r *Region) checkpoint() *pb.RegionCheckpoint {
 	ck := &pb.RegionCheckpoint{
 		Region:         r.meta,
@@ -88,22 +90,21 @@ func (r *Region) checkpoint() *pb.RegionCheckpoint {
 		HardState:      r.hard,
 		ConfState:      r.conf,
 		Entries:        r.entries,
-		Pairs:          pairsOf(r.kv, nil, nil),
-		Sessions:       r.sessions.Proto(),
+		Pairs:          pairsOf(r.kv),
+		Sessions:       r.sessions.View(),
 	}
 	return ck
 }
 
-func pairsOf(d *kv.Data, start, end []byte) []*pb.KvPair {
-	var out []*pb.KvPair
+// pairsOf lists d's pairs for a checkpoint, from one slab rather than an
+// allocation each. They share d's keys and values.
+func pairsOf(d *kv.Data) []*pb.KvPair {
+	slab := make([]pb.KvPair, d.Len())
+	out := make([]*pb.KvPair, 0, len(slab))
 	d.Ascend(func(it kv.Item) bool {
-		if bytes.Compare(it.Key, start) < 0 {
-			return true
-		}
-		if len(end) > 0 && bytes.Compare(it.Key, end) >= 0 {
-			return false
-		}
-		out = append(out, &pb.KvPair{Key: it.Key, Value: it.Value, Version: it.Version})
+		p := &slab[len(out)]
+		p.Key, p.Value, p.Version = it.Key, it.Value, it.Version
+		out = append(out, p)
 		return true
 	})
 	return out
@@ -142,7 +143,7 @@ func (r *Region) lazyUpdate() *pb.RegionUpdate {
 			return last
 		}
 	}
-	u := &pb.RegionUpdate{RegionId: r.id}
+	u := r.e.newUpdate(r.id)
 	r.e.queue(u, false)
 	return u
 }
@@ -321,7 +322,8 @@ func (r *Region) Append(ents []*raftpb.Entry) error {
 	if err := r.append(ents); err != nil {
 		return err
 	}
-	u := &pb.RegionUpdate{RegionId: r.id, Entries: ents}
+	u := r.e.newUpdate(r.id)
+	u.Entries = ents
 	r.e.queue(u, true)
 	return nil
 }
@@ -372,7 +374,9 @@ func (r *Region) SetHardState(hs *raftpb.HardState) {
 	}
 	critical := r.hard == nil || hs.GetTerm() != r.hard.GetTerm() || hs.GetVote() != r.hard.GetVote()
 	r.hard = pb.CloneHardState(hs)
-	r.e.queue(&pb.RegionUpdate{RegionId: r.id, HardState: r.hard}, critical)
+	u := r.e.newUpdate(r.id)
+	u.HardState = r.hard
+	r.e.queue(u, critical)
 }
 
 // ApplySnapshot replaces the region's state with a raft snapshot whose data
