@@ -31,7 +31,7 @@ func marshalHardState(hs *raftpb.HardState) ([]byte, error) {
 	if hs == nil || !hardStateFast(hs) {
 		return proto.Marshal(hs)
 	}
-	return appendHardState(make([]byte, 0, sizeHardState(hs)), hs), nil
+	return marshalHardStateAt(make([]byte, sizeHardState(hs)), hs)
 }
 
 // marshalHardStateAt is marshalHardState(hs), written at the end of b when
@@ -40,17 +40,9 @@ func marshalHardStateAt(b []byte, hs *raftpb.HardState) ([]byte, error) {
 	if hs == nil || !hardStateFast(hs) {
 		return proto.Marshal(hs)
 	}
-	t, ok := tailOf(b, sizeHardState(hs))
-	if !ok {
-		return marshalHardState(hs)
-	}
-	return appendHardState(t, hs), nil
-}
-
-func appendHardState(b []byte, hs *raftpb.HardState) []byte {
-	b = appendOptUint64(b, 1, hs.Term)
-	b = appendOptUint64(b, 2, hs.Vote)
-	return appendOptUint64(b, 3, hs.Commit)
+	i := putOptUint64Back(b, len(b), 3, hs.Commit)
+	i = putOptUint64Back(b, i, 2, hs.Vote)
+	return b[putOptUint64Back(b, i, 1, hs.Term):], nil
 }
 
 // CloneHardState is proto.Clone(hs): the same fields set, to values of

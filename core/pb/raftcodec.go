@@ -39,14 +39,6 @@ func sizeOptUint64(num protowire.Number, v *uint64) int {
 	return 1 + protowire.SizeVarint(*v)
 }
 
-func appendOptUint64(b []byte, num protowire.Number, v *uint64) []byte {
-	if v == nil {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, *v)
-}
-
 // sizeRaftEntry is proto.Size(e).
 func sizeRaftEntry(e *raftpb.Entry) int {
 	if e == nil {
@@ -66,26 +58,12 @@ func sizeRaftEntry(e *raftpb.Entry) int {
 	return n
 }
 
-func appendRaftEntry(b []byte, e *raftpb.Entry) []byte {
-	if e.Type != nil {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(*e.Type))
-	}
-	b = appendOptUint64(b, 2, e.Term)
-	b = appendOptUint64(b, 3, e.Index)
-	if e.Data != nil {
-		b = protowire.AppendTag(b, 4, protowire.BytesType)
-		b = protowire.AppendBytes(b, e.Data)
-	}
-	return b
-}
-
 // marshalRaftEntry is proto.Marshal(e).
 func marshalRaftEntry(e *raftpb.Entry) ([]byte, error) {
 	if e == nil || len(e.ProtoReflect().GetUnknown()) > 0 {
 		return proto.Marshal(e)
 	}
-	return appendRaftEntry(make([]byte, 0, sizeRaftEntry(e)), e), nil
+	return marshalRaftEntryAt(make([]byte, sizeRaftEntry(e)), e)
 }
 
 // The ...At encoders below serve the generated MarshalToSizedBufferVT,
@@ -94,16 +72,8 @@ func marshalRaftEntry(e *raftpb.Entry) ([]byte, error) {
 // before what it has written, at b[len(b)-size:] for b = dAtA[:i]. They
 // write the encoding right there when they encode it themselves, so the
 // copy is onto itself and no buffer is allocated; what they leave to
-// protobuf comes back in a buffer of its own, as from the plain versions.
-
-// tailOf returns an empty slice whose appends fill the last n bytes of b,
-// or false if b is shorter than n.
-func tailOf(b []byte, n int) ([]byte, bool) {
-	if n > len(b) {
-		return nil, false
-	}
-	return b[len(b)-n : len(b)-n], true
-}
+// protobuf comes back in a buffer of its own. They are the one encoder:
+// the plain versions run them on a buffer of the encoding's exact size.
 
 // marshalRaftEntryAt is marshalRaftEntry(e), written at the end of b when
 // it can be.
@@ -235,10 +205,7 @@ func marshalRaftMessage(m *raftpb.Message) ([]byte, error) {
 	if m == nil || !raftMessageFast(m) {
 		return proto.Marshal(m)
 	}
-	if b, ok := appendRaftMessage(make([]byte, 0, sizeRaftMessage(m)), m); ok {
-		return b, nil
-	}
-	return proto.Marshal(m)
+	return marshalRaftMessageAt(make([]byte, sizeRaftMessage(m)), m)
 }
 
 // marshalRaftMessageAt is marshalRaftMessage(m), written at the end of b
@@ -251,43 +218,6 @@ func marshalRaftMessageAt(b []byte, m *raftpb.Message) ([]byte, error) {
 		return b[i:], nil
 	}
 	return proto.Marshal(m) // an entry with unknown fields
-}
-
-// appendRaftMessage appends the encoding of m, which raftMessageFast
-// accepts, to b; false if an entry has unknown fields (then protobuf must
-// encode m).
-func appendRaftMessage(b []byte, m *raftpb.Message) ([]byte, bool) {
-	if m.Type != nil {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(*m.Type))
-	}
-	b = appendOptUint64(b, 2, m.To)
-	b = appendOptUint64(b, 3, m.From)
-	b = appendOptUint64(b, 4, m.Term)
-	b = appendOptUint64(b, 5, m.LogTerm)
-	b = appendOptUint64(b, 6, m.Index)
-	for _, e := range m.Entries {
-		if e != nil && len(e.ProtoReflect().GetUnknown()) > 0 {
-			return nil, false
-		}
-		b = protowire.AppendTag(b, 7, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeRaftEntry(e)))
-		if e != nil {
-			b = appendRaftEntry(b, e)
-		}
-	}
-	b = appendOptUint64(b, 8, m.Commit)
-	if m.Reject != nil {
-		b = protowire.AppendTag(b, 10, protowire.VarintType)
-		b = protowire.AppendVarint(b, protowire.EncodeBool(*m.Reject))
-	}
-	b = appendOptUint64(b, 11, m.RejectHint)
-	if m.Context != nil {
-		b = protowire.AppendTag(b, 12, protowire.BytesType)
-		b = protowire.AppendBytes(b, m.Context)
-	}
-	b = appendOptUint64(b, 13, m.Vote)
-	return b, true
 }
 
 // unmarshalRaftEntry is proto.Unmarshal(b, e).
