@@ -178,11 +178,11 @@ func (t transport) Send(env *pb.Envelope) {
 	if copied == nil || t.w.cfg.CheckWireCopies {
 		data = bytes.Clone(buf)
 	}
+	msg := wireMsg{m: copied, data: data, sum: sum, size: size}
 	if t.w.cfg.BatchRaft && env.GetRaft() != nil && t.w.isStore(t.from) && t.w.isStore(to) {
-		t.w.queueRaft(t.from, to, wireMsg{m: copied, data: data, sum: sum, size: size})
+		t.w.queueRaft(t.from, to, msg)
 		return
 	}
-	msg := wireMsg{m: copied, data: data, sum: sum, size: size}
 	for i, d := range t.w.net.Route(t.w.k.now, t.from, to, size) {
 		x := msg
 		if i > 0 {

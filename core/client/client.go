@@ -468,13 +468,7 @@ func (c *Client) Receive(m *pb.Envelope) {
 func (c *Client) Tick() {
 	now := c.env.Clock.Now()
 	// A copy: handling an op may complete it (and drop it from active).
-	// Tick owns the kept array while it runs.
 	ops := append(c.tickOps[:0], c.active...)
-	c.tickOps = nil
-	defer func() {
-		clear(ops)
-		c.tickOps = ops[:0]
-	}()
 	for _, o := range ops {
 		if o.done {
 			continue
@@ -502,6 +496,8 @@ func (c *Client) Tick() {
 			}
 		}
 	}
+	clear(ops)
+	c.tickOps = ops[:0]
 }
 
 // route sends the op's next request: to the store leading the region of its

@@ -42,10 +42,14 @@ func NewRaftEnvelope(from, to uint64) (*Envelope, *RaftMessage) {
 		body Envelope_Raft
 		msg  RaftMessage
 	})
-	a.env.From, a.env.To = from, to
 	a.body.Raft = &a.msg
-	a.env.Body = &a.body
-	return &a.env, &a.msg
+	return a.env.address(from, to, &a.body), &a.msg
+}
+
+// address sets e's ends and body, and returns e.
+func (e *Envelope) address(from, to uint64, body isEnvelope_Body) *Envelope {
+	e.From, e.To, e.Body = from, to, body
+	return e
 }
 
 // NewEnvelope wraps body into an envelope from one node to another. The
@@ -58,19 +62,15 @@ func NewEnvelope(from, to uint64, body Body) *Envelope {
 			env  Envelope
 			body Envelope_KvRequest
 		})
-		a.env.From, a.env.To = from, to
 		a.body.KvRequest = b
-		a.env.Body = &a.body
-		return &a.env
+		return a.env.address(from, to, &a.body)
 	case *KvResponse:
 		a := new(struct {
 			env  Envelope
 			body Envelope_KvResponse
 		})
-		a.env.From, a.env.To = from, to
 		a.body.KvResponse = b
-		a.env.Body = &a.body
-		return &a.env
+		return a.env.address(from, to, &a.body)
 	}
 	e := &Envelope{From: from, To: to}
 	switch b := body.(type) {

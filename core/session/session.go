@@ -239,9 +239,9 @@ func FromProto(l Limits, pt *pb.SessionTable) *Table {
 
 // Proto returns the whole table, sessions sorted by id (a copy).
 func (t *Table) Proto() *pb.SessionTable {
-	out := &pb.SessionTable{ClockMs: t.clock, LastSweepMs: t.lastSweep, HorizonMs: t.horizon}
-	for _, id := range t.ids() {
-		out.Sessions = append(out.Sessions, t.byID[id].CloneVT())
+	out := t.View()
+	for i, s := range out.Sessions {
+		out.Sessions[i] = s.CloneVT()
 	}
 	return out
 }
@@ -251,10 +251,11 @@ func (t *Table) Proto() *pb.SessionTable {
 // at once; anything that keeps it must use Proto.
 func (t *Table) View() *pb.SessionTable {
 	out := &pb.SessionTable{ClockMs: t.clock, LastSweepMs: t.lastSweep, HorizonMs: t.horizon}
-	ids := t.ids()
-	out.Sessions = make([]*pb.SessionState, len(ids))
-	for i, id := range ids {
-		out.Sessions[i] = t.byID[id]
+	if ids := t.ids(); len(ids) > 0 {
+		out.Sessions = make([]*pb.SessionState, len(ids))
+		for i, id := range ids {
+			out.Sessions[i] = t.byID[id]
+		}
 	}
 	return out
 }
@@ -377,11 +378,7 @@ func (t *Table) finish(st *step) Changes {
 // Release tells the table that the caller no longer holds the upserts of
 // the changes it returned so far (the storage engine has encoded them):
 // it may change those sessions in place again.
-func (t *Table) Release() {
-	if len(t.shared) > 0 {
-		clear(t.shared)
-	}
-}
+func (t *Table) Release() { clear(t.shared) }
 
 // writable returns held session s ready to be changed: s itself, or, if
 // s went out in an upsert not yet released, a copy that takes its place.

@@ -308,12 +308,18 @@ func (e *Engine) SyncAll() error {
 	e.stats.RecordBytes += uint64(size - e.walBytes)
 	e.stats.Syncs++
 	e.walBytes = size
-	clear(e.pending) // the updates are written: keep the array, not them
+	e.pendingDone()
+	return nil
+}
+
+// pendingDone empties pending once its updates are written (or subsumed by
+// a checkpoint): the array is kept, not the updates.
+func (e *Engine) pendingDone() {
+	clear(e.pending)
 	e.pending = e.pending[:0]
 	e.written++
 	e.pendingIdent = false
 	e.critical = false
-	return nil
 }
 
 // splitAppend cuts an update that only appends raft entries, larger than
@@ -493,10 +499,7 @@ func (e *Engine) checkpoint() error {
 	e.walw = record.NewWriter(wal)
 	e.walSeq = seq
 	e.walBytes = 0
-	e.pending = nil
-	e.written++
-	e.pendingIdent = false
-	e.critical = false
+	e.pendingDone()
 	e.stats.Checkpoints++
 	// Older files are garbage now; a crash before they are gone is harmless.
 	names, err := e.fs.List(e.dir)
@@ -587,14 +590,6 @@ func (e *Engine) readFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("storage: read %s: %w", name, err)
 	}
 	return data, nil
-}
-
-// encodeCheckpoint frames a checkpoint payload with its header.
-func encodeCheckpoint(payload []byte) []byte {
-	buf := make([]byte, ckptHeader+len(payload))
-	copy(buf[ckptHeader:], payload)
-	frameCheckpoint(buf)
-	return buf
 }
 
 // frameCheckpoint writes the header of a checkpoint file whose payload

@@ -283,3 +283,12 @@ func encodeCorpusFile(args []any) []byte {
 	}
 	return b.Bytes()
 }
+
+// encodeCheckpoint frames a checkpoint payload with its header, as a
+// checkpoint file holds it.
+func encodeCheckpoint(payload []byte) []byte {
+	buf := make([]byte, ckptHeader+len(payload))
+	copy(buf[ckptHeader:], payload)
+	frameCheckpoint(buf)
+	return buf
+}
