@@ -31,12 +31,13 @@ type simOptions struct {
 	tracePath     string    // write the event trace of the one run here
 	timelinePath  string    // write the picture of the one run here
 	outDir        string    // write visualizations of failed runs here
-	workers       int       // runs at once, each in a worker process; 1 = in this process
+	workers       int       // runs at once, in as many worker processes; 1 = in this process
 	stopOnFailure bool      // stop at the first failed run (in job order)
 	shrink        bool      // reduce the one failing run's configuration
 	coverage      bool      // print the coverage table of the sweep
 	cpuProfile    string    // write a CPU profile of the runs made in this process here
 	overrides     overrides // changes to every scenario's configuration
+	worker        bool      // serve runs read from stdin (a sweep's worker process)
 }
 
 // overrides change the configuration of the scenarios run: they make a
@@ -207,7 +208,7 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	fs.StringVar(&o.timelinePath, "timeline", "", "write a picture of the run (one self-contained HTML page) to FILE (one run only)")
 	fs.StringVar(&o.outDir, "out", "", "write visualizations of failed runs into DIR (with --shrink: the reduced run's trace and pages)")
 	fs.BoolVar(&o.list, "list", false, "list the scenarios and exit")
-	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "run this many simulations at once, each in its own worker process (1 = in this process)")
+	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "run this many simulations at once, in as many worker processes (1 = in this process)")
 	fs.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "stop at the first failed run")
 	fs.BoolVar(&o.shrink, "shrink", false, "reduce the failing run (one scenario, one seed): fewer clients, a shorter workload, fewer and shorter faults; print the reduced run's replay command")
 	fs.BoolVar(&o.overrides.swarm, "swarm", false, "swarm testing: every seed draws its own fault mix, network, knobs and client habits on the scenario's world (the mix is in the report)")
@@ -220,6 +221,7 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	fs.BoolVar(&o.listHooks, "list-hooks", false, "list the fault hooks and the coverage events and exit")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to FILE (with --workers 1: worker processes are not profiled)")
 	fs.BoolVar(&o.coverage, "coverage", false, "print, after the runs, how many runs reached each coverage event and fired each fault hook")
+	fs.BoolVar(&o.worker, "worker", false, "internal: read runs from stdin (a line \"SCENARIO SEED\" each) and print each one's JSON report; a sweep's worker processes run this")
 	if err := fs.Parse(args); err != nil {
 		return simOptions{}, errFlagsReported
 	}
@@ -244,6 +246,9 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	}
 	if o.overrides.clients < 0 || o.overrides.duration < 0 {
 		return simOptions{}, errors.New("--clients and --duration must not be negative")
+	}
+	if o.worker {
+		return o, nil // the runs come on stdin
 	}
 	runs, err := pickScenarios(*scenario)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -41,14 +42,17 @@ func runInProcess(jobs jobList, files runFiles, completed func(*sim.Report), don
 	return nil
 }
 
-// runInWorkers makes each run in a worker process, workers at a time. It
+// runInWorkers makes the runs in worker processes, workers at a time. It
 // hands every report to completed as it arrives (in any order) and to
 // done in the order of jobs; when done returns false it stops: no new runs
 // start and the running workers are killed. One simulation runs per
 // process at a time (a run replaces raft's random source), so a sweep fans
-// out to processes. Runs are handed out at most a window ahead of the
-// oldest unprinted one, so a slow run does not pile up reports. extra are
-// flags every worker gets (--out, the configuration overrides).
+// out to processes; each worker process lives for many runs, one after
+// another, as `multiraft sim --worker` does (a process per run cost a
+// fresh heap each time: a third more CPU on a swarm sweep). Runs are
+// handed out at most a window ahead of the oldest unprinted one, so a slow
+// run does not pile up reports. extra are flags every worker gets (--out,
+// the configuration overrides).
 func runInWorkers(jobs jobList, workers int, extra []string, completed func(*sim.Report), done func(*sim.Report) bool) {
 	type result struct {
 		i   int
@@ -63,9 +67,11 @@ func runInWorkers(jobs jobList, workers int, extra []string, completed func(*sim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			wk := startWorker(ctx, extra)
+			defer wk.close()
 			for i := range next {
 				j := jobs.At(i)
-				rep := workerRun(ctx, j.s.Name, j.seed, extra)
+				rep := wk.run(j.s.Name, j.seed)
 				select {
 				case results <- result{i, rep}:
 				case <-ctx.Done():
@@ -107,8 +113,19 @@ loop:
 	wg.Wait()
 }
 
-// workerRun makes one run in a worker process (tests replace it).
-var workerRun = runWorker
+// worker makes runs one after another for runInWorkers.
+type worker interface {
+	// run makes the run of scenario name at seed and returns its report;
+	// a run the worker could not make is a failed report saying why.
+	run(name string, seed uint64) *sim.Report
+	// close ends the worker.
+	close()
+}
+
+// startWorker starts a worker (tests replace it). Cancelling ctx kills it.
+var startWorker = func(ctx context.Context, extra []string) worker {
+	return &processWorker{ctx: ctx, args: append([]string{"sim", "--worker"}, extra...)}
+}
 
 // runLocal runs one simulation in this process, writing its trace and its
 // picture when asked.
@@ -157,24 +174,167 @@ func writeTimeline(tl *sim.Timeline, path string) error {
 	return f.Close()
 }
 
-// runWorker runs one simulation in a child process (this binary, `sim
-// --scenario NAME --seed N --json` and extra) and reads its report from
-// the child's stdout. A worker that dies or prints no report counts as a
-// failed run.
-func runWorker(ctx context.Context, name string, seed uint64, extra []string) *sim.Report {
-	self, err := os.Executable()
-	if err != nil {
-		return &sim.Report{Scenario: name, Seed: seed, Violation: fmt.Sprintf("worker: %v", err), Violations: []string{"worker failed"}}
+// processWorker is a worker process: this binary (or path) with args
+// (`sim --worker` and the sweep's flags), started at its first run. It is handed a run as a
+// line "SCENARIO SEED" on its stdin and answers with the run's JSON report,
+// one line on its stdout. When it dies mid-run (a crash, a panic, the
+// kernel's OOM killer), that run fails with the end of what the process
+// wrote to stderr, and the next run starts a new process.
+type processWorker struct {
+	ctx    context.Context
+	path   string   // the program; empty: this binary
+	args   []string // its arguments
+	env    []string // added to this process's environment
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	stderr *tailBuffer
+}
+
+// start starts the process.
+func (w *processWorker) start() error {
+	path := w.path
+	if path == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		path = self
 	}
-	args := append([]string{"sim", "--scenario", name, "--seed", strconv.FormatUint(seed, 10), "--json"}, extra...)
-	cmd := exec.CommandContext(ctx, self, args...)
-	var out strings.Builder
-	cmd.Stdout = &out
-	runErr := cmd.Run() // exit status 1 just means the run failed
-	rep := &sim.Report{}
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), rep); err != nil {
-		msg := fmt.Sprintf("worker for %s seed %d printed no report (%v; exit: %v)", name, seed, err, runErr)
+	cmd := exec.CommandContext(w.ctx, path, w.args...)
+	if len(w.env) > 0 {
+		cmd.Env = append(os.Environ(), w.env...)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	w.stderr = &tailBuffer{max: 4 << 10}
+	cmd.Stderr = w.stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	w.cmd, w.stdin, w.stdout = cmd, stdin, bufio.NewReaderSize(stdout, 64<<10)
+	return nil
+}
+
+func (w *processWorker) run(name string, seed uint64) *sim.Report {
+	failed := func(format string, args ...any) *sim.Report {
+		msg := fmt.Sprintf("worker for %s seed %d: ", name, seed) + fmt.Sprintf(format, args...)
 		return &sim.Report{Scenario: name, Seed: seed, Violation: msg, Violations: []string{msg}}
 	}
+	if w.cmd == nil {
+		if err := w.start(); err != nil {
+			return failed("cannot start a worker process: %v", err)
+		}
+	}
+	w.stderr.reset()
+	line, err := []byte(nil), error(nil)
+	if _, err = fmt.Fprintf(w.stdin, "%s %d\n", name, seed); err == nil {
+		line, err = w.stdout.ReadBytes('\n')
+	}
+	if err != nil {
+		exit := w.stop()
+		return failed("the worker process died (%v; exit: %v)%s", err, exit, w.stderr.quoted())
+	}
+	rep := &sim.Report{}
+	if err := json.Unmarshal(line, rep); err != nil {
+		w.stop()
+		return failed("the worker process printed no report (%v): %q%s", err, truncate(string(line), 200), w.stderr.quoted())
+	}
 	return rep
+}
+
+// stop ends the process (it exits when its stdin closes; a cancelled
+// context kills it) and returns how it exited. The next run starts a
+// new one.
+func (w *processWorker) stop() error {
+	if w.cmd == nil {
+		return nil
+	}
+	w.stdin.Close()
+	err := w.cmd.Wait()
+	w.cmd = nil
+	return err
+}
+
+func (w *processWorker) close() { w.stop() }
+
+// tailBuffer keeps the last max bytes written to it (a worker's stderr,
+// written by exec's copying goroutine and read by the worker's).
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = t.b[:0]
+}
+
+// quoted is what the buffer holds, as a suffix for a message: empty when
+// nothing was written.
+func (t *tailBuffer) quoted() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(t.b))
+	if s == "" {
+		return ""
+	}
+	return "; its stderr ends:\n" + s
+}
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// serveRuns is `multiraft sim --worker`: it reads runs from in, a line
+// "SCENARIO SEED" each, makes each with o's overrides and prints its
+// report as one JSON line on stdout (a failed run's violations and hints
+// go to stderr, as for any run), until in ends. A line it cannot parse
+// ends it with exit code 2.
+func serveRuns(o simOptions, in io.Reader, stdout, stderr io.Writer) int {
+	p := &printer{stdout: stdout, stderr: stderr, json: true, outDir: o.outDir, replayArgs: o.overrides.args()}
+	lines := bufio.NewScanner(in)
+	for lines.Scan() {
+		name, seedText, ok := strings.Cut(strings.TrimSpace(lines.Text()), " ")
+		seed, err := strconv.ParseUint(seedText, 10, 64)
+		if !ok || err != nil {
+			return errorExit(stderr, fmt.Errorf("--worker: want a line \"SCENARIO SEED\", got %q", lines.Text()))
+		}
+		s, err := scenarios.Get(name)
+		if err != nil {
+			return errorExit(stderr, fmt.Errorf("--worker: %w", err))
+		}
+		s.Config = o.overrides.apply(s, seed)
+		rep, err := runLocal(s, seed, runFiles{})
+		if err != nil {
+			return errorExit(stderr, err)
+		}
+		p.localRun(rep)
+	}
+	if err := lines.Err(); err != nil {
+		return errorExit(stderr, fmt.Errorf("--worker: read runs: %w", err))
+	}
+	return 0
 }

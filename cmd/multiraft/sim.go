@@ -41,6 +41,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if o.shrink {
 		return runShrink(o, stdout, stderr)
 	}
+	if o.worker {
+		return serveRuns(o, os.Stdin, stdout, stderr)
+	}
 	if o.cpuProfile != "" {
 		stop, err := startCPUProfile(o.cpuProfile)
 		if err != nil {

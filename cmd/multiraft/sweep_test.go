@@ -13,6 +13,12 @@ import (
 	"github.com/multiraft/multiraft/sim"
 )
 
+// funcWorker is a worker without a process: a run calls the function.
+type funcWorker func(name string, seed uint64) *sim.Report
+
+func (f funcWorker) run(name string, seed uint64) *sim.Report { return f(name, seed) }
+func (funcWorker) close()                                     {}
+
 // fakeWorkers replaces the worker processes: a run of seed s fails when
 // failing[s], and later seeds finish first (so reports arrive out of
 // order). It records the seeds started.
@@ -20,23 +26,25 @@ func fakeWorkers(t *testing.T, failing map[uint64]bool) *[]uint64 {
 	t.Helper()
 	var mu sync.Mutex
 	var started []uint64
-	saved := workerRun
-	workerRun = func(ctx context.Context, name string, seed uint64, extra []string) *sim.Report {
-		mu.Lock()
-		started = append(started, seed)
-		mu.Unlock()
-		select {
-		case <-time.After(time.Duration(40-seed%40) * time.Millisecond):
-		case <-ctx.Done():
-		}
-		rep := &sim.Report{Scenario: name, Seed: seed, OK: !failing[seed], SimMs: 60000, SimWallMs: 1000}
-		if !rep.OK {
-			rep.Violation = "planted"
-			rep.Violations = []string{"planted"}
-		}
-		return rep
+	saved := startWorker
+	startWorker = func(ctx context.Context, extra []string) worker {
+		return funcWorker(func(name string, seed uint64) *sim.Report {
+			mu.Lock()
+			started = append(started, seed)
+			mu.Unlock()
+			select {
+			case <-time.After(time.Duration(40-seed%40) * time.Millisecond):
+			case <-ctx.Done():
+			}
+			rep := &sim.Report{Scenario: name, Seed: seed, OK: !failing[seed], SimMs: 60000, SimWallMs: 1000}
+			if !rep.OK {
+				rep.Violation = "planted"
+				rep.Violations = []string{"planted"}
+			}
+			return rep
+		})
 	}
-	t.Cleanup(func() { workerRun = saved })
+	t.Cleanup(func() { startWorker = saved })
 	return &started
 }
 

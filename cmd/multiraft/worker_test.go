@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/multiraft/multiraft/sim"
+)
+
+// TestMain lets this test binary play a worker process that misbehaves,
+// for TestWorkerProcessThatDies.
+func TestMain(m *testing.M) {
+	if os.Getenv("MULTIRAFT_FAKE_WORKER") != "" {
+		os.Exit(fakeWorkerMain())
+	}
+	os.Exit(m.Run())
+}
+
+// fakeWorkerMain answers runs as `sim --worker` does, except that at seed
+// 2 it panics (the process dies mid-run) and at seed 3 it prints a line
+// that is not a report.
+func fakeWorkerMain() int {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		name, seedText, _ := strings.Cut(in.Text(), " ")
+		seed, _ := strconv.ParseUint(seedText, 10, 64)
+		switch seed {
+		case 2:
+			panic("planted crash")
+		case 3:
+			fmt.Println("not a report")
+		default:
+			b, _ := json.Marshal(&sim.Report{Scenario: name, Seed: seed, OK: true, TraceHash: fmt.Sprint(os.Getpid())})
+			fmt.Println(string(b))
+		}
+	}
+	return 0
+}
+
+func TestWorkerProcessThatDies(t *testing.T) {
+	w := &processWorker{ctx: context.Background(), path: os.Args[0], env: []string{"MULTIRAFT_FAKE_WORKER=1"}}
+	defer w.close()
+	first := w.run("static", 1)
+	again := w.run("static", 4)
+	if !first.OK || !again.OK || first.TraceHash != again.TraceHash {
+		t.Fatalf("two runs in one worker: %+v, %+v; want both passed, by one process", first, again)
+	}
+	died := w.run("static", 2)
+	if died.OK || died.Seed != 2 || !strings.Contains(died.Violation, "worker process died") ||
+		!strings.Contains(died.Violation, "panic: planted crash") {
+		t.Errorf("a worker dying mid-run: %+v; want a failed run of seed 2 quoting its panic", died)
+	}
+	after := w.run("static", 5)
+	if !after.OK || after.Seed != 5 || after.TraceHash == first.TraceHash {
+		t.Errorf("the run after a worker died: %+v; want it passed, by a new process", after)
+	}
+	garbled := w.run("static", 3)
+	if garbled.OK || !strings.Contains(garbled.Violation, "printed no report") || !strings.Contains(garbled.Violation, "not a report") {
+		t.Errorf("a worker printing no report: %+v", garbled)
+	}
+	if last := w.run("static", 6); !last.OK || last.Seed != 6 {
+		t.Errorf("the run after a garbled one: %+v", last)
+	}
+}
+
+// TestServeRuns checks `sim --worker`: the reports it prints for the runs
+// read from stdin are what the same runs print in a process of their own,
+// the overrides applied, and a bad line is an error.
+func TestServeRuns(t *testing.T) {
+	o, err := parseSimOptions([]string{"--worker", "--duration", "3s", "--clients", "2"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := serveRuns(o, strings.NewReader("static 3\nsplit 4\n"), &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d report lines, want 2:\n%s", len(lines), out.String())
+	}
+	for i, run := range [][2]string{{"static", "3"}, {"split", "4"}} {
+		var got, want sim.Report
+		if err := json.Unmarshal([]byte(lines[i]), &got); err != nil {
+			t.Fatal(err)
+		}
+		var alone bytes.Buffer
+		args := []string{"--scenario", run[0], "--seed", run[1], "--duration", "3s", "--clients", "2", "--json"}
+		if code := runSim(args, &alone, &errOut); code != 0 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		if err := json.Unmarshal(alone.Bytes(), &want); err != nil {
+			t.Fatal(err)
+		}
+		if got.Scenario != run[0] || got.TraceHash != want.TraceHash || got.OpsTotal != want.OpsTotal || got.OpsTotal == 0 {
+			t.Errorf("%s seed %s served: %s ops %d; alone: %s ops %d", run[0], run[1], got.TraceHash, got.OpsTotal, want.TraceHash, want.OpsTotal)
+		}
+	}
+	for _, bad := range []string{"static\n", "static x\n", "nosuch 1\n"} {
+		errOut.Reset()
+		if code := serveRuns(o, strings.NewReader(bad), &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("line %q: exit %d, stderr %q; want 2 and a message", bad, code, errOut.String())
+		}
+	}
+}
