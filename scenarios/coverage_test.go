@@ -33,7 +33,7 @@ var scenarioCoverage = map[string][]buggify.Event{
 	"split-crash":            {buggify.RestartWithSplitInLog},
 	"split-pd-down":          {buggify.LeaderChangeDuringSplit, buggify.OperatorCancelled},
 	"move":                   {buggify.SnapshotToLearner, buggify.PeerRemovedItself, buggify.GCNoticeSent},
-	"move-partition":         {buggify.SnapshotToLearner, buggify.SnapshotRefused, buggify.StaleOrderIgnored},
+	"move-partition":         {buggify.SnapshotToLearner, buggify.SnapshotRefused},
 	"move-leader-change":     {buggify.PDStaleReportAfterMove, buggify.StalePeerDestroyed},
 	"move-crash":             {buggify.SnapshotNeverApplied, buggify.TornTailCut},
 	"store-down":             {buggify.StalePeerDestroyed, buggify.StaleConfChangeSkipped},
@@ -43,6 +43,7 @@ var scenarioCoverage = map[string][]buggify.Event{
 	"quiet-static-crash":     {buggify.QuietWokenBySilentStore},
 	"many-regions":           {buggify.QuietWokenBySilentStore},
 	"session-churn":          {buggify.SessionExpiredAnswered},
+	"pd-behind":              {buggify.StaleOrderIgnored}, // PD's orders made for epochs the region has left
 	"swarm": {buggify.SnapshotToLearner, buggify.DeposedLeaderRead, buggify.SplitMessageStashed,
 		buggify.StalePeerDestroyed, buggify.TornTailCut},
 }

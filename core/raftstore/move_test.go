@@ -378,7 +378,20 @@ func TestStaleLearnerAsksPDAgainWhenTheAnswerIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitFor(300, "the source to be demoted to a learner", func() bool { return demoted })
-	c.waitFor(300, "PD's move to finish", func() bool { return len(c.pd.Operators()) == 0 })
+	// Every member applies the removal while the source is cut off, so
+	// that none of their GC notices reaches it (a follower hears of the
+	// commit by the next tick at the latest).
+	c.waitFor(300, "PD's move to finish and every member to apply it", func() bool {
+		if len(c.pd.Operators()) > 0 {
+			return false
+		}
+		for _, id := range others(c, source) {
+			if c.meta(id, 1).PeerOnStore(source) != nil {
+				return false
+			}
+		}
+		return true
+	})
 	// PD's first answer to the source is lost.
 	lost := false
 	c.filter = func(e *pb.Envelope) bool {

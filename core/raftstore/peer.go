@@ -56,6 +56,9 @@ type peer struct {
 	// none); askWait how long to wait for an answer before asking again.
 	askID   uint64
 	askWait time.Duration
+	// heldCommits: a leader's appends that only tell a caught-up follower
+	// the new commit index, held for the next tick (holdCommitOnly).
+	heldCommits []heldCommit
 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
@@ -298,8 +301,6 @@ func (p *peer) sendsBeforeSync(rd *raft.Ready) bool {
 }
 
 func (p *peer) sendMessages(msgs []*raftpb.Message) {
-	meta := p.region.Meta()
-	from := p.self()
 	term := p.rn.BasicStatus().GetTerm()
 	for _, m := range msgs {
 		if m.GetTerm() != 0 && m.GetTerm() < term {
@@ -320,11 +321,97 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 			p.s.startSnapshot(p, to, m)
 			continue
 		}
-		env, rm := pb.NewRaftEnvelope(p.s.cfg.StoreID, to.StoreId)
-		rm.RegionId, rm.FromPeer, rm.ToPeer, rm.RegionEpoch = p.regionID(), from, to, meta.GetEpoch()
-		rm.StartKey, rm.EndKey, rm.Message = meta.GetStartKey(), meta.GetEndKey(), m
+		env := p.raftEnvelope(to, m)
+		if p.holdCommitOnly(m, env) {
+			continue
+		}
 		p.s.env.Net.Send(env)
 	}
+}
+
+// heldCommit is an append holdCommitOnly held: raft's message and the
+// envelope it goes in, addressed when raft made it.
+type heldCommit struct {
+	m   *raftpb.Message
+	env *pb.Envelope
+}
+
+// holdCommitOnly holds back, until the next tick, an append that only
+// tells a caught-up follower the new commit index: raft sends one to every
+// follower each time the commit index moves, and the follower spends a
+// ready round (a WAL write, an apply, an answer) on each. The next append
+// or heartbeat to that follower carries the commit and replaces it; if none
+// comes before the tick, the tick sends it as it was addressed (to a peer
+// removed since too: that is how it learns it was). It reports whether it
+// held m; any other append or heartbeat drops a held message it makes
+// redundant.
+func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
+	t := m.GetType()
+	if t != raftpb.MessageType_MsgApp && t != raftpb.MessageType_MsgHeartbeat {
+		return false
+	}
+	for i, h := range p.heldCommits {
+		if h.m.GetTo() == m.GetTo() && h.m.GetTerm() == m.GetTerm() && m.GetCommit() >= h.m.GetCommit() {
+			p.heldCommits = append(p.heldCommits[:i], p.heldCommits[i+1:]...)
+			break
+		}
+	}
+	if t != raftpb.MessageType_MsgApp || len(m.GetEntries()) > 0 || !p.leading {
+		return false
+	}
+	caughtUp := false
+	p.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id == m.GetTo() && pr.State == tracker.StateReplicate && pr.Next == m.GetIndex()+1 {
+			caughtUp = true
+		}
+	})
+	if !caughtUp {
+		return false
+	}
+	p.s.stats.CommitsHeld++
+	for i, h := range p.heldCommits {
+		if h.m.GetTo() == m.GetTo() {
+			p.heldCommits[i] = heldCommit{m, env}
+			return true
+		}
+	}
+	p.heldCommits = append(p.heldCommits, heldCommit{m, env})
+	return true
+}
+
+// sendHeldCommits sends the appends holdCommitOnly held, while the peer
+// leads in the term they were made in.
+func (p *peer) sendHeldCommits() {
+	if len(p.heldCommits) == 0 {
+		return
+	}
+	term := p.rn.BasicStatus().GetTerm()
+	for _, h := range p.heldCommits {
+		if !p.leading || h.m.GetTerm() != term {
+			p.s.stats.HeldCommitsDropped++
+			continue
+		}
+		p.s.stats.HeldCommitsSent++
+		p.s.env.Net.Send(h.env)
+	}
+	p.dropHeldCommits()
+}
+
+// dropHeldCommits forgets the held appends (they were sent, or the peer
+// no longer leads in their term).
+func (p *peer) dropHeldCommits() {
+	clear(p.heldCommits)
+	p.heldCommits = p.heldCommits[:0]
+}
+
+// raftEnvelope addresses raft's message m to peer to, in the region as
+// this peer knows it now.
+func (p *peer) raftEnvelope(to *pb.Peer, m *raftpb.Message) *pb.Envelope {
+	meta := p.region.Meta()
+	env, rm := pb.NewRaftEnvelope(p.s.cfg.StoreID, to.StoreId)
+	rm.RegionId, rm.FromPeer, rm.ToPeer, rm.RegionEpoch = p.regionID(), p.self(), to, meta.GetEpoch()
+	rm.StartKey, rm.EndKey, rm.Message = meta.GetStartKey(), meta.GetEndKey(), m
+	return env
 }
 
 func (p *peer) onSoftState(ss *raft.SoftState) {
@@ -349,6 +436,8 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 		p.sendRegionHeartbeat()
 	}
 	if was && !p.leading {
+		p.s.stats.HeldCommitsDropped += uint64(len(p.heldCommits))
+		p.dropHeldCommits()
 		if p.s.bug.Counting() && (p.s.hasSplitRequest(p.regionID()) || p.splitUnapplied()) {
 			p.s.bug.Reach(buggify.LeaderChangeDuringSplit)
 		}

@@ -216,6 +216,7 @@ func TestHeartbeatIntervalFromPD(t *testing.T) {
 func TestCraftedRaftMessagesAreDropped(t *testing.T) {
 	c := startTwoRegions(t, defaultConfig())
 	leader := c.waitLeader(left)
+	c.step() // the followers hear the last commit
 	follower := c.ids[0]
 	if follower == leader {
 		follower = c.ids[1]

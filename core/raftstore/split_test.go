@@ -581,6 +581,7 @@ func TestMessagesForUnappliedSplitCreateNothing(t *testing.T) {
 	for _, k := range []string{"a", "c", "h", "k"} {
 		c.ok(left, put(k, "v"+k))
 	}
+	c.waitReplicas(left, "a,c,h,k") // the followers hear the last commit by a tick
 	leader := c.waitLeader(left)
 	behind := others(c, leader)[0]
 	// The follower gets nothing of region 1 (so it cannot apply the split)
@@ -691,6 +692,7 @@ func TestSnapshotForUnappliedSplitIsRefused(t *testing.T) {
 	for _, k := range []string{"a", "c", "h", "k"} {
 		c.ok(left, put(k, "v"+k))
 	}
+	c.waitReplicas(left, "a,c,h,k") // the followers hear the last commit by a tick
 	leader := c.waitLeader(left)
 	behind := others(c, leader)[0]
 	cut := true

@@ -31,6 +31,9 @@ type Stats struct {
 	UnknownRegionMsgs      uint64 // raft messages for a region this store does not have
 	MalformedMsgs          uint64 // raft messages that broke a validation rule (docs/validation.md)
 	StaleTermMsgsDropped   uint64 // outgoing raft messages of a term older than the peer's, dropped
+	CommitsHeld            uint64 // appends that only carried a new commit index, held for the next tick
+	HeldCommitsSent        uint64 // held appends sent at a tick (no later append or heartbeat carried the commit)
+	HeldCommitsDropped     uint64 // held appends dropped because their leader stepped down or its term moved on
 	StalePeerMsgs          uint64 // raft messages for a different peer id of a known region
 	SnapshotsRefused       uint64 // snapshots overlapping another region here
 	PlaceholderPeers       uint64 // uninitialized peers created for unknown regions
@@ -447,6 +450,7 @@ func (s *Store) Tick() {
 			p.quietTick(now)
 			continue
 		}
+		p.sendHeldCommits()
 		p.rn.Tick()
 		p.onTick(now)
 		s.schedule(p) // it may have gone quiet just now: stay so
