@@ -38,3 +38,18 @@ func (s *Store) Pending(rid, id uint64) bool {
 	pr, ok := p.rn.Status().Progress[id]
 	return ok && behind(pr, p.rn.Status().GetCommit())
 }
+
+// Progress reports what this store's peer of region rid, leading, knows of
+// peer id: the index it has acknowledged (match) and raft's RecentActive
+// flag, which check-quorum clears each election timeout.
+func (s *Store) Progress(rid, id uint64) (match uint64, recentActive, ok bool) {
+	p := s.peers[rid]
+	if p == nil || !p.leading {
+		return 0, false, false
+	}
+	pr, ok := p.rn.Status().Progress[id]
+	if !ok {
+		return 0, false, false
+	}
+	return pr.Match, pr.RecentActive, true
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -652,6 +653,14 @@ func TestLeaderKeepsTheLogAFollowerCloseBehindNeeds(t *testing.T) {
 // late, not lost for long) is still active: the leader, compacting
 // meanwhile, keeps what it needs. (Found by the slow-follower scenario: a
 // follower a dozen entries behind on a slow link got a snapshot.)
+//
+// The follower answers only heartbeats (its appends are lost), so what the
+// leader hears of it is one answer per heartbeat that gets through. The
+// silences are therefore measured as the leader sees them, from the last
+// answer that reached it, not in ticks of deafness: silent for half an
+// election timeout, then heard again at its next heartbeat answer, so no
+// silence reaches an election timeout (one that did would make a snapshot
+// the right answer, and the test a matter of the heartbeat's phase).
 func TestLeaderKeepsTheLogAcrossCheckQuorum(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.LogCompactEntries = 10
@@ -659,7 +668,12 @@ func TestLeaderKeepsTheLogAcrossCheckQuorum(t *testing.T) {
 	c := startTwoRegions(t, cfg)
 	leader := c.waitLeader(left)
 	behind := others(c, leader)[0]
+	behindPeer := c.region(behind, left).PeerID
+	electionTimeout := time.Duration(cfg.ElectionTicks) * tick
 	lost, deaf := true, false
+	var heard time.Time // when the leader last heard from the follower
+	var heardCount int  // how many of its messages reached the leader
+	var maxSilence time.Duration
 	c.filter = func(e *pb.Envelope) bool {
 		if e.GetRaft().GetRegionId() != left {
 			return false
@@ -667,7 +681,23 @@ func TestLeaderKeepsTheLogAcrossCheckQuorum(t *testing.T) {
 		if lost && e.GetFrom() == leader && e.GetTo() == behind && e.GetRaft().GetMessage().GetType() == raftpb.MessageType_MsgApp {
 			return true
 		}
-		return deaf && e.GetFrom() == behind && e.GetTo() == leader
+		if e.GetFrom() != behind || e.GetTo() != leader {
+			return false
+		}
+		if deaf {
+			return true
+		}
+		if heardCount > 0 {
+			maxSilence = max(maxSilence, c.clock.now.Sub(heard))
+		}
+		heard = c.clock.now
+		heardCount++
+		return false
+	}
+	hear := func() { // until the follower's next answer reaches the leader
+		deaf = false
+		h := heardCount
+		c.waitFor(2*cfg.HeartbeatTicks, "the follower's answer to a heartbeat", func() bool { return heardCount > h })
 	}
 	var keys []string
 	n := 0
@@ -677,28 +707,46 @@ func TestLeaderKeepsTheLogAcrossCheckQuorum(t *testing.T) {
 		keys = append(keys, k)
 		c.ok(left, put(k, "v"))
 	}
+	// spanned: a check-quorum fell in a silence (the leader's RecentActive
+	// for the follower is cleared) while the follower was more than a
+	// compaction window behind: a compaction then, unguarded, cuts into
+	// what it needs.
+	spanned := 0
+	look := func() {
+		match, active, ok := c.store(leader).Progress(left, behindPeer)
+		if !ok {
+			t.Fatalf("store %d no longer leads region %d\n%s", leader, left, c.describe())
+		}
+		if deaf && !active && c.region(leader, left).Applied > match+cfg.LogCompactEntries {
+			spanned++
+		}
+	}
 	for range 6 {
 		write()
 	}
-	// Silent for ElectionTicks-3 ticks, then heard for 3, a few times
-	// over: some silent stretch spans a check-quorum.
-	for range 3 {
+	hear()
+	for n < 30 { // within the guard's reach (4 compaction windows)
 		deaf = true
-		for range cfg.ElectionTicks - 3 {
-			if n < 30 { // within the guard's reach (4 compaction windows)
+		for c.clock.now.Sub(heard) < electionTimeout/2 {
+			if n < 30 {
 				write()
+				look()
 			}
 			c.step()
+			look()
 		}
-		deaf = false
-		for range 3 {
-			c.step()
-		}
+		hear()
+	}
+	if maxSilence >= electionTimeout {
+		t.Fatalf("the leader did not hear from its follower for %v, an election timeout: the case is not tested", maxSilence)
+	}
+	if spanned == 0 {
+		t.Fatalf("no check-quorum fell in a silence of the follower while it was a compaction window behind: the case is not tested")
 	}
 	lost = false
 	c.waitReplicas(left, strings.Join(keys, ","))
 	if n := c.store(leader).Stats().SnapshotsStarted; n != 0 {
-		t.Fatalf("store %d sent %d snapshots to its follower on store %d, %d entries behind", leader, n, behind, len(keys))
+		t.Fatalf("store %d sent %d snapshots to its follower on store %d, %d entries behind (silent at most %v)", leader, n, behind, len(keys), maxSilence)
 	}
 }
 
