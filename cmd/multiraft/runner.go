@@ -175,11 +175,14 @@ func writeTimeline(tl *sim.Timeline, path string) error {
 }
 
 // processWorker is a worker process: this binary (or path) with args
-// (`sim --worker` and the sweep's flags), started at its first run. It is handed a run as a
-// line "SCENARIO SEED" on its stdin and answers with the run's JSON report,
-// one line on its stdout. When it dies mid-run (a crash, a panic, the
-// kernel's OOM killer), that run fails with the end of what the process
-// wrote to stderr, and the next run starts a new process.
+// (`sim --worker` and the sweep's flags), started at its first run. It is
+// handed a run as a line "SCENARIO SEED" on its stdin, acknowledges it
+// with the line "started SCENARIO SEED" and answers with the run's JSON
+// report, one line, on its stdout. When it dies during a run (a crash, a
+// panic, the kernel's OOM killer), that run fails with the beginning and
+// the end of what the process wrote to stderr, and the next run starts a
+// new process; when it is found dead before it acknowledged a run, the
+// run is handed to a new process instead.
 type processWorker struct {
 	ctx    context.Context
 	path   string   // the program; empty: this binary
@@ -188,7 +191,7 @@ type processWorker struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
-	stderr *tailBuffer
+	stderr *headTailBuffer
 }
 
 // start starts the process.
@@ -213,7 +216,7 @@ func (w *processWorker) start() error {
 	if err != nil {
 		return err
 	}
-	w.stderr = &tailBuffer{max: 4 << 10}
+	w.stderr = &headTailBuffer{keep: 2 << 10}
 	cmd.Stderr = w.stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -227,16 +230,31 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 		msg := fmt.Sprintf("worker for %s seed %d: ", name, seed) + fmt.Sprintf(format, args...)
 		return &sim.Report{Scenario: name, Seed: seed, Violation: msg, Violations: []string{msg}}
 	}
-	if w.cmd == nil {
-		if err := w.start(); err != nil {
-			return failed("cannot start a worker process: %v", err)
+	ack := fmt.Sprintf("started %s %d\n", name, seed)
+	for attempt := 0; ; attempt++ {
+		if w.cmd == nil {
+			if err := w.start(); err != nil {
+				return failed("cannot start a worker process: %v", err)
+			}
 		}
+		got, err := "", error(nil)
+		if _, err = fmt.Fprintf(w.stdin, "%s %d\n", name, seed); err == nil {
+			got, err = w.stdout.ReadString('\n')
+		}
+		if err == nil && got == ack {
+			break
+		}
+		exit := w.stop()
+		if err == nil { // a line, but not the acknowledgement
+			return failed("the worker process answered %q, not %q%s", truncate(got, 200), ack, w.stderr.quoted())
+		}
+		if attempt > 0 {
+			return failed("a new worker process died before it started the run (%v; exit: %v)%s", err, exit, w.stderr.quoted())
+		}
+		// It died before it took the run (after the last one): the run
+		// goes to a new process.
 	}
-	w.stderr.reset()
-	line, err := []byte(nil), error(nil)
-	if _, err = fmt.Fprintf(w.stdin, "%s %d\n", name, seed); err == nil {
-		line, err = w.stdout.ReadBytes('\n')
-	}
+	line, err := w.stdout.ReadBytes('\n')
 	if err != nil {
 		exit := w.stop()
 		return failed("the worker process died (%v; exit: %v)%s", err, exit, w.stderr.quoted())
@@ -264,40 +282,48 @@ func (w *processWorker) stop() error {
 
 func (w *processWorker) close() { w.stop() }
 
-// tailBuffer keeps the last max bytes written to it (a worker's stderr,
-// written by exec's copying goroutine and read by the worker's).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
+// headTailBuffer keeps the first and the last keep bytes written to it: a
+// worker process's stderr (written by exec's copying goroutine, read by the
+// worker's after the process ended), where a panic's message comes first
+// and its stack after it, as long as it is deep.
+type headTailBuffer struct {
+	mu         sync.Mutex
+	keep       int
+	head, tail []byte
+	cut        bool // bytes were dropped between head and tail
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
+func (b *headTailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(p)
+	if room := b.keep - len(b.head); room > 0 {
+		take := min(room, len(p))
+		b.head = append(b.head, p[:take]...)
+		p = p[take:]
 	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) reset() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = t.b[:0]
+	b.tail = append(b.tail, p...)
+	if over := len(b.tail) - b.keep; over > 0 {
+		b.tail = append(b.tail[:0], b.tail[over:]...)
+		b.cut = true
+	}
+	return n, nil
 }
 
 // quoted is what the buffer holds, as a suffix for a message: empty when
 // nothing was written.
-func (t *tailBuffer) quoted() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := strings.TrimSpace(string(t.b))
+func (b *headTailBuffer) quoted() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := string(b.head)
+	if b.cut {
+		s += "\n[...]\n"
+	}
+	s = strings.TrimSpace(s + string(b.tail))
 	if s == "" {
 		return ""
 	}
-	return "; its stderr ends:\n" + s
+	return "; its stderr:\n" + s
 }
 
 // truncate cuts s to at most n bytes.
@@ -309,12 +335,14 @@ func truncate(s string, n int) string {
 }
 
 // serveRuns is `multiraft sim --worker`: it reads runs from in, a line
-// "SCENARIO SEED" each, makes each with o's overrides and prints its
-// report as one JSON line on stdout (a failed run's violations and hints
-// go to stderr, as for any run), until in ends. A line it cannot parse
+// "SCENARIO SEED" each, acknowledges each with the line "started SCENARIO
+// SEED", makes it with o's overrides and prints its report as one JSON
+// line on stdout, until in ends. A failed run's violations and hints are
+// the sweep's to print, from the report: the worker's stderr is left to
+// what the Go runtime says when the process dies. A line it cannot parse
 // ends it with exit code 2.
 func serveRuns(o simOptions, in io.Reader, stdout, stderr io.Writer) int {
-	p := &printer{stdout: stdout, stderr: stderr, json: true, outDir: o.outDir, replayArgs: o.overrides.args()}
+	p := &printer{stdout: stdout, stderr: io.Discard, json: true, outDir: o.outDir, replayArgs: o.overrides.args()}
 	lines := bufio.NewScanner(in)
 	for lines.Scan() {
 		name, seedText, ok := strings.Cut(strings.TrimSpace(lines.Text()), " ")
@@ -326,6 +354,7 @@ func serveRuns(o simOptions, in io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return errorExit(stderr, fmt.Errorf("--worker: %w", err))
 		}
+		fmt.Fprintf(stdout, "started %s %d\n", name, seed)
 		s.Config = o.overrides.apply(s, seed)
 		rep, err := runLocal(s, seed, runFiles{})
 		if err != nil {

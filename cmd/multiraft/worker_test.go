@@ -24,24 +24,45 @@ func TestMain(m *testing.M) {
 }
 
 // fakeWorkerMain answers runs as `sim --worker` does, except that at seed
-// 2 it panics (the process dies mid-run) and at seed 3 it prints a line
-// that is not a report.
+// 2 it panics (the process dies mid-run), at seed 3 it prints a line that
+// is not a report, at seed 7 it exits after the run (before the next one),
+// at seed 11 it panics deep in a stack, and at seed 12 it answers without
+// acknowledging the run.
 func fakeWorkerMain() int {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		name, seedText, _ := strings.Cut(in.Text(), " ")
 		seed, _ := strconv.ParseUint(seedText, 10, 64)
+		if seed != 12 {
+			fmt.Printf("started %s %d\n", name, seed)
+		}
 		switch seed {
 		case 2:
 			panic("planted crash")
 		case 3:
 			fmt.Println("not a report")
+		case 7:
+			b, _ := json.Marshal(&sim.Report{Scenario: name, Seed: seed, OK: true})
+			fmt.Println(string(b))
+			fmt.Fprintln(os.Stderr, "exiting after seed 7")
+			return 3
+		case 11:
+			deepPanic(200)
+		case 12:
+			fmt.Println("hello")
 		default:
 			b, _ := json.Marshal(&sim.Report{Scenario: name, Seed: seed, OK: true, TraceHash: fmt.Sprint(os.Getpid())})
 			fmt.Println(string(b))
 		}
 	}
 	return 0
+}
+
+func deepPanic(depth int) {
+	if depth == 0 {
+		panic("planted deep crash")
+	}
+	deepPanic(depth - 1)
 }
 
 func TestWorkerProcessThatDies(t *testing.T) {
@@ -68,6 +89,22 @@ func TestWorkerProcessThatDies(t *testing.T) {
 	if last := w.run("static", 6); !last.OK || last.Seed != 6 {
 		t.Errorf("the run after a garbled one: %+v", last)
 	}
+	// A worker that exits after a run: the next run, which it never
+	// acknowledged, goes to a new process and passes.
+	if r := w.run("static", 7); !r.OK {
+		t.Fatalf("seed 7: %+v", r)
+	}
+	if r := w.run("static", 8); !r.OK || r.Seed != 8 {
+		t.Errorf("the run after a worker exited between runs: %+v; want it made by a new one", r)
+	}
+	// A deep stack: the panic's message, at the start of stderr, is quoted.
+	if r := w.run("static", 11); r.OK || !strings.Contains(r.Violation, "panic: planted deep crash") ||
+		!strings.Contains(r.Violation, "[...]") || len(r.Violation) > 5<<10 {
+		t.Errorf("a deep panic: %d bytes quoted, %q...; want its message, a cut, at most 4 KiB of stderr", len(r.Violation), truncate(r.Violation, 300))
+	}
+	if r := w.run("static", 12); r.OK || !strings.Contains(r.Violation, `answered "hello\n"`) {
+		t.Errorf("a worker answering without acknowledging: %+v", r)
+	}
 }
 
 // TestServeRuns checks `sim --worker`: the reports it prints for the runs
@@ -82,7 +119,16 @@ func TestServeRuns(t *testing.T) {
 	if code := serveRuns(o, strings.NewReader("static 3\nsplit 4\n"), &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var lines []string
+	for i, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if i%2 == 0 {
+			if want := []string{"started static 3", "started split 4"}[i/2]; l != want {
+				t.Errorf("line %d: %q, want %q", i, l, want)
+			}
+			continue
+		}
+		lines = append(lines, l)
+	}
 	if len(lines) != 2 {
 		t.Fatalf("%d report lines, want 2:\n%s", len(lines), out.String())
 	}
