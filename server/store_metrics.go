@@ -102,7 +102,7 @@ var (
 		{"stale_term_messages_dropped_total", "Outgoing raft messages of an older term, dropped.", func(s raftstore.Stats) uint64 { return s.StaleTermMsgsDropped }},
 		{"commits_held_total", "Appends that only carried a new commit index, held for the next tick.", func(s raftstore.Stats) uint64 { return s.CommitsHeld }},
 		{"held_commits_sent_total", "Held commit-only appends sent at a tick.", func(s raftstore.Stats) uint64 { return s.HeldCommitsSent }},
-		{"held_commits_dropped_total", "Held commit-only appends dropped: their leader stepped down or its term moved on.", func(s raftstore.Stats) uint64 { return s.HeldCommitsDropped }},
+		{"held_commits_dropped_total", "Held commit-only appends dropped: the peer's term moved on.", func(s raftstore.Stats) uint64 { return s.HeldCommitsDropped }},
 		{"not_leader_total", "Requests answered NotLeader.", func(s raftstore.Stats) uint64 { return s.NotLeader }},
 		{"epoch_not_match_total", "Requests answered EpochNotMatch.", func(s raftstore.Stats) uint64 { return s.EpochNotMatch }},
 		{"invalid_requests_total", "Requests answered InvalidRequest.", func(s raftstore.Stats) uint64 { return s.InvalidRequests }},

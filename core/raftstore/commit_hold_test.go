@@ -1,6 +1,8 @@
 package raftstore_test
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/multiraft/multiraft/core/pb"
@@ -141,5 +143,161 @@ func TestHeldCommitsOfADeposedLeaderAreDropped(t *testing.T) {
 	}
 	if hidden.Stats().HeldCommitsDropped == dropped {
 		t.Error("the deposed leader dropped nothing it held: the test no longer reaches the case")
+	}
+}
+
+// A region written between every two ticks is never idle at a tick: the
+// tick sends the last write's held commit, and a region that just sent
+// one does not go quiet. When the writes stop it goes quiet, and its
+// followers with it, even when their answers to the leader's last round
+// are lost. (Found in review: the leader counted its idle time from its
+// first idle tick, writes between ticks unseen, and went quiet in the tick
+// that sent a held commit. Its followers stepped the commit, ignored the
+// quiet notice right behind it with a round still to run, and woke the
+// leader, or, their answers lost, elected a new one.)
+func TestRegionWrittenEveryTickQuiescesWithItsFollowers(t *testing.T) {
+	c, rids := quietCluster(t, 1)
+	rid := rids[0]
+	c.ok(rid, put("a", "0")) // wake the region
+	l := c.waitLeader(rid)
+	quiesced := func() (n []uint64) {
+		for _, id := range c.ids {
+			n = append(n, c.store(id).Stats().Quiesced)
+		}
+		return n
+	}
+	q0 := quiesced()
+	for i := 0; i < 150; i++ { // 15 s, one write per tick (QuietAfter is 10 s)
+		c.putAt(l, fmt.Sprintf("k%04d", i), "v")
+		c.step()
+	}
+	if q := quiesced(); !slices.Equal(q, q0) {
+		t.Fatalf("a region written every tick went quiet: times quiesced per store %v, before %v", q, q0)
+	}
+	term := c.region(l, rid).Term
+	dropped := 0
+	for i := 0; c.store(l).Stats().Quiesced == q0[slices.Index(c.ids, l)]; i++ {
+		if i > 300 {
+			t.Fatalf("the leader did not go quiet after the writes stopped\n%s", c.describe())
+		}
+		c.tickOnce()
+		if c.store(l).Stats().Quiesced != q0[slices.Index(c.ids, l)] {
+			// The round it went quiet in: every answer to it is lost.
+			c.filter = func(e *pb.Envelope) bool {
+				if e.GetTo() == l && e.GetRaft() != nil {
+					dropped++
+					return true
+				}
+				return false
+			}
+		}
+		c.deliver()
+		c.filter = nil
+	}
+	for i := 0; i < 40; i++ {
+		c.step()
+	}
+	for i, id := range c.ids {
+		if got := c.store(id).Stats().Quiesced - q0[i]; got != 1 {
+			t.Errorf("store %d went quiet %d times after the writes, want once (with its leader)", id, got)
+		}
+		if !c.region(id, rid).Quiet {
+			t.Errorf("store %d is not quiet", id)
+		}
+	}
+	if nl, _ := c.leaderOf(rid); nl != l || c.region(l, rid).Term != term {
+		t.Errorf("the idle region elected: leader store %d term %d, was store %d term %d (%d answers lost)\n%s",
+			nl, c.region(nl, rid).Term, l, term, dropped, c.describe())
+	}
+}
+
+// Only an append to a follower that holds all of the leader's log and can
+// take more is held. A follower whose appends were lost, with raft's
+// window of appends in flight full, gets an empty append on each heartbeat
+// answer to find out where it stands: that one goes out at once.
+func TestThrottledFollowersRecoveryAppendIsNotHeld(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.MaxInflightMsgs = 2
+	c := newCluster(t, cfg)
+	c.waitBootstrap(1)
+	l := c.waitLeader(1)
+	c.ok(1, put("a", "1"))
+	c.step()
+	var fs []uint64
+	for _, id := range c.ids {
+		if id != l {
+			fs = append(fs, id)
+		}
+	}
+	f1 := fs[0]
+	c.isolate(fs[1], true) // f1 alone makes the quorum
+	lost := true
+	c.filter = func(e *pb.Envelope) bool {
+		m := e.GetRaft().GetMessage()
+		return lost && e.GetTo() == f1 && m.GetType() == raftpb.MessageType_MsgApp && len(m.GetEntries()) > 0
+	}
+	var ids []uint64
+	for i := 0; i < 3; i++ {
+		req := &pb.KvRequest{Header: c.header(l, 1)}
+		put(fmt.Sprintf("k%d", i), "v")(req)
+		ids = append(ids, c.send(l, req))
+		c.deliver()
+	}
+	lost = false
+	heldBehind := 0
+	ticks := 0
+	for ; ticks < 50; ticks++ {
+		done := true
+		for _, id := range ids {
+			done = done && c.responses[id] != nil
+		}
+		if done {
+			break
+		}
+		c.tickOnce()
+		for r := 0; r < maxRounds && len(c.net.q) > 0; r++ {
+			before := c.store(l).Stats().CommitsHeld
+			c.round()
+			if c.store(l).Stats().CommitsHeld > before {
+				if next, last := c.store(l).NextIndex(1, c.region(f1, 1).PeerID); next != last+1 {
+					heldBehind++
+				}
+			}
+		}
+	}
+	if ticks >= 50 {
+		t.Fatalf("the writes never committed\n%s", c.describe())
+	}
+	if heldBehind > 0 {
+		t.Errorf("%d empty appends held for a follower behind the leader's log", heldBehind)
+	}
+	if ticks > 2 {
+		t.Errorf("the writes committed %d ticks after the lost appends, want 2 at most", ticks)
+	}
+}
+
+// A split's followers hear of its commit at once, not at the next tick:
+// the new region's first leader is elected in the round the split
+// applies, without a tick.
+func TestNewRegionElectsWithoutWaitingForATick(t *testing.T) {
+	c := startTwoRegions(t, defaultConfig())
+	old := c.waitLeader(left)
+	c.ok(left, put("a", "1"))
+	c.step()
+	if err := c.store(old).RequestSplit(left, []byte("g")); err != nil {
+		t.Fatalf("RequestSplit: %v", err)
+	}
+	c.deliver() // no tick: PD answers; the split is proposed, committed and applied
+	newID := uint64(0)
+	for _, rs := range c.store(old).Regions() {
+		if id := rs.Region.GetId(); id != left && id != right {
+			newID = id
+		}
+	}
+	if newID == 0 {
+		t.Fatalf("the leader did not apply the split without a tick\n%s", c.describe())
+	}
+	if _, ok := c.leaderOf(newID); !ok {
+		t.Errorf("region %d has no leader all replicas agree on before a tick\n%s", newID, c.describe())
 	}
 }

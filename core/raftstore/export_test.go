@@ -53,3 +53,14 @@ func (s *Store) Progress(rid, id uint64) (match uint64, recentActive, ok bool) {
 	}
 	return pr.Match, pr.RecentActive, true
 }
+
+// NextIndex is what this store's peer of region rid, leading, holds as
+// peer id's next index, with its own last index.
+func (s *Store) NextIndex(rid, id uint64) (next, last uint64) {
+	p := s.peers[rid]
+	if p == nil || !p.leading {
+		return 0, 0
+	}
+	last, _ = p.region.LastIndex()
+	return p.rn.Status().Progress[id].Next, last
+}

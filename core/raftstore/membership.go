@@ -44,12 +44,9 @@ func (s *Store) onMembershipChanged(p *peer, r *membershipChanged) bool {
 		p.sendRegionHeartbeat() // PD follows the change at once
 		// A removed peer hears nothing more from the group: tell it. If
 		// the notice is lost, it finds out from PD (checkStale, or
-		// checkStaleQuiet while quiet). The commit of its removal, if held
-		// (holdCommitOnly), goes first: a peer that hears it applies its
-		// own removal, as it would have without the hold.
-		if len(r.removed) > 0 {
-			p.sendHeldCommits()
-		}
+		// checkStaleQuiet while quiet). The commit of its removal went out
+		// first (applyReady sends what holdCommitOnly held): a peer that
+		// hears it applies its own removal.
 		for _, gone := range r.removed {
 			s.sendGCNotice(p, gone)
 		}

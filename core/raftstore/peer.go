@@ -341,10 +341,14 @@ type heldCommit struct {
 // follower each time the commit index moves, and the follower spends a
 // ready round (a WAL write, an apply, an answer) on each. The next append
 // or heartbeat to that follower carries the commit and replaces it; if none
-// comes before the tick, the tick sends it as it was addressed (to a peer
-// removed since too: that is how it learns it was). It reports whether it
-// held m; any other append or heartbeat drops a held message it makes
-// redundant.
+// comes before the tick, the tick sends it as it was addressed, and so does
+// the leader's next applied split or membership change (applyReady; a peer
+// removed by it learns so from the commit). "Caught up": in raft's
+// replicate state, its window of appends in flight open, its next index
+// the leader's last plus one; any other empty append (a probe, the one a
+// throttled follower gets on each heartbeat answer) goes out at once. It
+// reports whether it held m; any other append or heartbeat drops a held
+// message it makes redundant.
 func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
 	t := m.GetType()
 	if t != raftpb.MessageType_MsgApp && t != raftpb.MessageType_MsgHeartbeat {
@@ -361,7 +365,7 @@ func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
 	}
 	caughtUp := false
 	p.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-		if id == m.GetTo() && pr.State == tracker.StateReplicate && pr.Next == m.GetIndex()+1 {
+		if id == m.GetTo() && pr.State == tracker.StateReplicate && !pr.MsgAppFlowPaused && pr.Next == m.GetIndex()+1 {
 			caughtUp = true
 		}
 	})
@@ -379,26 +383,30 @@ func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
 	return true
 }
 
-// sendHeldCommits sends the appends holdCommitOnly held, while the peer
-// leads in the term they were made in.
-func (p *peer) sendHeldCommits() {
+// sendHeldCommits sends the appends holdCommitOnly held, if the peer is
+// still in the term they were made in (led by it then: they are what a
+// network could have delayed); those of an older term are dropped, never
+// sent. It reports whether it sent any.
+func (p *peer) sendHeldCommits() bool {
 	if len(p.heldCommits) == 0 {
-		return
+		return false
 	}
 	term := p.rn.BasicStatus().GetTerm()
+	sent := false
 	for _, h := range p.heldCommits {
-		if !p.leading || h.m.GetTerm() != term {
+		if h.m.GetTerm() != term {
 			p.s.stats.HeldCommitsDropped++
 			continue
 		}
 		p.s.stats.HeldCommitsSent++
 		p.s.env.Net.Send(h.env)
+		sent = true
 	}
 	p.dropHeldCommits()
+	return sent
 }
 
-// dropHeldCommits forgets the held appends (they were sent, or the peer
-// no longer leads in their term).
+// dropHeldCommits forgets the held appends (sent, or of an older term).
 func (p *peer) dropHeldCommits() {
 	clear(p.heldCommits)
 	p.heldCommits = p.heldCommits[:0]
@@ -436,8 +444,7 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 		p.sendRegionHeartbeat()
 	}
 	if was && !p.leading {
-		p.s.stats.HeldCommitsDropped += uint64(len(p.heldCommits))
-		p.dropHeldCommits()
+		p.sendHeldCommits() // those of this term: the followers learn the commits it made
 		if p.s.bug.Counting() && (p.s.hasSplitRequest(p.regionID()) || p.splitUnapplied()) {
 			p.s.bug.Reach(buggify.LeaderChangeDuringSplit)
 		}

@@ -33,7 +33,7 @@ type Stats struct {
 	StaleTermMsgsDropped   uint64 // outgoing raft messages of a term older than the peer's, dropped
 	CommitsHeld            uint64 // appends that only carried a new commit index, held for the next tick
 	HeldCommitsSent        uint64 // held appends sent at a tick (no later append or heartbeat carried the commit)
-	HeldCommitsDropped     uint64 // held appends dropped because their leader stepped down or its term moved on
+	HeldCommitsDropped     uint64 // held appends dropped because the peer's term moved on
 	StalePeerMsgs          uint64 // raft messages for a different peer id of a known region
 	SnapshotsRefused       uint64 // snapshots overlapping another region here
 	PlaceholderPeers       uint64 // uninitialized peers created for unknown regions
@@ -450,7 +450,13 @@ func (s *Store) Tick() {
 			p.quietTick(now)
 			continue
 		}
-		p.sendHeldCommits()
+		if p.sendHeldCommits() {
+			// News just went out: the followers apply it and answer. The
+			// region is not idle until a tick after that (a quiet notice
+			// right behind the commit would find them with a round to
+			// run, and be ignored).
+			p.idleSince = time.Time{}
+		}
 		p.rn.Tick()
 		p.onTick(now)
 		s.schedule(p) // it may have gone quiet just now: stay so
@@ -689,6 +695,13 @@ func (s *Store) applyReady(p *peer, rd *raft.Ready) error {
 		res, err := p.applyEntry(e)
 		if err != nil {
 			return err
+		}
+		if res != nil {
+			// A split or a membership change: the followers hear of its
+			// commit now, as without the hold (holdCommitOnly), so that
+			// they apply it (a split's new region elects, a removed peer
+			// removes itself) without waiting for a tick.
+			p.sendHeldCommits()
 		}
 		switch r := res.(type) {
 		case nil:
