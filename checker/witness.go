@@ -49,78 +49,189 @@ func witness(part []porcupine.Operation) bool {
 		ok, next := step(st, o.Input.(*kvInput), o.Output.(*kvOutput))
 		return ok && next == st
 	}
-	type placed struct {
-		at   int64
-		rank int // at equal points: 0 before a change, 1 the change, 2 after it
-		op   porcupine.Operation
+	// Chain the changers. From the state so far, a candidate is a changer
+	// that can take effect there (its output follows from it), at a point
+	// after the last one's and inside its own interval: as early as that,
+	// or held for the observers of the state it replaces (all of them, or
+	// only the reads of its value: an absent key or a failed cas's version
+	// may be seen in another life of the key). Within a life the versions
+	// leave one choice; a delete opens several (any open put or
+	// cas-if-absent could start the next life, any open delete end it), so
+	// the chain is a search: candidates in the order of their returns,
+	// none placed where another changer would have returned before its
+	// point (it could never be placed), departing from the first candidate
+	// at most maxDiscrepancies times along a chain (no departure first,
+	// then one, ...: a limited discrepancy search), at most witnessSteps
+	// placements in all; past them porcupine decides. The observers are
+	// then placed on a full chain; if they cannot be, the search goes on.
+	c := &chainer{changers: changers, observers: observers, sees: sees, budget: witnessSteps}
+	c.used = make([]bool, len(changers))
+	for d := 0; d <= maxDiscrepancies && c.budget > 0; d++ {
+		if c.extend(kvState{}, int64(-1)<<62, len(changers), d) {
+			return true
+		}
 	}
-	var order []placed
-	var states []kvState // states[i]: the state before changer i; then the last
-	var points []int64   // points[i]: when changer i takes effect
-	st := kvState{}
-	t := int64(-1) << 62
-	left := changers
-	for len(left) > 0 {
-		best := -1
-		for i := range left {
-			op := &left[i] // not copied: the loops here are the witness's cost
-			if op.Return <= t {
+	return false
+}
+
+// maxDiscrepancies bounds how often the witness's chain may depart from
+// the changer due first.
+const maxDiscrepancies = 6
+
+// witnessSteps bounds how many changers one witness places in all, over
+// every branch of its search.
+const witnessSteps = 100_000
+
+// placed is an operation of the witness's linearization: its point, and
+// its rank among operations at the same point (0 before a change, 1 the
+// change, 2 after it).
+type placed struct {
+	at   int64
+	rank int
+	op   porcupine.Operation
+}
+
+// chainer searches the order of one key's state-changing operations.
+type chainer struct {
+	changers, observers []porcupine.Operation
+	sees                func(o *porcupine.Operation, st kvState) bool
+	used                []bool
+	budget              int
+	states              []kvState // states[i]: the state before the i-th change of the chain
+	points              []int64   // points[i]: when it takes effect
+	chain               []porcupine.Operation
+}
+
+// extend extends the chain, whose last change took effect at t leaving
+// st, by the left changers not used yet, and reports whether a full chain
+// with every observer placed on it was found.
+func (c *chainer) extend(st kvState, t int64, left, disc int) bool {
+	if left == 0 {
+		return c.placeObservers(st)
+	}
+	// The candidates, each with its point: as early as it can follow, but
+	// no earlier than the observers of the state it replaces need (as late
+	// as those need, within its own interval). A candidate whose point is
+	// at or past another changer's return would leave that one
+	// unplaceable: it is not one.
+	type cand struct {
+		i  int
+		at int64
+	}
+	// The two earliest returns of the changers left: a candidate's point
+	// must come before the earliest but its own.
+	first, second, firstAt := int64(1)<<62, int64(1)<<62, -1
+	for i := range c.changers {
+		if r := c.changers[i].Return; !c.used[i] && r < second {
+			if r < first {
+				first, second, firstAt = r, first, i
+			} else {
+				second = r
+			}
+		}
+	}
+	var cands []cand
+	for i := range c.changers {
+		op := &c.changers[i] // not copied: the loops here are the witness's cost
+		if c.used[i] {
+			continue
+		}
+		limit := first
+		if i == firstAt {
+			limit = second
+		}
+		if max(t+1, op.Call) >= limit {
+			continue
+		}
+		if ok, _ := step(st, op.Input.(*kvInput), op.Output.(*kvOutput)); !ok {
+			continue
+		}
+		// Two points to try: held for every observer that may see the
+		// state it replaces, or only for the reads of its value (the
+		// others may see another life of the key, with the same version
+		// or absent).
+		hold, holdValue := int64(-1)<<62, int64(-1)<<62
+		for j := range c.observers {
+			o := &c.observers[j]
+			if o.Call < op.Return && o.Return > t && c.sees(o, st) {
+				hold = max(hold, o.Call)
+				if c.readsValue(o) {
+					holdValue = max(holdValue, o.Call)
+				}
+			}
+		}
+		base := max(t+1, op.Call)
+		prev := int64(-1)
+		for _, h := range []int64{hold, holdValue} {
+			at := max(base, min(h+1, op.Return))
+			if at > op.Return || at >= limit || at == prev {
 				continue
 			}
-			if ok, _ := step(st, op.Input.(*kvInput), op.Output.(*kvOutput)); !ok {
-				continue
-			}
-			if best < 0 || op.Return < left[best].Return {
-				best = i
-			}
+			prev = at
+			cands = append(cands, cand{i, at})
 		}
-		if best < 0 {
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(c.changers[a.i].Return, c.changers[b.i].Return) })
+	for k, cd := range cands {
+		if c.budget <= 0 || k > disc {
 			return false
 		}
-		op := left[best]
-		// Hold the state while reads of it that may still come need it.
-		hold := int64(-1) << 62
-		for i := range observers {
-			o := &observers[i]
-			if o.Call < op.Return && o.Return > t && o.Call > hold && sees(o, st) {
-				hold = o.Call
-			}
-		}
-		at := max(t+1, op.Call, min(hold+1, op.Return))
-		if at > op.Return {
-			return false
-		}
+		c.budget--
+		op := &c.changers[cd.i]
 		_, next := step(st, op.Input.(*kvInput), op.Output.(*kvOutput))
-		states = append(states, st)
-		points = append(points, at)
-		order = append(order, placed{at, 1, op})
-		st, t = next, at
-		left = slices.Delete(left, best, best+1) // changers is not used again
+		c.used[cd.i] = true
+		c.states = append(c.states, st)
+		c.points = append(c.points, cd.at)
+		c.chain = append(c.chain, *op)
+		if c.extend(next, cd.at, left-1, disc-k) {
+			return true
+		}
+		c.used[cd.i] = false
+		c.states = c.states[:len(c.states)-1]
+		c.points = c.points[:len(c.points)-1]
+		c.chain = c.chain[:len(c.chain)-1]
 	}
-	states = append(states, st)
-	// Each observer at a point between the two changes whose state it
-	// sees (sharing a change's point, on the right side of it), inside its
-	// interval.
+	return false
+}
+
+// readsValue reports whether observer o saw a value: a get that found the
+// key. Values are unique, so such a read sees one state only, the one the
+// chain must hold for it. The others (an absent key, a failed cas's
+// version) may be seen in another life of the key, and hold nothing.
+func (c *chainer) readsValue(o *porcupine.Operation) bool {
+	return o.Input.(*kvInput).kind == OpGet && o.Output.(*kvOutput).found
+}
+
+// placeObservers places each observer at a point between the two changes
+// of the chain whose state it sees (sharing a change's point, on the right
+// side of it), inside its interval, and checks the result: it reports
+// whether the whole linearization holds.
+func (c *chainer) placeObservers(last kvState) bool {
+	states := append(slices.Clip(c.states), last)
+	order := make([]placed, 0, len(c.chain)+len(c.observers))
+	for i, op := range c.chain {
+		order = append(order, placed{c.points[i], 1, op})
+	}
 observers:
-	for i := range observers {
-		o := &observers[i]
+	for i := range c.observers {
+		o := &c.observers[i]
 		for j, s := range states {
 			lo, hi := int64(-1)<<62, int64(1)<<62 // the state s holds from lo to hi
 			if j > 0 {
-				lo = points[j-1]
+				lo = c.points[j-1]
 			}
-			if j < len(points) {
-				hi = points[j]
+			if j < len(c.points) {
+				hi = c.points[j]
 			}
 			at := max(lo, o.Call)
-			if at > hi || at > o.Return || !sees(o, s) {
+			if at > hi || at > o.Return || !c.sees(o, s) {
 				continue
 			}
 			rank := 1
 			switch {
 			case j > 0 && at == lo:
 				rank = 2
-			case j < len(points) && at == hi:
+			case j < len(c.points) && at == hi:
 				rank = 0
 			}
 			order = append(order, placed{at, rank, *o})
@@ -128,10 +239,15 @@ observers:
 		}
 		return false
 	}
-	// The proof: the operations in the points' order respect real time (no
-	// operation returned before one ordered ahead of it was called; a
-	// return at the instant of a call counts as before it) and replay
-	// through the model with their outputs.
+	return proves(order)
+}
+
+// proves reports whether order is a linearization: in the points' order
+// the operations respect real time and replay through the model with their
+// outputs.
+func proves(order []placed) bool {
+	// No operation returned before one ordered ahead of it was called (a
+	// return at the instant of a call counts as before it).
 	slices.SortStableFunc(order, func(a, b placed) int {
 		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.rank, b.rank))
 	})
@@ -142,7 +258,7 @@ observers:
 		}
 		latestCall = max(latestCall, p.op.Call)
 	}
-	st = kvState{}
+	st := kvState{}
 	for _, p := range order {
 		ok, next := step(st, p.op.Input.(*kvInput), p.op.Output.(*kvOutput))
 		if !ok {
