@@ -124,7 +124,7 @@ type worker interface {
 
 // startWorker starts a worker (tests replace it). Cancelling ctx kills it.
 var startWorker = func(ctx context.Context, extra []string) worker {
-	return &processWorker{ctx: ctx, args: append([]string{"sim", "--worker"}, extra...)}
+	return &processWorker{ctx: ctx, args: append([]string{"sim", "--worker"}, extra...), warn: os.Stderr}
 }
 
 // runLocal runs one simulation in this process, writing its trace and its
@@ -185,9 +185,10 @@ func writeTimeline(tl *sim.Timeline, path string) error {
 // run is handed to a new process instead.
 type processWorker struct {
 	ctx    context.Context
-	path   string   // the program; empty: this binary
-	args   []string // its arguments
-	env    []string // added to this process's environment
+	path   string    // the program; empty: this binary
+	args   []string  // its arguments
+	env    []string  // added to this process's environment
+	warn   io.Writer // told when a process died between runs (nil: nobody)
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
@@ -244,15 +245,19 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 		if err == nil && got == ack {
 			break
 		}
-		exit := w.stop()
 		if err == nil { // a line, but not the acknowledgement
+			w.kill()
 			return failed("the worker process answered %q, not %q%s", truncate(got, 200), ack, w.stderr.quoted())
 		}
+		exit := w.stop()
 		if attempt > 0 {
 			return failed("a new worker process died before it started the run (%v; exit: %v)%s", err, exit, w.stderr.quoted())
 		}
 		// It died before it took the run (after the last one): the run
-		// goes to a new process.
+		// goes to a new process, and whoever runs the sweep is told.
+		if w.warn != nil {
+			fmt.Fprintf(w.warn, "multiraft sim: a worker process died between two runs (exit: %v)%s; the runs go on in a new one\n", exit, w.stderr.quoted())
+		}
 	}
 	line, err := w.stdout.ReadBytes('\n')
 	if err != nil {
@@ -261,7 +266,7 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 	}
 	rep := &sim.Report{}
 	if err := json.Unmarshal(line, rep); err != nil {
-		w.stop()
+		w.kill()
 		return failed("the worker process printed no report (%v): %q%s", err, truncate(string(line), 200), w.stderr.quoted())
 	}
 	return rep
@@ -278,6 +283,15 @@ func (w *processWorker) stop() error {
 	err := w.cmd.Wait()
 	w.cmd = nil
 	return err
+}
+
+// kill ends a process that misbehaves but may be alive: nobody reads its
+// stdout any more, so it might never get to read that its stdin closed.
+func (w *processWorker) kill() {
+	if w.cmd != nil && w.cmd.Process != nil {
+		w.cmd.Process.Kill()
+	}
+	w.stop()
 }
 
 func (w *processWorker) close() { w.stop() }

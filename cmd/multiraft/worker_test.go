@@ -26,8 +26,9 @@ func TestMain(m *testing.M) {
 // fakeWorkerMain answers runs as `sim --worker` does, except that at seed
 // 2 it panics (the process dies mid-run), at seed 3 it prints a line that
 // is not a report, at seed 7 it exits after the run (before the next one),
-// at seed 11 it panics deep in a stack, and at seed 12 it answers without
-// acknowledging the run.
+// at seed 11 it panics deep in a stack, at seed 12 it answers without
+// acknowledging the run, and at seed 13 it prints a line that is not a
+// report and then a MiB.
 func fakeWorkerMain() int {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -50,6 +51,9 @@ func fakeWorkerMain() int {
 			deepPanic(200)
 		case 12:
 			fmt.Println("hello")
+		case 13: // a line that is not a report, then more than a pipe holds
+			fmt.Println("hello")
+			fmt.Print(strings.Repeat(strings.Repeat("x", 1023)+"\n", 1024))
 		default:
 			b, _ := json.Marshal(&sim.Report{Scenario: name, Seed: seed, OK: true, TraceHash: fmt.Sprint(os.Getpid())})
 			fmt.Println(string(b))
@@ -66,7 +70,8 @@ func deepPanic(depth int) {
 }
 
 func TestWorkerProcessThatDies(t *testing.T) {
-	w := &processWorker{ctx: context.Background(), path: os.Args[0], env: []string{"MULTIRAFT_FAKE_WORKER=1"}}
+	var warned strings.Builder
+	w := &processWorker{ctx: context.Background(), path: os.Args[0], env: []string{"MULTIRAFT_FAKE_WORKER=1"}, warn: &warned}
 	defer w.close()
 	first := w.run("static", 1)
 	again := w.run("static", 4)
@@ -97,6 +102,9 @@ func TestWorkerProcessThatDies(t *testing.T) {
 	if r := w.run("static", 8); !r.OK || r.Seed != 8 {
 		t.Errorf("the run after a worker exited between runs: %+v; want it made by a new one", r)
 	}
+	if got := warned.String(); !strings.Contains(got, "died between two runs (exit: exit status 3)") || !strings.Contains(got, "exiting after seed 7") {
+		t.Errorf("the sweep was told %q; want the exit and the stderr of the worker that died between runs", got)
+	}
 	// A deep stack: the panic's message, at the start of stderr, is quoted.
 	if r := w.run("static", 11); r.OK || !strings.Contains(r.Violation, "panic: planted deep crash") ||
 		!strings.Contains(r.Violation, "[...]") || len(r.Violation) > 5<<10 {
@@ -104,6 +112,15 @@ func TestWorkerProcessThatDies(t *testing.T) {
 	}
 	if r := w.run("static", 12); r.OK || !strings.Contains(r.Violation, `answered "hello\n"`) {
 		t.Errorf("a worker answering without acknowledging: %+v", r)
+	}
+	// A line that is not a report, then more than a pipe holds: the
+	// worker is killed, not waited for while it blocks on a write nobody
+	// reads.
+	if r := w.run("static", 13); r.OK || !strings.Contains(r.Violation, `printed no report`) {
+		t.Errorf("a worker printing no report, then a MiB: %s", r.Violation)
+	}
+	if r := w.run("static", 14); !r.OK {
+		t.Errorf("the run after a killed worker: %+v", r)
 	}
 }
 
