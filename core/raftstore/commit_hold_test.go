@@ -301,3 +301,93 @@ func TestNewRegionElectsWithoutWaitingForATick(t *testing.T) {
 		t.Errorf("region %d has no leader all replicas agree on before a tick\n%s", newID, c.describe())
 	}
 }
+
+// A follower whose appends were lost, raft's window of appends in flight
+// still open, gets an empty append on each heartbeat answer to find out
+// where it stands. It repeats a commit the follower was told: it goes out
+// at once, and the writes commit at the first heartbeat answer.
+func TestLostAppendsRecoveryAppendIsNotHeld(t *testing.T) {
+	c := newCluster(t, defaultConfig())
+	c.waitBootstrap(1)
+	l := c.waitLeader(1)
+	c.ok(1, put("a", "1"))
+	c.step()
+	var fs []uint64
+	for _, id := range c.ids {
+		if id != l {
+			fs = append(fs, id)
+		}
+	}
+	f1 := fs[0]
+	c.isolate(fs[1], true) // f1 alone makes the quorum
+	lost := true
+	c.filter = func(e *pb.Envelope) bool {
+		m := e.GetRaft().GetMessage()
+		return lost && e.GetTo() == f1 && m.GetType() == raftpb.MessageType_MsgApp && len(m.GetEntries()) > 0
+	}
+	var ids []uint64
+	for i := 0; i < 3; i++ {
+		req := &pb.KvRequest{Header: c.header(l, 1)}
+		put(fmt.Sprintf("k%d", i), "v")(req)
+		ids = append(ids, c.send(l, req))
+		c.deliver()
+	}
+	lost = false
+	heldBehind := 0
+	ticks := 0
+	for ; ticks < 50; ticks++ {
+		done := true
+		for _, id := range ids {
+			done = done && c.responses[id] != nil
+		}
+		if done {
+			break
+		}
+		c.tickOnce()
+		for r := 0; r < maxRounds && len(c.net.q) > 0; r++ {
+			before := c.store(l).Stats().CommitsHeld
+			c.round()
+			if c.store(l).Stats().CommitsHeld > before {
+				match, _, _ := c.store(l).Progress(1, c.region(f1, 1).PeerID)
+				if _, last := c.store(l).NextIndex(1, c.region(f1, 1).PeerID); match != last {
+					heldBehind++
+				}
+			}
+		}
+	}
+	if ticks >= 50 {
+		t.Fatalf("the writes never committed\n%s", c.describe())
+	}
+	if heldBehind > 0 {
+		t.Errorf("%d empty appends held for a follower that does not hold the leader's log", heldBehind)
+	}
+	if ticks > 2 {
+		t.Errorf("the writes committed %d ticks after the lost appends, want 2 at most", ticks)
+	}
+}
+
+// A region written and read between every two ticks: the read's heartbeat
+// carries the write's commit and replaces the held append, so the tick
+// sends nothing; the region is still not idle, and never goes quiet.
+func TestRegionWrittenAndReadEveryTickStaysAwake(t *testing.T) {
+	c, rids := quietCluster(t, 1)
+	rid := rids[0]
+	c.ok(rid, put("a", "0")) // wake the region
+	l := c.waitLeader(rid)
+	q0 := c.store(l).Stats().Quiesced
+	for i := 0; i < 150; i++ { // 15 s, a write and a read per tick (QuietAfter is 10 s)
+		c.putAt(l, fmt.Sprintf("k%04d", i), "v")
+		req := &pb.KvRequest{Header: c.header(l, rid)}
+		get("a")(req)
+		id := c.send(l, req)
+		c.deliver()
+		if r := c.responses[id]; r == nil || r.GetRegionError() != nil {
+			t.Fatalf("get: %v", r)
+		}
+		delete(c.responses, id)
+		c.step()
+	}
+	if q := c.store(l).Stats().Quiesced; q != q0 {
+		t.Errorf("a region written and read every tick went quiet %d times", q-q0)
+	}
+}

@@ -59,7 +59,14 @@ type peer struct {
 	// heldCommits: a leader's appends that only tell a caught-up follower
 	// the new commit index, held for the next tick (holdCommitOnly).
 	heldCommits []heldCommit
+	// toldCommit: by follower, the term and the highest commit index this
+	// leader has sent or held for it (holdCommitOnly holds news only).
+	toldCommit map[uint64]toldCommit
+	idleCommit uint64 // a leader: its commit index at the last idle check (maybeGoQuiet)
 }
+
+// toldCommit is what a leader last told a follower of its commit index.
+type toldCommit struct{ term, commit uint64 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
 	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}, appendFloor: math.MaxUint64,
@@ -345,8 +352,9 @@ type heldCommit struct {
 // the leader's next applied split or membership change (applyReady; a peer
 // removed by it learns so from the commit). "Caught up": in raft's
 // replicate state, its window of appends in flight open, its next index
-// the leader's last plus one; any other empty append (a probe, the one a
-// throttled follower gets on each heartbeat answer) goes out at once. It
+// the leader's last plus one, and the commit news to it; any other empty
+// append (a probe, the one a follower whose appends were lost gets on each
+// heartbeat answer) goes out at once. It
 // reports whether it held m; any other append or heartbeat drops a held
 // message it makes redundant.
 func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
@@ -360,7 +368,19 @@ func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
 			break
 		}
 	}
-	if t != raftpb.MessageType_MsgApp || len(m.GetEntries()) > 0 || !p.leading {
+	// Only news is held: an empty append that repeats a commit the
+	// follower was told (the one raft sends on a heartbeat answer to a
+	// follower whose appends were lost, to find out where it stands) goes
+	// out at once.
+	if p.toldCommit == nil {
+		p.toldCommit = make(map[uint64]toldCommit)
+	}
+	told := p.toldCommit[m.GetTo()]
+	news := told.term != m.GetTerm() || m.GetCommit() > told.commit
+	if news {
+		p.toldCommit[m.GetTo()] = toldCommit{m.GetTerm(), m.GetCommit()}
+	}
+	if t != raftpb.MessageType_MsgApp || len(m.GetEntries()) > 0 || !p.leading || !news {
 		return false
 	}
 	caughtUp := false
@@ -444,7 +464,11 @@ func (p *peer) onSoftState(ss *raft.SoftState) {
 		p.sendRegionHeartbeat()
 	}
 	if was && !p.leading {
-		p.sendHeldCommits() // those of this term: the followers learn the commits it made
+		// Those of this term go out: the followers learn the commits it
+		// made. (A backstop: a leader steps down in its term in rn.Tick,
+		// just after the tick sent what it held, or on its own removal,
+		// after applyReady sent it.)
+		p.sendHeldCommits()
 		if p.s.bug.Counting() && (p.s.hasSplitRequest(p.regionID()) || p.splitUnapplied()) {
 			p.s.bug.Reach(buggify.LeaderChangeDuringSplit)
 		}

@@ -55,6 +55,15 @@ func (p *peer) maybeGoQuiet(now time.Time) {
 		p.idleSince = time.Time{}
 		return
 	}
+	// Idle at this tick, but something committed since the last one: the
+	// idle time starts now. Otherwise a region written between every two
+	// ticks would go quiet with its notice right behind a commit its
+	// followers had just heard of (they ignore a notice with a round still
+	// to run, then wake the leader, or, their answers lost, elect).
+	if c := p.rn.BasicStatus().GetCommit(); c != p.idleCommit {
+		p.idleCommit = c
+		p.idleSince = time.Time{}
+	}
 	if p.idleSince.IsZero() {
 		p.idleSince = now
 		return

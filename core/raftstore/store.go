@@ -450,13 +450,7 @@ func (s *Store) Tick() {
 			p.quietTick(now)
 			continue
 		}
-		if p.sendHeldCommits() {
-			// News just went out: the followers apply it and answer. The
-			// region is not idle until a tick after that (a quiet notice
-			// right behind the commit would find them with a round to
-			// run, and be ignored).
-			p.idleSince = time.Time{}
-		}
+		p.sendHeldCommits() // (and maybeGoQuiet, in onTick, counts idle time from the last commit)
 		p.rn.Tick()
 		p.onTick(now)
 		s.schedule(p) // it may have gone quiet just now: stay so
