@@ -22,7 +22,7 @@ func TestResolvedHistoryKeepsIdentitiesWithTheirOps(t *testing.T) {
 	w.history = append(w.history, checker.Op{ClientID: 2, Kind: checker.OpGet, Key: "x", Call: 20, Return: 30, Outcome: checker.OutcomeOK})
 	w.recordOp(put("2", 40), b)
 	w.k.now = 50
-	w.writeApplied(b) // only the second write applied
+	w.writeApplied(b, executedResult{version: 7}) // only the second write applied
 
 	ops := w.resolvedHistory()
 	if ops[0].Outcome != checker.OutcomeFailed {
@@ -31,8 +31,11 @@ func TestResolvedHistoryKeepsIdentitiesWithTheirOps(t *testing.T) {
 	if ops[1].Outcome != checker.OutcomeOK || ops[1].EffectBy != 0 {
 		t.Errorf("the read: %+v", ops[1])
 	}
-	if ops[2].Outcome != checker.OutcomeAmbiguous || ops[2].EffectBy != 50 {
-		t.Errorf("write 2, applied at 50: %v, EffectBy %d", ops[2].Outcome, ops[2].EffectBy)
+	if ops[2].Outcome != checker.OutcomeOK || ops[2].Return != 50 || ops[2].Version != 7 {
+		t.Errorf("write 2, applied at 50 making version 7: %v, returned %d, version %d", ops[2].Outcome, ops[2].Return, ops[2].Version)
+	}
+	if w.history[2].Outcome != checker.OutcomeAmbiguous {
+		t.Errorf("the recorded history changed: %+v", w.history[2])
 	}
 	if applied, never := w.ambiguousResolved(); applied != 1 || never != 1 {
 		t.Errorf("ambiguousResolved: %d applied, %d never", applied, never)
@@ -48,13 +51,13 @@ func TestAckedWriteAppliedByNoReplicaIsAViolation(t *testing.T) {
 		return checker.Op{ClientID: 1, Kind: checker.OpPut, Key: "x", Value: value, Call: call, Return: call + 5, Outcome: checker.OutcomeOK, Version: 1}
 	}
 	w.recordOp(ok("1", 10), writeID{"s", 1})
-	w.writeApplied(writeID{"s", 1})
+	w.writeApplied(writeID{"s", 1}, executedResult{version: 1})
 	w.checkAckedWritesApplied()
 	if len(w.violations) != 0 {
 		t.Fatalf("applied: %v", w.violations)
 	}
 	w.recordOp(ok("2", 20), writeID{"s", 2})
-	w.writeApplied(writeID{"t", 1}) // another identity
+	w.writeApplied(writeID{"t", 1}, executedResult{version: 1}) // another identity
 	w.checkAckedWritesApplied()
 	if len(w.violations) != 1 || !strings.Contains(w.violations[0], "applied by no replica") {
 		t.Fatalf("violations: %v", w.violations)

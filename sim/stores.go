@@ -70,8 +70,8 @@ func (w *World) startStore(n *storeNode) {
 		return
 	}
 	st.SetHooks(raftstore.Hooks{
-		WriteApplied: func(_ uint64, session []byte, seq uint64) {
-			w.writeApplied(writeID{session: string(session), seq: seq})
+		WriteApplied: func(_ uint64, session []byte, seq uint64, result *pb.KvResponse) {
+			w.writeApplied(writeID{session: string(session), seq: seq}, resultOf(result))
 		},
 		LeaderChanged: func(region, leader uint64) {
 			w.metrics.leaderChanged(region, leader, w.k.now)

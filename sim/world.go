@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -70,7 +69,7 @@ type World struct {
 	// applied by any replica: what turns an ambiguous write into one that
 	// took effect by then, or one that never did (resolvedHistory).
 	historyWrites []historyWrite
-	applied       map[writeID]time.Duration
+	applied       map[writeID]appliedWrite
 	annotations   []checker.Annotation
 	violations    []string
 	pdWatch       pdWatch

@@ -231,7 +231,7 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 	if w != nil {
 		p.region.RecordSession(w, resp)
 		if h := p.s.hooks.WriteApplied; h != nil {
-			h(p.regionID(), w.GetId(), w.GetSequence())
+			h(p.regionID(), w.GetId(), w.GetSequence(), resp)
 		}
 	}
 	return resp, nil, nil

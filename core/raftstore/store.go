@@ -217,8 +217,9 @@ type Hooks struct {
 	SnapshotStarted func(regionID, toStore uint64, bytes int64)
 	SnapshotSent    func(regionID, toStore uint64, bytes uint64)
 	// WriteApplied: a local replica executed a client write of this
-	// session and sequence (not a repeat answered from the session table).
-	WriteApplied func(regionID uint64, session []byte, sequence uint64)
+	// session and sequence (not a repeat answered from the session table),
+	// with this result (the hook must not keep or change it).
+	WriteApplied func(regionID uint64, session []byte, sequence uint64, result *pb.KvResponse)
 	// SnapshotApplied: a local replica installed a snapshot; the region is
 	// as the snapshot made it.
 	SnapshotApplied func(region *pb.Region)
