@@ -59,7 +59,9 @@ func witness(part []porcupine.Operation) bool {
 	// cas-if-absent could start the next life, any open delete end it), so
 	// the chain is a search: candidates in the order of their returns,
 	// none placed where another changer would have returned before its
-	// point (it could never be placed), departing from the first candidate
+	// point (it could never be placed), no branch followed where a changer
+	// left can no longer reach the state it needs (predecessorsPossible),
+	// departing from the first candidate
 	// at most maxDiscrepancies times along a chain (no departure first,
 	// then one, ...: a limited discrepancy search), at most witnessSteps
 	// placements in all; past them porcupine decides. The observers are
@@ -67,8 +69,12 @@ func witness(part []porcupine.Operation) bool {
 	c := &chainer{changers: changers, observers: observers, sees: sees, budget: witnessSteps}
 	c.used = make([]bool, len(changers))
 	for d := 0; d <= maxDiscrepancies && c.budget > 0; d++ {
-		if c.extend(kvState{}, int64(-1)<<62, len(changers), d) {
+		c.cut = false
+		if c.extend(kvState{}, int64(-1)<<62, len(changers), d, false) {
 			return true
+		}
+		if !c.cut {
+			return false // the search was whole: no chain exists
 		}
 	}
 	return false
@@ -76,11 +82,11 @@ func witness(part []porcupine.Operation) bool {
 
 // maxDiscrepancies bounds how often the witness's chain may depart from
 // the changer due first.
-const maxDiscrepancies = 6
+const maxDiscrepancies = 20
 
 // witnessSteps bounds how many changers one witness places in all, over
 // every branch of its search.
-const witnessSteps = 100_000
+const witnessSteps = 2_000_000
 
 // placed is an operation of the witness's linearization: its point, and
 // its rank among operations at the same point (0 before a change, 1 the
@@ -97,6 +103,7 @@ type chainer struct {
 	sees                func(o *porcupine.Operation, st kvState) bool
 	used                []bool
 	budget              int
+	cut                 bool      // a branch was left out for the discrepancies it needed
 	states              []kvState // states[i]: the state before the i-th change of the chain
 	points              []int64   // points[i]: when it takes effect
 	chain               []porcupine.Operation
@@ -105,9 +112,14 @@ type chainer struct {
 // extend extends the chain, whose last change took effect at t leaving
 // st, by the left changers not used yet, and reports whether a full chain
 // with every observer placed on it was found.
-func (c *chainer) extend(st kvState, t int64, left, disc int) bool {
+func (c *chainer) extend(st kvState, t int64, left, disc int, chose bool) bool {
 	if left == 0 {
 		return c.placeObservers(st)
+	}
+	// (Checked where the chain had a choice: with one candidate there was
+	// nothing to get wrong, and the check costs a pass over the changers.)
+	if chose && !c.predecessorsPossible(st) {
+		return false
 	}
 	// The candidates, each with its point: as early as it can follow, but
 	// no earlier than the observers of the state it replaces need (as late
@@ -173,7 +185,11 @@ func (c *chainer) extend(st kvState, t int64, left, disc int) bool {
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(c.changers[a.i].Return, c.changers[b.i].Return) })
 	for k, cd := range cands {
-		if c.budget <= 0 || k > disc {
+		if c.budget <= 0 {
+			return false
+		}
+		if k > disc {
+			c.cut = true
 			return false
 		}
 		c.budget--
@@ -183,7 +199,7 @@ func (c *chainer) extend(st kvState, t int64, left, disc int) bool {
 		c.states = append(c.states, st)
 		c.points = append(c.points, cd.at)
 		c.chain = append(c.chain, *op)
-		if c.extend(next, cd.at, left-1, disc-k) {
+		if c.extend(next, cd.at, left-1, disc-k, len(cands) > 1) {
 			return true
 		}
 		c.used[cd.i] = false
@@ -192,6 +208,56 @@ func (c *chainer) extend(st kvState, t int64, left, disc int) bool {
 		c.chain = c.chain[:len(c.chain)-1]
 	}
 	return false
+}
+
+// predecessorsPossible reports whether every changer not used yet can
+// still find the state it needs before it returns: the key absent (a put
+// making version 1, a cas-if-absent), present at the version before the
+// one it makes (a later put, a cas), or present at all (a delete). That
+// state is st, or one a changer left could make, called before it
+// returns. A branch where some changer cannot is dead, however far from
+// its end (the chain of a key's lives goes wrong long before a changer is
+// left past its return).
+func (c *chainer) predecessorsPossible(st kvState) bool {
+	never := int64(1) << 62
+	firstMaking := map[uint64]int64{} // version -> earliest call of a changer left making it
+	firstAny, firstDelete := never, never
+	for i := range c.changers {
+		if c.used[i] {
+			continue
+		}
+		op := &c.changers[i]
+		in, out := op.Input.(*kvInput), op.Output.(*kvOutput)
+		if in.kind == OpDelete {
+			firstDelete = min(firstDelete, op.Call)
+			continue
+		}
+		firstAny = min(firstAny, op.Call)
+		if f, ok := firstMaking[out.version]; !ok || op.Call < f {
+			firstMaking[out.version] = op.Call
+		}
+	}
+	for i := range c.changers {
+		if c.used[i] {
+			continue
+		}
+		op := &c.changers[i]
+		in, out := op.Input.(*kvInput), op.Output.(*kvOutput)
+		var possible bool
+		switch {
+		case in.kind == OpDelete:
+			possible = st.present || firstAny < op.Return
+		case out.version == 1:
+			possible = !st.present || firstDelete < op.Return
+		default:
+			f, ok := firstMaking[out.version-1]
+			possible = (st.present && st.version == out.version-1) || (ok && f < op.Return)
+		}
+		if !possible {
+			return false
+		}
+	}
+	return true
 }
 
 // readsValue reports whether observer o saw a value: a get that found the
