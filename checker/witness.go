@@ -86,7 +86,7 @@ const maxDiscrepancies = 20
 
 // witnessSteps bounds how many changers one witness places in all, over
 // every branch of its search.
-const witnessSteps = 2_000_000
+const witnessSteps = 200_000
 
 // placed is an operation of the witness's linearization: its point, and
 // its rank among operations at the same point (0 before a change, 1 the
