@@ -220,7 +220,10 @@ func (w *World) operatorsYoung() bool {
 // reported one).
 func (w *World) awaitHeartbeats() {
 	end := w.k.now + settleLimit
-	w.k.advanceTo(w.k.now + 2*w.cfg.Store.RegionHeartbeatInterval)
+	// Two heartbeat intervals (at least 100ms: a store may take its
+	// interval from PD, and the loop below must move on).
+	heartbeats := max(2*w.cfg.Store.RegionHeartbeatInterval, 100*time.Millisecond)
+	w.k.advanceTo(w.k.now + heartbeats)
 	// Again while PD runs an operator, or while the replicas have not
 	// converged: an operator that finished inside the heartbeats just
 	// taken can leave a replica one commit behind (swarm seed 8080 at
@@ -234,7 +237,7 @@ func (w *World) awaitHeartbeats() {
 	for w.k.now < end && (!w.converged() || w.operatorsWaiting() || !w.pdCaughtUp()) {
 		w.stepWhile(end, w.operatorsWaiting)
 		w.stepWhile(w.k.now+finalPhase, func() bool { return !w.converged() })
-		w.k.advanceTo(w.k.now + 2*w.cfg.Store.RegionHeartbeatInterval)
+		w.k.advanceTo(w.k.now + heartbeats)
 	}
 	if !w.operatorsDone() && !w.opsReported {
 		w.violate(fmt.Sprintf("PD operators still running after the liveness phase: %v", w.runningOperators()))
