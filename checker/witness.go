@@ -43,12 +43,6 @@ func witness(part []porcupine.Operation) bool {
 			return false
 		}
 	}
-	// sees reports whether observer o, taking effect in state st, gives
-	// its output there.
-	sees := func(o *porcupine.Operation, st kvState) bool {
-		ok, next := step(st, o.Input.(*kvInput), o.Output.(*kvOutput))
-		return ok && next == st
-	}
 	// Chain the changers. From the state so far, a candidate is a changer
 	// that can take effect there (its output follows from it), at a point
 	// after the last one's and inside its own interval: as early as that,
@@ -66,7 +60,7 @@ func witness(part []porcupine.Operation) bool {
 	// then one, ...: a limited discrepancy search), at most witnessSteps
 	// placements in all; past them porcupine decides. The observers are
 	// then placed on a full chain; if they cannot be, the search goes on.
-	c := &chainer{changers: changers, observers: observers, sees: sees, budget: witnessSteps}
+	c := &chainer{changers: changers, observers: observers, budget: witnessSteps}
 	c.used = make([]bool, len(changers))
 	for d := 0; d <= maxDiscrepancies && c.budget > 0; d++ {
 		c.cut = false
@@ -100,7 +94,6 @@ type placed struct {
 // chainer searches the order of one key's state-changing operations.
 type chainer struct {
 	changers, observers []porcupine.Operation
-	sees                func(o *porcupine.Operation, st kvState) bool
 	used                []bool
 	budget              int
 	cut                 bool      // a branch was left out for the discrepancies it needed
@@ -165,9 +158,9 @@ func (c *chainer) extend(st kvState, t int64, left, disc int, chose bool) bool {
 		hold, holdValue := int64(-1)<<62, int64(-1)<<62
 		for j := range c.observers {
 			o := &c.observers[j]
-			if o.Call < op.Return && o.Return > t && c.sees(o, st) {
+			if o.Call < op.Return && o.Return > t && sees(o, st) {
 				hold = max(hold, o.Call)
-				if c.readsValue(o) {
+				if readsValue(o) {
 					holdValue = max(holdValue, o.Call)
 				}
 			}
@@ -260,11 +253,18 @@ func (c *chainer) predecessorsPossible(st kvState) bool {
 	return true
 }
 
+// sees reports whether observer o, taking effect in state st, gives its
+// output there.
+func sees(o *porcupine.Operation, st kvState) bool {
+	ok, next := step(st, o.Input.(*kvInput), o.Output.(*kvOutput))
+	return ok && next == st
+}
+
 // readsValue reports whether observer o saw a value: a get that found the
 // key. Values are unique, so such a read sees one state only, the one the
 // chain must hold for it. The others (an absent key, a failed cas's
 // version) may be seen in another life of the key, and hold nothing.
-func (c *chainer) readsValue(o *porcupine.Operation) bool {
+func readsValue(o *porcupine.Operation) bool {
 	return o.Input.(*kvInput).kind == OpGet && o.Output.(*kvOutput).found
 }
 
@@ -290,7 +290,7 @@ observers:
 				hi = c.points[j]
 			}
 			at := max(lo, o.Call)
-			if at > hi || at > o.Return || !c.sees(o, s) {
+			if at > hi || at > o.Return || !sees(o, s) {
 				continue
 			}
 			rank := 1

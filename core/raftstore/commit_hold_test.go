@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/raftstore"
 	raftpb "go.etcd.io/raft/v3/raftpb"
 )
 
@@ -218,6 +219,25 @@ func TestRegionWrittenEveryTickQuiescesWithItsFollowers(t *testing.T) {
 func TestThrottledFollowersRecoveryAppendIsNotHeld(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.MaxInflightMsgs = 2
+	heldBehind, ticks := heldAfterLostAppends(t, cfg, func(c *cluster, l, f uint64) bool {
+		next, last := c.store(l).NextIndex(1, c.region(f, 1).PeerID)
+		return next != last+1
+	})
+	if heldBehind > 0 {
+		t.Errorf("%d empty appends held for a follower behind the leader's log", heldBehind)
+	}
+	if ticks > 2 {
+		t.Errorf("the writes committed %d ticks after the lost appends, want 2 at most", ticks)
+	}
+}
+
+// heldAfterLostAppends makes the leader of region 1 lose three appends with
+// entries to the only follower that can make a quorum with it, then ticks
+// until the three writes commit. It returns how many commit-only appends
+// the leader held while behind(c, leader, follower) said the follower was
+// behind, and how many ticks the writes took.
+func heldAfterLostAppends(t *testing.T, cfg raftstore.Config, behind func(c *cluster, l, f uint64) bool) (heldBehind, ticks int) {
+	t.Helper()
 	c := newCluster(t, cfg)
 	c.waitBootstrap(1)
 	l := c.waitLeader(1)
@@ -244,36 +264,25 @@ func TestThrottledFollowersRecoveryAppendIsNotHeld(t *testing.T) {
 		c.deliver()
 	}
 	lost = false
-	heldBehind := 0
-	ticks := 0
 	for ; ticks < 50; ticks++ {
 		done := true
 		for _, id := range ids {
 			done = done && c.responses[id] != nil
 		}
 		if done {
-			break
+			return heldBehind, ticks
 		}
 		c.tickOnce()
 		for r := 0; r < maxRounds && len(c.net.q) > 0; r++ {
 			before := c.store(l).Stats().CommitsHeld
 			c.round()
-			if c.store(l).Stats().CommitsHeld > before {
-				if next, last := c.store(l).NextIndex(1, c.region(f1, 1).PeerID); next != last+1 {
-					heldBehind++
-				}
+			if c.store(l).Stats().CommitsHeld > before && behind(c, l, f1) {
+				heldBehind++
 			}
 		}
 	}
-	if ticks >= 50 {
-		t.Fatalf("the writes never committed\n%s", c.describe())
-	}
-	if heldBehind > 0 {
-		t.Errorf("%d empty appends held for a follower behind the leader's log", heldBehind)
-	}
-	if ticks > 2 {
-		t.Errorf("the writes committed %d ticks after the lost appends, want 2 at most", ticks)
-	}
+	t.Fatalf("the writes never committed\n%s", c.describe())
+	return 0, 0
 }
 
 // A split's followers hear of its commit at once, not at the next tick:
@@ -307,57 +316,11 @@ func TestNewRegionElectsWithoutWaitingForATick(t *testing.T) {
 // where it stands. It repeats a commit the follower was told: it goes out
 // at once, and the writes commit at the first heartbeat answer.
 func TestLostAppendsRecoveryAppendIsNotHeld(t *testing.T) {
-	c := newCluster(t, defaultConfig())
-	c.waitBootstrap(1)
-	l := c.waitLeader(1)
-	c.ok(1, put("a", "1"))
-	c.step()
-	var fs []uint64
-	for _, id := range c.ids {
-		if id != l {
-			fs = append(fs, id)
-		}
-	}
-	f1 := fs[0]
-	c.isolate(fs[1], true) // f1 alone makes the quorum
-	lost := true
-	c.filter = func(e *pb.Envelope) bool {
-		m := e.GetRaft().GetMessage()
-		return lost && e.GetTo() == f1 && m.GetType() == raftpb.MessageType_MsgApp && len(m.GetEntries()) > 0
-	}
-	var ids []uint64
-	for i := 0; i < 3; i++ {
-		req := &pb.KvRequest{Header: c.header(l, 1)}
-		put(fmt.Sprintf("k%d", i), "v")(req)
-		ids = append(ids, c.send(l, req))
-		c.deliver()
-	}
-	lost = false
-	heldBehind := 0
-	ticks := 0
-	for ; ticks < 50; ticks++ {
-		done := true
-		for _, id := range ids {
-			done = done && c.responses[id] != nil
-		}
-		if done {
-			break
-		}
-		c.tickOnce()
-		for r := 0; r < maxRounds && len(c.net.q) > 0; r++ {
-			before := c.store(l).Stats().CommitsHeld
-			c.round()
-			if c.store(l).Stats().CommitsHeld > before {
-				match, _, _ := c.store(l).Progress(1, c.region(f1, 1).PeerID)
-				if _, last := c.store(l).NextIndex(1, c.region(f1, 1).PeerID); match != last {
-					heldBehind++
-				}
-			}
-		}
-	}
-	if ticks >= 50 {
-		t.Fatalf("the writes never committed\n%s", c.describe())
-	}
+	heldBehind, ticks := heldAfterLostAppends(t, defaultConfig(), func(c *cluster, l, f uint64) bool {
+		match, _, _ := c.store(l).Progress(1, c.region(f, 1).PeerID)
+		_, last := c.store(l).NextIndex(1, c.region(f, 1).PeerID)
+		return match != last
+	})
 	if heldBehind > 0 {
 		t.Errorf("%d empty appends held for a follower that does not hold the leader's log", heldBehind)
 	}

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -56,17 +57,19 @@ type peer struct {
 	// none); askWait how long to wait for an answer before asking again.
 	askID   uint64
 	askWait time.Duration
-	// heldCommits: a leader's appends that only tell a caught-up follower
-	// the new commit index, held for the next tick (holdCommitOnly).
-	heldCommits []heldCommit
-	// toldCommit: by follower, the term and the highest commit index this
-	// leader has sent or held for it (holdCommitOnly holds news only).
-	toldCommit map[uint64]toldCommit
-	idleCommit uint64 // a leader: its commit index at the last idle check (maybeGoQuiet)
+	// heldCommits: the envelopes of a leader's appends that only tell a
+	// caught-up follower the new commit index, held for the next tick
+	// (holdCommitOnly).
+	heldCommits []*pb.Envelope
+	// toldCommits: by follower, the term and the highest commit index this
+	// leader has sent or held for it (holdCommitOnly holds news only). A
+	// slice: a region has a handful of peers.
+	toldCommits []toldCommit
+	idleCommit  uint64 // a leader: its commit index at the last idle check (maybeGoQuiet)
 }
 
 // toldCommit is what a leader last told a follower of its commit index.
-type toldCommit struct{ term, commit uint64 }
+type toldCommit struct{ to, term, commit uint64 }
 
 func newPeer(s *Store, r *storage.Region, id uint64, rn *raft.RawNode) *peer {
 	p := &peer{s: s, region: r, id: id, rn: rn, peerCache: map[uint64]*pb.Peer{}, appendFloor: math.MaxUint64,
@@ -336,35 +339,28 @@ func (p *peer) sendMessages(msgs []*raftpb.Message) {
 	}
 }
 
-// heldCommit is an append holdCommitOnly held: raft's message and the
-// envelope it goes in, addressed when raft made it.
-type heldCommit struct {
-	m   *raftpb.Message
-	env *pb.Envelope
-}
-
-// holdCommitOnly holds back, until the next tick, an append that only
-// tells a caught-up follower the new commit index: raft sends one to every
-// follower each time the commit index moves, and the follower spends a
-// ready round (a WAL write, an apply, an answer) on each. The next append
-// or heartbeat to that follower carries the commit and replaces it; if none
-// comes before the tick, the tick sends it as it was addressed, and so does
-// the leader's next applied split or membership change (applyReady; a peer
-// removed by it learns so from the commit). "Caught up": in raft's
-// replicate state, its window of appends in flight open, its next index
-// the leader's last plus one, and the commit news to it; any other empty
-// append (a probe, the one a follower whose appends were lost gets on each
-// heartbeat answer) goes out at once. It
-// reports whether it held m; any other append or heartbeat drops a held
-// message it makes redundant.
+// holdCommitOnly holds back, until the next tick, the envelope env of an
+// append m that only tells a caught-up follower the new commit index: raft
+// sends one to every follower each time the commit index moves, and the
+// follower spends a ready round (a WAL write, an apply, an answer) on each.
+// The next append or heartbeat to that follower carries the commit and
+// replaces it; if none comes before the tick, the tick sends it as it was
+// addressed, and so does the leader's next applied split or membership
+// change (applyReady; a peer removed by it learns so from the commit).
+// "Caught up": in raft's replicate state, its window of appends in flight
+// open, its next index the leader's last plus one, and the commit news to
+// it; any other empty append (a probe, the one a follower whose appends
+// were lost gets on each heartbeat answer) goes out at once. It reports
+// whether it held m; any other append or heartbeat drops a held message it
+// makes redundant.
 func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
 	t := m.GetType()
 	if t != raftpb.MessageType_MsgApp && t != raftpb.MessageType_MsgHeartbeat {
 		return false
 	}
 	for i, h := range p.heldCommits {
-		if h.m.GetTo() == m.GetTo() && h.m.GetTerm() == m.GetTerm() && m.GetCommit() >= h.m.GetCommit() {
-			p.heldCommits = append(p.heldCommits[:i], p.heldCommits[i+1:]...)
+		if hm := h.GetRaft().GetMessage(); hm.GetTo() == m.GetTo() && hm.GetTerm() == m.GetTerm() && m.GetCommit() >= hm.GetCommit() {
+			p.heldCommits = slices.Delete(p.heldCommits, i, i+1)
 			break
 		}
 	}
@@ -372,15 +368,7 @@ func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
 	// follower was told (the one raft sends on a heartbeat answer to a
 	// follower whose appends were lost, to find out where it stands) goes
 	// out at once.
-	if p.toldCommit == nil {
-		p.toldCommit = make(map[uint64]toldCommit)
-	}
-	told := p.toldCommit[m.GetTo()]
-	news := told.term != m.GetTerm() || m.GetCommit() > told.commit
-	if news {
-		p.toldCommit[m.GetTo()] = toldCommit{m.GetTerm(), m.GetCommit()}
-	}
-	if t != raftpb.MessageType_MsgApp || len(m.GetEntries()) > 0 || !p.leading || !news {
+	if !p.tellCommit(m) || t != raftpb.MessageType_MsgApp || len(m.GetEntries()) > 0 || !p.leading {
 		return false
 	}
 	caughtUp := false
@@ -394,40 +382,51 @@ func (p *peer) holdCommitOnly(m *raftpb.Message, env *pb.Envelope) bool {
 	}
 	p.s.stats.CommitsHeld++
 	for i, h := range p.heldCommits {
-		if h.m.GetTo() == m.GetTo() {
-			p.heldCommits[i] = heldCommit{m, env}
+		if h.GetRaft().GetMessage().GetTo() == m.GetTo() {
+			p.heldCommits[i] = env
 			return true
 		}
 	}
-	p.heldCommits = append(p.heldCommits, heldCommit{m, env})
+	p.heldCommits = append(p.heldCommits, env)
+	return true
+}
+
+// tellCommit notes the commit index m tells its follower, and reports
+// whether it is news to it: a commit higher than any this leader sent or
+// held for it in m's term.
+func (p *peer) tellCommit(m *raftpb.Message) bool {
+	for i := range p.toldCommits {
+		told := &p.toldCommits[i]
+		if told.to != m.GetTo() {
+			continue
+		}
+		if told.term == m.GetTerm() && m.GetCommit() <= told.commit {
+			return false
+		}
+		told.term, told.commit = m.GetTerm(), m.GetCommit()
+		return true
+	}
+	p.toldCommits = append(p.toldCommits, toldCommit{m.GetTo(), m.GetTerm(), m.GetCommit()})
 	return true
 }
 
 // sendHeldCommits sends the appends holdCommitOnly held, if the peer is
 // still in the term they were made in (led by it then: they are what a
 // network could have delayed); those of an older term are dropped, never
-// sent. It reports whether it sent any.
-func (p *peer) sendHeldCommits() bool {
+// sent.
+func (p *peer) sendHeldCommits() {
 	if len(p.heldCommits) == 0 {
-		return false
+		return
 	}
 	term := p.rn.BasicStatus().GetTerm()
-	sent := false
-	for _, h := range p.heldCommits {
-		if h.m.GetTerm() != term {
+	for _, env := range p.heldCommits {
+		if env.GetRaft().GetMessage().GetTerm() != term {
 			p.s.stats.HeldCommitsDropped++
 			continue
 		}
 		p.s.stats.HeldCommitsSent++
-		p.s.env.Net.Send(h.env)
-		sent = true
+		p.s.env.Net.Send(env)
 	}
-	p.dropHeldCommits()
-	return sent
-}
-
-// dropHeldCommits forgets the held appends (sent, or of an older term).
-func (p *peer) dropHeldCommits() {
 	clear(p.heldCommits)
 	p.heldCommits = p.heldCommits[:0]
 }
