@@ -4,7 +4,8 @@
 // sends, it asks Route when (if ever) copies of that message arrive, and it
 // schedules the deliveries on its own event queue. netsim only decides each
 // message's fate: dropped by a fault rule (partition, isolation, one-way
-// block), lost at random, delivered once, or delivered twice, and after which
+// block), lost at random, delivered once, or twice, or once more long after
+// (a late copy), and after which
 // delays (a clogged node's messages are held until its clog ends: Clog).
 //
 // Links have a bandwidth. Every directed link from -> to transmits one
@@ -111,6 +112,14 @@ type Config struct {
 	Latency   Latency // default latency of every link
 	Loss      float64 // probability a message is dropped
 	Duplicate float64 // probability a delivered message arrives twice; the second copy gets its own latency
+	// Late is the probability that a delivered message arrives once more,
+	// long after its first copy: a copy held up in a queue somewhere, or
+	// resent by a connection that did not know the first got through. The
+	// late copy arrives LateDelay after the first one. It is what brings a
+	// message to a replica after the replica was removed, or a vote after
+	// the election it was for.
+	Late      float64
+	LateDelay Latency // how long after the first copy a late copy arrives
 	// Bandwidth is the rate, in bytes per second, at which every directed
 	// link transmits; 0 or less means DefaultBandwidth.
 	Bandwidth int64
@@ -133,6 +142,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.Duplicate >= 0 && c.Duplicate <= 1) {
 		return fmt.Errorf("netsim: duplicate %v not in [0,1]", c.Duplicate)
+	}
+	if !(c.Late >= 0 && c.Late <= 1) {
+		return fmt.Errorf("netsim: late %v not in [0,1]", c.Late)
+	}
+	if err := c.LateDelay.Validate(); err != nil {
+		return fmt.Errorf("netsim: late delay: %w", err)
 	}
 	for _, l := range sortedLinks(c.LinkLatency) {
 		if err := c.LinkLatency[l].Validate(); err != nil {
@@ -175,6 +190,7 @@ type Stats struct {
 	Dropped     uint64 // messages lost at random (Config.Loss)
 	Partitioned uint64 // messages blocked by a partition, isolation or one-way block
 	Duplicated  uint64 // extra copies scheduled (Config.Duplicate)
+	Late        uint64 // late copies scheduled (Config.Late)
 }
 
 // partition is one Partition call: the group index of each listed node, and
@@ -201,7 +217,7 @@ type Network struct {
 	busy  map[Link]*time.Duration
 	stats Stats
 	// routed holds Route's answer (valid until its next call).
-	routed [2]time.Duration
+	routed [3]time.Duration
 }
 
 // New returns a healed network with cfg, drawing all randomness from r.
@@ -238,7 +254,8 @@ func (n *Network) SetConfig(cfg Config) {
 
 // Route decides the fate of one message of size bytes sent at virtual time
 // now from -> to, and returns the delays from now after which its copies
-// arrive: none if it is dropped, two if it is duplicated. Each delay is the
+// arrive: none if it is dropped, two if it is duplicated, one more if a
+// copy comes late (the late copy is last). Each delay is the
 // time until the message has finished transmitting on its link (waiting
 // behind the bytes the link is still sending) plus a drawn latency. A
 // self-send (from == to) uses no link and always arrives exactly once,
@@ -264,7 +281,9 @@ func (n *Network) Route(now time.Duration, from, to NodeID, size int) []time.Dur
 	}
 	// A message lost on the way has been transmitted all the same.
 	sent := n.transmit(now, Link{from, to}, size)
-	// Fixed draw order: loss, duplicate, first delay, second delay.
+	// Fixed draw order: loss, duplicate, first delay, second delay, late
+	// chance, late delay. The late draws come last, so a run without late
+	// copies draws as it did before they existed.
 	if r.Chance(n.cfg.Loss) {
 		n.stats.Dropped++
 		return nil
@@ -276,6 +295,10 @@ func (n *Network) Route(now time.Duration, from, to NodeID, size int) []time.Dur
 	if dup {
 		out = append(out, held+sent+lat.sample(r))
 		n.stats.Duplicated++
+	}
+	if n.cfg.Late > 0 && r.Chance(n.cfg.Late) {
+		out = append(out, out[0]+n.cfg.LateDelay.sample(r))
+		n.stats.Late++
 	}
 	n.stats.Delivered += uint64(len(out))
 	return out
@@ -429,6 +452,9 @@ func (n *Network) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "latency=%v loss=%v dup=%v bw=%s", n.cfg.Latency, n.cfg.Loss, n.cfg.Duplicate,
 		formatBandwidth(n.cfg.bandwidth()))
+	if n.cfg.Late > 0 {
+		fmt.Fprintf(&b, " late=%v after %v", n.cfg.Late, n.cfg.LateDelay)
+	}
 	for _, l := range sortedLinks(n.cfg.LinkBandwidth) {
 		if n.cfg.LinkBandwidth[l] > 0 {
 			fmt.Fprintf(&b, "; bw %d->%d %s", l.From, l.To, formatBandwidth(n.cfg.LinkBandwidth[l]))

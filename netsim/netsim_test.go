@@ -139,6 +139,49 @@ func TestDuplicate(t *testing.T) {
 	}
 }
 
+// A late copy arrives LateDelay after the message's first copy, last of
+// its copies; turning late copies on changes no other decision.
+func TestLateCopy(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Duplicate = 0.3
+	cfg.Late = 0.25
+	cfg.LateDelay = Latency{Min: time.Second, Max: 4 * time.Second}
+	plain := cfg
+	plain.Late, plain.LateDelay = 0, Latency{}
+	n, p := New(cfg, rng.New(9)), New(plain, rng.New(9))
+	late := 0
+	for i := 0; i < 10000; i++ {
+		now := time.Duration(i) * time.Millisecond
+		got := slices.Clone(n.Route(now, 1, 2, 100))
+		want := p.Route(now, 1, 2, 100)
+		if !slices.Equal(got[:len(want)], want) {
+			t.Fatalf("message %d: late copies on routed %v, off %v: the other copies changed", i, got, want)
+		}
+		switch len(got) - len(want) {
+		case 0:
+		case 1:
+			late++
+			if d := got[len(got)-1] - got[0]; d < cfg.LateDelay.Min || d > cfg.LateDelay.Max {
+				t.Fatalf("message %d: late copy %v after the first, want within %v", i, d, cfg.LateDelay)
+			}
+		default:
+			t.Fatalf("message %d: late copies on routed %v, off %v", i, got, want)
+		}
+	}
+	if late < 2200 || late > 2800 {
+		t.Fatalf("%d late copies of 10000, want ~2500", late)
+	}
+	if s := n.Stats(); s.Late != uint64(late) || s.Delivered != p.Stats().Delivered+uint64(late) {
+		t.Fatalf("stats %+v, %d late", s, late)
+	}
+	if d := n.Describe(); !strings.Contains(d, "late=0.25 after [1s,4s]") {
+		t.Fatalf("Describe() = %q, want the late copies named", d)
+	}
+	if d := p.Describe(); strings.Contains(d, "late=") {
+		t.Fatalf("Describe() = %q without late copies", d)
+	}
+}
+
 func TestLatencyBounds(t *testing.T) {
 	l := Latency{Min: 2 * time.Millisecond, Max: 7 * time.Millisecond, TailProb: 0.1, TailMax: 30 * time.Millisecond}
 	n := New(Config{Latency: l}, rng.New(5))
@@ -327,6 +370,8 @@ func TestInvalidConfigPanics(t *testing.T) {
 		{Latency: Latency{Max: 1, TailProb: 2}},
 		{Loss: 1.5},
 		{Duplicate: -0.1},
+		{Late: 1.1},
+		{Late: 0.1, LateDelay: Latency{Min: 2, Max: 1}},
 	} {
 		func() {
 			defer func() {

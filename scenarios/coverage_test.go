@@ -32,7 +32,7 @@ var scenarioCoverage = map[string][]buggify.Event{
 	"split-partition":        {buggify.PlaceholderCreated, buggify.SnapshotOverExisting, buggify.SplitSkippedStale},
 	"split-crash":            {buggify.RestartWithSplitInLog},
 	"split-pd-down":          {buggify.LeaderChangeDuringSplit, buggify.OperatorCancelled},
-	"move":                   {buggify.SnapshotToLearner, buggify.PeerRemovedItself, buggify.GCNoticeSent},
+	"move":                   {buggify.SnapshotToLearner, buggify.PeerRemovedItself, buggify.GCNoticeSent, buggify.TombstoneRefused},
 	"move-partition":         {buggify.SnapshotToLearner, buggify.SnapshotRefused},
 	"move-leader-change":     {buggify.PDStaleReportAfterMove, buggify.StalePeerDestroyed},
 	"move-crash":             {buggify.SnapshotNeverApplied, buggify.TornTailCut},

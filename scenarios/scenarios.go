@@ -59,6 +59,15 @@ func base(name string) sim.Config {
 	}
 }
 
+// lateCopies makes one message in 500 arrive once more, 0.5-5 s after its
+// first copy: a raft message then reaches a replica after its removal, a
+// follower after a newer leader took over, a store after its region split;
+// a client's request reaches a store after the client gave up on it.
+func lateCopies(cfg *sim.Config) {
+	cfg.Net.Late = 0.002
+	cfg.Net.LateDelay = netsim.Latency{Min: 500 * time.Millisecond, Max: 5 * time.Second}
+}
+
 func static() Scenario {
 	return Scenario{
 		Name:        "static",
@@ -80,6 +89,7 @@ func staticPartition() Scenario {
 	cfg := base("static-partition")
 	cfg.Net.Loss = 0.005     // and a lossy network that
 	cfg.Net.Duplicate = 0.01 // duplicates messages
+	lateCopies(&cfg)         // and delivers some once more, seconds later
 	cfg.Workload.HotKeys, cfg.Workload.HotShare = 2, 50
 	cfg.Workload.Burst = sim.Latency{Min: time.Second, Max: 3 * time.Second}
 	cfg.Workload.BurstOnHeal = true
@@ -656,6 +666,7 @@ func splitPartition() Scenario {
 	cfg := splitBase("split-partition")
 	cfg.Net.Loss = 0.005
 	cfg.Net.Duplicate = 0.01
+	lateCopies(&cfg)
 	cfg.Store.LogCompactEntries = 100
 	cfg.Store.LogKeepEntries = 20
 	cfg.Faults = func(p *sim.Planner) {
@@ -825,6 +836,7 @@ func movePartition() Scenario {
 	cfg := moveBase("move-partition")
 	cfg.Net.Loss = 0.005
 	cfg.Net.Duplicate = 0.01
+	lateCopies(&cfg)
 	cfg.Faults = func(p *sim.Planner) {
 		joinAtStart(p)
 		manualMoves(p, 20*time.Second, 35*time.Second)
@@ -1096,6 +1108,7 @@ func splitAndMove() Scenario {
 	cfg.Store.SplitThreshold = 3 << 10
 	cfg.Net.Loss = 0.005
 	cfg.Net.Duplicate = 0.01
+	lateCopies(&cfg)
 	cfg.Faults = func(p *sim.Planner) {
 		joinAtStart(p)
 		manualMoves(p, 15*time.Second, 30*time.Second, 45*time.Second)

@@ -93,6 +93,12 @@ type Mix struct {
 	// event travel as one batch (sim.Config.BatchRaft). Drawn last, so
 	// that it shifts no other draw.
 	BatchRaft bool
+
+	// Late copies (netsim.Config.Late): in half the seeds, a share of all
+	// messages arrives once more, seconds after the first copy. Drawn
+	// after BatchRaft, for the same reason.
+	Late      float64
+	LateDelay netsim.Latency
 }
 
 // window is a span of the workload.
@@ -375,6 +381,11 @@ func drawMix(seed uint64, base sim.Config, own bool) *Mix {
 		m.Kill = k
 	}
 	m.BatchRaft = d.chance(0.5)
+	if d.chance(0.5) {
+		m.Late = float64(d.intIn(1, 10)) / 1000 // 0.1-1 %
+		lo := d.ms(300, 3000)
+		m.LateDelay = netsim.Latency{Min: lo, Max: lo + d.ms(0, 10000)}
+	}
 	return m
 }
 
@@ -499,6 +510,7 @@ func (m *Mix) Apply(cfg sim.Config) sim.Config {
 		cfg.Net.LinkLatency = map[netsim.Link]netsim.Latency{{From: a, To: b}: m.SlowLat, {From: b, To: a}: m.SlowLat}
 	}
 	cfg.Net.Loss, cfg.Net.Duplicate = m.Loss, m.Dup
+	cfg.Net.Late, cfg.Net.LateDelay = m.Late, m.LateDelay
 	cfg.BatchRaft = cfg.BatchRaft || m.BatchRaft
 
 	own := cfg.Faults
@@ -766,6 +778,9 @@ func (m *Mix) String() string {
 		fmt.Fprintf(&b, " s%d<->s%d %v", m.SlowLink[0], m.SlowLink[1], m.SlowLat)
 	}
 	fmt.Fprintf(&b, ", loss %g dup %g", m.Loss, m.Dup)
+	if m.Late > 0 {
+		fmt.Fprintf(&b, " late %g after %v", m.Late, m.LateDelay)
+	}
 	if m.BatchRaft {
 		b.WriteString(", raft batched")
 	}

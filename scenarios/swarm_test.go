@@ -1,10 +1,12 @@
 package scenarios
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/multiraft/multiraft/netsim"
 	"github.com/multiraft/multiraft/sim"
 )
 
@@ -260,7 +262,7 @@ func TestSwarmAmbiguousWritesAreResolved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := sim.Run(s.Config, 235, nil)
+	rep := sim.Run(withoutLateCopies(s).Config, 235, nil)
 	if !rep.OK {
 		t.Fatalf("seed 235: %s\n  mix: %s", rep.Violation, rep.Mix)
 	}
@@ -283,12 +285,31 @@ func TestSwarmEndsAfterPDsLastOperator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s = withoutLateCopies(s)
 	for _, seed := range []uint64{2353, 2899} {
 		if rep := sim.Run(s.Config, seed, nil); !rep.OK {
 			t.Errorf("seed %d: %s\n  mix: %s", seed, rep.Violation, rep.Mix)
 		}
 	}
 }
+
+// withoutLateCopies is s with no late copies (netsim.Config.Late) in any
+// seed's mix: a swarm seed that found a bug before the swarm drew late
+// copies makes the same run as it did then, to the trace hash (the late
+// copies are drawn last and shift no other draw).
+func withoutLateCopies(s Scenario) Scenario {
+	prev := s.Config.PerSeed
+	s.Config.PerSeed = func(c sim.Config, seed uint64) sim.Config {
+		c = prev(c, seed)
+		c.Net.Late, c.Net.LateDelay = 0, netsim.Latency{}
+		c.Mix = lateClause.ReplaceAllString(c.Mix, "")
+		return c
+	}
+	return s
+}
+
+// lateClause is the late copies' clause in a mix's description (Mix.String).
+var lateClause = regexp.MustCompile(` late \S+ after \[[^\]]*\]`)
 
 // The end-of-run checks compare PD's regions with the stores' after a last
 // round of heartbeats; a split that applies inside that round (seed 635:
@@ -299,7 +320,7 @@ func TestSwarmChecksWaitForPDToHearOfALateSplit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := sim.Run(s.Config, 635, nil); !rep.OK {
+	if rep := sim.Run(withoutLateCopies(s).Config, 635, nil); !rep.OK {
 		t.Errorf("seed 635: %s\n  mix: %s", rep.Violation, rep.Mix)
 	}
 }

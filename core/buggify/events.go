@@ -35,6 +35,7 @@ const (
 	PeerRemovedItself  // a replica applied its own removal and destroyed itself
 	GCNoticeSent       // a member told a removed peer that it is no longer one
 	PlaceholderCreated // a message created an uninitialized peer for a region unknown here
+	TombstoneRefused   // a message for a region removed from this store was refused by its tombstone
 	// Leadership, proposals, reads.
 	DeposedLeaderRead         // a leader that had been deposed was asked to read (NotLeader)
 	RestartedLeaderOldEntries // a restarted store led again while entries of its previous life were uncommitted
@@ -79,6 +80,7 @@ var eventNames = [NumEvents]string{
 	PeerRemovedItself:         "peer.removed-itself",
 	GCNoticeSent:              "peer.gc-notice-sent",
 	PlaceholderCreated:        "peer.placeholder-created",
+	TombstoneRefused:          "peer.tombstone-refused",
 	DeposedLeaderRead:         "read.deposed-leader",
 	RestartedLeaderOldEntries: "leader.restarted-with-old-entries",
 	ProposalStaleCommand:      "proposal.stale-command",

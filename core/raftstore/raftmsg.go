@@ -117,6 +117,7 @@ func (s *Store) maybeCreatePeer(rm *pb.RaftMessage) *peer {
 	id := rm.GetRegionId()
 	if r := s.eng.Region(id); r != nil && r.State() == pb.PeerState_TOMBSTONE && !tombstoneAllows(r.Meta(), rm) {
 		s.stats.StalePeerMsgs++ // the region was removed from this store
+		s.bug.Reach(buggify.TombstoneRefused)
 		return nil
 	}
 	switch msg.GetType() {
