@@ -19,25 +19,31 @@ import (
 // defaultSeeds is the seed range `multiraft sim` runs without --seed(s).
 const defaultSeeds = "1-10"
 
+// defaultRunTimeout is --run-timeout's default: beyond the budget of a
+// run's linearizability check (10 minutes of wall clock), so it ends only
+// a run that is stuck.
+const defaultRunTimeout = 15 * time.Minute
+
 // maxRuns bounds the runs one command makes (scenarios × seeds).
 const maxRuns = 1 << 40
 
 // simOptions is what the flags of `multiraft sim` ask for, validated.
 type simOptions struct {
-	list          bool      // list the scenarios and exit
-	listHooks     bool      // list the fault hooks and coverage events and exit
-	jobs          jobList   // the runs, scenario by scenario, seeds in order
-	json          bool      // one JSON object per run instead of a table
-	tracePath     string    // write the event trace of the one run here
-	timelinePath  string    // write the picture of the one run here
-	outDir        string    // write visualizations of failed runs here
-	workers       int       // runs at once, in as many worker processes; 1 = in this process
-	stopOnFailure bool      // stop at the first failed run (in job order)
-	shrink        bool      // reduce the one failing run's configuration
-	coverage      bool      // print the coverage table of the sweep
-	cpuProfile    string    // write a CPU profile of the runs made in this process here
-	overrides     overrides // changes to every scenario's configuration
-	worker        bool      // serve runs read from stdin (a sweep's worker process)
+	list          bool          // list the scenarios and exit
+	listHooks     bool          // list the fault hooks and coverage events and exit
+	jobs          jobList       // the runs, scenario by scenario, seeds in order
+	json          bool          // one JSON object per run instead of a table
+	tracePath     string        // write the event trace of the one run here
+	timelinePath  string        // write the picture of the one run here
+	outDir        string        // write visualizations of failed runs here
+	workers       int           // runs at once, in as many worker processes; 1 = in this process
+	stopOnFailure bool          // stop at the first failed run (in job order)
+	runTimeout    time.Duration // wall-clock limit of one run (0: none)
+	shrink        bool          // reduce the one failing run's configuration
+	coverage      bool          // print the coverage table of the sweep
+	cpuProfile    string        // write a CPU profile of the runs made in this process here
+	overrides     overrides     // changes to every scenario's configuration
+	worker        bool          // serve runs read from stdin (a sweep's worker process)
 }
 
 // overrides change the configuration of the scenarios run: they make a
@@ -210,6 +216,7 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	fs.BoolVar(&o.list, "list", false, "list the scenarios and exit")
 	fs.IntVar(&o.workers, "workers", runtime.NumCPU(), "run this many simulations at once, in as many worker processes (1 = in this process)")
 	fs.BoolVar(&o.stopOnFailure, "stop-on-failure", false, "stop at the first failed run")
+	fs.DurationVar(&o.runTimeout, "run-timeout", defaultRunTimeout, "fail a run still going after this much wall-clock time (0: no limit): its worker process is killed and replaced, and the sweep goes on; with --workers 1 the command stops there (not with --shrink)")
 	fs.BoolVar(&o.shrink, "shrink", false, "reduce the failing run (one scenario, one seed): fewer clients, a shorter workload, fewer and shorter faults; print the reduced run's replay command")
 	fs.BoolVar(&o.overrides.swarm, "swarm", false, "swarm testing: every seed draws its own fault mix, network, knobs and client habits on the scenario's world (the mix is in the report)")
 	fs.IntVar(&o.overrides.clients, "clients", 0, "run this many clients instead of the scenario's")
@@ -246,6 +253,9 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	}
 	if o.overrides.clients < 0 || o.overrides.duration < 0 {
 		return simOptions{}, errors.New("--clients and --duration must not be negative")
+	}
+	if o.runTimeout < 0 {
+		return simOptions{}, fmt.Errorf("--run-timeout %v: must not be negative (0: no limit)", o.runTimeout)
 	}
 	if o.worker {
 		return o, nil // the runs come on stdin

@@ -26,21 +26,59 @@ type runFiles struct {
 // runInProcess makes the runs one after another in this process. Each
 // report goes to completed (for progress) and then to done, in job order;
 // it stops when done returns false, or at the first run it cannot make
-// (its trace or picture cannot be written).
-func runInProcess(jobs jobList, files runFiles, completed func(*sim.Report), done func(*sim.Report) bool) error {
+// (its trace or picture cannot be written). A run still going after
+// timeout (0: no limit) fails, and the runs stop there: stalled says so.
+func runInProcess(jobs jobList, files runFiles, timeout time.Duration, completed func(*sim.Report), done func(*sim.Report) bool) (stalled bool, err error) {
 	for i := 0; i < jobs.Len(); i++ {
 		j := jobs.At(i)
-		rep, err := runLocal(j.s, j.seed, files)
+		rep, stalled, err := runWithin(j, files, timeout)
 		if err != nil {
-			return err
+			return false, err
 		}
 		completed(rep)
-		if !done(rep) {
-			return nil
+		if !done(rep) || stalled {
+			return stalled, nil
 		}
 	}
-	return nil
+	return false, nil
 }
+
+// runWithin makes run j in this process, as runLocal does, and waits for
+// it at most timeout (0: no limit). A run that outlives it is abandoned
+// still going (nothing stops a simulation from outside, and no other can
+// start in this process while it runs: they share raft's random source);
+// its report is a failure that says so, and stalled is true.
+func runWithin(j job, files runFiles, timeout time.Duration) (rep *sim.Report, stalled bool, err error) {
+	if timeout <= 0 {
+		rep, err := makeRun(j.s, j.seed, files)
+		return rep, false, err
+	}
+	type result struct {
+		rep *sim.Report
+		err error
+	}
+	finished := make(chan result, 1)
+	run := makeRun
+	go func() {
+		rep, err := run(j.s, j.seed, files)
+		finished <- result{rep, err}
+	}()
+	limit := time.NewTimer(timeout)
+	defer limit.Stop()
+	select {
+	case r := <-finished:
+		return r.rep, false, r.err
+	case <-limit.C:
+		msg := fmt.Sprintf("run exceeded the --run-timeout of %v (wall clock); abandoned (a run in this process cannot be killed)", timeout)
+		return &sim.Report{Scenario: j.s.Name, Seed: j.seed, WallMs: millis(timeout), Violation: msg, Violations: []string{msg}}, true, nil
+	}
+}
+
+// makeRun makes a run in this process (tests replace it).
+var makeRun = runLocal
+
+// millis is d in milliseconds, as reports count wall time.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // runInWorkers makes the runs in worker processes, workers at a time. It
 // hands every report to completed as it arrives (in any order) and to
@@ -52,8 +90,9 @@ func runInProcess(jobs jobList, files runFiles, completed func(*sim.Report), don
 // fresh heap each time: a third more CPU on a swarm sweep). Runs are
 // handed out at most a window ahead of the oldest unprinted one, so a slow
 // run does not pile up reports. extra are flags every worker gets (--out,
-// the configuration overrides).
-func runInWorkers(jobs jobList, workers int, extra []string, completed func(*sim.Report), done func(*sim.Report) bool) {
+// the configuration overrides). A run still going after timeout (0: no
+// limit) fails, and its worker process is killed and replaced.
+func runInWorkers(jobs jobList, workers int, extra []string, timeout time.Duration, completed func(*sim.Report), done func(*sim.Report) bool) {
 	type result struct {
 		i   int
 		rep *sim.Report
@@ -67,7 +106,7 @@ func runInWorkers(jobs jobList, workers int, extra []string, completed func(*sim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wk := startWorker(ctx, extra)
+			wk := startWorker(ctx, extra, timeout)
 			defer wk.close()
 			for i := range next {
 				j := jobs.At(i)
@@ -122,9 +161,10 @@ type worker interface {
 	close()
 }
 
-// startWorker starts a worker (tests replace it). Cancelling ctx kills it.
-var startWorker = func(ctx context.Context, extra []string) worker {
-	return &processWorker{ctx: ctx, args: append([]string{"sim", "--worker"}, extra...), warn: os.Stderr}
+// startWorker starts a worker (tests replace it). Cancelling ctx kills it;
+// so does a run still going after timeout (0: no limit).
+var startWorker = func(ctx context.Context, extra []string, timeout time.Duration) worker {
+	return &processWorker{ctx: ctx, args: append([]string{"sim", "--worker"}, extra...), warn: os.Stderr, timeout: timeout}
 }
 
 // runLocal runs one simulation in this process, writing its trace and its
@@ -147,7 +187,7 @@ func runLocal(s scenarios.Scenario, seed uint64, files runFiles) (*sim.Report, e
 	opts.Wall = time.Now
 	start := time.Now()
 	rep := sim.RunWith(s.Config, seed, opts)
-	rep.WallMs = float64(time.Since(start).Microseconds()) / 1000
+	rep.WallMs = millis(time.Since(start))
 	if buffered != nil {
 		if err := buffered.Flush(); err != nil {
 			return nil, fmt.Errorf("write trace: %w", err)
@@ -182,17 +222,20 @@ func writeTimeline(tl *sim.Timeline, path string) error {
 // panic, the kernel's OOM killer), that run fails with the beginning and
 // the end of what the process wrote to stderr, and the next run starts a
 // new process; when it is found dead before it acknowledged a run, the
-// run is handed to a new process instead.
+// run is handed to a new process instead. A run still going timeout after
+// it was acknowledged (a check that never ends, a livelock) is a process
+// that dies: it is killed, the run fails, the next run starts a new one.
 type processWorker struct {
-	ctx    context.Context
-	path   string    // the program; empty: this binary
-	args   []string  // its arguments
-	env    []string  // added to this process's environment
-	warn   io.Writer // told when a process died between runs (nil: nobody)
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	stderr *headTailBuffer
+	ctx     context.Context
+	path    string        // the program; empty: this binary
+	args    []string      // its arguments
+	env     []string      // added to this process's environment
+	warn    io.Writer     // told when a process died between runs (nil: nobody)
+	timeout time.Duration // a run's wall-clock limit (0: none)
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	stdout  *bufio.Reader
+	stderr  *headTailBuffer
 }
 
 // start starts the process.
@@ -259,7 +302,17 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 			fmt.Fprintf(w.warn, "multiraft sim: a worker process died between two runs (exit: %v)%s; the runs go on in a new one\n", exit, w.stderr.quoted())
 		}
 	}
-	line, err := w.stdout.ReadBytes('\n')
+	start := time.Now()
+	line, timedOut, err := w.readReport()
+	if timedOut {
+		w.stop() // killed: the next run starts a new process
+		if err != nil {
+			rep := failed("run exceeded the --run-timeout of %v (wall clock); killed%s", w.timeout, w.stderr.quoted())
+			rep.WallMs = millis(time.Since(start))
+			return rep
+		}
+		// The report came as the time ran out: the run finished, it stands.
+	}
 	if err != nil {
 		exit := w.stop()
 		return failed("the worker process died (%v; exit: %v)%s", err, exit, w.stderr.quoted())
@@ -270,6 +323,33 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 		return failed("the worker process printed no report (%v): %q%s", err, truncate(string(line), 200), w.stderr.quoted())
 	}
 	return rep
+}
+
+// readReport reads the line of the run's report. When w.timeout passes
+// first, the process is killed (the read then fails) and timedOut is true.
+func (w *processWorker) readReport() (line []byte, timedOut bool, err error) {
+	if w.timeout <= 0 {
+		line, err = w.stdout.ReadBytes('\n')
+		return line, false, err
+	}
+	var mu sync.Mutex
+	read, killed := false, false
+	proc := w.cmd.Process
+	limit := time.AfterFunc(w.timeout, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !read {
+			killed = true
+			proc.Kill()
+		}
+	})
+	line, err = w.stdout.ReadBytes('\n')
+	limit.Stop()
+	mu.Lock()
+	read = true
+	timedOut = killed
+	mu.Unlock()
+	return line, timedOut, err
 }
 
 // stop ends the process (it exits when its stdin closes; a cancelled

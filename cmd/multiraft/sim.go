@@ -65,6 +65,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	}
 	p.header()
 	stopped := false
+	stalled := false // a run outlived --run-timeout in this process
 	keepGoing := func(rep *sim.Report) bool {
 		if o.stopOnFailure && !rep.OK {
 			stopped = true
@@ -75,7 +76,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	completed := func(rep *sim.Report) { prog.completed(rep.OK) }
 	if o.workers == 1 {
 		files := runFiles{trace: o.tracePath, timeline: o.timelinePath}
-		err := runInProcess(o.jobs, files, completed, func(rep *sim.Report) bool {
+		var err error
+		stalled, err = runInProcess(o.jobs, files, o.runTimeout, completed, func(rep *sim.Report) bool {
 			p.localRun(rep)
 			return keepGoing(rep)
 		})
@@ -91,7 +93,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 			extra = append(extra, "--out", o.outDir)
 		}
 		extra = append(extra, o.overrides.args()...)
-		runInWorkers(o.jobs, o.workers, extra, completed, func(rep *sim.Report) bool {
+		runInWorkers(o.jobs, o.workers, extra, o.runTimeout, completed, func(rep *sim.Report) bool {
 			p.workerRun(rep)
 			return keepGoing(rep)
 		})
@@ -99,6 +101,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	prog.finish()
 	if stopped {
 		fmt.Fprintf(stderr, "stopped at the first failure (--stop-on-failure): %d of %d runs reported\n", p.runs, o.jobs.Len())
+	} else if stalled && p.runs < o.jobs.Len() {
+		fmt.Fprintf(stderr, "stopped at a run that outlived --run-timeout, which cannot be killed in this process (with --workers 2 or more its worker is killed and the sweep goes on): %d of %d runs reported\n", p.runs, o.jobs.Len())
 	}
 	p.summary()
 	if p.failed > 0 {

@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/multiraft/multiraft/scenarios"
 	"github.com/multiraft/multiraft/sim"
 )
 
@@ -27,7 +31,7 @@ func fakeWorkers(t *testing.T, failing map[uint64]bool) *[]uint64 {
 	var mu sync.Mutex
 	var started []uint64
 	saved := startWorker
-	startWorker = func(ctx context.Context, extra []string) worker {
+	startWorker = func(ctx context.Context, extra []string, _ time.Duration) worker {
 		return funcWorker(func(name string, seed uint64) *sim.Report {
 			mu.Lock()
 			started = append(started, seed)
@@ -89,6 +93,154 @@ func TestSweepStopsOnFailure(t *testing.T) {
 	}
 	if n := len(*started); n > 9+16*2 {
 		t.Errorf("%d runs started; at most a window (32) beyond the failure should", n)
+	}
+}
+
+// fakeProcessWorkers makes the sweep's workers processes of this test
+// binary playing fakeWorkerMain (seeds 20 and 21 hang). It returns the
+// directory where each process started leaves a file.
+func fakeProcessWorkers(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	saved := startWorker
+	startWorker = func(ctx context.Context, extra []string, timeout time.Duration) worker {
+		return &processWorker{ctx: ctx, path: os.Args[0], warn: io.Discard, timeout: timeout,
+			env: []string{"MULTIRAFT_FAKE_WORKER=1", "MULTIRAFT_FAKE_WORKER_DIR=" + dir}}
+	}
+	t.Cleanup(func() { startWorker = saved })
+	return dir
+}
+
+// jsonReports parses one JSON report per line.
+func jsonReports(t *testing.T, out string) []sim.Report {
+	t.Helper()
+	var reps []sim.Report
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r sim.Report
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("%v: %q", err, l)
+		}
+		reps = append(reps, r)
+	}
+	return reps
+}
+
+// TestSweepKillsAStalledRun checks --run-timeout with worker processes:
+// the two runs that hang fail, naming the limit; their processes are
+// killed and replaced, and the sweep reports every run after them.
+func TestSweepKillsAStalledRun(t *testing.T) {
+	dir := fakeProcessWorkers(t)
+	var out, errOut bytes.Buffer
+	code := -1
+	within(t, time.Minute, "a sweep with two hung runs", func() {
+		code = runSim([]string{"--scenario", "static", "--seeds", "18-26", "--workers", "2", "--run-timeout", "200ms", "--json"}, &out, &errOut)
+	})
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (two runs failed)", code)
+	}
+	reps := jsonReports(t, out.String())
+	if len(reps) != 9 {
+		t.Fatalf("%d reports, want seeds 18-26:\n%s\n%s", len(reps), out.String(), errOut.String())
+	}
+	for i, r := range reps {
+		seed := uint64(18 + i)
+		hung := seed == 20 || seed == 21
+		if r.Seed != seed || r.Scenario != "static" || r.OK == hung {
+			t.Errorf("report %d: %s seed %d ok %v; want static seed %d ok %v", i, r.Scenario, r.Seed, r.OK, seed, !hung)
+		}
+		want := fmt.Sprintf("worker for static seed %d: run exceeded the --run-timeout of 200ms (wall clock); killed; its stderr:\nhanging at seed %d", seed, seed)
+		if hung && r.Violation != want {
+			t.Errorf("seed %d: violation %q, want %q", seed, r.Violation, want)
+		}
+	}
+	for _, want := range []string{
+		"FAIL static seed 20: worker for static seed 20: run exceeded the --run-timeout of 200ms",
+		"replay: go run ./cmd/multiraft sim --scenario static --seed 20 ",
+		"FAIL static seed 21: worker for static seed 21: run exceeded the --run-timeout of 200ms",
+		"replay: go run ./cmd/multiraft sim --scenario static --seed 21 ",
+		"9 runs, 2 failed",
+	} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	// Two workers, at least one of them replaced: every process of a
+	// hung run is killed, and runs came after.
+	if started, _ := os.ReadDir(dir); len(started) < 3 {
+		t.Errorf("%d worker processes started, want at least 3 (two, and one replacing a killed one)", len(started))
+	}
+
+	// --stop-on-failure stops at a hung run.
+	out.Reset()
+	errOut.Reset()
+	within(t, time.Minute, "a sweep stopping at a hung run", func() {
+		code = runSim([]string{"--scenario", "static", "--seeds", "18-26", "--workers", "2", "--run-timeout", "200ms", "--json", "--stop-on-failure"}, &out, &errOut)
+	})
+	if reps := jsonReports(t, out.String()); code != 1 || len(reps) != 3 || reps[2].Seed != 20 || reps[2].OK ||
+		!strings.Contains(errOut.String(), "stopped at the first failure") || !strings.Contains(errOut.String(), "3 runs, 1 failed") {
+		t.Errorf("--stop-on-failure: exit %d, stdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+}
+
+// TestInProcessRunTimeout checks --run-timeout with --workers 1: the run
+// that hangs fails, naming the limit, and the command stops there (the
+// run cannot be killed) with the summary of the runs reported.
+func TestInProcessRunTimeout(t *testing.T) {
+	release := make(chan struct{})
+	saved := makeRun
+	makeRun = func(s scenarios.Scenario, seed uint64, _ runFiles) (*sim.Report, error) {
+		if seed == 3 {
+			<-release
+		}
+		return &sim.Report{Scenario: s.Name, Seed: seed, OK: true}, nil
+	}
+	t.Cleanup(func() {
+		makeRun = saved
+		close(release)
+	})
+	var out, errOut bytes.Buffer
+	code := -1
+	within(t, time.Minute, "a sweep in this process with a hung run", func() {
+		code = runSim([]string{"--scenario", "static", "--seeds", "1-5", "--workers", "1", "--run-timeout", "200ms", "--json"}, &out, &errOut)
+	})
+	reps := jsonReports(t, out.String())
+	want := "run exceeded the --run-timeout of 200ms (wall clock); abandoned (a run in this process cannot be killed)"
+	if code != 1 || len(reps) != 3 || !reps[0].OK || !reps[1].OK || reps[2].OK || reps[2].Seed != 3 || reps[2].Violation != want {
+		t.Errorf("exit %d, reports:\n%s\nwant 1, seeds 1 and 2 passed, seed 3 failed with %q", code, out.String(), want)
+	}
+	for _, w := range []string{
+		"FAIL static seed 3: " + want,
+		"replay: go run ./cmd/multiraft sim --scenario static --seed 3 ",
+		"stopped at a run that outlived --run-timeout",
+		"3 of 5 runs reported",
+		"3 runs, 1 failed",
+	} {
+		if !strings.Contains(errOut.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
+		}
+	}
+
+	// One run: it fails the same way; there is no sweep to stop.
+	out.Reset()
+	errOut.Reset()
+	within(t, time.Minute, "one hung run in this process", func() {
+		code = runSim([]string{"--scenario", "static", "--seed", "3", "--run-timeout", "200ms"}, &out, &errOut)
+	})
+	if code != 1 || !strings.Contains(errOut.String(), "FAIL static seed 3: "+want) || strings.Contains(errOut.String(), "stopped") {
+		t.Errorf("one hung run: exit %d, stderr:\n%s", code, errOut.String())
+	}
+}
+
+func TestRunTimeoutFlag(t *testing.T) {
+	if o, err := parseSimOptions([]string{"--seeds", "1-2"}, io.Discard); err != nil || o.runTimeout != 15*time.Minute {
+		t.Errorf("default --run-timeout %v, %v; want 15m", o.runTimeout, err)
+	}
+	if o, err := parseSimOptions([]string{"--seeds", "1-2", "--run-timeout", "0"}, io.Discard); err != nil || o.runTimeout != 0 {
+		t.Errorf("--run-timeout 0: %v, %v; want no limit", o.runTimeout, err)
+	}
+	if _, err := parseSimOptions([]string{"--seeds", "1-2", "--run-timeout", "-1s"}, io.Discard); err == nil ||
+		err.Error() != "--run-timeout -1s: must not be negative (0: no limit)" {
+		t.Errorf("--run-timeout -1s: %v; want an error", err)
 	}
 }
 

@@ -6,10 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/multiraft/multiraft/sim"
 )
@@ -27,9 +30,17 @@ func TestMain(m *testing.M) {
 // 2 it panics (the process dies mid-run), at seed 3 it prints a line that
 // is not a report, at seed 7 it exits after the run (before the next one),
 // at seed 11 it panics deep in a stack, at seed 12 it answers without
-// acknowledging the run, and at seed 13 it prints a line that is not a
-// report and then a MiB.
+// acknowledging the run, at seed 13 it prints a line that is not a report
+// and then a MiB, and at seeds 20 and 21 it hangs: it waits for a line on
+// stdin, which nobody sends while it owes a report. With
+// MULTIRAFT_FAKE_WORKER_DIR set, each process makes a file there named by
+// its pid.
 func fakeWorkerMain() int {
+	if dir := os.Getenv("MULTIRAFT_FAKE_WORKER_DIR"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())), nil, 0o644); err != nil {
+			panic(err)
+		}
+	}
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		name, seedText, _ := strings.Cut(in.Text(), " ")
@@ -54,6 +65,10 @@ func fakeWorkerMain() int {
 		case 13: // a line that is not a report, then more than a pipe holds
 			fmt.Println("hello")
 			fmt.Print(strings.Repeat(strings.Repeat("x", 1023)+"\n", 1024))
+		case 20, 21:
+			fmt.Fprintf(os.Stderr, "hanging at seed %d\n", seed)
+			in.Scan()
+			return 4
 		default:
 			b, _ := json.Marshal(&sim.Report{Scenario: name, Seed: seed, OK: true, TraceHash: fmt.Sprint(os.Getpid())})
 			fmt.Println(string(b))
@@ -121,6 +136,48 @@ func TestWorkerProcessThatDies(t *testing.T) {
 	}
 	if r := w.run("static", 14); !r.OK {
 		t.Errorf("the run after a killed worker: %+v", r)
+	}
+}
+
+// within runs f and fails the test if it does not return within limit
+// (a bound, not a wait: f returns as soon as it is done).
+func within(t *testing.T, limit time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		t.Fatalf("%s: still going after %v", what, limit)
+	}
+}
+
+// TestWorkerProcessThatHangs checks --run-timeout in a worker process: a
+// run still going after it fails, naming the limit and quoting the
+// process's stderr, and the next run is made by a new process.
+func TestWorkerProcessThatHangs(t *testing.T) {
+	w := &processWorker{ctx: context.Background(), path: os.Args[0], env: []string{"MULTIRAFT_FAKE_WORKER=1"},
+		warn: io.Discard, timeout: 200 * time.Millisecond}
+	defer w.close()
+	var first, hung, after *sim.Report
+	within(t, time.Minute, "three runs, one hung", func() {
+		first = w.run("static", 1)
+		hung = w.run("static", 20)
+		after = w.run("static", 4)
+	})
+	if !first.OK {
+		t.Fatalf("a quick run under the limit: %+v", first)
+	}
+	if hung.OK || hung.Scenario != "static" || hung.Seed != 20 ||
+		!strings.Contains(hung.Violation, "run exceeded the --run-timeout of 200ms (wall clock); killed") ||
+		!strings.Contains(hung.Violation, "hanging at seed 20") || hung.WallMs < 200 {
+		t.Errorf("a hung run: %+v; want a failed run of seed 20 naming the limit and quoting stderr", hung)
+	}
+	if !after.OK || after.Seed != 4 || after.TraceHash == first.TraceHash {
+		t.Errorf("the run after a hung one: %+v; want it passed, by a new process (not %s)", after, first.TraceHash)
 	}
 }
 
