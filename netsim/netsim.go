@@ -255,7 +255,8 @@ func (n *Network) SetConfig(cfg Config) {
 // Route decides the fate of one message of size bytes sent at virtual time
 // now from -> to, and returns the delays from now after which its copies
 // arrive: none if it is dropped, two if it is duplicated, one more if a
-// copy comes late (the late copy is last). Each delay is the
+// copy comes late (the late copy is last in the list, though a duplicate
+// may arrive after it when its latency is longer). Each delay is the
 // time until the message has finished transmitting on its link (waiting
 // behind the bytes the link is still sending) plus a drawn latency. A
 // self-send (from == to) uses no link and always arrives exactly once,

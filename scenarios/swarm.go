@@ -510,7 +510,9 @@ func (m *Mix) Apply(cfg sim.Config) sim.Config {
 		cfg.Net.LinkLatency = map[netsim.Link]netsim.Latency{{From: a, To: b}: m.SlowLat, {From: b, To: a}: m.SlowLat}
 	}
 	cfg.Net.Loss, cfg.Net.Duplicate = m.Loss, m.Dup
-	cfg.Net.Late, cfg.Net.LateDelay = m.Late, m.LateDelay
+	if m.Late > 0 { // a scenario's own late copies stay when the seed draws none
+		cfg.Net.Late, cfg.Net.LateDelay = m.Late, m.LateDelay
+	}
 	cfg.BatchRaft = cfg.BatchRaft || m.BatchRaft
 
 	own := cfg.Faults

@@ -20,7 +20,7 @@ func TestSwarmMixVaries(t *testing.T) {
 	shapes := map[string]int{}
 	replicas := map[int]int{}
 	losses := map[float64]bool{}
-	var kills, hot, bursts, drift, outOfOrder, splitClients, noNet, leaderMajor, noHooks, manyHooks, splitting int
+	var kills, hot, bursts, drift, outOfOrder, splitClients, noNet, leaderMajor, noHooks, manyHooks, splitting, late int
 	for seed := uint64(1); seed <= 200; seed++ {
 		m := drawMix(seed, base, true)
 		mixes[m.String()] = true
@@ -53,6 +53,9 @@ func TestSwarmMixVaries(t *testing.T) {
 		}
 		if m.SplitThreshold > 0 {
 			splitting++
+		}
+		if m.Late > 0 {
+			late++
 		}
 		for _, f := range m.Net {
 			for i := 1; i < len(f.Clogs); i++ {
@@ -95,6 +98,7 @@ func TestSwarmMixVaries(t *testing.T) {
 		{"hot keys", hot, 100, 180},
 		{"bursts", bursts, 80, 160},
 		{"tick drift", drift, 60, 140},
+		{"late copies", late, 60, 140},
 		{"unclogs out of order", outOfOrder, 20, 1 << 30},
 		{"partitions splitting the clients", splitClients, 50, 1 << 30},
 		{"seeds without network faults", noNet, 1, 15}, // 1 in 128
@@ -166,6 +170,12 @@ func TestSwarmMixIsSurvivable(t *testing.T) {
 		}
 		if m.PeakLoss > 0.3 || m.Loss > 0.02 || m.Dup > 0.05 {
 			fail("loss %g, peak %g, duplication %g", m.Loss, m.PeakLoss, m.Dup)
+		}
+		// Late copies are copies more: the first copy keeps the latency
+		// bound below; a late one only brings old news, at most 1% of the
+		// time.
+		if m.Late < 0 || m.Late > 0.01 || (m.Late > 0) != (m.LateDelay.Min > 0) || m.LateDelay.Max > 15*time.Second {
+			fail("late copies %g after %v", m.Late, m.LateDelay)
 		}
 		if lossyTime(m.Lossy) > dur/3 {
 			fail("lossy for %v of %v", lossyTime(m.Lossy), dur)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/multiraft/multiraft/sim"
@@ -180,9 +181,14 @@ func (p *printer) visualize(rep *sim.Report) {
 }
 
 // replayHint prints the commands that replay a failed run with its trace
-// and its picture, and that reduce it.
+// and its picture, and that reduce it. A run that outlived --run-timeout is replayed without the limit: the
+// replay is the run to trace and to watch to its end.
 func (p *printer) replayHint(rep *sim.Report) {
-	run := replayCommand(rep.Scenario, rep.Seed, p.replayArgs)
+	extra := p.replayArgs
+	if strings.Contains(rep.Violation, runTimeoutExceeded) {
+		extra = append(slices.Clip(extra), "--run-timeout", "0")
+	}
+	run := replayCommand(rep.Scenario, rep.Seed, extra)
 	fmt.Fprintf(p.stderr, "  replay: %s --trace /tmp/%s-%d.trace --timeline /tmp/%s-%d.html\n",
 		run, rep.Scenario, rep.Seed, rep.Scenario, rep.Seed)
 	fmt.Fprintf(p.stderr, "  shrink: %s --shrink\n", run)

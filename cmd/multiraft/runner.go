@@ -69,10 +69,14 @@ func runWithin(j job, files runFiles, timeout time.Duration) (rep *sim.Report, s
 	case r := <-finished:
 		return r.rep, false, r.err
 	case <-limit.C:
-		msg := fmt.Sprintf("run exceeded the --run-timeout of %v (wall clock); abandoned (a run in this process cannot be killed)", timeout)
+		msg := fmt.Sprintf("%s of %v (wall clock); abandoned (a run in this process cannot be killed)", runTimeoutExceeded, timeout)
 		return &sim.Report{Scenario: j.s.Name, Seed: j.seed, WallMs: millis(timeout), Violation: msg, Violations: []string{msg}}, true, nil
 	}
 }
+
+// runTimeoutExceeded begins the violation of a run that outlived
+// --run-timeout.
+const runTimeoutExceeded = "run exceeded the --run-timeout"
 
 // makeRun makes a run in this process (tests replace it).
 var makeRun = runLocal
@@ -307,7 +311,7 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 	if timedOut {
 		w.stop() // killed: the next run starts a new process
 		if err != nil {
-			rep := failed("run exceeded the --run-timeout of %v (wall clock); killed%s", w.timeout, w.stderr.quoted())
+			rep := failed("%s of %v (wall clock); killed%s", runTimeoutExceeded, w.timeout, w.stderr.quoted())
 			rep.WallMs = millis(time.Since(start))
 			return rep
 		}

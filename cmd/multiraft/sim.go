@@ -84,7 +84,10 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return errorExit(stderr, err)
 		}
-		if o.timelinePath != "" {
+		switch {
+		case stalled && (o.tracePath != "" || o.timelinePath != ""):
+			fmt.Fprintf(p.stderr, "the run was abandoned: its trace and timeline are not written (replay it with --run-timeout 0)\n")
+		case o.timelinePath != "":
 			fmt.Fprintf(p.stderr, "timeline: %s\n", o.timelinePath)
 		}
 	} else {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -155,9 +156,9 @@ func TestSweepKillsAStalledRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"FAIL static seed 20: worker for static seed 20: run exceeded the --run-timeout of 200ms",
-		"replay: go run ./cmd/multiraft sim --scenario static --seed 20 ",
+		"replay: go run ./cmd/multiraft sim --scenario static --seed 20 --run-timeout 0 --trace ",
 		"FAIL static seed 21: worker for static seed 21: run exceeded the --run-timeout of 200ms",
-		"replay: go run ./cmd/multiraft sim --scenario static --seed 21 ",
+		"replay: go run ./cmd/multiraft sim --scenario static --seed 21 --run-timeout 0 --trace ",
 		"9 runs, 2 failed",
 	} {
 		if !strings.Contains(errOut.String(), want) {
@@ -210,7 +211,8 @@ func TestInProcessRunTimeout(t *testing.T) {
 	}
 	for _, w := range []string{
 		"FAIL static seed 3: " + want,
-		"replay: go run ./cmd/multiraft sim --scenario static --seed 3 ",
+		"replay: go run ./cmd/multiraft sim --scenario static --seed 3 --run-timeout 0 --trace ",
+		"shrink: go run ./cmd/multiraft sim --scenario static --seed 3 --run-timeout 0 --shrink",
 		"stopped at a run that outlived --run-timeout",
 		"3 of 5 runs reported",
 		"3 runs, 1 failed",
@@ -224,9 +226,10 @@ func TestInProcessRunTimeout(t *testing.T) {
 	out.Reset()
 	errOut.Reset()
 	within(t, time.Minute, "one hung run in this process", func() {
-		code = runSim([]string{"--scenario", "static", "--seed", "3", "--run-timeout", "200ms"}, &out, &errOut)
+		code = runSim([]string{"--scenario", "static", "--seed", "3", "--run-timeout", "200ms", "--timeline", filepath.Join(t.TempDir(), "run.html")}, &out, &errOut)
 	})
-	if code != 1 || !strings.Contains(errOut.String(), "FAIL static seed 3: "+want) || strings.Contains(errOut.String(), "stopped") {
+	if code != 1 || !strings.Contains(errOut.String(), "FAIL static seed 3: "+want) || strings.Contains(errOut.String(), "stopped") ||
+		strings.Contains(errOut.String(), "timeline: ") || !strings.Contains(errOut.String(), "its trace and timeline are not written") {
 		t.Errorf("one hung run: exit %d, stderr:\n%s", code, errOut.String())
 	}
 }
