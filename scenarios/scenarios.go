@@ -292,7 +292,7 @@ func All() []Scenario {
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(), splitSnapshot(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
-		sessionChurn(), slowFollower(), applyLag(), pdBehind(), swarm(),
+		sessionChurn(), slowFollower(), applyLag(), pdBehind(), staleVoter(), swarm(),
 	}
 }
 
@@ -445,6 +445,97 @@ func pdBehind() Scenario {
 		Name: "pd-behind",
 		Description: "PD hears the stores 3-4 s late (but for one) while it moves a replica onto that one; " +
 			"300 ms after the learner is added its store is cut off from the others, and the learner asks PD, whose answer predates it",
+		Config: cfg,
+	}
+}
+
+// staleVoter leaves a voter behind a move and lets it canvass the store the
+// move emptied. PD moves a replica of a region from a follower's store
+// (the source) to a store without one; as the learner is added, the
+// region's other follower (the stale voter) is cut off from every store, so
+// it misses the rest of the move: it still counts the source's peer among
+// the region's three voters. The move goes on with the leader and the
+// source, then the target; the source's store applies its own removal and
+// keeps a tombstone. Then the stale voter can reach that store, and it
+// only, for 3 s: it campaigns in its old configuration and asks the removed
+// peer for its vote. The store must refuse every message for the region
+// older than its tombstone: a peer created again there (empty, it would
+// grant the vote) would give the stale voter a quorum of two, besides the
+// real group's, and two leaders serving the same keys.
+func staleVoter() Scenario {
+	cfg := moveBase("stale-voter")
+	cfg.Store.SplitThreshold = 0 // the five regions of the layout, no more
+	cfg.Faults = func(p *sim.Planner) {
+		joinAtStart(p)
+		// The move in progress (region 0 when none) and its phase: 0
+		// ordered, 1 the stale voter cut off, 2 it reaches the source's
+		// store only. cycle numbers the moves, for their heals.
+		var region, source, target, stale uint64
+		var phase, cycle int
+		end := func(w *sim.World, c, before int) {
+			if c == cycle && region != 0 && phase < before {
+				w.Heal()
+				region = 0
+			}
+		}
+		t := 5 * time.Second
+		for t < p.Dur-12*time.Second {
+			p.At(t, "move a follower's replica", func(w *sim.World) {
+				cycle++
+				regions := w.RegionIDs()
+				first := p.R.Intn(len(regions))
+				for k := range regions {
+					// A region of three voters with a leader, none of
+					// them on the way in or out.
+					r := w.Region(regions[(first+k)%len(regions)])
+					lead := w.LeaderStore(r.GetId())
+					from, to := moveCandidates(w, r, lead)
+					if lead == 0 || len(r.GetPeers()) != 3 || len(from) != 2 || len(to) == 0 ||
+						slices.ContainsFunc(r.GetPeers(), func(o *pb.Peer) bool { return o.GetRole() != pb.PeerRole_VOTER }) {
+						continue
+					}
+					i := p.R.Intn(2)
+					region, source, stale, target = r.GetId(), from[i], from[1-i], to[p.R.Intn(len(to))]
+					break
+				}
+				if region == 0 {
+					return
+				}
+				phase = 0
+				w.MoveRegion(region, source, target)
+				// A move that has not emptied the source in 9 s is given
+				// up on (the stale voter's store would soon be counted
+				// down, and its replicas replaced).
+				c := cycle
+				p.At(w.Now()+9*time.Second, "heal if the move is stuck", func(w *sim.World) { end(w, c, 2) })
+			})
+			t += 14*time.Second + time.Duration(p.R.Intn(2000))*time.Millisecond
+		}
+		p.OnMembershipChanged(func(w *sim.World, _ uint64, r *pb.Region) {
+			if region == 0 || phase != 0 || r.GetId() != region {
+				return
+			}
+			if l := r.PeerOnStore(target); l == nil || l.GetRole() != pb.PeerRole_LEARNER {
+				return
+			}
+			phase = 1 // the learner is added: the joint change is yet to come
+			w.Partition([]uint64{stale}, others(w.AllStoreIDs(), stale))
+		})
+		p.OnPeerDestroyed(func(w *sim.World, store, _ uint64, last *pb.Region) {
+			if region == 0 || phase != 1 || last.GetId() != region || store != source {
+				return
+			}
+			phase = 2
+			w.Heal()
+			w.Partition([]uint64{stale}, others(others(w.AllStoreIDs(), stale), source))
+			c := cycle
+			p.At(w.Now()+3*time.Second, "heal", func(w *sim.World) { end(w, c, 3) })
+		})
+	}
+	return Scenario{
+		Name: "stale-voter",
+		Description: "a voter is cut off from every store while PD moves a replica off another follower; " +
+			"once the source's store has removed its peer, the stale voter reaches that store only, for 3 s, and campaigns in its old configuration",
 		Config: cfg,
 	}
 }

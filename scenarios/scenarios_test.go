@@ -24,6 +24,7 @@ func TestScenarios(t *testing.T) {
 			worstElect := 0.0
 			corrupted := 0
 			deposedReads := 0
+			staleVoters := 0
 			n := *seeds
 			if s.Name == "many-regions" {
 				n = min(n, 2) // 15 s of CPU a seed: the sweeps run more
@@ -51,6 +52,7 @@ func TestScenarios(t *testing.T) {
 				worstElect = max(worstElect, rep.LeaderElectMsMax)
 				corrupted += rep.ChunksCorrupted
 				deposedReads += rep.DeposedReads
+				staleVoters += staleVoterReached(rep)
 				if strings.HasPrefix(s.Name, "split") && s.Name != "split-and-move" {
 					checkSplitRun(t, s.Name, seed, rep)
 				}
@@ -68,11 +70,30 @@ func TestScenarios(t *testing.T) {
 			if s.Name == "move-crash" && corrupted == 0 {
 				t.Errorf("no snapshot chunk arrived corrupted in %d seeds", n)
 			}
+			// And a voter left behind a move must reach the store the
+			// move emptied, after it removed its peer (its campaign is
+			// refused by the tombstone: the runs pass).
+			if s.Name == "stale-voter" && staleVoters < n {
+				t.Errorf("a stale voter reached the removed peer's store %d times in %d seeds, want one a seed", staleVoters, n)
+			}
 			if n >= coverageSeeds || s.Name == "many-regions" {
 				checkScenarioCoverage(t, s.Name, n, reached)
 			}
 		})
 	}
+}
+
+// staleVoterReached counts the moves of a stale-voter run whose stale
+// voter was let reach the source's store once the source had removed its
+// peer: the situation the scenario is for.
+func staleVoterReached(rep *sim.Report) int {
+	n := 0
+	for _, a := range rep.FaultActions() {
+		if a.Name == "on peer destroyed" && a.Effective() {
+			n++
+		}
+	}
+	return n
 }
 
 // minOps is the fewest client operations a run of scenario name must

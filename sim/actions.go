@@ -9,8 +9,8 @@ import (
 )
 
 // Every fault action a plan schedules — each Planner.At and each firing of
-// an OnSplitProposed, OnSplitApplied, OnMembershipChanged or
-// OnSnapshotStarted callback — gets an index, in the order it is scheduled.
+// an OnSplitProposed, OnSplitApplied, OnMembershipChanged, OnSnapshotStarted
+// or OnPeerDestroyed callback — gets an index, in the order it is scheduled.
 // Actions a plan schedules up front (before the run starts) are numbered
 // 0, 1, ... in the order of its At calls; those scheduled while the run goes
 // on follow. Config.FaultEdits names actions by these indices to skip them

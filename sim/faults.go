@@ -378,6 +378,16 @@ func (p *Planner) OnSnapshotStarted(fn func(w *World, from, to, region uint64)) 
 	})
 }
 
+// OnPeerDestroyed runs fn (as an event right after the current one)
+// whenever a store destroys one of its peers: the peer was removed from its
+// region (or found out it had been), and the store keeps a tombstone of the
+// region (last, the newest state of the region it knew).
+func (p *Planner) OnPeerDestroyed(fn func(w *World, store, peer uint64, last *pb.Region)) {
+	p.w.onPeerDestroyed = append(p.w.onPeerDestroyed, func(w *World, store, peer uint64, last *pb.Region) {
+		w.planAction(w.k.now, "on peer destroyed", true, func() { fn(w, store, peer, last) })
+	})
+}
+
 // AllStoreIDs lists every store id, spare stores included.
 func (w *World) AllStoreIDs() []uint64 {
 	ids := make([]uint64, len(w.stores))

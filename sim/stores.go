@@ -121,6 +121,9 @@ func (w *World) startStore(n *storeNode) {
 			w.k.note("store %d destroyed peer %d of region %d: %s", n.id, peer, region.GetId(), why)
 			w.metrics.peersDestroyed++
 			w.checkDestroyedPeer(n, region.GetId(), peer, why)
+			for _, fn := range w.onPeerDestroyed {
+				fn(w, n.id, peer, region)
+			}
 		},
 		SnapshotStarted: func(region, to uint64, bytes int64) {
 			if w.cfg.NoSnapshots {

@@ -52,6 +52,7 @@ type World struct {
 	replies             replyWatch
 	onMembershipChanged []func(w *World, store uint64, region *pb.Region)
 	onSnapshotStarted   []func(w *World, from, to, region uint64)
+	onPeerDestroyed     []func(w *World, store, peer uint64, last *pb.Region)
 	corruptChunks       map[uint64]int // store -> snapshot chunks to corrupt on arrival
 	nextAdminRequest    uint64
 
