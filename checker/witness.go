@@ -62,6 +62,14 @@ func witnessWithin(part []porcupine.Operation, budget int) (bool, int) {
 			return false, 0
 		}
 	}
+	for i := range changers {
+		// A change making version k follows k-1 others in its life; a
+		// version past their number has no chain (and would size the
+		// search's tables).
+		if class(&changers[i]) > uint64(len(changers)) {
+			return false, 0
+		}
+	}
 	c := newChainer(changers, observers, budget)
 	ok := c.extend(kvState{}, int64(-1)<<62, len(changers), false)
 	return ok, budget - c.budget
@@ -122,7 +130,7 @@ func newChainer(changers, observers []porcupine.Operation, budget int) *chainer 
 	c.byCall = make([]int, len(changers))
 	for i := range changers {
 		c.byDue[i], c.byCall[i] = i, i
-		maxVersion = max(maxVersion, changers[i].Output.(*kvOutput).version)
+		maxVersion = max(maxVersion, class(&changers[i]))
 	}
 	slices.SortStableFunc(c.byDue, func(a, b int) int { return cmp.Compare(c.due[a], c.due[b]) })
 	slices.SortStableFunc(c.byCall, func(a, b int) int { return cmp.Compare(changers[a].Call, changers[b].Call) })

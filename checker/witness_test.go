@@ -123,6 +123,25 @@ func TestWitnessChainsTheLivesOfAKey(t *testing.T) {
 	}
 }
 
+// A write that returned a version no chain reaches makes the witness give
+// up (porcupine finds the history illegal), however large the version.
+func TestWitnessGivesUpOnAVersionNoChainReaches(t *testing.T) {
+	h := History{Keys: []string{"k"}, Ops: []Op{
+		put(1, "k", "x", 1, 0, 10),
+		put(2, "k", "y", 1<<40, 20, 30),
+	}}
+	ops, _, err := convertHistory(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if witness(ops) {
+		t.Fatal("the witness proved a put of version 2^40 after one of version 1")
+	}
+	if r := CheckLinearizable(h, testTimeout); r.OK {
+		t.Fatal("the check passed a put of version 2^40 after one of version 1")
+	}
+}
+
 // Hot keys of two swarm runs, each a key with many short lives and a few
 // operations open across a partition: swarm seed 6038's "h002" (1,864
 // operations, 225 deletes) and seed 1613's "z000" (2,534 operations). The
