@@ -7,8 +7,8 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// witness tries to prove one key's operations linearizable without a
-// search, and reports whether it did. It only claims what it checked: the
+// witness tries to prove one key's operations linearizable without
+// porcupine's search, and reports whether it did. It only claims what it checked: the
 // linearization it builds is replayed through the model, each operation at
 // a point inside its interval, in the order of the points. When it cannot
 // build one it returns false and porcupine decides (witness never says a
@@ -22,17 +22,36 @@ import (
 // fixed by their outputs, up to when each takes effect: the state-changing
 // operations are chained by version (a put or a successful cas makes the
 // next version, a delete ends the key's life), each placed as early as it
-// can follow the one before it, but no earlier than the reads of the state
-// it replaces need (as late as those need, within its own interval); then
-// each read, failed cas and delete of an absent key takes a point where the
-// state is what it saw. A partition with an ambiguous write (its outcome
-// unknown) is left to porcupine.
+// can follow the one before it, but no earlier than the observers of the
+// state it replaces need (all of them, or only those that can see no other
+// state: see extend); then each read, failed cas and delete of an
+// absent key takes a point where the state is what it saw. A partition
+// with an ambiguous write (its outcome unknown) is left to porcupine.
+//
+// Within a life the versions leave one choice; a delete opens several (any
+// open put or cas-if-absent could start the next life, any open delete end
+// it), so the chain is a depth-first search, at most witnessSteps
+// placements in all. extend prunes a branch as soon as it is dead, so a
+// wrong choice is undone a few steps after it was made: swarm seed 6038's
+// hot key, 1,864 operations with 225 deletes and a few operations open
+// across a partition, takes about 4,000 placements.
 func witness(part []porcupine.Operation) bool {
+	ok, _ := witnessWithin(part, witnessSteps)
+	return ok
+}
+
+// witnessSteps bounds how many changers one witness places in all, over
+// every branch of its search; past them porcupine decides.
+const witnessSteps = 200_000
+
+// witnessWithin is witness with a bound on the placements of its search.
+// It also returns how many it made.
+func witnessWithin(part []porcupine.Operation, budget int) (bool, int) {
 	var changers, observers []porcupine.Operation
 	for _, op := range part {
 		in, out := op.Input.(*kvInput), op.Output.(*kvOutput)
 		if in.unknown {
-			return false
+			return false, 0
 		}
 		switch {
 		case in.kind == OpPut, in.kind == OpCas && out.casOK, in.kind == OpDelete && out.deleted:
@@ -40,47 +59,21 @@ func witness(part []porcupine.Operation) bool {
 		case in.kind == OpGet, in.kind == OpCas, in.kind == OpDelete:
 			observers = append(observers, op)
 		default:
-			return false
+			return false, 0
 		}
 	}
-	// Chain the changers. From the state so far, a candidate is a changer
-	// that can take effect there (its output follows from it), at a point
-	// after the last one's and inside its own interval: as early as that,
-	// or held for the observers of the state it replaces (all of them, or
-	// only the reads of its value: an absent key or a failed cas's version
-	// may be seen in another life of the key). Within a life the versions
-	// leave one choice; a delete opens several (any open put or
-	// cas-if-absent could start the next life, any open delete end it), so
-	// the chain is a search: candidates in the order of their returns,
-	// none placed where another changer would have returned before its
-	// point (it could never be placed), no branch followed where a changer
-	// left can no longer reach the state it needs (predecessorsPossible),
-	// departing from the first candidate
-	// at most maxDiscrepancies times along a chain (no departure first,
-	// then one, ...: a limited discrepancy search), at most witnessSteps
-	// placements in all; past them porcupine decides. The observers are
-	// then placed on a full chain; if they cannot be, the search goes on.
-	c := &chainer{changers: changers, observers: observers, budget: witnessSteps}
-	c.used = make([]bool, len(changers))
-	for d := 0; d <= maxDiscrepancies && c.budget > 0; d++ {
-		c.cut = false
-		if c.extend(kvState{}, int64(-1)<<62, len(changers), d, false) {
-			return true
-		}
-		if !c.cut {
-			return false // the search was whole: no chain exists
+	for i := range changers {
+		// A change making version k follows k-1 others in its life; a
+		// version past their number has no chain (and would size the
+		// search's tables).
+		if class(&changers[i]) > uint64(len(changers)) {
+			return false, 0
 		}
 	}
-	return false
+	c := newChainer(changers, observers, budget)
+	ok := c.extend(kvState{}, int64(-1)<<62, len(changers), false)
+	return ok, budget - c.budget
 }
-
-// maxDiscrepancies bounds how often the witness's chain may depart from
-// the changer due first.
-const maxDiscrepancies = 20
-
-// witnessSteps bounds how many changers one witness places in all, over
-// every branch of its search.
-const witnessSteps = 200_000
 
 // placed is an operation of the witness's linearization: its point, and
 // its rank among operations at the same point (0 before a change, 1 the
@@ -94,46 +87,148 @@ type placed struct {
 // chainer searches the order of one key's state-changing operations.
 type chainer struct {
 	changers, observers []porcupine.Operation
-	used                []bool
-	budget              int
-	cut                 bool      // a branch was left out for the discrepancies it needed
-	states              []kvState // states[i]: the state before the i-th change of the chain
-	points              []int64   // points[i]: when it takes effect
-	chain               []porcupine.Operation
+	// due[i]: the latest point changer i can take: its return, or the
+	// earliest return of a read of its value, if earlier (values are
+	// unique: the read sees that changer's state).
+	due []int64
+	// uniqueRead[j]: observer j read a value exactly one changer writes.
+	uniqueRead []bool
+	byDue      []int // the changers in the order of their due times
+	byCall     []int // the changers in the order of their calls
+	obsByCall  []int // the observers in the order of their calls
+	obsByRet   []int // the observers in the order of their returns
+
+	used   []bool
+	budget int
+	states []kvState // states[i]: the state before the i-th change of the chain
+	points []int64   // points[i]: when it takes effect
+	chain  []porcupine.Operation
+
+	// Scratch space of one step of the search, kept to reuse.
+	first, second []int64   // by version (0: absent), the two earliest calls of the changers left making it
+	firstOf       []int     // which changer is first[k]
+	seen          []int64   // the calls, in order, of the observers open that see the last state
+	bys           []classBy // mustBy's results of this step
+	succ, pred    [][]int64 // predecessorsMatch's lists
+}
+
+// classBy is a result of mustBy: for changers making version k (0: a
+// delete), the earliest first one made of them, or another, must be in
+// place by.
+type classBy struct {
+	k       uint64
+	isFirst bool
+	by      int64
+}
+
+func newChainer(changers, observers []porcupine.Operation, budget int) *chainer {
+	c := &chainer{changers: changers, observers: observers, budget: budget}
+	c.used = make([]bool, len(changers))
+	c.due, c.uniqueRead = dueTimes(changers, observers)
+	var maxVersion uint64
+	c.byDue = make([]int, len(changers))
+	c.byCall = make([]int, len(changers))
+	for i := range changers {
+		c.byDue[i], c.byCall[i] = i, i
+		maxVersion = max(maxVersion, class(&changers[i]))
+	}
+	slices.SortStableFunc(c.byDue, func(a, b int) int { return cmp.Compare(c.due[a], c.due[b]) })
+	slices.SortStableFunc(c.byCall, func(a, b int) int { return cmp.Compare(changers[a].Call, changers[b].Call) })
+	c.obsByCall = make([]int, len(observers))
+	c.obsByRet = make([]int, len(observers))
+	for j := range observers {
+		c.obsByCall[j], c.obsByRet[j] = j, j
+	}
+	slices.SortStableFunc(c.obsByCall, func(a, b int) int { return cmp.Compare(observers[a].Call, observers[b].Call) })
+	slices.SortStableFunc(c.obsByRet, func(a, b int) int { return cmp.Compare(observers[a].Return, observers[b].Return) })
+	c.first = make([]int64, maxVersion+1)
+	c.second = make([]int64, maxVersion+1)
+	c.firstOf = make([]int, maxVersion+1)
+	c.succ = make([][]int64, maxVersion+2)
+	c.pred = make([][]int64, maxVersion+2)
+	return c
+}
+
+// dueTimes returns, for each changer, the latest point it can take
+// effect: its return, or earlier, the earliest return of a read of the
+// value it writes (values are unique: a read of one sees that changer's
+// state, so the changer came before the read returned). A value written
+// twice bounds neither. It also reports which observers read a value
+// exactly one changer writes.
+func dueTimes(changers, observers []porcupine.Operation) ([]int64, []bool) {
+	due := make([]int64, len(changers))
+	writer := map[string]int{}
+	for i := range changers {
+		due[i] = changers[i].Return
+		in := changers[i].Input.(*kvInput)
+		if in.kind == OpDelete {
+			continue
+		}
+		if _, dup := writer[in.value]; dup {
+			writer[in.value] = -1
+		} else {
+			writer[in.value] = i
+		}
+	}
+	unique := make([]bool, len(observers))
+	for j := range observers {
+		o := &observers[j]
+		if !readsValue(o) {
+			continue
+		}
+		if i, ok := writer[o.Output.(*kvOutput).value]; ok && i >= 0 {
+			due[i] = min(due[i], o.Return)
+			unique[j] = true
+		}
+	}
+	return due, unique
 }
 
 // extend extends the chain, whose last change took effect at t leaving
 // st, by the left changers not used yet, and reports whether a full chain
 // with every observer placed on it was found.
-func (c *chainer) extend(st kvState, t int64, left, disc int, chose bool) bool {
+//
+// The candidates are the changers that can take effect in st (their
+// output follows from it), each at a point after t and inside its
+// interval, before every other changer's due time (that one could never
+// be placed), by its own due time, and by the return of every observer
+// that must see the state it makes (mustBy); and no earlier than the call
+// of every observer that must see st (mustHold). Two points to try: held
+// for every observer that may see st and can still be served (called
+// before that latest point), or only for those that must (the others may
+// see another life of the key, with the same version or absent). They are
+// tried in the order of their due times. A branch is dead, and left at
+// once, where an observer has returned with no state of the chain it sees
+// in its interval (observersPass), or, where the chain had a choice, where
+// the changers left cannot all find a predecessor (predecessorsMatch). At
+// most budget placements in all.
+func (c *chainer) extend(st kvState, t int64, left int, chose bool) bool {
 	if left == 0 {
 		return c.placeObservers(st)
 	}
 	// (Checked where the chain had a choice: with one candidate there was
 	// nothing to get wrong, and the check costs a pass over the changers.)
-	if chose && !c.predecessorsPossible(st) {
+	if chose && !c.predecessorsMatch(st) {
 		return false
 	}
-	// The candidates, each with its point: as early as it can follow, but
-	// no earlier than the observers of the state it replaces need (as late
-	// as those need, within its own interval). A candidate whose point is
-	// at or past another changer's return would leave that one
-	// unplaceable: it is not one.
-	type cand struct {
-		i  int
-		at int64
-	}
-	// The two earliest returns of the changers left: a candidate's point
+	// The two earliest due times of the changers left: a candidate's point
 	// must come before the earliest but its own.
 	first, second, firstAt := int64(1)<<62, int64(1)<<62, -1
 	for i := range c.changers {
-		if r := c.changers[i].Return; !c.used[i] && r < second {
-			if r < first {
-				first, second, firstAt = r, first, i
+		if d := c.due[i]; !c.used[i] && d < second {
+			if d < first {
+				first, second, firstAt = d, first, i
 			} else {
-				second = r
+				second = d
 			}
 		}
+	}
+	c.firstCalls()
+	must := c.mustHold(st, t)
+	c.bys = c.bys[:0]
+	type cand struct {
+		i  int
+		at int64
 	}
 	var cands []cand
 	for i := range c.changers {
@@ -145,45 +240,37 @@ func (c *chainer) extend(st kvState, t int64, left, disc int, chose bool) bool {
 		if i == firstAt {
 			limit = second
 		}
-		if max(t+1, op.Call) >= limit {
-			continue
-		}
-		if ok, _ := step(st, op.Input.(*kvInput), op.Output.(*kvOutput)); !ok {
-			continue
-		}
-		// Two points to try: held for every observer that may see the
-		// state it replaces, or only for the reads of its value (the
-		// others may see another life of the key, with the same version
-		// or absent).
-		hold, holdValue := int64(-1)<<62, int64(-1)<<62
-		for j := range c.observers {
-			o := &c.observers[j]
-			if o.Call < op.Return && o.Return > t && sees(o, st) {
-				hold = max(hold, o.Call)
-				if readsValue(o) {
-					holdValue = max(holdValue, o.Call)
-				}
-			}
-		}
 		base := max(t+1, op.Call)
-		prev := int64(-1)
-		for _, h := range []int64{hold, holdValue} {
-			at := max(base, min(h+1, op.Return))
-			if at > op.Return || at >= limit || at == prev {
+		if base >= limit {
+			continue
+		}
+		ok, next := step(st, op.Input.(*kvInput), op.Output.(*kvOutput))
+		if !ok {
+			continue
+		}
+		latest := min(c.due[i], c.mustBy(i, next, t))
+		if must > latest {
+			continue
+		}
+		hold := must
+		if k, _ := slices.BinarySearch(c.seen, min(limit, latest)); k > 0 {
+			hold = max(hold, c.seen[k-1])
+		}
+		for _, h := range []int64{hold, must} {
+			at := max(base, min(h+1, latest))
+			if at > latest || at >= limit || (len(cands) > 0 && cands[len(cands)-1] == cand{i, at}) {
 				continue
 			}
-			prev = at
 			cands = append(cands, cand{i, at})
 		}
 	}
-	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(c.changers[a.i].Return, c.changers[b.i].Return) })
-	for k, cd := range cands {
+	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(c.due[a.i], c.due[b.i]) })
+	for _, cd := range cands {
 		if c.budget <= 0 {
 			return false
 		}
-		if k > disc {
-			c.cut = true
-			return false
+		if !c.observersPass(st, cd.at) {
+			continue
 		}
 		c.budget--
 		op := &c.changers[cd.i]
@@ -192,7 +279,7 @@ func (c *chainer) extend(st kvState, t int64, left, disc int, chose bool) bool {
 		c.states = append(c.states, st)
 		c.points = append(c.points, cd.at)
 		c.chain = append(c.chain, *op)
-		if c.extend(next, cd.at, left-1, disc-k, len(cands) > 1) {
+		if c.extend(next, cd.at, left-1, len(cands) > 1) {
 			return true
 		}
 		c.used[cd.i] = false
@@ -203,51 +290,186 @@ func (c *chainer) extend(st kvState, t int64, left, disc int, chose bool) bool {
 	return false
 }
 
-// predecessorsPossible reports whether every changer not used yet can
-// still find the state it needs before it returns: the key absent (a put
-// making version 1, a cas-if-absent), present at the version before the
-// one it makes (a later put, a cas), or present at all (a delete). That
-// state is st, or one a changer left could make, called before it
-// returns. A branch where some changer cannot is dead, however far from
-// its end (the chain of a key's lives goes wrong long before a changer is
-// left past its return).
-func (c *chainer) predecessorsPossible(st kvState) bool {
+// class is the version a changer makes, 0 for a delete (the key absent).
+func class(op *porcupine.Operation) uint64 {
+	if op.Input.(*kvInput).kind == OpDelete {
+		return 0
+	}
+	return op.Output.(*kvOutput).version
+}
+
+// firstCalls sets, for every version k, the two earliest calls of the
+// changers left making it (k = 0: the deletes), and which changer makes
+// the earliest.
+func (c *chainer) firstCalls() {
 	never := int64(1) << 62
-	firstMaking := map[uint64]int64{} // version -> earliest call of a changer left making it
-	firstAny, firstDelete := never, never
-	for i := range c.changers {
+	for k := range c.first {
+		c.first[k], c.second[k], c.firstOf[k] = never, never, -1
+	}
+	for _, i := range c.byCall {
 		if c.used[i] {
 			continue
 		}
-		op := &c.changers[i]
-		in, out := op.Input.(*kvInput), op.Output.(*kvOutput)
-		if in.kind == OpDelete {
-			firstDelete = min(firstDelete, op.Call)
-			continue
-		}
-		firstAny = min(firstAny, op.Call)
-		if f, ok := firstMaking[out.version]; !ok || op.Call < f {
-			firstMaking[out.version] = op.Call
+		k := class(&c.changers[i])
+		if c.firstOf[k] < 0 {
+			c.first[k], c.firstOf[k] = c.changers[i].Call, i
+		} else if c.second[k] == never {
+			c.second[k] = c.changers[i].Call
 		}
 	}
-	for i := range c.changers {
+}
+
+// mustHold returns the latest call of an observer that must see st, the
+// state the chain's last change made at t: the next change comes no
+// earlier. An observer must when it sees st and can see no other state: a
+// read of st's value (values are unique), or, called after t (past every
+// earlier state), one that sees an absent key with no delete left called
+// by its return, or a failed cas that sees st's version with no changer
+// left making that version called by its return. It also sets c.seen to
+// the calls of the observers that see st and return after t, in order.
+func (c *chainer) mustHold(st kvState, t int64) int64 {
+	other := c.first[st.version] // the earliest call of a changer left making a state like st
+	must := int64(-1) << 62
+	c.seen = c.seen[:0]
+	for _, j := range c.obsByCall {
+		o := &c.observers[j]
+		if o.Return <= t || !sees(o, st) {
+			continue
+		}
+		c.seen = append(c.seen, o.Call)
+		if (readsValue(o) && c.uniqueRead[j]) || (o.Call > t && other > o.Return) {
+			must = o.Call
+		}
+	}
+	return must
+}
+
+// mustBy returns the earliest return of an observer that must see next,
+// the state changer i makes (t: when the chain's last change took
+// effect): changer i comes no later. Called after t (past every earlier
+// state), an observer must see next when it sees an absent key and no
+// other delete left was called by its return, or when it is a failed cas
+// that sees next's version and no other changer left making that version
+// was called by its return. (The reads of next's value bound its due
+// time already.) The result depends on i only through its version and
+// whether it is the first of them: it is kept for the step.
+func (c *chainer) mustBy(i int, next kvState, t int64) int64 {
+	k := next.version
+	isFirst := c.firstOf[k] == i
+	for _, b := range c.bys {
+		if b.k == k && b.isFirst == isFirst {
+			return b.by
+		}
+	}
+	other := c.first[k] // the earliest call of another changer left making a state like next
+	if isFirst {
+		other = c.second[k]
+	}
+	by := int64(1) << 62
+	start, _ := slices.BinarySearchFunc(c.obsByRet, t+1, func(j int, r int64) int { return cmp.Compare(c.observers[j].Return, r) })
+	for _, j := range c.obsByRet[start:] {
+		o := &c.observers[j]
+		if o.Call > t && other > o.Return && !readsValue(o) && sees(o, next) {
+			by = o.Return
+			break
+		}
+	}
+	c.bys = append(c.bys, classBy{k, isFirst, by})
+	return by
+}
+
+// observersPass reports whether every observer that returns before at,
+// where the chain's next change would take effect, and not before the
+// last one (whose state st it replaces), finds a state of the chain it
+// sees inside its interval: where one cannot (every later state comes
+// after its return), no chain extending this one places it.
+func (c *chainer) observersPass(st kvState, at int64) bool {
+	n := len(c.points)
+	t := int64(-1) << 62 // when st took effect
+	if n > 0 {
+		t = c.points[n-1]
+	}
+	k, _ := slices.BinarySearchFunc(c.obsByRet, t, func(j int, t int64) int { return cmp.Compare(c.observers[j].Return, t) })
+observers:
+	for _, j := range c.obsByRet[k:] {
+		o := &c.observers[j]
+		if o.Return >= at {
+			break
+		}
+		// The states from the last back, while they hold after o's call:
+		// st from t to at, c.states[j] from points[j-1] to points[j].
+		hi := at
+		for j := n; j >= 0; j-- {
+			s := st
+			if j < n {
+				s, hi = c.states[j], c.points[j]
+			}
+			if hi < o.Call {
+				break
+			}
+			if sees(o, s) {
+				continue observers
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// predecessorsMatch reports whether the changers not used yet can each
+// find a predecessor: the change right before it in the chain, a
+// different one for each (a state is replaced once). A put or cas making
+// version k follows one making k-1 (version 1: a delete); a delete follows
+// any put or cas; the first of them follows st. A predecessor takes effect
+// after its call and before its successor, which takes effect by its due
+// time: a changer can follow one called before its due time. For each
+// kind of successor this is a matching in which the candidates of the
+// later due times include those of the earlier ones, so it exists exactly
+// when, for every n, the n due first have n predecessors called before
+// the n-th due time (Hall's condition). Every chain extending this one
+// has such predecessors: where they are missing the branch is dead,
+// however far from its end (the chain of a key's lives goes wrong long
+// before a changer is left past its return).
+func (c *chainer) predecessorsMatch(st kvState) bool {
+	// Kind k >= 1: the changers making version k; kind 0: the deletes.
+	for k := range c.succ {
+		c.succ[k], c.pred[k] = c.succ[k][:0], c.pred[k][:0]
+	}
+	never := int64(-1) << 62
+	if st.present {
+		c.pred[st.version+1] = append(c.pred[st.version+1], never)
+		c.pred[0] = append(c.pred[0], never)
+	} else {
+		c.pred[1] = append(c.pred[1], never)
+	}
+	for _, i := range c.byCall {
 		if c.used[i] {
 			continue
 		}
 		op := &c.changers[i]
-		in, out := op.Input.(*kvInput), op.Output.(*kvOutput)
-		var possible bool
-		switch {
-		case in.kind == OpDelete:
-			possible = st.present || firstAny < op.Return
-		case out.version == 1:
-			possible = !st.present || firstDelete < op.Return
-		default:
-			f, ok := firstMaking[out.version-1]
-			possible = (st.present && st.version == out.version-1) || (ok && f < op.Return)
+		if k := class(op); k == 0 {
+			c.pred[1] = append(c.pred[1], op.Call)
+		} else {
+			c.pred[k+1] = append(c.pred[k+1], op.Call)
+			c.pred[0] = append(c.pred[0], op.Call)
 		}
-		if !possible {
-			return false
+	}
+	for _, i := range c.byDue {
+		if !c.used[i] {
+			k := class(&c.changers[i])
+			c.succ[k] = append(c.succ[k], c.due[i])
+		}
+	}
+	for k := range c.succ {
+		p := c.pred[k]
+		n := 0 // predecessors called before the due time at hand
+		for j, d := range c.succ[k] {
+			for n < len(p) && p[n] < d {
+				n++
+			}
+			if n <= j {
+				return false
+			}
 		}
 	}
 	return true
@@ -263,7 +485,7 @@ func sees(o *porcupine.Operation, st kvState) bool {
 // readsValue reports whether observer o saw a value: a get that found the
 // key. Values are unique, so such a read sees one state only, the one the
 // chain must hold for it. The others (an absent key, a failed cas's
-// version) may be seen in another life of the key, and hold nothing.
+// version) may be seen in another life of the key.
 func readsValue(o *porcupine.Operation) bool {
 	return o.Input.(*kvInput).kind == OpGet && o.Output.(*kvOutput).found
 }
