@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/anishathalye/porcupine"
@@ -294,5 +295,36 @@ func changeOps(t *rapid.T, h History) {
 		case 4:
 			op.Call = op.Call + (op.Return-op.Call)/2
 		}
+	}
+}
+
+// A key the witness cannot prove costs it a bounded amount of work, not
+// only a bounded number of placements: each placement passes over the
+// key's operations. N puts and N deletes open at once, then a put of
+// version 2 after them all: not linearizable (the key ends absent), and
+// every branch of the search is alive until its last placement. With
+// 2,001 operations, 200,000 placements took 4 s (a fuzzing review).
+func TestWitnessWorkIsBounded(t *testing.T) {
+	const n = 1000
+	var h History
+	for i := 0; i < n; i++ {
+		h.Ops = append(h.Ops,
+			Op{ClientID: i, Kind: OpPut, Key: "k", Value: "p" + strconv.Itoa(i), Call: 0, Return: 1000, Version: 1},
+			Op{ClientID: n + i, Kind: OpDelete, Key: "k", Call: 0, Return: 1000, Deleted: true})
+	}
+	h.Ops = append(h.Ops, Op{ClientID: 2 * n, Kind: OpPut, Key: "k", Value: "late", Call: 2000, Return: 2001, Version: 2})
+	h.Keys = []string{"k"}
+	ops, _, err := convertHistory(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, steps := witnessWithin(ops, witnessSteps)
+	if ok {
+		t.Fatal("the witness proved a history that is not linearizable")
+	}
+	// 50,000,000 of work over 2,001 operations: fewer than 25,000
+	// placements (200,000 without the work bound).
+	if steps >= 25_000 {
+		t.Errorf("the witness made %d placements over %d operations before it gave up", steps, len(ops))
 	}
 }
