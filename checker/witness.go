@@ -8,11 +8,11 @@ import (
 )
 
 // witness tries to prove one key's operations linearizable without
-// porcupine's search, and reports whether it did. It only claims what it checked: the
-// linearization it builds is replayed through the model, each operation at
-// a point inside its interval, in the order of the points. When it cannot
-// build one it returns false and porcupine decides (witness never says a
-// history is not linearizable).
+// porcupine's search, and reports whether it did. It only claims what it
+// checked: the linearization it builds is replayed through the model, each
+// operation at a point inside its interval, in the order of the points.
+// When it cannot build one it returns false and porcupine decides (witness
+// never says a history is not linearizable).
 //
 // It is the check for the histories porcupine's search cannot finish:
 // dozens of operations open at once on a hot key through a partition, most
@@ -39,6 +39,13 @@ func witness(part []porcupine.Operation) bool {
 	ok, _ := witnessWithin(part, witnessSteps)
 	return ok
 }
+
+// beforeAll and afterAll are points before every call and after every
+// return of the operations the witness orders.
+const (
+	beforeAll = -(int64(1) << 62)
+	afterAll  = int64(1) << 62
+)
 
 // witnessSteps bounds how many changers one witness places in all, over
 // every branch of its search; past them porcupine decides.
@@ -80,7 +87,7 @@ func witnessWithin(part []porcupine.Operation, budget int) (bool, int) {
 		}
 	}
 	c := newChainer(changers, observers, budget)
-	ok := c.extend(kvState{}, int64(-1)<<62, len(changers), false)
+	ok := c.extend(kvState{}, beforeAll, len(changers), false)
 	return ok, budget - c.budget
 }
 
@@ -226,7 +233,7 @@ func (c *chainer) extend(st kvState, t int64, left int, chose bool) bool {
 	}
 	// The two earliest due times of the changers left: a candidate's point
 	// must come before the earliest but its own.
-	first, second, firstAt := int64(1)<<62, int64(1)<<62, -1
+	first, second, firstAt := afterAll, afterAll, -1
 	for i := range c.changers {
 		if d := c.due[i]; !c.used[i] && d < second {
 			if d < first {
@@ -315,9 +322,8 @@ func class(op *porcupine.Operation) uint64 {
 // changers left making it (k = 0: the deletes), and which changer makes
 // the earliest.
 func (c *chainer) firstCalls() {
-	never := int64(1) << 62
 	for k := range c.first {
-		c.first[k], c.second[k], c.firstOf[k] = never, never, -1
+		c.first[k], c.second[k], c.firstOf[k] = afterAll, afterAll, -1
 	}
 	for _, i := range c.byCall {
 		if c.used[i] {
@@ -326,7 +332,7 @@ func (c *chainer) firstCalls() {
 		k := class(&c.changers[i])
 		if c.firstOf[k] < 0 {
 			c.first[k], c.firstOf[k] = c.changers[i].Call, i
-		} else if c.second[k] == never {
+		} else if c.second[k] == afterAll {
 			c.second[k] = c.changers[i].Call
 		}
 	}
@@ -342,7 +348,7 @@ func (c *chainer) firstCalls() {
 // the calls of the observers that see st and return after t, in order.
 func (c *chainer) mustHold(st kvState, t int64) int64 {
 	other := c.first[st.version] // the earliest call of a changer left making a state like st
-	must := int64(-1) << 62
+	must := beforeAll
 	c.seen = c.seen[:0]
 	for _, j := range c.obsByCall {
 		o := &c.observers[j]
@@ -378,7 +384,7 @@ func (c *chainer) mustBy(i int, next kvState, t int64) int64 {
 	if isFirst {
 		other = c.second[k]
 	}
-	by := int64(1) << 62
+	by := afterAll
 	start, _ := slices.BinarySearchFunc(c.obsByRet, t+1, func(j int, r int64) int { return cmp.Compare(c.observers[j].Return, r) })
 	for _, j := range c.obsByRet[start:] {
 		o := &c.observers[j]
@@ -398,7 +404,7 @@ func (c *chainer) mustBy(i int, next kvState, t int64) int64 {
 // after its return), no chain extending this one places it.
 func (c *chainer) observersPass(st kvState, at int64) bool {
 	n := len(c.points)
-	t := int64(-1) << 62 // when st took effect
+	t := beforeAll // when st took effect
 	if n > 0 {
 		t = c.points[n-1]
 	}
@@ -448,12 +454,11 @@ func (c *chainer) predecessorsMatch(st kvState) bool {
 	for k := range c.succ {
 		c.succ[k], c.pred[k] = c.succ[k][:0], c.pred[k][:0]
 	}
-	never := int64(-1) << 62
-	if st.present {
-		c.pred[st.version+1] = append(c.pred[st.version+1], never)
-		c.pred[0] = append(c.pred[0], never)
+	if st.present { // st's change: called before anything
+		c.pred[st.version+1] = append(c.pred[st.version+1], beforeAll)
+		c.pred[0] = append(c.pred[0], beforeAll)
 	} else {
-		c.pred[1] = append(c.pred[1], never)
+		c.pred[1] = append(c.pred[1], beforeAll)
 	}
 	for _, i := range c.byCall {
 		if c.used[i] {
@@ -517,7 +522,7 @@ observers:
 	for i := range c.observers {
 		o := &c.observers[i]
 		for j, s := range states {
-			lo, hi := int64(-1)<<62, int64(1)<<62 // the state s holds from lo to hi
+			lo, hi := beforeAll, afterAll // the state s holds from lo to hi
 			if j > 0 {
 				lo = c.points[j-1]
 			}
@@ -552,7 +557,7 @@ func proves(order []placed) bool {
 	slices.SortStableFunc(order, func(a, b placed) int {
 		return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.rank, b.rank))
 	})
-	latestCall := int64(-1) << 62
+	latestCall := beforeAll
 	for _, p := range order {
 		if p.op.Return <= latestCall {
 			return false

@@ -5,8 +5,8 @@
 // schedules the deliveries on its own event queue. netsim only decides each
 // message's fate: dropped by a fault rule (partition, isolation, one-way
 // block), lost at random, delivered once, or twice, or once more long after
-// (a late copy), and after which
-// delays (a clogged node's messages are held until its clog ends: Clog).
+// (a late copy), and after which delays (a clogged node's messages are held
+// until its clog ends: Clog).
 //
 // Links have a bandwidth. Every directed link from -> to transmits one
 // message at a time, in the order they are sent, at its bandwidth

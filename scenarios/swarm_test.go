@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -268,11 +267,7 @@ func TestSwarmedScenarioIsDeterministic(t *testing.T) {
 // and the other two took effect by their first apply; the check takes
 // milliseconds.
 func TestSwarmAmbiguousWritesAreResolved(t *testing.T) {
-	s, err := Get("swarm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := sim.Run(withoutLateCopies(s).Config, 235, nil)
+	rep := sim.Run(swarmWithoutLateCopies().Config, 235, nil)
 	if !rep.OK {
 		t.Fatalf("seed 235: %s\n  mix: %s", rep.Violation, rep.Mix)
 	}
@@ -291,11 +286,7 @@ func TestSwarmAmbiguousWritesAreResolved(t *testing.T) {
 // waits for PD's operators after the liveness phase too
 // (sim.World.awaitHeartbeats).
 func TestSwarmEndsAfterPDsLastOperator(t *testing.T) {
-	s, err := Get("swarm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = withoutLateCopies(s)
+	s := swarmWithoutLateCopies()
 	for _, seed := range []uint64{2353, 2899} {
 		if rep := sim.Run(s.Config, seed, nil); !rep.OK {
 			t.Errorf("seed %d: %s\n  mix: %s", seed, rep.Violation, rep.Mix)
@@ -303,34 +294,26 @@ func TestSwarmEndsAfterPDsLastOperator(t *testing.T) {
 	}
 }
 
-// withoutLateCopies is s with no late copies (netsim.Config.Late) in any
-// seed's mix: a swarm seed that found a bug before the swarm drew late
-// copies makes the same run as it did then, to the trace hash (the late
-// copies are drawn last and shift no other draw).
-func withoutLateCopies(s Scenario) Scenario {
-	prev := s.Config.PerSeed
+// swarmWithoutLateCopies is the swarm scenario with no late copies
+// (netsim.Config.Late) in any seed's mix: a seed that found a bug before
+// the swarm drew late copies makes the same run as it did then, to the
+// trace hash (the late copies are drawn last and shift no other draw).
+func swarmWithoutLateCopies() Scenario {
+	s := swarm()
 	s.Config.PerSeed = func(c sim.Config, seed uint64) sim.Config {
-		c = prev(c, seed)
-		c.Net.Late, c.Net.LateDelay = 0, netsim.Latency{}
-		c.Mix = lateClause.ReplaceAllString(c.Mix, "")
-		return c
+		m := drawMix(seed, c, true)
+		m.Late, m.LateDelay = 0, netsim.Latency{}
+		return m.Apply(c)
 	}
 	return s
 }
-
-// lateClause is the late copies' clause in a mix's description (Mix.String).
-var lateClause = regexp.MustCompile(` late \S+ after \[[^\]]*\]`)
 
 // The end-of-run checks compare PD's regions with the stores' after a last
 // round of heartbeats; a split that applies inside that round (seed 635:
 // the liveness phase's writes split a region 300 ms before the checks) is
 // reported with the next one, and the run waits for it.
 func TestSwarmChecksWaitForPDToHearOfALateSplit(t *testing.T) {
-	s, err := Get("swarm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep := sim.Run(withoutLateCopies(s).Config, 635, nil); !rep.OK {
+	if rep := sim.Run(swarmWithoutLateCopies().Config, 635, nil); !rep.OK {
 		t.Errorf("seed 635: %s\n  mix: %s", rep.Violation, rep.Mix)
 	}
 }

@@ -181,8 +181,9 @@ func (p *printer) visualize(rep *sim.Report) {
 }
 
 // replayHint prints the commands that replay a failed run with its trace
-// and its picture, and that reduce it. A run that outlived --run-timeout is replayed without the limit: the
-// replay is the run to trace and to watch to its end.
+// and its picture, and that reduce it. A run that outlived --run-timeout
+// is replayed without the limit: the replay is the run to trace and to
+// watch to its end.
 func (p *printer) replayHint(rep *sim.Report) {
 	extra := p.replayArgs
 	if strings.Contains(rep.Violation, runTimeoutExceeded) {

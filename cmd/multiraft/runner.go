@@ -336,24 +336,12 @@ func (w *processWorker) readReport() (line []byte, timedOut bool, err error) {
 		line, err = w.stdout.ReadBytes('\n')
 		return line, false, err
 	}
-	var mu sync.Mutex
-	read, killed := false, false
 	proc := w.cmd.Process
-	limit := time.AfterFunc(w.timeout, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !read {
-			killed = true
-			proc.Kill()
-		}
-	})
+	limit := time.AfterFunc(w.timeout, func() { proc.Kill() })
 	line, err = w.stdout.ReadBytes('\n')
-	limit.Stop()
-	mu.Lock()
-	read = true
-	timedOut = killed
-	mu.Unlock()
-	return line, timedOut, err
+	// Stop fails when the limit has fired: the process is killed, or is
+	// being killed.
+	return line, !limit.Stop(), err
 }
 
 // stop ends the process (it exits when its stdin closes; a cancelled

@@ -126,6 +126,14 @@ func jsonReports(t *testing.T, out string) []sim.Report {
 	return reps
 }
 
+// wantStderr fails the test unless stderr holds want.
+func wantStderr(t *testing.T, stderr, want string) {
+	t.Helper()
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
+}
+
 // TestSweepKillsAStalledRun checks --run-timeout with worker processes:
 // the two runs that hang fail, naming the limit; their processes are
 // killed and replaced, and the sweep reports every run after them.
@@ -161,9 +169,7 @@ func TestSweepKillsAStalledRun(t *testing.T) {
 		"replay: go run ./cmd/multiraft sim --scenario static --seed 21 --run-timeout 0 --trace ",
 		"9 runs, 2 failed",
 	} {
-		if !strings.Contains(errOut.String(), want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errOut.String())
-		}
+		wantStderr(t, errOut.String(), want)
 	}
 	// Two workers, at least one of them replaced: every process of a
 	// hung run is killed, and runs came after.
@@ -217,9 +223,7 @@ func TestInProcessRunTimeout(t *testing.T) {
 		"3 of 5 runs reported",
 		"3 runs, 1 failed",
 	} {
-		if !strings.Contains(errOut.String(), w) {
-			t.Errorf("stderr lacks %q:\n%s", w, errOut.String())
-		}
+		wantStderr(t, errOut.String(), w)
 	}
 
 	// One run: it fails the same way; there is no sweep to stop.
