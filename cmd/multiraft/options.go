@@ -42,6 +42,7 @@ type simOptions struct {
 	shrink        bool          // reduce the one failing run's configuration
 	coverage      bool          // print the coverage table of the sweep
 	cpuProfile    string        // write a CPU profile of the runs made in this process here
+	memProfile    string        // write an allocation profile of the runs made in this process here
 	overrides     overrides     // changes to every scenario's configuration
 	worker        bool          // serve runs read from stdin (a sweep's worker process)
 }
@@ -227,6 +228,7 @@ func parseSimOptions(args []string, stderr io.Writer) (simOptions, error) {
 	hooks := fs.String("hooks", "", "enable exactly these fault hooks in every run (names comma separated, or all)")
 	fs.BoolVar(&o.listHooks, "list-hooks", false, "list the fault hooks and the coverage events and exit")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the runs to FILE (with --workers 1: worker processes are not profiled)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of the memory the runs allocate to FILE (with --workers 1, as --cpuprofile)")
 	fs.BoolVar(&o.coverage, "coverage", false, "print, after the runs, how many runs reached each coverage event and fired each fault hook")
 	fs.BoolVar(&o.worker, "worker", false, "internal: read runs from stdin (a line \"SCENARIO SEED\" each) and print each one's JSON report; a sweep's worker processes run this")
 	if err := fs.Parse(args); err != nil {
