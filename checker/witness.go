@@ -109,10 +109,20 @@ type chainer struct {
 	due []int64
 	// uniqueRead[j]: observer j read a value exactly one changer writes.
 	uniqueRead []bool
-	byDue      []int // the changers in the order of their due times
-	byCall     []int // the changers in the order of their calls
-	obsByCall  []int // the observers in the order of their calls
-	obsByRet   []int // the observers in the order of their returns
+	byDue      []int    // the changers in the order of their due times
+	byCall     []int    // the changers in the order of their calls
+	cls        []uint64 // cls[i]: class(changer i)
+	// callsIn[k]: the changers making version k (0: the deletes), in the
+	// order of their calls. A state of version v can be followed only by
+	// a change of class v+1 or, if present, 0.
+	callsIn   [][]int
+	obsByCall []int // the observers in the order of their calls
+	obsByRet  []int // the observers in the order of their returns
+	// callsOf[k] and returnsOf[k]: the observers that can see only states
+	// of version k (0: the key absent), in the order of their calls and of
+	// their returns. Every observer sees one version at most (seenVersion),
+	// so the observers of a state are looked for among its version's alone.
+	callsOf, returnsOf [][]int
 
 	used   []bool
 	budget int
@@ -158,6 +168,25 @@ func newChainer(changers, observers []porcupine.Operation, budget int) *chainer 
 	}
 	slices.SortStableFunc(c.obsByCall, func(a, b int) int { return cmp.Compare(observers[a].Call, observers[b].Call) })
 	slices.SortStableFunc(c.obsByRet, func(a, b int) int { return cmp.Compare(observers[a].Return, observers[b].Return) })
+	c.callsOf = make([][]int, maxVersion+1)
+	c.returnsOf = make([][]int, maxVersion+1)
+	for _, j := range c.obsByCall {
+		if k := seenVersion(&observers[j]); k <= maxVersion { // past it: no state of the chain has it
+			c.callsOf[k] = append(c.callsOf[k], j)
+		}
+	}
+	for _, j := range c.obsByRet {
+		if k := seenVersion(&observers[j]); k <= maxVersion {
+			c.returnsOf[k] = append(c.returnsOf[k], j)
+		}
+	}
+	c.cls = make([]uint64, len(changers))
+	c.callsIn = make([][]int, maxVersion+1)
+	for _, i := range c.byCall {
+		k := class(&changers[i])
+		c.cls[i] = k
+		c.callsIn[k] = append(c.callsIn[k], i)
+	}
 	c.first = make([]int64, maxVersion+1)
 	c.second = make([]int64, maxVersion+1)
 	c.firstOf = make([]int, maxVersion+1)
@@ -234,16 +263,26 @@ func (c *chainer) extend(st kvState, t int64, left int, chose bool) bool {
 	// The two earliest due times of the changers left: a candidate's point
 	// must come before the earliest but its own.
 	first, second, firstAt := afterAll, afterAll, -1
-	for i := range c.changers {
-		if d := c.due[i]; !c.used[i] && d < second {
-			if d < first {
-				first, second, firstAt = d, first, i
-			} else {
-				second = d
-			}
+	for _, i := range c.byDue {
+		if c.used[i] {
+			continue
 		}
+		if firstAt >= 0 {
+			second = c.due[i]
+			break
+		}
+		first, firstAt = c.due[i], i
 	}
-	c.firstCalls()
+	// The classes of the changes that can follow st (see callsIn).
+	follow := [2]uint64{st.version + 1, 0}
+	classes := follow[:1]
+	if st.present {
+		classes = follow[:]
+	}
+	c.firstCalls(st.version)
+	for _, k := range classes {
+		c.firstCalls(k)
+	}
 	must := c.mustHold(st, t)
 	c.bys = c.bys[:0]
 	type cand struct {
@@ -251,40 +290,49 @@ func (c *chainer) extend(st kvState, t int64, left int, chose bool) bool {
 		at int64
 	}
 	var cands []cand
-	for i := range c.changers {
-		op := &c.changers[i] // not copied: the loops here are the witness's cost
-		if c.used[i] {
+	for _, k := range classes {
+		if k >= uint64(len(c.callsIn)) {
 			continue
 		}
-		limit := first
-		if i == firstAt {
-			limit = second
-		}
-		base := max(t+1, op.Call)
-		if base >= limit {
-			continue
-		}
-		ok, next := step(st, op.Input.(*kvInput), op.Output.(*kvOutput))
-		if !ok {
-			continue
-		}
-		latest := min(c.due[i], c.mustBy(i, next, t))
-		if must > latest {
-			continue
-		}
-		hold := must
-		if k, _ := slices.BinarySearch(c.seen, min(limit, latest)); k > 0 {
-			hold = max(hold, c.seen[k-1])
-		}
-		for _, h := range []int64{hold, must} {
-			at := max(base, min(h+1, latest))
-			if at > latest || at >= limit || (len(cands) > 0 && cands[len(cands)-1] == cand{i, at}) {
+		for _, i := range c.callsIn[k] {
+			op := &c.changers[i] // not copied: the loops here are the witness's cost
+			if c.used[i] {
 				continue
 			}
-			cands = append(cands, cand{i, at})
+			limit := first
+			if i == firstAt {
+				limit = second
+			}
+			base := max(t+1, op.Call)
+			if base >= limit {
+				continue
+			}
+			ok, next := step(st, op.Input.(*kvInput), op.Output.(*kvOutput))
+			if !ok {
+				continue
+			}
+			latest := min(c.due[i], c.mustBy(i, next, t))
+			if must > latest {
+				continue
+			}
+			hold := must
+			if k, _ := slices.BinarySearch(c.seen, min(limit, latest)); k > 0 {
+				hold = max(hold, c.seen[k-1])
+			}
+			for _, h := range []int64{hold, must} {
+				at := max(base, min(h+1, latest))
+				if at > latest || at >= limit || (len(cands) > 0 && cands[len(cands)-1] == cand{i, at}) {
+					continue
+				}
+				cands = append(cands, cand{i, at})
+			}
 		}
 	}
-	slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(c.due[a.i], c.due[b.i]) })
+	// In the order of their due times, and of the changers' indexes between
+	// equal ones (a changer's two points in the order found).
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		return cmp.Or(cmp.Compare(c.due[a.i], c.due[b.i]), cmp.Compare(a.i, b.i))
+	})
 	for _, cd := range cands {
 		if c.budget <= 0 || c.work <= 0 {
 			return false
@@ -318,23 +366,24 @@ func class(op *porcupine.Operation) uint64 {
 	return op.Output.(*kvOutput).version
 }
 
-// firstCalls sets, for every version k, the two earliest calls of the
-// changers left making it (k = 0: the deletes), and which changer makes
-// the earliest.
-func (c *chainer) firstCalls() {
-	for k := range c.first {
-		c.first[k], c.second[k], c.firstOf[k] = afterAll, afterAll, -1
+// firstCalls sets, for version k, the two earliest calls of the changers
+// left making it (k = 0: the deletes), and which changer makes the
+// earliest. A step needs them for its state's version and the ones that
+// can follow it; the other versions' entries are stale.
+func (c *chainer) firstCalls(k uint64) {
+	if k >= uint64(len(c.first)) {
+		return
 	}
-	for _, i := range c.byCall {
+	c.first[k], c.second[k], c.firstOf[k] = afterAll, afterAll, -1
+	for _, i := range c.callsIn[k] {
 		if c.used[i] {
 			continue
 		}
-		k := class(&c.changers[i])
-		if c.firstOf[k] < 0 {
-			c.first[k], c.firstOf[k] = c.changers[i].Call, i
-		} else if c.second[k] == afterAll {
+		if c.firstOf[k] >= 0 {
 			c.second[k] = c.changers[i].Call
+			return
 		}
+		c.first[k], c.firstOf[k] = c.changers[i].Call, i
 	}
 }
 
@@ -350,7 +399,7 @@ func (c *chainer) mustHold(st kvState, t int64) int64 {
 	other := c.first[st.version] // the earliest call of a changer left making a state like st
 	must := beforeAll
 	c.seen = c.seen[:0]
-	for _, j := range c.obsByCall {
+	for _, j := range c.callsOf[st.version] {
 		o := &c.observers[j]
 		if o.Return <= t || !sees(o, st) {
 			continue
@@ -385,8 +434,9 @@ func (c *chainer) mustBy(i int, next kvState, t int64) int64 {
 		other = c.second[k]
 	}
 	by := afterAll
-	start, _ := slices.BinarySearchFunc(c.obsByRet, t+1, func(j int, r int64) int { return cmp.Compare(c.observers[j].Return, r) })
-	for _, j := range c.obsByRet[start:] {
+	rets := c.returnsOf[k]
+	start, _ := slices.BinarySearchFunc(rets, t+1, func(j int, r int64) int { return cmp.Compare(c.observers[j].Return, r) })
+	for _, j := range rets[start:] {
 		o := &c.observers[j]
 		if o.Call > t && other > o.Return && !readsValue(o) && sees(o, next) {
 			by = o.Return
@@ -465,7 +515,7 @@ func (c *chainer) predecessorsMatch(st kvState) bool {
 			continue
 		}
 		op := &c.changers[i]
-		if k := class(op); k == 0 {
+		if k := c.cls[i]; k == 0 {
 			c.pred[1] = append(c.pred[1], op.Call)
 		} else {
 			c.pred[k+1] = append(c.pred[k+1], op.Call)
@@ -474,7 +524,7 @@ func (c *chainer) predecessorsMatch(st kvState) bool {
 	}
 	for _, i := range c.byDue {
 		if !c.used[i] {
-			k := class(&c.changers[i])
+			k := c.cls[i]
 			c.succ[k] = append(c.succ[k], c.due[i])
 		}
 	}
@@ -491,6 +541,18 @@ func (c *chainer) predecessorsMatch(st kvState) bool {
 		}
 	}
 	return true
+}
+
+// seenVersion is the version of every state observer o can see (sees): a
+// found get's version, a failed cas's, and 0, the key absent, for a get
+// that found nothing and a delete of an absent key.
+func seenVersion(o *porcupine.Operation) uint64 {
+	in, out := o.Input.(*kvInput), o.Output.(*kvOutput)
+	switch {
+	case in.kind == OpGet && !out.found, in.kind == OpDelete:
+		return 0
+	}
+	return out.version
 }
 
 // sees reports whether observer o, taking effect in state st, gives its
@@ -521,7 +583,12 @@ func (c *chainer) placeObservers(last kvState) bool {
 observers:
 	for i := range c.observers {
 		o := &c.observers[i]
-		for j, s := range states {
+		// The states that end before o's call cannot hold inside its
+		// interval: the first that can is the one the first change at or
+		// after o's call ends.
+		first, _ := slices.BinarySearch(c.points, o.Call)
+		for j := first; j < len(states); j++ {
+			s := states[j]
 			lo, hi := beforeAll, afterAll // the state s holds from lo to hi
 			if j > 0 {
 				lo = c.points[j-1]
