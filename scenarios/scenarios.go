@@ -42,6 +42,10 @@ func base(name string) sim.Config {
 			LogCompactEntries:       200,
 			LogKeepEntries:          50,
 			CheckpointBytes:         64 << 10,
+			// Small, so that the probe's requests one byte over them
+			// are cheap (the defaults are 8 KiB and 8 MiB).
+			MaxKeyBytes:   1 << 10,
+			MaxValueBytes: 8 << 10,
 		},
 		PDHeartbeat:       time.Second,
 		Net:               netsim.DefaultConfig(),

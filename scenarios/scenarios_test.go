@@ -237,6 +237,11 @@ func TestStaticRejectsEveryMisroutedRequest(t *testing.T) {
 		if rep.UnknownRegionMsgs == 0 {
 			t.Errorf("seed %d: stray raft messages never reached a store", seed)
 		}
+		// Every answer to an invalid request is InvalidRequest (the run
+		// passed); here, nearly every one was answered.
+		if rep.InvalidProbesSent < 200 || rep.InvalidProbesRefused < rep.InvalidProbesSent*9/10 {
+			t.Errorf("seed %d: %d of %d invalid requests refused", seed, rep.InvalidProbesRefused, rep.InvalidProbesSent)
+		}
 		if rep.LeaderElectMsMax <= 0 || rep.LeaderElectMsMax > 60_000 {
 			t.Errorf("seed %d: slowest first leader after %.0f ms", seed, rep.LeaderElectMsMax)
 		}

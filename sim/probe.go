@@ -15,14 +15,23 @@ import (
 // probe sends requests no store may serve — keys outside the named region,
 // unknown region ids, stale epochs — and raft messages for regions that do
 // not exist, and turns any served answer or created state into a violation.
-// It also writes and reads around deposed leaders (deposed.go).
+// It sends requests no store may accept as input, and checks they are
+// refused as invalid and never applied (badinput.go). It also writes and
+// reads around deposed leaders (deposed.go).
 type probe struct {
 	w        *World
 	r        *rng.Rand
 	nextID   uint64
-	expect   map[uint64]string // request id -> what it tested
+	expect   map[uint64]probeExpect // request id -> what it tested
 	sent     int
 	rejected int
+
+	// Invalid input (badinput.go).
+	maxKey, maxValue            int               // the stores' limits
+	badNext                     int               // the next of badKinds to send
+	badSeq, badSessions         uint64            // numbers the invalid writes' values and sessions
+	badWrites                   map[string]string // session id of an invalid write -> what it was
+	invalidSent, invalidRefused int
 
 	// Writes and reads around deposed leaders (deposed.go).
 	ops                        map[uint64]probeOp // request id -> the probe's write or read in flight
@@ -34,12 +43,23 @@ type probe struct {
 	history                    []checker.Op // the probe's writes and answered reads
 }
 
+// probeExpect is what a request of the probe tested and how its answer is
+// judged.
+type probeExpect struct {
+	what    string
+	invalid bool // invalid input: only InvalidRequest is a correct answer, unless not strict
+	strict  bool // sent to a bootstrapped store of incarnation gen
+	gen     int
+	failed  *checker.Op // a write of a workload key, for the history once refused
+}
+
 // unknownRegion is a region id PD never allocates in a simulation.
 const unknownRegion = 1 << 40
 
 func newProbe(w *World) *probe {
-	p := &probe{w: w, r: w.rs.work.Fork(), expect: map[uint64]string{},
+	p := &probe{w: w, r: w.rs.work.Fork(), expect: map[uint64]probeExpect{}, badWrites: map[string]string{},
 		ops: map[uint64]probeOp{}, deposedWrites: map[deposedKey]int{}, deposedReadsOf: map[deposedKey]int{}}
+	p.limits()
 	var tick func()
 	tick = func() {
 		if w.workloadOver {
@@ -52,11 +72,14 @@ func newProbe(w *World) *probe {
 	return p
 }
 
-func (p *probe) send(store uint64, what string, req *pb.KvRequest) {
+// send sends req to store, expecting a refusal as e says.
+func (p *probe) send(store uint64, e probeExpect, req *pb.KvRequest) {
 	p.nextID++
 	req.RequestId = p.nextID
-	p.expect[p.nextID] = what
-	p.sent++
+	p.expect[p.nextID] = e
+	if !e.invalid {
+		p.sent++
+	}
 	transport{p.w, ProbeNode}.Send(pb.NewEnvelope(ProbeNode, store, req))
 }
 
@@ -81,17 +104,17 @@ func (p *probe) fire() {
 		outside = append([]byte(nil), r.GetEndKey()...)
 	}
 	if outside != nil {
-		p.send(store, fmt.Sprintf("get %q outside region %d", outside, r.GetId()),
+		p.send(store, probeExpect{what: fmt.Sprintf("get %q outside region %d", outside, r.GetId())},
 			&pb.KvRequest{Header: hdr, Op: &pb.KvRequest_Get{Get: &pb.GetRequest{Key: outside}}})
-		p.send(store, fmt.Sprintf("put %q outside region %d", outside, r.GetId()),
+		p.send(store, probeExpect{what: fmt.Sprintf("put %q outside region %d", outside, r.GetId())},
 			&pb.KvRequest{Header: hdr, Op: &pb.KvRequest_Put{Put: &pb.PutRequest{Key: outside, Value: []byte("probe")}}})
 	}
 	inside := append(append([]byte(nil), r.GetStartKey()...), 'z')
-	p.send(store, fmt.Sprintf("get in unknown region %d", unknownRegion),
+	p.send(store, probeExpect{what: fmt.Sprintf("get in unknown region %d", unknownRegion)},
 		&pb.KvRequest{Header: &pb.RequestHeader{RegionId: unknownRegion, RegionEpoch: r.GetEpoch()},
 			Op: &pb.KvRequest_Get{Get: &pb.GetRequest{Key: inside}}})
 	stale := &pb.Epoch{ConfVer: r.GetEpoch().GetConfVer(), Version: r.GetEpoch().GetVersion() + 1000}
-	p.send(store, fmt.Sprintf("put with wrong epoch in region %d", r.GetId()),
+	p.send(store, probeExpect{what: fmt.Sprintf("put with wrong epoch in region %d", r.GetId())},
 		&pb.KvRequest{Header: &pb.RequestHeader{RegionId: r.GetId(), RegionEpoch: stale},
 			Op: &pb.KvRequest_Put{Put: &pb.PutRequest{Key: inside, Value: []byte("probe")}}})
 	// A raft message for a region that does not exist must create nothing.
@@ -103,6 +126,7 @@ func (p *probe) fire() {
 		RegionId: unknownRegion, FromPeer: &pb.Peer{Id: unknownRegion + 1, StoreId: sender},
 		ToPeer: &pb.Peer{Id: unknownRegion + 2, StoreId: store}, RegionEpoch: r.GetEpoch(), Message: msg,
 	}))
+	p.fireInvalid(r, store)
 }
 
 func (p *probe) receive(m *pb.Envelope) {
@@ -110,13 +134,17 @@ func (p *probe) receive(m *pb.Envelope) {
 	if resp == nil || p.probeAnswer(m.GetFrom(), resp) {
 		return
 	}
-	what, ok := p.expect[resp.GetRequestId()]
+	e, ok := p.expect[resp.GetRequestId()]
 	if !ok {
 		return
 	}
 	delete(p.expect, resp.GetRequestId())
+	if e.invalid {
+		p.invalidAnswer(m.GetFrom(), e, resp)
+		return
+	}
 	if resp.GetRegionError() == nil {
-		p.w.violate(fmt.Sprintf("store %d served a request it must refuse: %s", m.GetFrom(), what))
+		p.w.violate(fmt.Sprintf("store %d served a request it must refuse: %s", m.GetFrom(), e.what))
 		return
 	}
 	p.rejected++

@@ -41,8 +41,10 @@ type Report struct {
 	DiskFailures          int     `json:"disk_failures"`
 	ProbesSent            int     `json:"probes_sent"`
 	ProbesRejected        int     `json:"probes_rejected"`
-	DeposedReads          int     `json:"deposed_reads"`        // reads at peers leading at an older term than a newer leader
-	DeposedReadsServed    int     `json:"deposed_reads_served"` // of which answered (and checked)
+	InvalidProbesSent     int     `json:"invalid_probes_sent"`    // requests of invalid input (badinput.go)
+	InvalidProbesRefused  int     `json:"invalid_probes_refused"` // of which answered with a refusal
+	DeposedReads          int     `json:"deposed_reads"`          // reads at peers leading at an older term than a newer leader
+	DeposedReadsServed    int     `json:"deposed_reads_served"`   // of which answered (and checked)
 	UnknownRegionMsgs     uint64  `json:"unknown_region_msgs"`
 	Splits                int     `json:"splits"`
 	SplitRegisterMsMax    float64 `json:"split_register_ms_max"`
@@ -145,6 +147,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 		rep.RegionsFinal = len(w.pd.Regions())
 		if w.probe != nil {
 			rep.ProbesSent, rep.ProbesRejected = w.probe.sent, w.probe.rejected
+			rep.InvalidProbesSent, rep.InvalidProbesRefused = w.probe.invalidSent, w.probe.invalidRefused
 			rep.DeposedReads, rep.DeposedReadsServed = w.probe.deposedSent, w.probe.deposedServed
 		}
 		w.addStoreStats(rep)

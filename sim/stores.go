@@ -71,6 +71,9 @@ func (w *World) startStore(n *storeNode) {
 	}
 	st.SetHooks(raftstore.Hooks{
 		WriteApplied: func(_ uint64, session []byte, seq uint64, result *pb.KvResponse) {
+			if w.probe != nil {
+				w.probe.writeApplied(n.id, session)
+			}
 			w.writeApplied(writeID{session: string(session), seq: seq}, resultOf(result))
 		},
 		LeaderChanged: func(region, leader uint64) {

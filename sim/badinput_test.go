@@ -1,0 +1,117 @@
+package sim
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/multiraft/multiraft/checker"
+	"github.com/multiraft/multiraft/core/pb"
+)
+
+// runProbed runs cfg with the probe on and returns the world, checked.
+func runProbed(cfg Config, seed uint64) *World {
+	runLock.Lock()
+	defer runLock.Unlock()
+	cfg.Probe = true
+	w := newWorld(cfg.Resolve(seed), seed, nil)
+	w.simulate()
+	w.check(stopwatch(nil))
+	return w
+}
+
+// Every store refuses the probe's invalid requests as invalid, and the
+// refused writes of workload keys join the history as failed.
+func TestProbeInvalidInputIsRefused(t *testing.T) {
+	cfg := testConfig("badinput")
+	cfg.Duration = 10 * time.Second
+	w := runProbed(cfg, 1)
+	if len(w.violations) > 0 {
+		t.Fatalf("violations: %v", w.violations)
+	}
+	p := w.probe
+	if p.invalidSent < 9*(1+badPerTick) {
+		t.Fatalf("%d invalid requests sent", p.invalidSent)
+	}
+	if p.invalidRefused < p.invalidSent*9/10 {
+		t.Errorf("%d of %d invalid requests refused", p.invalidRefused, p.invalidSent)
+	}
+	if p.invalidSent/(1+badPerTick)*badPerTick < len(badKinds) {
+		t.Errorf("%d invalid requests: not every kind was sent", p.invalidSent)
+	}
+	big := 0
+	for _, op := range p.history {
+		if op.Outcome == checker.OutcomeFailed && op.Kind == checker.OpPut && len(op.Value) == p.maxValue+1 {
+			big++
+		}
+	}
+	if big < 5 {
+		t.Errorf("%d refused oversized puts in the history", big)
+	}
+}
+
+// A store that takes what the probe sends as invalid is caught: the stores
+// keep their limits (8 KiB keys, 8 MiB values), and the probe is told they
+// are 8 and 100 bytes, so its requests over those reach the stores as a
+// store without the size check would see them.
+func TestProbeCatchesAStoreThatTakesInvalidInput(t *testing.T) {
+	cfg := testConfig("badinput-taken")
+	cfg.Duration = 5 * time.Second
+	cfg.Faults = func(p *Planner) {
+		p.At(0, "lower the probe's limits", func(w *World) { w.probe.maxKey, w.probe.maxValue = 8, 100 })
+	}
+	w := runProbed(cfg, 1)
+	all := strings.Join(w.violations, "\n")
+	for _, want := range []string{
+		"served an invalid request it must refuse (InvalidRequest): put of a value of 101 bytes (limit 100)",
+		"applied an invalid write it must refuse: put of a value of 101 bytes (limit 100)",
+		"not as invalid (InvalidRequest)", // a follower's NotLeader
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no violation %q in:\n%s", want, all)
+		}
+	}
+}
+
+// The answers to an invalid request, judged.
+func TestInvalidAnswers(t *testing.T) {
+	w := newWorld(testConfig("answers"), 1, nil)
+	w.stores = []*storeNode{{w: w, id: 1, gen: 3}}
+	p := &probe{w: w, badWrites: map[string]string{"sess": "a bad put"}}
+	invalid := &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "too big"}}
+	clockDep := &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "ahead", ClockDependent: true}}
+	notLeader := &pb.RegionError{Message: "not leader", NotLeader: &pb.NotLeader{RegionId: 2}}
+	failed := &checker.Op{ClientID: ProbeNode, Kind: checker.OpPut, Key: "a000", Value: "v", Call: 5, Outcome: checker.OutcomeFailed}
+	for _, c := range []struct {
+		name      string
+		e         probeExpect
+		err       *pb.RegionError
+		violation bool
+	}{
+		{"served", probeExpect{what: "x", strict: true, gen: 3}, nil, true},
+		{"served by a store that knew no regions", probeExpect{what: "x"}, nil, true},
+		{"refused as invalid", probeExpect{what: "x", strict: true, gen: 3, failed: failed}, invalid, false},
+		{"refused as depending on the clock", probeExpect{what: "x", strict: true, gen: 3}, clockDep, true},
+		{"refused as not leader", probeExpect{what: "x", strict: true, gen: 3}, notLeader, true},
+		{"not leader, by a store that crashed since", probeExpect{what: "x", strict: true, gen: 2}, notLeader, false},
+		{"not found, by a store not bootstrapped", probeExpect{what: "x"}, &pb.RegionError{RegionNotFound: &pb.RegionNotFound{RegionId: 2}}, false},
+	} {
+		w.violations = nil
+		p.invalidAnswer(1, c.e, &pb.KvResponse{RegionError: c.err})
+		if got := len(w.violations) > 0; got != c.violation {
+			t.Errorf("%s: violation %v, want %v (%v)", c.name, got, c.violation, w.violations)
+		}
+	}
+	if len(p.history) != 1 || p.history[0].Value != "v" || p.history[0].Outcome != checker.OutcomeFailed {
+		t.Errorf("history %v: want the refused put, failed", p.history)
+	}
+	w.violations = nil
+	p.writeApplied(1, []byte("other"))
+	if len(w.violations) != 0 {
+		t.Errorf("a write of another session: %v", w.violations)
+	}
+	p.writeApplied(1, []byte("sess"))
+	if len(w.violations) != 1 || !strings.Contains(w.violations[0], "store 1 applied an invalid write it must refuse: a bad put") {
+		t.Errorf("the bad put applied: %v", w.violations)
+	}
+}
