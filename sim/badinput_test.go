@@ -115,3 +115,28 @@ func TestInvalidAnswers(t *testing.T) {
 		t.Errorf("the bad put applied: %v", w.violations)
 	}
 }
+
+// A store's InvalidRequest to a workload client's request is a violation:
+// the workload sends only valid requests, and a failed operation is
+// dropped from the history, so a store that refuses valid requests (a cas
+// of expected version 0, a value under the limit) would pass every check.
+// A refusal that depends on the clock, and other region errors, are not.
+func TestValidRequestRefusedAsInvalid(t *testing.T) {
+	w := newWorld(testConfig("valid-refused"), 1, nil)
+	for _, c := range []struct {
+		name      string
+		err       *pb.RegionError
+		violation bool
+	}{
+		{"served", nil, false},
+		{"invalid", &pb.RegionError{Message: "invalid request: cas: empty key", InvalidRequest: &pb.InvalidRequest{Reason: "cas: empty key"}}, true},
+		{"clock dependent", &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "ahead", ClockDependent: true}}, false},
+		{"not leader", &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: 2}}, false},
+	} {
+		w.violations = nil
+		w.checkValidRefused(2, FirstClientNode, &pb.KvResponse{RequestId: 7, RegionError: c.err})
+		if got := len(w.violations) > 0; got != c.violation {
+			t.Errorf("%s: violation %v, want %v (%v)", c.name, got, c.violation, w.violations)
+		}
+	}
+}
