@@ -140,3 +140,36 @@ func TestValidRequestRefusedAsInvalid(t *testing.T) {
 		}
 	}
 }
+
+// The probe's valid requests exactly at the limits are sent, and any answer
+// but InvalidRequest (or a cas of a version no key reaches that succeeds)
+// passes.
+func TestAtLimitAnswers(t *testing.T) {
+	cfg := testConfig("atlimit")
+	cfg.Duration = 5 * time.Second
+	w := runProbed(cfg, 1)
+	if len(w.violations) > 0 {
+		t.Fatalf("violations: %v", w.violations)
+	}
+	if p := w.probe; p.atLimitSent < 9 || p.atLimitAnswered < p.atLimitSent*8/10 {
+		t.Fatalf("%d of %d requests at the limits answered", p.atLimitAnswered, p.atLimitSent)
+	}
+	p := w.probe
+	for _, c := range []struct {
+		name      string
+		resp      *pb.KvResponse
+		violation bool
+	}{
+		{"served", &pb.KvResponse{Result: &pb.KvResponse_Get{Get: &pb.GetResponse{}}}, false},
+		{"cas failed", &pb.KvResponse{Result: &pb.KvResponse_Cas{Cas: &pb.CasResponse{Version: 3}}}, false},
+		{"cas succeeded", &pb.KvResponse{Result: &pb.KvResponse_Cas{Cas: &pb.CasResponse{Succeeded: true, Version: 4}}}, true},
+		{"not leader", &pb.KvResponse{RegionError: &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: 2}}}, false},
+		{"invalid", &pb.KvResponse{RegionError: &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "too big"}}}, true},
+	} {
+		w.violations = nil
+		p.atLimitAnswer(1, probeExpect{what: "x", atLimit: true}, c.resp)
+		if got := len(w.violations) > 0; got != c.violation {
+			t.Errorf("%s: violation %v, want %v (%v)", c.name, got, c.violation, w.violations)
+		}
+	}
+}
