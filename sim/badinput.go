@@ -180,6 +180,48 @@ func (p *probe) fireInvalid(r *pb.Region, store uint64) {
 			p.sendInvalid(r, store, b.what, req)
 		}
 	}
+	p.fireAtLimit(r, store, k)
+}
+
+// fireAtLimit sends store valid requests exactly at the limits, which no
+// store may refuse as invalid (a size check off by one would): a get of a
+// key of exactly the key limit, a scan to an end bound of that size, and a
+// cas of a value of exactly the value limit whose expected version no key
+// reaches (it fails, changing nothing; so it stays out of the history).
+func (p *probe) fireAtLimit(r *pb.Region, store uint64, k []byte) {
+	if len(k) >= p.maxKey {
+		return
+	}
+	atLimit := func(what string, req *pb.KvRequest) {
+		if req == nil {
+			return
+		}
+		req.Header = &pb.RequestHeader{RegionId: r.GetId(), RegionEpoch: r.GetEpoch()}
+		p.atLimitSent++
+		p.send(store, probeExpect{what: what, atLimit: true}, req)
+	}
+	atLimit(fmt.Sprintf("get of a key of %d bytes (the limit)", p.maxKey),
+		p.inRegion(r, &pb.KvRequest{Op: &pb.KvRequest_Get{Get: &pb.GetRequest{Key: padKey(k, p.maxKey)}}}))
+	atLimit(fmt.Sprintf("scan to an end bound of %d bytes (the limit)", p.maxKey),
+		&pb.KvRequest{Op: &pb.KvRequest_Scan{Scan: &pb.ScanRequest{StartKey: k, EndKey: padKey(k, p.maxKey), Limit: 1}}})
+	atLimit(fmt.Sprintf("cas of a value of %d bytes (the limit) to %q", p.maxValue, k),
+		&pb.KvRequest{Op: &pb.KvRequest_Cas{Cas: &pb.CasRequest{Key: k, ExpectedVersion: neverVersion, Value: bytes.Repeat([]byte{'='}, p.maxValue)}}})
+}
+
+// neverVersion is a version no key reaches in a run.
+const neverVersion = 1 << 62
+
+// atLimitAnswer judges a store's answer to a valid request at the limits:
+// anything but InvalidRequest, and no cas that succeeded.
+func (p *probe) atLimitAnswer(from uint64, e probeExpect, resp *pb.KvResponse) {
+	switch {
+	case resp.GetRegionError().GetInvalidRequest() != nil:
+		p.w.violate(fmt.Sprintf("store %d refused a valid request as invalid (%s): %s", from, resp.GetRegionError().GetMessage(), e.what))
+	case resp.GetCas().GetSucceeded():
+		p.w.violate(fmt.Sprintf("store %d's cas of expected version %d succeeded: %s", from, uint64(neverVersion), e.what))
+	default:
+		p.atLimitAnswered++
+	}
 }
 
 // keyOf picks a key of region r: one the workload uses when r holds any,

@@ -115,3 +115,61 @@ func TestInvalidAnswers(t *testing.T) {
 		t.Errorf("the bad put applied: %v", w.violations)
 	}
 }
+
+// A store's InvalidRequest to a workload client's request is a violation:
+// the workload sends only valid requests, and a failed operation is
+// dropped from the history, so a store that refuses valid requests (a cas
+// of expected version 0, a value under the limit) would pass every check.
+// A refusal that depends on the clock, and other region errors, are not.
+func TestValidRequestRefusedAsInvalid(t *testing.T) {
+	w := newWorld(testConfig("valid-refused"), 1, nil)
+	for _, c := range []struct {
+		name      string
+		err       *pb.RegionError
+		violation bool
+	}{
+		{"served", nil, false},
+		{"invalid", &pb.RegionError{Message: "invalid request: cas: empty key", InvalidRequest: &pb.InvalidRequest{Reason: "cas: empty key"}}, true},
+		{"clock dependent", &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "ahead", ClockDependent: true}}, false},
+		{"not leader", &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: 2}}, false},
+	} {
+		w.violations = nil
+		w.checkValidRefused(2, FirstClientNode, &pb.KvResponse{RequestId: 7, RegionError: c.err})
+		if got := len(w.violations) > 0; got != c.violation {
+			t.Errorf("%s: violation %v, want %v (%v)", c.name, got, c.violation, w.violations)
+		}
+	}
+}
+
+// The probe's valid requests exactly at the limits are sent, and any answer
+// but InvalidRequest (or a cas of a version no key reaches that succeeds)
+// passes.
+func TestAtLimitAnswers(t *testing.T) {
+	cfg := testConfig("atlimit")
+	cfg.Duration = 5 * time.Second
+	w := runProbed(cfg, 1)
+	if len(w.violations) > 0 {
+		t.Fatalf("violations: %v", w.violations)
+	}
+	if p := w.probe; p.atLimitSent < 9 || p.atLimitAnswered < p.atLimitSent*8/10 {
+		t.Fatalf("%d of %d requests at the limits answered", p.atLimitAnswered, p.atLimitSent)
+	}
+	p := w.probe
+	for _, c := range []struct {
+		name      string
+		resp      *pb.KvResponse
+		violation bool
+	}{
+		{"served", &pb.KvResponse{Result: &pb.KvResponse_Get{Get: &pb.GetResponse{}}}, false},
+		{"cas failed", &pb.KvResponse{Result: &pb.KvResponse_Cas{Cas: &pb.CasResponse{Version: 3}}}, false},
+		{"cas succeeded", &pb.KvResponse{Result: &pb.KvResponse_Cas{Cas: &pb.CasResponse{Succeeded: true, Version: 4}}}, true},
+		{"not leader", &pb.KvResponse{RegionError: &pb.RegionError{NotLeader: &pb.NotLeader{RegionId: 2}}}, false},
+		{"invalid", &pb.KvResponse{RegionError: &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "too big"}}}, true},
+	} {
+		w.violations = nil
+		p.atLimitAnswer(1, probeExpect{what: "x", atLimit: true}, c.resp)
+		if got := len(w.violations) > 0; got != c.violation {
+			t.Errorf("%s: violation %v, want %v (%v)", c.name, got, c.violation, w.violations)
+		}
+	}
+}

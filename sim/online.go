@@ -96,6 +96,21 @@ func (w *World) noteWriteRequest(client uint64, req *pb.KvRequest) {
 	w.replies.attempts[writeAttempt{client, req.GetRequestId()}] = writeID{string(s.GetId()), s.GetSequence()}
 }
 
+// checkValidRefused checks a store's reply to a client: the workload sends
+// only valid requests (the client refuses an empty key or a reversed scan
+// before sending, and its keys, values and sessions are well within the
+// stores' limits), so a store that answers one InvalidRequest refuses a
+// valid request, and the client fails the operation for good. Only a
+// refusal that depends on the region's clock (a session started ahead of
+// it) may come to a valid request. Without this check such a store passes
+// every run: a failed operation is dropped from the history.
+func (w *World) checkValidRefused(from, client uint64, resp *pb.KvResponse) {
+	if ir := resp.GetRegionError().GetInvalidRequest(); ir != nil && !ir.GetClockDependent() {
+		w.violate(fmt.Sprintf("store %d refused request %d of client %d, a valid request, as invalid: %s",
+			from, resp.GetRequestId(), client, resp.GetRegionError().GetMessage()))
+	}
+}
+
 // checkWriteReply checks a store's successful reply to a client's write
 // attempt: a write applies once (sessions), and a store answers an attempt
 // only from the write's own entry, or from the result its session table

@@ -27,11 +27,12 @@ type probe struct {
 	rejected int
 
 	// Invalid input (badinput.go).
-	maxKey, maxValue            int               // the stores' limits
-	badNext                     int               // the next of badKinds to send
-	badSeq, badSessions         uint64            // numbers the invalid writes' values and sessions
-	badWrites                   map[string]string // session id of an invalid write -> what it was
-	invalidSent, invalidRefused int
+	maxKey, maxValue             int               // the stores' limits
+	badNext                      int               // the next of badKinds to send
+	badSeq, badSessions          uint64            // numbers the invalid writes' values and sessions
+	badWrites                    map[string]string // session id of an invalid write -> what it was
+	invalidSent, invalidRefused  int
+	atLimitSent, atLimitAnswered int // valid requests exactly at the limits
 
 	// Writes and reads around deposed leaders (deposed.go).
 	ops                        map[uint64]probeOp // request id -> the probe's write or read in flight
@@ -48,6 +49,7 @@ type probe struct {
 type probeExpect struct {
 	what    string
 	invalid bool // invalid input: only InvalidRequest is a correct answer, unless not strict
+	atLimit bool // valid input at the size limits: anything but InvalidRequest
 	strict  bool // sent to a bootstrapped store of incarnation gen
 	gen     int
 	failed  *checker.Op // a write of a workload key, for the history once refused
@@ -77,7 +79,7 @@ func (p *probe) send(store uint64, e probeExpect, req *pb.KvRequest) {
 	p.nextID++
 	req.RequestId = p.nextID
 	p.expect[p.nextID] = e
-	if !e.invalid {
+	if !e.invalid && !e.atLimit {
 		p.sent++
 	}
 	transport{p.w, ProbeNode}.Send(pb.NewEnvelope(ProbeNode, store, req))
@@ -141,6 +143,10 @@ func (p *probe) receive(m *pb.Envelope) {
 	delete(p.expect, resp.GetRequestId())
 	if e.invalid {
 		p.invalidAnswer(m.GetFrom(), e, resp)
+		return
+	}
+	if e.atLimit {
+		p.atLimitAnswer(m.GetFrom(), e, resp)
 		return
 	}
 	if resp.GetRegionError() == nil {

@@ -157,6 +157,7 @@ func (t transport) Send(env *pb.Envelope) {
 	case env.GetKvRequest() != nil && t.from >= FirstClientNode:
 		t.w.noteWriteRequest(t.from, env.GetKvRequest())
 	case env.GetKvResponse() != nil && env.To >= FirstClientNode:
+		t.w.checkValidRefused(t.from, env.To, env.GetKvResponse())
 		t.w.checkWriteReply(t.from, env.To, env.GetKvResponse())
 	}
 	// The bytes are encoded for their size and the trace hash; a raft
