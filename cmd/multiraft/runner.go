@@ -286,9 +286,14 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 			}
 		}
 		got, err := "", error(nil)
+		// The acknowledgement is bounded too: a process still busy with
+		// its last run's end (a visualization it writes after the report)
+		// and never reading the next is as stuck as a run that never ends.
+		stalled := w.limit()
 		if _, err = fmt.Fprintf(w.stdin, "%s %d\n", name, seed); err == nil {
 			got, err = w.stdout.ReadString('\n')
 		}
+		timedOut := stalled()
 		if err == nil && got == ack {
 			break
 		}
@@ -296,14 +301,17 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 			w.kill()
 			return failed("the worker process answered %q, not %q%s", truncate(got, 200), ack, w.stderr.quoted())
 		}
-		exit := w.stop()
+		why := fmt.Sprintf("exit: %v", w.stop())
+		if timedOut {
+			why = fmt.Sprintf("no acknowledgement within the --run-timeout of %v: killed; %s", w.timeout, why)
+		}
 		if attempt > 0 {
-			return failed("a new worker process died before it started the run (%v; exit: %v)%s", err, exit, w.stderr.quoted())
+			return failed("a new worker process died before it started the run (%v; %s)%s", err, why, w.stderr.quoted())
 		}
 		// It died before it took the run (after the last one): the run
 		// goes to a new process, and whoever runs the sweep is told.
 		if w.warn != nil {
-			fmt.Fprintf(w.warn, "multiraft sim: a worker process died between two runs (exit: %v)%s; the runs go on in a new one\n", exit, w.stderr.quoted())
+			fmt.Fprintf(w.warn, "multiraft sim: a worker process died between two runs (%s)%s; the runs go on in a new one\n", why, w.stderr.quoted())
 		}
 	}
 	start := time.Now()
@@ -332,16 +340,22 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 // readReport reads the line of the run's report. When w.timeout passes
 // first, the process is killed (the read then fails) and timedOut is true.
 func (w *processWorker) readReport() (line []byte, timedOut bool, err error) {
+	stalled := w.limit()
+	line, err = w.stdout.ReadBytes('\n')
+	return line, stalled(), err
+}
+
+// limit kills the process when w.timeout passes (never, with no timeout)
+// and returns a function that disarms it and reports whether it fired.
+func (w *processWorker) limit() (stalled func() bool) {
 	if w.timeout <= 0 {
-		line, err = w.stdout.ReadBytes('\n')
-		return line, false, err
+		return func() bool { return false }
 	}
 	proc := w.cmd.Process
-	limit := time.AfterFunc(w.timeout, func() { proc.Kill() })
-	line, err = w.stdout.ReadBytes('\n')
+	t := time.AfterFunc(w.timeout, func() { proc.Kill() })
 	// Stop fails when the limit has fired: the process is killed, or is
 	// being killed.
-	return line, !limit.Stop(), err
+	return func() bool { return !t.Stop() }
 }
 
 // stop ends the process (it exits when its stdin closes; a cancelled

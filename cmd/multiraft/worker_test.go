@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 // at seed 11 it panics deep in a stack, at seed 12 it answers without
 // acknowledging the run, at seed 13 it prints a line that is not a report
 // and then a MiB, and at seeds 20 and 21 it hangs: it waits for a line on
-// stdin, which nobody sends while it owes a report. With
+// stdin, which nobody sends while it owes a report. At seed 30 it hangs
+// before it acknowledges the run, as a process still busy with its last
+// run would. With
 // MULTIRAFT_FAKE_WORKER_DIR set, each process makes a file there named by
 // its pid.
 func fakeWorkerMain() int {
@@ -45,6 +47,11 @@ func fakeWorkerMain() int {
 	for in.Scan() {
 		name, seedText, _ := strings.Cut(in.Text(), " ")
 		seed, _ := strconv.ParseUint(seedText, 10, 64)
+		if seed == 30 {
+			fmt.Fprintf(os.Stderr, "hanging before seed %d\n", seed)
+			in.Scan()
+			return 4
+		}
 		if seed != 12 {
 			fmt.Printf("started %s %d\n", name, seed)
 		}
@@ -178,6 +185,33 @@ func TestWorkerProcessThatHangs(t *testing.T) {
 	}
 	if !after.OK || after.Seed != 4 || after.TraceHash == first.TraceHash {
 		t.Errorf("the run after a hung one: %+v; want it passed, by a new process (not %s)", after, first.TraceHash)
+	}
+}
+
+// TestWorkerProcessThatNeverAcknowledges checks that --run-timeout bounds
+// the wait for a run's acknowledgement too: a process that never takes the
+// run is killed, the run goes to a new process once, and when that one
+// hangs as well the run fails, naming the limit; the next run is made by a
+// new process.
+func TestWorkerProcessThatNeverAcknowledges(t *testing.T) {
+	var warned strings.Builder
+	w := &processWorker{ctx: context.Background(), path: os.Args[0], env: []string{"MULTIRAFT_FAKE_WORKER=1"},
+		warn: &warned, timeout: 200 * time.Millisecond}
+	defer w.close()
+	var hung, after *sim.Report
+	within(t, time.Minute, "a run never acknowledged, then one more", func() {
+		hung = w.run("static", 30)
+		after = w.run("static", 4)
+	})
+	if hung.OK || hung.Seed != 30 || !strings.Contains(hung.Violation, "no acknowledgement within the --run-timeout of 200ms") ||
+		!strings.Contains(hung.Violation, "hanging before seed 30") {
+		t.Errorf("a run never acknowledged: %+v; want a failed run of seed 30 naming the limit and quoting stderr", hung)
+	}
+	if !strings.Contains(warned.String(), "no acknowledgement") {
+		t.Errorf("the first process's hang was not told: %q", warned.String())
+	}
+	if !after.OK || after.Seed != 4 {
+		t.Errorf("the run after: %+v; want it passed, by a new process", after)
 	}
 }
 
