@@ -20,9 +20,11 @@
 // when its deadline passes without an answer that says it applied,
 // Ambiguous; it is retried (in the same session, with the same sequence)
 // until then, whatever MaxAttempts says. It ends Failed only when it was
-// never sent, or a store refused its content (InvalidRequest: every copy
-// is refused alike; one that depends on the region's clock, a write
-// started too far ahead of it, is not, and ends Ambiguous). A late answer
+// never sent, or a store refused its content on the write's first attempt
+// (InvalidRequest: every copy is refused alike; one that depends on the
+// region's clock, a write started too far ahead of it, is not, and ends
+// Ambiguous, as does a refusal of a later attempt: an earlier one may have
+// reached a store that checks sizes against other limits). A late answer
 // to an earlier attempt of a write still in flight counts: an OK from any
 // copy means it applied.
 //
@@ -1001,9 +1003,14 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		// The store refuses the request itself: a retry cannot help.
 		// Definite, unless the refusal depends on the region's clock (a
 		// write started too far ahead of it): a copy may still be
-		// accepted later, so the write's outcome is unknown.
+		// accepted later, so the write's outcome is unknown. Nor is it
+		// definite for a write an earlier attempt of which went to a
+		// store: every store refuses the same content alike only while
+		// they check it alike, and stores whose limits differ (a rolling
+		// change of MaxValueBytes, say) may have accepted that attempt.
 		c.stats.InvalidRequest++
-		c.completeAs(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr), !re.GetInvalidRequest().GetClockDependent())
+		definite := !re.GetInvalidRequest().GetClockDependent() && (o.seq == 0 || o.attempts == 1)
+		c.completeAs(o, Failed, fmt.Errorf("%w: %w", ErrInvalidOp, o.lastErr), definite)
 	case re.GetSessionExpired() != nil:
 		// The region forgot the session: no copy of the write will
 		// apply there now (refusals are final), and the write cannot be

@@ -666,6 +666,35 @@ func TestInvalidRequestFailsAtOnce(t *testing.T) {
 	h.none()
 }
 
+// An InvalidRequest to a later attempt of a write is not definite: the
+// earlier attempt went to another store, which may check sizes against
+// other limits (a rolling change of them) and have accepted it. The write
+// ends Ambiguous. A read refused on its second attempt still fails.
+func TestInvalidRequestToARetriedWriteIsAmbiguous(t *testing.T) {
+	for _, kind := range []OpKind{Put, Get} {
+		t.Run(kind.String(), func(t *testing.T) {
+			h := newHarness(t, testConfig(), 1)
+			h.c.Submit(Op{Kind: kind, Key: []byte("b"), Value: []byte("v")})
+			h.warm(region(1, "", "g", 1), 1)
+			h.one() // lost
+			h.run(DefaultAttemptTimeout, true)
+			h.run(2*DefaultBackoffMax, true)
+			retry := h.one()
+			h.c.Receive(regionErr(retry, &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "value too large"}}))
+			c := h.completed(1)[0]
+			want := Ambiguous
+			if kind == Get {
+				want = Failed
+			}
+			if c.Outcome != want || !errors.Is(c.Err, ErrInvalidOp) || c.Attempts != 2 {
+				t.Fatalf("bad completion %+v, want %v after 2 attempts", c, want)
+			}
+			h.run(5*time.Second, false)
+			h.none()
+		})
+	}
+}
+
 // An InvalidRequest that depends on the region's clock (the write started
 // more than the session lifetime ahead of it) is not the same for every
 // copy: a copy applied once the region's clock caught up is accepted. The
