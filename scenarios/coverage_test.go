@@ -45,6 +45,7 @@ var scenarioCoverage = map[string][]buggify.Event{
 	"session-churn":          {buggify.SessionExpiredAnswered},
 	"pd-behind":              {buggify.StaleOrderIgnored}, // PD's orders made for epochs the region has left
 	"stale-voter":            {buggify.TombstoneRefused},  // the stale voter's campaign at the removed peer's store
+	"client-clock-ahead":     {buggify.SessionClockAhead, buggify.ClockRefusalAfterTimeout},
 	"swarm": {buggify.SnapshotToLearner, buggify.DeposedLeaderRead, buggify.SplitMessageStashed,
 		buggify.StalePeerDestroyed, buggify.TornTailCut},
 }

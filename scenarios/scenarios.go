@@ -296,7 +296,7 @@ func All() []Scenario {
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(), splitSnapshot(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
-		sessionChurn(), slowFollower(), applyLag(), pdBehind(), staleVoter(), swarm(),
+		sessionChurn(), slowFollower(), applyLag(), pdBehind(), staleVoter(), clientClockAhead(), swarm(),
 	}
 }
 
@@ -621,6 +621,60 @@ func sessionChurn() Scenario {
 	s.Config.Store.SessionLimits = session.Limits{TTL: 2 * time.Second, MaxSessions: 4, MaxMarkers: 4}
 	s.Description = "sessions under pressure (3 ops in flight per client, 2 s session lifetime, 4 live sessions and 4 markers per region for 7 clients) under the faults of " + s.Description
 	return s
+}
+
+// clientClockAhead runs clients whose clocks are off the stores'. A region
+// refuses a session write started more than the session lifetime ahead of
+// its clock (the time its leader proposed the entry): InvalidRequest, but
+// clock dependent, since a copy of the same write proposed once the
+// region's clock has caught up is accepted. So the client must not call
+// such a write failed. Here three clients' clocks run ahead of the stores'
+// by the session lifetime (2 s) and 80-140 ms more: a write of theirs
+// proposed within that margin of its first send is refused, one proposed
+// later applies. Every 300-700 ms, for 20-60 ms, the links from every
+// client to a region's leader stall: what is sent in that window arrives
+// 150-400 ms later (a queue holding it, as a TCP connection holds what it
+// could not deliver yet). A client gives up on an attempt after 30 ms: its
+// retry reaches the leader within the margin and is refused, and the first
+// attempt, arriving after it, applies (report: clock_refused_applied).
+// A client calling the write failed says it never took effect while it
+// did. The other clients' clocks are 0-1 s ahead, 0-1 s behind, and right:
+// within the lifetime, they must change nothing (availability included).
+// On a lossy, duplicating network with late copies: a late copy of a
+// refused write can apply too.
+func clientClockAhead() Scenario {
+	const ttl = 2 * time.Second
+	cfg := base("client-clock-ahead")
+	cfg.Net.Loss = 0.005
+	cfg.Net.Duplicate = 0.01
+	lateCopies(&cfg)
+	cfg.Store.SessionLimits = session.Limits{TTL: ttl}
+	ahead := sim.Latency{Min: ttl + 80*time.Millisecond, Max: ttl + 140*time.Millisecond}
+	cfg.ClientClockSkew = []sim.Latency{ahead, ahead, ahead,
+		{Min: 0, Max: ttl / 2}, {Min: -ttl / 2, Max: 0}, {}}
+	cfg.Workload.AttemptTimeout = 30 * time.Millisecond
+	cfg.Faults = func(p *sim.Planner) {
+		for t := time.Second; t < p.Dur-time.Second; t += time.Duration(300+p.R.Intn(400)) * time.Millisecond {
+			window := time.Duration(20+p.R.Intn(40)) * time.Millisecond
+			p.At(t, "stall the clients' links to a region's leader", func(w *sim.World) {
+				regions := w.RegionIDs()
+				s := w.LeaderStore(regions[p.R.Intn(len(regions))])
+				if s == 0 {
+					return
+				}
+				for _, c := range w.ClientNodes() {
+					w.SlowLink(c, s, netsim.Latency{Min: 150 * time.Millisecond, Max: 400 * time.Millisecond})
+				}
+			})
+			p.At(t+window, "heal", func(w *sim.World) { w.Heal() })
+		}
+	}
+	return Scenario{
+		Name: "client-clock-ahead",
+		Description: "three clients' clocks 80-140 ms more than the 2 s session lifetime ahead of the stores' (their writes proposed within that margin are refused as clock dependent, later copies apply), three within it; " +
+			"every 300-700 ms the clients' links to a region's leader stall for 20-60 ms (150-400 ms delivery) while clients give up on an attempt after 30 ms; 0.5% loss, 1% duplication, 0.2% late copies",
+		Config: cfg,
+	}
 }
 
 // manyRegions is a store's life at scale: 1,000 regions on three stores,

@@ -53,6 +53,9 @@ func TestScenarios(t *testing.T) {
 				corrupted += rep.ChunksCorrupted
 				deposedReads += rep.DeposedReads
 				staleVoters += staleVoterReached(rep)
+				if s.Name == "client-clock-ahead" {
+					checkClockRefusalApplied(t, seed, rep)
+				}
 				if strings.HasPrefix(s.Name, "split") && s.Name != "split-and-move" {
 					checkSplitRun(t, s.Name, seed, rep)
 				}
@@ -94,6 +97,22 @@ func staleVoterReached(rep *sim.Report) int {
 		}
 	}
 	return n
+}
+
+// checkClockRefusalApplied holds a client-clock-ahead run to the situation
+// it is for, in every seed: a write refused as started too far ahead of
+// its region's clock after an earlier attempt of it timed out, and a write
+// a replica applied after such a refusal had reached its client (a client
+// that called it failed would be caught: its value, or the version it
+// made, is seen).
+func checkClockRefusalApplied(t *testing.T, seed uint64, rep *sim.Report) {
+	t.Helper()
+	if rep.Coverage["client.clock-refusal-after-timeout"] == 0 {
+		t.Errorf("seed %d: no write was refused as clock dependent after an earlier attempt of it timed out", seed)
+	}
+	if rep.ClockRefusedApplied == 0 {
+		t.Errorf("seed %d: no write was applied after a clock-dependent refusal of it reached its client (%d such refusals)", seed, rep.ClockRefusals)
+	}
 }
 
 // minOps is the fewest client operations a run of scenario name must

@@ -45,8 +45,16 @@ func (w *World) newClient(i int) *clientNode {
 	r := w.rs.work.Fork()
 	cn := &clientNode{w: w, index: i, node: node, r: r, inflight: map[uint64]int64{}, versions: map[string]uint64{},
 		extra: map[uint64]bool{}}
-	cn.c = client.New(w.env(node, nil, "", w.rs.node.Fork()),
-		client.Config{ID: node, PD: PDNode, AttemptTimeout: w.cfg.Workload.AttemptTimeout})
+	env := w.env(node, nil, "", w.rs.node.Fork())
+	if i < w.cfg.Clients && i < len(w.cfg.ClientClockSkew) {
+		// Drawn only where a skew is configured: the other runs draw
+		// nothing (and the stream is the run's own).
+		if off := w.cfg.ClientClockSkew[i].draw(w.rs.clock); off != 0 {
+			env.Clock = skewedClock{w.k, off}
+			w.k.note("client %d clock off by %v", node, off)
+		}
+	}
+	cn.c = client.New(env, client.Config{ID: node, PD: PDNode, AttemptTimeout: w.cfg.Workload.AttemptTimeout})
 	w.clients = append(w.clients, cn)
 	var tick func()
 	tick = func() {

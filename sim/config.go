@@ -44,6 +44,18 @@ type Config struct {
 
 	Clients  int
 	Workload Workload
+	// ClientClockSkew sets the clocks of the workload's clients off the
+	// simulated time that the stores and PD read: client i's clock is
+	// ahead of it (behind, if negative) by an offset drawn from
+	// ClientClockSkew[i] when the client starts, from a stream of the
+	// run's own ("client-clocks"). Clients without an entry, and the
+	// liveness client, read the simulated time. A client's clock gives its
+	// session writes their started_ms; its deadlines and timeouts are
+	// differences and do not move. A region refuses a write started more
+	// than the session lifetime ahead of its clock (InvalidRequest,
+	// clock dependent), and may accept a later copy of the same write
+	// once its clock has caught up.
+	ClientClockSkew []Latency
 
 	// Duration is the length of the workload phase; faults happen in it.
 	Duration time.Duration

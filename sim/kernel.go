@@ -183,6 +183,15 @@ type clock struct{ k *kernel }
 
 func (c clock) Now() time.Time { return c.k.Now() }
 
+// skewedClock is a client's clock set off the simulated time by a fixed
+// offset (Config.ClientClockSkew).
+type skewedClock struct {
+	k      *kernel
+	offset time.Duration
+}
+
+func (c skewedClock) Now() time.Time { return c.k.Now().Add(c.offset) }
+
 // after schedules fn to run after delay. A non-empty what names the event
 // in the trace.
 func (k *kernel) after(delay time.Duration, what string, fn func()) {

@@ -40,6 +40,11 @@ type metrics struct {
 	// passed (the region had no quorum for that long): unavailability, as
 	// opposed to a write lost or left unknown while its region could serve.
 	writesPastDeadline int
+
+	// Clock-dependent refusals (a write started more than the session
+	// lifetime ahead of its region's clock) that reached a client, and the
+	// writes a replica applied after such a refusal reached their client.
+	clockRefusals, clockRefusedApplied int
 }
 
 // splitKey names a region at one epoch version.

@@ -58,10 +58,34 @@ type writeAttempt struct{ client, request uint64 }
 // writeID (resolve.go) names a client's write across its attempts.
 
 // replyWatch remembers, for the write replies check, which write every
-// attempt carries and the first result a store gave each write.
+// attempt carries and the first result a store gave each write; and which
+// writes a clock-dependent refusal reached the client of (before any
+// replica applied them).
 type replyWatch struct {
-	attempts map[writeAttempt]writeID
-	results  map[writeID]writeResult
+	attempts     map[writeAttempt]writeID
+	results      map[writeID]writeResult
+	clockRefused map[writeID]bool
+}
+
+// clockRefusalReached notes that a refusal depending on the region's clock
+// (a write started more than the session lifetime ahead of it) reached
+// client: the client cannot call the write failed, as a copy of it may be
+// accepted once the region's clock has caught up. Counted for the report,
+// and whether such a write is then applied (writeApplied): the case where
+// calling it failed would be wrong.
+func (w *World) clockRefusalReached(client uint64, resp *pb.KvResponse) {
+	w.metrics.clockRefusals++
+	id, ok := w.replies.attempts[writeAttempt{client, resp.GetRequestId()}]
+	if !ok {
+		return
+	}
+	if _, applied := w.applied[id]; applied {
+		return
+	}
+	if w.replies.clockRefused == nil {
+		w.replies.clockRefused = map[writeID]bool{}
+	}
+	w.replies.clockRefused[id] = true
 }
 
 // writeResult is what a successful reply to a write said, comparable.

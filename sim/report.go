@@ -82,6 +82,13 @@ type Report struct {
 	Hooks    *HookReport       `json:"hooks,omitempty"`
 	Coverage map[string]uint64 `json:"coverage,omitempty"`
 
+	// Refusals of a write as started more than the session lifetime ahead
+	// of its region's clock (clock dependent) that reached a client, and
+	// the writes a replica applied after such a refusal had reached their
+	// client (Config.ClientClockSkew).
+	ClockRefusals       int `json:"clock_refusals,omitempty"`
+	ClockRefusedApplied int `json:"clock_refused_applied,omitempty"`
+
 	lin     checker.Result
 	ann     []checker.Annotation
 	actions []FaultAction
@@ -177,6 +184,7 @@ func (w *World) summarize(traceHash string, lin checker.Result) *Report {
 	rep.WriteRateAvg, rep.WriteRateSplitMin = writeRates(w.history, m.born, w.cfg.Duration)
 	countOps(rep, w.history)
 	rep.WritesPastDeadline = w.metrics.writesPastDeadline
+	rep.ClockRefusals, rep.ClockRefusedApplied = w.metrics.clockRefusals, w.metrics.clockRefusedApplied
 	rep.AmbiguousApplied, rep.AmbiguousNeverApplied = w.ambiguousResolved()
 	rep.OpsChecked = lin.Ops
 	if rep.WritesIssued > 0 {

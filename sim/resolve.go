@@ -73,6 +73,9 @@ func (w *World) writeApplied(id writeID, r executedResult) {
 	}
 	if _, seen := w.applied[id]; !seen {
 		w.applied[id] = appliedWrite{w.k.now, r}
+		if w.replies.clockRefused[id] {
+			w.metrics.clockRefusedApplied++
+		}
 	}
 }
 

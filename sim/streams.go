@@ -7,6 +7,7 @@ type streams struct {
 	net, disk, work, fault, raft, node *rng.Rand
 	burst                              *rng.Rand // the workload's bursts (Workload.Burst)
 	batch                              *rng.Rand // where raft batches are cut (Config.BatchRaft)
+	clock                              *rng.Rand // the clients' clock offsets (Config.ClientClockSkew)
 }
 
 func newStreams(seed uint64) streams {
@@ -19,5 +20,6 @@ func newStreams(seed uint64) streams {
 		node:  rng.Stream(seed, "nodes"),
 		burst: rng.Stream(seed, "bursts"),
 		batch: rng.Stream(seed, "batches"),
+		clock: rng.Stream(seed, "client-clocks"),
 	}
 }

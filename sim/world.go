@@ -264,6 +264,9 @@ func (w *World) deliver(from, to uint64, x wireMsg) {
 		}
 	case to >= FirstClientNode && to < FirstClientNode+uint64(len(w.clients)):
 		c := w.clients[to-FirstClientNode]
+		if resp := m.GetKvResponse(); resp.GetRegionError().GetInvalidRequest().GetClockDependent() {
+			w.clockRefusalReached(to, resp)
+		}
 		c.c.Receive(m)
 		c.collect()
 	}

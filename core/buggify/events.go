@@ -52,6 +52,9 @@ const (
 	// PD operators.
 	OperatorTimedOut  // a PD operator did not finish by its deadline
 	OperatorCancelled // a PD operator could not go on (target store down, step impossible)
+	// Client clocks.
+	SessionClockAhead        // a session write was refused as started more than the session lifetime ahead of the region's clock
+	ClockRefusalAfterTimeout // a client got that refusal for a write an earlier attempt of which had timed out (it may apply yet)
 
 	NumEvents
 )
@@ -92,6 +95,8 @@ var eventNames = [NumEvents]string{
 	TornTailCut:               "recovery.torn-tail-cut",
 	OperatorTimedOut:          "pd.operator-timed-out",
 	OperatorCancelled:         "pd.operator-cancelled",
+	SessionClockAhead:         "session.clock-ahead",
+	ClockRefusalAfterTimeout:  "client.clock-refusal-after-timeout",
 }
 
 // String is the event's name, e.g. "split.leader-change".

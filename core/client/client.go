@@ -64,6 +64,7 @@ import (
 	"time"
 
 	"github.com/multiraft/multiraft/core"
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pb"
 )
 
@@ -281,6 +282,9 @@ type opState struct {
 	started time.Time
 	sent    bool
 	earlier []uint64
+	// timedOut: an attempt of the write got no answer in time (coverage
+	// only: buggify.ClockRefusalAfterTimeout).
+	timedOut bool
 
 	phase    phase
 	reqID    uint64    // outstanding request id (store or PD), 0 if none
@@ -668,6 +672,9 @@ func (c *Client) onStoreTimeout(o *opState, now time.Time) {
 	att := o.att
 	c.endRequest(o)
 	c.stats.Timeouts++
+	if o.seq != 0 {
+		o.timedOut = true
+	}
 	if e := c.cache.byID(att.regionID); e != nil {
 		e.skip(att.store) // the store may be down: try another peer next
 	}
@@ -1000,6 +1007,9 @@ func (c *Client) onRegionError(o *opState, re *pb.RegionError, now time.Time) {
 		c.stats.StaleCommand++
 		c.retryLater(o, now)
 	case re.GetInvalidRequest() != nil:
+		if re.GetInvalidRequest().GetClockDependent() && o.timedOut {
+			c.env.Buggify.Reach(buggify.ClockRefusalAfterTimeout)
+		}
 		// The store refuses the request itself: a retry cannot help.
 		// Definite, unless the refusal depends on the region's clock (a
 		// write started too far ahead of it): a copy may still be

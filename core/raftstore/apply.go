@@ -178,6 +178,7 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 			}
 			return resp, nil, nil
 		case session.ClockAhead:
+			p.s.bug.Reach(buggify.SessionClockAhead)
 			// InvalidRequest, not SessionExpired: the session is fine, the
 			// client's clock is not. A new session would be refused the same
 			// way, and a retry too until that clock is set right; telling the
