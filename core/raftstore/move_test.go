@@ -761,3 +761,65 @@ func TestStaleGCNoticeFromBeforeAPeerWasAddedIsIgnored(t *testing.T) {
 		t.Fatal("store 4 destroyed learner 1000 after all")
 	}
 }
+
+// PD answers a peer's question with what it knows, and it may not have
+// heard yet of the split that made the peer's region (the leader's report
+// late or lost): "no such region" then says nothing about an initialized
+// peer, which keeps its data and goes on following once a leader reaches
+// it. Only a placeholder, which holds nothing, goes on such an answer.
+func TestInitializedPeerOfARegionPDDoesNotKnowStays(t *testing.T) {
+	c := startTwoRegions(t, defaultConfig())
+	for _, k := range []string{"a", "c", "h", "k"} {
+		c.ok(left, put(k, "v"+k))
+	}
+	leader := c.waitLeader(left)
+	cut := others(c, leader)[0]
+	// PD never hears of the split: the leader's report and every region
+	// heartbeat are lost. Once the split has applied everywhere, store
+	// cut hears from no other store (it still reaches PD).
+	isolated := false
+	var newID uint64
+	unknown := 0 // PD's answers to store cut that it knows no region newID
+	c.filter = func(e *pb.Envelope) bool {
+		if e.GetTo() == pdNode && (e.GetReportSplit() != nil || e.GetRegionHeartbeat() != nil) {
+			return true
+		}
+		if r := e.GetRegionByIdResponse(); r != nil && e.GetTo() == cut && newID != 0 && r.GetRegion() == nil {
+			unknown++
+		}
+		if isolated && e.GetRaft() != nil && (e.GetFrom() == cut || e.GetTo() == cut) {
+			return true
+		}
+		return false
+	}
+	if err := c.store(leader).RequestSplit(left, []byte("g")); err != nil {
+		t.Fatalf("RequestSplit: %v", err)
+	}
+	c.waitFor(100, "the split to apply on every store", func() bool {
+		newID = c.splitSeen(left, "", "g", "m")
+		return newID != 0
+	})
+	isolated = true
+	for _, r := range append(c.pd.Regions(), c.pd.PendingRegions()...) {
+		if r.GetId() == newID {
+			t.Fatalf("PD knows region %d: the test needs it not to", newID)
+		}
+	}
+	before := c.store(cut).Stats().PeersDestroyed
+	// Silent for StalePeerCheck, the new region's peer on store cut asks
+	// PD, which does not know the region.
+	c.waitFor(300, fmt.Sprintf("PD to tell store %d it knows no region %d", cut, newID), func() bool { return unknown > 0 })
+	for i := 0; i < 5; i++ {
+		c.step()
+	}
+	if rs := c.region(cut, newID); rs == nil || !rs.Initialized || c.store(cut).Stats().PeersDestroyed != before {
+		t.Fatalf("store %d destroyed its peer of region %d, which holds keys h,k, because PD does not know the region yet", cut, newID)
+	}
+	if got := c.keysOf(cut, newID); got != "h,k" {
+		t.Fatalf("store %d's peer of region %d holds %q, want h,k", cut, newID, got)
+	}
+	// Healed, it follows its leader again.
+	isolated = false
+	c.ok(newID, put("i", "vi"))
+	c.waitReplicas(newID, "h,i,k")
+}
