@@ -52,6 +52,8 @@ const (
 	// PD operators.
 	OperatorTimedOut  // a PD operator did not finish by its deadline
 	OperatorCancelled // a PD operator could not go on (target store down, step impossible)
+	// Membership (appended).
+	PeerUnknownToPD // PD answered an initialized peer that it knows no such region (not yet told of the split that made it)
 
 	NumEvents
 )
@@ -92,6 +94,7 @@ var eventNames = [NumEvents]string{
 	TornTailCut:               "recovery.torn-tail-cut",
 	OperatorTimedOut:          "pd.operator-timed-out",
 	OperatorCancelled:         "pd.operator-cancelled",
+	PeerUnknownToPD:           "peer.unknown-to-pd",
 }
 
 // String is the event's name, e.g. "split.leader-change".
