@@ -823,3 +823,62 @@ func TestInitializedPeerOfARegionPDDoesNotKnowStays(t *testing.T) {
 	c.ok(newID, put("i", "vi"))
 	c.waitReplicas(newID, "h,i,k")
 }
+
+// A snapshot at an older epoch than the initialized region it is for is
+// refused at its first chunk. Raft would ignore it in practice (it is at
+// or below the commit index: the peer reached its newer epoch by applying
+// entries past it), but raft knows nothing of epochs: the store must not
+// take a region's keys and meta from a state its own has moved past. The
+// first chunk of the learner's snapshot is replayed once the learner has
+// been promoted (conf_ver one higher).
+func TestSnapshotAtAnOlderEpochIsRefused(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	base := c.meta(leader, 1).GetEpoch().GetConfVer()
+	var held *pb.Envelope // the first chunk of region 1's snapshot to store 4
+	replayed := false
+	var answer *pb.SnapshotAck // store 4's answer to the replayed chunk
+	c.filter = func(e *pb.Envelope) bool {
+		if ch := e.GetSnapshotChunk(); ch != nil && e.GetTo() == 4 && ch.GetRegionId() == 1 && ch.GetSeq() == 0 && held == nil {
+			held = proto.Clone(e).(*pb.Envelope)
+		}
+		if a := e.GetSnapshotAck(); a != nil && replayed && e.GetFrom() == 4 && a.GetSnapshotId() == held.GetSnapshotChunk().GetSnapshotId() {
+			answer = proto.Clone(a).(*pb.SnapshotAck)
+			return true // the leader has nothing to do with it
+		}
+		return false
+	}
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitReplicasOn(1, keys, 4)
+	if held == nil {
+		t.Fatal("no snapshot reached store 4")
+	}
+	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, 1000, 4))
+	c.waitFor(100, "store 4 to apply the promotion", func() bool {
+		return c.meta(4, 1).GetEpoch().GetConfVer() == base+2
+	})
+	var rs pb.RegionSnapshot
+	if err := proto.Unmarshal(held.GetSnapshotChunk().GetMessage().GetSnapshot().GetData(), &rs); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.GetRegion().GetEpoch().GetConfVer(); got != base+1 || !sameRange(rs.GetRegion(), "", "") {
+		t.Fatalf("the held snapshot is of %v at conf_ver %d, want all of region 1 at %d", rs.GetRegion(), got, base+1)
+	}
+
+	refused := c.store(4).Stats().SnapshotsRefused
+	replayed = true
+	c.net.Send(held)
+	c.deliver()
+	if answer == nil {
+		t.Fatal("store 4 did not answer the replayed chunk")
+	}
+	if !answer.GetRefused() || !strings.Contains(answer.GetReason(), "region here is at") || c.store(4).Stats().SnapshotsRefused != refused+1 {
+		t.Fatalf("store 4 answered a snapshot at conf_ver %d, its region being at %d, with %v (refused %d, was %d): want it refused for its epoch",
+			base+1, base+2, answer, c.store(4).Stats().SnapshotsRefused, refused)
+	}
+	if got := c.meta(4, 1).GetEpoch().GetConfVer(); got != base+2 {
+		t.Fatalf("store 4's region 1 is at conf_ver %d after the stale snapshot, want %d", got, base+2)
+	}
+	c.filter = nil
+	c.ok(1, put("zafter", "1"))
+	c.waitReplicasOn(1, withKeys(keys, "zafter"), 1, 2, 3, 4)
+}
