@@ -44,6 +44,7 @@ var scenarioCoverage = map[string][]buggify.Event{
 	"many-regions":           {buggify.QuietWokenBySilentStore},
 	"session-churn":          {buggify.SessionExpiredAnswered},
 	"pd-behind":              {buggify.StaleOrderIgnored}, // PD's orders made for epochs the region has left
+	"pd-behind-split":        {buggify.PeerUnknownToPD},   // PD asked about a fresh split's region before it heard of the split
 	"stale-voter":            {buggify.TombstoneRefused},  // the stale voter's campaign at the removed peer's store
 	"client-clock-ahead":     {buggify.SessionClockAhead, buggify.ClockRefusalAfterTimeout},
 	"swarm": {buggify.SnapshotToLearner, buggify.DeposedLeaderRead, buggify.SplitMessageStashed,

@@ -296,7 +296,7 @@ func All() []Scenario {
 		fiveReplicas(staticPartition()), fiveReplicas(staticCrash()), fiveReplicas(splitLeaderChange()),
 		move(), movePartition(), moveLeaderChange(), moveCrash(), storeDown(), scaleOut(), decommission(), splitAndMove(), splitSnapshot(),
 		quiet(staticPartition()), killIdleLeaderAtEnd(quiet(staticCrash())), manyRegions(),
-		sessionChurn(), slowFollower(), applyLag(), pdBehind(), staleVoter(), clientClockAhead(), swarm(),
+		sessionChurn(), slowFollower(), applyLag(), pdBehind(), pdBehindSplit(), staleVoter(), clientClockAhead(), swarm(),
 	}
 }
 
@@ -449,6 +449,84 @@ func pdBehind() Scenario {
 		Name: "pd-behind",
 		Description: "PD hears the stores 3-4 s late (but for one) while it moves a replica onto that one; " +
 			"300 ms after the learner is added its store is cut off from the others, and the learner asks PD, whose answer predates it",
+		Config: cfg,
+	}
+}
+
+// pdBehindSplit has PD learn of a split seconds after a replica that holds
+// the new region asks about it. Every 9-11 s a region is split at a key of
+// the workload; the moment its leader proposes the split, the reports of
+// every store but one of its followers (the cut store) reach PD 6-7 s late
+// (World.SlowLink), and the moment the cut store applies the split it is
+// cut off from the other stores (not from PD) until the heal, 8 s after the
+// episode began. Its peer of the new region, initialized and holding the
+// region's keys, hears no leader: after StalePeerCheck (5 s) it asks PD,
+// which has not yet received the leader's split report and answers that it
+// knows no such region. That says nothing about a replica that holds data:
+// it must keep it (only a placeholder goes on such an answer).
+func pdBehindSplit() Scenario {
+	cfg := base("pd-behind-split")
+	slow := netsim.Latency{Min: 6 * time.Second, Max: 7 * time.Second}
+	cfg.Faults = func(p *sim.Planner) {
+		var region, cut uint64 // the split in progress and its cut store; 0 when none
+		var slowed bool
+		t := 3 * time.Second
+		for t < p.Dur-10*time.Second {
+			p.At(t, "split a region", func(w *sim.World) {
+				regions := w.RegionIDs()
+				id := regions[p.R.Intn(len(regions))]
+				lead := w.LeaderStore(id)
+				if lead == 0 {
+					return
+				}
+				var followers []uint64
+				for _, o := range others(w.StoreIDs(), lead) {
+					if w.Up(o) && w.Region(id).PeerOnStore(o) != nil {
+						followers = append(followers, o)
+					}
+				}
+				var keys [][]byte
+				for i := 0; i < cfg.Workload.Keys; i++ {
+					if k := []byte(sim.KeyName(i)); w.RegionOf(k) == id {
+						keys = append(keys, k)
+					}
+				}
+				if len(followers) == 0 || len(keys) < 2 {
+					return
+				}
+				slices.SortFunc(keys, bytes.Compare)
+				region, cut, slowed = id, followers[p.R.Intn(len(followers))], false
+				w.RequestSplit(keys[len(keys)/2])
+			})
+			p.At(t+8*time.Second, "heal", func(w *sim.World) {
+				w.Heal()
+				region, cut = 0, 0
+			})
+			t += 9*time.Second + time.Duration(p.R.Intn(2000))*time.Millisecond
+		}
+		p.OnSplitProposed(func(w *sim.World, _, r uint64) {
+			if cut == 0 || r != region || slowed {
+				return
+			}
+			slowed = true
+			for _, id := range w.StoreIDs() {
+				if id != cut {
+					w.SlowLink(id, sim.PDNode, slow)
+				}
+			}
+		})
+		p.OnSplitApplied(func(w *sim.World, store uint64, left, _ *pb.Region) {
+			if cut == 0 || store != cut || left.GetId() != region {
+				return
+			}
+			cut = 0 // once per split
+			w.Partition([]uint64{store}, others(w.StoreIDs(), store))
+		})
+	}
+	return Scenario{
+		Name: "pd-behind-split",
+		Description: "a region splits while PD hears the stores 6-7 s late (but for one follower), which is cut off from the others as it applies the split: " +
+			"its new region's peer, hearing no leader, asks PD, which does not know the region yet",
 		Config: cfg,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/multiraft/multiraft/core/buggify"
 	"github.com/multiraft/multiraft/core/pd"
 	"github.com/multiraft/multiraft/sim"
 )
@@ -55,6 +56,12 @@ func TestScenarios(t *testing.T) {
 				staleVoters += staleVoterReached(rep)
 				if s.Name == "client-clock-ahead" {
 					checkClockRefusalApplied(t, seed, rep)
+				}
+				// An initialized peer of a fresh split must ask PD before
+				// PD hears of the split, in every seed: what the scenario
+				// is for.
+				if s.Name == "pd-behind-split" && rep.Coverage[buggify.PeerUnknownToPD.String()] == 0 {
+					t.Errorf("seed %d: no initialized peer was told by PD that it knows no such region (%s)", seed, buggify.PeerUnknownToPD)
 				}
 				if strings.HasPrefix(s.Name, "split") && s.Name != "split-and-move" {
 					checkSplitRun(t, s.Name, seed, rep)

@@ -55,6 +55,8 @@ const (
 	// Client clocks.
 	SessionClockAhead        // a session write was refused as started more than the session lifetime ahead of the region's clock
 	ClockRefusalAfterTimeout // a client got that refusal for a write an earlier attempt of which had timed out (it may apply yet)
+	// Membership.
+	PeerUnknownToPD // PD answered an initialized peer that it knows no such region (not yet told of the split that made it)
 
 	NumEvents
 )
@@ -97,6 +99,7 @@ var eventNames = [NumEvents]string{
 	OperatorCancelled:         "pd.operator-cancelled",
 	SessionClockAhead:         "session.clock-ahead",
 	ClockRefusalAfterTimeout:  "client.clock-refusal-after-timeout",
+	PeerUnknownToPD:           "peer.unknown-to-pd",
 }
 
 // String is the event's name, e.g. "split.leader-change".

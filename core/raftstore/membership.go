@@ -269,7 +269,12 @@ func (s *Store) onRegionByIDResponse(resp *pb.RegionByIDResponse) {
 		// (its tombstone allows the same peer at the same conf_ver).
 		if !p.region.Meta().Initialized() {
 			s.destroyPeer(p, p.region.Meta(), "a placeholder for a region PD does not know")
+			return
 		}
+		// An initialized peer stays: its region was made by a split this
+		// replica applied, which PD has not been told of yet (the report
+		// is late or lost). It says nothing about this peer's membership.
+		s.bug.Reach(buggify.PeerUnknownToPD)
 		return
 	}
 	if resp.GetRegion().GetId() != id {

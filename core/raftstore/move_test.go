@@ -761,3 +761,124 @@ func TestStaleGCNoticeFromBeforeAPeerWasAddedIsIgnored(t *testing.T) {
 		t.Fatal("store 4 destroyed learner 1000 after all")
 	}
 }
+
+// PD answers a peer's question with what it knows, and it may not have
+// heard yet of the split that made the peer's region (the leader's report
+// late or lost): "no such region" then says nothing about an initialized
+// peer, which keeps its data and goes on following once a leader reaches
+// it. Only a placeholder, which holds nothing, goes on such an answer.
+func TestInitializedPeerOfARegionPDDoesNotKnowStays(t *testing.T) {
+	c := startTwoRegions(t, defaultConfig())
+	for _, k := range []string{"a", "c", "h", "k"} {
+		c.ok(left, put(k, "v"+k))
+	}
+	leader := c.waitLeader(left)
+	cut := others(c, leader)[0]
+	// PD never hears of the split: the leader's report and every region
+	// heartbeat are lost. Once the split has applied everywhere, store
+	// cut hears from no other store (it still reaches PD).
+	isolated := false
+	var newID uint64
+	unknown := 0 // PD's answers to store cut that it knows no region newID
+	c.filter = func(e *pb.Envelope) bool {
+		if e.GetTo() == pdNode && (e.GetReportSplit() != nil || e.GetRegionHeartbeat() != nil) {
+			return true
+		}
+		if r := e.GetRegionByIdResponse(); r != nil && e.GetTo() == cut && newID != 0 && r.GetRegion() == nil {
+			unknown++
+		}
+		if isolated && e.GetRaft() != nil && (e.GetFrom() == cut || e.GetTo() == cut) {
+			return true
+		}
+		return false
+	}
+	if err := c.store(leader).RequestSplit(left, []byte("g")); err != nil {
+		t.Fatalf("RequestSplit: %v", err)
+	}
+	c.waitFor(100, "the split to apply on every store", func() bool {
+		newID = c.splitSeen(left, "", "g", "m")
+		return newID != 0
+	})
+	isolated = true
+	for _, r := range append(c.pd.Regions(), c.pd.PendingRegions()...) {
+		if r.GetId() == newID {
+			t.Fatalf("PD knows region %d: the test needs it not to", newID)
+		}
+	}
+	before := c.store(cut).Stats().PeersDestroyed
+	// Silent for StalePeerCheck, the new region's peer on store cut asks
+	// PD, which does not know the region.
+	c.waitFor(300, fmt.Sprintf("PD to tell store %d it knows no region %d", cut, newID), func() bool { return unknown > 0 })
+	for i := 0; i < 5; i++ {
+		c.step()
+	}
+	if rs := c.region(cut, newID); rs == nil || !rs.Initialized || c.store(cut).Stats().PeersDestroyed != before {
+		t.Fatalf("store %d destroyed its peer of region %d, which holds keys h,k, because PD does not know the region yet", cut, newID)
+	}
+	if got := c.keysOf(cut, newID); got != "h,k" {
+		t.Fatalf("store %d's peer of region %d holds %q, want h,k", cut, newID, got)
+	}
+	// Healed, it follows its leader again.
+	isolated = false
+	c.ok(newID, put("i", "vi"))
+	c.waitReplicas(newID, "h,i,k")
+}
+
+// A snapshot at an older epoch than the initialized region it is for is
+// refused at its first chunk. Raft would ignore it in practice (it is at
+// or below the commit index: the peer reached its newer epoch by applying
+// entries past it), but raft knows nothing of epochs: the store must not
+// take a region's keys and meta from a state its own has moved past. The
+// first chunk of the learner's snapshot is replayed once the learner has
+// been promoted (conf_ver one higher).
+func TestSnapshotAtAnOlderEpochIsRefused(t *testing.T) {
+	c, leader, _, keys := moveSetup(t)
+	base := c.meta(leader, 1).GetEpoch().GetConfVer()
+	var held *pb.Envelope // the first chunk of region 1's snapshot to store 4
+	replayed := false
+	var answer *pb.SnapshotAck // store 4's answer to the replayed chunk
+	c.filter = func(e *pb.Envelope) bool {
+		if ch := e.GetSnapshotChunk(); ch != nil && e.GetTo() == 4 && ch.GetRegionId() == 1 && ch.GetSeq() == 0 && held == nil {
+			held = proto.Clone(e).(*pb.Envelope)
+		}
+		if a := e.GetSnapshotAck(); a != nil && replayed && e.GetFrom() == 4 && a.GetSnapshotId() == held.GetSnapshotChunk().GetSnapshotId() {
+			answer = proto.Clone(a).(*pb.SnapshotAck)
+			return true // the leader has nothing to do with it
+		}
+		return false
+	}
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitReplicasOn(1, keys, 4)
+	if held == nil {
+		t.Fatal("no snapshot reached store 4")
+	}
+	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, 1000, 4))
+	c.waitFor(100, "store 4 to apply the promotion", func() bool {
+		return c.meta(4, 1).GetEpoch().GetConfVer() == base+2
+	})
+	var rs pb.RegionSnapshot
+	if err := proto.Unmarshal(held.GetSnapshotChunk().GetMessage().GetSnapshot().GetData(), &rs); err != nil {
+		t.Fatal(err)
+	}
+	if got := rs.GetRegion().GetEpoch().GetConfVer(); got != base+1 || !sameRange(rs.GetRegion(), "", "") {
+		t.Fatalf("the held snapshot is of %v at conf_ver %d, want all of region 1 at %d", rs.GetRegion(), got, base+1)
+	}
+
+	refused := c.store(4).Stats().SnapshotsRefused
+	replayed = true
+	c.net.Send(held)
+	c.deliver()
+	if answer == nil {
+		t.Fatal("store 4 did not answer the replayed chunk")
+	}
+	if !answer.GetRefused() || !strings.Contains(answer.GetReason(), "region here is at") || c.store(4).Stats().SnapshotsRefused != refused+1 {
+		t.Fatalf("store 4 answered a snapshot at conf_ver %d, its region being at %d, with %v (refused %d, was %d): want it refused for its epoch",
+			base+1, base+2, answer, c.store(4).Stats().SnapshotsRefused, refused)
+	}
+	if got := c.meta(4, 1).GetEpoch().GetConfVer(); got != base+2 {
+		t.Fatalf("store 4's region 1 is at conf_ver %d after the stale snapshot, want %d", got, base+2)
+	}
+	c.filter = nil
+	c.ok(1, put("zafter", "1"))
+	c.waitReplicasOn(1, withKeys(keys, "zafter"), 1, 2, 3, 4)
+}

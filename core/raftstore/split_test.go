@@ -1185,3 +1185,127 @@ func (c *cluster) splitThenCut(t *testing.T, cut map[uint64]bool) (old, term uin
 	}
 	return old, term
 }
+
+// A split committed while its region is in a joint configuration is
+// skipped at apply on every replica: a new region cannot be born in the
+// middle of a membership change (it would start joint, with a leave no one
+// proposes). The epoch check alone does not refuse it when the leader
+// proposed it at the joint epoch, which it can when raft's automatic leave
+// was dropped: a leadership transfer begun as the joint change applied
+// (the confchange.joint.transfer hook does this) makes raft drop it, and
+// the leader proposes it again only an election timeout after the transfer
+// gave up. Here the transfer's MsgTimeoutNow is lost, and the split is
+// asked in that window.
+func TestSplitInAJointConfigurationIsSkipped(t *testing.T) {
+	c, leader, source, keys := moveSetup(t)
+	meta := c.meta(leader, 1)
+	base := meta.GetEpoch().GetConfVer()
+	c.order(1, change(pb.ChangeType_ADD_LEARNER, 1000, 4))
+	c.waitReplicasOn(1, keys, 4)
+	var third uint64 // the voter that stays a voter, not the leader
+	for _, id := range []uint64{1, 2, 3} {
+		if id != leader && id != source {
+			third = id
+		}
+	}
+	c.filter = func(e *pb.Envelope) bool {
+		return e.GetTo() == third && e.GetRaft().GetMessage().GetType() == raftpb.MessageType_MsgTimeoutNow
+	}
+	transferred := false
+	var proposedJoint []bool // for each split proposal: was the region joint?
+	c.store(leader).SetHooks(raftstore.Hooks{
+		MembershipChanged: func(r *pb.Region) {
+			if !transferred && r.GetEpoch().GetConfVer() == base+2 {
+				transferred = true
+				if err := c.store(leader).TransferLeader(1, r.PeerOnStore(third).GetId()); err != nil {
+					t.Errorf("transfer: %v", err)
+				}
+			}
+		},
+		SplitProposed: func(uint64) {
+			proposedJoint = append(proposedJoint, joint(c.meta(leader, 1)))
+		},
+	})
+	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, 1000, 4), change(pb.ChangeType_DEMOTE_VOTER, meta.PeerOnStore(source).GetId(), source))
+	c.waitFor(50, "the joint change to apply on the leader", func() bool { return transferred })
+	// The transfer gives up after an election timeout; the leave is
+	// proposed again an election timeout after that.
+	for i := 0; i < c.cfg.ElectionTicks+2; i++ {
+		c.step()
+	}
+	if l, _ := c.leaderOf(1); l != leader || !joint(c.meta(leader, 1)) {
+		t.Fatalf("want store %d leading region 1, joint; got leader %d, %s", leader, l, describePeers(c.meta(leader, 1)))
+	}
+	applied := c.region(leader, 1).Applied
+	if err := c.store(leader).RequestSplit(1, []byte("k15")); err != nil {
+		t.Fatalf("RequestSplit: %v", err)
+	}
+	// The test answers for PD, which would refuse: the learner was added
+	// behind its back (a peer id it never allocated).
+	var ask *pb.AskSplitRequest
+	c.filter = func(e *pb.Envelope) bool {
+		if r := e.GetAskSplit(); r != nil && e.GetTo() == pdNode {
+			ask = r
+			return true
+		}
+		return e.GetTo() == third && e.GetRaft().GetMessage().GetType() == raftpb.MessageType_MsgTimeoutNow
+	}
+	c.deliver()
+	if ask == nil {
+		t.Fatal("the leader did not ask PD for split ids")
+	}
+	const newID = 2000
+	peerIDs := make([]uint64, len(ask.GetRegion().GetPeers()))
+	for i := range peerIDs {
+		peerIDs[i] = newID + 1 + uint64(i)
+	}
+	c.net.Send(pb.NewEnvelope(pdNode, leader, &pb.AskSplitResponse{RequestId: ask.GetRequestId(), NewRegionId: newID, NewPeerIds: peerIDs}))
+	c.deliver() // the proposal, its commit and apply: no time passes
+	if len(proposedJoint) != 1 || !proposedJoint[0] {
+		t.Fatalf("split proposals (joint at the time): %v, want one, while joint", proposedJoint)
+	}
+	for _, id := range []uint64{1, 2, 3, 4} {
+		if r := c.meta(id, 1); !sameRange(r, "", "") || r.GetEpoch().GetVersion() != meta.GetEpoch().GetVersion() || c.store(id).Stats().Splits != 0 {
+			t.Fatalf("store %d split region 1 in its joint configuration: now %v, %d splits", id, r, c.store(id).Stats().Splits)
+		}
+	}
+	if !joint(c.meta(leader, 1)) || c.region(leader, 1).Applied <= applied {
+		t.Fatalf("the split was not applied, or not while region 1 was joint (joint now: %v, applied %d, was %d)",
+			joint(c.meta(leader, 1)), c.region(leader, 1).Applied, applied)
+	}
+	// Out of the joint configuration, the region splits as usual.
+	c.filter = nil
+	c.waitFor(100, "region 1 to leave its joint configuration", func() bool { return !joint(c.meta(leader, 1)) })
+	c.store(leader).SetHooks(raftstore.Hooks{})
+	l := c.waitLeader(1)
+	ask = nil
+	c.filter = func(e *pb.Envelope) bool {
+		if r := e.GetAskSplit(); r != nil && e.GetTo() == pdNode {
+			ask = r
+			return true
+		}
+		return false
+	}
+	if err := c.store(l).RequestSplit(1, []byte("k15")); err != nil {
+		t.Fatalf("RequestSplit: %v", err)
+	}
+	c.deliver()
+	if ask == nil {
+		t.Fatal("the leader did not ask PD for split ids again")
+	}
+	for i := range peerIDs {
+		peerIDs[i] = newID + 11 + uint64(i)
+	}
+	c.net.Send(pb.NewEnvelope(pdNode, l, &pb.AskSplitResponse{RequestId: ask.GetRequestId(), NewRegionId: newID + 10, NewPeerIds: peerIDs}))
+	c.waitFor(100, "the split out of the joint configuration", func() bool { return c.splitSeen(1, "", "k15", "", 1, 2, 3, 4) == newID+10 })
+}
+
+// joint reports whether r lists a peer on its way in or out of the voters.
+func joint(r *pb.Region) bool {
+	for _, p := range r.GetPeers() {
+		if p.GetRole() == pb.PeerRole_INCOMING_VOTER || p.GetRole() == pb.PeerRole_DEMOTING_VOTER {
+			return true
+		}
+	}
+	return false
+}
