@@ -2,10 +2,12 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/multiraft/multiraft/core/pb"
+	"github.com/multiraft/multiraft/core/raftstore"
 	"github.com/multiraft/multiraft/core/rng"
 	"github.com/multiraft/multiraft/netsim"
 )
@@ -419,6 +421,147 @@ func (w *World) KillStore(id uint64) {
 	n.dead = true
 	w.k.note("kill store %d for good", id)
 }
+
+// KillHazard says why destroying store id's disk now could leave a region
+// that has a peer there without a leader for good, or "" when losing it is
+// survivable. For every region that the store holds a replica of, or that
+// a replica names a peer of on it, the voters any replica's view names
+// must be a minority on the store, and every one of them elsewhere must be
+// up, initialized, at one membership (the same conf_ver, not a joint
+// configuration) and hold no membership change in its log it has not
+// applied. The store's own replicas may be in any state: what they applied
+// of a change was committed, so a voter elsewhere holds it too (and shows
+// it), and what they hold uncommitted goes with them or reaches survivors
+// that a leader among them brings into line. Learners are not asked: a
+// candidate of the one membership the voters hold needs no learner's vote.
+//
+// A quorum of intact disks in every configuration is not enough. Raft
+// (etcd's) takes a membership change into effect when a replica applies
+// it, and a replica applies only what a leader told it is committed; a
+// learner votes, but for no candidate whose log is shorter than its own.
+// Swarm seed 1510: store 3's peer led region 5 out of the joint
+// configuration of a move from store 1 to store 4 (the leave committed by
+// store 3 and store 4's peer, which crashed before it heard of the commit)
+// and appended one entry more to its only live follower, store 1's peer,
+// now a learner; store 2's peer had been down through the whole move.
+// Store 3 was then killed: store 4's peer, still joint, needed store 1's
+// vote and store 1's longer log refused it; store 2's peer, three changes
+// behind, likewise; store 1's peer, a learner, could not stand. Voters
+// {2, 4} of the region's last configuration were alive and held every
+// committed entry, and the region had no leader for the rest of the run
+// (etcd raft's README says as much: a member that dies before the others
+// hear a membership change committed can stall the group for good). A
+// voter that is down (crashed, its disk intact) may be such a replica, and
+// cannot be looked at: a kill waits for it too.
+func (w *World) KillHazard(id uint64) string {
+	type replica struct {
+		store   uint64
+		st      raftstore.RegionStatus
+		pending bool
+	}
+	replicas := map[uint64][]replica{}
+	var regions []uint64
+	for _, n := range w.stores {
+		if !n.up() {
+			continue
+		}
+		for _, rs := range n.st.Regions() {
+			rid := rs.Region.GetId()
+			if len(replicas[rid]) == 0 {
+				regions = append(regions, rid)
+			}
+			replicas[rid] = append(replicas[rid], replica{store: n.id, st: rs, pending: n.st.MembershipChangePending(rid)})
+		}
+	}
+	// A region no live store holds is known from PD's view.
+	pdView := map[uint64]*pb.Region{}
+	if w.pd != nil {
+		for _, r := range w.pd.Regions() {
+			if len(replicas[r.GetId()]) == 0 {
+				pdView[r.GetId()] = r
+				regions = append(regions, r.GetId())
+			}
+		}
+	}
+	slices.Sort(regions)
+	for _, rid := range regions {
+		reps := replicas[rid]
+		var views []*pb.Region
+		concerned := false
+		for _, r := range reps {
+			concerned = concerned || r.store == id
+			if r.st.Initialized {
+				views = append(views, r.st.Region)
+			}
+		}
+		if r := pdView[rid]; r != nil {
+			views = append(views, r)
+		}
+		voters := map[uint64]uint64{} // peer id -> store, as any view names them
+		for _, v := range views {
+			for _, p := range v.GetPeers() {
+				concerned = concerned || p.GetStoreId() == id
+				if p.GetRole() != pb.PeerRole_LEARNER {
+					voters[p.GetId()] = p.GetStoreId()
+				}
+			}
+		}
+		if !concerned {
+			continue
+		}
+		ids := make([]uint64, 0, len(voters))
+		for pid := range voters {
+			ids = append(ids, pid)
+		}
+		slices.Sort(ids)
+		var first, confVer uint64
+		onVictim := 0
+		for _, pid := range ids {
+			store := voters[pid]
+			if store == id {
+				onVictim++
+				continue
+			}
+			if store < 1 || int(store) > len(w.stores) || !w.stores[store-1].up() {
+				return fmt.Sprintf("region %d: voter %d on store %d is down", rid, pid, store)
+			}
+			j := slices.IndexFunc(reps, func(r replica) bool { return r.store == store && r.st.PeerID == pid })
+			if j < 0 || !reps[j].st.Initialized {
+				return fmt.Sprintf("region %d: store %d holds no replica of voter %d", rid, store, pid)
+			}
+			r := reps[j]
+			cv := r.st.Region.GetEpoch().GetConfVer()
+			switch {
+			case first != 0 && cv != confVer:
+				return fmt.Sprintf("region %d: voter %d is at conf_ver %d, voter %d at %d", rid, first, confVer, pid, cv)
+			case inJointConfig(r.st.Region):
+				return fmt.Sprintf("region %d: voter %d is in a joint configuration", rid, pid)
+			case r.pending:
+				return fmt.Sprintf("region %d: voter %d has a membership change in its log not yet applied", rid, pid)
+			}
+			if first == 0 {
+				first, confVer = pid, cv
+			}
+		}
+		if 2*(len(ids)-onVictim) <= len(ids) {
+			return fmt.Sprintf("region %d: store %d holds %d of its %d voters", rid, id, onVictim, len(ids))
+		}
+	}
+	return ""
+}
+
+// inJointConfig reports whether r's peers are in a joint configuration.
+func inJointConfig(r *pb.Region) bool {
+	for _, p := range r.GetPeers() {
+		if role := p.GetRole(); role == pb.PeerRole_INCOMING_VOTER || role == pb.PeerRole_DEMOTING_VOTER {
+			return true
+		}
+	}
+	return false
+}
+
+// Note writes a line into the run's trace.
+func (w *World) Note(format string, args ...any) { w.k.note(format, args...) }
 
 // Revive restarts a killed store from its disk.
 func (w *World) Revive(id uint64) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/multiraft/multiraft/core"
 	"github.com/multiraft/multiraft/core/buggify"
@@ -739,6 +740,30 @@ func (s *Store) Region(id uint64) (RegionStatus, bool) {
 		return RegionStatus{}, false
 	}
 	return p.status(), true
+}
+
+// MembershipChangePending reports whether the local peer of region id
+// holds in its log a membership change it has not applied (committed or
+// not), for observers: until every replica has applied it, replicas may
+// count different voters (raft takes a change into effect on apply). False
+// when no peer of the region is here.
+func (s *Store) MembershipChangePending(id uint64) bool {
+	p := s.peers[id]
+	if p == nil {
+		return false
+	}
+	last, _ := p.region.LastIndex()
+	ents, err := p.region.Entries(p.region.Applied()+1, last+1, math.MaxUint64)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		switch e.GetType() {
+		case raftpb.EntryType_EntryConfChange, raftpb.EntryType_EntryConfChangeV2:
+			return true
+		}
+	}
+	return false
 }
 
 // RaftTerm is the current raft term of the local peer of region id, for
