@@ -673,7 +673,7 @@ func killIdleLeaderAtEnd(s Scenario) Scenario {
 		p.At(p.Dur-5*time.Second, "kill an idle region's leader store for good", func(w *sim.World) {
 			regions := w.RegionIDs()
 			if s := w.LeaderStore(regions[3+p.R.Intn(len(regions)-3)]); s != 0 {
-				w.KillStore(s)
+				killWhenSurvivable(p, w, s, p.Dur-2*time.Second, nil)
 			}
 		})
 	}
@@ -1203,18 +1203,49 @@ func moveCrash() Scenario {
 	}
 }
 
+// killWhenSurvivable kills store id for good now or, while losing its disk
+// could leave a region without a leader for good (a membership change under
+// way, a voter down elsewhere: sim.World.KillHazard), as soon after as it no
+// longer could, looking again every killRetry; not at all past deadline.
+// killed, if set, is told how late the kill came.
+func killWhenSurvivable(p *sim.Planner, w *sim.World, id uint64, deadline time.Duration, killed func(w *sim.World, late time.Duration)) {
+	start, told := w.Now(), ""
+	var try func(w *sim.World)
+	try = func(w *sim.World) {
+		if why := w.KillHazard(id); why != "" {
+			if why != told {
+				w.Note("kill of store %d put off: %s", id, why)
+				told = why
+			}
+			if w.Now()+killRetry > deadline {
+				w.Note("store %d not killed: no time it was survivable before %v", id, deadline)
+				return
+			}
+			p.At(w.Now()+killRetry, "kill a store for good, put off", try)
+			return
+		}
+		w.KillStore(id)
+		if killed != nil {
+			killed(w, w.Now()-start)
+		}
+	}
+	try(w)
+}
+
 // storeDown kills a store for good: PD re-creates its replicas elsewhere;
 // the store comes back later and finds its peers removed.
 func storeDown() Scenario {
 	cfg := moveBase("store-down")
 	cfg.Faults = func(p *sim.Planner) {
 		joinAtStart(p)
-		var victim uint64
 		p.At(12*time.Second, "kill a store for good", func(w *sim.World) {
-			victim = uint64(1 + p.R.Intn(3))
-			w.KillStore(victim)
+			victim := uint64(1 + p.R.Intn(3))
+			// It returns at 45 s, or as much later as its death was put
+			// off: PD has its 10 s and the moves to replace it either way.
+			killWhenSurvivable(p, w, victim, 25*time.Second, func(w *sim.World, late time.Duration) {
+				p.At(45*time.Second+late, "the dead store returns", func(w *sim.World) { w.Revive(victim) })
+			})
 		})
-		p.At(45*time.Second, "the dead store returns", func(w *sim.World) { w.Revive(victim) })
 	}
 	return Scenario{
 		Name:        "store-down",
