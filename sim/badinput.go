@@ -219,7 +219,7 @@ func (p *probe) atLimitAnswer(from uint64, e probeExpect, resp *pb.KvResponse) {
 		p.w.violate(fmt.Sprintf("store %d refused a valid request as invalid (%s): %s", from, resp.GetRegionError().GetMessage(), e.what))
 	case resp.GetCas().GetSucceeded():
 		p.w.violate(fmt.Sprintf("store %d's cas of expected version %d succeeded: %s", from, uint64(neverVersion), e.what))
-	default:
+	case !e.repeat:
 		p.atLimitAnswered++
 	}
 }
@@ -283,14 +283,18 @@ func (p *probe) invalidAnswer(from uint64, e probeExpect, resp *pb.KvResponse) {
 	case re == nil:
 		p.w.violate(fmt.Sprintf("store %d served an invalid request it must refuse (InvalidRequest): %s", from, e.what))
 	case re.GetInvalidRequest() != nil && !re.GetInvalidRequest().GetClockDependent():
-		p.invalidRefused++
+		if !e.repeat {
+			p.invalidRefused++
+		}
 		if e.failed != nil {
 			op := *e.failed
 			op.Return = int64(p.w.k.now)
 			p.history = append(p.history, op)
 		}
 	case !e.strict || p.w.stores[from-1].gen != e.gen:
-		p.invalidRefused++ // a store that knew no regions, then or since
+		if !e.repeat {
+			p.invalidRefused++ // a store that knew no regions, then or since
+		}
 	default:
 		p.w.violate(fmt.Sprintf("store %d refused an invalid request with %q, not as invalid (InvalidRequest): %s", from, re.GetMessage(), e.what))
 	}

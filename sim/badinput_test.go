@@ -173,3 +173,47 @@ func TestAtLimitAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeJudgesEveryAnswer: a store may answer a probe's request more
+// than once (a duplicate or a late copy of it reaches the store again).
+// Every answer is judged: a refusal first and the request served after is a
+// violation, as the other way round. Counts and the history take the first.
+func TestProbeJudgesEveryAnswer(t *testing.T) {
+	w := newWorld(testConfig("answers"), 1, nil)
+	w.stores = []*storeNode{{w: w, id: 1, gen: 3}}
+	failed := &checker.Op{ClientID: ProbeNode, Kind: checker.OpPut, Key: "a000", Value: "v", Call: 5, Outcome: checker.OutcomeFailed}
+	invalid := &pb.RegionError{InvalidRequest: &pb.InvalidRequest{Reason: "too big"}}
+	notFound := &pb.RegionError{RegionNotFound: &pb.RegionNotFound{RegionId: 9}}
+	for _, c := range []struct {
+		name   string
+		e      probeExpect
+		refuse *pb.RegionError
+		count  func(p *probe) int
+	}{
+		{"misrouted", probeExpect{what: "get in unknown region"}, notFound, func(p *probe) int { return p.rejected }},
+		{"invalid", probeExpect{what: "a bad put", invalid: true, strict: true, gen: 3, failed: failed}, invalid, func(p *probe) int { return p.invalidRefused }},
+		{"at the limit", probeExpect{what: "a get at the limit", atLimit: true}, nil, func(p *probe) int { return p.atLimitAnswered }},
+	} {
+		w.violations = nil
+		p := &probe{w: w, expect: map[uint64]probeExpect{7: c.e}, answered: map[uint64]probeExpect{}, ops: map[uint64]probeOp{}}
+		answer := func(err *pb.RegionError) {
+			p.receive(pb.NewEnvelope(1, ProbeNode, &pb.KvResponse{RequestId: 7, RegionError: err}))
+		}
+		good, bad := c.refuse, (*pb.RegionError)(nil)
+		if c.e.atLimit {
+			good, bad = nil, invalid
+		}
+		answer(good)
+		answer(good)
+		if len(w.violations) != 0 || c.count(p) != 1 {
+			t.Errorf("%s: two right answers: violations %v, counted %d; want none, 1", c.name, w.violations, c.count(p))
+		}
+		if c.e.invalid && len(p.history) != 1 {
+			t.Errorf("%s: history %v, want the refused put once", c.name, p.history)
+		}
+		answer(bad)
+		if len(w.violations) != 1 {
+			t.Errorf("%s: a wrong answer after a right one: violations %v, want 1", c.name, w.violations)
+		}
+	}
+}

@@ -19,10 +19,14 @@ import (
 // refused as invalid and never applied (badinput.go). It also writes and
 // reads around deposed leaders (deposed.go).
 type probe struct {
-	w        *World
-	r        *rng.Rand
-	nextID   uint64
-	expect   map[uint64]probeExpect // request id -> what it tested
+	w      *World
+	r      *rng.Rand
+	nextID uint64
+	expect map[uint64]probeExpect // request id -> what it tested
+	// answered: the requests answered once, judged again on every later
+	// answer (a duplicate or late copy of the request reaches the store
+	// again): no copy may be served, whichever answer comes first.
+	answered map[uint64]probeExpect
 	sent     int
 	rejected int
 
@@ -53,13 +57,14 @@ type probeExpect struct {
 	strict  bool // sent to a bootstrapped store of incarnation gen
 	gen     int
 	failed  *checker.Op // a write of a workload key, for the history once refused
+	repeat  bool        // an answer after the first: judged, not counted
 }
 
 // unknownRegion is a region id PD never allocates in a simulation.
 const unknownRegion = 1 << 40
 
 func newProbe(w *World) *probe {
-	p := &probe{w: w, r: w.rs.work.Fork(), expect: map[uint64]probeExpect{}, badWrites: map[string]string{},
+	p := &probe{w: w, r: w.rs.work.Fork(), expect: map[uint64]probeExpect{}, answered: map[uint64]probeExpect{}, badWrites: map[string]string{},
 		ops: map[uint64]probeOp{}, deposedWrites: map[deposedKey]int{}, deposedReadsOf: map[deposedKey]int{}}
 	p.limits()
 	var tick func()
@@ -136,11 +141,16 @@ func (p *probe) receive(m *pb.Envelope) {
 	if resp == nil || p.probeAnswer(m.GetFrom(), resp) {
 		return
 	}
-	e, ok := p.expect[resp.GetRequestId()]
-	if !ok {
+	id := resp.GetRequestId()
+	e, first := p.expect[id]
+	if first {
+		delete(p.expect, id)
+		again := e
+		again.failed, again.repeat = nil, true // counted and kept in the history once
+		p.answered[id] = again
+	} else if e, first = p.answered[id]; !first {
 		return
 	}
-	delete(p.expect, resp.GetRequestId())
 	if e.invalid {
 		p.invalidAnswer(m.GetFrom(), e, resp)
 		return
@@ -153,7 +163,9 @@ func (p *probe) receive(m *pb.Envelope) {
 		p.w.violate(fmt.Sprintf("store %d served a request it must refuse: %s", m.GetFrom(), e.what))
 		return
 	}
-	p.rejected++
+	if !e.repeat {
+		p.rejected++
+	}
 }
 
 // checkNoGhostRegions verifies that no store created the probe's region.
