@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -236,10 +237,13 @@ type processWorker struct {
 	env     []string      // added to this process's environment
 	warn    io.Writer     // told when a process died between runs (nil: nobody)
 	timeout time.Duration // a run's wall-clock limit (0: none)
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	stdout  *bufio.Reader
-	stderr  *headTailBuffer
+	// afterFunc arms the limit (nil: time.AfterFunc; tests make it fire
+	// at a chosen moment).
+	afterFunc func(d time.Duration, f func()) interface{ Stop() bool }
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	stdout    *bufio.Reader
+	stderr    *headTailBuffer
 }
 
 // start starts the process.
@@ -294,12 +298,17 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 			got, err = w.stdout.ReadString('\n')
 		}
 		timedOut := stalled()
-		if err == nil && got == ack {
+		if err == nil && got == ack && !timedOut {
 			break
 		}
-		if err == nil { // a line, but not the acknowledgement
+		// Acknowledged as the limit fired: the process is killed, or being
+		// killed, and will never report; the run goes to a new one.
+		if err == nil && got != ack { // a line, but not the acknowledgement
 			w.kill()
 			return failed("the worker process answered %q, not %q%s", truncate(got, 200), ack, w.stderr.quoted())
+		}
+		if err == nil {
+			err = errors.New("acknowledged as the limit fired")
 		}
 		why := fmt.Sprintf("exit: %v", w.stop())
 		if timedOut {
@@ -352,7 +361,11 @@ func (w *processWorker) limit() (stalled func() bool) {
 		return func() bool { return false }
 	}
 	proc := w.cmd.Process
-	t := time.AfterFunc(w.timeout, func() { proc.Kill() })
+	after := w.afterFunc
+	if after == nil {
+		after = func(d time.Duration, f func()) interface{ Stop() bool } { return time.AfterFunc(d, f) }
+	}
+	t := after(w.timeout, func() { proc.Kill() })
 	// Stop fails when the limit has fired: the process is killed, or is
 	// being killed.
 	return func() bool { return !t.Stop() }

@@ -264,3 +264,35 @@ func TestServeRuns(t *testing.T) {
 		}
 	}
 }
+
+// firesAtStop is a limit that fires the moment it is disarmed, the first
+// time only: the process is killed just after it answered.
+type firesAtStop struct{ f func() }
+
+func (t firesAtStop) Stop() bool { t.f(); return false }
+
+// A worker's acknowledgement that arrives as the --run-timeout fires: the
+// limit kills the process, so it will never report. The run goes to a new
+// process (and passes) instead of failing as a process that died mid-run.
+func TestWorkerAcknowledgingAsTheLimitFires(t *testing.T) {
+	var warned strings.Builder
+	armed := 0
+	w := &processWorker{ctx: context.Background(), path: os.Args[0], env: []string{"MULTIRAFT_FAKE_WORKER=1"},
+		warn: &warned, timeout: time.Minute,
+		afterFunc: func(d time.Duration, f func()) interface{ Stop() bool } {
+			armed++
+			if armed == 1 {
+				return firesAtStop{f}
+			}
+			return time.AfterFunc(d, f)
+		}}
+	defer w.close()
+	var rep *sim.Report
+	within(t, time.Minute, "a run acknowledged as its limit fired", func() { rep = w.run("static", 4) })
+	if !rep.OK || rep.Seed != 4 {
+		t.Fatalf("the run: %+v; want it passed, by a new process", rep)
+	}
+	if !strings.Contains(warned.String(), "no acknowledgement within the --run-timeout") {
+		t.Errorf("the killed process was not told: %q", warned.String())
+	}
+}
