@@ -84,12 +84,22 @@ var planCoverage = []struct {
 		cfg := s.Config
 		cfg.Duration = 20 * time.Second
 		cfg.Buggify = sim.Buggify{Off: true}
+		cfg.PD.DisableBalanceLeader = true // the plan places the leaders
 		cfg.Faults = func(p *sim.Planner) {
 			var leader uint64
 			var followers []uint64
 			// Both followers of a region's leader crash: it takes writes
 			// it cannot commit; it crashes, restarts first, and wins the
 			// vote of the first follower back (its log is the longest).
+			// The other region's leadership goes to the same store first:
+			// clients waiting on a leader that crashed (attempt timeouts)
+			// would send the store nothing in the window.
+			p.At(4*time.Second, "one leader for every region", func(w *sim.World) {
+				ids := w.RegionIDs()
+				for _, r := range ids[1:] {
+					w.TransferLeaderTo(r, w.LeaderStore(ids[0]))
+				}
+			})
 			p.At(5*time.Second, "crash a leader's followers", func(w *sim.World) {
 				leader = w.LeaderStore(w.RegionIDs()[0])
 				followers = others(w.StoreIDs(), leader)
