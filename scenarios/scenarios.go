@@ -1084,7 +1084,7 @@ func movePartition() Scenario {
 			heal(w, time.Duration(1000+p.R.Intn(4000))*time.Millisecond)
 		})
 		p.OnMembershipChanged(func(w *sim.World, store uint64, region *pb.Region) {
-			if busy || w.Now() > p.Dur-8*time.Second || !inJoint(region) || p.R.Intn(2) != 0 {
+			if busy || w.Now() > p.Dur-8*time.Second || !region.InJointConfig() || p.R.Intn(2) != 0 {
 				return
 			}
 			busy = true
@@ -1106,15 +1106,6 @@ func movePartition() Scenario {
 		Description: "moves under partitions: the learner or the leader cut off while a snapshot streams, the stores split in two while a group is joint (quorum may be lost mid-move); 0.5% loss, 1% duplication",
 		Config:      cfg,
 	}
-}
-
-func inJoint(r *pb.Region) bool {
-	for _, p := range r.GetPeers() {
-		if p.GetRole() == pb.PeerRole_INCOMING_VOTER || p.GetRole() == pb.PeerRole_DEMOTING_VOTER {
-			return true
-		}
-	}
-	return false
 }
 
 // moveLeaderChange moves replicas away from their leaders' stores and

@@ -372,7 +372,7 @@ func TestSwarmKillWaitsForTheReplicasToAgreeOnTheirMembership(t *testing.T) {
 	cfg.Faults = func(p *sim.Planner) {
 		joinAtStart(p)
 		p.OnMembershipChanged(func(w *sim.World, store uint64, r *pb.Region) {
-			if k != nil || w.Now() > 20*time.Second || !inJoint(r) {
+			if k != nil || w.Now() > 20*time.Second || !r.InJointConfig() {
 				return
 			}
 			for _, pr := range r.GetPeers() {

@@ -534,7 +534,7 @@ func (w *World) KillHazard(id uint64) string {
 			switch {
 			case first != 0 && cv != confVer:
 				return fmt.Sprintf("region %d: voter %d is at conf_ver %d, voter %d at %d", rid, first, confVer, pid, cv)
-			case inJointConfig(r.st.Region):
+			case r.st.Region.InJointConfig():
 				return fmt.Sprintf("region %d: voter %d is in a joint configuration", rid, pid)
 			case r.pending:
 				return fmt.Sprintf("region %d: voter %d has a membership change in its log not yet applied", rid, pid)
@@ -548,16 +548,6 @@ func (w *World) KillHazard(id uint64) string {
 		}
 	}
 	return ""
-}
-
-// inJointConfig reports whether r's peers are in a joint configuration.
-func inJointConfig(r *pb.Region) bool {
-	for _, p := range r.GetPeers() {
-		if role := p.GetRole(); role == pb.PeerRole_INCOMING_VOTER || role == pb.PeerRole_DEMOTING_VOTER {
-			return true
-		}
-	}
-	return false
 }
 
 // Note writes a line into the run's trace.

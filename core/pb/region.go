@@ -62,6 +62,17 @@ func (r *Region) PeerByID(id uint64) *Peer {
 // whose epoch version is 0 is a placeholder peer's: it waits for a snapshot.
 func (r *Region) Initialized() bool { return r.GetEpoch().GetVersion() > 0 }
 
+// InJointConfig reports whether the region is in a joint configuration:
+// some peer is an incoming or a demoting voter (raft leaves it on its own).
+func (r *Region) InJointConfig() bool {
+	for _, p := range r.GetPeers() {
+		if role := p.GetRole(); role == PeerRole_INCOMING_VOTER || role == PeerRole_DEMOTING_VOTER {
+			return true
+		}
+	}
+	return false
+}
+
 // RangeString renders the region's range as ["start","end") with keys
 // quoted, or ["start",+inf) for an unbounded end.
 func (r *Region) RangeString() string { return FormatRange(r.GetStartKey(), r.GetEndKey()) }

@@ -108,7 +108,7 @@ func (p *PD) regionForOrder(region uint64) (*entry, error) {
 	if op := p.ops[region]; op != nil {
 		return nil, fmt.Errorf("pd: region %d is busy with %s", region, op.describe())
 	}
-	if inJoint(e.region) {
+	if e.region.InJointConfig() {
 		return nil, fmt.Errorf("pd: region %d is in a joint configuration", region)
 	}
 	return e, nil

@@ -163,7 +163,7 @@ func (p *PD) pickToLead(src, dst uint64) *entry {
 	for _, id := range p.regionIDs() {
 		e := p.view.known(id)
 		r := e.region
-		if p.ops[id] != nil || inJoint(r) || e.leader.GetStoreId() != src || r.PeerByID(e.leader.GetId()) == nil {
+		if p.ops[id] != nil || r.InJointConfig() || e.leader.GetStoreId() != src || r.PeerByID(e.leader.GetId()) == nil {
 			continue
 		}
 		v := r.PeerOnStore(dst)

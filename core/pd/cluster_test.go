@@ -180,7 +180,7 @@ func (c *cluster) split(id uint64, key string) *fakeRegion {
 // regionRound is one round of one region.
 func (c *cluster) regionRound(fr *fakeRegion) {
 	c.t.Helper()
-	if inJoint(fr.r) { // raft leaves the joint configuration on its own
+	if fr.r.InJointConfig() { // raft leaves the joint configuration on its own
 		for _, p := range fr.r.Peers {
 			switch p.Role {
 			case pb.PeerRole_INCOMING_VOTER:

@@ -50,7 +50,7 @@ func (p *PD) decommission() {
 // is ordered only when the new voters keep a reachable quorum.
 func (p *PD) evacuate(e *entry, sid uint64) bool {
 	r := e.region
-	if p.ops[r.GetId()] != nil || inJoint(r) || !p.quorate(votersOf(r), p.health[r.GetId()]) {
+	if p.ops[r.GetId()] != nil || r.InJointConfig() || !p.quorate(votersOf(r), p.health[r.GetId()]) {
 		return false
 	}
 	peer := r.PeerOnStore(sid)

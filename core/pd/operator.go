@@ -226,17 +226,6 @@ func voters(r *pb.Region) int {
 	return n
 }
 
-// inJoint reports whether the region is in a joint configuration (some peer
-// is an incoming or a demoting voter). Raft leaves it on its own.
-func inJoint(r *pb.Region) bool {
-	for _, peer := range r.GetPeers() {
-		if role := peer.GetRole(); role == pb.PeerRole_INCOMING_VOTER || role == pb.PeerRole_DEMOTING_VOTER {
-			return true
-		}
-	}
-	return false
-}
-
 // status tells whether step s is done in region state r with the given
 // leader and health, or why the operator cannot go on (fail != "").
 func (s step) status(r *pb.Region, leader *pb.Peer, h *health) (done bool, fail string) {
@@ -275,7 +264,7 @@ func (s step) status(r *pb.Region, leader *pb.Peer, h *health) (done bool, fail 
 		switch {
 		case in == nil:
 			return false, fmt.Sprintf("learner %d left the region", s.peer.GetId())
-		case inJoint(r):
+		case r.InJointConfig():
 			return false, ""
 		case in.GetRole() == pb.PeerRole_VOTER && (out == nil || out.GetRole() == pb.PeerRole_LEARNER):
 			return true, ""

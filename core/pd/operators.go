@@ -151,7 +151,7 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 	// its removal would leave no reachable quorum, the choice is stale:
 	// cancel, and let the checker choose again (or wait) rather than hold
 	// the region to it.
-	if out := op.steps[len(op.steps)-1].peer; op.kind == OpRemoveReplica && !inJoint(r) {
+	if out := op.steps[len(op.steps)-1].peer; op.kind == OpRemoveReplica && !r.InJointConfig() {
 		if v := r.PeerByID(out.GetId()); v != nil {
 			var why string
 			switch {
@@ -186,7 +186,7 @@ func (p *PD) advance(op *operator, e *entry) *pb.RegionOrder {
 // leaving a joint configuration, or no peer can take the leadership.
 func (p *PD) stepOrder(s step, e *entry, h *health) *pb.RegionOrder {
 	r, leader := e.region, e.leader
-	if inJoint(r) {
+	if r.InJointConfig() {
 		return nil
 	}
 	change := func(changes ...*pb.PeerChange) *pb.RegionOrder {

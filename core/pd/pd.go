@@ -181,7 +181,7 @@ func (p *PD) allocSplit(r *pb.Region) (regionID uint64, peerIDs []uint64) {
 	b.version++
 	p.bounds[r.GetId()] = b
 	confVer := r.GetEpoch().GetConfVer()
-	if inJoint(r) {
+	if r.InJointConfig() {
 		confVer++
 	}
 	p.bounds[regionID] = bound{version: r.GetEpoch().GetVersion() + 1, confVer: confVer}

@@ -41,7 +41,7 @@ func (p *PD) checkReplicas() {
 // either: no change can commit, and none could restore its quorum.
 func (p *PD) repair(e *entry) bool {
 	r := e.region
-	if inJoint(r) {
+	if r.InJointConfig() {
 		return false
 	}
 	h := p.health[r.GetId()]

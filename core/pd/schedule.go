@@ -106,7 +106,7 @@ func (p *PD) dead(peer *pb.Peer, h *health) bool {
 func (p *PD) movable(e *entry, src, dst uint64) bool {
 	r := e.region
 	switch {
-	case p.ops[r.GetId()] != nil, inJoint(r), e.leader == nil, r.PeerOnStore(dst) != nil:
+	case p.ops[r.GetId()] != nil, r.InJointConfig(), e.leader == nil, r.PeerOnStore(dst) != nil:
 		return false
 	case r.PeerOnStore(src) == nil || r.PeerOnStore(src).GetRole() != pb.PeerRole_VOTER:
 		return false

@@ -115,7 +115,7 @@ func (p *peer) applyCommand(cmd *pb.RaftCommand, e *raftpb.Entry) (*pb.KvRespons
 		return resp, nil, nil
 	}
 	if split := cmd.GetSplit(); split != nil {
-		if inJoint(meta) {
+		if meta.InJointConfig() {
 			// Every replica refuses the same way: a new region cannot be
 			// born in the middle of a membership change.
 			p.s.log.Info("split skipped: region is in a joint configuration", "region", p.regionID(), "index", e.GetIndex())

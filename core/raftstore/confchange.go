@@ -30,7 +30,7 @@ import (
 // demotion together (a joint change that raft leaves on its own); never
 // while the region is in a joint configuration.
 func confChangeFor(meta *pb.Region, cp *pb.ChangePeers) (*raftpb.ConfChangeV2, error) {
-	if inJoint(meta) {
+	if meta.InJointConfig() {
 		return nil, fmt.Errorf("region %d is in a joint configuration", meta.GetId())
 	}
 	changes := cp.GetChanges()
@@ -124,16 +124,6 @@ func checkConfChange(cs *raftpb.ConfState, cc *raftpb.ConfChangeV2, lastIndex ui
 	return err
 }
 
-// inJoint reports whether the region is in a joint configuration.
-func inJoint(meta *pb.Region) bool {
-	for _, p := range meta.GetPeers() {
-		if r := p.GetRole(); r == pb.PeerRole_INCOMING_VOTER || r == pb.PeerRole_DEMOTING_VOTER {
-			return true
-		}
-	}
-	return false
-}
-
 // membershipAfter is the region's meta once raft's membership is cs: every
 // peer cs names, with its role, its store taken from the old meta or from
 // the change that added it, in the old order with new peers last; conf_ver
@@ -206,10 +196,10 @@ func (p *peer) applyConfChange(e *raftpb.Entry) (applyResult, error) {
 	meta := p.region.Meta()
 	var cp *pb.ChangePeers
 	if cc.LeaveJoint() {
-		if inJoint(meta) && p.s.bug.Fire(buggify.LeaveJointCrash) {
+		if meta.InJointConfig() && p.s.bug.Fire(buggify.LeaveJointCrash) {
 			return nil, buggify.Crash(buggify.LeaveJointCrash) // about to leave the joint configuration
 		}
-		if !inJoint(meta) {
+		if !meta.InJointConfig() {
 			return p.skipConfChange(e, "leave-joint outside a joint configuration")
 		}
 	} else {

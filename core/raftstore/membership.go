@@ -50,7 +50,7 @@ func (s *Store) onMembershipChanged(p *peer, r *membershipChanged) bool {
 		for _, gone := range r.removed {
 			s.sendGCNotice(p, gone)
 		}
-		if inJoint(r.meta) && s.bug.Fire(buggify.JointTransfer) {
+		if r.meta.InJointConfig() && s.bug.Fire(buggify.JointTransfer) {
 			p.transferAway() // the next leader must take the group out of the joint configuration
 		}
 	}

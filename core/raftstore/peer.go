@@ -139,7 +139,7 @@ func (p *peer) onTick(now time.Time) {
 // one while a membership change is pending (it appends an empty entry
 // instead), so a repeat changes nothing.
 func (p *peer) maybeLeaveJoint(now time.Time) {
-	if !inJoint(p.region.Meta()) {
+	if !p.region.Meta().InJointConfig() {
 		p.jointSince = time.Time{}
 		return
 	}

@@ -96,7 +96,7 @@ func (p *peer) maybeGoQuiet(now time.Time) {
 // waiting here, and every peer holding, and every entry applied, all of the
 // log.
 func (p *peer) idle() bool {
-	if !p.leading || len(p.proposals) > 0 || len(p.reads) > 0 || len(p.batches) > 0 || inJoint(p.region.Meta()) {
+	if !p.leading || len(p.proposals) > 0 || len(p.reads) > 0 || len(p.batches) > 0 || p.region.Meta().InJointConfig() {
 		return false
 	}
 	if thr := p.s.cfg.SplitThreshold; thr > 0 && p.region.Data().Bytes() >= thr {
