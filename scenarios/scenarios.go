@@ -485,16 +485,10 @@ func pdBehindSplit() Scenario {
 						followers = append(followers, o)
 					}
 				}
-				var keys [][]byte
-				for i := 0; i < cfg.Workload.Keys; i++ {
-					if k := []byte(sim.KeyName(i)); w.RegionOf(k) == id {
-						keys = append(keys, k)
-					}
-				}
+				keys := workloadKeysIn(w, cfg.Workload.Keys, id)
 				if len(followers) == 0 || len(keys) < 2 {
 					return
 				}
-				slices.SortFunc(keys, bytes.Compare)
 				region, cut, slowed = id, followers[p.R.Intn(len(followers))], false
 				w.RequestSplit(keys[len(keys)/2])
 			})
@@ -827,17 +821,10 @@ func split() Scenario {
 		// inside the remaining half its key lies.
 		for _, t := range []time.Duration{10 * time.Second, 30 * time.Second, 50 * time.Second} {
 			p.At(t, "two splits at once", func(w *sim.World) {
-				var keys [][]byte
-				region := w.RegionOf([]byte(sim.KeyName(p.R.Intn(160))))
-				for i := 0; i < 160; i++ {
-					if k := []byte(sim.KeyName(i)); w.RegionOf(k) == region {
-						keys = append(keys, k)
-					}
-				}
+				keys := workloadKeysIn(w, 160, w.RegionOf([]byte(sim.KeyName(p.R.Intn(160)))))
 				if len(keys) < 8 {
 					return
 				}
-				slices.SortFunc(keys, bytes.Compare)
 				w.RequestSplit(keys[len(keys)*2/3])
 				w.RequestSplit(keys[len(keys)/3])
 			})
@@ -1221,6 +1208,19 @@ func killWhenSurvivable(p *sim.Planner, w *sim.World, id uint64, deadline time.D
 		}
 	}
 	try(w)
+}
+
+// workloadKeysIn returns, sorted, the keys of a workload of n keys that
+// region holds now.
+func workloadKeysIn(w *sim.World, n int, region uint64) [][]byte {
+	var keys [][]byte
+	for i := 0; i < n; i++ {
+		if k := []byte(sim.KeyName(i)); w.RegionOf(k) == region {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	return keys
 }
 
 // storeDown kills a store for good: PD re-creates its replicas elsewhere;
