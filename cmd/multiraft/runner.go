@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -301,26 +300,25 @@ func (w *processWorker) run(name string, seed uint64) *sim.Report {
 		if err == nil && got == ack && !timedOut {
 			break
 		}
-		// Acknowledged as the limit fired: the process is killed, or being
-		// killed, and will never report; the run goes to a new one.
-		if err == nil && got != ack { // a line, but not the acknowledgement
+		if err == nil && !timedOut { // a line, but not the acknowledgement
 			w.kill()
 			return failed("the worker process answered %q, not %q%s", truncate(got, 200), ack, w.stderr.quoted())
 		}
-		if err == nil {
-			err = errors.New("acknowledged as the limit fired")
-		}
-		why := fmt.Sprintf("exit: %v", w.stop())
+		// It died before it took the run (after the last one), or did not
+		// take it within the limit and is killed (whatever it answered as
+		// the limit fired): the run goes to a new process, once, and
+		// whoever runs the sweep is told.
+		cause, what := fmt.Sprint(err), "died between two runs"
 		if timedOut {
-			why = fmt.Sprintf("no acknowledgement within the --run-timeout of %v: killed; %s", w.timeout, why)
+			cause = fmt.Sprintf("no acknowledgement within the --run-timeout of %v: killed", w.timeout)
+			what = "gave " + cause
 		}
+		exit := w.stop()
 		if attempt > 0 {
-			return failed("a new worker process died before it started the run (%v; %s)%s", err, why, w.stderr.quoted())
+			return failed("a new worker process died before it started the run (%s; exit: %v)%s", cause, exit, w.stderr.quoted())
 		}
-		// It died before it took the run (after the last one): the run
-		// goes to a new process, and whoever runs the sweep is told.
 		if w.warn != nil {
-			fmt.Fprintf(w.warn, "multiraft sim: a worker process died between two runs (%s)%s; the runs go on in a new one\n", why, w.stderr.quoted())
+			fmt.Fprintf(w.warn, "multiraft sim: a worker process %s (exit: %v)%s; the runs go on in a new one\n", what, exit, w.stderr.quoted())
 		}
 	}
 	start := time.Now()
