@@ -174,36 +174,23 @@ func (t transport) Send(env *pb.Envelope) {
 	}
 	sum := xxhash.Sum64(buf)
 	to := env.To
+	copied, _ := pb.WireCopy(env)
+	var data []byte // the bytes, kept for a receiver that decodes them
+	if copied == nil || t.w.cfg.CheckWireCopies {
+		data = bytes.Clone(buf)
+	}
+	msg := wireMsg{m: copied, data: data, sum: sum, size: size}
 	if t.w.cfg.BatchRaft && env.GetRaft() != nil && t.w.isStore(t.from) && t.w.isStore(to) {
-		t.w.queueRaft(t.from, to, t.w.wireMsg(env, buf, sum))
+		t.w.queueRaft(t.from, to, msg)
 		return
 	}
-	// The copy is made once the network has decided the message's fate (it
-	// draws nothing for it, and nothing runs in between): a message lost or
-	// cut off by a partition is not copied at all.
-	var msg wireMsg
 	for i, d := range t.w.net.Route(t.w.k.now, t.from, to, size) {
-		if i == 0 {
-			msg = t.w.wireMsg(env, buf, sum)
-		}
 		x := msg
 		if i > 0 {
 			x = msg.again()
 		}
 		*t.w.k.schedule(d) = event{kind: evDeliver, from: t.from, to: to, msg: x}
 	}
-}
-
-// wireMsg is what the network carries for env, whose encoding is buf (the
-// world's scratch buffer) with hash sum: a copy of env as decoding buf would
-// give it, and buf itself only for a receiver that must decode it.
-func (w *World) wireMsg(env *pb.Envelope, buf []byte, sum uint64) wireMsg {
-	copied, _ := pb.WireCopy(env)
-	var data []byte // the bytes, kept for a receiver that decodes them
-	if copied == nil || w.cfg.CheckWireCopies {
-		data = bytes.Clone(buf)
-	}
-	return wireMsg{m: copied, data: data, sum: sum, size: len(buf)}
 }
 
 // runEvent runs one of the world's frequent events (see event).
