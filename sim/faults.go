@@ -455,9 +455,8 @@ func (w *World) KillStore(id uint64) {
 // cannot be looked at: a kill waits for it too.
 func (w *World) KillHazard(id uint64) string {
 	type replica struct {
-		store   uint64
-		st      raftstore.RegionStatus
-		pending bool
+		store uint64
+		st    raftstore.RegionStatus
 	}
 	replicas := map[uint64][]replica{}
 	var regions []uint64
@@ -470,7 +469,7 @@ func (w *World) KillHazard(id uint64) string {
 			if len(replicas[rid]) == 0 {
 				regions = append(regions, rid)
 			}
-			replicas[rid] = append(replicas[rid], replica{store: n.id, st: rs, pending: n.st.MembershipChangePending(rid)})
+			replicas[rid] = append(replicas[rid], replica{store: n.id, st: rs})
 		}
 	}
 	// A region no live store holds is known from PD's view.
@@ -536,7 +535,7 @@ func (w *World) KillHazard(id uint64) string {
 				return fmt.Sprintf("region %d: voter %d is at conf_ver %d, voter %d at %d", rid, first, confVer, pid, cv)
 			case r.st.Region.InJointConfig():
 				return fmt.Sprintf("region %d: voter %d is in a joint configuration", rid, pid)
-			case r.pending:
+			case w.stores[store-1].st.MembershipChangePending(rid): // a pass over the log: asked last
 				return fmt.Sprintf("region %d: voter %d has a membership change in its log not yet applied", rid, pid)
 			}
 			if first == 0 {
