@@ -212,16 +212,18 @@ func (p *probe) fireAtLimit(r *pb.Region, store uint64, k []byte) {
 const neverVersion = 1 << 62
 
 // atLimitAnswer judges a store's answer to a valid request at the limits:
-// anything but InvalidRequest, and no cas that succeeded.
-func (p *probe) atLimitAnswer(from uint64, e probeExpect, resp *pb.KvResponse) {
+// anything but InvalidRequest, and no cas that succeeded. It reports
+// whether the answer was right.
+func (p *probe) atLimitAnswer(from uint64, e probeExpect, resp *pb.KvResponse) bool {
 	switch {
 	case resp.GetRegionError().GetInvalidRequest() != nil:
 		p.w.violate(fmt.Sprintf("store %d refused a valid request as invalid (%s): %s", from, resp.GetRegionError().GetMessage(), e.what))
 	case resp.GetCas().GetSucceeded():
 		p.w.violate(fmt.Sprintf("store %d's cas of expected version %d succeeded: %s", from, uint64(neverVersion), e.what))
-	case !e.repeat:
-		p.atLimitAnswered++
+	default:
+		return true
 	}
+	return false
 }
 
 // keyOf picks a key of region r: one the workload uses when r holds any,
@@ -276,28 +278,26 @@ func (p *probe) sendInvalid(r *pb.Region, store uint64, what string, req *pb.KvR
 	p.send(store, e, req)
 }
 
-// invalidAnswer judges a store's answer to an invalid request.
-func (p *probe) invalidAnswer(from uint64, e probeExpect, resp *pb.KvResponse) {
+// invalidAnswer judges a store's answer to an invalid request and reports
+// whether it was a refusal.
+func (p *probe) invalidAnswer(from uint64, e probeExpect, resp *pb.KvResponse) bool {
 	re := resp.GetRegionError()
 	switch {
 	case re == nil:
 		p.w.violate(fmt.Sprintf("store %d served an invalid request it must refuse (InvalidRequest): %s", from, e.what))
 	case re.GetInvalidRequest() != nil && !re.GetInvalidRequest().GetClockDependent():
-		if !e.repeat {
-			p.invalidRefused++
-		}
 		if e.failed != nil {
 			op := *e.failed
 			op.Return = int64(p.w.k.now)
 			p.history = append(p.history, op)
 		}
+		return true
 	case !e.strict || p.w.stores[from-1].gen != e.gen:
-		if !e.repeat {
-			p.invalidRefused++ // a store that knew no regions, then or since
-		}
+		return true // a store that knew no regions, then or since
 	default:
 		p.w.violate(fmt.Sprintf("store %d refused an invalid request with %q, not as invalid (InvalidRequest): %s", from, re.GetMessage(), e.what))
 	}
+	return false
 }
 
 // writeApplied is called when a replica on store executes a write of

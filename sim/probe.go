@@ -57,7 +57,6 @@ type probeExpect struct {
 	strict  bool // sent to a bootstrapped store of incarnation gen
 	gen     int
 	failed  *checker.Op // a write of a workload key, for the history once refused
-	repeat  bool        // an answer after the first: judged, not counted
 }
 
 // unknownRegion is a region id PD never allocates in a simulation.
@@ -142,28 +141,30 @@ func (p *probe) receive(m *pb.Envelope) {
 		return
 	}
 	id := resp.GetRequestId()
+	var ok bool
 	e, first := p.expect[id]
 	if first {
 		delete(p.expect, id)
 		again := e
-		again.failed, again.repeat = nil, true // counted and kept in the history once
+		again.failed = nil // the history takes the first refusal
 		p.answered[id] = again
-	} else if e, first = p.answered[id]; !first {
+	} else if e, ok = p.answered[id]; !ok {
 		return
 	}
-	if e.invalid {
-		p.invalidAnswer(m.GetFrom(), e, resp)
-		return
-	}
-	if e.atLimit {
-		p.atLimitAnswer(m.GetFrom(), e, resp)
-		return
-	}
-	if resp.GetRegionError() == nil {
-		p.w.violate(fmt.Sprintf("store %d served a request it must refuse: %s", m.GetFrom(), e.what))
-		return
-	}
-	if !e.repeat {
+	// Every answer is judged; the counts take the first.
+	from := m.GetFrom()
+	switch {
+	case e.invalid:
+		if p.invalidAnswer(from, e, resp) && first {
+			p.invalidRefused++
+		}
+	case e.atLimit:
+		if p.atLimitAnswer(from, e, resp) && first {
+			p.atLimitAnswered++
+		}
+	case resp.GetRegionError() == nil:
+		p.w.violate(fmt.Sprintf("store %d served a request it must refuse: %s", from, e.what))
+	case first:
 		p.rejected++
 	}
 }
