@@ -1184,20 +1184,22 @@ func moveCrash() Scenario {
 // killWhenSurvivable kills store id for good now or, while losing its disk
 // could leave a region without a leader for good (a membership change under
 // way, a voter down elsewhere: sim.World.KillHazard), as soon after as it no
-// longer could, looking again every killRetry; not at all past deadline.
+// longer could, looking again every killRetry; not at all from deadline on.
 // killed, if set, is told how late the kill came.
 func killWhenSurvivable(p *sim.Planner, w *sim.World, id uint64, deadline time.Duration, killed func(w *sim.World, late time.Duration)) {
 	start, told := w.Now(), ""
 	var try func(w *sim.World)
 	try = func(w *sim.World) {
+		if w.Now() >= deadline {
+			if w.Now() > start { // put off until too late
+				w.Note("store %d not killed: no time it was survivable before %v", id, deadline)
+			}
+			return
+		}
 		if why := w.KillHazard(id); why != "" {
 			if why != told {
 				w.Note("kill of store %d put off: %s", id, why)
 				told = why
-			}
-			if w.Now()+killRetry > deadline {
-				w.Note("store %d not killed: no time it was survivable before %v", id, deadline)
-				return
 			}
 			p.At(w.Now()+killRetry, "kill a store for good, put off", try)
 			return

@@ -551,41 +551,25 @@ func (m *Mix) plan(p *sim.Planner) {
 const killRetry = 100 * time.Millisecond
 
 // planKill kills store k.Store for good at k.At or, while losing its disk
-// could leave a region without a leader for good (a membership change
-// under way: sim.World.KillHazard), as soon after as it no longer could;
-// not at all if that is too late for PD to replace it. A kill put off
+// could leave a region without a leader for good, as soon after as it no
+// longer could (killWhenSurvivable); not at all if that is too late for PD
+// to replace it (it needs MaxStoreDownTime and the moves). A kill put off
 // brings its revival (if any) as much later.
 func planKill(p *sim.Planner, k *kill) {
-	retried, told := false, ""
-	var try func(w *sim.World)
-	try = func(w *sim.World) {
-		// PD needs MaxStoreDownTime and the moves to replace it.
-		if w.Now() >= p.Dur-30*time.Second {
-			if retried {
-				w.Note("store %d not killed: no time it was survivable before %v", k.Store, p.Dur-30*time.Second)
+	putOff := false
+	p.At(k.At, "kill a store for good", func(w *sim.World) {
+		killWhenSurvivable(p, w, k.Store, p.Dur-30*time.Second, func(w *sim.World, late time.Duration) {
+			putOff = late > 0
+			if putOff && k.Revive > 0 {
+				if at := w.Now() + k.Revive - k.At; at <= p.Dur-5*time.Second {
+					p.At(at, "the killed store returns", func(w *sim.World) { w.Revive(k.Store) })
+				}
 			}
-			return
-		}
-		if why := w.KillHazard(k.Store); why != "" {
-			if why != told {
-				w.Note("kill of store %d put off: %s", k.Store, why)
-				told = why
-			}
-			retried = true
-			p.At(w.Now()+killRetry, "kill a store for good, put off", try)
-			return
-		}
-		w.KillStore(k.Store)
-		if retried && k.Revive > 0 {
-			if at := w.Now() + k.Revive - k.At; at <= p.Dur-5*time.Second {
-				p.At(at, "the killed store returns", func(w *sim.World) { w.Revive(k.Store) })
-			}
-		}
-	}
-	p.At(k.At, "kill a store for good", try)
+		})
+	})
 	if k.Revive > 0 {
 		p.At(k.Revive, "the killed store returns", func(w *sim.World) {
-			if !retried { // else the kill plans its own
+			if !putOff { // else the kill plans its own
 				w.Revive(k.Store)
 			}
 		})
