@@ -1181,6 +1181,10 @@ func moveCrash() Scenario {
 	}
 }
 
+// killRetry is how long a kill waits before it looks again at a world in
+// which losing the store is not survivable yet (sim.World.KillHazard).
+const killRetry = 100 * time.Millisecond
+
 // killWhenSurvivable kills store id for good now or, while losing its disk
 // could leave a region without a leader for good (a membership change under
 // way, a voter down elsewhere: sim.World.KillHazard), as soon after as it no

@@ -546,10 +546,6 @@ func (m *Mix) plan(p *sim.Planner) {
 	}
 }
 
-// killRetry is how long a kill waits before it looks again at a world in
-// which losing the store is not survivable yet (sim.World.KillHazard).
-const killRetry = 100 * time.Millisecond
-
 // planKill kills store k.Store for good at k.At or, while losing its disk
 // could leave a region without a leader for good, as soon after as it no
 // longer could (killWhenSurvivable); not at all if that is too late for PD
