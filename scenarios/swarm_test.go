@@ -412,11 +412,3 @@ func TestSwarmKillWaitsForTheReplicasToAgreeOnTheirMembership(t *testing.T) {
 	}
 	t.Logf("kill of s%d due at %v, put off to %v; revived at %v", k.Store, k.At, killed.At, revived.At)
 }
-
-// The seed itself: at 25.275 s the kill of store 3 is put off until region
-// 5's replicas agree on its membership (25.875 s), and the region elects.
-func TestSwarmSeed1510KillsOnlyWhatTheRegionsSurvive(t *testing.T) {
-	if rep := sim.Run(swarm().Config, 1510, nil); !rep.OK {
-		t.Fatalf("seed 1510: %s\n  mix: %s", rep.Violation, rep.Mix)
-	}
-}
