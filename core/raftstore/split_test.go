@@ -1223,7 +1223,7 @@ func TestSplitInAJointConfigurationIsSkipped(t *testing.T) {
 			}
 		},
 		SplitProposed: func(uint64) {
-			proposedJoint = append(proposedJoint, joint(c.meta(leader, 1)))
+			proposedJoint = append(proposedJoint, c.meta(leader, 1).InJointConfig())
 		},
 	})
 	c.order(1, change(pb.ChangeType_PROMOTE_LEARNER, 1000, 4), change(pb.ChangeType_DEMOTE_VOTER, meta.PeerOnStore(source).GetId(), source))
@@ -1233,7 +1233,7 @@ func TestSplitInAJointConfigurationIsSkipped(t *testing.T) {
 	for i := 0; i < c.cfg.ElectionTicks+2; i++ {
 		c.step()
 	}
-	if l, _ := c.leaderOf(1); l != leader || !joint(c.meta(leader, 1)) {
+	if l, _ := c.leaderOf(1); l != leader || !c.meta(leader, 1).InJointConfig() {
 		t.Fatalf("want store %d leading region 1, joint; got leader %d, %s", leader, l, describePeers(c.meta(leader, 1)))
 	}
 	applied := c.region(leader, 1).Applied
@@ -1269,13 +1269,13 @@ func TestSplitInAJointConfigurationIsSkipped(t *testing.T) {
 			t.Fatalf("store %d split region 1 in its joint configuration: now %v, %d splits", id, r, c.store(id).Stats().Splits)
 		}
 	}
-	if !joint(c.meta(leader, 1)) || c.region(leader, 1).Applied <= applied {
+	if !c.meta(leader, 1).InJointConfig() || c.region(leader, 1).Applied <= applied {
 		t.Fatalf("the split was not applied, or not while region 1 was joint (joint now: %v, applied %d, was %d)",
-			joint(c.meta(leader, 1)), c.region(leader, 1).Applied, applied)
+			c.meta(leader, 1).InJointConfig(), c.region(leader, 1).Applied, applied)
 	}
 	// Out of the joint configuration, the region splits as usual.
 	c.filter = nil
-	c.waitFor(100, "region 1 to leave its joint configuration", func() bool { return !joint(c.meta(leader, 1)) })
+	c.waitFor(100, "region 1 to leave its joint configuration", func() bool { return !c.meta(leader, 1).InJointConfig() })
 	c.store(leader).SetHooks(raftstore.Hooks{})
 	l := c.waitLeader(1)
 	ask = nil
@@ -1298,14 +1298,4 @@ func TestSplitInAJointConfigurationIsSkipped(t *testing.T) {
 	}
 	c.net.Send(pb.NewEnvelope(pdNode, l, &pb.AskSplitResponse{RequestId: ask.GetRequestId(), NewRegionId: newID + 10, NewPeerIds: peerIDs}))
 	c.waitFor(100, "the split out of the joint configuration", func() bool { return c.splitSeen(1, "", "k15", "", 1, 2, 3, 4) == newID+10 })
-}
-
-// joint reports whether r lists a peer on its way in or out of the voters.
-func joint(r *pb.Region) bool {
-	for _, p := range r.GetPeers() {
-		if p.GetRole() == pb.PeerRole_INCOMING_VOTER || p.GetRole() == pb.PeerRole_DEMOTING_VOTER {
-			return true
-		}
-	}
-	return false
 }
