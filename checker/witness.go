@@ -115,9 +115,8 @@ type chainer struct {
 	// callsIn[k]: the changers making version k (0: the deletes), in the
 	// order of their calls. A state of version v can be followed only by
 	// a change of class v+1 or, if present, 0.
-	callsIn   [][]int
-	obsByCall []int // the observers in the order of their calls
-	obsByRet  []int // the observers in the order of their returns
+	callsIn  [][]int
+	obsByRet []int // the observers in the order of their returns
 	// callsOf[k] and returnsOf[k]: the observers that can see only states
 	// of version k (0: the key absent), in the order of their calls and of
 	// their returns. Every observer sees one version at most (seenVersion),
@@ -155,22 +154,24 @@ func newChainer(changers, observers []porcupine.Operation, budget int) *chainer 
 	var maxVersion uint64
 	c.byDue = make([]int, len(changers))
 	c.byCall = make([]int, len(changers))
+	c.cls = make([]uint64, len(changers))
 	for i := range changers {
 		c.byDue[i], c.byCall[i] = i, i
-		maxVersion = max(maxVersion, class(&changers[i]))
+		c.cls[i] = class(&changers[i])
+		maxVersion = max(maxVersion, c.cls[i])
 	}
 	slices.SortStableFunc(c.byDue, func(a, b int) int { return cmp.Compare(c.due[a], c.due[b]) })
 	slices.SortStableFunc(c.byCall, func(a, b int) int { return cmp.Compare(changers[a].Call, changers[b].Call) })
-	c.obsByCall = make([]int, len(observers))
+	obsByCall := make([]int, len(observers))
 	c.obsByRet = make([]int, len(observers))
 	for j := range observers {
-		c.obsByCall[j], c.obsByRet[j] = j, j
+		obsByCall[j], c.obsByRet[j] = j, j
 	}
-	slices.SortStableFunc(c.obsByCall, func(a, b int) int { return cmp.Compare(observers[a].Call, observers[b].Call) })
+	slices.SortStableFunc(obsByCall, func(a, b int) int { return cmp.Compare(observers[a].Call, observers[b].Call) })
 	slices.SortStableFunc(c.obsByRet, func(a, b int) int { return cmp.Compare(observers[a].Return, observers[b].Return) })
 	c.callsOf = make([][]int, maxVersion+1)
 	c.returnsOf = make([][]int, maxVersion+1)
-	for _, j := range c.obsByCall {
+	for _, j := range obsByCall {
 		if k := seenVersion(&observers[j]); k <= maxVersion { // past it: no state of the chain has it
 			c.callsOf[k] = append(c.callsOf[k], j)
 		}
@@ -180,12 +181,9 @@ func newChainer(changers, observers []porcupine.Operation, budget int) *chainer 
 			c.returnsOf[k] = append(c.returnsOf[k], j)
 		}
 	}
-	c.cls = make([]uint64, len(changers))
 	c.callsIn = make([][]int, maxVersion+1)
 	for _, i := range c.byCall {
-		k := class(&changers[i])
-		c.cls[i] = k
-		c.callsIn[k] = append(c.callsIn[k], i)
+		c.callsIn[c.cls[i]] = append(c.callsIn[c.cls[i]], i)
 	}
 	c.first = make([]int64, maxVersion+1)
 	c.second = make([]int64, maxVersion+1)
